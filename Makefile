@@ -1,0 +1,144 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# kprim: build, test, demo, install.
+#
+#   make                 module (against KDIR), libkprim, tools, selftests
+#   make check           the whole test pipeline in QEMU, both kernels
+#   make demo            boot the VM and show kprim at work
+#   make vm-test         rebuild module + tests, rerun them in the VM (fast)
+#   make vm-shell        interactive shell in the test VM (module loaded)
+#   make host-test       the library tests that need no module, on this host
+#   make lint            checkpatch, sparse and W=1 on kmod/
+#   make install         library, headers, pkg-config, kprimctl (PREFIX)
+#   make modules_install / headers_install
+
+# The kernel to build the module against: the running one when its headers
+# are installed, else the stock Debian kernel the test VM boots.
+STOCK_KVER := $(shell bash tools/vm/stock-kver.sh)
+KDIR ?= $(firstword $(wildcard /lib/modules/$(shell uname -r)/build) \
+		   /lib/modules/$(STOCK_KVER)/build)
+
+PREFIX ?= /usr/local
+LIBDIR ?= $(PREFIX)/lib
+INCDIR ?= $(PREFIX)/include
+BINDIR ?= $(PREFIX)/bin
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+
+B := build
+CC ?= gcc
+KPRIM_MAJOR := 1
+KPRIM_VERSION := 1.0.0
+
+# kselftest harness headers, taken from Debian's linux-source-6.12.
+KSFT_INC ?= $(shell bash tools/vm/ksft-headers.sh)
+
+WFLAGS := -Wall -Wextra -Werror
+USER_CFLAGS := -std=gnu11 -O2 -g $(WFLAGS) -pthread -D_GNU_SOURCE \
+	       -Ilibuser/include -Ikmod $(CFLAGS)
+
+include libuser/userlib.mk
+
+LIB_SRCS := libuser/session.c libuser/limiter.c libuser/sem.c libuser/cache.c \
+	    $(KPRIM_USERLIB_SRCS)
+LIB_OBJS := $(LIB_SRCS:libuser/%.c=$(B)/lib/%.o)
+LIB_HDRS := $(wildcard libuser/include/*.h libuser/include/kprim/*.h libuser/*.h) \
+	    kmod/uapi/kprim.h
+
+# Every selftests/kprim/*_test.c is a test program run in the VM.
+SELFTESTS := $(patsubst selftests/kprim/%.c,%,$(wildcard selftests/kprim/*_test.c))
+TEST_BINS := $(SELFTESTS:%=$(B)/tests/%)
+HOST_TEST_BINS := $(KPRIM_USERLIB_TESTS:%=$(B)/tests/%)
+TOOLS := $(B)/tools/kprimctl
+EXAMPLES := $(KPRIM_USERLIB_EXAMPLES:%=$(B)/examples/%)
+
+.PHONY: all module lib tools selftests examples check demo vm-test vm-shell \
+	host-test lint install modules_install headers_install clean distclean
+
+all: module lib tools selftests examples
+
+module:
+	$(MAKE) -C $(KDIR) M=$(CURDIR) W=1 modules
+
+modules_install:
+	$(MAKE) -C $(KDIR) M=$(CURDIR) modules_install
+
+headers_install:
+	install -D -m 644 kmod/uapi/kprim.h $(DESTDIR)$(INCDIR)/linux/kprim.h
+
+# --- libkprim ---------------------------------------------------------------
+lib: $(B)/libkprim.so.$(KPRIM_VERSION) $(B)/libkprim.a $(B)/libkprim.pc
+
+$(B)/lib/%.o: libuser/%.c $(LIB_HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(USER_CFLAGS) -fPIC -c -o $@ $<
+
+$(B)/libkprim.a: $(LIB_OBJS)
+	rm -f $@ && ar rcs $@ $^
+
+$(B)/libkprim.so.$(KPRIM_VERSION): $(LIB_OBJS) libuser/libkprim.map
+	$(CC) -shared -pthread -Wl,-soname,libkprim.so.$(KPRIM_MAJOR) \
+		-Wl,--version-script=libuser/libkprim.map -o $@ $(LIB_OBJS)
+	ln -sf libkprim.so.$(KPRIM_VERSION) $(B)/libkprim.so.$(KPRIM_MAJOR)
+	ln -sf libkprim.so.$(KPRIM_MAJOR) $(B)/libkprim.so
+
+$(B)/libkprim.pc: libuser/libkprim.pc.in
+	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCDIR@|$(INCDIR)|; s|@VERSION@|$(KPRIM_VERSION)|' $< > $@
+
+# --- tests, tools, examples: static, so they run in the busybox VM ----------
+selftests: $(TEST_BINS)
+
+$(B)/tests/%: selftests/kprim/%.c selftests/kprim/kprim_test.h $(B)/libkprim.a $(LIB_HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(USER_CFLAGS) -static -isystem $(KSFT_INC) -o $@ $< $(B)/libkprim.a
+
+tools: $(TOOLS)
+
+$(B)/tools/%: tools/%.c $(B)/libkprim.a $(LIB_HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(USER_CFLAGS) -static -o $@ $< $(B)/libkprim.a -lm
+
+examples: $(EXAMPLES)
+
+$(B)/examples/%: libuser/examples/%.c $(B)/libkprim.a $(LIB_HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(USER_CFLAGS) -static -o $@ $< $(B)/libkprim.a
+
+# --- the test VM -------------------------------------------------------------
+check:
+	bash tools/vm/check.sh
+
+vm-test:
+	bash tools/vm/check.sh --fast
+
+demo:
+	bash tools/vm/check.sh --demo
+
+vm-shell:
+	bash tools/vm/check.sh --shell
+
+host-test: $(HOST_TEST_BINS)
+	@set -e; for t in $(HOST_TEST_BINS); do echo "== $$t"; $$t; done
+
+lint:
+	bash tools/vm/lint.sh
+
+# --- install -----------------------------------------------------------------
+install: lib $(B)/tools/kprimctl
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR)/kprim \
+		$(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(BINDIR)
+	install -m 755 $(B)/libkprim.so.$(KPRIM_VERSION) $(DESTDIR)$(LIBDIR)/
+	ln -sf libkprim.so.$(KPRIM_VERSION) $(DESTDIR)$(LIBDIR)/libkprim.so.$(KPRIM_MAJOR)
+	ln -sf libkprim.so.$(KPRIM_MAJOR) $(DESTDIR)$(LIBDIR)/libkprim.so
+	install -m 644 $(B)/libkprim.a $(DESTDIR)$(LIBDIR)/
+	install -m 644 libuser/include/kprim.h $(DESTDIR)$(INCDIR)/
+	install -m 644 libuser/include/kprim/*.h $(DESTDIR)$(INCDIR)/kprim/
+	install -D -m 644 kmod/uapi/kprim.h $(DESTDIR)$(INCDIR)/linux/kprim.h
+	install -m 644 $(B)/libkprim.pc $(DESTDIR)$(PKGCONFIGDIR)/
+	install -m 755 $(B)/tools/kprimctl $(DESTDIR)$(BINDIR)/
+
+clean:
+	-$(MAKE) -C $(KDIR) M=$(CURDIR) clean
+	rm -rf $(B)
+
+distclean: clean
+	@echo "the debug kernel cache stays: rm -rf /var/cache/kprim to drop it"

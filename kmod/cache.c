@@ -1,0 +1,1275 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * kprim - the expiring key-value cache (memcached-like, one host).
+ *
+ * Storage. An entry is a 256-byte header from a dedicated kmem_cache
+ * (SLAB_RECLAIM_ACCOUNT: a shrinker can free it). Key and value live inline
+ * in the header when together they fit (KPRIM_CACHE_INLINE bytes: the
+ * common case of counters, flags and breaker states costs one allocation);
+ * otherwise they share one kvmalloc'ed buffer, so a 1 MiB value needs no
+ * high-order pages. Everything is charged to the storing task's memory
+ * cgroup (GFP_KERNEL_ACCOUNT).
+ *
+ * Reads. Entries are immutable once published: a set builds a new entry
+ * and swaps it in with rhashtable_replace_fast(). A get looks the key up
+ * under rcu_read_lock(), takes a reference with refcount_inc_not_zero(),
+ * leaves RCU and copies the value to userspace (which may fault); the last
+ * reference frees the entry after an RCU grace period. Gets take no lock.
+ *
+ * Writes (set/add/replace/cas/delete/touch/incr/flush, eviction, sweep)
+ * serialize on the per-cache spinlock. No allocation happens under it but
+ * the GFP_ATOMIC ones inside rhashtable.
+ *
+ * LRU. Exact LRU would need the writer lock on every get. Instead a get
+ * sets entry->referenced (one store, skipped if already set) and eviction
+ * runs CLOCK / second chance from the tail of the list of stores: a
+ * referenced tail entry is moved to the head with the bit cleared, the
+ * first unreferenced one is evicted (as fs/mbcache.c does). An expired tail
+ * entry is freed first. Evictions stop after two passes' worth of moves so
+ * a storm of gets cannot stall a writer.
+ *
+ * Limits. bytes = sum of key_len + value_len of the live entries (header
+ * overhead is bounded separately by max_entries). A store that would
+ * exceed max_bytes or max_entries evicts until it fits; a single entry
+ * larger than max_bytes, or a value larger than max_value, is -E2BIG. Hard
+ * caps: max_bytes <= 1 GiB, max_entries <= 2^20, max_value <= 64 MiB.
+ * There is no per-user byte quota across caches: a user's cache memory is
+ * bounded by the per-user object quota times these caps, and by the
+ * memory cgroup the entries are charged to.
+ *
+ * Expiry. expires is an absolute CLOCK_MONOTONIC time in ns; an entry is
+ * live while now < expires, checked on every access. A delayed work item
+ * per cache sweeps the table once a second while it holds expiring
+ * entries, in batches of KPRIM_CACHE_SWEEP_BATCH with cond_resched().
+ *
+ * Shrinker. One global shrinker: count = entries of every cache; scan
+ * evicts round-robin over the caches (not memcg aware).
+ *
+ * Teardown of a cache (kprim_cache_free(), from ->destroy with no fd left):
+ * 1. unlist it, so the shrinker cannot reach it;
+ * 2. cancel_delayed_work_sync() the sweep (nothing re-arms it: no fd);
+ * 3. rhashtable_free_and_destroy() frees the linked entries at once (no
+ *    reader can exist); unlinked ones wait in call_rcu;
+ * 4. free the per-CPU stats and the cache.
+ * Module exit: unregister the shrinker, rcu_barrier() for the pending
+ * frees, destroy the kmem_cache.
+ */
+#include <linux/jhash.h>
+#include <linux/ktime.h>
+#include <linux/mm.h>
+#include <linux/mutex.h>
+#include <linux/rhashtable.h>
+#include <linux/sched.h>
+#include <linux/slab.h>
+#include <linux/uaccess.h>
+#include "kprim.h"
+#include "cache.h"
+
+#define KPRIM_CACHE_SWEEP_INTERVAL	HZ
+#define KPRIM_CACHE_SWEEP_BATCH		256
+#define KPRIM_CACHE_FLUSH_BATCH		256
+#define KPRIM_CACHE_SHRINK_BATCH	128
+#define KPRIM_CACHE_U64_DIGITS		20
+
+static struct kmem_cache *kprim_cache_entry_slab;
+static struct shrinker *kprim_cache_shrinker;
+static DEFINE_MUTEX(kprim_cache_list_lock);
+/* Caches the shrinker may scan; kprim_cache_list_lock. */
+static LIST_HEAD(kprim_cache_list);
+/* Linked entries of all caches, for the shrinker's count; atomic. */
+static atomic_long_t kprim_cache_nr_entries = ATOMIC_LONG_INIT(0);
+
+/* What a lookup hashes: the key bytes and their length. */
+struct kprim_cache_lkey {
+	const u8 *data;
+	u32 len;
+};
+
+static u32 kprim_cache_hashfn(const void *data, u32 len, u32 seed)
+{
+	const struct kprim_cache_lkey *k = data;
+
+	return jhash(k->data, k->len, seed ^ k->len);
+}
+
+static u32 kprim_cache_obj_hashfn(const void *data, u32 len, u32 seed)
+{
+	const struct kprim_cache_entry *e = data;
+
+	return jhash(e->key, e->key_len, seed ^ e->key_len);
+}
+
+static int kprim_cache_obj_cmpfn(struct rhashtable_compare_arg *arg,
+				 const void *obj)
+{
+	const struct kprim_cache_lkey *k = arg->key;
+	const struct kprim_cache_entry *e = obj;
+
+	return e->key_len != k->len || memcmp(e->key, k->data, k->len);
+}
+
+static const struct rhashtable_params kprim_cache_rht_params = {
+	.head_offset		= offsetof(struct kprim_cache_entry, node),
+	.hashfn			= kprim_cache_hashfn,
+	.obj_hashfn		= kprim_cache_obj_hashfn,
+	.obj_cmpfn		= kprim_cache_obj_cmpfn,
+	.automatic_shrinking	= true,
+};
+
+static inline struct kprim_cache *kprim_cache_of(struct kprim_object *obj)
+{
+	return obj->priv;
+}
+
+static inline s64 kprim_cache_now(void)
+{
+	return ktime_get_ns();
+}
+
+static inline bool kprim_cache_expired(const struct kprim_cache_entry *e,
+				       s64 now)
+{
+	return now >= READ_ONCE(e->expires);
+}
+
+static inline u64 kprim_cache_charge(const struct kprim_cache_entry *e)
+{
+	return (u64)e->key_len + e->value_len;
+}
+
+/*
+ * Entries
+ */
+
+static void kprim_cache_entry_free_now(struct kprim_cache_entry *e)
+{
+	if (e->key != e->data)
+		kvfree(e->key);
+	kmem_cache_free(kprim_cache_entry_slab, e);
+}
+
+static void kprim_cache_entry_free_rcu(struct rcu_head *rcu)
+{
+	kprim_cache_entry_free_now(container_of(rcu, struct kprim_cache_entry,
+						rcu));
+}
+
+/**
+ * kprim_cache_entry_alloc() - allocate an unpublished entry.
+ * @key:	the key, 1..KPRIM_KEY_MAX bytes (copied)
+ * @key_len:	its length
+ * @value_len:	room for the value; the caller fills entry->value
+ *
+ * The entry holds one reference and does not expire until the caller sets
+ * ->expires. Free an entry that was never published with
+ * kprim_cache_entry_put().
+ *
+ * Return: the entry, or NULL when out of memory.
+ */
+struct kprim_cache_entry *kprim_cache_entry_alloc(const u8 *key, u32 key_len,
+						  u32 value_len)
+{
+	struct kprim_cache_entry *e;
+	size_t len = (size_t)key_len + value_len;
+	u8 *buf;
+
+	e = kmem_cache_alloc(kprim_cache_entry_slab, GFP_KERNEL_ACCOUNT);
+	if (!e)
+		return NULL;
+	if (len <= KPRIM_CACHE_INLINE) {
+		buf = e->data;
+	} else {
+		buf = kvmalloc(len, GFP_KERNEL_ACCOUNT);
+		if (!buf) {
+			kmem_cache_free(kprim_cache_entry_slab, e);
+			return NULL;
+		}
+	}
+	INIT_LIST_HEAD(&e->lru);
+	refcount_set(&e->ref, 1);
+	e->referenced = false;
+	e->linked = false;
+	e->key_len = key_len;
+	e->value_len = value_len;
+	e->cas = 0;
+	e->expires = KPRIM_CACHE_NEVER;
+	e->key = buf;
+	e->value = buf + key_len;
+	memcpy(e->key, key, key_len);
+	return e;
+}
+KPRIM_EXPORT_IF_KUNIT(kprim_cache_entry_alloc);
+
+/**
+ * kprim_cache_entry_put() - drop a reference to an entry.
+ * @e: the entry
+ *
+ * The last reference frees the entry after an RCU grace period, since a
+ * lockless lookup may still be looking at it.
+ */
+void kprim_cache_entry_put(struct kprim_cache_entry *e)
+{
+	if (refcount_dec_and_test(&e->ref))
+		call_rcu(&e->rcu, kprim_cache_entry_free_rcu);
+}
+KPRIM_EXPORT_IF_KUNIT(kprim_cache_entry_put);
+
+/*
+ * Linking and unlinking, all under cache->lock.
+ */
+
+/* Account @e as live (it is already in the table). */
+static void kprim_cache_account_locked(struct kprim_cache *cache,
+				       struct kprim_cache_entry *e)
+{
+	lockdep_assert_held(&cache->lock);
+	e->linked = true;
+	list_add(&e->lru, &cache->lru);
+	cache->bytes += kprim_cache_charge(e);
+	cache->entries++;
+	if (e->expires != KPRIM_CACHE_NEVER)
+		cache->nr_expiring++;
+	atomic_long_inc(&kprim_cache_nr_entries);
+}
+
+/* Forget @e (already out of the table) and drop the table's reference. */
+static void kprim_cache_forget_locked(struct kprim_cache *cache,
+				      struct kprim_cache_entry *e)
+{
+	lockdep_assert_held(&cache->lock);
+	e->linked = false;
+	list_del_init(&e->lru);
+	cache->bytes -= kprim_cache_charge(e);
+	cache->entries--;
+	if (e->expires != KPRIM_CACHE_NEVER)
+		cache->nr_expiring--;
+	atomic_long_dec(&kprim_cache_nr_entries);
+	kprim_cache_entry_put(e);
+}
+
+static void kprim_cache_unlink_locked(struct kprim_cache *cache,
+				      struct kprim_cache_entry *e)
+{
+	WARN_ON_ONCE(rhashtable_remove_fast(&cache->ht, &e->node,
+					    kprim_cache_rht_params));
+	kprim_cache_forget_locked(cache, e);
+}
+
+/*
+ * The live entry for @k, or NULL. An expired entry found on the way is
+ * freed (and counted) here, so writers never act on one.
+ */
+static struct kprim_cache_entry *
+kprim_cache_find_locked(struct kprim_cache *cache,
+			const struct kprim_cache_lkey *k, s64 now)
+{
+	struct kprim_cache_entry *e;
+
+	lockdep_assert_held(&cache->lock);
+	e = rhashtable_lookup_fast(&cache->ht, k, kprim_cache_rht_params);
+	if (e && kprim_cache_expired(e, now)) {
+		kprim_cache_unlink_locked(cache, e);
+		cache->expirations++;
+		e = NULL;
+	}
+	return e;
+}
+
+/*
+ * Evict from the LRU tail until the cache holds at most @max_bytes and
+ * @max_entries, or @nr entries are gone. @keep (the entry just stored) is
+ * never evicted. Returns the number of entries freed.
+ */
+static unsigned long kprim_cache_evict_locked(struct kprim_cache *cache,
+					      u64 max_bytes, u64 max_entries,
+					      unsigned long nr,
+					      const struct kprim_cache_entry *keep,
+					      s64 now)
+{
+	u64 chances = 2 * cache->entries + 2;
+	unsigned long freed = 0;
+	struct kprim_cache_entry *e;
+
+	lockdep_assert_held(&cache->lock);
+	while (freed < nr && !list_empty(&cache->lru) &&
+	       (cache->bytes > max_bytes || cache->entries > max_entries)) {
+		e = list_last_entry(&cache->lru, struct kprim_cache_entry, lru);
+		if (kprim_cache_expired(e, now)) {
+			kprim_cache_unlink_locked(cache, e);
+			cache->expirations++;
+			freed++;
+			continue;
+		}
+		if (e == keep || (chances && READ_ONCE(e->referenced))) {
+			if (e == keep && cache->entries == 1)
+				break;
+			WRITE_ONCE(e->referenced, false);
+			list_move(&e->lru, &cache->lru);
+			if (chances)
+				chances--;
+			continue;
+		}
+		kprim_cache_unlink_locked(cache, e);
+		cache->evictions++;
+		freed++;
+	}
+	return freed;
+}
+
+static void kprim_cache_arm_sweep_locked(struct kprim_cache *cache)
+{
+	lockdep_assert_held(&cache->lock);
+	if (cache->nr_expiring && !(cache->flags & KPRIM_CACHE_F_MANUAL))
+		queue_delayed_work(system_unbound_wq, &cache->sweep,
+				   KPRIM_CACHE_SWEEP_INTERVAL);
+}
+
+/*
+ * Publish @e in place of @old (or as new when @old is NULL), then evict to
+ * the limits. On error @e is not published and still owned by the caller.
+ */
+static int kprim_cache_publish_locked(struct kprim_cache *cache,
+				      struct kprim_cache_entry *old,
+				      struct kprim_cache_entry *e, s64 now)
+{
+	struct kprim_cache_lkey k = { .data = e->key, .len = e->key_len };
+	int ret;
+
+	lockdep_assert_held(&cache->lock);
+	e->cas = ++cache->next_cas;
+	if (old) {
+		ret = rhashtable_replace_fast(&cache->ht, &old->node, &e->node,
+					      kprim_cache_rht_params);
+		if (WARN_ON_ONCE(ret))
+			return ret;
+		kprim_cache_forget_locked(cache, old);
+	} else {
+		ret = rhashtable_lookup_insert_key(&cache->ht, &k, &e->node,
+						   kprim_cache_rht_params);
+		if (ret)
+			return ret;
+	}
+	kprim_cache_account_locked(cache, e);
+	kprim_cache_evict_locked(cache, cache->params.max_bytes,
+				 cache->params.max_entries, ULONG_MAX, e, now);
+	if (e->expires != KPRIM_CACHE_NEVER)
+		kprim_cache_arm_sweep_locked(cache);
+	return 0;
+}
+
+/*
+ * The core operations: time is a parameter.
+ */
+
+/**
+ * kprim_cache_expiry() - the absolute expiry of an entry stored at @now.
+ * @cache:	the cache (for its default TTL)
+ * @has_ttl:	use @ttl_ns rather than the cache's default
+ * @ttl_ns:	relative TTL; 0 = never expires
+ * @now:	the current CLOCK_MONOTONIC time in ns
+ * @expires:	out: absolute expiry or KPRIM_CACHE_NEVER
+ *
+ * Return: 0, or -EOVERFLOW when @now + TTL does not fit in an s64.
+ */
+int kprim_cache_expiry(const struct kprim_cache *cache, bool has_ttl,
+		       u64 ttl_ns, s64 now, s64 *expires)
+{
+	if (!has_ttl)
+		ttl_ns = cache->params.default_ttl_ns;
+	if (!ttl_ns) {
+		*expires = KPRIM_CACHE_NEVER;
+		return 0;
+	}
+	if (now < 0 || ttl_ns >= (u64)(S64_MAX - now))
+		return -EOVERFLOW;
+	*expires = now + (s64)ttl_ns;
+	return 0;
+}
+KPRIM_EXPORT_IF_KUNIT(kprim_cache_expiry);
+
+/**
+ * kprim_cache_lookup() - find a live entry without taking a lock.
+ * @cache:	the cache
+ * @key:	the key
+ * @key_len:	its length
+ * @now:	the current time; an entry with expires <= @now is a miss
+ *
+ * Counts a hit or a miss and marks the entry referenced for eviction.
+ *
+ * Return: the entry with a reference (drop it with
+ * kprim_cache_entry_put()), or ERR_PTR(-ENOENT).
+ */
+struct kprim_cache_entry *kprim_cache_lookup(struct kprim_cache *cache,
+					     const u8 *key, u32 key_len,
+					     s64 now)
+{
+	struct kprim_cache_lkey k = { .data = key, .len = key_len };
+	struct kprim_cache_entry *e;
+
+	rcu_read_lock();
+	e = rhashtable_lookup(&cache->ht, &k, kprim_cache_rht_params);
+	if (e && (kprim_cache_expired(e, now) || !refcount_inc_not_zero(&e->ref)))
+		e = NULL;
+	rcu_read_unlock();
+	if (!e) {
+		this_cpu_inc(cache->stats->misses);
+		return ERR_PTR(-ENOENT);
+	}
+	this_cpu_inc(cache->stats->hits);
+	if (!READ_ONCE(e->referenced))
+		WRITE_ONCE(e->referenced, true);
+	return e;
+}
+KPRIM_EXPORT_IF_KUNIT(kprim_cache_lookup);
+
+/**
+ * kprim_cache_store_entry() - publish a filled entry.
+ * @cache:	the cache
+ * @e:		from kprim_cache_entry_alloc(), value filled in; consumed
+ *		whatever the outcome
+ * @op:		enum kprim_cache_op
+ * @expires:	absolute expiry (kprim_cache_expiry())
+ * @cas:	in: the expected version for KPRIM_CACHE_CAS; out: the new one
+ * @now:	the current time
+ *
+ * Return: 0; -EINVAL for an unknown @op; -E2BIG when the entry alone is
+ * beyond the cache's limits; -EEXIST (ADD, key live); -ENOENT (REPLACE,
+ * CAS: no live key); -ESTALE (CAS: version mismatch); -ENOMEM or -EBUSY
+ * from the hash table.
+ */
+int kprim_cache_store_entry(struct kprim_cache *cache,
+			    struct kprim_cache_entry *e, u32 op, s64 expires,
+			    u64 *cas, s64 now)
+{
+	struct kprim_cache_lkey k = { .data = e->key, .len = e->key_len };
+	struct kprim_cache_entry *old;
+	int ret = 0;
+
+	if (op > KPRIM_CACHE_CAS) {
+		ret = -EINVAL;
+		goto put;
+	}
+	if (e->value_len > cache->params.max_value ||
+	    kprim_cache_charge(e) > cache->params.max_bytes) {
+		ret = -E2BIG;
+		goto put;
+	}
+	e->expires = expires;
+
+	spin_lock(&cache->lock);
+	old = kprim_cache_find_locked(cache, &k, now);
+	switch (op) {
+	case KPRIM_CACHE_ADD:
+		if (old)
+			ret = -EEXIST;
+		break;
+	case KPRIM_CACHE_REPLACE:
+		if (!old)
+			ret = -ENOENT;
+		break;
+	case KPRIM_CACHE_CAS:
+		if (!old)
+			ret = -ENOENT;
+		else if (old->cas != *cas)
+			ret = -ESTALE;
+		break;
+	}
+	if (!ret)
+		ret = kprim_cache_publish_locked(cache, old, e, now);
+	if (!ret)
+		*cas = e->cas;
+	spin_unlock(&cache->lock);
+	if (!ret)
+		return 0;
+put:
+	kprim_cache_entry_put(e);
+	return ret;
+}
+KPRIM_EXPORT_IF_KUNIT(kprim_cache_store_entry);
+
+/**
+ * kprim_cache_delete() - remove a key.
+ * @cache:	the cache
+ * @key:	the key
+ * @key_len:	its length
+ * @now:	the current time
+ *
+ * Return: 0, or -ENOENT when the key is absent or expired.
+ */
+int kprim_cache_delete(struct kprim_cache *cache, const u8 *key, u32 key_len,
+		       s64 now)
+{
+	struct kprim_cache_lkey k = { .data = key, .len = key_len };
+	struct kprim_cache_entry *e;
+
+	spin_lock(&cache->lock);
+	e = kprim_cache_find_locked(cache, &k, now);
+	if (e)
+		kprim_cache_unlink_locked(cache, e);
+	spin_unlock(&cache->lock);
+	return e ? 0 : -ENOENT;
+}
+KPRIM_EXPORT_IF_KUNIT(kprim_cache_delete);
+
+/**
+ * kprim_cache_touch() - give a live key a new expiry.
+ * @cache:	the cache
+ * @key:	the key
+ * @key_len:	its length
+ * @expires:	new absolute expiry (kprim_cache_expiry())
+ * @now:	the current time
+ *
+ * The value and the version are unchanged.
+ *
+ * Return: 0, or -ENOENT when the key is absent or expired.
+ */
+int kprim_cache_touch(struct kprim_cache *cache, const u8 *key, u32 key_len,
+		      s64 expires, s64 now)
+{
+	struct kprim_cache_lkey k = { .data = key, .len = key_len };
+	struct kprim_cache_entry *e;
+
+	spin_lock(&cache->lock);
+	e = kprim_cache_find_locked(cache, &k, now);
+	if (e) {
+		if (e->expires != KPRIM_CACHE_NEVER)
+			cache->nr_expiring--;
+		if (expires != KPRIM_CACHE_NEVER)
+			cache->nr_expiring++;
+		WRITE_ONCE(e->expires, expires);
+		WRITE_ONCE(e->referenced, true);
+		kprim_cache_arm_sweep_locked(cache);
+	}
+	spin_unlock(&cache->lock);
+	return e ? 0 : -ENOENT;
+}
+KPRIM_EXPORT_IF_KUNIT(kprim_cache_touch);
+
+/**
+ * kprim_cache_parse_u64() - parse a counter value, memcached style.
+ * @s:		the bytes
+ * @len:	1..20 ASCII decimal digits (leading zeros allowed), nothing else
+ * @val:	out: the number
+ *
+ * Return: 0, or -EINVAL when @s is empty, longer than 20 bytes, holds a
+ * non-digit or does not fit in a u64.
+ */
+int kprim_cache_parse_u64(const u8 *s, u32 len, u64 *val)
+{
+	u64 v = 0;
+	u32 i;
+
+	if (!len || len > KPRIM_CACHE_U64_DIGITS)
+		return -EINVAL;
+	for (i = 0; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -EINVAL;
+		if (check_mul_overflow(v, 10ULL, &v) ||
+		    check_add_overflow(v, (u64)(s[i] - '0'), &v))
+			return -EINVAL;
+	}
+	*val = v;
+	return 0;
+}
+KPRIM_EXPORT_IF_KUNIT(kprim_cache_parse_u64);
+
+/**
+ * kprim_cache_incr() - add to or subtract from a decimal counter.
+ * @cache:	the cache
+ * @key:	the key
+ * @key_len:	its length
+ * @flags:	KPRIM_CACHE_DECR, KPRIM_CACHE_INCR_CREATE
+ * @delta:	the amount; incr wraps modulo 2^64, decr stops at 0
+ * @initial:	with KPRIM_CACHE_INCR_CREATE, stored (as is, @delta not
+ *		applied) when the key is absent, with the default TTL
+ * @now:	the current time
+ * @value:	out: the new value
+ * @cas:	out: the new version
+ *
+ * The entry keeps its expiry; it gets a new version.
+ *
+ * Return: 0; -EINVAL for unknown @flags or a value that is not a decimal
+ * u64 of at most 20 digits; -ENOENT when absent without
+ * KPRIM_CACHE_INCR_CREATE; -EOVERFLOW when the default TTL overflows;
+ * -E2BIG when the number does not fit max_value/max_bytes; -ENOMEM.
+ */
+int kprim_cache_incr(struct kprim_cache *cache, const u8 *key, u32 key_len,
+		     u32 flags, u64 delta, u64 initial, s64 now, u64 *value,
+		     u64 *cas)
+{
+	struct kprim_cache_lkey k = { .data = key, .len = key_len };
+	char digits[KPRIM_CACHE_U64_DIGITS + 1];
+	struct kprim_cache_entry *e, *old;
+	s64 expires;
+	u64 v;
+	int ret, n;
+
+	if (flags & ~(KPRIM_CACHE_DECR | KPRIM_CACHE_INCR_CREATE))
+		return -EINVAL;
+	e = kprim_cache_entry_alloc(key, key_len, KPRIM_CACHE_U64_DIGITS);
+	if (!e)
+		return -ENOMEM;
+
+	spin_lock(&cache->lock);
+	old = kprim_cache_find_locked(cache, &k, now);
+	if (!old) {
+		ret = -ENOENT;
+		if (!(flags & KPRIM_CACHE_INCR_CREATE))
+			goto unlock;
+		ret = kprim_cache_expiry(cache, false, 0, now, &expires);
+		if (ret)
+			goto unlock;
+		v = initial;
+	} else {
+		ret = kprim_cache_parse_u64(old->value, old->value_len, &v);
+		if (ret)
+			goto unlock;
+		if (flags & KPRIM_CACHE_DECR)
+			v = v > delta ? v - delta : 0;
+		else
+			v += delta;	/* wraps, like memcached */
+		expires = old->expires;
+	}
+	n = snprintf(digits, sizeof(digits), "%llu", v);
+	memcpy(e->value, digits, n);
+	e->value_len = n;
+	e->expires = expires;
+	ret = -E2BIG;
+	if (e->value_len > cache->params.max_value ||
+	    kprim_cache_charge(e) > cache->params.max_bytes)
+		goto unlock;
+	ret = kprim_cache_publish_locked(cache, old, e, now);
+	if (ret)
+		goto unlock;
+	*value = v;
+	*cas = e->cas;
+	spin_unlock(&cache->lock);
+	return 0;
+
+unlock:
+	spin_unlock(&cache->lock);
+	kprim_cache_entry_put(e);
+	return ret;
+}
+KPRIM_EXPORT_IF_KUNIT(kprim_cache_incr);
+
+/**
+ * kprim_cache_flush() - remove every entry.
+ * @cache: the cache
+ *
+ * Entries present when the flush starts are removed in batches, dropping
+ * the lock and rescheduling between batches; entries stored meanwhile may
+ * survive. Flushed entries count neither as evictions nor expirations.
+ */
+void kprim_cache_flush(struct kprim_cache *cache)
+{
+	struct kprim_cache_entry *e;
+	LIST_HEAD(doomed);
+	bool more;
+	int i;
+
+	/*
+	 * Writers that replace or delete a doomed entry take it off this
+	 * private list under the lock, like off cache->lru.
+	 */
+	spin_lock(&cache->lock);
+	list_splice_init(&cache->lru, &doomed);
+	spin_unlock(&cache->lock);
+	do {
+		spin_lock(&cache->lock);
+		for (i = 0; i < KPRIM_CACHE_FLUSH_BATCH && !list_empty(&doomed);
+		     i++) {
+			e = list_first_entry(&doomed, struct kprim_cache_entry,
+					     lru);
+			kprim_cache_unlink_locked(cache, e);
+		}
+		more = !list_empty(&doomed);
+		spin_unlock(&cache->lock);
+		cond_resched();
+	} while (more);
+}
+KPRIM_EXPORT_IF_KUNIT(kprim_cache_flush);
+
+/**
+ * kprim_cache_sweep() - free the entries expired at @now.
+ * @cache:	the cache
+ * @now:	the current time
+ *
+ * Walks the whole table in batches of KPRIM_CACHE_SWEEP_BATCH entries,
+ * leaving RCU and rescheduling between batches; takes the writer lock only
+ * to free an expired entry. Must be called from process context.
+ *
+ * Return: the number of entries freed.
+ */
+unsigned long kprim_cache_sweep(struct kprim_cache *cache, s64 now)
+{
+	struct kprim_cache_entry *e;
+	struct rhashtable_iter iter;
+	unsigned long freed = 0;
+	unsigned int seen = 0;
+
+	rhashtable_walk_enter(&cache->ht, &iter);
+	rhashtable_walk_start(&iter);
+	while ((e = rhashtable_walk_next(&iter))) {
+		if (IS_ERR(e)) {
+			if (PTR_ERR(e) == -EAGAIN)
+				continue;	/* resized: may revisit */
+			break;
+		}
+		if (kprim_cache_expired(e, now)) {
+			spin_lock(&cache->lock);
+			if (e->linked && kprim_cache_expired(e, now)) {
+				kprim_cache_unlink_locked(cache, e);
+				cache->expirations++;
+				freed++;
+			}
+			spin_unlock(&cache->lock);
+		}
+		if (++seen % KPRIM_CACHE_SWEEP_BATCH == 0) {
+			rhashtable_walk_stop(&iter);
+			cond_resched();
+			rhashtable_walk_start(&iter);
+		}
+	}
+	rhashtable_walk_stop(&iter);
+	rhashtable_walk_exit(&iter);
+	return freed;
+}
+KPRIM_EXPORT_IF_KUNIT(kprim_cache_sweep);
+
+static void kprim_cache_sweep_work(struct work_struct *work)
+{
+	struct kprim_cache *cache = container_of(to_delayed_work(work),
+						 struct kprim_cache, sweep);
+
+	kprim_cache_sweep(cache, kprim_cache_now());
+	spin_lock(&cache->lock);
+	kprim_cache_arm_sweep_locked(cache);
+	spin_unlock(&cache->lock);
+}
+
+/**
+ * kprim_cache_shrink() - evict up to @nr least recently used entries.
+ * @cache:	the cache
+ * @nr:		how many at most
+ * @now:	the current time (expired entries go first)
+ *
+ * Return: the number of entries freed.
+ */
+unsigned long kprim_cache_shrink(struct kprim_cache *cache, unsigned long nr,
+				 s64 now)
+{
+	unsigned long freed;
+
+	spin_lock(&cache->lock);
+	freed = kprim_cache_evict_locked(cache, 0, 0, nr, NULL, now);
+	spin_unlock(&cache->lock);
+	return freed;
+}
+KPRIM_EXPORT_IF_KUNIT(kprim_cache_shrink);
+
+/**
+ * kprim_cache_get_info() - parameters and statistics.
+ * @cache:	the cache
+ * @info:	out: everything but the size/flags header
+ */
+void kprim_cache_get_info(struct kprim_cache *cache,
+			  struct kprim_cache_info *info)
+{
+	u64 hits = 0, misses = 0;
+	int cpu;
+
+	for_each_possible_cpu(cpu) {
+		const struct kprim_cache_pcpu *s = per_cpu_ptr(cache->stats, cpu);
+
+		hits += READ_ONCE(s->hits);
+		misses += READ_ONCE(s->misses);
+	}
+	info->params = cache->params;
+	info->hits = hits;
+	info->misses = misses;
+	spin_lock(&cache->lock);
+	info->bytes = cache->bytes;
+	info->entries = cache->entries;
+	info->evictions = cache->evictions;
+	info->expirations = cache->expirations;
+	spin_unlock(&cache->lock);
+}
+KPRIM_EXPORT_IF_KUNIT(kprim_cache_get_info);
+
+/*
+ * Creation and teardown.
+ */
+
+static int kprim_cache_check_params(struct kprim_cache_params *p)
+{
+	if (!p->max_bytes)
+		p->max_bytes = KPRIM_CACHE_DEF_BYTES;
+	if (!p->max_entries)
+		p->max_entries = KPRIM_CACHE_DEF_ENTRIES;
+	if (!p->max_value)
+		p->max_value = min(KPRIM_CACHE_DEF_VALUE, p->max_bytes);
+	if (p->max_bytes > KPRIM_CACHE_MAX_BYTES ||
+	    p->max_entries > KPRIM_CACHE_MAX_ENTRIES ||
+	    p->max_value > KPRIM_CACHE_MAX_VALUE ||
+	    p->max_value > p->max_bytes ||
+	    p->default_ttl_ns > (u64)S64_MAX)
+		return -EINVAL;
+	return 0;
+}
+
+/**
+ * kprim_cache_alloc() - create an empty cache.
+ * @p:		parameters; a 0 size field picks its default
+ *		(max_value: min(1 MiB, max_bytes))
+ * @flags:	KPRIM_CACHE_F_MANUAL: no background sweep and not shrinkable
+ *		(for tests on a fake clock)
+ *
+ * Return: the cache, ERR_PTR(-EINVAL) for parameters beyond the caps
+ * (max_bytes 1 GiB, max_entries 2^20, max_value 64 MiB, max_value >
+ * max_bytes, default_ttl_ns > S64_MAX), ERR_PTR(-ENOMEM).
+ */
+struct kprim_cache *kprim_cache_alloc(const struct kprim_cache_params *p,
+				      u32 flags)
+{
+	struct kprim_cache *cache;
+	int ret;
+
+	if (flags & ~KPRIM_CACHE_F_MANUAL)
+		return ERR_PTR(-EINVAL);
+	cache = kzalloc(sizeof(*cache), GFP_KERNEL_ACCOUNT);
+	if (!cache)
+		return ERR_PTR(-ENOMEM);
+	cache->params = *p;
+	ret = kprim_cache_check_params(&cache->params);
+	if (ret)
+		goto free_cache;
+	cache->flags = flags;
+	spin_lock_init(&cache->lock);
+	INIT_LIST_HEAD(&cache->lru);
+	INIT_LIST_HEAD(&cache->node);
+	INIT_DELAYED_WORK(&cache->sweep, kprim_cache_sweep_work);
+	ret = -ENOMEM;
+	cache->stats = alloc_percpu_gfp(struct kprim_cache_pcpu,
+					GFP_KERNEL_ACCOUNT);
+	if (!cache->stats)
+		goto free_cache;
+	ret = rhashtable_init(&cache->ht, &kprim_cache_rht_params);
+	if (ret)
+		goto free_stats;
+	if (!(flags & KPRIM_CACHE_F_MANUAL)) {
+		mutex_lock(&kprim_cache_list_lock);
+		list_add_tail(&cache->node, &kprim_cache_list);
+		mutex_unlock(&kprim_cache_list_lock);
+	}
+	return cache;
+
+free_stats:
+	free_percpu(cache->stats);
+free_cache:
+	kfree(cache);
+	return ERR_PTR(ret);
+}
+KPRIM_EXPORT_IF_KUNIT(kprim_cache_alloc);
+
+/* rhashtable_free_and_destroy() callback: no reader can exist any more. */
+static void kprim_cache_free_entry(void *ptr, void *arg)
+{
+	struct kprim_cache_entry *e = ptr;
+
+	atomic_long_dec(&kprim_cache_nr_entries);
+	kprim_cache_entry_free_now(e);
+}
+
+/**
+ * kprim_cache_free() - free a cache and all its entries.
+ * @cache: the cache; nobody may use it any more
+ *
+ * Teardown order: unlist (shrinker), stop the sweep, free the entries,
+ * free the cache.
+ */
+void kprim_cache_free(struct kprim_cache *cache)
+{
+	if (!(cache->flags & KPRIM_CACHE_F_MANUAL)) {
+		mutex_lock(&kprim_cache_list_lock);
+		list_del(&cache->node);
+		mutex_unlock(&kprim_cache_list_lock);
+	}
+	cancel_delayed_work_sync(&cache->sweep);
+	rhashtable_free_and_destroy(&cache->ht, kprim_cache_free_entry, NULL);
+	free_percpu(cache->stats);
+	kfree(cache);
+}
+KPRIM_EXPORT_IF_KUNIT(kprim_cache_free);
+
+/*
+ * The shrinker.
+ */
+
+static unsigned long kprim_cache_shrink_count(struct shrinker *s,
+					      struct shrink_control *sc)
+{
+	long n = atomic_long_read(&kprim_cache_nr_entries);
+
+	return n > 0 ? n : SHRINK_EMPTY;
+}
+
+static unsigned long kprim_cache_shrink_scan(struct shrinker *s,
+					     struct shrink_control *sc)
+{
+	unsigned long freed = 0, want = sc->nr_to_scan, n;
+	struct kprim_cache *cache;
+	bool progress = true;
+	s64 now = kprim_cache_now();
+
+	mutex_lock(&kprim_cache_list_lock);
+	while (freed < want && progress) {
+		progress = false;
+		list_for_each_entry(cache, &kprim_cache_list, node) {
+			n = min_t(unsigned long, want - freed,
+				  KPRIM_CACHE_SHRINK_BATCH);
+			n = kprim_cache_shrink(cache, n, now);
+			freed += n;
+			progress |= n > 0;
+			if (freed >= want)
+				break;
+		}
+		cond_resched();
+	}
+	/* Start with another cache next time. */
+	if (!list_empty(&kprim_cache_list))
+		list_rotate_left(&kprim_cache_list);
+	mutex_unlock(&kprim_cache_list_lock);
+	return freed ? freed : SHRINK_STOP;
+}
+
+/*
+ * The object kind.
+ */
+
+static int kprim_cache_copy_key(u8 *dst, u64 uptr, u32 len)
+{
+	if (!len || len > KPRIM_KEY_MAX)
+		return -EINVAL;
+	if (copy_from_user(dst, u64_to_user_ptr(uptr), len))
+		return -EFAULT;
+	return 0;
+}
+
+static long kprim_cache_ioc_get(struct kprim_cache *cache, void __user *uarg)
+{
+	struct kprim_cache_entry *e;
+	struct kprim_cache_get args;
+	u8 key[KPRIM_KEY_MAX];
+	s64 now, expires;
+	int ret;
+
+	ret = kprim_copy_args(&args, sizeof(args), KPRIM_SIZE_CACHE_GET_VER0,
+			      uarg);
+	if (ret)
+		return ret;
+	if (args.flags || args.reserved)
+		return -EINVAL;
+	ret = kprim_cache_copy_key(key, args.key, args.key_len);
+	if (ret)
+		return ret;
+
+	now = kprim_cache_now();
+	e = kprim_cache_lookup(cache, key, args.key_len, now);
+	if (IS_ERR(e))
+		return PTR_ERR(e);
+	if (args.value_len < e->value_len) {
+		args.value_len = e->value_len;
+		kprim_cache_entry_put(e);
+		ret = kprim_copy_args_out(uarg, &args, sizeof(args));
+		return ret ? ret : -EMSGSIZE;
+	}
+	if (copy_to_user(u64_to_user_ptr(args.value), e->value, e->value_len))
+		ret = -EFAULT;
+	args.value_len = e->value_len;
+	args.cas = e->cas;
+	expires = READ_ONCE(e->expires);
+	/* A concurrent touch may move the expiry; the entry was live at now. */
+	args.ttl_ns = expires == KPRIM_CACHE_NEVER ? 0 :
+		      expires > now ? expires - now : 1;
+	kprim_cache_entry_put(e);
+	if (ret)
+		return ret;
+	return kprim_copy_args_out(uarg, &args, sizeof(args));
+}
+
+static long kprim_cache_ioc_store(struct kprim_cache *cache, void __user *uarg)
+{
+	struct kprim_cache_store args;
+	struct kprim_cache_entry *e;
+	u8 key[KPRIM_KEY_MAX];
+	s64 now, expires;
+	int ret;
+
+	ret = kprim_copy_args(&args, sizeof(args), KPRIM_SIZE_CACHE_STORE_VER0,
+			      uarg);
+	if (ret)
+		return ret;
+	if (args.flags & ~KPRIM_CACHE_TTL || args.op > KPRIM_CACHE_CAS)
+		return -EINVAL;
+	if (!args.key_len || args.key_len > KPRIM_KEY_MAX)
+		return -EINVAL;
+	if (args.value_len > cache->params.max_value ||
+	    args.key_len + args.value_len > cache->params.max_bytes)
+		return -E2BIG;
+	now = kprim_cache_now();
+	ret = kprim_cache_expiry(cache, args.flags & KPRIM_CACHE_TTL,
+				 args.ttl_ns, now, &expires);
+	if (ret)
+		return ret;
+	ret = kprim_cache_copy_key(key, args.key, args.key_len);
+	if (ret)
+		return ret;
+
+	e = kprim_cache_entry_alloc(key, args.key_len, args.value_len);
+	if (!e)
+		return -ENOMEM;
+	if (copy_from_user(e->value, u64_to_user_ptr(args.value),
+			   args.value_len)) {
+		kprim_cache_entry_put(e);
+		return -EFAULT;
+	}
+	ret = kprim_cache_store_entry(cache, e, args.op, expires, &args.cas,
+				      now);
+	if (ret)
+		return ret;
+	return kprim_copy_args_out(uarg, &args, sizeof(args));
+}
+
+static long kprim_cache_ioc_key(struct kprim_cache *cache, unsigned int cmd,
+				void __user *uarg)
+{
+	struct kprim_cache_key args;
+	u8 key[KPRIM_KEY_MAX];
+	s64 now, expires;
+	int ret;
+
+	ret = kprim_copy_args(&args, sizeof(args), KPRIM_SIZE_CACHE_KEY_VER0,
+			      uarg);
+	if (ret)
+		return ret;
+	if (args.flags || args.reserved)
+		return -EINVAL;
+	/* DELETE has no TTL: a non-zero one is a caller bug. */
+	if (cmd == KPRIM_CMD(KPRIM_IOC_CACHE_DELETE) && args.ttl_ns)
+		return -EINVAL;
+	ret = kprim_cache_copy_key(key, args.key, args.key_len);
+	if (ret)
+		return ret;
+	now = kprim_cache_now();
+	if (cmd == KPRIM_CMD(KPRIM_IOC_CACHE_DELETE))
+		return kprim_cache_delete(cache, key, args.key_len, now);
+	ret = kprim_cache_expiry(cache, true, args.ttl_ns, now, &expires);
+	if (ret)
+		return ret;
+	return kprim_cache_touch(cache, key, args.key_len, expires, now);
+}
+
+static long kprim_cache_ioc_incr(struct kprim_cache *cache, void __user *uarg)
+{
+	struct kprim_cache_incr args;
+	u8 key[KPRIM_KEY_MAX];
+	int ret;
+
+	ret = kprim_copy_args(&args, sizeof(args), KPRIM_SIZE_CACHE_INCR_VER0,
+			      uarg);
+	if (ret)
+		return ret;
+	if (args.flags & ~(KPRIM_CACHE_DECR | KPRIM_CACHE_INCR_CREATE) ||
+	    args.reserved)
+		return -EINVAL;
+	ret = kprim_cache_copy_key(key, args.key, args.key_len);
+	if (ret)
+		return ret;
+	ret = kprim_cache_incr(cache, key, args.key_len, args.flags,
+			       args.delta, args.initial, kprim_cache_now(),
+			       &args.value, &args.cas);
+	if (ret)
+		return ret;
+	return kprim_copy_args_out(uarg, &args, sizeof(args));
+}
+
+static long kprim_cache_ioc_flush(struct kprim_object *obj, void __user *uarg)
+{
+	struct kprim_hdr args;
+	int ret;
+
+	ret = kprim_copy_args(&args, sizeof(args), KPRIM_SIZE_HDR_VER0, uarg);
+	if (ret)
+		return ret;
+	if (args.flags)
+		return -EINVAL;
+	/* Wiping everybody's entries is an owner's act, like unlink. */
+	if (!kprim_obj_owner_or_admin(obj))
+		return -EPERM;
+	kprim_cache_flush(kprim_cache_of(obj));
+	return 0;
+}
+
+static long kprim_cache_ioc_info(struct kprim_cache *cache, void __user *uarg)
+{
+	struct kprim_cache_info args;
+	int ret;
+
+	ret = kprim_copy_args(&args, sizeof(args), KPRIM_SIZE_CACHE_INFO_VER0,
+			      uarg);
+	if (ret)
+		return ret;
+	if (args.flags)
+		return -EINVAL;
+	kprim_cache_get_info(cache, &args);
+	return kprim_copy_args_out(uarg, &args, sizeof(args));
+}
+
+/*
+ * Errnos of the cache ioctls (beyond kprim_copy_args()'s -EFAULT, -EINVAL
+ * for a size below the first version and -E2BIG for a non-zero unknown
+ * tail): -EINVAL for flags, reserved fields, op, or a key of 0 or more
+ * than 250 bytes; -E2BIG for a value over max_value (or an entry over
+ * max_bytes); -EOVERFLOW when now + TTL overflows; -EFAULT for bad key or
+ * value pointers; and the per-operation ones of the core functions above.
+ * FLUSH needs ownership or CAP_SYS_ADMIN (-EPERM).
+ */
+static long kprim_cache_ioctl(struct kprim_handle *h, unsigned int cmd,
+			      void __user *uarg)
+{
+	struct kprim_cache *cache = kprim_cache_of(h->obj);
+
+	switch (KPRIM_CMD(cmd)) {
+	case KPRIM_CMD(KPRIM_IOC_CACHE_GET):
+		return kprim_cache_ioc_get(cache, uarg);
+	case KPRIM_CMD(KPRIM_IOC_CACHE_STORE):
+		return kprim_cache_ioc_store(cache, uarg);
+	case KPRIM_CMD(KPRIM_IOC_CACHE_DELETE):
+	case KPRIM_CMD(KPRIM_IOC_CACHE_TOUCH):
+		return kprim_cache_ioc_key(cache, KPRIM_CMD(cmd), uarg);
+	case KPRIM_CMD(KPRIM_IOC_CACHE_INCR):
+		return kprim_cache_ioc_incr(cache, uarg);
+	case KPRIM_CMD(KPRIM_IOC_CACHE_FLUSH):
+		return kprim_cache_ioc_flush(h->obj, uarg);
+	case KPRIM_CMD(KPRIM_IOC_CACHE_INFO):
+		return kprim_cache_ioc_info(cache, uarg);
+	default:
+		return -ENOTTY;
+	}
+}
+
+static int kprim_cache_create(struct kprim_object *obj,
+			      const struct kprim_open *args)
+{
+	struct kprim_cache *cache;
+	unsigned int i;
+
+	if (args->flags & KPRIM_OPEN_INITIAL)
+		return -EINVAL;
+	/* The union's words past struct kprim_cache_params are reserved. */
+	for (i = sizeof(args->cache) / sizeof(u64);
+	     i < ARRAY_SIZE(args->params_raw); i++)
+		if (args->params_raw[i])
+			return -EINVAL;
+	cache = kprim_cache_alloc(&args->cache, 0);
+	if (IS_ERR(cache))
+		return PTR_ERR(cache);
+	obj->priv = cache;
+	return 0;
+}
+
+static void kprim_cache_destroy(struct kprim_object *obj)
+{
+	kprim_cache_free(kprim_cache_of(obj));
+}
+
+/* No cache operation ever waits, so there is never an event to report. */
+static __poll_t kprim_cache_poll(struct kprim_handle *h, struct file *file,
+				 poll_table *pt)
+{
+	return 0;
+}
+
+static void kprim_cache_show_fdinfo(struct kprim_handle *h, struct seq_file *m)
+{
+	struct kprim_cache_info info;
+
+	kprim_cache_get_info(kprim_cache_of(h->obj), &info);
+	seq_printf(m, "cache-max-bytes:\t%llu\n", info.params.max_bytes);
+	seq_printf(m, "cache-max-entries:\t%llu\n", info.params.max_entries);
+	seq_printf(m, "cache-max-value:\t%llu\n", info.params.max_value);
+	seq_printf(m, "cache-default-ttl-ns:\t%llu\n",
+		   info.params.default_ttl_ns);
+	seq_printf(m, "cache-bytes:\t%llu\n", info.bytes);
+	seq_printf(m, "cache-entries:\t%llu\n", info.entries);
+	seq_printf(m, "cache-hits:\t%llu\n", info.hits);
+	seq_printf(m, "cache-misses:\t%llu\n", info.misses);
+	seq_printf(m, "cache-evictions:\t%llu\n", info.evictions);
+	seq_printf(m, "cache-expirations:\t%llu\n", info.expirations);
+}
+
+static void kprim_cache_fill_info(struct kprim_object *obj,
+				  struct kprim_obj_info *oi)
+{
+	struct kprim_cache_info info;
+
+	kprim_cache_get_info(kprim_cache_of(obj), &info);
+	oi->cache.params = info.params;
+	oi->cache.bytes = info.bytes;
+	oi->cache.entries = info.entries;
+	oi->cache.hits = info.hits;
+	oi->cache.misses = info.misses;
+	oi->cache.evictions = info.evictions;
+	oi->cache.expirations = info.expirations;
+}
+
+const struct kprim_kind_ops kprim_cache_ops = {
+	.kind		= KPRIM_KIND_CACHE,
+	.name		= "cache",
+	.fd_name	= "[kprim-cache]",
+	.create		= kprim_cache_create,
+	.destroy	= kprim_cache_destroy,
+	.ioctl		= kprim_cache_ioctl,
+	.poll		= kprim_cache_poll,
+	.show_fdinfo	= kprim_cache_show_fdinfo,
+	.fill_info	= kprim_cache_fill_info,
+};
+
+/**
+ * kprim_cache_module_init() - create the entry kmem_cache and the shrinker.
+ *
+ * Return: 0 or -ENOMEM.
+ */
+int kprim_cache_module_init(void)
+{
+	kprim_cache_entry_slab = kmem_cache_create("kprim_cache_entry",
+						   KPRIM_CACHE_ENTRY_SIZE, 0,
+						   SLAB_ACCOUNT |
+						   SLAB_RECLAIM_ACCOUNT, NULL);
+	if (!kprim_cache_entry_slab)
+		return -ENOMEM;
+	kprim_cache_shrinker = kprim_shrinker_create(kprim_cache_shrink_count,
+						     kprim_cache_shrink_scan,
+						     "kprim-cache");
+	if (!kprim_cache_shrinker)
+		goto destroy_slab;
+	return 0;
+
+destroy_slab:
+	kmem_cache_destroy(kprim_cache_entry_slab);
+	return -ENOMEM;
+}
+
+/**
+ * kprim_cache_module_exit() - undo kprim_cache_module_init().
+ *
+ * Every cache is gone (kprim_registry_exit() ran): unregister the shrinker,
+ * wait for the RCU frees still pending, destroy the kmem_cache.
+ */
+void kprim_cache_module_exit(void)
+{
+	kprim_shrinker_destroy(kprim_cache_shrinker);
+	rcu_barrier();
+	kmem_cache_destroy(kprim_cache_entry_slab);
+}

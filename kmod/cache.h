@@ -1,0 +1,155 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * kprim - the expiring key-value cache: the parts KUnit and main.c see.
+ */
+#ifndef _KPRIM_CACHE_H
+#define _KPRIM_CACHE_H
+
+#include <linux/list.h>
+#include <linux/percpu.h>
+#include <linux/rcupdate.h>
+#include <linux/refcount.h>
+#include <linux/rhashtable-types.h>
+#include <linux/spinlock.h>
+#include <linux/types.h>
+#include <linux/workqueue.h>
+#include "uapi/kprim.h"
+
+/* Parameter defaults (a 0 field picks them) and hard caps (-EINVAL). */
+#define KPRIM_CACHE_DEF_BYTES		(64ULL << 20)
+#define KPRIM_CACHE_DEF_ENTRIES		65536ULL
+#define KPRIM_CACHE_DEF_VALUE		(1ULL << 20)
+#define KPRIM_CACHE_MAX_BYTES		(1ULL << 30)
+#define KPRIM_CACHE_MAX_ENTRIES		(1ULL << 20)
+#define KPRIM_CACHE_MAX_VALUE		(64ULL << 20)
+
+/* expires value of an entry that does not expire. */
+#define KPRIM_CACHE_NEVER		S64_MAX
+
+/* Size of an entry header object in the entry kmem_cache. */
+#define KPRIM_CACHE_ENTRY_SIZE		256
+
+/* kprim_cache_alloc() flags. */
+#define KPRIM_CACHE_F_MANUAL	(1U << 0)	/* no sweep work, no shrinker:
+						 * a KUnit cache on a fake clock
+						 */
+
+/**
+ * struct kprim_cache_entry - one key and its value.
+ * @node:	in cache->ht; changed under cache->lock
+ * @lru:	in cache->lru (most recent first) or on a flush's private
+ *		list; cache->lock
+ * @ref:	one reference for the table while @linked, one per reader
+ *		copying the value out; the last put frees after an RCU grace
+ *		period (lookups do refcount_inc_not_zero() under RCU)
+ * @referenced:	set by lockless gets, cleared under cache->lock by eviction
+ *		(second chance / CLOCK approximation of LRU)
+ * @linked:	in the table and accounted; cache->lock
+ * @key_len:	1..KPRIM_KEY_MAX; immutable
+ * @value_len:	immutable
+ * @cas:	version; immutable once published
+ * @expires:	absolute CLOCK_MONOTONIC ns, KPRIM_CACHE_NEVER if it does not
+ *		expire; written under cache->lock (touch), read locklessly
+ * @key:	the key bytes; immutable (in @data or a kvmalloc'ed buffer)
+ * @value:	the value bytes, right after the key; immutable
+ * @rcu:	for the deferred free
+ * @data:	inline storage for key + value when they fit
+ *
+ * The value of a published entry never changes: a set publishes a new
+ * entry in place of the old one (rhashtable_replace_fast()).
+ */
+struct kprim_cache_entry {
+	struct rhash_head node;
+	struct list_head lru;
+	refcount_t ref;
+	bool referenced;
+	bool linked;
+	u8 key_len;
+	u32 value_len;
+	u64 cas;
+	s64 expires;
+	u8 *key;
+	u8 *value;
+	struct rcu_head rcu;
+	u8 data[];
+};
+
+#define KPRIM_CACHE_INLINE \
+	(KPRIM_CACHE_ENTRY_SIZE - sizeof(struct kprim_cache_entry))
+
+/* Per-CPU counters bumped by lockless gets. */
+struct kprim_cache_pcpu {
+	u64 hits;
+	u64 misses;
+};
+
+/**
+ * struct kprim_cache - the state of one cache object.
+ * @ht:		entries by key; lookups under RCU, changes under @lock
+ * @lock:	the writer lock: serializes every change to @ht and guards
+ *		all fields below marked "@lock"
+ * @lru:	linked entries, most recently stored/promoted first; @lock
+ * @bytes:	sum of key_len + value_len of linked entries; @lock
+ * @entries:	linked entries; @lock
+ * @nr_expiring: linked entries with an expiry (the sweep re-arms while
+ *		this is not 0); @lock
+ * @next_cas:	last version handed out; @lock
+ * @evictions:	entries dropped for space (limits or shrinker); @lock
+ * @expirations: expired entries freed (sweep or access); @lock
+ * @params:	effective parameters; immutable
+ * @flags:	KPRIM_CACHE_F_*; immutable
+ * @stats:	hits and misses, per CPU, lockless
+ * @sweep:	self-rearming expiry sweep; armed under @lock
+ * @node:	in the list the shrinker scans; kprim_cache_list_lock
+ */
+struct kprim_cache {
+	struct rhashtable ht;
+	spinlock_t lock;
+	struct list_head lru;
+	u64 bytes;
+	u64 entries;
+	u64 nr_expiring;
+	u64 next_cas;
+	u64 evictions;
+	u64 expirations;
+	struct kprim_cache_params params;
+	u32 flags;
+	struct kprim_cache_pcpu __percpu *stats;
+	struct delayed_work sweep;
+	struct list_head node;
+};
+
+int kprim_cache_module_init(void);
+void kprim_cache_module_exit(void);
+
+/* The core, with time as a parameter (exported to KUnit). */
+struct kprim_cache *kprim_cache_alloc(const struct kprim_cache_params *p,
+				      u32 flags);
+void kprim_cache_free(struct kprim_cache *cache);
+struct kprim_cache_entry *kprim_cache_entry_alloc(const u8 *key, u32 key_len,
+						  u32 value_len);
+void kprim_cache_entry_put(struct kprim_cache_entry *e);
+int kprim_cache_expiry(const struct kprim_cache *cache, bool has_ttl,
+		       u64 ttl_ns, s64 now, s64 *expires);
+struct kprim_cache_entry *kprim_cache_lookup(struct kprim_cache *cache,
+					     const u8 *key, u32 key_len,
+					     s64 now);
+int kprim_cache_store_entry(struct kprim_cache *cache,
+			    struct kprim_cache_entry *e, u32 op, s64 expires,
+			    u64 *cas, s64 now);
+int kprim_cache_delete(struct kprim_cache *cache, const u8 *key, u32 key_len,
+		       s64 now);
+int kprim_cache_touch(struct kprim_cache *cache, const u8 *key, u32 key_len,
+		      s64 expires, s64 now);
+int kprim_cache_parse_u64(const u8 *s, u32 len, u64 *val);
+int kprim_cache_incr(struct kprim_cache *cache, const u8 *key, u32 key_len,
+		     u32 flags, u64 delta, u64 initial, s64 now, u64 *value,
+		     u64 *cas);
+void kprim_cache_flush(struct kprim_cache *cache);
+unsigned long kprim_cache_sweep(struct kprim_cache *cache, s64 now);
+unsigned long kprim_cache_shrink(struct kprim_cache *cache,
+				 unsigned long nr, s64 now);
+void kprim_cache_get_info(struct kprim_cache *cache,
+			  struct kprim_cache_info *info);
+
+#endif /* _KPRIM_CACHE_H */

@@ -1,0 +1,188 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * kprim - internal interfaces shared by the files of the module.
+ */
+#ifndef _KPRIM_H
+#define _KPRIM_H
+
+#include <linux/kref.h>
+#include <linux/list.h>
+#include <linux/types.h>
+#include <linux/uidgid.h>
+#include <linux/fs.h>
+#include <linux/poll.h>
+#include <linux/seq_file.h>
+#include <linux/wait.h>
+#include <linux/ioctl.h>
+#include "compat.h"
+#include "uapi/kprim.h"
+
+struct kprim_object;
+struct kprim_handle;
+
+/**
+ * struct kprim_kind_ops - what each object kind implements.
+ * @kind:	enum kprim_kind
+ * @name:	kind name for fdinfo and kprimctl ("limiter")
+ * @fd_name:	name of the object fds' anon inode ("[kprim-limiter]")
+ * @create:	validate @args' parameters and allocate the kind's state in
+ *		obj->priv; nothing may be visible to other callers yet
+ * @destroy:	free obj->priv; called once, with no handle left
+ * @open_handle: optional: set up per-fd state in handle->priv
+ * @release_handle: optional: give back what the fd holds (close, exit)
+ * @ioctl:	the kind's ioctls on an object fd
+ * @poll:	poll() on an object fd
+ * @show_fdinfo: kind-specific lines of /proc/<pid>/fdinfo/<fd>
+ * @fill_info:	kind-specific part of a LIST entry
+ * @unlinked:	optional: the object lost its name (stop background work
+ *		that only a named object needs)
+ */
+struct kprim_kind_ops {
+	u32 kind;
+	const char *name;
+	const char *fd_name;
+	int (*create)(struct kprim_object *obj, const struct kprim_open *args);
+	void (*destroy)(struct kprim_object *obj);
+	int (*open_handle)(struct kprim_handle *h);
+	void (*release_handle)(struct kprim_handle *h);
+	long (*ioctl)(struct kprim_handle *h, unsigned int cmd,
+		      void __user *arg);
+	__poll_t (*poll)(struct kprim_handle *h, struct file *file,
+			 poll_table *pt);
+	void (*show_fdinfo)(struct kprim_handle *h, struct seq_file *m);
+	void (*fill_info)(struct kprim_object *obj, struct kprim_obj_info *info);
+	void (*unlinked)(struct kprim_object *obj);
+};
+
+/**
+ * struct kprim_object - one limiter, semaphore or cache.
+ *
+ * Immutable after creation unless noted. Named objects are found through
+ * the registry (object.c); every open fd holds a reference, and so does the
+ * name of a persistent object.
+ */
+struct kprim_object {
+	struct kref ref;
+	const struct kprim_kind_ops *ops;
+	u64 id;
+	void *ns;			/* IPC namespace (scope key only) */
+	kuid_t uid;			/* owner; see kprim_obj_set_owner() */
+	kgid_t gid;
+	umode_t mode;			/* under kprim_registry_lock */
+	bool transient;
+	bool linked;			/* name in the registry; registry lock */
+	struct hlist_node name_node;	/* registry lock */
+	u32 name_len;
+	char name[KPRIM_NAME_MAX + 1];
+	void *priv;			/* the kind's state */
+};
+
+/**
+ * struct kprim_handle - per-fd state of an object fd.
+ * @obj:	the object (one reference)
+ * @pid:	tgid of the process that opened it (for holder reports)
+ * @priv:	the kind's per-fd state
+ */
+struct kprim_handle {
+	struct kprim_object *obj;
+	pid_t pid;
+	void *priv;
+};
+
+extern const struct kprim_kind_ops kprim_limiter_ops;
+extern const struct kprim_kind_ops kprim_sem_ops;
+extern const struct kprim_kind_ops kprim_cache_ops;
+
+/* object.c */
+int kprim_registry_init(void);
+void kprim_registry_exit(void);
+long kprim_obj_open(const struct kprim_open __user *uargs);
+long kprim_obj_unlink(const struct kprim_unlink __user *uargs);
+long kprim_obj_list(struct kprim_list __user *uargs);
+bool kprim_obj_owner_or_admin(const struct kprim_object *obj);
+bool kprim_is_object_file(const struct file *file);
+unsigned int kprim_max_objects(void);
+unsigned int kprim_max_objects_per_user(void);
+
+/* uargs.c */
+int kprim_copy_args(void *dst, size_t ksize, size_t min_size,
+		    const void __user *src);
+int kprim_copy_args_out(void __user *dst, const void *src, size_t ksize);
+
+/*
+ * Commands are matched on magic, number and direction; the size bits are
+ * not compared because each struct's own size field is authoritative.
+ */
+#define KPRIM_CMD(cmd)	((cmd) & ~(_IOC_SIZEMASK << _IOC_SIZESHIFT))
+
+/* wait.c */
+
+/**
+ * struct kprim_waiter - one blocked request in an object's FIFO.
+ * @node:	in the object's waiter list, under the object's lock
+ * @task:	the sleeping task
+ * @n:		how much it asks for (tokens, permits)
+ * @granted:	set by the granter, under the object's lock, after it has
+ *		dequeued the waiter and accounted the grant to it
+ * @result:	0 for a real grant; the error of a request the owner had to
+ *		refuse while it waited (kprim_waitq_fail())
+ * @holder:	the kind's per-fd record the grant is accounted to
+ */
+struct kprim_waiter {
+	struct list_head node;
+	struct task_struct *task;
+	u64 n;
+	bool granted;
+	int result;
+	void *holder;
+};
+
+/**
+ * struct kprim_waitq - a FIFO of waiters protected by an irq-safe lock.
+ * @lock:	protects @waiters and the owner's state
+ * @waiters:	struct kprim_waiter, oldest first
+ * @nr_waiters:	length of @waiters
+ * @queued:	sum of the waiters' n, saturating at U64_MAX
+ */
+struct kprim_waitq {
+	spinlock_t lock;
+	struct list_head waiters;
+	u64 nr_waiters;
+	u64 queued;
+};
+
+/**
+ * struct kprim_cancel - a watch on a cancel eventfd during one wait.
+ */
+struct kprim_cancel {
+	struct file *file;
+	wait_queue_head_t *wqh;
+	wait_queue_entry_t entry;
+	poll_table pt;
+	struct task_struct *task;
+	bool fired;
+};
+
+/**
+ * struct kprim_wait_ctx - a validated struct kprim_wait.
+ * @deadline:	absolute CLOCK_MONOTONIC deadline, KTIME_MAX for none
+ * @nonblock:	the caller does not want to wait (timeout 0)
+ * @cancel:	the cancel eventfd watch (file == NULL: none)
+ */
+struct kprim_wait_ctx {
+	ktime_t deadline;
+	bool nonblock;
+	struct kprim_cancel cancel;
+};
+
+void kprim_waitq_init(struct kprim_waitq *q);
+int kprim_wait_ctx_init(struct kprim_wait_ctx *ctx, const struct kprim_wait *w);
+void kprim_wait_ctx_destroy(struct kprim_wait_ctx *ctx);
+void kprim_waitq_add(struct kprim_waitq *q, struct kprim_waiter *w);
+void kprim_waitq_grant(struct kprim_waitq *q, struct kprim_waiter *w);
+void kprim_waitq_fail(struct kprim_waitq *q, struct kprim_waiter *w, int err);
+int kprim_wait_for_grant(struct kprim_waitq *q, struct kprim_waiter *w,
+			 struct kprim_wait_ctx *ctx,
+			 void (*abandoned)(void *owner), void *owner);
+
+#endif /* _KPRIM_H */

@@ -1,0 +1,367 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * kprim - the token-bucket rate limiter object.
+ *
+ * Takers that find the bucket short queue FIFO. Only the head waiter is
+ * timed: one hrtimer fires when the head's tokens will have accumulated,
+ * grants it and arms itself for the next head. A new taker never overtakes
+ * the queue, so a large request is not starved by a stream of small ones.
+ */
+#include <linux/hrtimer.h>
+#include <linux/slab.h>
+#include <linux/uaccess.h>
+#include "kprim.h"
+#include "bucket.h"
+
+/**
+ * struct kprim_limiter - a limiter object's state.
+ * @q:		FIFO of blocked takers; q.lock guards every field below
+ * @bucket:	the token arithmetic
+ * @initial:	tokens it was created with (reported, never changes)
+ * @admitted:	tokens handed out since creation
+ * @throttled:	takes that found the bucket short (failed or waited)
+ * @timer:	due time of the head waiter, or of one token for pollers
+ * @poll_wq:	poll()/epoll waiters
+ */
+struct kprim_limiter {
+	struct kprim_waitq q;
+	struct kprim_bucket bucket;
+	u64 initial;
+	u64 admitted;
+	u64 throttled;
+	struct hrtimer timer;
+	wait_queue_head_t poll_wq;
+};
+
+static struct kprim_limiter *kprim_limiter(const struct kprim_object *obj)
+{
+	return obj->priv;
+}
+
+static u64 kprim_now(void)
+{
+	return ktime_get_ns();
+}
+
+static void kprim_limiter_arm(struct kprim_limiter *lim, u64 now, u64 wait)
+{
+	ktime_t due = wait >= (u64)KTIME_MAX - now ? KTIME_MAX : now + wait;
+
+	hrtimer_start(&lim->timer, due, HRTIMER_MODE_ABS);
+}
+
+/*
+ * Grant queued takers from the head while the bucket allows, then arm the
+ * timer for the next head, or for pollers once the queue is empty.
+ */
+static void kprim_limiter_grant(struct kprim_limiter *lim, u64 now)
+{
+	struct kprim_bucket *b = &lim->bucket;
+	struct kprim_waiter *w;
+
+	lockdep_assert_held(&lim->q.lock);
+	while ((w = list_first_entry_or_null(&lim->q.waiters,
+					     struct kprim_waiter, node))) {
+		if (w->n > b->burst) {
+			/* The burst was lowered under it: it can never fit. */
+			kprim_waitq_fail(&lim->q, w, -EINVAL);
+			continue;
+		}
+		if (!kprim_bucket_take(b, w->n, now)) {
+			kprim_limiter_arm(lim, now,
+					  kprim_bucket_wait_ns(b, w->n, now));
+			return;
+		}
+		lim->admitted += w->n;
+		kprim_waitq_grant(&lim->q, w);
+	}
+
+	if (!wq_has_sleeper(&lim->poll_wq))
+		return;
+	if (kprim_bucket_tokens(b, now))
+		wake_up_interruptible_poll(&lim->poll_wq, EPOLLIN | EPOLLRDNORM);
+	else
+		kprim_limiter_arm(lim, now, kprim_bucket_wait_ns(b, 1, now));
+}
+
+static enum hrtimer_restart kprim_limiter_timer(struct hrtimer *timer)
+{
+	struct kprim_limiter *lim = container_of(timer, struct kprim_limiter,
+						 timer);
+	unsigned long flags;
+
+	spin_lock_irqsave(&lim->q.lock, flags);
+	kprim_limiter_grant(lim, kprim_now());
+	spin_unlock_irqrestore(&lim->q.lock, flags);
+	return HRTIMER_NORESTART;
+}
+
+/* A waiter left without its tokens: the one behind it may fit now. */
+static void kprim_limiter_abandoned(void *owner)
+{
+	struct kprim_limiter *lim = owner;
+
+	kprim_limiter_grant(lim, kprim_now());
+}
+
+static int kprim_limiter_create(struct kprim_object *obj,
+				const struct kprim_open *args)
+{
+	bool initial = args->flags & KPRIM_OPEN_INITIAL;
+	struct kprim_limiter *lim;
+	int ret;
+
+	ret = kprim_bucket_check(&args->limiter, initial);
+	if (ret)
+		return ret;
+	lim = kzalloc(sizeof(*lim), GFP_KERNEL_ACCOUNT);
+	if (!lim)
+		return -ENOMEM;
+	kprim_waitq_init(&lim->q);
+	kprim_bucket_init(&lim->bucket, &args->limiter, initial, kprim_now());
+	lim->initial = initial ? args->limiter.initial : args->limiter.burst;
+	hrtimer_init(&lim->timer, CLOCK_MONOTONIC, HRTIMER_MODE_ABS);
+	lim->timer.function = kprim_limiter_timer;
+	init_waitqueue_head(&lim->poll_wq);
+	obj->priv = lim;
+	return 0;
+}
+
+/* Last reference: no fd, so no waiter and no poller is left. */
+static void kprim_limiter_destroy(struct kprim_object *obj)
+{
+	struct kprim_limiter *lim = kprim_limiter(obj);
+
+	hrtimer_cancel(&lim->timer);
+	WARN_ON_ONCE(!list_empty(&lim->q.waiters));
+	kfree(lim);
+}
+
+/* Wait for @n tokens for a new request behind everything queued. */
+static u64 kprim_limiter_retry_after(struct kprim_limiter *lim, u64 n, u64 now)
+{
+	u64 total;
+
+	if (check_add_overflow(lim->q.queued, n, &total))
+		return U64_MAX;
+	return kprim_bucket_wait_ns(&lim->bucket, total, now);
+}
+
+static long kprim_limiter_take(struct kprim_limiter *lim,
+			       struct kprim_limiter_take __user *uargs)
+{
+	struct kprim_limiter_take args;
+	struct kprim_wait_ctx ctx;
+	struct kprim_waiter w = { .task = current };
+	bool queued_first;
+	u64 now;
+	int ret;
+
+	ret = kprim_copy_args(&args, sizeof(args), KPRIM_SIZE_LIMITER_TAKE_VER0,
+			      uargs);
+	if (ret)
+		return ret;
+	if (args.flags || !args.n)
+		return -EINVAL;
+	ret = kprim_wait_ctx_init(&ctx, &args.wait);
+	if (ret)
+		return ret;
+
+	spin_lock_irq(&lim->q.lock);
+	now = kprim_now();
+	if (args.n > lim->bucket.burst) {
+		ret = -EINVAL;
+		goto unlock;
+	}
+	if (list_empty(&lim->q.waiters) &&
+	    kprim_bucket_take(&lim->bucket, args.n, now)) {
+		lim->admitted += args.n;
+		ret = 0;
+		goto unlock;
+	}
+	lim->throttled++;
+	if (ctx.nonblock) {
+		args.retry_after_ns = kprim_limiter_retry_after(lim, args.n, now);
+		ret = -EAGAIN;
+		goto unlock;
+	}
+
+	w.n = args.n;
+	queued_first = list_empty(&lim->q.waiters);
+	kprim_waitq_add(&lim->q, &w);
+	if (queued_first)
+		kprim_limiter_grant(lim, now);
+	spin_unlock_irq(&lim->q.lock);
+
+	ret = kprim_wait_for_grant(&lim->q, &w, &ctx, kprim_limiter_abandoned,
+				   lim);
+	if (ret == -ETIMEDOUT) {
+		spin_lock_irq(&lim->q.lock);
+		args.retry_after_ns = kprim_limiter_retry_after(lim, args.n,
+								kprim_now());
+		spin_unlock_irq(&lim->q.lock);
+	}
+	goto out;
+
+unlock:
+	spin_unlock_irq(&lim->q.lock);
+out:
+	kprim_wait_ctx_destroy(&ctx);
+	if ((ret == -EAGAIN || ret == -ETIMEDOUT) &&
+	    kprim_copy_args_out(uargs, &args, sizeof(args)))
+		return -EFAULT;
+	return ret;
+}
+
+static long kprim_limiter_set(struct kprim_object *obj,
+			      struct kprim_limiter_set __user *uargs)
+{
+	struct kprim_limiter *lim = kprim_limiter(obj);
+	const u32 known = KPRIM_LIMITER_SET_RATE | KPRIM_LIMITER_SET_BURST;
+	struct kprim_limiter_params p;
+	struct kprim_limiter_set args;
+	int ret;
+
+	ret = kprim_copy_args(&args, sizeof(args), KPRIM_SIZE_LIMITER_SET_VER0,
+			      uargs);
+	if (ret)
+		return ret;
+	if (!args.flags || (args.flags & ~known) || args.params.initial)
+		return -EINVAL;
+	if (!kprim_obj_owner_or_admin(obj))
+		return -EPERM;
+
+	spin_lock_irq(&lim->q.lock);
+	p.rate = lim->bucket.rate;
+	p.period_ns = lim->bucket.period_ns;
+	p.burst = lim->bucket.burst;
+	p.initial = 0;
+	if (args.flags & KPRIM_LIMITER_SET_RATE) {
+		p.rate = args.params.rate;
+		p.period_ns = args.params.period_ns;
+	}
+	if (args.flags & KPRIM_LIMITER_SET_BURST)
+		p.burst = args.params.burst;
+	ret = kprim_bucket_check(&p, false);
+	if (!ret) {
+		u64 now = kprim_now();
+
+		kprim_bucket_set(&lim->bucket, p.rate, p.period_ns, p.burst,
+				 now);
+		/* Re-evaluate the head at once under the new rate. */
+		kprim_limiter_grant(lim, now);
+	}
+	spin_unlock_irq(&lim->q.lock);
+	return ret;
+}
+
+static void kprim_limiter_snapshot(struct kprim_limiter *lim,
+				   struct kprim_limiter_params *p, u64 *tokens,
+				   u64 *waiters, u64 *admitted, u64 *throttled)
+{
+	spin_lock_irq(&lim->q.lock);
+	p->rate = lim->bucket.rate;
+	p->period_ns = lim->bucket.period_ns;
+	p->burst = lim->bucket.burst;
+	p->initial = lim->initial;
+	*tokens = kprim_bucket_tokens(&lim->bucket, kprim_now());
+	*waiters = lim->q.nr_waiters;
+	*admitted = lim->admitted;
+	*throttled = lim->throttled;
+	spin_unlock_irq(&lim->q.lock);
+}
+
+static long kprim_limiter_info(struct kprim_limiter *lim,
+			       struct kprim_limiter_info __user *uargs)
+{
+	struct kprim_limiter_info args;
+	int ret;
+
+	ret = kprim_copy_args(&args, sizeof(args), KPRIM_SIZE_LIMITER_INFO_VER0,
+			      uargs);
+	if (ret)
+		return ret;
+	if (args.flags)
+		return -EINVAL;
+	kprim_limiter_snapshot(lim, &args.params, &args.tokens, &args.waiters,
+			       &args.admitted, &args.throttled);
+	return kprim_copy_args_out(uargs, &args, sizeof(args));
+}
+
+static long kprim_limiter_ioctl(struct kprim_handle *h, unsigned int cmd,
+				void __user *arg)
+{
+	struct kprim_limiter *lim = kprim_limiter(h->obj);
+
+	switch (KPRIM_CMD(cmd)) {
+	case KPRIM_CMD(KPRIM_IOC_LIMITER_TAKE):
+		return kprim_limiter_take(lim, arg);
+	case KPRIM_CMD(KPRIM_IOC_LIMITER_SET):
+		return kprim_limiter_set(h->obj, arg);
+	case KPRIM_CMD(KPRIM_IOC_LIMITER_INFO):
+		return kprim_limiter_info(lim, arg);
+	default:
+		return -ENOTTY;
+	}
+}
+
+/* Readable when a take of one token would succeed without waiting. */
+static __poll_t kprim_limiter_poll(struct kprim_handle *h, struct file *file,
+				   poll_table *pt)
+{
+	struct kprim_limiter *lim = kprim_limiter(h->obj);
+	__poll_t mask = 0;
+	u64 now;
+
+	poll_wait(file, &lim->poll_wq, pt);
+	spin_lock_irq(&lim->q.lock);
+	now = kprim_now();
+	if (list_empty(&lim->q.waiters)) {
+		if (kprim_bucket_tokens(&lim->bucket, now))
+			mask = EPOLLIN | EPOLLRDNORM;
+		else
+			kprim_limiter_arm(lim, now,
+					  kprim_bucket_wait_ns(&lim->bucket, 1,
+							       now));
+	}
+	/* With waiters queued, the grant path wakes pollers when it drains. */
+	spin_unlock_irq(&lim->q.lock);
+	return mask;
+}
+
+static void kprim_limiter_show_fdinfo(struct kprim_handle *h,
+				      struct seq_file *m)
+{
+	struct kprim_limiter_params p;
+	u64 tokens, waiters, admitted, throttled;
+
+	kprim_limiter_snapshot(kprim_limiter(h->obj), &p, &tokens, &waiters,
+			       &admitted, &throttled);
+	seq_printf(m, "kprim-rate:\t%llu/%lluns\n", p.rate, p.period_ns);
+	seq_printf(m, "kprim-burst:\t%llu\n", p.burst);
+	seq_printf(m, "kprim-tokens:\t%llu\n", tokens);
+	seq_printf(m, "kprim-waiters:\t%llu\n", waiters);
+	seq_printf(m, "kprim-admitted:\t%llu\n", admitted);
+	seq_printf(m, "kprim-throttled:\t%llu\n", throttled);
+}
+
+static void kprim_limiter_fill_info(struct kprim_object *obj,
+				    struct kprim_obj_info *info)
+{
+	kprim_limiter_snapshot(kprim_limiter(obj), &info->limiter.params,
+			       &info->limiter.tokens, &info->limiter.waiters,
+			       &info->limiter.admitted,
+			       &info->limiter.throttled);
+}
+
+const struct kprim_kind_ops kprim_limiter_ops = {
+	.kind		= KPRIM_KIND_LIMITER,
+	.name		= "limiter",
+	.fd_name	= "[kprim-limiter]",
+	.create		= kprim_limiter_create,
+	.destroy	= kprim_limiter_destroy,
+	.ioctl		= kprim_limiter_ioctl,
+	.poll		= kprim_limiter_poll,
+	.show_fdinfo	= kprim_limiter_show_fdinfo,
+	.fill_info	= kprim_limiter_fill_info,
+};

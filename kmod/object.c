@@ -1,0 +1,636 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * kprim - the object model: names, lifetime, permissions and object fds.
+ *
+ * Lifetime: every object fd holds a reference; a persistent named object
+ * also holds one for its name until KPRIM_IOC_UNLINK. A transient object's
+ * name holds none, so the object goes with its last fd. The final reference
+ * is dropped with kref_put_mutex() on kprim_registry_lock, so a lookup under
+ * that lock never sees an object whose count has reached zero.
+ *
+ * Teardown order on the final put: unhash the name and the id (under the
+ * registry lock), then let the kind free its state, then drop the namespace.
+ */
+#include <linux/anon_inodes.h>
+#include <linux/cred.h>
+#include <linux/file.h>
+#include <linux/hashtable.h>
+#include <linux/jhash.h>
+#include <linux/module.h>
+#include <linux/mutex.h>
+#include <linux/slab.h>
+#include <linux/uaccess.h>
+#include <linux/xarray.h>
+#include "kprim.h"
+
+static unsigned int max_objects = 4096;
+module_param(max_objects, uint, 0644);
+MODULE_PARM_DESC(max_objects, "Most kprim objects alive at once (default 4096)");
+
+static unsigned int max_objects_per_user = 1024;
+module_param(max_objects_per_user, uint, 0644);
+MODULE_PARM_DESC(max_objects_per_user,
+		 "Most kprim objects one uid may own (default 1024); -EDQUOT beyond");
+
+#define KPRIM_NAME_HASH_BITS	10
+
+static DEFINE_MUTEX(kprim_registry_lock);
+/* Named objects by (namespace, kind, name); kprim_registry_lock. */
+static DEFINE_HASHTABLE(kprim_names, KPRIM_NAME_HASH_BITS);
+/* Every live object by id; written under kprim_registry_lock. */
+static DEFINE_XARRAY(kprim_objects);
+/* Objects owned per uid, as xa_mk_value() counts; kprim_registry_lock. */
+static DEFINE_XARRAY(kprim_user_objects);
+/* kprim_registry_lock */
+static unsigned int kprim_nr_objects;
+static u64 kprim_next_id = 1;
+
+static const struct kprim_kind_ops *const kprim_kinds[] = {
+	[KPRIM_KIND_LIMITER]	= &kprim_limiter_ops,
+	[KPRIM_KIND_SEM]	= &kprim_sem_ops,
+	[KPRIM_KIND_CACHE]	= &kprim_cache_ops,
+};
+
+static const struct file_operations kprim_obj_fops;
+
+static const struct kprim_kind_ops *kprim_kind_lookup(u32 kind)
+{
+	if (kind >= ARRAY_SIZE(kprim_kinds))
+		return NULL;
+	return kprim_kinds[kind];
+}
+
+/**
+ * kprim_max_objects() - the global object limit.
+ *
+ * Return: the max_objects module parameter.
+ */
+unsigned int kprim_max_objects(void)
+{
+	return READ_ONCE(max_objects);
+}
+
+/**
+ * kprim_max_objects_per_user() - the per-uid object quota.
+ *
+ * Return: the max_objects_per_user module parameter.
+ */
+unsigned int kprim_max_objects_per_user(void)
+{
+	return READ_ONCE(max_objects_per_user);
+}
+
+static u32 kprim_name_hash(const void *ns, u32 kind, const char *name,
+			   u32 len)
+{
+	return jhash(name, len, jhash_2words(kind, hash_ptr(ns, 32), 0));
+}
+
+static struct kprim_object *kprim_name_find(const void *ns, u32 kind,
+					    const char *name, u32 len)
+{
+	struct kprim_object *obj;
+
+	lockdep_assert_held(&kprim_registry_lock);
+	hash_for_each_possible(kprim_names, obj, name_node,
+			       kprim_name_hash(ns, kind, name, len)) {
+		if (obj->ns == ns && obj->ops->kind == kind &&
+		    obj->name_len == len && !memcmp(obj->name, name, len))
+			return obj;
+	}
+	return NULL;
+}
+
+static int kprim_user_charge(kuid_t uid, long delta)
+{
+	unsigned long key = __kuid_val(uid);
+	unsigned long count = 0;
+	void *entry;
+
+	lockdep_assert_held(&kprim_registry_lock);
+	entry = xa_load(&kprim_user_objects, key);
+	if (entry)
+		count = xa_to_value(entry);
+	if (delta > 0 && count >= kprim_max_objects_per_user())
+		return -EDQUOT;
+	count += delta;
+	if (!count) {
+		xa_erase(&kprim_user_objects, key);
+		return 0;
+	}
+	return xa_err(xa_store(&kprim_user_objects, key, xa_mk_value(count),
+			       GFP_KERNEL));
+}
+
+/* Release with kprim_registry_lock held, as kref_put_mutex() calls it. */
+static void kprim_obj_release(struct kref *ref)
+	__releases(&kprim_registry_lock)
+{
+	struct kprim_object *obj = container_of(ref, struct kprim_object, ref);
+
+	if (obj->linked) {
+		hash_del(&obj->name_node);
+		obj->linked = false;
+	}
+	xa_erase(&kprim_objects, obj->id);
+	kprim_nr_objects--;
+	WARN_ON_ONCE(kprim_user_charge(obj->uid, -1));
+	mutex_unlock(&kprim_registry_lock);
+
+	obj->ops->destroy(obj);
+	kprim_ns_put(obj->ns);
+	kfree(obj);
+}
+
+static void kprim_obj_put(struct kprim_object *obj)
+{
+	kref_put_mutex(&obj->ref, kprim_obj_release, &kprim_registry_lock);
+}
+
+/* Take the name away; returns the name's reference for the caller to put. */
+static bool kprim_obj_unhash(struct kprim_object *obj)
+{
+	lockdep_assert_held(&kprim_registry_lock);
+	if (!obj->linked)
+		return false;
+	hash_del(&obj->name_node);
+	obj->linked = false;
+	if (obj->ops->unlinked)
+		obj->ops->unlinked(obj);
+	return !obj->transient;
+}
+
+/* SysV-style check: the owner, group or other bits must grant @want. */
+static bool kprim_obj_permitted(const struct kprim_object *obj, umode_t want)
+{
+	kuid_t euid = current_euid();
+	umode_t granted;
+
+	if (uid_eq(euid, obj->uid))
+		granted = obj->mode >> 6;
+	else if (in_group_p(obj->gid))
+		granted = obj->mode >> 3;
+	else
+		granted = obj->mode;
+	if ((granted & want) == want)
+		return true;
+	return capable(CAP_IPC_OWNER);
+}
+
+/**
+ * kprim_obj_owner_or_admin() - may the caller change or remove @obj?
+ * @obj: the object
+ *
+ * Return: true for the owner and for CAP_SYS_ADMIN.
+ */
+bool kprim_obj_owner_or_admin(const struct kprim_object *obj)
+{
+	return uid_eq(current_euid(), obj->uid) || capable(CAP_SYS_ADMIN);
+}
+
+/**
+ * kprim_is_object_file() - is @file an object fd of this module?
+ * @file: any file
+ *
+ * Return: true when @file was made by kprim_obj_open().
+ */
+bool kprim_is_object_file(const struct file *file)
+{
+	return file->f_op == &kprim_obj_fops;
+}
+
+static int kprim_name_copy(char *dst, u64 uptr, u32 len)
+{
+	if (!len)
+		return uptr ? -EINVAL : 0;
+	if (len > KPRIM_NAME_MAX)
+		return -ENAMETOOLONG;
+	if (copy_from_user(dst, u64_to_user_ptr(uptr), len))
+		return -EFAULT;
+	dst[len] = '\0';
+	if (memchr(dst, '\0', len) || memchr(dst, '/', len))
+		return -EINVAL;
+	return 0;
+}
+
+static struct kprim_object *kprim_obj_create(const struct kprim_kind_ops *ops,
+					     const struct kprim_open *args,
+					     const char *name, void *ns)
+{
+	struct kprim_object *obj;
+	int ret;
+
+	lockdep_assert_held(&kprim_registry_lock);
+	if (kprim_nr_objects >= kprim_max_objects())
+		return ERR_PTR(-ENOSPC);
+
+	obj = kzalloc(sizeof(*obj), GFP_KERNEL_ACCOUNT);
+	if (!obj)
+		return ERR_PTR(-ENOMEM);
+	kref_init(&obj->ref);
+	obj->ops = ops;
+	obj->uid = current_euid();
+	obj->gid = current_egid();
+	obj->mode = args->mode;
+	obj->transient = args->flags & KPRIM_OPEN_TRANSIENT;
+	obj->name_len = args->name_len;
+	memcpy(obj->name, name, args->name_len);
+
+	ret = ops->create(obj, args);
+	if (ret)
+		goto free_obj;
+	ret = kprim_user_charge(obj->uid, 1);
+	if (ret)
+		goto destroy;
+	obj->id = kprim_next_id;
+	ret = xa_err(xa_store(&kprim_objects, obj->id, obj, GFP_KERNEL));
+	if (ret)
+		goto uncharge;
+	kprim_next_id++;
+	kprim_nr_objects++;
+	obj->ns = ns;
+	if (obj->name_len) {
+		hash_add(kprim_names, &obj->name_node,
+			 kprim_name_hash(ns, ops->kind, obj->name,
+					 obj->name_len));
+		obj->linked = true;
+		/* The name of a persistent object holds a reference. */
+		if (!obj->transient)
+			kref_get(&obj->ref);
+	}
+	return obj;
+
+uncharge:
+	kprim_user_charge(obj->uid, -1);
+destroy:
+	ops->destroy(obj);
+free_obj:
+	kfree(obj);
+	return ERR_PTR(ret);
+}
+
+/* Look the object up, or create it; returns it with a reference for an fd. */
+static struct kprim_object *kprim_obj_get_or_create(const struct kprim_kind_ops *ops,
+						    const struct kprim_open *args,
+						    const char *name,
+						    bool *created)
+{
+	struct kprim_object *obj = NULL;
+	void *ns;
+
+	ns = kprim_ns_get();
+	if (IS_ERR(ns))
+		return ns;
+
+	mutex_lock(&kprim_registry_lock);
+	if (args->name_len)
+		obj = kprim_name_find(ns, ops->kind, name, args->name_len);
+	if (obj) {
+		if (args->flags & KPRIM_OPEN_EXCL) {
+			obj = ERR_PTR(-EEXIST);
+		} else if (!kprim_obj_permitted(obj, 06)) {
+			obj = ERR_PTR(-EACCES);
+		} else {
+			kref_get(&obj->ref);
+			*created = false;
+		}
+	} else if (!(args->flags & KPRIM_OPEN_CREATE) && args->name_len) {
+		obj = ERR_PTR(-ENOENT);
+	} else {
+		obj = kprim_obj_create(ops, args, name, ns);
+		if (!IS_ERR(obj)) {
+			*created = true;
+			ns = NULL;	/* the object owns the namespace pin */
+		}
+	}
+	mutex_unlock(&kprim_registry_lock);
+	if (ns)
+		kprim_ns_put(ns);
+	return obj;
+}
+
+static int kprim_open_check(const struct kprim_open *args)
+{
+	if (args->flags & ~KPRIM_OPEN_FLAGS)
+		return -EINVAL;
+	if (args->reserved || (args->mode & ~0777))
+		return -EINVAL;
+	if ((args->flags & KPRIM_OPEN_EXCL) && !(args->flags & KPRIM_OPEN_CREATE))
+		return -EINVAL;
+	if ((args->flags & KPRIM_OPEN_TRANSIENT) &&
+	    !(args->flags & KPRIM_OPEN_CREATE))
+		return -EINVAL;
+	return 0;
+}
+
+/**
+ * kprim_obj_open() - KPRIM_IOC_OPEN: create or open an object.
+ * @uargs: struct kprim_open in userspace
+ *
+ * Return: the new object fd; -EINVAL for bad flags, kind, mode, reserved
+ * fields, names or parameters; -ENAMETOOLONG; -EFAULT; -EEXIST (EXCL);
+ * -ENOENT (no CREATE); -EACCES; -ENOSPC (max_objects); -EDQUOT (per-user
+ * quota); -EMFILE; -ENOMEM; -EOPNOTSUPP outside the initial IPC namespace on
+ * kernels where a module cannot pin one.
+ */
+long kprim_obj_open(const struct kprim_open __user *uargs)
+{
+	const struct kprim_kind_ops *ops;
+	char name[KPRIM_NAME_MAX + 1];
+	struct kprim_object *obj;
+	struct kprim_handle *h;
+	struct kprim_open args;
+	struct file *file;
+	bool created = false;
+	int fd, ret;
+
+	ret = kprim_copy_args(&args, sizeof(args), KPRIM_SIZE_OPEN_VER0, uargs);
+	if (ret)
+		return ret;
+	ret = kprim_open_check(&args);
+	if (ret)
+		return ret;
+	ops = kprim_kind_lookup(args.kind);
+	if (!ops)
+		return -EINVAL;
+	ret = kprim_name_copy(name, args.name, args.name_len);
+	if (ret)
+		return ret;
+
+	h = kzalloc(sizeof(*h), GFP_KERNEL_ACCOUNT);
+	if (!h)
+		return -ENOMEM;
+	fd = get_unused_fd_flags(O_RDWR |
+				 (args.flags & KPRIM_OPEN_CLOEXEC ? O_CLOEXEC : 0));
+	if (fd < 0) {
+		ret = fd;
+		goto free_handle;
+	}
+
+	obj = kprim_obj_get_or_create(ops, &args, name, &created);
+	if (IS_ERR(obj)) {
+		ret = PTR_ERR(obj);
+		goto put_fd;
+	}
+	h->obj = obj;
+	h->pid = task_tgid_vnr(current);
+	if (ops->open_handle) {
+		ret = ops->open_handle(h);
+		if (ret)
+			goto put_obj;
+	}
+	file = anon_inode_getfile(ops->fd_name, &kprim_obj_fops, h, O_RDWR);
+	if (IS_ERR(file)) {
+		ret = PTR_ERR(file);
+		goto release_handle;
+	}
+	fd_install(fd, file);
+	return fd;
+
+release_handle:
+	if (ops->release_handle)
+		ops->release_handle(h);
+put_obj:
+	/* A failed open must not leave behind an object it created. */
+	if (created) {
+		bool put_name;
+
+		mutex_lock(&kprim_registry_lock);
+		put_name = kprim_obj_unhash(obj);
+		mutex_unlock(&kprim_registry_lock);
+		if (put_name)
+			kprim_obj_put(obj);
+	}
+	kprim_obj_put(obj);
+put_fd:
+	put_unused_fd(fd);
+free_handle:
+	kfree(h);
+	return ret;
+}
+
+/**
+ * kprim_obj_unlink() - KPRIM_IOC_UNLINK: remove an object's name.
+ * @uargs: struct kprim_unlink in userspace
+ *
+ * Return: 0; -EINVAL (flags, kind, name); -ENAMETOOLONG; -EFAULT; -ENOENT;
+ * -EPERM when the caller neither owns the object nor has CAP_SYS_ADMIN.
+ */
+long kprim_obj_unlink(const struct kprim_unlink __user *uargs)
+{
+	char name[KPRIM_NAME_MAX + 1];
+	struct kprim_unlink args;
+	struct kprim_object *obj;
+	bool put_name = false;
+	int ret;
+
+	ret = kprim_copy_args(&args, sizeof(args), KPRIM_SIZE_UNLINK_VER0,
+			      uargs);
+	if (ret)
+		return ret;
+	if (args.flags || !kprim_kind_lookup(args.kind) || !args.name_len)
+		return -EINVAL;
+	ret = kprim_name_copy(name, args.name, args.name_len);
+	if (ret)
+		return ret;
+
+	mutex_lock(&kprim_registry_lock);
+	obj = kprim_name_find(kprim_ns_current(), args.kind, name,
+			      args.name_len);
+	if (!obj)
+		ret = -ENOENT;
+	else if (!kprim_obj_owner_or_admin(obj))
+		ret = -EPERM;
+	else
+		put_name = kprim_obj_unhash(obj);
+	mutex_unlock(&kprim_registry_lock);
+	if (put_name)
+		kprim_obj_put(obj);
+	return ret;
+}
+
+static void kprim_obj_fill_info(struct kprim_object *obj,
+				struct kprim_obj_info *info)
+{
+	struct user_namespace *ns = current_user_ns();
+
+	memset(info, 0, sizeof(*info));
+	info->id = obj->id;
+	info->kind = obj->ops->kind;
+	info->uid = from_kuid_munged(ns, obj->uid);
+	info->gid = from_kgid_munged(ns, obj->gid);
+	info->name_len = obj->name_len;
+	memcpy(info->name, obj->name, obj->name_len);
+	mutex_lock(&kprim_registry_lock);
+	info->mode = obj->mode;
+	if (obj->transient)
+		info->flags |= KPRIM_OBJ_TRANSIENT;
+	if (obj->name_len && !obj->linked)
+		info->flags |= KPRIM_OBJ_UNLINKED;
+	mutex_unlock(&kprim_registry_lock);
+	info->refs = kref_read(&obj->ref);
+	obj->ops->fill_info(obj, info);
+}
+
+#define KPRIM_LIST_BATCH	64
+
+/**
+ * kprim_obj_list() - KPRIM_IOC_LIST: report objects the caller may read.
+ * @uargs: struct kprim_list in userspace
+ *
+ * Reports at most 64 entries per call; the caller continues at next_id.
+ *
+ * Return: 0; -EINVAL (flags, entry_size below the first version); -EFAULT.
+ */
+long kprim_obj_list(struct kprim_list __user *uargs)
+{
+	struct kprim_object *batch[KPRIM_LIST_BATCH];
+	struct kprim_obj_info *info;
+	struct kprim_object *obj;
+	struct kprim_list args;
+	unsigned long id;
+	unsigned int n = 0, i;
+	void *ns = kprim_ns_current();
+	char __user *dst;
+	int ret;
+
+	ret = kprim_copy_args(&args, sizeof(args), KPRIM_SIZE_LIST_VER0, uargs);
+	if (ret)
+		return ret;
+	if (args.flags || args.entry_size < sizeof(*info))
+		return -EINVAL;
+
+	args.next_id = 0;
+	mutex_lock(&kprim_registry_lock);
+	xa_for_each_start(&kprim_objects, id, obj, args.start_id) {
+		if (n == min_t(u32, args.count, KPRIM_LIST_BATCH)) {
+			args.next_id = id;
+			break;
+		}
+		if (obj->ns != ns || !kprim_obj_permitted(obj, 04))
+			continue;
+		kref_get(&obj->ref);
+		batch[n++] = obj;
+	}
+	mutex_unlock(&kprim_registry_lock);
+
+	info = kmalloc(sizeof(*info), GFP_KERNEL);
+	ret = info ? 0 : -ENOMEM;
+	dst = u64_to_user_ptr(args.buf);
+	for (i = 0; i < n; i++) {
+		if (!ret) {
+			kprim_obj_fill_info(batch[i], info);
+			if (copy_to_user(dst, info, sizeof(*info)) ||
+			    clear_user(dst + sizeof(*info),
+				       args.entry_size - sizeof(*info)))
+				ret = -EFAULT;
+			dst += args.entry_size;
+		}
+		kprim_obj_put(batch[i]);
+	}
+	kfree(info);
+	if (ret)
+		return ret;
+	args.count = n;
+	return kprim_copy_args_out(uargs, &args, sizeof(args));
+}
+
+static int kprim_obj_file_release(struct inode *inode, struct file *file)
+{
+	struct kprim_handle *h = file->private_data;
+
+	if (h->obj->ops->release_handle)
+		h->obj->ops->release_handle(h);
+	kprim_obj_put(h->obj);
+	kfree(h);
+	return 0;
+}
+
+static long kprim_obj_ioctl(struct file *file, unsigned int cmd,
+			    unsigned long arg)
+{
+	struct kprim_handle *h = file->private_data;
+
+	if (_IOC_TYPE(cmd) != KPRIM_IOC_MAGIC)
+		return -ENOTTY;
+	return h->obj->ops->ioctl(h, cmd, (void __user *)arg);
+}
+
+static __poll_t kprim_obj_poll(struct file *file, poll_table *pt)
+{
+	struct kprim_handle *h = file->private_data;
+
+	return h->obj->ops->poll(h, file, pt);
+}
+
+static void kprim_obj_show_fdinfo(struct seq_file *m, struct file *file)
+{
+	struct kprim_handle *h = file->private_data;
+	struct kprim_object *obj = h->obj;
+
+	seq_printf(m, "kprim-kind:\t%s\n", obj->ops->name);
+	seq_printf(m, "kprim-id:\t%llu\n", obj->id);
+	if (obj->name_len)
+		seq_printf(m, "kprim-name:\t%s%s\n", obj->name,
+			   READ_ONCE(obj->linked) ? "" : " (unlinked)");
+	else
+		seq_puts(m, "kprim-name:\t(anonymous)\n");
+	seq_printf(m, "kprim-owner:\t%u:%u mode %04o\n",
+		   from_kuid_munged(current_user_ns(), obj->uid),
+		   from_kgid_munged(current_user_ns(), obj->gid),
+		   READ_ONCE(obj->mode));
+	obj->ops->show_fdinfo(h, m);
+}
+
+static const struct file_operations kprim_obj_fops = {
+	.owner		= THIS_MODULE,
+	.release	= kprim_obj_file_release,
+	.unlocked_ioctl	= kprim_obj_ioctl,
+	.compat_ioctl	= compat_ptr_ioctl,
+	.poll		= kprim_obj_poll,
+	.show_fdinfo	= kprim_obj_show_fdinfo,
+	.llseek		= noop_llseek,
+};
+
+/**
+ * kprim_registry_init() - prepare the object registry.
+ *
+ * Return: 0.
+ */
+int kprim_registry_init(void)
+{
+	return 0;
+}
+
+/**
+ * kprim_registry_exit() - free every object at module unload.
+ *
+ * No fd can be open (each holds a module reference), so only the names of
+ * persistent objects still hold references.
+ */
+void kprim_registry_exit(void)
+{
+	struct kprim_object *obj;
+	unsigned long id;
+
+	for (;;) {
+		bool put_name = false;
+
+		id = 0;
+		mutex_lock(&kprim_registry_lock);
+		obj = xa_find(&kprim_objects, &id, ULONG_MAX, XA_PRESENT);
+		if (obj) {
+			put_name = kprim_obj_unhash(obj);
+			WARN_ON_ONCE(!put_name);
+		}
+		mutex_unlock(&kprim_registry_lock);
+		if (!obj)
+			break;
+		if (put_name)
+			kprim_obj_put(obj);
+		else
+			break;	/* cannot happen: no fd is open */
+	}
+	xa_destroy(&kprim_objects);
+	xa_destroy(&kprim_user_objects);
+}

@@ -1,0 +1,577 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * kprim - counting semaphores whose permits come back when their fd closes.
+ *
+ * A semaphore has @permits; an acquire of n is granted when n permits are
+ * available, and the permits are then held by the object fd it came
+ * through (struct kprim_sem_fd). Only what an fd holds can be released
+ * through it, and closing the fd - also by process death - releases all of
+ * it, so nothing a dead process held stays held.
+ *
+ * Fairness follows Go's x/sync/semaphore: waiters are granted strictly in
+ * FIFO order. A request at the head that does not fit blocks every later
+ * request, even small ones that would fit, so a large request is never
+ * starved by a stream of small ones; the price is that permits can sit
+ * unused while the head waits for enough of them. An acquire that finds
+ * others already waiting queues behind them even if permits are free.
+ *
+ * Resize: growing grants queued requests at once. Shrinking below the held
+ * count takes nothing away: holders finish and release normally, and
+ * available stays 0 until held drops below the new count. A queued request
+ * for more than the new permit count could never be granted; rather than
+ * leave it waiting for a resize that may never come, it fails with -EINVAL,
+ * exactly as it would had it been made after the resize. (It cannot block
+ * the queue behind it either: it leaves the queue as it fails.)
+ *
+ * Locking: everything is under the waiter queue's lock (sem->wq.lock),
+ * taken with spin_lock_irq() as the common wait routine (wait.c) does. The
+ * poll waitqueue's lock nests inside it.
+ */
+#include <linux/slab.h>
+#include <linux/uaccess.h>
+#include "kprim.h"
+#include "sem.h"
+
+#define KPRIM_SEM_PERMITS_MAX	U32_MAX
+
+/* Holder reports are gathered under the lock; retry a few times if racing. */
+#define KPRIM_SEM_INFO_RETRIES	4
+
+/**
+ * kprim_sem_init() - initialise a semaphore with all permits available.
+ * @sem:	the semaphore
+ * @permits:	permit count, already validated (1..U32_MAX)
+ */
+void kprim_sem_init(struct kprim_sem *sem, u64 permits)
+{
+	kprim_waitq_init(&sem->wq);
+	sem->permits = permits;
+	sem->held = 0;
+	sem->acquired = 0;
+	INIT_LIST_HEAD(&sem->holders);
+	sem->nr_holders = 0;
+	init_waitqueue_head(&sem->pollq);
+}
+KPRIM_EXPORT_IF_KUNIT(kprim_sem_init);
+
+/**
+ * kprim_sem_fd_init() - initialise an fd's holder record.
+ * @fd:		the record
+ * @pid:	tgid reported for it
+ */
+void kprim_sem_fd_init(struct kprim_sem_fd *fd, pid_t pid)
+{
+	INIT_LIST_HEAD(&fd->node);
+	fd->pid = pid;
+	fd->held = 0;
+}
+KPRIM_EXPORT_IF_KUNIT(kprim_sem_fd_init);
+
+/**
+ * kprim_sem_available() - permits not held.
+ * @sem: the semaphore; its lock is held
+ *
+ * Return: permits - held, or 0 while the semaphore is shrunk below the
+ * held count.
+ */
+u64 kprim_sem_available(const struct kprim_sem *sem)
+{
+	return sem->permits > sem->held ? sem->permits - sem->held : 0;
+}
+KPRIM_EXPORT_IF_KUNIT(kprim_sem_available);
+
+/* Account @n permits to @fd; the caller checked they are available. */
+static void kprim_sem_take(struct kprim_sem *sem, struct kprim_sem_fd *fd,
+			   u64 n)
+{
+	lockdep_assert_held(&sem->wq.lock);
+	if (!fd->held) {
+		list_add_tail(&fd->node, &sem->holders);
+		sem->nr_holders++;
+	}
+	fd->held += n;
+	sem->held += n;
+	sem->acquired++;
+}
+
+/* Give back @n of the permits @fd holds; the caller checked @n. */
+static void kprim_sem_put(struct kprim_sem *sem, struct kprim_sem_fd *fd,
+			  u64 n)
+{
+	lockdep_assert_held(&sem->wq.lock);
+	fd->held -= n;
+	sem->held -= n;
+	if (!fd->held) {
+		list_del_init(&fd->node);
+		sem->nr_holders--;
+	}
+}
+
+/**
+ * kprim_sem_try_acquire() - the fast path: grant @n at once if fair.
+ * @sem:	the semaphore; its lock is held
+ * @fd:		the holder record to account the permits to
+ * @n:		permits wanted
+ *
+ * Granted only when nobody is queued (FIFO: an earlier request comes
+ * first, even one that does not fit yet) and @n permits are available.
+ *
+ * Return: 0 when granted; -EINVAL when @n is 0 or more than the permit
+ * count; -EAGAIN when the caller would have to wait.
+ */
+int kprim_sem_try_acquire(struct kprim_sem *sem, struct kprim_sem_fd *fd,
+			  u64 n)
+{
+	lockdep_assert_held(&sem->wq.lock);
+	if (!n || n > sem->permits)
+		return -EINVAL;
+	if (!list_empty(&sem->wq.waiters) || kprim_sem_available(sem) < n)
+		return -EAGAIN;
+	kprim_sem_take(sem, fd, n);
+	return 0;
+}
+KPRIM_EXPORT_IF_KUNIT(kprim_sem_try_acquire);
+
+/**
+ * kprim_sem_enqueue() - queue a request at the tail.
+ * @sem:	the semaphore; its lock is held
+ * @sw:		the waiter, owned by the caller until it is completed
+ * @fd:		the holder record a grant is accounted to
+ * @n:		permits wanted, 1..permits
+ *
+ * The waiter sleeps in kprim_wait_for_grant(); kprim_sem_grant() completes
+ * it.
+ */
+void kprim_sem_enqueue(struct kprim_sem *sem, struct kprim_sem_waiter *sw,
+		       struct kprim_sem_fd *fd, u64 n)
+{
+	lockdep_assert_held(&sem->wq.lock);
+	sw->w.task = current;
+	sw->w.n = n;
+	sw->w.granted = false;
+	sw->w.holder = fd;
+	sw->error = 0;
+	list_add_tail(&sw->w.node, &sem->wq.waiters);
+	sem->wq.nr_waiters++;
+}
+KPRIM_EXPORT_IF_KUNIT(kprim_sem_enqueue);
+
+/**
+ * kprim_sem_grant() - the grant pass: complete queued requests in order.
+ * @sem: the semaphore; its lock is held
+ *
+ * Grants strictly from the head: stops at the first request that does not
+ * fit, so a large head request blocks smaller ones behind it (see the top
+ * of this file). A request for more than the current permit count (after a
+ * shrink) is completed with -EINVAL instead.
+ *
+ * Return: the number of requests completed (granted or failed).
+ */
+unsigned int kprim_sem_grant(struct kprim_sem *sem)
+{
+	struct kprim_sem_waiter *sw;
+	unsigned int done = 0;
+
+	lockdep_assert_held(&sem->wq.lock);
+	while (!list_empty(&sem->wq.waiters)) {
+		sw = list_first_entry(&sem->wq.waiters,
+				      struct kprim_sem_waiter, w.node);
+		if (sw->w.n > sem->permits)
+			sw->error = -EINVAL;
+		else if (sw->w.n <= kprim_sem_available(sem))
+			kprim_sem_take(sem, sw->w.holder, sw->w.n);
+		else
+			break;
+		/* @sw may be gone once this returns. */
+		kprim_waitq_grant(&sem->wq, &sw->w);
+		done++;
+	}
+	return done;
+}
+KPRIM_EXPORT_IF_KUNIT(kprim_sem_grant);
+
+/**
+ * kprim_sem_release_locked() - release @n permits held by @fd.
+ * @sem:	the semaphore; its lock is held
+ * @fd:		the holder record
+ * @n:		permits to give back
+ *
+ * Runs the grant pass afterwards.
+ *
+ * Return: 0; -EINVAL when @n is 0 or more than @fd holds (permits cannot
+ * be minted).
+ */
+int kprim_sem_release_locked(struct kprim_sem *sem, struct kprim_sem_fd *fd,
+			     u64 n)
+{
+	lockdep_assert_held(&sem->wq.lock);
+	if (!n || n > fd->held)
+		return -EINVAL;
+	kprim_sem_put(sem, fd, n);
+	kprim_sem_grant(sem);
+	return 0;
+}
+KPRIM_EXPORT_IF_KUNIT(kprim_sem_release_locked);
+
+/**
+ * kprim_sem_release_all() - give back everything @fd holds (close).
+ * @sem:	the semaphore; its lock is held
+ * @fd:		the holder record; it holds nothing afterwards
+ */
+void kprim_sem_release_all(struct kprim_sem *sem, struct kprim_sem_fd *fd)
+{
+	lockdep_assert_held(&sem->wq.lock);
+	if (!fd->held)
+		return;
+	kprim_sem_put(sem, fd, fd->held);
+	kprim_sem_grant(sem);
+}
+KPRIM_EXPORT_IF_KUNIT(kprim_sem_release_all);
+
+/**
+ * kprim_sem_resize_locked() - set the permit count.
+ * @sem:	the semaphore; its lock is held
+ * @permits:	the new count
+ *
+ * Holders keep what they hold; after a shrink below the held count nothing
+ * is available until enough is released. Runs the grant pass, which grants
+ * what now fits and fails queued requests larger than @permits.
+ *
+ * Return: 0; -EINVAL when @permits is 0 or above U32_MAX.
+ */
+int kprim_sem_resize_locked(struct kprim_sem *sem, u64 permits)
+{
+	lockdep_assert_held(&sem->wq.lock);
+	if (!permits || permits > KPRIM_SEM_PERMITS_MAX)
+		return -EINVAL;
+	sem->permits = permits;
+	kprim_sem_grant(sem);
+	return 0;
+}
+KPRIM_EXPORT_IF_KUNIT(kprim_sem_resize_locked);
+
+/**
+ * kprim_sem_poll_ready() - could the next request be granted now?
+ * @sem: the semaphore; its lock is held
+ *
+ * Return: true when the head waiter's request fits, or with no waiter,
+ * when a request of one permit would.
+ */
+bool kprim_sem_poll_ready(const struct kprim_sem *sem)
+{
+	u64 n = 1;
+
+	lockdep_assert_held(&sem->wq.lock);
+	if (!list_empty(&sem->wq.waiters))
+		n = list_first_entry(&sem->wq.waiters, struct kprim_sem_waiter,
+				     w.node)->w.n;
+	return kprim_sem_available(sem) >= n;
+}
+KPRIM_EXPORT_IF_KUNIT(kprim_sem_poll_ready);
+
+/* Availability may have grown: tell poll(). */
+static void kprim_sem_wake_pollers(struct kprim_sem *sem)
+{
+	if (wq_has_sleeper(&sem->pollq))
+		wake_up_interruptible_poll(&sem->pollq, EPOLLIN | EPOLLRDNORM);
+}
+
+/* A waiter left without a grant (wq.lock held): the next may fit now. */
+static void kprim_sem_abandoned(void *owner)
+{
+	struct kprim_sem *sem = owner;
+
+	kprim_sem_grant(sem);
+	kprim_sem_wake_pollers(sem);
+}
+
+static int kprim_sem_create(struct kprim_object *obj,
+			    const struct kprim_open *args)
+{
+	const struct kprim_sem_params *p = &args->sem;
+	struct kprim_sem *sem;
+
+	if (!p->permits || p->permits > KPRIM_SEM_PERMITS_MAX)
+		return -EINVAL;
+	if (memchr_inv(p->reserved, 0, sizeof(p->reserved)))
+		return -EINVAL;
+	sem = kzalloc(sizeof(*sem), GFP_KERNEL_ACCOUNT);
+	if (!sem)
+		return -ENOMEM;
+	kprim_sem_init(sem, p->permits);
+	obj->priv = sem;
+	return 0;
+}
+
+static void kprim_sem_destroy(struct kprim_object *obj)
+{
+	struct kprim_sem *sem = obj->priv;
+
+	/* Every fd is closed: nobody holds or waits. */
+	WARN_ON_ONCE(sem->held || !list_empty(&sem->wq.waiters));
+	kfree(sem);
+}
+
+static int kprim_sem_open_handle(struct kprim_handle *h)
+{
+	struct kprim_sem_fd *fd;
+
+	fd = kmalloc(sizeof(*fd), GFP_KERNEL_ACCOUNT);
+	if (!fd)
+		return -ENOMEM;
+	kprim_sem_fd_init(fd, h->pid);
+	h->priv = fd;
+	return 0;
+}
+
+static void kprim_sem_release_handle(struct kprim_handle *h)
+{
+	struct kprim_sem *sem = h->obj->priv;
+	struct kprim_sem_fd *fd = h->priv;
+
+	spin_lock_irq(&sem->wq.lock);
+	kprim_sem_release_all(sem, fd);
+	spin_unlock_irq(&sem->wq.lock);
+	kprim_sem_wake_pollers(sem);
+	kfree(fd);
+	h->priv = NULL;
+}
+
+static long kprim_sem_acquire(struct kprim_handle *h, void __user *uarg)
+{
+	struct kprim_sem *sem = h->obj->priv;
+	struct kprim_sem_fd *fd = h->priv;
+	struct kprim_sem_acquire args;
+	struct kprim_sem_waiter sw;
+	struct kprim_wait_ctx ctx;
+	int ret;
+
+	ret = kprim_copy_args(&args, sizeof(args), KPRIM_SIZE_SEM_ACQUIRE_VER0,
+			      uarg);
+	if (ret)
+		return ret;
+	if (args.flags || !args.n)
+		return -EINVAL;
+	ret = kprim_wait_ctx_init(&ctx, &args.wait);
+	if (ret)
+		goto out;
+
+	spin_lock_irq(&sem->wq.lock);
+	ret = kprim_sem_try_acquire(sem, fd, args.n);
+	if (ret != -EAGAIN || ctx.nonblock) {
+		spin_unlock_irq(&sem->wq.lock);
+		goto out;
+	}
+	kprim_sem_enqueue(sem, &sw, fd, args.n);
+	spin_unlock_irq(&sem->wq.lock);
+
+	ret = kprim_wait_for_grant(&sem->wq, &sw.w, &ctx, kprim_sem_abandoned,
+				   sem);
+	if (!ret)
+		ret = sw.error;
+out:
+	kprim_wait_ctx_destroy(&ctx);
+	return ret;
+}
+
+static long kprim_sem_release(struct kprim_handle *h, void __user *uarg)
+{
+	struct kprim_sem *sem = h->obj->priv;
+	struct kprim_sem_release args;
+	int ret;
+
+	ret = kprim_copy_args(&args, sizeof(args), KPRIM_SIZE_SEM_RELEASE_VER0,
+			      uarg);
+	if (ret)
+		return ret;
+	if (args.flags)
+		return -EINVAL;
+
+	spin_lock_irq(&sem->wq.lock);
+	ret = kprim_sem_release_locked(sem, h->priv, args.n);
+	spin_unlock_irq(&sem->wq.lock);
+	if (!ret)
+		kprim_sem_wake_pollers(sem);
+	return ret;
+}
+
+static long kprim_sem_resize(struct kprim_handle *h, void __user *uarg)
+{
+	struct kprim_sem *sem = h->obj->priv;
+	struct kprim_sem_resize args;
+	int ret;
+
+	ret = kprim_copy_args(&args, sizeof(args), KPRIM_SIZE_SEM_RESIZE_VER0,
+			      uarg);
+	if (ret)
+		return ret;
+	if (args.flags || !args.permits ||
+	    args.permits > KPRIM_SEM_PERMITS_MAX)
+		return -EINVAL;
+	if (!kprim_obj_owner_or_admin(h->obj))
+		return -EPERM;
+
+	spin_lock_irq(&sem->wq.lock);
+	ret = kprim_sem_resize_locked(sem, args.permits);
+	spin_unlock_irq(&sem->wq.lock);
+	if (!ret)
+		kprim_sem_wake_pollers(sem);
+	return ret;
+}
+
+/* Snapshot the counters of struct kprim_sem_info under the lock. */
+static void kprim_sem_fill(struct kprim_sem *sem, struct kprim_sem_fd *fd,
+			   struct kprim_sem_info *args)
+{
+	lockdep_assert_held(&sem->wq.lock);
+	args->permits = sem->permits;
+	args->available = kprim_sem_available(sem);
+	args->held = sem->held;
+	args->held_by_me = fd->held;
+	args->waiters = sem->wq.nr_waiters;
+	args->acquired = sem->acquired;
+}
+
+static long kprim_sem_info(struct kprim_handle *h, void __user *uarg)
+{
+	struct kprim_sem *sem = h->obj->priv;
+	struct kprim_sem_holder *buf = NULL;
+	struct kprim_sem_info args;
+	struct kprim_sem_fd *fd;
+	u32 cap, want, n, total;
+	int ret, tries;
+
+	ret = kprim_copy_args(&args, sizeof(args), KPRIM_SIZE_SEM_INFO_VER0,
+			      uarg);
+	if (ret)
+		return ret;
+	if (args.flags || args.reserved)
+		return -EINVAL;
+	cap = args.holders ? args.nr_holders : 0;
+
+	/*
+	 * The holder list is copied out under the spinlock into a buffer sized
+	 * from a first look; if more holders appeared meanwhile, look again.
+	 */
+	for (tries = 0; ; tries++) {
+		spin_lock_irq(&sem->wq.lock);
+		total = sem->nr_holders;
+		spin_unlock_irq(&sem->wq.lock);
+		want = min(cap, total);
+		if (want) {
+			buf = kvcalloc(want, sizeof(*buf), GFP_KERNEL);
+			if (!buf)
+				return -ENOMEM;
+		}
+
+		spin_lock_irq(&sem->wq.lock);
+		if (sem->nr_holders > want && cap > want &&
+		    tries < KPRIM_SEM_INFO_RETRIES) {
+			spin_unlock_irq(&sem->wq.lock);
+			kvfree(buf);
+			buf = NULL;
+			continue;
+		}
+		break;
+	}
+	kprim_sem_fill(sem, h->priv, &args);
+	args.nr_holders = sem->nr_holders;
+	n = 0;
+	list_for_each_entry(fd, &sem->holders, node) {
+		if (n == want)
+			break;
+		buf[n].pid = fd->pid;
+		buf[n].held = fd->held;
+		n++;
+	}
+	spin_unlock_irq(&sem->wq.lock);
+
+	if (n && copy_to_user(u64_to_user_ptr(args.holders), buf,
+			      array_size(n, sizeof(*buf))))
+		ret = -EFAULT;
+	kvfree(buf);
+	if (ret)
+		return ret;
+	return kprim_copy_args_out(uarg, &args, sizeof(args));
+}
+
+static long kprim_sem_ioctl(struct kprim_handle *h, unsigned int cmd,
+			    void __user *arg)
+{
+	switch (KPRIM_CMD(cmd)) {
+	case KPRIM_CMD(KPRIM_IOC_SEM_ACQUIRE):
+		return kprim_sem_acquire(h, arg);
+	case KPRIM_CMD(KPRIM_IOC_SEM_RELEASE):
+		return kprim_sem_release(h, arg);
+	case KPRIM_CMD(KPRIM_IOC_SEM_RESIZE):
+		return kprim_sem_resize(h, arg);
+	case KPRIM_CMD(KPRIM_IOC_SEM_INFO):
+		return kprim_sem_info(h, arg);
+	default:
+		return -ENOTTY;
+	}
+}
+
+static __poll_t kprim_sem_poll(struct kprim_handle *h, struct file *file,
+			       poll_table *pt)
+{
+	struct kprim_sem *sem = h->obj->priv;
+	__poll_t mask = 0;
+
+	poll_wait(file, &sem->pollq, pt);
+	spin_lock_irq(&sem->wq.lock);
+	if (kprim_sem_poll_ready(sem))
+		mask |= EPOLLIN | EPOLLRDNORM;
+	spin_unlock_irq(&sem->wq.lock);
+	return mask;
+}
+
+static void kprim_sem_show_fdinfo(struct kprim_handle *h, struct seq_file *m)
+{
+	struct kprim_sem *sem = h->obj->priv;
+	struct kprim_sem_fd *fd = h->priv;
+	u64 permits, available, held, mine, waiters;
+
+	spin_lock_irq(&sem->wq.lock);
+	permits = sem->permits;
+	available = kprim_sem_available(sem);
+	held = sem->held;
+	mine = fd->held;
+	waiters = sem->wq.nr_waiters;
+	spin_unlock_irq(&sem->wq.lock);
+
+	seq_printf(m, "kprim-permits:\t%llu\n", permits);
+	seq_printf(m, "kprim-available:\t%llu\n", available);
+	seq_printf(m, "kprim-held:\t%llu\n", held);
+	seq_printf(m, "kprim-held-by-fd:\t%llu\n", mine);
+	seq_printf(m, "kprim-waiters:\t%llu\n", waiters);
+}
+
+static void kprim_sem_fill_info(struct kprim_object *obj,
+				struct kprim_obj_info *info)
+{
+	struct kprim_sem *sem = obj->priv;
+
+	spin_lock_irq(&sem->wq.lock);
+	info->sem.permits = sem->permits;
+	info->sem.available = kprim_sem_available(sem);
+	info->sem.held = sem->held;
+	info->sem.waiters = sem->wq.nr_waiters;
+	info->sem.holders = sem->nr_holders;
+	info->sem.acquired = sem->acquired;
+	spin_unlock_irq(&sem->wq.lock);
+}
+
+const struct kprim_kind_ops kprim_sem_ops = {
+	.kind		= KPRIM_KIND_SEM,
+	.name		= "sem",
+	.fd_name	= "[kprim-sem]",
+	.create		= kprim_sem_create,
+	.destroy	= kprim_sem_destroy,
+	.open_handle	= kprim_sem_open_handle,
+	.release_handle	= kprim_sem_release_handle,
+	.ioctl		= kprim_sem_ioctl,
+	.poll		= kprim_sem_poll,
+	.show_fdinfo	= kprim_sem_show_fdinfo,
+	.fill_info	= kprim_sem_fill_info,
+};

@@ -1,0 +1,599 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * KUnit suite kprim_cache: the cache core driven on a fake clock. Every
+ * cache here is KPRIM_CACHE_F_MANUAL (no background sweep, not seen by the
+ * shrinker), so only the test decides what time it is and what gets freed.
+ */
+#include <kunit/test.h>
+#include <linux/slab.h>
+#include <linux/string.h>
+#include "../cache.h"
+
+#define T0	1000000LL	/* the fake clock's start */
+
+static void t_cache_free(void *cache)
+{
+	kprim_cache_free(cache);
+}
+
+static struct kprim_cache *t_cache(struct kunit *test, u64 max_bytes,
+				   u64 max_entries, u64 default_ttl)
+{
+	struct kprim_cache_params p = {
+		.max_bytes = max_bytes,
+		.max_entries = max_entries,
+		.default_ttl_ns = default_ttl,
+	};
+	struct kprim_cache *cache;
+
+	cache = kprim_cache_alloc(&p, KPRIM_CACHE_F_MANUAL);
+	KUNIT_ASSERT_FALSE(test, IS_ERR(cache));
+	KUNIT_ASSERT_EQ(test, 0,
+			kunit_add_action_or_reset(test, t_cache_free, cache));
+	return cache;
+}
+
+static int t_store(struct kprim_cache *cache, const char *key,
+		   const char *val, u32 op, s64 expires, u64 *cas, s64 now)
+{
+	struct kprim_cache_entry *e;
+	u64 dummy = 0;
+
+	e = kprim_cache_entry_alloc(key, strlen(key), strlen(val));
+	if (!e)
+		return -ENOMEM;
+	memcpy(e->value, val, strlen(val));
+	return kprim_cache_store_entry(cache, e, op, expires, cas ?: &dummy,
+				       now);
+}
+
+static int t_set(struct kprim_cache *cache, const char *key, const char *val,
+		 s64 now)
+{
+	return t_store(cache, key, val, KPRIM_CACHE_SET, KPRIM_CACHE_NEVER,
+		       NULL, now);
+}
+
+/* Is @key live at @now (with the value @val when @val is not NULL)? */
+static bool t_has(struct kunit *test, struct kprim_cache *cache,
+		  const char *key, const char *val, s64 now)
+{
+	struct kprim_cache_entry *e;
+
+	e = kprim_cache_lookup(cache, key, strlen(key), now);
+	if (IS_ERR(e))
+		return false;
+	if (val) {
+		KUNIT_EXPECT_EQ(test, (u32)strlen(val), e->value_len);
+		KUNIT_EXPECT_EQ(test, 0, memcmp(val, e->value,
+						min_t(u32, e->value_len,
+						      strlen(val))));
+	}
+	kprim_cache_entry_put(e);
+	return true;
+}
+
+static void t_info(struct kprim_cache *cache, struct kprim_cache_info *info)
+{
+	memset(info, 0, sizeof(*info));
+	kprim_cache_get_info(cache, info);
+}
+
+/* Expiry at exact boundaries, for a table of TTLs. */
+struct t_ttl_case {
+	const char *name;
+	u64 ttl;
+};
+
+static const struct t_ttl_case t_ttl_cases[] = {
+	{ "1ns", 1 },
+	{ "1us", 1000 },
+	{ "1s", 1000000000ULL },
+	{ "1day", 86400ULL * 1000000000ULL },
+	{ "huge", (u64)S64_MAX - T0 - 1 },
+};
+
+static void t_ttl_desc(const struct t_ttl_case *c, char *desc)
+{
+	strscpy(desc, c->name, KUNIT_PARAM_DESC_SIZE);
+}
+
+KUNIT_ARRAY_PARAM(t_ttl, t_ttl_cases, t_ttl_desc);
+
+static void expiry_boundary_is_exact(struct kunit *test)
+{
+	const struct t_ttl_case *c = test->param_value;
+	struct kprim_cache *cache = t_cache(test, 0, 0, 0);
+	s64 expires;
+
+	KUNIT_ASSERT_EQ(test, 0, kprim_cache_expiry(cache, true, c->ttl, T0,
+						    &expires));
+	KUNIT_EXPECT_EQ(test, T0 + (s64)c->ttl, expires);
+	KUNIT_ASSERT_EQ(test, 0, t_store(cache, "k", "v", KPRIM_CACHE_SET,
+					 expires, NULL, T0));
+	KUNIT_EXPECT_TRUE(test, t_has(test, cache, "k", "v", T0));
+	KUNIT_EXPECT_TRUE(test, t_has(test, cache, "k", "v", expires - 1));
+	KUNIT_EXPECT_FALSE(test, t_has(test, cache, "k", NULL, expires));
+	/* Writers see it gone too: ADD succeeds, REPLACE does not. */
+	KUNIT_EXPECT_EQ(test, -ENOENT, t_store(cache, "k", "w",
+					       KPRIM_CACHE_REPLACE,
+					       KPRIM_CACHE_NEVER, NULL,
+					       expires));
+	KUNIT_EXPECT_EQ(test, 0, t_store(cache, "k", "w", KPRIM_CACHE_ADD,
+					 KPRIM_CACHE_NEVER, NULL, expires));
+	KUNIT_EXPECT_TRUE(test, t_has(test, cache, "k", "w", S64_MAX - 1));
+}
+
+static void expiry_default_ttl_and_overflow(struct kunit *test)
+{
+	struct kprim_cache *cache = t_cache(test, 0, 0, 500);
+	s64 expires;
+
+	KUNIT_EXPECT_EQ(test, 0, kprim_cache_expiry(cache, false, 7, T0,
+						    &expires));
+	KUNIT_EXPECT_EQ(test, T0 + 500, expires);
+	KUNIT_EXPECT_EQ(test, 0, kprim_cache_expiry(cache, true, 0, T0,
+						    &expires));
+	KUNIT_EXPECT_EQ(test, KPRIM_CACHE_NEVER, expires);
+	KUNIT_EXPECT_EQ(test, 0, kprim_cache_expiry(cache, true,
+						    (u64)S64_MAX - T0 - 1, T0,
+						    &expires));
+	KUNIT_EXPECT_EQ(test, -EOVERFLOW,
+			kprim_cache_expiry(cache, true, (u64)S64_MAX - T0, T0,
+					   &expires));
+	KUNIT_EXPECT_EQ(test, -EOVERFLOW,
+			kprim_cache_expiry(cache, true, U64_MAX, T0, &expires));
+}
+
+static void touch_moves_expiry_keeps_cas(struct kunit *test)
+{
+	struct kprim_cache *cache = t_cache(test, 0, 0, 0);
+	struct kprim_cache_entry *e;
+	u64 cas = 0;
+
+	KUNIT_ASSERT_EQ(test, 0, t_store(cache, "k", "v", KPRIM_CACHE_SET,
+					 T0 + 10, &cas, T0));
+	KUNIT_EXPECT_EQ(test, 0, kprim_cache_touch(cache, "k", 1, T0 + 100,
+						   T0 + 5));
+	KUNIT_EXPECT_TRUE(test, t_has(test, cache, "k", "v", T0 + 99));
+	KUNIT_EXPECT_FALSE(test, t_has(test, cache, "k", NULL, T0 + 100));
+	KUNIT_EXPECT_EQ(test, -ENOENT, kprim_cache_touch(cache, "k", 1,
+							 T0 + 1000, T0 + 100));
+	KUNIT_ASSERT_EQ(test, 0, t_store(cache, "n", "v", KPRIM_CACHE_SET,
+					 T0 + 10, &cas, T0));
+	KUNIT_EXPECT_EQ(test, 0, kprim_cache_touch(cache, "n", 1,
+						   KPRIM_CACHE_NEVER, T0));
+	e = kprim_cache_lookup(cache, "n", 1, S64_MAX - 1);
+	KUNIT_ASSERT_FALSE(test, IS_ERR(e));
+	KUNIT_EXPECT_EQ(test, cas, e->cas);
+	kprim_cache_entry_put(e);
+	KUNIT_EXPECT_EQ(test, -ENOENT, kprim_cache_touch(cache, "x", 1, T0,
+							 T0));
+}
+
+static void sweep_frees_only_expired(struct kunit *test)
+{
+	struct kprim_cache *cache = t_cache(test, 0, 0, 0);
+	struct kprim_cache_info info;
+	char key[16];
+	int i;
+
+	/* Key i expires at T0 + i; every 10th never. */
+	for (i = 1; i <= 100; i++) {
+		snprintf(key, sizeof(key), "key%d", i);
+		KUNIT_ASSERT_EQ(test, 0, t_store(cache, key, "v",
+						 KPRIM_CACHE_SET,
+						 i % 10 ? T0 + i :
+						 KPRIM_CACHE_NEVER,
+						 NULL, T0));
+	}
+	KUNIT_EXPECT_EQ(test, 0UL, kprim_cache_sweep(cache, T0));
+	/* Expired at T0 + 50: 1..50 minus the 5 that never expire. */
+	KUNIT_EXPECT_EQ(test, 45UL, kprim_cache_sweep(cache, T0 + 50));
+	t_info(cache, &info);
+	KUNIT_EXPECT_EQ(test, 55ULL, info.entries);
+	KUNIT_EXPECT_EQ(test, 45ULL, info.expirations);
+	KUNIT_EXPECT_EQ(test, 0UL, kprim_cache_sweep(cache, T0 + 50));
+	KUNIT_EXPECT_EQ(test, 45UL, kprim_cache_sweep(cache, S64_MAX - 1));
+	t_info(cache, &info);
+	KUNIT_EXPECT_EQ(test, 10ULL, info.entries);
+	/* "key10".."key90" and "key100", each with "v" */
+	KUNIT_EXPECT_EQ(test, 9ULL * 6 + 7, info.bytes);
+	KUNIT_EXPECT_TRUE(test, t_has(test, cache, "key100", "v", S64_MAX - 1));
+}
+
+/* LRU: a referenced entry survives, the others go oldest first. */
+static void lru_evicts_least_recently_used(struct kunit *test)
+{
+	struct kprim_cache *cache = t_cache(test, 0, 3, 0);
+	struct kprim_cache_info info;
+
+	KUNIT_ASSERT_EQ(test, 0, t_set(cache, "a", "1", T0));
+	KUNIT_ASSERT_EQ(test, 0, t_set(cache, "b", "2", T0));
+	KUNIT_ASSERT_EQ(test, 0, t_set(cache, "c", "3", T0));
+	KUNIT_EXPECT_TRUE(test, t_has(test, cache, "a", "1", T0));
+	KUNIT_ASSERT_EQ(test, 0, t_set(cache, "d", "4", T0));
+	/* b was the oldest not used since: gone; a survived. */
+	KUNIT_EXPECT_FALSE(test, t_has(test, cache, "b", NULL, T0));
+	KUNIT_ASSERT_EQ(test, 0, t_set(cache, "e", "5", T0));
+	KUNIT_EXPECT_FALSE(test, t_has(test, cache, "c", NULL, T0));
+	KUNIT_EXPECT_TRUE(test, t_has(test, cache, "a", "1", T0));
+	KUNIT_EXPECT_TRUE(test, t_has(test, cache, "d", "4", T0));
+	KUNIT_EXPECT_TRUE(test, t_has(test, cache, "e", "5", T0));
+	t_info(cache, &info);
+	KUNIT_EXPECT_EQ(test, 3ULL, info.entries);
+	KUNIT_EXPECT_EQ(test, 2ULL, info.evictions);
+}
+
+static void lru_frees_expired_tail_as_expiration(struct kunit *test)
+{
+	struct kprim_cache *cache = t_cache(test, 0, 2, 0);
+	struct kprim_cache_info info;
+
+	KUNIT_ASSERT_EQ(test, 0, t_store(cache, "b", "2", KPRIM_CACHE_SET,
+					 T0 + 1, NULL, T0));
+	KUNIT_ASSERT_EQ(test, 0, t_set(cache, "a", "1", T0));
+	KUNIT_ASSERT_EQ(test, 0, t_set(cache, "c", "3", T0 + 1));
+	t_info(cache, &info);
+	KUNIT_EXPECT_EQ(test, 2ULL, info.entries);
+	/* The LRU victim b was dead already: an expiration, no eviction. */
+	KUNIT_EXPECT_EQ(test, 0ULL, info.evictions);
+	KUNIT_EXPECT_EQ(test, 1ULL, info.expirations);
+	KUNIT_EXPECT_TRUE(test, t_has(test, cache, "a", "1", T0 + 1));
+	KUNIT_EXPECT_TRUE(test, t_has(test, cache, "c", "3", T0 + 1));
+}
+
+static void shrink_evicts_from_tail(struct kunit *test)
+{
+	struct kprim_cache *cache = t_cache(test, 0, 0, 0);
+	struct kprim_cache_info info;
+
+	KUNIT_ASSERT_EQ(test, 0, t_set(cache, "a", "1", T0));
+	KUNIT_ASSERT_EQ(test, 0, t_set(cache, "b", "2", T0));
+	KUNIT_ASSERT_EQ(test, 0, t_set(cache, "c", "3", T0));
+	KUNIT_EXPECT_EQ(test, 2UL, kprim_cache_shrink(cache, 2, T0));
+	KUNIT_EXPECT_TRUE(test, t_has(test, cache, "c", "3", T0));
+	KUNIT_EXPECT_EQ(test, 1UL, kprim_cache_shrink(cache, 5, T0));
+	KUNIT_EXPECT_EQ(test, 0UL, kprim_cache_shrink(cache, 5, T0));
+	t_info(cache, &info);
+	KUNIT_EXPECT_EQ(test, 0ULL, info.entries);
+	KUNIT_EXPECT_EQ(test, 0ULL, info.bytes);
+	KUNIT_EXPECT_EQ(test, 3ULL, info.evictions);
+}
+
+static void accounting_tracks_bytes_and_entries(struct kunit *test)
+{
+	struct kprim_cache *cache = t_cache(test, 100, 0, 0);
+	struct kprim_cache_info info;
+	char v40[41];
+
+	memset(v40, 'x', 40);
+	v40[40] = '\0';
+	KUNIT_ASSERT_EQ(test, 0, t_set(cache, "k1", "abc", T0));
+	t_info(cache, &info);
+	KUNIT_EXPECT_EQ(test, 5ULL, info.bytes);
+	KUNIT_EXPECT_EQ(test, 1ULL, info.entries);
+	KUNIT_EXPECT_EQ(test, 100ULL, info.params.max_value);	/* min(1M, max_bytes) */
+	/* Replacing charges the difference. */
+	KUNIT_ASSERT_EQ(test, 0, t_set(cache, "k1", v40, T0));
+	t_info(cache, &info);
+	KUNIT_EXPECT_EQ(test, 42ULL, info.bytes);
+	KUNIT_EXPECT_EQ(test, 1ULL, info.entries);
+	KUNIT_ASSERT_EQ(test, 0, t_set(cache, "k2", v40, T0));
+	/* A third 42-byte entry does not fit in 100: k1 goes. */
+	KUNIT_ASSERT_EQ(test, 0, t_set(cache, "k3", v40, T0));
+	t_info(cache, &info);
+	KUNIT_EXPECT_EQ(test, 84ULL, info.bytes);
+	KUNIT_EXPECT_EQ(test, 2ULL, info.entries);
+	KUNIT_EXPECT_EQ(test, 1ULL, info.evictions);
+	KUNIT_EXPECT_FALSE(test, t_has(test, cache, "k1", NULL, T0));
+	/* An entry bigger than the cache is refused, nothing changes. */
+	KUNIT_EXPECT_EQ(test, -E2BIG, t_set(cache,
+					    "0123456789012345678901234567890123456789",
+					    "0123456789012345678901234567890123456789012345678901234567890",
+					    T0));
+	KUNIT_EXPECT_EQ(test, 0, kprim_cache_delete(cache, "k2", 2, T0));
+	KUNIT_EXPECT_EQ(test, -ENOENT, kprim_cache_delete(cache, "k2", 2, T0));
+	t_info(cache, &info);
+	KUNIT_EXPECT_EQ(test, 42ULL, info.bytes);
+	KUNIT_EXPECT_EQ(test, 1ULL, info.entries);
+	kprim_cache_flush(cache);
+	t_info(cache, &info);
+	KUNIT_EXPECT_EQ(test, 0ULL, info.bytes);
+	KUNIT_EXPECT_EQ(test, 0ULL, info.entries);
+	KUNIT_EXPECT_EQ(test, 1ULL, info.evictions);
+}
+
+static void big_values_and_keys_live_out_of_line(struct kunit *test)
+{
+	struct kprim_cache *cache = t_cache(test, 0, 0, 0);
+	struct kprim_cache_entry *e;
+	u8 key[KPRIM_KEY_MAX];
+	u64 cas = 0;
+	u32 i, len = 100000;
+
+	memset(key, 'k', sizeof(key));
+	e = kprim_cache_entry_alloc(key, sizeof(key), len);
+	KUNIT_ASSERT_NOT_NULL(test, e);
+	KUNIT_EXPECT_PTR_NE(test, (void *)e->key, (void *)e->data);
+	for (i = 0; i < len; i++)
+		e->value[i] = i * 7;
+	KUNIT_ASSERT_EQ(test, 0, kprim_cache_store_entry(cache, e,
+							 KPRIM_CACHE_SET,
+							 KPRIM_CACHE_NEVER,
+							 &cas, T0));
+	e = kprim_cache_lookup(cache, key, sizeof(key), T0);
+	KUNIT_ASSERT_FALSE(test, IS_ERR(e));
+	KUNIT_EXPECT_EQ(test, len, e->value_len);
+	KUNIT_EXPECT_EQ(test, (77777 * 7) & 0xff, e->value[77777]);
+	kprim_cache_entry_put(e);
+	/* A key one byte shorter is another key. */
+	KUNIT_EXPECT_FALSE(test, t_has(test, cache, "kk", NULL, T0));
+	e = kprim_cache_lookup(cache, key, sizeof(key) - 1, T0);
+	KUNIT_EXPECT_TRUE(test, IS_ERR(e));
+	/* An empty value is inline. */
+	e = kprim_cache_entry_alloc("z", 1, 0);
+	KUNIT_ASSERT_NOT_NULL(test, e);
+	KUNIT_EXPECT_PTR_EQ(test, (void *)e->key, (void *)e->data);
+	kprim_cache_entry_put(e);
+}
+
+static void cas_versions_order_stores(struct kunit *test)
+{
+	struct kprim_cache *cache = t_cache(test, 0, 0, 0);
+	u64 cas1 = 0, cas2, cas3, stale;
+
+	KUNIT_EXPECT_EQ(test, -ENOENT, t_store(cache, "k", "v",
+					       KPRIM_CACHE_CAS,
+					       KPRIM_CACHE_NEVER, &cas1, T0));
+	KUNIT_EXPECT_EQ(test, -ENOENT, t_store(cache, "k", "v",
+					       KPRIM_CACHE_REPLACE,
+					       KPRIM_CACHE_NEVER, &cas1, T0));
+	KUNIT_ASSERT_EQ(test, 0, t_store(cache, "k", "v1", KPRIM_CACHE_ADD,
+					 KPRIM_CACHE_NEVER, &cas1, T0));
+	KUNIT_EXPECT_NE(test, 0ULL, cas1);
+	KUNIT_EXPECT_EQ(test, -EEXIST, t_store(cache, "k", "x",
+					       KPRIM_CACHE_ADD,
+					       KPRIM_CACHE_NEVER, NULL, T0));
+	cas2 = cas1;
+	KUNIT_ASSERT_EQ(test, 0, t_store(cache, "k", "v2", KPRIM_CACHE_CAS,
+					 KPRIM_CACHE_NEVER, &cas2, T0));
+	KUNIT_EXPECT_GT(test, cas2, cas1);
+	stale = cas1;
+	KUNIT_EXPECT_EQ(test, -ESTALE, t_store(cache, "k", "v3",
+					       KPRIM_CACHE_CAS,
+					       KPRIM_CACHE_NEVER, &stale, T0));
+	KUNIT_EXPECT_EQ(test, cas1, stale);
+	KUNIT_EXPECT_TRUE(test, t_has(test, cache, "k", "v2", T0));
+	cas3 = 0;
+	KUNIT_ASSERT_EQ(test, 0, t_store(cache, "k", "v3",
+					 KPRIM_CACHE_REPLACE,
+					 KPRIM_CACHE_NEVER, &cas3, T0));
+	KUNIT_EXPECT_GT(test, cas3, cas2);
+	KUNIT_EXPECT_EQ(test, -EINVAL, t_store(cache, "k", "v",
+					       KPRIM_CACHE_CAS + 1,
+					       KPRIM_CACHE_NEVER, NULL, T0));
+	KUNIT_EXPECT_TRUE(test, t_has(test, cache, "k", "v3", T0));
+}
+
+/* Counter parsing: memcached's decimal u64, strictly. */
+struct t_parse_case {
+	const char *s;
+	int ret;
+	u64 val;
+};
+
+static const struct t_parse_case t_parse_cases[] = {
+	{ "0", 0, 0 },
+	{ "42", 0, 42 },
+	{ "007", 0, 7 },
+	{ "18446744073709551615", 0, U64_MAX },
+	{ "00000000000000000001", 0, 1 },
+	{ "18446744073709551616", -EINVAL, 0 },
+	{ "99999999999999999999", -EINVAL, 0 },
+	{ "000000000000000000001", -EINVAL, 0 },	/* 21 digits */
+	{ "", -EINVAL, 0 },
+	{ "-1", -EINVAL, 0 },
+	{ "+1", -EINVAL, 0 },
+	{ " 1", -EINVAL, 0 },
+	{ "1\n", -EINVAL, 0 },
+	{ "12a", -EINVAL, 0 },
+	{ "abc", -EINVAL, 0 },
+};
+
+static void t_parse_desc(const struct t_parse_case *c, char *desc)
+{
+	snprintf(desc, KUNIT_PARAM_DESC_SIZE, "\"%s\"", c->s);
+}
+
+KUNIT_ARRAY_PARAM(t_parse, t_parse_cases, t_parse_desc);
+
+static void counter_parse(struct kunit *test)
+{
+	const struct t_parse_case *c = test->param_value;
+	u64 v = 12345;
+
+	KUNIT_EXPECT_EQ(test, c->ret, kprim_cache_parse_u64(c->s, strlen(c->s),
+							    &v));
+	KUNIT_EXPECT_EQ(test, c->ret ? 12345 : c->val, v);
+}
+
+/* incr/decr: from a stored value, a flag set and a delta to a result. */
+struct t_incr_case {
+	const char *name;
+	const char *start;	/* NULL: key absent */
+	u32 flags;
+	u64 delta;
+	u64 initial;
+	int ret;
+	u64 val;
+};
+
+static const struct t_incr_case t_incr_cases[] = {
+	{ "incr", "10", 0, 5, 0, 0, 15 },
+	{ "incr-wraps", "18446744073709551615", 0, 1, 0, 0, 0 },
+	{ "incr-wraps-far", "18446744073709551610", 0, 10, 0, 0, 4 },
+	{ "decr", "10", KPRIM_CACHE_DECR, 3, 0, 0, 7 },
+	{ "decr-to-zero", "10", KPRIM_CACHE_DECR, 10, 0, 0, 0 },
+	{ "decr-saturates", "5", KPRIM_CACHE_DECR, 10, 0, 0, 0 },
+	{ "decr-max", "3", KPRIM_CACHE_DECR, U64_MAX, 0, 0, 0 },
+	{ "not-a-number", "abc", 0, 1, 0, -EINVAL, 0 },
+	{ "empty", "", 0, 1, 0, -EINVAL, 0 },
+	{ "21-digits", "000000000000000000001", 0, 1, 0, -EINVAL, 0 },
+	{ "20-digits-overflow", "99999999999999999999", 0, 1, 0, -EINVAL, 0 },
+	{ "absent", NULL, 0, 1, 0, -ENOENT, 0 },
+	{ "absent-decr", NULL, KPRIM_CACHE_DECR, 1, 0, -ENOENT, 0 },
+	{ "create", NULL, KPRIM_CACHE_INCR_CREATE, 5, 100, 0, 100 },
+	{ "create-present", "1", KPRIM_CACHE_INCR_CREATE, 5, 100, 0, 6 },
+	{ "bad-flags", "1", 1U << 7, 1, 0, -EINVAL, 0 },
+};
+
+static void t_incr_desc(const struct t_incr_case *c, char *desc)
+{
+	strscpy(desc, c->name, KUNIT_PARAM_DESC_SIZE);
+}
+
+KUNIT_ARRAY_PARAM(t_incr, t_incr_cases, t_incr_desc);
+
+static void counter_incr_decr(struct kunit *test)
+{
+	const struct t_incr_case *c = test->param_value;
+	struct kprim_cache *cache = t_cache(test, 0, 0, 0);
+	u64 val = 0, cas = 0, cas0 = 0;
+	char digits[24];
+
+	if (c->start)
+		KUNIT_ASSERT_EQ(test, 0, t_store(cache, "n", c->start,
+						 KPRIM_CACHE_SET, T0 + 100,
+						 &cas0, T0));
+	KUNIT_ASSERT_EQ(test, c->ret, kprim_cache_incr(cache, "n", 1, c->flags,
+						       c->delta, c->initial,
+						       T0, &val, &cas));
+	if (c->ret) {
+		/* Nothing changed. */
+		if (c->start)
+			KUNIT_EXPECT_TRUE(test, t_has(test, cache, "n",
+						      c->start, T0));
+		else
+			KUNIT_EXPECT_FALSE(test, t_has(test, cache, "n", NULL,
+						       T0));
+		return;
+	}
+	KUNIT_EXPECT_EQ(test, c->val, val);
+	KUNIT_EXPECT_GT(test, cas, cas0);
+	snprintf(digits, sizeof(digits), "%llu", c->val);
+	KUNIT_EXPECT_TRUE(test, t_has(test, cache, "n", digits, T0));
+	/* The counter keeps the expiry it had. */
+	if (c->start)
+		KUNIT_EXPECT_FALSE(test, t_has(test, cache, "n", NULL,
+					       T0 + 100));
+}
+
+static void counter_is_bounded_by_max_value(struct kunit *test)
+{
+	struct kprim_cache_params p = { .max_bytes = 64, .max_value = 2 };
+	struct kprim_cache *cache;
+	u64 val, cas;
+
+	cache = kprim_cache_alloc(&p, KPRIM_CACHE_F_MANUAL);
+	KUNIT_ASSERT_FALSE(test, IS_ERR(cache));
+	KUNIT_ASSERT_EQ(test, 0,
+			kunit_add_action_or_reset(test, t_cache_free, cache));
+	KUNIT_ASSERT_EQ(test, 0, t_set(cache, "n", "98", T0));
+	KUNIT_EXPECT_EQ(test, 0, kprim_cache_incr(cache, "n", 1, 0, 1, 0, T0,
+						  &val, &cas));
+	KUNIT_EXPECT_EQ(test, -E2BIG, kprim_cache_incr(cache, "n", 1, 0, 1, 0,
+						       T0, &val, &cas));
+	KUNIT_EXPECT_TRUE(test, t_has(test, cache, "n", "99", T0));
+}
+
+/* Parameter validation. */
+struct t_param_case {
+	const char *name;
+	struct kprim_cache_params p;
+	int ret;
+};
+
+static const struct t_param_case t_param_cases[] = {
+	{ "defaults", { 0, 0, 0, 0 }, 0 },
+	{ "caps", { 1ULL << 30, 1ULL << 20, 64ULL << 20, 0 }, 0 },
+	{ "bytes-over-cap", { (1ULL << 30) + 1, 0, 0, 0 }, -EINVAL },
+	{ "entries-over-cap", { 0, (1ULL << 20) + 1, 0, 0 }, -EINVAL },
+	{ "value-over-cap", { 1ULL << 30, 0, (64ULL << 20) + 1, 0 }, -EINVAL },
+	{ "value-over-bytes", { 100, 0, 101, 0 }, -EINVAL },
+	{ "ttl-over-s64", { 0, 0, 0, (u64)S64_MAX + 1 }, -EINVAL },
+	{ "ttl-s64", { 0, 0, 0, (u64)S64_MAX }, 0 },
+};
+
+static void t_param_desc(const struct t_param_case *c, char *desc)
+{
+	strscpy(desc, c->name, KUNIT_PARAM_DESC_SIZE);
+}
+
+KUNIT_ARRAY_PARAM(t_param, t_param_cases, t_param_desc);
+
+static void params_are_validated(struct kunit *test)
+{
+	const struct t_param_case *c = test->param_value;
+	struct kprim_cache_info info;
+	struct kprim_cache *cache;
+
+	cache = kprim_cache_alloc(&c->p, KPRIM_CACHE_F_MANUAL);
+	if (c->ret) {
+		KUNIT_EXPECT_EQ(test, (long)c->ret, PTR_ERR(cache));
+		return;
+	}
+	KUNIT_ASSERT_FALSE(test, IS_ERR(cache));
+	t_info(cache, &info);
+	KUNIT_EXPECT_EQ(test, c->p.max_bytes ?: KPRIM_CACHE_DEF_BYTES,
+			info.params.max_bytes);
+	KUNIT_EXPECT_EQ(test, c->p.max_entries ?: KPRIM_CACHE_DEF_ENTRIES,
+			info.params.max_entries);
+	KUNIT_EXPECT_EQ(test, c->p.max_value ?: KPRIM_CACHE_DEF_VALUE,
+			info.params.max_value);
+	kprim_cache_free(cache);
+}
+
+static void free_releases_full_cache(struct kunit *test)
+{
+	struct kprim_cache_params p = { 0 };
+	struct kprim_cache *cache;
+	char key[16];
+	int i;
+
+	cache = kprim_cache_alloc(&p, KPRIM_CACHE_F_MANUAL);
+	KUNIT_ASSERT_FALSE(test, IS_ERR(cache));
+	for (i = 0; i < 2000; i++) {
+		snprintf(key, sizeof(key), "k%d", i);
+		KUNIT_EXPECT_EQ(test, 0, t_set(cache, key, "value", T0));
+	}
+	/* Some out-of-line, some still referenced by nobody. */
+	KUNIT_EXPECT_EQ(test, 0, kprim_cache_delete(cache, "k7", 2, T0));
+	kprim_cache_free(cache);
+}
+
+static struct kunit_case kprim_cache_cases[] = {
+	KUNIT_CASE_PARAM(expiry_boundary_is_exact, t_ttl_gen_params),
+	KUNIT_CASE(expiry_default_ttl_and_overflow),
+	KUNIT_CASE(touch_moves_expiry_keeps_cas),
+	KUNIT_CASE(sweep_frees_only_expired),
+	KUNIT_CASE(lru_evicts_least_recently_used),
+	KUNIT_CASE(lru_frees_expired_tail_as_expiration),
+	KUNIT_CASE(shrink_evicts_from_tail),
+	KUNIT_CASE(accounting_tracks_bytes_and_entries),
+	KUNIT_CASE(big_values_and_keys_live_out_of_line),
+	KUNIT_CASE(cas_versions_order_stores),
+	KUNIT_CASE_PARAM(counter_parse, t_parse_gen_params),
+	KUNIT_CASE_PARAM(counter_incr_decr, t_incr_gen_params),
+	KUNIT_CASE(counter_is_bounded_by_max_value),
+	KUNIT_CASE_PARAM(params_are_validated, t_param_gen_params),
+	KUNIT_CASE(free_releases_full_cache),
+	{}
+};
+
+static struct kunit_suite kprim_cache_suite = {
+	.name = "kprim_cache",
+	.test_cases = kprim_cache_cases,
+};
+
+kunit_test_suite(kprim_cache_suite);

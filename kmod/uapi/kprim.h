@@ -1,0 +1,533 @@
+/* SPDX-License-Identifier: GPL-2.0 WITH Linux-syscall-note */
+/*
+ * kprim - host-wide concurrency primitives: the user/kernel ABI.
+ *
+ * Conventions (shared by every ioctl argument below):
+ *  - every argument struct starts with __u32 size (sizeof the struct as the
+ *    caller knows it) and __u32 flags;
+ *  - the kernel accepts any size >= the first published size of the struct
+ *    (KPRIM_SIZE_*_VER0) and up to one page: a larger struct whose unknown
+ *    tail is not zero is -E2BIG, a smaller one -EINVAL;
+ *  - reserved fields and unknown flag bits must be zero (-EINVAL);
+ *  - structs only grow by appending fields;
+ *  - commands are dispatched on their number; an unknown number, magic or
+ *    direction is -ENOTTY. The size encoded in the command is that of the
+ *    first version and is not checked: the size field is authoritative.
+ *
+ * Opening /dev/kprim gives a session fd. KPRIM_IOC_OPEN on it returns one
+ * fd per object (limiter, semaphore or cache) on which the object's own
+ * ioctls, poll() and close() work.
+ */
+#ifndef _UAPI_LINUX_KPRIM_H
+#define _UAPI_LINUX_KPRIM_H
+
+#include <linux/types.h>
+#include <linux/ioctl.h>
+
+#define KPRIM_DEVICE_NAME	"kprim"
+#define KPRIM_API_VERSION	1
+
+#define KPRIM_NAME_MAX		255	/* bytes, excluding any NUL */
+#define KPRIM_KEY_MAX		250	/* cache key bytes */
+
+/* Relative timeout meaning "wait forever". */
+#define KPRIM_TIMEOUT_INFINITE	(~(__u64)0)
+/* cancel_fd value meaning "no cancel fd". */
+#define KPRIM_NO_CANCEL_FD	(-1)
+
+/* Object kinds. */
+enum kprim_kind {
+	KPRIM_KIND_LIMITER	= 1,
+	KPRIM_KIND_SEM		= 2,
+	KPRIM_KIND_CACHE	= 3,
+};
+
+/* Feature bits reported by KPRIM_IOC_API. */
+#define KPRIM_FEAT_LIMITER	(1ULL << 0)
+#define KPRIM_FEAT_SEM		(1ULL << 1)
+#define KPRIM_FEAT_CACHE	(1ULL << 2)
+#define KPRIM_FEAT_LIST		(1ULL << 3)
+
+/**
+ * struct kprim_api - API version handshake (KPRIM_IOC_API).
+ * @size:	in: sizeof(struct kprim_api)
+ * @flags:	in: must be 0
+ * @api_version: out: KPRIM_API_VERSION of the module
+ * @reserved0:	out: zero
+ * @features:	out: KPRIM_FEAT_* bits the module implements
+ * @max_objects: out: the global object limit (module parameter)
+ * @max_objects_per_user: out: per-uid object quota (module parameter)
+ */
+struct kprim_api {
+	__u32 size;
+	__u32 flags;
+	__u32 api_version;
+	__u32 reserved0;
+	__aligned_u64 features;
+	__u32 max_objects;
+	__u32 max_objects_per_user;
+};
+#define KPRIM_SIZE_API_VER0	32
+
+/**
+ * struct kprim_wait - how a blocking operation waits.
+ * @timeout_ns:	relative timeout; 0 = do not block (fail with -EAGAIN),
+ *		KPRIM_TIMEOUT_INFINITE = no timeout (-ETIMEDOUT otherwise)
+ * @cancel_fd:	an eventfd, or KPRIM_NO_CANCEL_FD: when it becomes readable
+ *		the wait ends with -ECANCELED (the counter is not read)
+ * @reserved:	must be 0
+ *
+ * Every wait is also interruptible by signals (-EINTR) and FIFO ordered.
+ */
+struct kprim_wait {
+	__aligned_u64 timeout_ns;
+	__s32 cancel_fd;
+	__u32 reserved;
+};
+
+/* Token-bucket limiter parameters: @rate tokens every @period_ns. */
+struct kprim_limiter_params {
+	__aligned_u64 rate;		/* >= 1 */
+	__aligned_u64 period_ns;	/* >= 1 */
+	__aligned_u64 burst;		/* bucket size, >= 1 */
+	__aligned_u64 initial;		/* tokens at creation (<= burst) */
+};
+
+/* Counting semaphore parameters. */
+struct kprim_sem_params {
+	__aligned_u64 permits;		/* 1 .. 2^32-1 */
+	__aligned_u64 reserved[3];
+};
+
+/* Cache parameters; 0 picks the default for every field but default_ttl. */
+struct kprim_cache_params {
+	__aligned_u64 max_bytes;	/* default 64 MiB */
+	__aligned_u64 max_entries;	/* default 65536 */
+	__aligned_u64 max_value;	/* default 1 MiB */
+	__aligned_u64 default_ttl_ns;	/* 0 = entries do not expire */
+};
+
+/* KPRIM_IOC_OPEN flags. */
+#define KPRIM_OPEN_CREATE	(1U << 0)	/* create if it does not exist */
+#define KPRIM_OPEN_EXCL		(1U << 1)	/* with CREATE: -EEXIST if it does */
+#define KPRIM_OPEN_TRANSIENT	(1U << 2)	/* on create: gone with its last fd */
+#define KPRIM_OPEN_CLOEXEC	(1U << 3)	/* O_CLOEXEC on the new fd */
+#define KPRIM_OPEN_INITIAL	(1U << 4)	/* limiter: params.initial is set */
+#define KPRIM_OPEN_FLAGS	(KPRIM_OPEN_CREATE | KPRIM_OPEN_EXCL | \
+				 KPRIM_OPEN_TRANSIENT | KPRIM_OPEN_CLOEXEC | \
+				 KPRIM_OPEN_INITIAL)
+
+/**
+ * struct kprim_open - create or open an object (KPRIM_IOC_OPEN).
+ * @size:	sizeof(struct kprim_open)
+ * @flags:	KPRIM_OPEN_*
+ * @kind:	enum kprim_kind
+ * @mode:	permission bits (0777 mask) for a new object
+ * @name:	user pointer to the name bytes (not NUL terminated), or 0 with
+ *		@name_len 0 for an anonymous object (always created)
+ * @name_len:	1..KPRIM_NAME_MAX; no NUL and no '/' in the name
+ * @reserved:	must be 0
+ * @limiter, @sem, @cache: parameters for a new object of that kind; when an
+ *		existing object is opened they are ignored (not compared)
+ *
+ * Return: a new object fd (O_RDWR) on success.
+ */
+struct kprim_open {
+	__u32 size;
+	__u32 flags;
+	__u32 kind;
+	__u32 mode;
+	__aligned_u64 name;
+	__u32 name_len;
+	__u32 reserved;
+	union {
+		struct kprim_limiter_params limiter;
+		struct kprim_sem_params sem;
+		struct kprim_cache_params cache;
+		__aligned_u64 params_raw[8];
+	};
+};
+#define KPRIM_SIZE_OPEN_VER0	96
+
+/**
+ * struct kprim_unlink - remove a name (KPRIM_IOC_UNLINK).
+ * @size, @flags: header; no flags defined
+ * @kind:	kind of the named object
+ * @name_len:	length of @name
+ * @name:	user pointer to the name
+ *
+ * Open fds keep the object alive; the name is free at once.
+ */
+struct kprim_unlink {
+	__u32 size;
+	__u32 flags;
+	__u32 kind;
+	__u32 name_len;
+	__aligned_u64 name;
+};
+#define KPRIM_SIZE_UNLINK_VER0	24
+
+/**
+ * struct kprim_obj_info - one object, as reported by KPRIM_IOC_LIST.
+ * @id:		object id, unique while the module is loaded
+ * @kind:	enum kprim_kind
+ * @mode:	permission bits
+ * @uid, @gid:	owner (in the caller's user namespace)
+ * @flags:	KPRIM_OBJ_* state bits
+ * @name_len:	0 for anonymous objects
+ * @name:	the name, NUL padded
+ * @refs:	open fds plus one while the object is named
+ * @limiter, @sem, @cache: current parameters and statistics
+ */
+struct kprim_obj_info {
+	__aligned_u64 id;
+	__u32 kind;
+	__u32 mode;
+	__u32 uid;
+	__u32 gid;
+	__u32 flags;
+	__u32 name_len;
+	char name[KPRIM_NAME_MAX + 1];
+	__aligned_u64 refs;
+	union {
+		struct {
+			struct kprim_limiter_params params;
+			__aligned_u64 tokens;
+			__aligned_u64 waiters;
+			__aligned_u64 admitted;
+			__aligned_u64 throttled;
+		} limiter;
+		struct {
+			__aligned_u64 permits;
+			__aligned_u64 available;
+			__aligned_u64 held;
+			__aligned_u64 waiters;
+			__aligned_u64 holders;
+			__aligned_u64 acquired;
+		} sem;
+		struct {
+			struct kprim_cache_params params;
+			__aligned_u64 bytes;
+			__aligned_u64 entries;
+			__aligned_u64 hits;
+			__aligned_u64 misses;
+			__aligned_u64 evictions;
+			__aligned_u64 expirations;
+		} cache;
+		__aligned_u64 stats_raw[16];
+	};
+};
+
+#define KPRIM_OBJ_TRANSIENT	(1U << 0)
+#define KPRIM_OBJ_UNLINKED	(1U << 1)
+
+/**
+ * struct kprim_list - enumerate objects (KPRIM_IOC_LIST).
+ * @size, @flags: header; no flags defined
+ * @start_id:	in: report objects with id >= @start_id (0 to start)
+ * @buf:	user pointer to an array of struct kprim_obj_info
+ * @count:	in: capacity of @buf in entries; out: entries written
+ * @entry_size: in: sizeof(struct kprim_obj_info) as the caller knows it
+ * @next_id:	out: @start_id for the next call, 0 when the list is done
+ *
+ * Lists the objects of the caller's IPC namespace it may read, by id.
+ */
+struct kprim_list {
+	__u32 size;
+	__u32 flags;
+	__aligned_u64 start_id;
+	__aligned_u64 buf;
+	__u32 count;
+	__u32 entry_size;
+	__aligned_u64 next_id;
+};
+#define KPRIM_SIZE_LIST_VER0	40
+
+/*
+ * Limiter operations.
+ */
+
+/**
+ * struct kprim_limiter_take - take @n tokens (KPRIM_IOC_LIMITER_TAKE).
+ * @size, @flags: header; no flags defined
+ * @n:		tokens, 1..burst
+ * @wait:	how to wait (timeout 0: never block)
+ * @retry_after_ns: out, on -EAGAIN/-ETIMEDOUT: how long until @n tokens
+ *		would be available to a new request, given the current rate
+ *		and the requests already queued
+ */
+struct kprim_limiter_take {
+	__u32 size;
+	__u32 flags;
+	__aligned_u64 n;
+	struct kprim_wait wait;
+	__aligned_u64 retry_after_ns;
+};
+#define KPRIM_SIZE_LIMITER_TAKE_VER0	40
+
+/**
+ * struct kprim_limiter_set - change parameters (KPRIM_IOC_LIMITER_SET).
+ * @size, @flags: header; KPRIM_LIMITER_SET_* selects the fields to change
+ * @params:	new values (initial is ignored)
+ */
+struct kprim_limiter_set {
+	__u32 size;
+	__u32 flags;
+	struct kprim_limiter_params params;
+};
+#define KPRIM_LIMITER_SET_RATE	(1U << 0)	/* rate and period_ns */
+#define KPRIM_LIMITER_SET_BURST	(1U << 1)
+#define KPRIM_SIZE_LIMITER_SET_VER0	40
+
+/**
+ * struct kprim_limiter_info - state (KPRIM_IOC_LIMITER_INFO).
+ * @size, @flags: header; no flags defined
+ * @params:	current rate, period_ns, burst (initial: as created)
+ * @tokens:	whole tokens available now
+ * @waiters:	blocked takers
+ * @admitted:	tokens handed out since creation
+ * @throttled:	takes that failed or had to wait
+ */
+struct kprim_limiter_info {
+	__u32 size;
+	__u32 flags;
+	struct kprim_limiter_params params;
+	__aligned_u64 tokens;
+	__aligned_u64 waiters;
+	__aligned_u64 admitted;
+	__aligned_u64 throttled;
+};
+#define KPRIM_SIZE_LIMITER_INFO_VER0	72
+
+/*
+ * Semaphore operations.
+ */
+
+/**
+ * struct kprim_sem_acquire - acquire @n permits (KPRIM_IOC_SEM_ACQUIRE).
+ * @size, @flags: header; no flags defined
+ * @n:		permits, 1..permits
+ * @wait:	how to wait (timeout 0: try-acquire)
+ *
+ * Acquired permits are held by the object fd and come back on close.
+ */
+struct kprim_sem_acquire {
+	__u32 size;
+	__u32 flags;
+	__aligned_u64 n;
+	struct kprim_wait wait;
+};
+#define KPRIM_SIZE_SEM_ACQUIRE_VER0	32
+
+/**
+ * struct kprim_sem_release - release @n permits held by this fd
+ * (KPRIM_IOC_SEM_RELEASE); more than the fd holds is -EINVAL.
+ */
+struct kprim_sem_release {
+	__u32 size;
+	__u32 flags;
+	__aligned_u64 n;
+};
+#define KPRIM_SIZE_SEM_RELEASE_VER0	16
+
+/** struct kprim_sem_resize - set the permit count (KPRIM_IOC_SEM_RESIZE). */
+struct kprim_sem_resize {
+	__u32 size;
+	__u32 flags;
+	__aligned_u64 permits;
+};
+#define KPRIM_SIZE_SEM_RESIZE_VER0	16
+
+/** struct kprim_sem_holder - one holder in struct kprim_sem_info. */
+struct kprim_sem_holder {
+	__s32 pid;	/* tgid of the process that opened the fd */
+	__u32 reserved;
+	__aligned_u64 held;
+};
+
+/**
+ * struct kprim_sem_info - state (KPRIM_IOC_SEM_INFO).
+ * @size, @flags: header; no flags defined
+ * @permits:	configured permits
+ * @available:	permits not held (0 while shrunk below the held count)
+ * @held:	permits held by all fds
+ * @held_by_me:	permits held by this fd
+ * @waiters:	blocked acquirers
+ * @acquired:	acquisitions since creation
+ * @holders:	user pointer to an array of struct kprim_sem_holder, or 0
+ * @nr_holders: in: capacity of @holders; out: number of holders (may be
+ *		more than the capacity: then only the first are written)
+ * @reserved:	must be 0
+ */
+struct kprim_sem_info {
+	__u32 size;
+	__u32 flags;
+	__aligned_u64 permits;
+	__aligned_u64 available;
+	__aligned_u64 held;
+	__aligned_u64 held_by_me;
+	__aligned_u64 waiters;
+	__aligned_u64 acquired;
+	__aligned_u64 holders;
+	__u32 nr_holders;
+	__u32 reserved;
+};
+#define KPRIM_SIZE_SEM_INFO_VER0	72
+
+/*
+ * Cache operations. Keys are 1..KPRIM_KEY_MAX bytes.
+ */
+
+/**
+ * struct kprim_cache_get - look up a key (KPRIM_IOC_CACHE_GET).
+ * @size, @flags: header; no flags defined
+ * @key, @key_len: the key
+ * @reserved:	must be 0
+ * @value:	user buffer for the value
+ * @value_len:	in: capacity of @value; out: the value's length (also on
+ *		-EMSGSIZE, when the buffer is too short and nothing is copied)
+ * @ttl_ns:	out: remaining time to live, 0 if the entry does not expire
+ * @cas:	out: the entry's version, for KPRIM_CACHE_CAS
+ *
+ * Return: 0, -ENOENT on a miss (or an expired entry).
+ */
+struct kprim_cache_get {
+	__u32 size;
+	__u32 flags;
+	__aligned_u64 key;
+	__u32 key_len;
+	__u32 reserved;
+	__aligned_u64 value;
+	__aligned_u64 value_len;
+	__aligned_u64 ttl_ns;
+	__aligned_u64 cas;
+};
+#define KPRIM_SIZE_CACHE_GET_VER0	56
+
+/* struct kprim_cache_store.op */
+enum kprim_cache_op {
+	KPRIM_CACHE_SET		= 0,	/* always store */
+	KPRIM_CACHE_ADD		= 1,	/* only if absent, else -EEXIST */
+	KPRIM_CACHE_REPLACE	= 2,	/* only if present, else -ENOENT */
+	KPRIM_CACHE_CAS		= 3,	/* only if cas matches, else -ESTALE
+					 * (-ENOENT if absent) */
+};
+
+/* struct kprim_cache_store.flags */
+#define KPRIM_CACHE_TTL		(1U << 0)	/* use ttl_ns, not the default */
+
+/**
+ * struct kprim_cache_store - store a value (KPRIM_IOC_CACHE_STORE).
+ * @size, @flags: header; KPRIM_CACHE_TTL
+ * @key, @key_len: the key
+ * @op:		enum kprim_cache_op
+ * @value, @value_len: the value, 0..max_value bytes
+ * @ttl_ns:	with KPRIM_CACHE_TTL: relative expiry, 0 = never expires
+ * @cas:	in: expected version for KPRIM_CACHE_CAS; out: new version
+ */
+struct kprim_cache_store {
+	__u32 size;
+	__u32 flags;
+	__aligned_u64 key;
+	__u32 key_len;
+	__u32 op;
+	__aligned_u64 value;
+	__aligned_u64 value_len;
+	__aligned_u64 ttl_ns;
+	__aligned_u64 cas;
+};
+#define KPRIM_SIZE_CACHE_STORE_VER0	56
+
+/**
+ * struct kprim_cache_key - a key-only request: KPRIM_IOC_CACHE_DELETE and
+ * KPRIM_IOC_CACHE_TOUCH (which sets a new relative @ttl_ns, 0 = never).
+ */
+struct kprim_cache_key {
+	__u32 size;
+	__u32 flags;
+	__aligned_u64 key;
+	__u32 key_len;
+	__u32 reserved;
+	__aligned_u64 ttl_ns;
+};
+#define KPRIM_SIZE_CACHE_KEY_VER0	32
+
+/* struct kprim_cache_incr.flags */
+#define KPRIM_CACHE_DECR	(1U << 0)	/* subtract, saturating at 0 */
+#define KPRIM_CACHE_INCR_CREATE	(1U << 1)	/* absent: store @initial */
+
+/**
+ * struct kprim_cache_incr - atomic counter update (KPRIM_IOC_CACHE_INCR).
+ * @size, @flags: header; KPRIM_CACHE_DECR, KPRIM_CACHE_INCR_CREATE
+ * @key, @key_len: the key; the value must be a decimal u64 (memcached)
+ * @reserved:	must be 0
+ * @delta:	amount; incr wraps at 2^64 like memcached
+ * @initial:	with KPRIM_CACHE_INCR_CREATE, the value stored when absent
+ * @value:	out: the new value
+ * @cas:	out: the new version
+ */
+struct kprim_cache_incr {
+	__u32 size;
+	__u32 flags;
+	__aligned_u64 key;
+	__u32 key_len;
+	__u32 reserved;
+	__aligned_u64 delta;
+	__aligned_u64 initial;
+	__aligned_u64 value;
+	__aligned_u64 cas;
+};
+#define KPRIM_SIZE_CACHE_INCR_VER0	56
+
+/**
+ * struct kprim_cache_info - state (KPRIM_IOC_CACHE_INFO).
+ */
+struct kprim_cache_info {
+	__u32 size;
+	__u32 flags;
+	struct kprim_cache_params params;
+	__aligned_u64 bytes;
+	__aligned_u64 entries;
+	__aligned_u64 hits;
+	__aligned_u64 misses;
+	__aligned_u64 evictions;
+	__aligned_u64 expirations;
+};
+#define KPRIM_SIZE_CACHE_INFO_VER0	88
+
+/* A plain header: ioctls that take no other argument (FLUSH). */
+struct kprim_hdr {
+	__u32 size;
+	__u32 flags;
+};
+#define KPRIM_SIZE_HDR_VER0	8
+
+#define KPRIM_IOC_MAGIC		0xB9
+
+/* Session fd. */
+#define KPRIM_IOC_API		_IOWR(KPRIM_IOC_MAGIC, 0x00, struct kprim_api)
+#define KPRIM_IOC_OPEN		_IOW(KPRIM_IOC_MAGIC, 0x01, struct kprim_open)
+#define KPRIM_IOC_UNLINK	_IOW(KPRIM_IOC_MAGIC, 0x02, struct kprim_unlink)
+#define KPRIM_IOC_LIST		_IOWR(KPRIM_IOC_MAGIC, 0x03, struct kprim_list)
+
+/* Limiter fd. */
+#define KPRIM_IOC_LIMITER_TAKE	_IOWR(KPRIM_IOC_MAGIC, 0x10, struct kprim_limiter_take)
+#define KPRIM_IOC_LIMITER_SET	_IOW(KPRIM_IOC_MAGIC, 0x11, struct kprim_limiter_set)
+#define KPRIM_IOC_LIMITER_INFO	_IOWR(KPRIM_IOC_MAGIC, 0x12, struct kprim_limiter_info)
+
+/* Semaphore fd. */
+#define KPRIM_IOC_SEM_ACQUIRE	_IOW(KPRIM_IOC_MAGIC, 0x20, struct kprim_sem_acquire)
+#define KPRIM_IOC_SEM_RELEASE	_IOW(KPRIM_IOC_MAGIC, 0x21, struct kprim_sem_release)
+#define KPRIM_IOC_SEM_RESIZE	_IOW(KPRIM_IOC_MAGIC, 0x22, struct kprim_sem_resize)
+#define KPRIM_IOC_SEM_INFO	_IOWR(KPRIM_IOC_MAGIC, 0x23, struct kprim_sem_info)
+
+/* Cache fd. */
+#define KPRIM_IOC_CACHE_GET	_IOWR(KPRIM_IOC_MAGIC, 0x30, struct kprim_cache_get)
+#define KPRIM_IOC_CACHE_STORE	_IOWR(KPRIM_IOC_MAGIC, 0x31, struct kprim_cache_store)
+#define KPRIM_IOC_CACHE_DELETE	_IOW(KPRIM_IOC_MAGIC, 0x32, struct kprim_cache_key)
+#define KPRIM_IOC_CACHE_TOUCH	_IOW(KPRIM_IOC_MAGIC, 0x33, struct kprim_cache_key)
+#define KPRIM_IOC_CACHE_INCR	_IOWR(KPRIM_IOC_MAGIC, 0x34, struct kprim_cache_incr)
+#define KPRIM_IOC_CACHE_FLUSH	_IOW(KPRIM_IOC_MAGIC, 0x35, struct kprim_hdr)
+#define KPRIM_IOC_CACHE_INFO	_IOWR(KPRIM_IOC_MAGIC, 0x36, struct kprim_cache_info)
+
+#endif /* _UAPI_LINUX_KPRIM_H */

@@ -1,0 +1,252 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * kprim - the one wait routine every blocking operation uses.
+ *
+ * Waiters queue FIFO on their object. Whoever makes progress possible (a
+ * release, a refill timer, a resize) grants requests from the head of the
+ * queue under the object's lock: it dequeues the waiter, accounts the grant
+ * to it and only then wakes it. A waiter therefore never has to retry, and a
+ * later request can never overtake an earlier one.
+ *
+ * A wait ends with a grant, a timeout, a signal or its cancel eventfd
+ * becoming readable. When it ends without a grant the waiter leaves the
+ * queue and its owner re-runs the grant, because the requests behind it may
+ * now fit.
+ */
+#include <linux/eventfd.h>
+#include <linux/file.h>
+#include <linux/hrtimer.h>
+#include <linux/sched.h>
+#include <linux/sched/debug.h>
+#include <linux/overflow.h>
+#include <linux/sched/signal.h>
+#include <linux/sched/task.h>
+#include "kprim.h"
+
+/**
+ * kprim_waitq_init() - initialise an empty waiter queue.
+ * @q: the queue
+ */
+void kprim_waitq_init(struct kprim_waitq *q)
+{
+	spin_lock_init(&q->lock);
+	INIT_LIST_HEAD(&q->waiters);
+	q->nr_waiters = 0;
+	q->queued = 0;
+}
+
+/**
+ * kprim_waitq_add() - queue a waiter at the tail.
+ * @q:	the queue; its lock is held
+ * @w:	the waiter, with task and n set
+ */
+void kprim_waitq_add(struct kprim_waitq *q, struct kprim_waiter *w)
+{
+	lockdep_assert_held(&q->lock);
+	list_add_tail(&w->node, &q->waiters);
+	q->nr_waiters++;
+	if (check_add_overflow(q->queued, w->n, &q->queued))
+		q->queued = U64_MAX;
+}
+
+static void kprim_waitq_del(struct kprim_waitq *q, struct kprim_waiter *w)
+{
+	list_del(&w->node);
+	q->nr_waiters--;
+	q->queued -= min(q->queued, w->n);
+}
+
+/* Called by the eventfd under its queue lock whenever it is signalled. */
+static int kprim_cancel_wake(wait_queue_entry_t *entry, unsigned int mode,
+			     int sync, void *key)
+{
+	struct kprim_cancel *c = container_of(entry, struct kprim_cancel, entry);
+
+	if (key && !(key_to_poll(key) & EPOLLIN))
+		return 0;
+	WRITE_ONCE(c->fired, true);
+	wake_up_process(c->task);
+	return 0;
+}
+
+static void kprim_cancel_queue(struct file *file, wait_queue_head_t *wqh,
+			       poll_table *pt)
+{
+	struct kprim_cancel *c = container_of(pt, struct kprim_cancel, pt);
+
+	if (c->wqh)
+		return;
+	c->wqh = wqh;
+	init_waitqueue_func_entry(&c->entry, kprim_cancel_wake);
+	add_wait_queue(wqh, &c->entry);
+}
+
+static int kprim_cancel_watch(struct kprim_cancel *c, int fd)
+{
+	struct eventfd_ctx *evctx;
+	struct file *file;
+
+	file = fget(fd);
+	if (!file)
+		return -EBADF;
+	/* Only an eventfd has the "readable = cancelled" meaning we rely on. */
+	evctx = eventfd_ctx_fileget(file);
+	if (IS_ERR(evctx)) {
+		fput(file);
+		return -EINVAL;
+	}
+	eventfd_ctx_put(evctx);
+
+	c->file = file;
+	c->task = current;
+	init_poll_funcptr(&c->pt, kprim_cancel_queue);
+	if (vfs_poll(file, &c->pt) & EPOLLIN)
+		WRITE_ONCE(c->fired, true);
+	return 0;
+}
+
+/**
+ * kprim_wait_ctx_init() - validate a struct kprim_wait and prepare a wait.
+ * @ctx:	filled in; release with kprim_wait_ctx_destroy()
+ * @w:		the caller's wait description
+ *
+ * The deadline is computed here, so time spent before the caller actually
+ * queues counts against its timeout.
+ *
+ * Return: 0; -EINVAL for non-zero reserved bits or a cancel fd that is not
+ * an eventfd; -EBADF for a cancel fd that is not open.
+ */
+int kprim_wait_ctx_init(struct kprim_wait_ctx *ctx, const struct kprim_wait *w)
+{
+	memset(ctx, 0, sizeof(*ctx));
+	if (w->reserved)
+		return -EINVAL;
+
+	ctx->nonblock = w->timeout_ns == 0;
+	if (w->timeout_ns >= (u64)KTIME_MAX)
+		ctx->deadline = KTIME_MAX;
+	else
+		ctx->deadline = ktime_add_safe(ktime_get(),
+					       ns_to_ktime(w->timeout_ns));
+
+	if (w->cancel_fd == KPRIM_NO_CANCEL_FD)
+		return 0;
+	if (w->cancel_fd < 0)
+		return -EBADF;
+	return kprim_cancel_watch(&ctx->cancel, w->cancel_fd);
+}
+
+/**
+ * kprim_wait_ctx_destroy() - drop what kprim_wait_ctx_init() took.
+ * @ctx: the wait context
+ */
+void kprim_wait_ctx_destroy(struct kprim_wait_ctx *ctx)
+{
+	struct kprim_cancel *c = &ctx->cancel;
+
+	if (!c->file)
+		return;
+	if (c->wqh)
+		remove_wait_queue(c->wqh, &c->entry);
+	fput(c->file);
+	c->file = NULL;
+}
+
+/**
+ * kprim_waitq_grant() - hand a request to its waiter and wake it.
+ * @q:	the queue @w is on; its lock is held
+ * @w:	the waiter, already accounted as granted by the caller
+ *
+ * After the release store the waiter may return and its stack frame vanish,
+ * so the task is pinned first and @w is not touched afterwards.
+ */
+void kprim_waitq_grant(struct kprim_waitq *q, struct kprim_waiter *w)
+{
+	struct task_struct *task = w->task;
+
+	lockdep_assert_held(&q->lock);
+	kprim_waitq_del(q, w);
+	get_task_struct(task);
+	smp_store_release(&w->granted, true);
+	wake_up_process(task);
+	put_task_struct(task);
+}
+
+/**
+ * kprim_waitq_fail() - end a queued request with an error.
+ * @q:		the queue @w is on; its lock is held
+ * @w:		the waiter
+ * @err:	negative errno its wait returns (say, -EINVAL for a request
+ *		that a parameter change made impossible)
+ */
+void kprim_waitq_fail(struct kprim_waitq *q, struct kprim_waiter *w, int err)
+{
+	w->result = err;
+	kprim_waitq_grant(q, w);
+}
+
+/**
+ * kprim_wait_for_grant() - sleep until a queued request is granted.
+ * @q:		the queue the caller put @w on (its lock is not held)
+ * @w:		the queued waiter
+ * @ctx:	deadline and cancel watch
+ * @abandoned:	called under @q's lock after @w left the queue without a
+ *		grant, so the owner can grant the requests behind it
+ * @owner:	argument for @abandoned
+ *
+ * Return: 0 when granted (a grant that races with a timeout, signal or
+ * cancel wins: what was granted is kept); the error passed to
+ * kprim_waitq_fail(); -ETIMEDOUT, -EINTR or -ECANCELED otherwise, with @w
+ * off the queue.
+ */
+noinline int __sched kprim_wait_for_grant(struct kprim_waitq *q,
+					  struct kprim_waiter *w,
+					  struct kprim_wait_ctx *ctx,
+					  void (*abandoned)(void *owner),
+					  void *owner)
+{
+	ktime_t deadline = ctx->deadline;
+	int ret;
+
+	for (;;) {
+		set_current_state(TASK_INTERRUPTIBLE);
+		if (smp_load_acquire(&w->granted))
+			goto granted;
+		if (signal_pending(current))
+			goto interrupted;
+		if (READ_ONCE(ctx->cancel.fired))
+			goto cancelled;
+		if (deadline != KTIME_MAX &&
+		    ktime_compare(ktime_get(), deadline) >= 0)
+			goto timed_out;
+		if (deadline == KTIME_MAX)
+			schedule();
+		else
+			schedule_hrtimeout_range(&deadline, 0, HRTIMER_MODE_ABS);
+	}
+
+granted:
+	__set_current_state(TASK_RUNNING);
+	return w->result;
+
+interrupted:
+	ret = -EINTR;
+	goto abandon;
+cancelled:
+	ret = -ECANCELED;
+	goto abandon;
+timed_out:
+	ret = -ETIMEDOUT;
+abandon:
+	__set_current_state(TASK_RUNNING);
+	spin_lock_irq(&q->lock);
+	if (w->granted) {
+		ret = w->result;
+	} else {
+		kprim_waitq_del(q, w);
+		if (abandoned)
+			abandoned(owner);
+	}
+	spin_unlock_irq(&q->lock);
+	return ret;
+}

@@ -1,0 +1,210 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * libkprim: expiring key-value cache wrappers.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include "internal.h"
+
+int kprim_cache_open(struct kprim *k, const char *name, unsigned int flags,
+		     unsigned int mode, const struct kprim_cache_config *cfg,
+		     struct kprim_cache **out)
+{
+	struct kprim_open a;
+	struct kprim_cache *c;
+	int ret;
+
+	if (!out)
+		return -EINVAL;
+	memset(&a, 0, sizeof(a));
+	if (cfg) {
+		a.cache.max_bytes = cfg->max_bytes;
+		a.cache.max_entries = cfg->max_entries;
+		a.cache.max_value = cfg->max_value;
+		a.cache.default_ttl_ns = cfg->default_ttl_ns;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	ret = kprim_obj_open(k, KPRIM_KIND_CACHE, name, flags, mode, &a, &c->o);
+	if (ret) {
+		free(c);
+		return ret;
+	}
+	*out = c;
+	return 0;
+}
+
+void kprim_cache_close(struct kprim_cache *c)
+{
+	if (!c)
+		return;
+	kprim_obj_close(&c->o);
+	free(c);
+}
+
+int kprim_cache_get(struct kprim_cache *c, const void *key, size_t klen,
+		    void *buf, size_t *len, uint64_t *ttl_ns, uint64_t *cas)
+{
+	struct kprim_cache_get g = { .size = sizeof(g) };
+	long ret;
+
+	if (!c || !len || klen > UINT32_MAX)
+		return -EINVAL;
+	g.key = (uintptr_t)key;
+	g.key_len = (uint32_t)klen;
+	g.value = (uintptr_t)buf;
+	g.value_len = *len;
+	ret = kprim_do_ioctl(c->o.fd, KPRIM_IOC_CACHE_GET, &g);
+	if (!ret || ret == -EMSGSIZE)
+		*len = g.value_len;
+	if (!ret && ttl_ns)
+		*ttl_ns = g.ttl_ns;
+	if (!ret && cas)
+		*cas = g.cas;
+	return (int)ret;
+}
+
+static int kprim_cache_store(struct kprim_cache *c, uint32_t op,
+			     const void *key, size_t klen, const void *val,
+			     size_t vlen, uint64_t ttl_ns, uint64_t *cas)
+{
+	struct kprim_cache_store s = { .size = sizeof(s), .op = op };
+	long ret;
+
+	if (!c || klen > UINT32_MAX || (op == KPRIM_CACHE_CAS && !cas))
+		return -EINVAL;
+	s.key = (uintptr_t)key;
+	s.key_len = (uint32_t)klen;
+	s.value = (uintptr_t)val;
+	s.value_len = vlen;
+	if (ttl_ns != KPRIM_TTL_DEFAULT) {
+		s.flags |= KPRIM_CACHE_TTL;
+		s.ttl_ns = ttl_ns;
+	}
+	if (cas)
+		s.cas = *cas;
+	ret = kprim_do_ioctl(c->o.fd, KPRIM_IOC_CACHE_STORE, &s);
+	if (!ret && cas)
+		*cas = s.cas;
+	return (int)ret;
+}
+
+int kprim_cache_set(struct kprim_cache *c, const void *key, size_t klen,
+		    const void *val, size_t vlen, uint64_t ttl_ns, uint64_t *cas)
+{
+	return kprim_cache_store(c, KPRIM_CACHE_SET, key, klen, val, vlen,
+				 ttl_ns, cas);
+}
+
+int kprim_cache_add(struct kprim_cache *c, const void *key, size_t klen,
+		    const void *val, size_t vlen, uint64_t ttl_ns, uint64_t *cas)
+{
+	return kprim_cache_store(c, KPRIM_CACHE_ADD, key, klen, val, vlen,
+				 ttl_ns, cas);
+}
+
+int kprim_cache_replace(struct kprim_cache *c, const void *key, size_t klen,
+			const void *val, size_t vlen, uint64_t ttl_ns,
+			uint64_t *cas)
+{
+	return kprim_cache_store(c, KPRIM_CACHE_REPLACE, key, klen, val, vlen,
+				 ttl_ns, cas);
+}
+
+int kprim_cache_cas(struct kprim_cache *c, const void *key, size_t klen,
+		    const void *val, size_t vlen, uint64_t ttl_ns, uint64_t *cas)
+{
+	return kprim_cache_store(c, KPRIM_CACHE_CAS, key, klen, val, vlen,
+				 ttl_ns, cas);
+}
+
+static int kprim_cache_keyop(struct kprim_cache *c, unsigned long cmd,
+			     const void *key, size_t klen, uint64_t ttl_ns)
+{
+	struct kprim_cache_key k = { .size = sizeof(k), .ttl_ns = ttl_ns };
+
+	if (!c || klen > UINT32_MAX)
+		return -EINVAL;
+	k.key = (uintptr_t)key;
+	k.key_len = (uint32_t)klen;
+	return (int)kprim_do_ioctl(c->o.fd, cmd, &k);
+}
+
+int kprim_cache_delete(struct kprim_cache *c, const void *key, size_t klen)
+{
+	return kprim_cache_keyop(c, KPRIM_IOC_CACHE_DELETE, key, klen, 0);
+}
+
+int kprim_cache_touch(struct kprim_cache *c, const void *key, size_t klen,
+		      uint64_t ttl_ns)
+{
+	return kprim_cache_keyop(c, KPRIM_IOC_CACHE_TOUCH, key, klen, ttl_ns);
+}
+
+static int kprim_cache_count(struct kprim_cache *c, uint32_t flags,
+			     const void *key, size_t klen, uint64_t delta,
+			     uint64_t *value)
+{
+	struct kprim_cache_incr i = { .size = sizeof(i), .flags = flags,
+				      .delta = delta };
+	long ret;
+
+	if (!c || klen > UINT32_MAX)
+		return -EINVAL;
+	i.key = (uintptr_t)key;
+	i.key_len = (uint32_t)klen;
+	ret = kprim_do_ioctl(c->o.fd, KPRIM_IOC_CACHE_INCR, &i);
+	if (!ret && value)
+		*value = i.value;
+	return (int)ret;
+}
+
+int kprim_cache_incr(struct kprim_cache *c, const void *key, size_t klen,
+		     uint64_t delta, uint64_t *value)
+{
+	return kprim_cache_count(c, 0, key, klen, delta, value);
+}
+
+int kprim_cache_decr(struct kprim_cache *c, const void *key, size_t klen,
+		     uint64_t delta, uint64_t *value)
+{
+	return kprim_cache_count(c, KPRIM_CACHE_DECR, key, klen, delta, value);
+}
+
+int kprim_cache_flush(struct kprim_cache *c)
+{
+	struct kprim_hdr h = { .size = sizeof(h) };
+
+	if (!c)
+		return -EINVAL;
+	return (int)kprim_do_ioctl(c->o.fd, KPRIM_IOC_CACHE_FLUSH, &h);
+}
+
+int kprim_cache_stats(struct kprim_cache *c, struct kprim_cache_stats *st)
+{
+	struct kprim_cache_info i = { .size = sizeof(i) };
+	long ret;
+
+	if (!c || !st)
+		return -EINVAL;
+	ret = kprim_do_ioctl(c->o.fd, KPRIM_IOC_CACHE_INFO, &i);
+	if (ret)
+		return (int)ret;
+	st->config.max_bytes = i.params.max_bytes;
+	st->config.max_entries = i.params.max_entries;
+	st->config.max_value = i.params.max_value;
+	st->config.default_ttl_ns = i.params.default_ttl_ns;
+	st->bytes = i.bytes;
+	st->entries = i.entries;
+	st->hits = i.hits;
+	st->misses = i.misses;
+	st->evictions = i.evictions;
+	st->expirations = i.expirations;
+	return 0;
+}
+
+int kprim_cache_fd(struct kprim_cache *c)
+{
+	return c ? c->o.fd : -EINVAL;
+}

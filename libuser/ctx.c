@@ -1,0 +1,269 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * kprim_ctx: a tree of cancellation scopes. Each node has one short mutex;
+ * cancellation walks parent -> children, so locks are only ever nested in
+ * that order. A node lives while the user or any child holds a reference.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kprim/ctx.h"
+
+struct kprim_ctx {
+	pthread_mutex_t lock;
+	struct kprim_ctx *parent;	/* holds a reference while linked */
+	struct kprim_ctx *children;	/* list through sib_prev/sib_next */
+	struct kprim_ctx *sib_prev, *sib_next;
+	struct kprim_ctx_waiter waiters;	/* circular list sentinel */
+	uint64_t deadline;		/* effective, KPRIM_NO_DEADLINE if none */
+	atomic_int err;			/* 0 until ended; never changes after */
+	int efd;			/* -1 until kprim_ctx_cancel_fd() */
+	atomic_int refs;
+};
+
+uint64_t kprim_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void signal_efd(int efd)
+{
+	uint64_t one = 1;
+
+	/* Only fails with EAGAIN on counter overflow: readable anyway. */
+	if (efd >= 0 && write(efd, &one, sizeof(one)) < 0)
+		return;
+}
+
+/* End @ctx and its subtree with @reason; the first reason sticks. */
+static void ctx_end(struct kprim_ctx *ctx, int reason)
+{
+	struct kprim_ctx_waiter *w;
+	struct kprim_ctx *c;
+
+	pthread_mutex_lock(&ctx->lock);
+	if (atomic_load(&ctx->err)) {
+		pthread_mutex_unlock(&ctx->lock);
+		return;
+	}
+	atomic_store(&ctx->err, reason);
+	signal_efd(ctx->efd);
+	while ((w = ctx->waiters.next) != &ctx->waiters) {
+		/* Detach first so wake() runs once and unwatch is a no-op. */
+		w->prev->next = w->next;
+		w->next->prev = w->prev;
+		w->next = w->prev = NULL;
+		w->wake(w);
+	}
+	for (c = ctx->children; c; c = c->sib_next)
+		ctx_end(c, reason);
+	pthread_mutex_unlock(&ctx->lock);
+}
+
+/* Deadlines are observed lazily: whoever notices expiry ends the ctx. */
+static int ctx_check(struct kprim_ctx *ctx)
+{
+	int err = atomic_load(&ctx->err);
+
+	if (err)
+		return err;
+	if (ctx->deadline != KPRIM_NO_DEADLINE &&
+	    kprim_now_ns() >= ctx->deadline)
+		ctx_end(ctx, -ETIMEDOUT);
+	return atomic_load(&ctx->err);
+}
+
+static void ctx_put(struct kprim_ctx *ctx)
+{
+	if (atomic_fetch_sub(&ctx->refs, 1) != 1)
+		return;
+	if (ctx->efd >= 0)
+		close(ctx->efd);
+	pthread_mutex_destroy(&ctx->lock);
+	free(ctx);
+}
+
+int kprim_ctx_with_deadline(struct kprim_ctx *parent, uint64_t deadline_ns,
+			    struct kprim_ctx **out)
+{
+	struct kprim_ctx *ctx;
+	int perr;
+
+	if (!out)
+		return -EINVAL;
+	*out = NULL;
+	ctx = calloc(1, sizeof(*ctx));
+	if (!ctx)
+		return -ENOMEM;
+	pthread_mutex_init(&ctx->lock, NULL);
+	ctx->waiters.next = ctx->waiters.prev = &ctx->waiters;
+	ctx->efd = -1;
+	atomic_init(&ctx->refs, 1);
+	ctx->deadline = deadline_ns;
+
+	if (parent) {
+		if (parent->deadline < ctx->deadline)
+			ctx->deadline = parent->deadline;
+		pthread_mutex_lock(&parent->lock);
+		perr = atomic_load(&parent->err);
+		if (perr) {
+			/* Born ended: not linked, no parent reference. */
+			atomic_init(&ctx->err, perr);
+		} else {
+			atomic_fetch_add(&parent->refs, 1);
+			ctx->parent = parent;
+			ctx->sib_next = parent->children;
+			if (parent->children)
+				parent->children->sib_prev = ctx;
+			parent->children = ctx;
+		}
+		pthread_mutex_unlock(&parent->lock);
+	}
+	*out = ctx;
+	return 0;
+}
+
+int kprim_ctx_new(struct kprim_ctx *parent, struct kprim_ctx **out)
+{
+	return kprim_ctx_with_deadline(parent, KPRIM_NO_DEADLINE, out);
+}
+
+int kprim_ctx_with_timeout(struct kprim_ctx *parent, uint64_t timeout_ns,
+			   struct kprim_ctx **out)
+{
+	uint64_t now = kprim_now_ns(), deadline = KPRIM_NO_DEADLINE;
+
+	if (timeout_ns != KPRIM_TIMEOUT_INFINITE &&
+	    timeout_ns < KPRIM_NO_DEADLINE - now)
+		deadline = now + timeout_ns;
+	return kprim_ctx_with_deadline(parent, deadline, out);
+}
+
+int kprim_ctx_cancel(struct kprim_ctx *ctx)
+{
+	if (!ctx)
+		return -EINVAL;
+	ctx_end(ctx, -ECANCELED);
+	return 0;
+}
+
+void kprim_ctx_free(struct kprim_ctx *ctx)
+{
+	struct kprim_ctx *parent;
+
+	if (!ctx)
+		return;
+	ctx_end(ctx, -ECANCELED);
+	parent = ctx->parent;
+	if (parent) {
+		pthread_mutex_lock(&parent->lock);
+		if (ctx->sib_prev)
+			ctx->sib_prev->sib_next = ctx->sib_next;
+		else
+			parent->children = ctx->sib_next;
+		if (ctx->sib_next)
+			ctx->sib_next->sib_prev = ctx->sib_prev;
+		pthread_mutex_unlock(&parent->lock);
+		ctx->parent = NULL;
+		ctx_put(parent);
+	}
+	ctx_put(ctx);
+}
+
+int kprim_ctx_err(struct kprim_ctx *ctx)
+{
+	if (!ctx)
+		return -EINVAL;
+	return ctx_check(ctx);
+}
+
+int kprim_ctx_done(struct kprim_ctx *ctx)
+{
+	if (!ctx)
+		return -EINVAL;
+	return ctx_check(ctx) != 0;
+}
+
+int kprim_ctx_cancel_fd(struct kprim_ctx *ctx)
+{
+	int fd;
+
+	if (!ctx)
+		return -EINVAL;
+	ctx_check(ctx);
+	pthread_mutex_lock(&ctx->lock);
+	if (ctx->efd < 0) {
+		ctx->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (ctx->efd < 0) {
+			fd = -errno;
+			pthread_mutex_unlock(&ctx->lock);
+			return fd;
+		}
+		if (atomic_load(&ctx->err))
+			signal_efd(ctx->efd);
+	}
+	fd = ctx->efd;
+	pthread_mutex_unlock(&ctx->lock);
+	return fd;
+}
+
+uint64_t kprim_ctx_deadline_ns(struct kprim_ctx *ctx)
+{
+	return ctx ? ctx->deadline : KPRIM_NO_DEADLINE;
+}
+
+uint64_t kprim_ctx_remaining_ns(struct kprim_ctx *ctx)
+{
+	uint64_t now;
+
+	if (!ctx || ctx->deadline == KPRIM_NO_DEADLINE)
+		return KPRIM_NO_DEADLINE;
+	now = kprim_now_ns();
+	if (now >= ctx->deadline) {
+		ctx_end(ctx, -ETIMEDOUT);
+		return 0;
+	}
+	return ctx->deadline - now;
+}
+
+int kprim_ctx_watch(struct kprim_ctx *ctx, struct kprim_ctx_waiter *w)
+{
+	int err;
+
+	if (!ctx || !w || !w->wake)
+		return -EINVAL;
+	err = ctx_check(ctx);
+	if (err)
+		return err;
+	pthread_mutex_lock(&ctx->lock);
+	err = atomic_load(&ctx->err);
+	if (!err) {
+		w->next = &ctx->waiters;
+		w->prev = ctx->waiters.prev;
+		ctx->waiters.prev->next = w;
+		ctx->waiters.prev = w;
+	}
+	pthread_mutex_unlock(&ctx->lock);
+	return err;
+}
+
+void kprim_ctx_unwatch(struct kprim_ctx *ctx, struct kprim_ctx_waiter *w)
+{
+	if (!ctx || !w)
+		return;
+	pthread_mutex_lock(&ctx->lock);
+	if (w->next) {
+		w->prev->next = w->next;
+		w->next->prev = w->prev;
+		w->next = w->prev = NULL;
+	}
+	pthread_mutex_unlock(&ctx->lock);
+}

@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * libkprim - host-wide concurrency primitives.
+ *
+ * Kernel objects shared by every process of the host (through /dev/kprim):
+ *   kprim/session.h   connect, list, unlink
+ *   kprim/limiter.h   token-bucket rate limiters
+ *   kprim/sem.h       counting semaphores whose permits survive no crash
+ *   kprim/cache.h     expiring key-value cache
+ * In-process building blocks:
+ *   kprim/ctx.h       cancellation and deadlines
+ *   kprim/chan.h      Go-style channels and select
+ *   kprim/pipeline.h  stages, fan-out/fan-in, cancellation
+ *   kprim/breaker.h   circuit breaker, local or shared host-wide
+ *
+ * Conventions: 0 (or a count) on success, a negative errno on failure;
+ * never -1 with errno. Link with -lkprim (pkg-config: kprim).
+ */
+#ifndef KPRIM_H
+#define KPRIM_H
+
+#include "kprim/session.h"
+#include "kprim/ctx.h"
+#include "kprim/limiter.h"
+#include "kprim/sem.h"
+#include "kprim/cache.h"
+#include "kprim/chan.h"
+#include "kprim/pipeline.h"
+#include "kprim/breaker.h"
+
+#endif /* KPRIM_H */

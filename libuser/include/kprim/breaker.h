@@ -1,0 +1,146 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * kprim_breaker - circuit breaker (closed -> open -> half-open).
+ *
+ * Closed: calls pass; the breaker trips to open after @consecutive_failures
+ * failures in a row, or when the failure rate over the sliding window
+ * reaches @failure_rate_pct with at least @min_calls calls in the window.
+ * Open: calls are rejected until @open_timeout_ns has passed; the next
+ * kprim_breaker_allow() moves it to half-open.
+ * Half-open: at most @half_open_probes calls are in flight at a time (a
+ * slot frees when its result is reported); any failure re-opens, and
+ * @success_threshold successes close it.
+ *
+ * Every transition starts a new generation; a result reported with a
+ * ticket of an older generation is ignored (-ESTALE), so calls admitted
+ * before a transition cannot affect the new state. All window and
+ * consecutive counters are reset on every transition.
+ *
+ * Errno conventions: 0 or a negative errno. -EINVAL for NULL handles and
+ * invalid settings, -EBUSY when a call is rejected, -ESTALE for an ignored
+ * result, -ENOMEM.
+ */
+#ifndef KPRIM_BREAKER_H
+#define KPRIM_BREAKER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum kprim_breaker_state {
+	KPRIM_BREAKER_CLOSED = 0,
+	KPRIM_BREAKER_OPEN = 1,
+	KPRIM_BREAKER_HALF_OPEN = 2,
+};
+
+enum kprim_breaker_window {
+	KPRIM_BREAKER_WINDOW_NONE = 0,	/* consecutive failures only */
+	KPRIM_BREAKER_WINDOW_COUNT = 1,	/* the last @window_size calls */
+	KPRIM_BREAKER_WINDOW_TIME = 2,	/* calls in the last @window_ns */
+};
+
+#define KPRIM_BREAKER_WINDOW_MAX	65536	/* calls or buckets */
+
+struct kprim_breaker;
+
+/**
+ * struct kprim_breaker_settings - configuration (checked by _new()).
+ * @consecutive_failures: trip after this many failures in a row, 0 = off
+ * @window:	enum kprim_breaker_window
+ * @window_size: COUNT: calls in the window; TIME: buckets the window is
+ *		split into (1..KPRIM_BREAKER_WINDOW_MAX)
+ * @window_ns:	TIME: window length, >= @window_size ns
+ * @min_calls:	window: no rate decision below this many calls (>= 1)
+ * @failure_rate_pct: window: trip at this failure percentage (1..100)
+ * @open_timeout_ns: time spent open before half-open (>= 1)
+ * @half_open_probes: concurrent half-open calls (>= 1)
+ * @success_threshold: half-open successes needed to close (>= 1)
+ * @clock:	ns clock, NULL = CLOCK_MONOTONIC (tests inject their own)
+ * @on_state_change: optional; called after the lock is dropped, once per
+ *		transition, possibly from several threads at once; it may
+ *		call back into the breaker
+ *
+ * At least one of @consecutive_failures and @window must be enabled.
+ */
+struct kprim_breaker_settings {
+	uint32_t consecutive_failures;
+	uint32_t window;
+	uint32_t window_size;
+	uint64_t window_ns;
+	uint32_t min_calls;
+	uint32_t failure_rate_pct;
+	uint64_t open_timeout_ns;
+	uint32_t half_open_probes;
+	uint32_t success_threshold;
+	uint64_t (*clock)(void *arg);
+	void *clock_arg;
+	void (*on_state_change)(void *arg, int from, int to);
+	void *cb_arg;
+};
+
+/* Admission proof; pass it back to kprim_breaker_done(). */
+struct kprim_breaker_ticket {
+	uint64_t gen;
+	uint32_t probe;		/* 1: holds a half-open probe slot */
+	uint32_t reserved;
+};
+
+struct kprim_breaker_counts {
+	uint64_t allowed, rejected;	/* kprim_breaker_allow() outcomes */
+	uint64_t successes, failures;	/* results counted */
+	uint64_t ignored;		/* stale results (-ESTALE) */
+	uint64_t transitions;
+	uint32_t consecutive_failures;	/* current state's counters */
+	uint32_t window_calls, window_failures;
+	uint32_t probes_in_flight;
+};
+
+/** kprim_breaker_new() - Return: 0, -EINVAL, -ENOMEM. */
+int kprim_breaker_new(const struct kprim_breaker_settings *s,
+		      struct kprim_breaker **out);
+
+/** kprim_breaker_free() - NULL: no-op. */
+void kprim_breaker_free(struct kprim_breaker *b);
+
+/**
+ * kprim_breaker_allow() - may a call go ahead?
+ * Return: 0 (fill @t, report with kprim_breaker_done()), -EBUSY (open, or
+ * half-open without a free probe slot), -EINVAL.
+ */
+int kprim_breaker_allow(struct kprim_breaker *b, struct kprim_breaker_ticket *t);
+
+/**
+ * kprim_breaker_done() - report the result of an admitted call.
+ * Return: 0, -ESTALE (the breaker changed generation since; ignored),
+ * -EINVAL.
+ */
+int kprim_breaker_done(struct kprim_breaker *b,
+		       const struct kprim_breaker_ticket *t, bool success);
+
+/**
+ * kprim_breaker_state() - current state (>= 0) or -EINVAL. Open stays open
+ * here after the timeout: half-open is entered by the next allow().
+ */
+int kprim_breaker_state(struct kprim_breaker *b);
+
+/** kprim_breaker_counts() - Return: 0 or -EINVAL. */
+int kprim_breaker_counts(struct kprim_breaker *b,
+			 struct kprim_breaker_counts *c);
+
+/** kprim_breaker_force_open() - open, and stay open until force_close(). */
+int kprim_breaker_force_open(struct kprim_breaker *b);
+
+/** kprim_breaker_force_close() - close (counters reset, not pinned). */
+int kprim_breaker_force_close(struct kprim_breaker *b);
+
+/** kprim_breaker_state_name() - "closed", "open", "half-open" or "?". */
+const char *kprim_breaker_state_name(int state);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* KPRIM_BREAKER_H */

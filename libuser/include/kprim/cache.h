@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * kprim cache: a host-wide expiring key-value cache in the kernel with
+ * memcached semantics (get/set/add/replace/cas/delete/touch/incr/decr).
+ * Gets run under RCU in the kernel: no daemon, no socket, no global lock.
+ */
+#ifndef KPRIM_CACHE_H
+#define KPRIM_CACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "kprim/session.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct kprim_cache;
+
+/* ttl_ns value: use the cache's default TTL. 0 means "never expires". */
+#define KPRIM_TTL_DEFAULT	(~(uint64_t)0)
+
+/** struct kprim_cache_config - a new cache's limits (0 = default). */
+struct kprim_cache_config {
+	uint64_t max_bytes;		/* default 64 MiB */
+	uint64_t max_entries;		/* default 65536 */
+	uint64_t max_value;		/* default 1 MiB */
+	uint64_t default_ttl_ns;	/* 0 = entries do not expire */
+};
+
+/** struct kprim_cache_stats - kprim_cache_stats(). */
+struct kprim_cache_stats {
+	struct kprim_cache_config config;
+	uint64_t bytes, entries;
+	uint64_t hits, misses, evictions, expirations;
+};
+
+/** kprim_cache_open() - create or open a cache. Return: 0 or -errno. */
+int kprim_cache_open(struct kprim *k, const char *name, unsigned int flags,
+		     unsigned int mode, const struct kprim_cache_config *cfg,
+		     struct kprim_cache **out);
+
+/** kprim_cache_close() - close the handle (the cache may live on). */
+void kprim_cache_close(struct kprim_cache *c);
+
+/**
+ * kprim_cache_get() - copy out the value of @key.
+ * @len:	in: capacity of @buf; out: the value's length (also on
+ *		-EMSGSIZE, when @buf is too small and nothing was copied)
+ * @ttl_ns:	out (may be NULL): time left, 0 = no expiry
+ * @cas:	out (may be NULL): version for kprim_cache_cas()
+ * Return: 0, -ENOENT (miss or expired), -EMSGSIZE, -EINVAL (key length).
+ */
+int kprim_cache_get(struct kprim_cache *c, const void *key, size_t klen,
+		    void *buf, size_t *len, uint64_t *ttl_ns, uint64_t *cas);
+
+/** kprim_cache_set() - store unconditionally. @cas (may be NULL): out,
+ * the new version. Return: 0, -EINVAL, -E2BIG (value above max_value). */
+int kprim_cache_set(struct kprim_cache *c, const void *key, size_t klen,
+		    const void *val, size_t vlen, uint64_t ttl_ns,
+		    uint64_t *cas);
+/** kprim_cache_add() - store only if absent (-EEXIST). */
+int kprim_cache_add(struct kprim_cache *c, const void *key, size_t klen,
+		    const void *val, size_t vlen, uint64_t ttl_ns,
+		    uint64_t *cas);
+/** kprim_cache_replace() - store only if present (-ENOENT). */
+int kprim_cache_replace(struct kprim_cache *c, const void *key, size_t klen,
+			const void *val, size_t vlen, uint64_t ttl_ns,
+			uint64_t *cas);
+/**
+ * kprim_cache_cas() - store only if the version is still @*cas; on success
+ * @*cas is the new version. Return: 0, -ESTALE (changed), -ENOENT.
+ */
+int kprim_cache_cas(struct kprim_cache *c, const void *key, size_t klen,
+		    const void *val, size_t vlen, uint64_t ttl_ns,
+		    uint64_t *cas);
+/** kprim_cache_delete() - remove @key (-ENOENT if absent). */
+int kprim_cache_delete(struct kprim_cache *c, const void *key, size_t klen);
+/** kprim_cache_touch() - set a new TTL (0 = never expires). */
+int kprim_cache_touch(struct kprim_cache *c, const void *key, size_t klen,
+		      uint64_t ttl_ns);
+/**
+ * kprim_cache_incr() - add @delta to a decimal counter (wraps at 2^64).
+ * @value:	out (may be NULL): the new value
+ * Return: 0, -ENOENT, -EINVAL (not a decimal u64).
+ */
+int kprim_cache_incr(struct kprim_cache *c, const void *key, size_t klen,
+		     uint64_t delta, uint64_t *value);
+/** kprim_cache_decr() - subtract, saturating at 0. */
+int kprim_cache_decr(struct kprim_cache *c, const void *key, size_t klen,
+		     uint64_t delta, uint64_t *value);
+/** kprim_cache_flush() - drop every entry (owner only: -EPERM). */
+int kprim_cache_flush(struct kprim_cache *c);
+/** kprim_cache_stats() - limits and counters. */
+int kprim_cache_stats(struct kprim_cache *c, struct kprim_cache_stats *st);
+/** kprim_cache_fd() - the object fd. */
+int kprim_cache_fd(struct kprim_cache *c);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* KPRIM_CACHE_H */

@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * libkprim internals shared by the wrapper files: the one ioctl path and
+ * the translation of a (context, timeout) pair into a kernel wait.
+ */
+#ifndef KPRIM_INTERNAL_H
+#define KPRIM_INTERNAL_H
+
+#include <errno.h>
+#include <stdint.h>
+#include <sys/ioctl.h>
+#include "uapi/kprim.h"		/* before kprim.h: it defines the constants */
+#include "kprim.h"
+
+/* An object handle: the kernel object fd and its kind. */
+struct kprim_obj {
+	int fd;
+	uint32_t kind;
+};
+
+struct kprim {
+	int fd;
+	uint32_t api_version;
+	uint64_t features;
+};
+
+struct kprim_limiter { struct kprim_obj o; };
+struct kprim_sem { struct kprim_obj o; };
+struct kprim_cache { struct kprim_obj o; };
+
+/* ioctl() as 0/positive or a negative errno; restarts nothing. */
+static inline long kprim_do_ioctl(int fd, unsigned long cmd, void *arg)
+{
+	long ret = ioctl(fd, cmd, arg);
+
+	return ret < 0 ? -errno : ret;
+}
+
+int kprim_obj_open(struct kprim *k, uint32_t kind, const char *name,
+		   unsigned int flags, unsigned int mode,
+		   struct kprim_open *args, struct kprim_obj *out);
+void kprim_obj_close(struct kprim_obj *o);
+
+/*
+ * Fill @w for a wait bounded by @timeout_ns and by @ctx (deadline and
+ * cancellation). Returns 0 or a negative errno; -ECANCELED/-ETIMEDOUT
+ * when @ctx is already done.
+ */
+int kprim_wait_prepare(struct kprim_wait *w, struct kprim_ctx *ctx,
+		       uint64_t timeout_ns);
+/* Map a kernel wait result to what the caller asked for. */
+int kprim_wait_result(long ret, struct kprim_ctx *ctx);
+
+#endif /* KPRIM_INTERNAL_H */

@@ -1,0 +1,14 @@
+# libkprim in-process parts (context, channels, pipelines, breaker).
+# Included from the top Makefile; paths are relative to the repo root.
+KPRIM_USERLIB_SRCS := libuser/ctx.c libuser/chan.c libuser/pipeline.c libuser/breaker.c
+KPRIM_USERLIB_HDRS := libuser/include/kprim/ctx.h libuser/include/kprim/chan.h \
+	libuser/include/kprim/pipeline.h libuser/include/kprim/breaker.h
+# kselftest binaries: selftests/kprim/<name>.c, need no kernel module.
+KPRIM_USERLIB_TESTS := ctx_test chan_test pipeline_test breaker_test
+# libuser/examples/<name>.c
+KPRIM_USERLIB_EXAMPLES := pipeline_square fanout
+KPRIM_USERLIB_CFLAGS := -std=gnu11 -Wall -Wextra -Werror -O2 -pthread -fPIC \
+	-Ilibuser/include
+# Tests: put the kselftest headers on the system path (-isystem <src>/
+# tools/testing/selftests) so the harness's own unused parameters do not
+# trip -Wextra -Werror.

@@ -1,0 +1,679 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * kprim ABI tests: the session fd, the API handshake and the object model
+ * (open/create/unlink/list, lifetime, permissions, fdinfo), each bad input
+ * on its own.
+ */
+#include <fcntl.h>
+#include <grp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include "kselftest_harness.h"
+#include "kprim_test.h"
+
+FIXTURE(session) {
+	int fd;
+};
+
+FIXTURE_SETUP(session)
+{
+	self->fd = kt_session();
+	if (self->fd < 0)
+		SKIP(return, "no %s: kprim.ko not loaded", KT_DEV);
+}
+
+FIXTURE_TEARDOWN(session)
+{
+	if (self->fd >= 0)
+		close(self->fd);
+}
+
+TEST_F(session, api_handshake)
+{
+	struct kprim_api a = { .size = sizeof(a) };
+
+	ASSERT_EQ(0, kt_ioctl(self->fd, KPRIM_IOC_API, &a));
+	EXPECT_EQ(KPRIM_API_VERSION, a.api_version);
+	EXPECT_EQ(sizeof(a), a.size);
+	EXPECT_NE(0, a.features & KPRIM_FEAT_LIMITER);
+	EXPECT_NE(0, a.features & KPRIM_FEAT_LIST);
+	EXPECT_LT(0, a.max_objects);
+	EXPECT_LT(0, a.max_objects_per_user);
+}
+
+TEST_F(session, api_older_smaller_struct_is_refused)
+{
+	struct kprim_api a = { .size = KPRIM_SIZE_API_VER0 - 8 };
+
+	EXPECT_EQ(-EINVAL, kt_ioctl(self->fd, KPRIM_IOC_API, &a));
+}
+
+TEST_F(session, api_larger_struct_zero_tail_accepted)
+{
+	struct { struct kprim_api a; __u64 future[4]; } big;
+
+	memset(&big, 0, sizeof(big));
+	big.a.size = sizeof(big);
+	ASSERT_EQ(0, kt_ioctl(self->fd, KPRIM_IOC_API, &big));
+	EXPECT_EQ(KPRIM_API_VERSION, big.a.api_version);
+	/* The kernel says how much it filled, and never writes beyond. */
+	EXPECT_EQ(sizeof(struct kprim_api), big.a.size);
+	EXPECT_EQ(0, big.future[0]);
+}
+
+TEST_F(session, api_larger_struct_nonzero_tail_is_e2big)
+{
+	struct { struct kprim_api a; __u64 future[4]; } big;
+
+	memset(&big, 0, sizeof(big));
+	big.a.size = sizeof(big);
+	big.future[2] = 1;
+	EXPECT_EQ(-E2BIG, kt_ioctl(self->fd, KPRIM_IOC_API, &big));
+}
+
+TEST_F(session, api_size_above_page_is_e2big)
+{
+	struct kprim_api a = { .size = 8192 };
+
+	EXPECT_EQ(-E2BIG, kt_ioctl(self->fd, KPRIM_IOC_API, &a));
+}
+
+TEST_F(session, api_unknown_flags_einval)
+{
+	struct kprim_api a = { .size = sizeof(a), .flags = 1 };
+
+	EXPECT_EQ(-EINVAL, kt_ioctl(self->fd, KPRIM_IOC_API, &a));
+}
+
+TEST_F(session, api_bad_pointer_efault)
+{
+	EXPECT_EQ(-EFAULT, kt_ioctl(self->fd, KPRIM_IOC_API, (void *)16));
+}
+
+TEST_F(session, unknown_ioctl_number_enotty)
+{
+	struct kprim_api a = { .size = sizeof(a) };
+
+	EXPECT_EQ(-ENOTTY, kt_ioctl(self->fd, _IOWR(KPRIM_IOC_MAGIC, 0x7f,
+						      struct kprim_api), &a));
+}
+
+TEST_F(session, foreign_magic_enotty)
+{
+	struct kprim_api a = { .size = sizeof(a) };
+
+	EXPECT_EQ(-ENOTTY, kt_ioctl(self->fd, _IOWR('T', 0x00,
+						      struct kprim_api), &a));
+}
+
+TEST_F(session, wrong_direction_enotty)
+{
+	struct kprim_api a = { .size = sizeof(a) };
+
+	EXPECT_EQ(-ENOTTY, kt_ioctl(self->fd, _IOR(KPRIM_IOC_MAGIC, 0x00,
+						     struct kprim_api), &a));
+}
+
+TEST_F(session, object_ioctl_on_session_enotty)
+{
+	struct kprim_limiter_info i = { .size = sizeof(i) };
+
+	EXPECT_EQ(-ENOTTY, kt_ioctl(self->fd, KPRIM_IOC_LIMITER_INFO, &i));
+}
+
+/* A limiter is the simplest kind: use it to exercise the object model. */
+static struct kprim_open lim_args(const char *name, __u32 flags)
+{
+	struct kprim_open a = kt_open_args(KPRIM_KIND_LIMITER, name, flags);
+
+	a.limiter.rate = 10;
+	a.limiter.period_ns = 1000000000ull;
+	a.limiter.burst = 5;
+	return a;
+}
+
+static long lim_tokens(int fd)
+{
+	struct kprim_limiter_info i = { .size = sizeof(i) };
+	long ret = kt_ioctl(fd, KPRIM_IOC_LIMITER_INFO, &i);
+
+	return ret ? ret : (long)i.tokens;
+}
+
+static long obj_count(int sess)
+{
+	struct kprim_obj_info info[64];
+	struct kprim_list l = {
+		.size = sizeof(l), .buf = (uintptr_t)info, .count = 64,
+		.entry_size = sizeof(info[0]),
+	};
+	long n = 0, ret;
+
+	do {
+		ret = kt_ioctl(sess, KPRIM_IOC_LIST, &l);
+		if (ret)
+			return ret;
+		n += l.count;
+		l.start_id = l.next_id;
+		l.count = 64;
+	} while (l.start_id);
+	return n;
+}
+
+TEST_F(session, open_missing_without_create_enoent)
+{
+	char name[64];
+	struct kprim_open a;
+
+	KT_NAME(name, "enoent");
+	a = lim_args(name, 0);
+	EXPECT_EQ(-ENOENT, kt_open(self->fd, &a));
+}
+
+TEST_F(session, create_then_open_shares_state)
+{
+	char name[64];
+	struct kprim_open a;
+	int fd1, fd2;
+
+	KT_NAME(name, "share");
+	a = lim_args(name, KPRIM_OPEN_CREATE | KPRIM_OPEN_EXCL);
+	fd1 = kt_open(self->fd, &a);
+	ASSERT_LE(0, fd1);
+	/* Different parameters on open do not change the object. */
+	a = lim_args(name, 0);
+	a.limiter.burst = 99;
+	fd2 = kt_open(self->fd, &a);
+	ASSERT_LE(0, fd2);
+	EXPECT_EQ(5, lim_tokens(fd2));
+	{
+		struct kprim_limiter_take t = { .size = sizeof(t), .n = 2 };
+
+		ASSERT_EQ(0, kt_ioctl(fd1, KPRIM_IOC_LIMITER_TAKE, &t));
+	}
+	EXPECT_EQ(3, lim_tokens(fd2));
+	EXPECT_EQ(0, kt_unlink(self->fd, KPRIM_KIND_LIMITER, name));
+	close(fd1);
+	close(fd2);
+}
+
+TEST_F(session, create_excl_existing_eexist)
+{
+	char name[64];
+	struct kprim_open a;
+	int fd;
+
+	KT_NAME(name, "excl");
+	a = lim_args(name, KPRIM_OPEN_CREATE | KPRIM_OPEN_EXCL);
+	fd = kt_open(self->fd, &a);
+	ASSERT_LE(0, fd);
+	EXPECT_EQ(-EEXIST, kt_open(self->fd, &a));
+	EXPECT_EQ(0, kt_unlink(self->fd, KPRIM_KIND_LIMITER, name));
+	close(fd);
+}
+
+TEST_F(session, names_are_per_kind)
+{
+	char name[64];
+	struct kprim_open a;
+	int fd;
+
+	KT_NAME(name, "perkind");
+	a = lim_args(name, KPRIM_OPEN_CREATE | KPRIM_OPEN_EXCL);
+	fd = kt_open(self->fd, &a);
+	ASSERT_LE(0, fd);
+	EXPECT_EQ(-ENOENT, kt_unlink(self->fd, KPRIM_KIND_SEM, name));
+	EXPECT_EQ(0, kt_unlink(self->fd, KPRIM_KIND_LIMITER, name));
+	close(fd);
+}
+
+TEST_F(session, persistent_object_outlives_fds_until_unlink)
+{
+	char name[64];
+	struct kprim_open a;
+	struct kprim_limiter_take t = { .size = sizeof(t), .n = 4 };
+	int fd;
+
+	KT_NAME(name, "persist");
+	a = lim_args(name, KPRIM_OPEN_CREATE | KPRIM_OPEN_EXCL);
+	a.limiter.rate = 1;
+	a.limiter.period_ns = 3600ull * 1000000000ull;
+	fd = kt_open(self->fd, &a);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, kt_ioctl(fd, KPRIM_IOC_LIMITER_TAKE, &t));
+	close(fd);
+	/* Still there, with its state, after its last fd closed. */
+	a = lim_args(name, 0);
+	fd = kt_open(self->fd, &a);
+	ASSERT_LE(0, fd);
+	EXPECT_EQ(1, lim_tokens(fd));
+	EXPECT_EQ(0, kt_unlink(self->fd, KPRIM_KIND_LIMITER, name));
+	/* Unlinked: the name is gone, the open fd still works. */
+	EXPECT_EQ(-ENOENT, kt_open(self->fd, &a));
+	EXPECT_EQ(1, lim_tokens(fd));
+	EXPECT_EQ(-ENOENT, kt_unlink(self->fd, KPRIM_KIND_LIMITER, name));
+	close(fd);
+}
+
+TEST_F(session, transient_object_goes_with_last_fd)
+{
+	char name[64];
+	struct kprim_open a;
+	long before;
+	int fd, fd2;
+
+	KT_NAME(name, "transient");
+	before = obj_count(self->fd);
+	ASSERT_LE(0, before);
+	a = lim_args(name, KPRIM_OPEN_CREATE | KPRIM_OPEN_TRANSIENT);
+	fd = kt_open(self->fd, &a);
+	ASSERT_LE(0, fd);
+	fd2 = dup(fd);
+	EXPECT_EQ(before + 1, obj_count(self->fd));
+	close(fd);
+	a = lim_args(name, 0);
+	fd = kt_open(self->fd, &a);	/* still open through fd2 */
+	ASSERT_LE(0, fd);
+	close(fd);
+	close(fd2);
+	EXPECT_EQ(-ENOENT, kt_open(self->fd, &a));
+	EXPECT_EQ(before, obj_count(self->fd));
+}
+
+TEST_F(session, anonymous_object_shared_by_fork)
+{
+	struct kprim_open a = lim_args(NULL, KPRIM_OPEN_CREATE);
+	struct kprim_limiter_take t = { .size = sizeof(t), .n = 3 };
+	int fd, status;
+	pid_t pid;
+
+	fd = kt_open(self->fd, &a);
+	ASSERT_LE(0, fd);
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0)
+		_exit(kt_ioctl(fd, KPRIM_IOC_LIMITER_TAKE, &t) ? 1 : 0);
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	ASSERT_EQ(0, WEXITSTATUS(status));
+	EXPECT_EQ(2, lim_tokens(fd));
+	close(fd);
+}
+
+TEST_F(session, object_fd_passes_over_unix_socket)
+{
+	struct kprim_open a = lim_args(NULL, KPRIM_OPEN_CREATE);
+	char cbuf[CMSG_SPACE(sizeof(int))];
+	struct msghdr msg = { 0 };
+	struct cmsghdr *cm;
+	struct iovec iov;
+	char byte = 'x';
+	int sv[2], fd, got;
+
+	fd = kt_open(self->fd, &a);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM, 0, sv));
+	iov.iov_base = &byte;
+	iov.iov_len = 1;
+	msg.msg_iov = &iov;
+	msg.msg_iovlen = 1;
+	msg.msg_control = cbuf;
+	msg.msg_controllen = sizeof(cbuf);
+	cm = CMSG_FIRSTHDR(&msg);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+	ASSERT_EQ(1, sendmsg(sv[0], &msg, 0));
+	close(fd);
+	msg.msg_controllen = sizeof(cbuf);
+	ASSERT_EQ(1, recvmsg(sv[1], &msg, 0));
+	cm = CMSG_FIRSTHDR(&msg);
+	ASSERT_NE(NULL, cm);
+	memcpy(&got, CMSG_DATA(cm), sizeof(int));
+	EXPECT_EQ(5, lim_tokens(got));
+	close(got);
+	close(sv[0]);
+	close(sv[1]);
+}
+
+TEST_F(session, fdinfo_shows_kind_name_and_state)
+{
+	char name[64], path[64], buf[1024];
+	struct kprim_open a;
+	ssize_t n;
+	int fd, ffd;
+
+	KT_NAME(name, "fdinfo");
+	a = lim_args(name, KPRIM_OPEN_CREATE | KPRIM_OPEN_TRANSIENT);
+	fd = kt_open(self->fd, &a);
+	ASSERT_LE(0, fd);
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	ffd = open(path, O_RDONLY);
+	ASSERT_LE(0, ffd);
+	n = read(ffd, buf, sizeof(buf) - 1);
+	ASSERT_LT(0, n);
+	buf[n] = 0;
+	EXPECT_NE(NULL, strstr(buf, "kprim-kind:\tlimiter"));
+	EXPECT_NE(NULL, strstr(buf, name));
+	EXPECT_NE(NULL, strstr(buf, "kprim-tokens:\t5"));
+	close(ffd);
+	close(fd);
+}
+
+TEST_F(session, cloexec_flag_sets_fd_cloexec)
+{
+	struct kprim_open a = lim_args(NULL, KPRIM_OPEN_CREATE | KPRIM_OPEN_CLOEXEC);
+	int fd = kt_open(self->fd, &a);
+
+	ASSERT_LE(0, fd);
+	EXPECT_EQ(FD_CLOEXEC, fcntl(fd, F_GETFD) & FD_CLOEXEC);
+	close(fd);
+	a.flags = KPRIM_OPEN_CREATE;
+	fd = kt_open(self->fd, &a);
+	ASSERT_LE(0, fd);
+	EXPECT_EQ(0, fcntl(fd, F_GETFD) & FD_CLOEXEC);
+	close(fd);
+}
+
+TEST_F(session, list_reports_object_with_stats)
+{
+	struct kprim_obj_info info[64];
+	struct kprim_list l = {
+		.size = sizeof(l), .buf = (uintptr_t)info, .count = 64,
+		.entry_size = sizeof(info[0]),
+	};
+	char name[64];
+	struct kprim_open a;
+	int fd, found = 0;
+	unsigned int i;
+
+	KT_NAME(name, "list");
+	a = lim_args(name, KPRIM_OPEN_CREATE | KPRIM_OPEN_TRANSIENT);
+	a.mode = 0640;
+	fd = kt_open(self->fd, &a);
+	ASSERT_LE(0, fd);
+	do {
+		ASSERT_EQ(0, kt_ioctl(self->fd, KPRIM_IOC_LIST, &l));
+		for (i = 0; i < l.count; i++) {
+			if (strcmp(info[i].name, name))
+				continue;
+			found++;
+			EXPECT_EQ(KPRIM_KIND_LIMITER, info[i].kind);
+			EXPECT_EQ(0640, info[i].mode);
+			EXPECT_EQ(getuid(), info[i].uid);
+			EXPECT_EQ(10, info[i].limiter.params.rate);
+			EXPECT_EQ(5, info[i].limiter.params.burst);
+			EXPECT_EQ(5, info[i].limiter.tokens);
+			EXPECT_EQ(KPRIM_OBJ_TRANSIENT, info[i].flags);
+		}
+		l.start_id = l.next_id;
+		l.count = 64;
+	} while (l.start_id);
+	EXPECT_EQ(1, found);
+	close(fd);
+}
+
+TEST_F(session, list_small_entry_size_einval)
+{
+	struct kprim_obj_info info;
+	struct kprim_list l = {
+		.size = sizeof(l), .buf = (uintptr_t)&info, .count = 1,
+		.entry_size = sizeof(info) - 8,
+	};
+
+	EXPECT_EQ(-EINVAL, kt_ioctl(self->fd, KPRIM_IOC_LIST, &l));
+}
+
+TEST_F(session, list_bad_buffer_efault)
+{
+	struct kprim_open a = lim_args(NULL, KPRIM_OPEN_CREATE);
+	struct kprim_list l = {
+		.size = sizeof(l), .buf = 16, .count = 4,
+		.entry_size = sizeof(struct kprim_obj_info),
+	};
+	int fd = kt_open(self->fd, &a);	/* at least one object to report */
+
+	ASSERT_LE(0, fd);
+	EXPECT_EQ(-EFAULT, kt_ioctl(self->fd, KPRIM_IOC_LIST, &l));
+	close(fd);
+}
+
+TEST_F(session, list_unknown_flags_einval)
+{
+	struct kprim_list l = { .size = sizeof(l), .flags = 1,
+				.entry_size = sizeof(struct kprim_obj_info) };
+
+	EXPECT_EQ(-EINVAL, kt_ioctl(self->fd, KPRIM_IOC_LIST, &l));
+}
+
+/* Each bad open: a precise errno and no object created. */
+struct bad_open {
+	const char *what;
+	int err;
+	void (*mangle)(struct kprim_open *a, char *name);
+};
+
+static void bad_flags(struct kprim_open *a, char *n) { (void)a; (void)n; a->flags |= 1u << 20; }
+static void bad_kind0(struct kprim_open *a, char *n) { (void)a; (void)n; a->kind = 0; }
+static void bad_kind9(struct kprim_open *a, char *n) { (void)a; (void)n; a->kind = 9; }
+static void bad_mode(struct kprim_open *a, char *n) { (void)a; (void)n; a->mode = 01777; }
+static void bad_reserved(struct kprim_open *a, char *n) { (void)a; (void)n; a->reserved = 1; }
+static void bad_excl_alone(struct kprim_open *a, char *n) { (void)a; (void)n; a->flags = KPRIM_OPEN_EXCL; }
+static void bad_transient_alone(struct kprim_open *a, char *n) { (void)a; (void)n; a->flags = KPRIM_OPEN_TRANSIENT; }
+static void bad_small_size(struct kprim_open *a, char *n) { (void)a; (void)n; a->size = 40; }
+static void bad_name_slash(struct kprim_open *a, char *n) { (void)a; (void)n; n[1] = '/'; }
+static void bad_name_nul(struct kprim_open *a, char *n) { (void)a; (void)n; n[1] = '\0'; }
+static void bad_name_long(struct kprim_open *a, char *n) { (void)a; (void)n; a->name_len = KPRIM_NAME_MAX + 1; }
+static void bad_name_ptr(struct kprim_open *a, char *n) { (void)a; (void)n; a->name = 16; }
+static void bad_name_ptr_no_len(struct kprim_open *a, char *n) { (void)a; (void)n; a->name_len = 0; }
+static void bad_rate0(struct kprim_open *a, char *n) { (void)a; (void)n; a->limiter.rate = 0; }
+static void bad_period0(struct kprim_open *a, char *n) { (void)a; (void)n; a->limiter.period_ns = 0; }
+static void bad_burst0(struct kprim_open *a, char *n) { (void)a; (void)n; a->limiter.burst = 0; }
+static void bad_overflow(struct kprim_open *a, char *n)
+{
+	(void)n;
+	a->limiter.burst = 1ull << 40;
+	a->limiter.period_ns = 1ull << 30;
+}
+static void bad_initial(struct kprim_open *a, char *n)
+{
+	(void)n;
+	a->flags |= KPRIM_OPEN_INITIAL;
+	a->limiter.initial = a->limiter.burst + 1;
+}
+
+FIXTURE(bad_open) {
+	int fd;
+};
+
+FIXTURE_VARIANT(bad_open) {
+	struct bad_open b;
+};
+
+#define BAD_OPEN(id, e, fn) \
+	FIXTURE_VARIANT_ADD(bad_open, id) { .b = { #id, e, fn } }
+
+BAD_OPEN(unknown_flag, EINVAL, bad_flags);
+BAD_OPEN(kind_zero, EINVAL, bad_kind0);
+BAD_OPEN(kind_unknown, EINVAL, bad_kind9);
+BAD_OPEN(mode_beyond_0777, EINVAL, bad_mode);
+BAD_OPEN(reserved_nonzero, EINVAL, bad_reserved);
+BAD_OPEN(excl_without_create, EINVAL, bad_excl_alone);
+BAD_OPEN(transient_without_create, EINVAL, bad_transient_alone);
+BAD_OPEN(struct_too_small, EINVAL, bad_small_size);
+BAD_OPEN(name_with_slash, EINVAL, bad_name_slash);
+BAD_OPEN(name_with_nul, EINVAL, bad_name_nul);
+BAD_OPEN(name_too_long, ENAMETOOLONG, bad_name_long);
+BAD_OPEN(name_bad_pointer, EFAULT, bad_name_ptr);
+BAD_OPEN(name_pointer_without_length, EINVAL, bad_name_ptr_no_len);
+BAD_OPEN(limiter_rate_zero, EINVAL, bad_rate0);
+BAD_OPEN(limiter_period_zero, EINVAL, bad_period0);
+BAD_OPEN(limiter_burst_zero, EINVAL, bad_burst0);
+BAD_OPEN(limiter_burst_times_period_overflows, EOVERFLOW, bad_overflow);
+BAD_OPEN(limiter_initial_above_burst, EINVAL, bad_initial);
+
+FIXTURE_SETUP(bad_open)
+{
+	self->fd = kt_session();
+	if (self->fd < 0)
+		SKIP(return, "no %s: kprim.ko not loaded", KT_DEV);
+}
+
+FIXTURE_TEARDOWN(bad_open)
+{
+	if (self->fd >= 0)
+		close(self->fd);
+}
+
+TEST_F(bad_open, refused_and_nothing_created)
+{
+	static char name[KPRIM_NAME_MAX + 8];
+	struct kprim_open a;
+	long before;
+
+	memset(name, 'n', sizeof(name));
+	snprintf(name, 32, "kt-bad-%d-", getpid());
+	name[strlen(name)] = 'x';
+	name[40] = '\0';
+	a = lim_args(name, KPRIM_OPEN_CREATE);
+	variant->b.mangle(&a, name);
+	if (a.name_len > 40)
+		memset(name, 'n', sizeof(name));
+	before = obj_count(self->fd);
+	ASSERT_LE(0, before);
+	EXPECT_EQ(-variant->b.err, kt_open(self->fd, &a)) {
+		TH_LOG("case %s", variant->b.what);
+	}
+	EXPECT_EQ(before, obj_count(self->fd));
+}
+
+TEST_F(session, open_struct_larger_nonzero_tail_e2big)
+{
+	struct { struct kprim_open a; __u64 future[2]; } big;
+
+	memset(&big, 0, sizeof(big));
+	big.a = lim_args(NULL, KPRIM_OPEN_CREATE);
+	big.a.size = sizeof(big);
+	big.future[1] = 7;
+	EXPECT_EQ(-E2BIG, kt_ioctl(self->fd, KPRIM_IOC_OPEN, &big));
+}
+
+TEST_F(session, open_bad_args_pointer_efault)
+{
+	EXPECT_EQ(-EFAULT, kt_ioctl(self->fd, KPRIM_IOC_OPEN, (void *)8));
+}
+
+TEST_F(session, unlink_bad_input)
+{
+	struct kprim_unlink u = { .size = sizeof(u), .kind = KPRIM_KIND_LIMITER,
+				  .name = (uintptr_t)"x", .name_len = 1 };
+
+	u.flags = 1;
+	EXPECT_EQ(-EINVAL, kt_ioctl(self->fd, KPRIM_IOC_UNLINK, &u));
+	u.flags = 0;
+	u.kind = 77;
+	EXPECT_EQ(-EINVAL, kt_ioctl(self->fd, KPRIM_IOC_UNLINK, &u));
+	u.kind = KPRIM_KIND_LIMITER;
+	u.name_len = 0;
+	EXPECT_EQ(-EINVAL, kt_ioctl(self->fd, KPRIM_IOC_UNLINK, &u));
+	u.name_len = 300;
+	EXPECT_EQ(-ENAMETOOLONG, kt_ioctl(self->fd, KPRIM_IOC_UNLINK, &u));
+	u.name_len = 4;
+	u.name = 16;
+	EXPECT_EQ(-EFAULT, kt_ioctl(self->fd, KPRIM_IOC_UNLINK, &u));
+}
+
+/* Run @fn as uid/gid 65534 in a child; returns its exit status. */
+static int as_nobody(int (*fn)(int sess, const char *name), const char *name)
+{
+	int status;
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		int sess = kt_session();
+
+		if (setgroups(0, NULL) || setgid(65534) || setuid(65534))
+			_exit(100);
+		_exit(fn(sess, name));
+	}
+	if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
+		return -1;
+	return WEXITSTATUS(status);
+}
+
+static int nobody_opens(int sess, const char *name)
+{
+	struct kprim_open a = lim_args(name, 0);
+
+	return -kt_open(sess, &a) == EACCES ? 0 : 1;
+}
+
+static int nobody_opens_ok(int sess, const char *name)
+{
+	struct kprim_open a = lim_args(name, 0);
+
+	return kt_open(sess, &a) >= 0 ? 0 : 1;
+}
+
+static int nobody_unlinks(int sess, const char *name)
+{
+	return kt_unlink(sess, KPRIM_KIND_LIMITER, name) == -EPERM ? 0 : 1;
+}
+
+static int nobody_sets_rate(int sess, const char *name)
+{
+	struct kprim_open a = lim_args(name, 0);
+	struct kprim_limiter_set s = { .size = sizeof(s),
+				       .flags = KPRIM_LIMITER_SET_BURST };
+	int fd = kt_open(sess, &a);
+
+	if (fd < 0)
+		return 2;
+	s.params.burst = 50;
+	return kt_ioctl(fd, KPRIM_IOC_LIMITER_SET, &s) == -EPERM ? 0 : 1;
+}
+
+TEST_F(session, permission_denied_without_mode_bits)
+{
+	char name[64];
+	struct kprim_open a;
+	int fd;
+
+	if (getuid() != 0)
+		SKIP(return, "needs root to switch uid");
+	KT_NAME(name, "perm");
+	a = lim_args(name, KPRIM_OPEN_CREATE | KPRIM_OPEN_EXCL);
+	a.mode = 0600;
+	fd = kt_open(self->fd, &a);
+	ASSERT_LE(0, fd);
+	EXPECT_EQ(0, as_nobody(nobody_opens, name));
+	EXPECT_EQ(0, kt_unlink(self->fd, KPRIM_KIND_LIMITER, name));
+	close(fd);
+}
+
+TEST_F(session, other_bits_grant_open_but_not_ownership)
+{
+	char name[64];
+	struct kprim_open a;
+	int fd;
+
+	if (getuid() != 0)
+		SKIP(return, "needs root to switch uid");
+	KT_NAME(name, "perm2");
+	a = lim_args(name, KPRIM_OPEN_CREATE | KPRIM_OPEN_EXCL);
+	a.mode = 0666;
+	fd = kt_open(self->fd, &a);
+	ASSERT_LE(0, fd);
+	EXPECT_EQ(0, as_nobody(nobody_opens_ok, name));
+	EXPECT_EQ(0, as_nobody(nobody_unlinks, name));
+	EXPECT_EQ(0, as_nobody(nobody_sets_rate, name));
+	EXPECT_EQ(0, kt_unlink(self->fd, KPRIM_KIND_LIMITER, name));
+	close(fd);
+}
+
+TEST_HARNESS_MAIN

@@ -1,0 +1,484 @@
+// SPDX-License-Identifier: GPL-2.0
+/* kprim_breaker: table-driven state machine on a fake clock, probes,
+ * callbacks, forcing, bad settings. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "kselftest_harness.h"
+#include "kprim/breaker.h"
+
+enum { CLOSED = KPRIM_BREAKER_CLOSED, OPEN = KPRIM_BREAKER_OPEN,
+       HALF = KPRIM_BREAKER_HALF_OPEN };
+
+static uint64_t fake_now;
+static uint64_t fake_clock(void *arg)
+{
+	(void)arg;
+	return fake_now;
+}
+
+struct transitions {
+	int n;
+	int from[16], to[16];
+};
+
+static void on_change(void *arg, int from, int to)
+{
+	struct transitions *t = arg;
+
+	if (t->n < 16) {
+		t->from[t->n] = from;
+		t->to[t->n] = to;
+	}
+	t->n++;
+}
+
+static struct kprim_breaker_settings base(void)
+{
+	return (struct kprim_breaker_settings){
+		.consecutive_failures = 3,
+		.open_timeout_ns = 1000,
+		.half_open_probes = 2,
+		.success_threshold = 2,
+		.clock = fake_clock,
+	};
+}
+
+/* ---- bad input: one variant per invalid setting ---- */
+
+FIXTURE(bad) { };
+FIXTURE_SETUP(bad) { }
+FIXTURE_TEARDOWN(bad) { }
+FIXTURE_VARIANT(bad) { int field; uint64_t value; };
+
+enum { F_TRIP, F_WINDOW, F_WSIZE0, F_WSIZEBIG, F_MINCALLS, F_RATE0,
+       F_RATE101, F_WNS, F_TIMEOUT, F_PROBES, F_THRESH };
+
+FIXTURE_VARIANT_ADD(bad, no_trip_condition) { F_TRIP, 0 };
+FIXTURE_VARIANT_ADD(bad, unknown_window) { F_WINDOW, 9 };
+FIXTURE_VARIANT_ADD(bad, window_size_zero) { F_WSIZE0, 0 };
+FIXTURE_VARIANT_ADD(bad, window_size_too_big) { F_WSIZEBIG, 0 };
+FIXTURE_VARIANT_ADD(bad, min_calls_zero) { F_MINCALLS, 0 };
+FIXTURE_VARIANT_ADD(bad, rate_zero) { F_RATE0, 0 };
+FIXTURE_VARIANT_ADD(bad, rate_over_100) { F_RATE101, 0 };
+FIXTURE_VARIANT_ADD(bad, time_window_shorter_than_buckets) { F_WNS, 0 };
+FIXTURE_VARIANT_ADD(bad, open_timeout_zero) { F_TIMEOUT, 0 };
+FIXTURE_VARIANT_ADD(bad, probes_zero) { F_PROBES, 0 };
+FIXTURE_VARIANT_ADD(bad, success_threshold_zero) { F_THRESH, 0 };
+
+TEST_F(bad, settings_rejected)
+{
+	struct kprim_breaker_settings s = base();
+	struct kprim_breaker *b = (void *)1;
+
+	s.window = KPRIM_BREAKER_WINDOW_COUNT;
+	s.window_size = 10;
+	s.min_calls = 5;
+	s.failure_rate_pct = 50;
+	switch (variant->field) {
+	case F_TRIP:
+		s.consecutive_failures = 0;
+		s.window = KPRIM_BREAKER_WINDOW_NONE;
+		break;
+	case F_WINDOW: s.window = (uint32_t)variant->value; break;
+	case F_WSIZE0: s.window_size = 0; break;
+	case F_WSIZEBIG: s.window_size = KPRIM_BREAKER_WINDOW_MAX + 1; break;
+	case F_MINCALLS: s.min_calls = 0; break;
+	case F_RATE0: s.failure_rate_pct = 0; break;
+	case F_RATE101: s.failure_rate_pct = 101; break;
+	case F_WNS:
+		s.window = KPRIM_BREAKER_WINDOW_TIME;
+		s.window_ns = 5;
+		break;
+	case F_TIMEOUT: s.open_timeout_ns = 0; break;
+	case F_PROBES: s.half_open_probes = 0; break;
+	case F_THRESH: s.success_threshold = 0; break;
+	}
+	EXPECT_EQ(-EINVAL, kprim_breaker_new(&s, &b));
+	EXPECT_EQ(NULL, b);
+}
+
+TEST(new_null_args)
+{
+	struct kprim_breaker_settings s = base();
+	struct kprim_breaker *b;
+
+	EXPECT_EQ(-EINVAL, kprim_breaker_new(NULL, &b));
+	EXPECT_EQ(-EINVAL, kprim_breaker_new(&s, NULL));
+}
+
+TEST(null_handles)
+{
+	struct kprim_breaker_ticket t = { 0 };
+	struct kprim_breaker_counts c;
+
+	EXPECT_EQ(-EINVAL, kprim_breaker_allow(NULL, &t));
+	EXPECT_EQ(-EINVAL, kprim_breaker_done(NULL, &t, true));
+	EXPECT_EQ(-EINVAL, kprim_breaker_state(NULL));
+	EXPECT_EQ(-EINVAL, kprim_breaker_counts(NULL, &c));
+	EXPECT_EQ(-EINVAL, kprim_breaker_force_open(NULL));
+	EXPECT_EQ(-EINVAL, kprim_breaker_force_close(NULL));
+	kprim_breaker_free(NULL);
+}
+
+TEST(null_ticket_and_counts)
+{
+	struct kprim_breaker_settings s = base();
+	struct kprim_breaker *b;
+
+	ASSERT_EQ(0, kprim_breaker_new(&s, &b));
+	EXPECT_EQ(-EINVAL, kprim_breaker_allow(b, NULL));
+	EXPECT_EQ(-EINVAL, kprim_breaker_done(b, NULL, true));
+	EXPECT_EQ(-EINVAL, kprim_breaker_counts(b, NULL));
+	kprim_breaker_free(b);
+}
+
+/* ---- table-driven state machine ---- */
+
+/*
+ * Steps: A = allow expecting 0 (ticket pushed), R = allow expecting
+ * -EBUSY, S/F = report success/failure on the oldest pending ticket
+ * (expected rc in @rc), T = advance the fake clock by @arg ns.
+ * After each step the state must be @state.
+ */
+struct step {
+	char op;
+	uint64_t arg;
+	int rc;
+	int state;
+};
+
+#define END	{ 0, 0, 0, 0 }
+
+static void run_steps(struct __test_metadata *_metadata,
+		      const struct kprim_breaker_settings *s,
+		      const struct step *steps)
+{
+	struct kprim_breaker_ticket q[64];
+	struct kprim_breaker *b;
+	int head = 0, tail = 0;
+
+	fake_now = 1000000;
+	ASSERT_EQ(0, kprim_breaker_new(s, &b));
+	for (int i = 0; steps[i].op; i++) {
+		const struct step *st = &steps[i];
+
+		switch (st->op) {
+		case 'A':
+			ASSERT_EQ(0, kprim_breaker_allow(b, &q[tail++]))
+				TH_LOG("step %d", i);
+			break;
+		case 'R': {
+			struct kprim_breaker_ticket t;
+
+			ASSERT_EQ(-EBUSY, kprim_breaker_allow(b, &t))
+				TH_LOG("step %d", i);
+			break;
+		}
+		case 'S':
+		case 'F':
+			ASSERT_LT(head, tail);
+			ASSERT_EQ(st->rc, kprim_breaker_done(b, &q[head++],
+							     st->op == 'S'))
+				TH_LOG("step %d", i);
+			break;
+		case 'T':
+			fake_now += st->arg;
+			break;
+		}
+		ASSERT_EQ(st->state, kprim_breaker_state(b))
+			TH_LOG("step %d (%c)", i, st->op);
+	}
+	kprim_breaker_free(b);
+}
+
+TEST(consecutive_failures_trip)
+{
+	struct kprim_breaker_settings s = base();
+	const struct step steps[] = {
+		{ 'A', 0, 0, CLOSED }, { 'F', 0, 0, CLOSED },
+		{ 'A', 0, 0, CLOSED }, { 'F', 0, 0, CLOSED },
+		{ 'A', 0, 0, CLOSED }, { 'S', 0, 0, CLOSED },	/* resets */
+		{ 'A', 0, 0, CLOSED }, { 'F', 0, 0, CLOSED },
+		{ 'A', 0, 0, CLOSED }, { 'F', 0, 0, CLOSED },
+		{ 'A', 0, 0, CLOSED }, { 'F', 0, 0, OPEN },
+		{ 'R', 0, 0, OPEN },
+		{ 'T', 999, 0, OPEN }, { 'R', 0, 0, OPEN },
+		{ 'T', 1, 0, OPEN }, { 'A', 0, 0, HALF },
+		END
+	};
+
+	run_steps(_metadata, &s, steps);
+}
+
+TEST(half_open_probes_and_close)
+{
+	struct kprim_breaker_settings s = base();
+	const struct step steps[] = {
+		{ 'A', 0, 0, CLOSED }, { 'F', 0, 0, CLOSED },
+		{ 'A', 0, 0, CLOSED }, { 'F', 0, 0, CLOSED },
+		{ 'A', 0, 0, CLOSED }, { 'F', 0, 0, OPEN },
+		{ 'T', 1000, 0, OPEN },
+		{ 'A', 0, 0, HALF }, { 'A', 0, 0, HALF },	/* M = 2 */
+		{ 'R', 0, 0, HALF },				/* no slot */
+		{ 'S', 0, 0, HALF },				/* 1 of 2 */
+		{ 'A', 0, 0, HALF },				/* slot freed */
+		{ 'S', 0, 0, CLOSED },				/* threshold */
+		{ 'S', 0, -ESTALE, CLOSED },	/* old generation: ignored */
+		/* Failures were reset on the transition: 3 more needed. */
+		{ 'A', 0, 0, CLOSED }, { 'F', 0, 0, CLOSED },
+		{ 'A', 0, 0, CLOSED }, { 'F', 0, 0, CLOSED },
+		END
+	};
+
+	run_steps(_metadata, &s, steps);
+}
+
+TEST(half_open_failure_reopens)
+{
+	struct kprim_breaker_settings s = base();
+	const struct step steps[] = {
+		{ 'A', 0, 0, CLOSED }, { 'F', 0, 0, CLOSED },
+		{ 'A', 0, 0, CLOSED }, { 'F', 0, 0, CLOSED },
+		{ 'A', 0, 0, CLOSED }, { 'F', 0, 0, OPEN },
+		{ 'T', 5000, 0, OPEN },
+		{ 'A', 0, 0, HALF }, { 'A', 0, 0, HALF },
+		{ 'F', 0, 0, OPEN },
+		{ 'S', 0, -ESTALE, OPEN },	/* the other probe: stale */
+		{ 'R', 0, 0, OPEN },		/* open timeout restarts */
+		{ 'T', 999, 0, OPEN }, { 'R', 0, 0, OPEN },
+		{ 'T', 1, 0, OPEN }, { 'A', 0, 0, HALF },
+		END
+	};
+
+	run_steps(_metadata, &s, steps);
+}
+
+TEST(stale_closed_results_ignored_after_trip)
+{
+	struct kprim_breaker_settings s = base();
+	const struct step steps[] = {
+		{ 'A', 0, 0, CLOSED }, { 'A', 0, 0, CLOSED },
+		{ 'A', 0, 0, CLOSED }, { 'A', 0, 0, CLOSED },
+		{ 'A', 0, 0, CLOSED },
+		{ 'F', 0, 0, CLOSED }, { 'F', 0, 0, CLOSED },
+		{ 'F', 0, 0, OPEN },
+		/* Admitted before the trip: must not touch the open state. */
+		{ 'S', 0, -ESTALE, OPEN }, { 'F', 0, -ESTALE, OPEN },
+		END
+	};
+
+	run_steps(_metadata, &s, steps);
+}
+
+TEST(count_window_rate_with_min_calls)
+{
+	struct kprim_breaker_settings s = base();
+	const struct step steps[] = {
+		/* 3 failures of 3 calls: below min_calls (4), stays closed */
+		{ 'A', 0, 0, CLOSED }, { 'F', 0, 0, CLOSED },
+		{ 'A', 0, 0, CLOSED }, { 'S', 0, 0, CLOSED },
+		{ 'A', 0, 0, CLOSED }, { 'F', 0, 0, CLOSED },
+		/* 4th call: 3/4 = 75% >= 50%: trips */
+		{ 'A', 0, 0, CLOSED }, { 'F', 0, 0, OPEN },
+		END
+	};
+
+	s.consecutive_failures = 0;
+	s.window = KPRIM_BREAKER_WINDOW_COUNT;
+	s.window_size = 4;
+	s.min_calls = 4;
+	s.failure_rate_pct = 50;
+	run_steps(_metadata, &s, steps);
+}
+
+TEST(count_window_slides)
+{
+	struct kprim_breaker_settings s = base();
+	const struct step steps[] = {
+		{ 'A', 0, 0, CLOSED }, { 'F', 0, 0, CLOSED },
+		{ 'A', 0, 0, CLOSED }, { 'S', 0, 0, CLOSED },
+		{ 'A', 0, 0, CLOSED }, { 'S', 0, 0, CLOSED },
+		{ 'A', 0, 0, CLOSED }, { 'S', 0, 0, CLOSED },	/* 1/4 */
+		{ 'A', 0, 0, CLOSED }, { 'F', 0, 0, CLOSED },	/* 1/4: first F slid out */
+		{ 'A', 0, 0, CLOSED }, { 'F', 0, 0, OPEN },	/* 2/4 = 50% */
+		END
+	};
+
+	s.consecutive_failures = 0;
+	s.window = KPRIM_BREAKER_WINDOW_COUNT;
+	s.window_size = 4;
+	s.min_calls = 4;
+	s.failure_rate_pct = 50;
+	run_steps(_metadata, &s, steps);
+}
+
+TEST(time_window_forgets_old_failures)
+{
+	struct kprim_breaker_settings s = base();
+	const struct step steps[] = {
+		{ 'A', 0, 0, CLOSED }, { 'F', 0, 0, CLOSED },
+		{ 'A', 0, 0, CLOSED }, { 'F', 0, 0, CLOSED },
+		{ 'T', 2000, 0, CLOSED },	/* both out of the 1000 ns window */
+		{ 'A', 0, 0, CLOSED }, { 'F', 0, 0, CLOSED },	/* 1 call */
+		{ 'A', 0, 0, CLOSED }, { 'S', 0, 0, CLOSED },	/* 1/2 */
+		{ 'A', 0, 0, CLOSED }, { 'F', 0, 0, OPEN },	/* 2/3 */
+		END
+	};
+
+	s.consecutive_failures = 0;
+	s.window = KPRIM_BREAKER_WINDOW_TIME;
+	s.window_size = 10;
+	s.window_ns = 1000;
+	s.min_calls = 3;
+	s.failure_rate_pct = 60;
+	run_steps(_metadata, &s, steps);
+}
+
+/* ---- callbacks, counts, forcing ---- */
+
+TEST(callbacks_report_transitions)
+{
+	struct kprim_breaker_settings s = base();
+	struct kprim_breaker_ticket t;
+	struct transitions tr = { 0 };
+	struct kprim_breaker *b;
+	const int want_from[] = { CLOSED, OPEN, HALF, CLOSED, OPEN };
+	const int want_to[] = { OPEN, HALF, CLOSED, OPEN, CLOSED };
+
+	fake_now = 0;
+	s.consecutive_failures = 1;
+	s.success_threshold = 1;
+	s.on_state_change = on_change;
+	s.cb_arg = &tr;
+	ASSERT_EQ(0, kprim_breaker_new(&s, &b));
+	ASSERT_EQ(0, kprim_breaker_allow(b, &t));
+	ASSERT_EQ(0, kprim_breaker_done(b, &t, false));		/* -> open */
+	fake_now += 1000;
+	ASSERT_EQ(0, kprim_breaker_allow(b, &t));		/* -> half */
+	ASSERT_EQ(0, kprim_breaker_done(b, &t, true));		/* -> closed */
+	ASSERT_EQ(0, kprim_breaker_force_open(b));		/* -> open */
+	ASSERT_EQ(0, kprim_breaker_force_close(b));		/* -> closed */
+	ASSERT_EQ(5, tr.n);
+	for (int i = 0; i < 5; i++) {
+		EXPECT_EQ(want_from[i], tr.from[i]) TH_LOG("transition %d", i);
+		EXPECT_EQ(want_to[i], tr.to[i]) TH_LOG("transition %d", i);
+	}
+	kprim_breaker_free(b);
+}
+
+TEST(force_open_pins_until_force_close)
+{
+	struct kprim_breaker_settings s = base();
+	struct kprim_breaker_ticket t, old;
+	struct kprim_breaker *b;
+
+	fake_now = 0;
+	ASSERT_EQ(0, kprim_breaker_new(&s, &b));
+	ASSERT_EQ(0, kprim_breaker_allow(b, &old));
+	ASSERT_EQ(0, kprim_breaker_force_open(b));
+	fake_now += 1000000;		/* way past the open timeout */
+	EXPECT_EQ(-EBUSY, kprim_breaker_allow(b, &t));
+	EXPECT_EQ(OPEN, kprim_breaker_state(b));
+	ASSERT_EQ(0, kprim_breaker_force_close(b));
+	EXPECT_EQ(-ESTALE, kprim_breaker_done(b, &old, false));
+	EXPECT_EQ(0, kprim_breaker_allow(b, &t));
+	EXPECT_EQ(CLOSED, kprim_breaker_state(b));
+	kprim_breaker_free(b);
+}
+
+TEST(counts)
+{
+	struct kprim_breaker_settings s = base();
+	struct kprim_breaker_ticket t, stale;
+	struct kprim_breaker_counts c;
+	struct kprim_breaker *b;
+
+	fake_now = 0;
+	ASSERT_EQ(0, kprim_breaker_new(&s, &b));
+	ASSERT_EQ(0, kprim_breaker_allow(b, &stale));
+	ASSERT_EQ(0, kprim_breaker_allow(b, &t));
+	ASSERT_EQ(0, kprim_breaker_done(b, &t, true));
+	for (int i = 0; i < 3; i++) {
+		ASSERT_EQ(0, kprim_breaker_allow(b, &t));
+		ASSERT_EQ(0, kprim_breaker_done(b, &t, false));
+	}
+	EXPECT_EQ(-EBUSY, kprim_breaker_allow(b, &t));
+	EXPECT_EQ(-ESTALE, kprim_breaker_done(b, &stale, true));
+	ASSERT_EQ(0, kprim_breaker_counts(b, &c));
+	EXPECT_EQ(5, c.allowed);
+	EXPECT_EQ(1, c.rejected);
+	EXPECT_EQ(1, c.successes);
+	EXPECT_EQ(3, c.failures);
+	EXPECT_EQ(1, c.ignored);
+	EXPECT_EQ(1, c.transitions);
+	EXPECT_EQ(0, c.consecutive_failures);	/* reset by the trip */
+	kprim_breaker_free(b);
+}
+
+/* ---- exactly M probes under concurrent callers ---- */
+
+#define CALLERS	16
+#define PROBES	3
+
+struct race {
+	struct kprim_breaker *b;
+	pthread_barrier_t go;
+	atomic_int admitted;
+};
+
+static void *prober(void *arg)
+{
+	struct race *r = arg;
+	struct kprim_breaker_ticket t;
+
+	pthread_barrier_wait(&r->go);
+	if (kprim_breaker_allow(r->b, &t) == 0)
+		atomic_fetch_add(&r->admitted, 1);
+	return NULL;
+}
+
+TEST(exactly_m_probes_concurrently)
+{
+	struct kprim_breaker_settings s = base();
+	struct kprim_breaker_ticket t;
+	struct kprim_breaker_counts c;
+	pthread_t th[CALLERS];
+	struct race r;
+
+	for (int round = 0; round < 20; round++) {
+		fake_now = 0;
+		s.half_open_probes = PROBES;
+		ASSERT_EQ(0, kprim_breaker_new(&s, &r.b));
+		for (int i = 0; i < 3; i++) {
+			ASSERT_EQ(0, kprim_breaker_allow(r.b, &t));
+			ASSERT_EQ(0, kprim_breaker_done(r.b, &t, false));
+		}
+		ASSERT_EQ(OPEN, kprim_breaker_state(r.b));
+		fake_now += 1000;
+		atomic_init(&r.admitted, 0);
+		pthread_barrier_init(&r.go, NULL, CALLERS);
+		for (int i = 0; i < CALLERS; i++)
+			ASSERT_EQ(0, pthread_create(&th[i], NULL, prober, &r));
+		for (int i = 0; i < CALLERS; i++)
+			pthread_join(th[i], NULL);
+		pthread_barrier_destroy(&r.go);
+		EXPECT_EQ(PROBES, atomic_load(&r.admitted));
+		ASSERT_EQ(0, kprim_breaker_counts(r.b, &c));
+		EXPECT_EQ(PROBES, c.probes_in_flight);
+		EXPECT_EQ(CALLERS - PROBES, c.rejected);
+		kprim_breaker_free(r.b);
+	}
+}
+
+TEST(state_names)
+{
+	EXPECT_STREQ("closed", kprim_breaker_state_name(CLOSED));
+	EXPECT_STREQ("open", kprim_breaker_state_name(OPEN));
+	EXPECT_STREQ("half-open", kprim_breaker_state_name(HALF));
+	EXPECT_STREQ("?", kprim_breaker_state_name(42));
+}
+
+TEST_HARNESS_MAIN

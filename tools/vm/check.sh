@@ -1,0 +1,161 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# The kprim test pipeline (make check): install what is missing, build the
+# debug kernel once, build kprim for both kernels, boot each in QEMU with the
+# tests, judge the logs.
+#
+#   check.sh            everything (make check)
+#   check.sh --fast     skip the package check; rebuild module + tests only
+#                       (make vm-test); KPRIM_KERNELS="debug" or "stock" to
+#                       pick one kernel, KPRIM_ONLY=a_test,b_test for tests
+#   check.sh --demo     boot the stock kernel and run the demo (make demo)
+#   check.sh --shell    interactive shell in the VM (make vm-shell);
+#                       KPRIM_KERNELS=debug for the debug kernel
+set -u
+top=$(cd "$(dirname "$0")/../.." && pwd)
+here="$top/tools/vm"
+. "$here/lib.sh"
+cd "$top"
+
+mode=check
+case "${1:-}" in
+--fast) mode=fast ;;
+--demo) mode=demo ;;
+--shell) mode=shell ;;
+"") ;;
+*) die "usage: check.sh [--fast|--demo|--shell]" ;;
+esac
+
+case $mode in
+check|fast) kernels=${KPRIM_KERNELS:-debug stock} ;;
+*) kernels=${KPRIM_KERNELS:-stock} ;;
+esac
+kernels=$(echo $kernels)
+start=$(date +%s)
+run="$KPRIM_LOGDIR/run-$(date +%Y%m%d-%H%M%S)"
+mkdir -p "$run"
+ln -sfn "$run" "$KPRIM_LOGDIR/latest"
+say "logs: $run"
+
+# 1. Packages (a fresh Debian 12 machine has none of them).
+[ $mode = fast ] || bash "$here/deps.sh" || exit 1
+
+# 2. Kernels.
+kernel_image() {
+	case $1 in
+	debug) echo "$dk/arch/x86/boot/bzImage" ;;
+	stock) echo "/boot/vmlinuz-$(stock_kver)" ;;
+	esac
+}
+kernel_kdir() {
+	case $1 in
+	debug) echo "$dk" ;;
+	stock) echo "/lib/modules/$(stock_kver)/build" ;;
+	esac
+}
+dk=
+if [[ " $kernels " == *" debug "* ]]; then
+	dk=$(bash "$here/debug-kernel.sh") || exit 1
+fi
+for k in $kernels; do
+	[ -r "$(kernel_image "$k")" ] || die "kernel image for '$k' missing: $(kernel_image "$k")"
+	[ -d "$(kernel_kdir "$k")" ] || die "kernel build dir for '$k' missing: $(kernel_kdir "$k")"
+done
+
+# 3. The module, once per kernel, each in its own copy of the sources.
+for k in $kernels; do
+	out="$top/build/kmod-$k"
+	mkdir -p "$out"
+	rsync -a --delete --exclude='*.o' --exclude='*.ko' --exclude='.*.cmd' \
+		--exclude='*.mod*' "$top/kmod/" "$out/kmod/"
+	cp "$top/Kbuild" "$out/Kbuild"
+	run_logged "$run/build-kmod-$k.log" "build kprim.ko for the $k kernel" \
+		make -C "$(kernel_kdir "$k")" M="$out" W=1 modules || exit 1
+	if grep -E 'warning:|error:' "$run/build-kmod-$k.log"; then
+		die "the module build for $k has warnings (W=1): $run/build-kmod-$k.log"
+	fi
+	mkdir -p "$out/modules"
+	rm -f "$out/modules"/*.ko
+	cp "$out/kmod/kprim.ko" "$out/modules/"
+	[ -f "$out/kmod/kprim_kunit.ko" ] && cp "$out/kmod/kprim_kunit.ko" "$out/modules/"
+done
+
+# 4. Library, tests, tools (static, for the busybox guest).
+run_logged "$run/build-user.log" "build libkprim, selftests, tools" \
+	make -j"$(nproc)" lib selftests tools examples || exit 1
+
+demo_dir="$top/build/demo"
+rm -rf "$demo_dir"
+mkdir -p "$demo_dir"
+cp "$top"/tools/demo/*.sh "$demo_dir/" 2>/dev/null
+cp "$top"/build/tools/* "$top"/build/examples/* "$demo_dir/" 2>/dev/null
+[ -f "$demo_dir/run.sh" ] || cp "$top/tools/vm/demo-fallback.sh" "$demo_dir/run.sh" 2>/dev/null
+
+# 5. Boot.
+vm_timeout=${KPRIM_VM_TIMEOUT:-2400}
+pids=()
+for k in $kernels; do
+	initrd="$top/build/vm/initramfs-$k.cpio.gz"
+	mkdir -p "$top/build/vm"
+	bash "$here/mkinitramfs.sh" "$initrd" "$top/build/kmod-$k/modules" \
+		"$top/build/tests" "$demo_dir" || exit 1
+	case $mode in
+	shell)
+		say "interactive VM ($k kernel); leave with 'poweroff -f'"
+		exec bash "$here/run-vm.sh" "$(kernel_image "$k")" "$initrd" \
+			"$run/$k.log" shell
+		;;
+	demo)
+		say "booting the $k kernel for the demo (log: $run/$k.log)"
+		bash "$here/run-vm.sh" "$(kernel_image "$k")" "$initrd" \
+			"$run/$k.log" demo 900
+		rc=$?
+		sed -n '/^KPRIM-INSMOD/,/^KPRIM-DEMO/p' "$run/$k.log" |
+			grep -v '^KPRIM-' | grep -v '^\[ *[0-9.]*\]'
+		grep -q '^KPRIM-DEMO rc=0' "$run/$k.log" ||
+			die "the demo failed (vm exit $rc); log: $run/$k.log"
+		say "demo done in $(( $(date +%s) - start ))s"
+		exit 0
+		;;
+	esac
+	say "booting the $k kernel with the tests (log: $run/$k.log)"
+	bash "$here/run-vm.sh" "$(kernel_image "$k")" "$initrd" "$run/$k.log" \
+		check "$vm_timeout" &
+	pids+=("$k:$!")
+done
+
+# Progress while the guests run: tests finished so far, per kernel.
+while :; do
+	alive=0
+	for p in "${pids[@]}"; do
+		kill -0 "${p#*:}" 2>/dev/null && alive=1
+	done
+	[ $alive = 0 ] && break
+	sleep 20
+	status=
+	for k in $kernels; do
+		n=$(grep -c '^KPRIM-TEST-END' "$run/$k.log" 2>/dev/null)
+		status="$status $k:${n:-0} tests done"
+	done
+	say "  ... VMs running $(( $(date +%s) - start ))s:$status"
+done
+logs=()
+for p in "${pids[@]}"; do
+	k=${p%%:*}
+	wait "${p#*:}"
+	rc=$?
+	[ $rc = 124 ] && say "the $k VM ran out of time (${vm_timeout}s)"
+	logs+=("$k=$run/$k.log")
+done
+
+# 6. Judge.
+python3 "$here/parse-log.py" --kunit kprim_limiter,kprim_sem,kprim_cache \
+	"${logs[@]}" | tee "$run/summary.txt"
+rc=${PIPESTATUS[0]}
+say "total time $(( $(date +%s) - start ))s"
+if [ "$rc" != 0 ]; then
+	say "FAILED: full guest logs in $run"
+	exit 1
+fi
+exit 0

@@ -1,0 +1,89 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+#
+# /init of the kprim test VM (busybox). What it does is chosen on the kernel
+# command line: kprim.mode=check (load, test, unload, leak scan, power off),
+# kprim.mode=demo (load, run /demo/run.sh, power off) or kprim.mode=shell.
+# Everything the host parses is framed by KPRIM-* marker lines.
+/bin/busybox --install -s /bin
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin:/tests:/usr/local/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
+mkdir -p /dev/shm /tmp /run
+mount -t tmpfs tmpfs /dev/shm
+mount -t tmpfs tmpfs /tmp
+hostname kprim-vm
+
+arg() { sed -n "s/.*$1=\([^ ]*\).*/\1/p" /proc/cmdline; }
+mode=$(arg kprim.mode)
+test_timeout=$(arg kprim.test_timeout)
+[ -n "$test_timeout" ] || test_timeout=300
+only=$(arg kprim.only | tr , ' ')
+
+echo "KPRIM-GUEST-START kernel=$(uname -r) mode=$mode"
+[ -w /sys/kernel/debug/kmemleak ] && echo clear > /sys/kernel/debug/kmemleak
+
+insmod /lib/kprim/kprim.ko
+echo "KPRIM-INSMOD rc=$?"
+
+finish() {
+	if [ "$mode" = check ]; then
+		if [ -f /lib/kprim/kprim_kunit.ko ]; then
+			rmmod kprim_kunit
+			echo "KPRIM-RMMOD kprim_kunit rc=$?"
+		fi
+		rmmod kprim
+		echo "KPRIM-RMMOD kprim rc=$?"
+		if [ -w /sys/kernel/debug/kmemleak ]; then
+			# Two scans: kmemleak reports an object only once it has
+			# looked unreferenced on consecutive scans.
+			echo scan > /sys/kernel/debug/kmemleak
+			sleep 6
+			echo scan > /sys/kernel/debug/kmemleak
+			echo "KPRIM-KMEMLEAK-BEGIN"
+			cat /sys/kernel/debug/kmemleak
+			echo "KPRIM-KMEMLEAK-END"
+		fi
+	fi
+	echo "KPRIM-DMESG-BEGIN"
+	dmesg
+	echo "KPRIM-DMESG-END"
+	echo "KPRIM-GUEST-DONE"
+	sync
+	poweroff -f
+}
+
+case "$mode" in
+shell)
+	echo "kprim test VM: module loaded, tests in /tests; 'poweroff -f' to leave"
+	setsid cttyhack sh
+	poweroff -f
+	;;
+demo)
+	sh /demo/run.sh
+	echo "KPRIM-DEMO rc=$?"
+	finish
+	;;
+esac
+
+if [ -f /lib/kprim/kprim_kunit.ko ]; then
+	# The suites run inside insmod; their KTAP goes to the kernel log.
+	insmod /lib/kprim/kprim_kunit.ko
+	echo "KPRIM-KUNIT-INSMOD rc=$?"
+fi
+
+for t in /tests/*; do
+	name=${t##*/}
+	if [ -n "$only" ] && ! echo " $only " | grep -q " $name "; then
+		continue
+	fi
+	echo "KPRIM-TEST-BEGIN $name"
+	start=$(cut -d' ' -f1 /proc/uptime)
+	(cd /tmp && timeout -s KILL "$test_timeout" "$t" 2>&1)
+	rc=$?
+	end=$(cut -d' ' -f1 /proc/uptime)
+	echo "KPRIM-TEST-END $name rc=$rc start=$start end=$end"
+done
+finish
