@@ -3,7 +3,8 @@
  * kprim - the expiring key-value cache (memcached-like, one host).
  *
  * Storage. An entry is a 256-byte header from a dedicated kmem_cache
- * (SLAB_RECLAIM_ACCOUNT: a shrinker can free it). Key and value live inline
+ * (SLAB_RECLAIM_ACCOUNT: a shrinker can free it; the inline data area is
+ * whitelisted for hardened usercopy). Key and value live inline
  * in the header when together they fit (KPRIM_CACHE_INLINE bytes: the
  * common case of counters, flags and breaker states costs one allocation);
  * otherwise they share one kvmalloc'ed buffer, so a 1 MiB value needs no
@@ -1243,10 +1244,14 @@ const struct kprim_kind_ops kprim_cache_ops = {
  */
 int kprim_cache_module_init(void)
 {
-	kprim_cache_entry_slab = kmem_cache_create("kprim_cache_entry",
-						   KPRIM_CACHE_ENTRY_SIZE, 0,
-						   SLAB_ACCOUNT |
-						   SLAB_RECLAIM_ACCOUNT, NULL);
+	/* Values are copied to and from userspace in place: whitelist them. */
+	kprim_cache_entry_slab =
+		kmem_cache_create_usercopy("kprim_cache_entry",
+					   KPRIM_CACHE_ENTRY_SIZE, 0,
+					   SLAB_ACCOUNT | SLAB_RECLAIM_ACCOUNT,
+					   offsetof(struct kprim_cache_entry,
+						    data),
+					   KPRIM_CACHE_INLINE, NULL);
 	if (!kprim_cache_entry_slab)
 		return -ENOMEM;
 	kprim_cache_shrinker = kprim_shrinker_create(kprim_cache_shrink_count,

@@ -95,9 +95,12 @@ static void kprim_bucket_steady_rate_admission_count(struct kunit *test)
 	u64 step = c->period_ns / 8, now = 0, admitted = 0, limit, i;
 	bool exact = c->burst >= 2;
 
+	/* At most one token of refill per step (burst - 1 when exact). */
 	if (exact)
 		step = min(step, div64_u64((c->burst - 1) * c->period_ns,
 					   c->rate));
+	else
+		step = min(step, div64_u64(c->period_ns, c->rate));
 	step = max_t(u64, step, 1);
 	exact = exact && step * c->rate <= (c->burst - 1) * c->period_ns;
 
@@ -208,11 +211,15 @@ static void kprim_bucket_rate_change_mid_stream(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, 4ULL, kprim_bucket_tokens(&b, t + NSEC_PER_MSEC));
 }
 
-/* Fractions carry: 3 tokens/s admits at 333333334 ns, 666666667 ns, 1 s. */
+/*
+ * Fractions carry: 3 tokens/s admits at 333333334 ns, 666666667 ns, 1 s.
+ * (Burst 2: with burst 1 the fraction above one token would overflow the
+ * bucket and be lost, as it must.)
+ */
 static void kprim_bucket_fractional_rate_is_exact(struct kunit *test)
 {
 	struct kprim_limiter_params p = {
-		.rate = 3, .period_ns = NSEC_PER_SEC, .burst = 1,
+		.rate = 3, .period_ns = NSEC_PER_SEC, .burst = 2,
 	};
 	struct kprim_bucket b;
 
@@ -223,6 +230,21 @@ static void kprim_bucket_fractional_rate_is_exact(struct kunit *test)
 	KUNIT_EXPECT_TRUE(test, kprim_bucket_take(&b, 1, 666666667));
 	KUNIT_EXPECT_TRUE(test, kprim_bucket_take(&b, 1, NSEC_PER_SEC));
 	KUNIT_EXPECT_FALSE(test, kprim_bucket_take(&b, 1, NSEC_PER_SEC));
+}
+
+/* A full burst-1 bucket drops what overflows: no credit beyond one token. */
+static void kprim_bucket_overflow_is_dropped(struct kunit *test)
+{
+	struct kprim_limiter_params p = {
+		.rate = 3, .period_ns = NSEC_PER_SEC, .burst = 1,
+	};
+	struct kprim_bucket b;
+
+	kprim_bucket_init(&b, &p, true, 0);
+	/* 1.000000002 tokens accrued; the bucket holds 1. */
+	KUNIT_EXPECT_TRUE(test, kprim_bucket_take(&b, 1, 333333334));
+	KUNIT_EXPECT_EQ(test, 333333334ULL,
+			kprim_bucket_wait_ns(&b, 1, 333333334));
 }
 
 static struct kunit_case kprim_limiter_cases[] = {
@@ -236,6 +258,7 @@ static struct kunit_case kprim_limiter_cases[] = {
 	KUNIT_CASE(kprim_bucket_extremes_do_not_overflow),
 	KUNIT_CASE(kprim_bucket_rate_change_mid_stream),
 	KUNIT_CASE(kprim_bucket_fractional_rate_is_exact),
+	KUNIT_CASE(kprim_bucket_overflow_is_dropped),
 	{}
 };
 

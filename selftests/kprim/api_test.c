@@ -192,7 +192,8 @@ TEST_F(session, create_then_open_shares_state)
 	ASSERT_LE(0, fd2);
 	EXPECT_EQ(5, lim_tokens(fd2));
 	{
-		struct kprim_limiter_take t = { .size = sizeof(t), .n = 2 };
+		struct kprim_limiter_take t = { .size = sizeof(t), .n = 2,
+						.wait = kt_wait(0, -1) };
 
 		ASSERT_EQ(0, kt_ioctl(fd1, KPRIM_IOC_LIMITER_TAKE, &t));
 	}
@@ -236,7 +237,8 @@ TEST_F(session, persistent_object_outlives_fds_until_unlink)
 {
 	char name[64];
 	struct kprim_open a;
-	struct kprim_limiter_take t = { .size = sizeof(t), .n = 4 };
+	struct kprim_limiter_take t = { .size = sizeof(t), .n = 4,
+					.wait = kt_wait(0, -1) };
 	int fd;
 
 	KT_NAME(name, "persist");
@@ -288,7 +290,8 @@ TEST_F(session, transient_object_goes_with_last_fd)
 TEST_F(session, anonymous_object_shared_by_fork)
 {
 	struct kprim_open a = lim_args(NULL, KPRIM_OPEN_CREATE);
-	struct kprim_limiter_take t = { .size = sizeof(t), .n = 3 };
+	struct kprim_limiter_take t = { .size = sizeof(t), .n = 3,
+					.wait = kt_wait(0, -1) };
 	int fd, status;
 	pid_t pid;
 

@@ -392,7 +392,7 @@ TEST_F(cache, values_from_zero_bytes_to_max_value)
 
 	ASSERT_NE(NULL, in);
 	ASSERT_NE(NULL, out);
-	for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+	for (i = 0; i < ARRAY_SIZE(sizes); i++) {
 		for (j = 0; j < sizes[i]; j++)
 			in[j] = (unsigned char)(j * 13 + i);
 		ASSERT_EQ(0, c_store(self->fd, "v", in, sizes[i],
@@ -900,6 +900,30 @@ TEST_F(cache, eviction_keeps_entries_within_max_entries)
 		EXPECT_EQ(0, c_gets(fd, key, key, sizeof(key)));
 	}
 	close(fd);
+}
+
+TEST_F(cache, shrinker_frees_entries_on_drop_caches)
+{
+	struct kprim_cache_info info;
+	char key[16];
+	int f, i;
+
+	if (geteuid() != 0)
+		SKIP(return, "needs root to write /proc/sys/vm/drop_caches");
+	for (i = 0; i < 1000; i++) {
+		snprintf(key, sizeof(key), "k%d", i);
+		ASSERT_EQ(0, c_set(self->fd, key, "value"));
+	}
+	f = open("/proc/sys/vm/drop_caches", O_WRONLY);
+	if (f < 0)
+		SKIP(return, "/proc/sys/vm/drop_caches: %s", strerror(errno));
+	ASSERT_EQ(1, write(f, "2", 1));
+	close(f);
+	info = c_info(self->fd);
+	EXPECT_GT(1000ull, info.entries);
+	EXPECT_EQ(1000ull, info.entries + info.evictions);
+	/* Keys "k0".."k999" with "value": at most 9 bytes each. */
+	EXPECT_GE(info.entries * 9, info.bytes);
 }
 
 /*

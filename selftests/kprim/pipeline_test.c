@@ -27,6 +27,23 @@ static int count_tasks(void)
 	return n;
 }
 
+/*
+ * pthread_join() returns once the kernel has cleared the thread's tid,
+ * which is before the task leaves /proc/self/task. Give joined threads up
+ * to 2 s to disappear; a leaked thread (never joined, still blocked)
+ * stays and fails the check.
+ */
+static int settled_tasks(int baseline)
+{
+	int n = count_tasks();
+
+	for (int i = 0; i < 200 && n > baseline; i++) {
+		usleep(10000);
+		n = count_tasks();
+	}
+	return n;
+}
+
 /* Source of 1..limit (limit 0 = endless), failing at @fail_at if set. */
 struct gen {
 	long next, limit, fail_at;
@@ -115,7 +132,7 @@ FIXTURE_SETUP(pipe)
 FIXTURE_TEARDOWN(pipe)
 {
 	/* Every run joins all its threads: back to the baseline. */
-	EXPECT_EQ(self->tasks, count_tasks());
+	EXPECT_EQ(self->tasks, settled_tasks(self->tasks));
 	free(self->c);
 }
 

@@ -14,6 +14,7 @@ trap 'rm -rf "$root"' EXIT
 
 mkdir -p "$root"/{bin,sbin,proc,sys,dev,tmp,lib/kprim,tests,demo,usr/local/bin,etc}
 cp /bin/busybox "$root/bin/busybox"
+ln -s busybox "$root/bin/sh"
 file "$root/bin/busybox" 2>/dev/null | grep -q 'statically linked' ||
 	ldd /bin/busybox 2>&1 | grep -q 'not a dynamic' ||
 	die "/bin/busybox is not static (apt-get install busybox-static)"
