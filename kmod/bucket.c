@@ -33,7 +33,7 @@ int kprim_bucket_check(const struct kprim_limiter_params *p, bool initial)
 		return -EOVERFLOW;
 	return 0;
 }
-KPRIM_EXPORT_IF_KUNIT(kprim_bucket_check);
+EXPORT_SYMBOL_IF_KUNIT(kprim_bucket_check);
 
 /**
  * kprim_bucket_init() - set up a bucket from checked parameters.
@@ -53,7 +53,7 @@ void kprim_bucket_init(struct kprim_bucket *b,
 	b->fill = initial ? p->initial * p->period_ns : b->cap;
 	b->last = now;
 }
-KPRIM_EXPORT_IF_KUNIT(kprim_bucket_init);
+EXPORT_SYMBOL_IF_KUNIT(kprim_bucket_init);
 
 /* Bring @b up to @now. Time never runs backwards for a bucket. */
 static void kprim_bucket_refill(struct kprim_bucket *b, u64 now)
@@ -88,7 +88,7 @@ bool kprim_bucket_take(struct kprim_bucket *b, u64 n, u64 now)
 	b->fill -= cost;
 	return true;
 }
-KPRIM_EXPORT_IF_KUNIT(kprim_bucket_take);
+EXPORT_SYMBOL_IF_KUNIT(kprim_bucket_take);
 
 /**
  * kprim_bucket_wait_ns() - time until @n tokens will have accumulated.
@@ -119,7 +119,7 @@ u64 kprim_bucket_wait_ns(struct kprim_bucket *b, u64 n, u64 now)
 		wait++;
 	return wait;
 }
-KPRIM_EXPORT_IF_KUNIT(kprim_bucket_wait_ns);
+EXPORT_SYMBOL_IF_KUNIT(kprim_bucket_wait_ns);
 
 /**
  * kprim_bucket_tokens() - whole tokens available now.
@@ -133,7 +133,7 @@ u64 kprim_bucket_tokens(struct kprim_bucket *b, u64 now)
 	kprim_bucket_refill(b, now);
 	return div64_u64(b->fill, b->period_ns);
 }
-KPRIM_EXPORT_IF_KUNIT(kprim_bucket_tokens);
+EXPORT_SYMBOL_IF_KUNIT(kprim_bucket_tokens);
 
 /**
  * kprim_bucket_set() - change rate and burst, keeping the tokens.
@@ -170,4 +170,4 @@ void kprim_bucket_set(struct kprim_bucket *b, u64 rate, u64 period_ns,
 	b->cap = cap;
 	b->fill = min(fill, cap);
 }
-KPRIM_EXPORT_IF_KUNIT(kprim_bucket_set);
+EXPORT_SYMBOL_IF_KUNIT(kprim_bucket_set);

@@ -199,7 +199,7 @@ struct kprim_cache_entry *kprim_cache_entry_alloc(const u8 *key, u32 key_len,
 	memcpy(e->key, key, key_len);
 	return e;
 }
-KPRIM_EXPORT_IF_KUNIT(kprim_cache_entry_alloc);
+EXPORT_SYMBOL_IF_KUNIT(kprim_cache_entry_alloc);
 
 /**
  * kprim_cache_entry_put() - drop a reference to an entry.
@@ -213,7 +213,7 @@ void kprim_cache_entry_put(struct kprim_cache_entry *e)
 	if (refcount_dec_and_test(&e->ref))
 		call_rcu(&e->rcu, kprim_cache_entry_free_rcu);
 }
-KPRIM_EXPORT_IF_KUNIT(kprim_cache_entry_put);
+EXPORT_SYMBOL_IF_KUNIT(kprim_cache_entry_put);
 
 /*
  * Linking and unlinking, all under cache->lock.
@@ -386,7 +386,7 @@ int kprim_cache_expiry(const struct kprim_cache *cache, bool has_ttl,
 	*expires = now + (s64)ttl_ns;
 	return 0;
 }
-KPRIM_EXPORT_IF_KUNIT(kprim_cache_expiry);
+EXPORT_SYMBOL_IF_KUNIT(kprim_cache_expiry);
 
 /**
  * kprim_cache_lookup() - find a live entry without taking a lock.
@@ -421,7 +421,7 @@ struct kprim_cache_entry *kprim_cache_lookup(struct kprim_cache *cache,
 		WRITE_ONCE(e->referenced, true);
 	return e;
 }
-KPRIM_EXPORT_IF_KUNIT(kprim_cache_lookup);
+EXPORT_SYMBOL_IF_KUNIT(kprim_cache_lookup);
 
 /**
  * kprim_cache_store_entry() - publish a filled entry.
@@ -486,7 +486,7 @@ put:
 	kprim_cache_entry_put(e);
 	return ret;
 }
-KPRIM_EXPORT_IF_KUNIT(kprim_cache_store_entry);
+EXPORT_SYMBOL_IF_KUNIT(kprim_cache_store_entry);
 
 /**
  * kprim_cache_delete() - remove a key.
@@ -510,7 +510,7 @@ int kprim_cache_delete(struct kprim_cache *cache, const u8 *key, u32 key_len,
 	spin_unlock(&cache->lock);
 	return e ? 0 : -ENOENT;
 }
-KPRIM_EXPORT_IF_KUNIT(kprim_cache_delete);
+EXPORT_SYMBOL_IF_KUNIT(kprim_cache_delete);
 
 /**
  * kprim_cache_touch() - give a live key a new expiry.
@@ -544,7 +544,7 @@ int kprim_cache_touch(struct kprim_cache *cache, const u8 *key, u32 key_len,
 	spin_unlock(&cache->lock);
 	return e ? 0 : -ENOENT;
 }
-KPRIM_EXPORT_IF_KUNIT(kprim_cache_touch);
+EXPORT_SYMBOL_IF_KUNIT(kprim_cache_touch);
 
 /**
  * kprim_cache_parse_u64() - parse a counter value, memcached style.
@@ -572,7 +572,7 @@ int kprim_cache_parse_u64(const u8 *s, u32 len, u64 *val)
 	*val = v;
 	return 0;
 }
-KPRIM_EXPORT_IF_KUNIT(kprim_cache_parse_u64);
+EXPORT_SYMBOL_IF_KUNIT(kprim_cache_parse_u64);
 
 /**
  * kprim_cache_incr() - add to or subtract from a decimal counter.
@@ -652,7 +652,7 @@ unlock:
 	kprim_cache_entry_put(e);
 	return ret;
 }
-KPRIM_EXPORT_IF_KUNIT(kprim_cache_incr);
+EXPORT_SYMBOL_IF_KUNIT(kprim_cache_incr);
 
 /**
  * kprim_cache_flush() - remove every entry.
@@ -689,7 +689,7 @@ void kprim_cache_flush(struct kprim_cache *cache)
 		cond_resched();
 	} while (more);
 }
-KPRIM_EXPORT_IF_KUNIT(kprim_cache_flush);
+EXPORT_SYMBOL_IF_KUNIT(kprim_cache_flush);
 
 /**
  * kprim_cache_sweep() - free the entries expired at @now.
@@ -736,7 +736,7 @@ unsigned long kprim_cache_sweep(struct kprim_cache *cache, s64 now)
 	rhashtable_walk_exit(&iter);
 	return freed;
 }
-KPRIM_EXPORT_IF_KUNIT(kprim_cache_sweep);
+EXPORT_SYMBOL_IF_KUNIT(kprim_cache_sweep);
 
 static void kprim_cache_sweep_work(struct work_struct *work)
 {
@@ -767,7 +767,7 @@ unsigned long kprim_cache_shrink(struct kprim_cache *cache, unsigned long nr,
 	spin_unlock(&cache->lock);
 	return freed;
 }
-KPRIM_EXPORT_IF_KUNIT(kprim_cache_shrink);
+EXPORT_SYMBOL_IF_KUNIT(kprim_cache_shrink);
 
 /**
  * kprim_cache_get_info() - parameters and statistics.
@@ -796,7 +796,7 @@ void kprim_cache_get_info(struct kprim_cache *cache,
 	info->expirations = cache->expirations;
 	spin_unlock(&cache->lock);
 }
-KPRIM_EXPORT_IF_KUNIT(kprim_cache_get_info);
+EXPORT_SYMBOL_IF_KUNIT(kprim_cache_get_info);
 
 /*
  * Creation and teardown.
@@ -871,7 +871,7 @@ free_cache:
 	kfree(cache);
 	return ERR_PTR(ret);
 }
-KPRIM_EXPORT_IF_KUNIT(kprim_cache_alloc);
+EXPORT_SYMBOL_IF_KUNIT(kprim_cache_alloc);
 
 /* rhashtable_free_and_destroy() callback: no reader can exist any more. */
 static void kprim_cache_free_entry(void *ptr, void *arg)
@@ -901,7 +901,7 @@ void kprim_cache_free(struct kprim_cache *cache)
 	free_percpu(cache->stats);
 	kfree(cache);
 }
-KPRIM_EXPORT_IF_KUNIT(kprim_cache_free);
+EXPORT_SYMBOL_IF_KUNIT(kprim_cache_free);
 
 /*
  * The shrinker.

@@ -1,12 +1,13 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * kprim - every difference between the kernels we build on (Debian's 6.1
- * and 6.12) lives here and nowhere else.
+ * and 6.12) lives here and nowhere else. The KPRIM_HAVE_* switches are
+ * feature probes of the kernel tree done by kmod/Kbuild, not version
+ * numbers: distribution kernels backport.
  */
 #ifndef _KPRIM_COMPAT_H
 #define _KPRIM_COMPAT_H
 
-#include <linux/version.h>
 #include <linux/ipc_namespace.h>
 #include <linux/nsproxy.h>
 #include <linux/proc_ns.h>
@@ -18,7 +19,9 @@
  * it is not, a module cannot pin a namespace, so only the initial IPC
  * namespace is served there (others get -EOPNOTSUPP) and no pin is needed.
  */
-#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 12, 0)
+#ifdef KPRIM_HAVE_PUT_IPC_NS
+#define KPRIM_NS_SCOPED		true
+
 static inline void *kprim_ns_get(void)
 {
 	return get_ipc_ns(current->nsproxy->ipc_ns);
@@ -29,6 +32,8 @@ static inline void kprim_ns_put(void *ns)
 	put_ipc_ns(ns);
 }
 #else
+#define KPRIM_NS_SCOPED		false
+
 static inline void *kprim_ns_get(void)
 {
 	struct ipc_namespace *ns = current->nsproxy->ipc_ns;
@@ -50,20 +55,15 @@ static inline void *kprim_ns_current(void)
 }
 
 /*
- * KUnit reaches internal functions through a namespaced export that exists
- * only when the kernel has KUnit.
+ * KUnit reaches internal functions through EXPORT_SYMBOL_IF_KUNIT(), which
+ * exports only when the kernel has KUnit. The namespace the test module
+ * imports became a string literal in 6.13.
  */
-#if IS_ENABLED(CONFIG_KUNIT)
 #include <kunit/visibility.h>
-#define KPRIM_EXPORT_IF_KUNIT(sym)	EXPORT_SYMBOL_IF_KUNIT(sym)
-/* The namespace became a string literal in 6.13. */
-#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 13, 0)
-#define KPRIM_IMPORT_KUNIT_NS()	MODULE_IMPORT_NS("EXPORTED_FOR_KUNIT_TESTING")
-#else
+#ifdef KPRIM_IMPORT_NS_IS_IDENT
 #define KPRIM_IMPORT_KUNIT_NS()	MODULE_IMPORT_NS(EXPORTED_FOR_KUNIT_TESTING)
-#endif
 #else
-#define KPRIM_EXPORT_IF_KUNIT(sym)
+#define KPRIM_IMPORT_KUNIT_NS()	MODULE_IMPORT_NS("EXPORTED_FOR_KUNIT_TESTING")
 #endif
 
 /* ---- shrinker API (cache.c) ---------------------------------------- */
@@ -78,7 +78,7 @@ static inline void *kprim_ns_current(void)
 typedef unsigned long (*kprim_shrink_fn)(struct shrinker *s,
 					 struct shrink_control *sc);
 
-#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 7, 0)
+#ifdef KPRIM_HAVE_SHRINKER_ALLOC
 static inline struct shrinker *kprim_shrinker_create(kprim_shrink_fn count,
 						     kprim_shrink_fn scan,
 						     const char *name)

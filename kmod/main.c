@@ -28,6 +28,8 @@ static long kprim_api(struct kprim_api __user *uargs)
 	args.api_version = KPRIM_API_VERSION;
 	args.reserved0 = 0;
 	args.features = KPRIM_FEATURES;
+	if (KPRIM_NS_SCOPED)
+		args.features |= KPRIM_FEAT_IPC_NS;
 	args.max_objects = kprim_max_objects();
 	args.max_objects_per_user = kprim_max_objects_per_user();
 	return kprim_copy_args_out(uargs, &args, sizeof(args));

@@ -122,9 +122,11 @@ static int kprim_user_charge(kuid_t uid, long delta)
 			       GFP_KERNEL));
 }
 
-/* Release with kprim_registry_lock held, as kref_put_mutex() calls it. */
+/*
+ * Called by kref_put_mutex() with kprim_registry_lock held; drops it before
+ * the kind's teardown, which may sleep.
+ */
 static void kprim_obj_release(struct kref *ref)
-	__releases(&kprim_registry_lock)
 {
 	struct kprim_object *obj = container_of(ref, struct kprim_object, ref);
 

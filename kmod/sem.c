@@ -52,7 +52,7 @@ void kprim_sem_init(struct kprim_sem *sem, u64 permits)
 	sem->nr_holders = 0;
 	init_waitqueue_head(&sem->pollq);
 }
-KPRIM_EXPORT_IF_KUNIT(kprim_sem_init);
+EXPORT_SYMBOL_IF_KUNIT(kprim_sem_init);
 
 /**
  * kprim_sem_fd_init() - initialise an fd's holder record.
@@ -65,7 +65,7 @@ void kprim_sem_fd_init(struct kprim_sem_fd *fd, pid_t pid)
 	fd->pid = pid;
 	fd->held = 0;
 }
-KPRIM_EXPORT_IF_KUNIT(kprim_sem_fd_init);
+EXPORT_SYMBOL_IF_KUNIT(kprim_sem_fd_init);
 
 /**
  * kprim_sem_available() - permits not held.
@@ -78,7 +78,7 @@ u64 kprim_sem_available(const struct kprim_sem *sem)
 {
 	return sem->permits > sem->held ? sem->permits - sem->held : 0;
 }
-KPRIM_EXPORT_IF_KUNIT(kprim_sem_available);
+EXPORT_SYMBOL_IF_KUNIT(kprim_sem_available);
 
 /* Account @n permits to @fd; the caller checked they are available. */
 static void kprim_sem_take(struct kprim_sem *sem, struct kprim_sem_fd *fd,
@@ -130,7 +130,7 @@ int kprim_sem_try_acquire(struct kprim_sem *sem, struct kprim_sem_fd *fd,
 	kprim_sem_take(sem, fd, n);
 	return 0;
 }
-KPRIM_EXPORT_IF_KUNIT(kprim_sem_try_acquire);
+EXPORT_SYMBOL_IF_KUNIT(kprim_sem_try_acquire);
 
 /**
  * kprim_sem_enqueue() - queue a request at the tail.
@@ -154,7 +154,7 @@ void kprim_sem_enqueue(struct kprim_sem *sem, struct kprim_sem_waiter *sw,
 	list_add_tail(&sw->w.node, &sem->wq.waiters);
 	sem->wq.nr_waiters++;
 }
-KPRIM_EXPORT_IF_KUNIT(kprim_sem_enqueue);
+EXPORT_SYMBOL_IF_KUNIT(kprim_sem_enqueue);
 
 /**
  * kprim_sem_grant() - the grant pass: complete queued requests in order.
@@ -188,7 +188,7 @@ unsigned int kprim_sem_grant(struct kprim_sem *sem)
 	}
 	return done;
 }
-KPRIM_EXPORT_IF_KUNIT(kprim_sem_grant);
+EXPORT_SYMBOL_IF_KUNIT(kprim_sem_grant);
 
 /**
  * kprim_sem_release_locked() - release @n permits held by @fd.
@@ -211,7 +211,7 @@ int kprim_sem_release_locked(struct kprim_sem *sem, struct kprim_sem_fd *fd,
 	kprim_sem_grant(sem);
 	return 0;
 }
-KPRIM_EXPORT_IF_KUNIT(kprim_sem_release_locked);
+EXPORT_SYMBOL_IF_KUNIT(kprim_sem_release_locked);
 
 /**
  * kprim_sem_release_all() - give back everything @fd holds (close).
@@ -226,7 +226,7 @@ void kprim_sem_release_all(struct kprim_sem *sem, struct kprim_sem_fd *fd)
 	kprim_sem_put(sem, fd, fd->held);
 	kprim_sem_grant(sem);
 }
-KPRIM_EXPORT_IF_KUNIT(kprim_sem_release_all);
+EXPORT_SYMBOL_IF_KUNIT(kprim_sem_release_all);
 
 /**
  * kprim_sem_resize_locked() - set the permit count.
@@ -248,7 +248,7 @@ int kprim_sem_resize_locked(struct kprim_sem *sem, u64 permits)
 	kprim_sem_grant(sem);
 	return 0;
 }
-KPRIM_EXPORT_IF_KUNIT(kprim_sem_resize_locked);
+EXPORT_SYMBOL_IF_KUNIT(kprim_sem_resize_locked);
 
 /**
  * kprim_sem_poll_ready() - could the next request be granted now?
@@ -267,7 +267,7 @@ bool kprim_sem_poll_ready(const struct kprim_sem *sem)
 				     w.node)->w.n;
 	return kprim_sem_available(sem) >= n;
 }
-KPRIM_EXPORT_IF_KUNIT(kprim_sem_poll_ready);
+EXPORT_SYMBOL_IF_KUNIT(kprim_sem_poll_ready);
 
 /* Availability may have grown: tell poll(). */
 static void kprim_sem_wake_pollers(struct kprim_sem *sem)

@@ -167,6 +167,10 @@ void kprim_waitq_grant(struct kprim_waitq *q, struct kprim_waiter *w)
 	lockdep_assert_held(&q->lock);
 	kprim_waitq_del(q, w);
 	get_task_struct(task);
+	/*
+	 * Pairs with the acquire in kprim_wait_for_grant(): the grant's
+	 * accounting is visible before the waiter sees @granted.
+	 */
 	smp_store_release(&w->granted, true);
 	wake_up_process(task);
 	put_task_struct(task);
@@ -210,6 +214,7 @@ noinline int __sched kprim_wait_for_grant(struct kprim_waitq *q,
 
 	for (;;) {
 		set_current_state(TASK_INTERRUPTIBLE);
+		/* Pairs with the release in kprim_waitq_grant(). */
 		if (smp_load_acquire(&w->granted))
 			goto granted;
 		if (signal_pending(current))

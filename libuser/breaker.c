@@ -1,49 +1,38 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /*
  * Circuit breaker. The state machine runs under one short mutex, so a
- * check and the transition it decides are one step (no lock upgrade race).
+ * check and the transition it decides are one step within a process (no
+ * lock upgrade race).
  *
- * The state word (state, generation, since, forced) and the half-open
- * probe slots go through a backend ops table. Only the local backend
- * exists; a shared one (state in a kprim cache entry updated by CAS, probes
- * as kprim semaphore permits) plugs in behind the same ops: that is why a
- * transition is written as load + compare-and-swap, retried on conflict.
+ * The state word (state, generation, since, forced, half-open successes)
+ * and the half-open probe slots go through a backend ops table
+ * (breaker_internal.h). The local backend keeps them in this struct; the
+ * shared backend (breaker_shared.c) keeps the word in a kprim cache entry
+ * and the slots as kprim semaphore permits. Because another process can
+ * change a shared word at any time, every decision is written as load +
+ * compare-and-swap, retried on conflict, and the per-process counters are
+ * reset whenever a new generation is seen, not only when this process
+ * made the transition.
  */
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "kprim/breaker.h"
+#include "breaker_internal.h"
 #include "kprim/ctx.h"
-
-struct breaker_word {
-	uint64_t gen;
-	uint64_t since_ns;	/* when the current state was entered */
-	uint32_t state;
-	uint32_t forced;	/* pinned open by force_open() */
-};
-
-struct breaker_backend_ops {
-	void (*load)(void *be, struct breaker_word *w);
-	/* 0, or -EAGAIN if the word is no longer @old */
-	int (*cas)(void *be, const struct breaker_word *old,
-		   const struct breaker_word *new);
-	int (*probe_acquire)(void *be);		/* 0 or -EBUSY */
-	void (*probe_release)(void *be);
-	void (*probe_reset)(void *be, uint32_t permits);
-	uint32_t (*probes_in_flight)(void *be);
-};
 
 /* Local backend: plain memory, serialised by the breaker mutex. */
 struct local_backend {
 	struct breaker_word word;
+	uint64_t probe_gen;	/* generation the slots belong to */
 	uint32_t permits, in_flight;
 };
 
-static void local_load(void *be, struct breaker_word *w)
+static int local_load(void *be, struct breaker_word *w)
 {
 	*w = ((struct local_backend *)be)->word;
+	return 0;
 }
 
 static int local_cas(void *be, const struct breaker_word *old,
@@ -67,18 +56,20 @@ static int local_probe_acquire(void *be)
 	return 0;
 }
 
-static void local_probe_release(void *be)
+static void local_probe_release(void *be, uint64_t gen)
 {
 	struct local_backend *l = be;
 
-	if (l->in_flight)
+	/* A slot of an older generation was already dropped by the reset. */
+	if (gen == l->probe_gen && l->in_flight)
 		l->in_flight--;
 }
 
-static void local_probe_reset(void *be, uint32_t permits)
+static void local_probe_reset(void *be, uint64_t gen, uint32_t permits)
 {
 	struct local_backend *l = be;
 
+	l->probe_gen = gen;
 	l->permits = permits;
 	l->in_flight = 0;
 }
@@ -109,9 +100,12 @@ struct kprim_breaker {
 	void *be;
 	struct local_backend local;
 
-	/* Closed-state statistics, reset on every transition. */
+	/*
+	 * Closed-state statistics of this process, reset whenever the word
+	 * shows a generation other than @seen_gen.
+	 */
+	uint64_t seen_gen;
 	uint32_t consecutive;
-	uint32_t half_open_successes;
 	uint8_t *outcomes;		/* COUNT: ring of 1 = failure */
 	struct bucket *buckets;		/* TIME */
 	uint32_t ring_pos, ring_len, ring_failures;
@@ -120,7 +114,7 @@ struct kprim_breaker {
 	struct kprim_breaker_counts c;
 };
 
-/* Transitions seen under the lock, reported after it is dropped. */
+/* Transitions made under the lock, reported after it is dropped. */
 struct pending {
 	int n;
 	int from[2], to[2];
@@ -134,7 +128,6 @@ static uint64_t now_ns(struct kprim_breaker *b)
 static void reset_stats(struct kprim_breaker *b)
 {
 	b->consecutive = 0;
-	b->half_open_successes = 0;
 	b->ring_pos = b->ring_len = b->ring_failures = 0;
 	b->c.window_calls = b->c.window_failures = 0;
 	if (b->buckets)
@@ -142,25 +135,51 @@ static void reset_stats(struct kprim_breaker *b)
 }
 
 /*
- * Move from @cur to @state. Returns false if the backend word changed
- * under us (shared mode): the caller reloads and decides again.
+ * Forget this process's closed-state statistics when the breaker moved to
+ * another generation, whoever moved it: counts gathered before a trip or
+ * a close must not count toward the next one.
  */
-static bool transition(struct kprim_breaker *b, const struct breaker_word *cur,
-		       uint32_t state, uint32_t forced, uint64_t now,
-		       struct pending *pd)
+static void sync_gen(struct kprim_breaker *b, const struct breaker_word *w)
 {
-	struct breaker_word next = {
-		.gen = cur->gen + 1,
-		.since_ns = now,
-		.state = state,
-		.forced = forced,
-	};
+	if (w->gen != b->seen_gen) {
+		reset_stats(b);
+		b->seen_gen = w->gen;
+	}
+}
 
-	if (b->ops->cas(b->be, cur, &next))
-		return false;
-	b->ops->probe_reset(b->be, state == KPRIM_BREAKER_HALF_OPEN ?
-					   b->s.half_open_probes : 0);
-	reset_stats(b);
+/* Load the word (or return -errno) and catch up with its generation. */
+static int load(struct kprim_breaker *b, struct breaker_word *w)
+{
+	int rc = b->ops->load(b->be, w);
+
+	if (!rc)
+		sync_gen(b, w);
+	return rc;
+}
+
+/*
+ * Move from @cur to @state; on success @next is the new word. Returns 0,
+ * -EAGAIN if the word changed under us (the caller reloads and decides
+ * again), or a backend error.
+ */
+static int transition(struct kprim_breaker *b, const struct breaker_word *cur,
+		      uint32_t state, uint32_t forced, uint64_t now,
+		      struct breaker_word *next, struct pending *pd)
+{
+	int rc;
+
+	memset(next, 0, sizeof(*next));
+	next->gen = cur->gen + 1;
+	next->since_ns = now;
+	next->state = state;
+	next->forced = forced;
+	rc = b->ops->cas(b->be, cur, next);
+	if (rc)
+		return rc;
+	b->ops->probe_reset(b->be, next->gen,
+			    state == KPRIM_BREAKER_HALF_OPEN ?
+				    b->s.half_open_probes : 0);
+	sync_gen(b, next);
 	if (cur->state != state) {
 		b->c.transitions++;
 		if (pd->n < 2) {
@@ -169,7 +188,7 @@ static bool transition(struct kprim_breaker *b, const struct breaker_word *cur,
 			pd->n++;
 		}
 	}
-	return true;
+	return 0;
 }
 
 static void notify(struct kprim_breaker *b, const struct pending *pd)
@@ -227,7 +246,7 @@ static bool record(struct kprim_breaker *b, bool failed, uint64_t now)
 	       failures * 100 >= (uint64_t)s->failure_rate_pct * calls;
 }
 
-static int check_settings(const struct kprim_breaker_settings *s)
+int breaker_check_settings(const struct kprim_breaker_settings *s)
 {
 	if (!s->consecutive_failures && s->window == KPRIM_BREAKER_WINDOW_NONE)
 		return -EINVAL;
@@ -249,18 +268,14 @@ static int check_settings(const struct kprim_breaker_settings *s)
 	return 0;
 }
 
-int kprim_breaker_new(const struct kprim_breaker_settings *s,
-		      struct kprim_breaker **out)
+int breaker_create(const struct kprim_breaker_settings *s,
+		   const struct breaker_backend_ops *ops, void *be,
+		   struct kprim_breaker **out)
 {
 	struct kprim_breaker *b;
 	int rc;
 
-	if (!out)
-		return -EINVAL;
-	*out = NULL;
-	if (!s)
-		return -EINVAL;
-	rc = check_settings(s);
+	rc = breaker_check_settings(s);
 	if (rc)
 		return rc;
 	b = calloc(1, sizeof(*b));
@@ -275,21 +290,38 @@ int kprim_breaker_new(const struct kprim_breaker_settings *s,
 	}
 	if ((s->window == KPRIM_BREAKER_WINDOW_COUNT && !b->outcomes) ||
 	    (s->window == KPRIM_BREAKER_WINDOW_TIME && !b->buckets)) {
-		kprim_breaker_free(b);
+		free(b->outcomes);
+		free(b->buckets);
+		free(b);
 		return -ENOMEM;
 	}
 	pthread_mutex_init(&b->lock, NULL);
-	b->ops = &local_ops;
-	b->be = &b->local;
+	b->ops = ops;
+	b->be = be ? be : &b->local;
 	b->local.word.since_ns = now_ns(b);
+	/* No generation seen yet: the first load syncs (a no-op reset). */
+	b->seen_gen = UINT64_MAX;
 	*out = b;
 	return 0;
+}
+
+int kprim_breaker_new(const struct kprim_breaker_settings *s,
+		      struct kprim_breaker **out)
+{
+	if (!out)
+		return -EINVAL;
+	*out = NULL;
+	if (!s)
+		return -EINVAL;
+	return breaker_create(s, &local_ops, NULL, out);
 }
 
 void kprim_breaker_free(struct kprim_breaker *b)
 {
 	if (!b)
 		return;
+	if (b->ops->destroy)
+		b->ops->destroy(b->be);
 	pthread_mutex_destroy(&b->lock);
 	free(b->outcomes);
 	free(b->buckets);
@@ -299,29 +331,55 @@ void kprim_breaker_free(struct kprim_breaker *b)
 int kprim_breaker_allow(struct kprim_breaker *b, struct kprim_breaker_ticket *t)
 {
 	struct pending pd = { 0 };
-	struct breaker_word w;
+	struct breaker_word w, next;
 	uint64_t now;
-	int rc = 0;
+	int rc;
 
 	if (!b || !t)
 		return -EINVAL;
 	pthread_mutex_lock(&b->lock);
-	now = now_ns(b);
 	for (;;) {
-		b->ops->load(b->be, &w);
-		if (w.state != KPRIM_BREAKER_OPEN)
+		rc = load(b, &w);
+		if (rc)
 			break;
-		if (w.forced || now - w.since_ns < b->s.open_timeout_ns) {
-			rc = -EBUSY;
-			break;
+		/*
+		 * Read the clock after the load: in shared mode @since_ns
+		 * was read by another process before it published the
+		 * word, so it is not later than this reading.
+		 */
+		now = now_ns(b);
+		if (w.state == KPRIM_BREAKER_OPEN) {
+			if (w.forced || now < w.since_ns ||
+			    now - w.since_ns < b->s.open_timeout_ns) {
+				rc = -EBUSY;
+				break;
+			}
+			rc = transition(b, &w, KPRIM_BREAKER_HALF_OPEN, 0, now,
+					&next, &pd);
+			if (rc == -EAGAIN)
+				continue;
+			if (rc)
+				break;
+			w = next;
 		}
-		if (transition(b, &w, KPRIM_BREAKER_HALF_OPEN, 0, now, &pd)) {
-			b->ops->load(b->be, &w);
+		if (w.state != KPRIM_BREAKER_HALF_OPEN)
 			break;
-		}
-	}
-	if (!rc && w.state == KPRIM_BREAKER_HALF_OPEN)
 		rc = b->ops->probe_acquire(b->be);
+		if (rc)
+			break;
+		/*
+		 * A probe counts for the generation it was admitted into.
+		 * If the word moved on while the slot was being taken
+		 * (another process closed or re-opened the breaker), give
+		 * the slot back and decide again under the new state.
+		 */
+		rc = b->ops->load(b->be, &next);
+		if (!rc && next.gen == w.gen)
+			break;
+		b->ops->probe_release(b->be, w.gen);
+		if (rc)
+			break;
+	}
 	if (rc) {
 		b->c.rejected++;
 	} else {
@@ -339,32 +397,62 @@ int kprim_breaker_done(struct kprim_breaker *b,
 		       const struct kprim_breaker_ticket *t, bool success)
 {
 	struct pending pd = { 0 };
-	struct breaker_word w;
+	struct breaker_word w, next;
+	bool recorded = false, trip = false;
 	uint64_t now;
-	int rc = 0, to = -1;
+	int rc;
 
 	if (!b || !t)
 		return -EINVAL;
 	pthread_mutex_lock(&b->lock);
-	now = now_ns(b);
-	b->ops->load(b->be, &w);
-	if (w.gen != t->gen || w.state == KPRIM_BREAKER_OPEN) {
-		b->c.ignored++;
-		rc = -ESTALE;
-	} else if (w.state == KPRIM_BREAKER_CLOSED) {
-		if (record(b, !success, now))
-			to = KPRIM_BREAKER_OPEN;
-	} else if (!success) {
-		to = KPRIM_BREAKER_OPEN;		/* a probe failed */
-	} else {
-		if (t->probe)
-			b->ops->probe_release(b->be);
-		if (++b->half_open_successes >= b->s.success_threshold)
-			to = KPRIM_BREAKER_CLOSED;
+	for (;;) {
+		rc = load(b, &w);
+		if (rc)
+			break;
+		now = now_ns(b);
+		if (w.gen != t->gen || w.state == KPRIM_BREAKER_OPEN) {
+			b->c.ignored++;
+			rc = -ESTALE;
+			break;
+		}
+		if (w.state == KPRIM_BREAKER_CLOSED) {
+			/* Record once: a retry after a conflict must not
+			 * count the same call twice. */
+			if (!recorded) {
+				trip = record(b, !success, now);
+				recorded = true;
+			}
+			if (!trip)
+				break;
+			rc = transition(b, &w, KPRIM_BREAKER_OPEN, 0, now,
+					&next, &pd);
+		} else if (!success) {
+			/* A probe failed: re-open, restarting the timeout. */
+			rc = transition(b, &w, KPRIM_BREAKER_OPEN, 0, now,
+					&next, &pd);
+		} else if (w.probe_successes + 1 >= b->s.success_threshold) {
+			rc = transition(b, &w, KPRIM_BREAKER_CLOSED, 0, now,
+					&next, &pd);
+		} else {
+			/*
+			 * Count the success in the word itself, so successes
+			 * reported by several processes add up to one
+			 * threshold; the generation stays.
+			 */
+			next = w;
+			next.probe_successes++;
+			rc = b->ops->cas(b->be, &w, &next);
+		}
+		/*
+		 * Conflict: reload. If the generation moved on, our result
+		 * is stale (checked at the top); if only the version did,
+		 * decide again.
+		 */
+		if (rc != -EAGAIN)
+			break;
 	}
-	/* Shared mode: if the word moved on, our decision is stale too. */
-	if (to >= 0)
-		transition(b, &w, (uint32_t)to, 0, now, &pd);
+	if (t->probe)
+		b->ops->probe_release(b->be, t->gen);
 	if (!rc) {
 		if (success)
 			b->c.successes++;
@@ -379,17 +467,21 @@ int kprim_breaker_done(struct kprim_breaker *b,
 static int force(struct kprim_breaker *b, uint32_t state, uint32_t forced)
 {
 	struct pending pd = { 0 };
-	struct breaker_word w;
+	struct breaker_word w, next;
+	int rc;
 
 	if (!b)
 		return -EINVAL;
 	pthread_mutex_lock(&b->lock);
-	do
-		b->ops->load(b->be, &w);
-	while (!transition(b, &w, state, forced, now_ns(b), &pd));
+	do {
+		rc = load(b, &w);
+		if (rc)
+			break;
+		rc = transition(b, &w, state, forced, now_ns(b), &next, &pd);
+	} while (rc == -EAGAIN);
 	pthread_mutex_unlock(&b->lock);
 	notify(b, &pd);
-	return 0;
+	return rc;
 }
 
 int kprim_breaker_force_open(struct kprim_breaker *b)
@@ -405,13 +497,14 @@ int kprim_breaker_force_close(struct kprim_breaker *b)
 int kprim_breaker_state(struct kprim_breaker *b)
 {
 	struct breaker_word w;
+	int rc;
 
 	if (!b)
 		return -EINVAL;
 	pthread_mutex_lock(&b->lock);
-	b->ops->load(b->be, &w);
+	rc = load(b, &w);
 	pthread_mutex_unlock(&b->lock);
-	return (int)w.state;
+	return rc ? rc : (int)w.state;
 }
 
 int kprim_breaker_counts(struct kprim_breaker *b,

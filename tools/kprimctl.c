@@ -11,6 +11,7 @@
  *   kprimctl set-rate NAME RATE PERIOD_NS  kprimctl set-burst NAME BURST
  *   kprimctl resize NAME PERMITS
  *   kprimctl take NAME N [TIMEOUT_MS]      take tokens from a limiter
+ *   kprimctl acquire NAME N [HOLD_MS]      hold semaphore permits a while
  *   kprimctl get CACHE KEY / put CACHE KEY VALUE [TTL_MS] / incr CACHE KEY N
  */
 #include <errno.h>
@@ -18,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <kprim.h>
 
 static const char *prog = "kprimctl";
@@ -39,9 +41,10 @@ static int usage(void)
 		"       %s set-rate NAME RATE PERIOD_NS | set-burst NAME BURST\n"
 		"       %s resize NAME PERMITS\n"
 		"       %s take NAME N [TIMEOUT_MS]\n"
+		"       %s acquire NAME N [HOLD_MS]\n"
 		"       %s get CACHE KEY | put CACHE KEY VALUE [TTL_MS] | "
 		"incr CACHE KEY N\n",
-		prog, prog, prog, prog, prog, prog, prog, prog, prog);
+		prog, prog, prog, prog, prog, prog, prog, prog, prog, prog);
 	return 2;
 }
 
@@ -209,6 +212,30 @@ static int cmd_limiter(struct kprim *k, int argc, char **argv)
 	return ret ? fail(argv[1], ret) : 0;
 }
 
+/* Acquire permits (waiting as long as it takes), hold them, exit. */
+static int cmd_acquire(struct kprim *k, int argc, char **argv)
+{
+	struct kprim_sem *s;
+	uint64_t n, hold_ms = 0;
+	int ret;
+
+	if (argc < 4 || parse_u64(argv[3], &n) ||
+	    (argc > 4 && parse_u64(argv[4], &hold_ms)))
+		return usage();
+	ret = kprim_sem_open(k, argv[2], 0, 0, 0, &s);
+	if (ret)
+		return fail(argv[2], ret);
+	ret = kprim_sem_acquire(s, n, NULL, KPRIM_TIMEOUT_INFINITE);
+	if (!ret) {
+		printf("pid %d holds %" PRIu64 " of %s\n", (int)getpid(), n,
+		       argv[2]);
+		fflush(stdout);
+		usleep(hold_ms * 1000);
+	}
+	kprim_sem_close(s);	/* returns the permits */
+	return ret ? fail("acquire", ret) : 0;
+}
+
 static int cmd_resize(struct kprim *k, int argc, char **argv)
 {
 	struct kprim_sem *s;
@@ -293,6 +320,8 @@ int main(int argc, char **argv)
 	} else if (!strcmp(argv[1], "set-rate") || !strcmp(argv[1], "set-burst") ||
 		   !strcmp(argv[1], "take")) {
 		ret = cmd_limiter(k, argc, argv);
+	} else if (!strcmp(argv[1], "acquire")) {
+		ret = cmd_acquire(k, argc, argv);
 	} else if (!strcmp(argv[1], "resize")) {
 		ret = cmd_resize(k, argc, argv);
 	} else if (!strcmp(argv[1], "get") || !strcmp(argv[1], "put") ||

@@ -47,6 +47,9 @@ enum kprim_kind {
 #define KPRIM_FEAT_SEM		(1ULL << 1)
 #define KPRIM_FEAT_CACHE	(1ULL << 2)
 #define KPRIM_FEAT_LIST		(1ULL << 3)
+/* Objects are scoped per IPC namespace; without it, callers outside the
+ * initial IPC namespace get -EOPNOTSUPP. */
+#define KPRIM_FEAT_IPC_NS	(1ULL << 4)
 
 /**
  * struct kprim_api - API version handshake (KPRIM_IOC_API).
@@ -404,13 +407,16 @@ struct kprim_cache_get {
 };
 #define KPRIM_SIZE_CACHE_GET_VER0	56
 
-/* struct kprim_cache_store.op */
+/*
+ * struct kprim_cache_store.op: SET always stores; ADD only if absent, else
+ * -EEXIST; REPLACE only if present, else -ENOENT; CAS only if the version
+ * matches, else -ESTALE (-ENOENT if absent).
+ */
 enum kprim_cache_op {
-	KPRIM_CACHE_SET		= 0,	/* always store */
-	KPRIM_CACHE_ADD		= 1,	/* only if absent, else -EEXIST */
-	KPRIM_CACHE_REPLACE	= 2,	/* only if present, else -ENOENT */
-	KPRIM_CACHE_CAS		= 3,	/* only if cas matches, else -ESTALE
-					 * (-ENOENT if absent) */
+	KPRIM_CACHE_SET		= 0,
+	KPRIM_CACHE_ADD		= 1,
+	KPRIM_CACHE_REPLACE	= 2,
+	KPRIM_CACHE_CAS		= 3,
 };
 
 /* struct kprim_cache_store.flags */

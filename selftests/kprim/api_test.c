@@ -6,6 +6,7 @@
  */
 #include <fcntl.h>
 #include <grp.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -676,6 +677,52 @@ TEST_F(session, other_bits_grant_open_but_not_ownership)
 	EXPECT_EQ(0, as_nobody(nobody_unlinks, name));
 	EXPECT_EQ(0, as_nobody(nobody_sets_rate, name));
 	EXPECT_EQ(0, kt_unlink(self->fd, KPRIM_KIND_LIMITER, name));
+	close(fd);
+}
+
+/*
+ * Objects live in the caller's IPC namespace. Where the kernel does not let
+ * a module pin a namespace (KPRIM_FEAT_IPC_NS clear), callers outside the
+ * initial one are refused with -EOPNOTSUPP instead.
+ */
+TEST_F(session, objects_are_scoped_by_ipc_namespace)
+{
+	struct kprim_api api = { .size = sizeof(api) };
+	struct kprim_open a;
+	char name[64];
+	int fd, status;
+	pid_t pid;
+
+	if (getuid() != 0)
+		SKIP(return, "needs CAP_SYS_ADMIN for unshare(CLONE_NEWIPC)");
+	ASSERT_EQ(0, kt_ioctl(self->fd, KPRIM_IOC_API, &api));
+	KT_NAME(name, "ipcns");
+	a = lim_args(name, KPRIM_OPEN_CREATE | KPRIM_OPEN_EXCL |
+			   KPRIM_OPEN_TRANSIENT);
+	fd = kt_open(self->fd, &a);
+	ASSERT_LE(0, fd);
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		struct kprim_open o = lim_args(name, 0);
+		int s = kt_session();
+
+		if (unshare(CLONE_NEWIPC))
+			_exit(10);
+		if (!(api.features & KPRIM_FEAT_IPC_NS))
+			_exit(kt_open(s, &o) == -EOPNOTSUPP ? 0 : 11);
+		/* The parent's name is invisible here... */
+		if (kt_open(s, &o) != -ENOENT)
+			_exit(12);
+		/* ...and the same name can be created anew. */
+		o.flags = KPRIM_OPEN_CREATE | KPRIM_OPEN_EXCL |
+			  KPRIM_OPEN_TRANSIENT;
+		_exit(kt_open(s, &o) >= 0 ? 0 : 13);
+	}
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_EQ(0, WEXITSTATUS(status));
+	/* The parent's object is untouched by the child's namesake. */
+	EXPECT_EQ(5, lim_tokens(fd));
 	close(fd);
 }
 

@@ -19,12 +19,19 @@
  * Errno conventions: 0 or a negative errno. -EINVAL for NULL handles and
  * invalid settings, -EBUSY when a call is rejected, -ESTALE for an ignored
  * result, -ENOMEM.
+ *
+ * Local mode (kprim_breaker_new()) lives in the process; shared mode
+ * (kprim_breaker_new_shared()) keeps the state in the kprim kernel module,
+ * seen by every process of the host: see kprim_breaker_new_shared() for
+ * what is shared and what stays per process.
  */
 #ifndef KPRIM_BREAKER_H
 #define KPRIM_BREAKER_H
 
 #include <stdbool.h>
 #include <stdint.h>
+
+#include "kprim/session.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -102,6 +109,63 @@ struct kprim_breaker_counts {
 int kprim_breaker_new(const struct kprim_breaker_settings *s,
 		      struct kprim_breaker **out);
 
+/**
+ * kprim_breaker_new_shared() - a breaker shared by every process of the
+ * host that opens the same @name.
+ * @k:		kprim session (kprim_open(); -ENODEV there means no module)
+ * @name:	1..KPRIM_BREAKER_NAME_MAX bytes, no '/'
+ * @s:		settings; @clock must be NULL (shared time is
+ *		CLOCK_MONOTONIC, the clock every process agrees on)
+ * @out:	the handle; free it with kprim_breaker_free()
+ *
+ * Kernel objects: a cache and a semaphore, both named
+ * "kprim-breaker.<name>" (mode 0600, so sharing is between processes of
+ * one user), created on first use and kept until removed with
+ * kprim_unlink() (kprimctl rm): the breaker outlives its processes.
+ *
+ * Shared host-wide: the state, the generation, the time the state was
+ * entered, the force_open() pin, the half-open success count (successes
+ * reported by any process add up to @success_threshold) and the half-open
+ * probe slots (@half_open_probes semaphore permits: at most that many
+ * probe calls run at once across all processes; a permit is held by the
+ * handle and the kernel returns it when its process dies).
+ *
+ * Per process (per handle): the closed-state failure counting (consecutive
+ * and window: each process trips the shared breaker on what it saw
+ * itself; the counters are reset when any transition is seen), the counts
+ * of kprim_breaker_counts() (except @probes_in_flight, host-wide), and
+ * @on_state_change, called only for transitions this handle made.
+ *
+ * A probe admitted in one half-open generation keeps its permit until it
+ * is reported, even if the breaker moves on; a slow stale probe thus
+ * leaves fewer slots for the next half-open period, never more.
+ *
+ * A handle belongs to one process: after fork() the child opens its own
+ * (a permit taken through an inherited handle is returned only when every
+ * process sharing that handle has closed it).
+ *
+ * The first process to create the breaker fixes @half_open_probes,
+ * @open_timeout_ns and @success_threshold; a later open with other values
+ * fails with -EEXIST. If the state entry is lost (the kernel may evict
+ * cache entries under memory pressure), the breaker restarts closed.
+ *
+ * The other functions behave as for a local breaker, and may in addition
+ * return a negative errno from the kernel (for example -EIO), never a
+ * state they could not read.
+ *
+ * Return: 0; -EINVAL (NULL argument, invalid settings, a custom @clock,
+ * empty name or one with '/'); -ENAMETOOLONG; -EEXIST (created with other
+ * shared settings); -EACCES (another user's breaker); -ENOMEM; or what
+ * kprim_cache_open()/kprim_sem_open() return.
+ */
+int kprim_breaker_new_shared(struct kprim *k, const char *name,
+			     const struct kprim_breaker_settings *s,
+			     struct kprim_breaker **out);
+
+/* Longest @name of kprim_breaker_new_shared(): the kernel's 255-byte name
+ * limit minus the "kprim-breaker." prefix. */
+#define KPRIM_BREAKER_NAME_MAX	241
+
 /** kprim_breaker_free() - NULL: no-op. */
 void kprim_breaker_free(struct kprim_breaker *b);
 
@@ -114,6 +178,8 @@ int kprim_breaker_allow(struct kprim_breaker *b, struct kprim_breaker_ticket *t)
 
 /**
  * kprim_breaker_done() - report the result of an admitted call.
+ * Report every ticket exactly once: a half-open probe's slot is given back
+ * here, also when the result is stale.
  * Return: 0, -ESTALE (the breaker changed generation since; ignored),
  * -EINVAL.
  */
