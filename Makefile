@@ -10,7 +10,7 @@
 #   make host-test       the library tests that need no module, on this host
 #   make lint            checkpatch, sparse and W=1 on kmod/
 #   make install         library, headers, pkg-config, kprimctl (PREFIX)
-#   make modules_install / headers_install
+#   make modules_install / headers_install / dkms-install
 
 # The kernel to build the module against: the running one when its headers
 # are installed, else the stock Debian kernel the test VM boots.
@@ -51,7 +51,7 @@ HOST_TEST_BINS := $(KPRIM_USERLIB_TESTS:%=$(B)/tests/%)
 TOOLS := $(B)/tools/kprimctl
 EXAMPLES := $(KPRIM_USERLIB_EXAMPLES:%=$(B)/examples/%)
 
-.PHONY: all module lib tools selftests examples check demo vm-test vm-shell \
+.PHONY: dkms-install all module lib tools selftests examples check demo vm-test vm-shell \
 	host-test lint install modules_install headers_install clean distclean
 
 all: module lib tools selftests examples
@@ -64,6 +64,17 @@ modules_install:
 
 headers_install:
 	install -D -m 644 kmod/uapi/kprim.h $(DESTDIR)$(INCDIR)/linux/kprim.h
+
+# Source tree for DKMS in /usr/src/kprim-<version>, then 'dkms install'.
+DKMS_SRC := $(DESTDIR)/usr/src/kprim-$(KPRIM_VERSION)
+dkms-install:
+	rm -rf $(DKMS_SRC) && install -d $(DKMS_SRC)/kmod
+	cp -r Kbuild $(DKMS_SRC)/
+	cp $(filter-out %.mod.c,$(wildcard kmod/*.c)) kmod/*.h kmod/Kbuild $(DKMS_SRC)/kmod/
+	cp -r kmod/uapi $(DKMS_SRC)/kmod/ && install -d $(DKMS_SRC)/kmod/tests
+	cp kmod/tests/*.c $(DKMS_SRC)/kmod/tests/
+	sed 's/@VERSION@/$(KPRIM_VERSION)/' tools/dkms.conf > $(DKMS_SRC)/dkms.conf
+	@echo "now: dkms install kprim/$(KPRIM_VERSION)"
 
 # --- libkprim ---------------------------------------------------------------
 lib: $(B)/libkprim.so.$(KPRIM_VERSION) $(B)/libkprim.a $(B)/libkprim.pc
@@ -89,7 +100,9 @@ selftests: $(TEST_BINS)
 
 $(B)/tests/%: selftests/kprim/%.c selftests/kprim/kprim_test.h $(B)/libkprim.a $(LIB_HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(USER_CFLAGS) -static -isystem $(KSFT_INC) -o $@ $< $(B)/libkprim.a
+	$(CC) $(USER_CFLAGS) -static -isystem $(KSFT_INC) -o $@ $< $(B)/libkprim.a $(LDLIBS)
+
+$(B)/tests/uring_test: LDLIBS += -luring
 
 tools: $(TOOLS)
 

@@ -34,9 +34,10 @@
  * exceed max_bytes or max_entries evicts until it fits; a single entry
  * larger than max_bytes, or a value larger than max_value, is -E2BIG. Hard
  * caps: max_bytes <= 1 GiB, max_entries <= 2^20, max_value <= 64 MiB.
- * There is no per-user byte quota across caches: a user's cache memory is
- * bounded by the per-user object quota times these caps, and by the
- * memory cgroup the entries are charged to.
+ * Across caches, a cache reserves its max_bytes against its owner's
+ * max_bytes_per_user quota when it is created (-EDQUOT beyond), so what one
+ * user's caches can hold is bounded up front; the entries are also charged
+ * to the storing task's memory cgroup.
  *
  * Expiry. expires is an absolute CLOCK_MONOTONIC time in ns; an entry is
  * live while now < expires, checked on every access. A delayed work item
@@ -1165,6 +1166,7 @@ static int kprim_cache_create(struct kprim_object *obj,
 {
 	struct kprim_cache *cache;
 	unsigned int i;
+	int ret;
 
 	if (args->flags & KPRIM_OPEN_INITIAL)
 		return -EINVAL;
@@ -1176,6 +1178,12 @@ static int kprim_cache_create(struct kprim_object *obj,
 	cache = kprim_cache_alloc(&args->cache, 0);
 	if (IS_ERR(cache))
 		return PTR_ERR(cache);
+	/* A cache may fill up to max_bytes: reserve that against its owner. */
+	ret = kprim_obj_reserve_bytes(obj, cache->params.max_bytes);
+	if (ret) {
+		kprim_cache_free(cache);
+		return ret;
+	}
 	obj->priv = cache;
 	return 0;
 }
@@ -1197,17 +1205,17 @@ static void kprim_cache_show_fdinfo(struct kprim_handle *h, struct seq_file *m)
 	struct kprim_cache_info info;
 
 	kprim_cache_get_info(kprim_cache_of(h->obj), &info);
-	seq_printf(m, "cache-max-bytes:\t%llu\n", info.params.max_bytes);
-	seq_printf(m, "cache-max-entries:\t%llu\n", info.params.max_entries);
-	seq_printf(m, "cache-max-value:\t%llu\n", info.params.max_value);
-	seq_printf(m, "cache-default-ttl-ns:\t%llu\n",
+	seq_printf(m, "kprim-max-bytes:\t%llu\n", info.params.max_bytes);
+	seq_printf(m, "kprim-max-entries:\t%llu\n", info.params.max_entries);
+	seq_printf(m, "kprim-max-value:\t%llu\n", info.params.max_value);
+	seq_printf(m, "kprim-default-ttl-ns:\t%llu\n",
 		   info.params.default_ttl_ns);
-	seq_printf(m, "cache-bytes:\t%llu\n", info.bytes);
-	seq_printf(m, "cache-entries:\t%llu\n", info.entries);
-	seq_printf(m, "cache-hits:\t%llu\n", info.hits);
-	seq_printf(m, "cache-misses:\t%llu\n", info.misses);
-	seq_printf(m, "cache-evictions:\t%llu\n", info.evictions);
-	seq_printf(m, "cache-expirations:\t%llu\n", info.expirations);
+	seq_printf(m, "kprim-bytes:\t%llu\n", info.bytes);
+	seq_printf(m, "kprim-entries:\t%llu\n", info.entries);
+	seq_printf(m, "kprim-hits:\t%llu\n", info.hits);
+	seq_printf(m, "kprim-misses:\t%llu\n", info.misses);
+	seq_printf(m, "kprim-evictions:\t%llu\n", info.evictions);
+	seq_printf(m, "kprim-expirations:\t%llu\n", info.expirations);
 }
 
 static void kprim_cache_fill_info(struct kprim_object *obj,

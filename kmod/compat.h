@@ -66,6 +66,27 @@ static inline void *kprim_ns_current(void)
 #define KPRIM_IMPORT_KUNIT_NS()	MODULE_IMPORT_NS("EXPORTED_FOR_KUNIT_TESTING")
 #endif
 
+/*
+ * io_uring commands: 6.1 declares struct io_uring_cmd in <linux/io_uring.h>
+ * with a pointer to the SQE's command area; later kernels moved it to
+ * <linux/io_uring/cmd.h> and point at the whole SQE.
+ */
+#ifdef KPRIM_HAVE_IO_URING_CMD_H
+#include <linux/io_uring/cmd.h>
+
+static inline const void *kprim_uring_cmd_area(struct io_uring_cmd *ioucmd)
+{
+	return io_uring_sqe_cmd(ioucmd->sqe);
+}
+#else
+#include <linux/io_uring.h>
+
+static inline const void *kprim_uring_cmd_area(struct io_uring_cmd *ioucmd)
+{
+	return ioucmd->cmd;
+}
+#endif
+
 /* ---- shrinker API (cache.c) ---------------------------------------- */
 /*
  * 6.7 replaced register_shrinker() on a caller-owned struct shrinker with

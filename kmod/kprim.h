@@ -36,6 +36,8 @@ struct kprim_handle;
  * @fill_info:	kind-specific part of a LIST entry
  * @unlinked:	optional: the object lost its name (stop background work
  *		that only a named object needs)
+ * @may_block:	optional: may the ioctl @cmd sleep (io_uring runs those
+ *		from its workers, uring.c)
  */
 struct kprim_kind_ops {
 	u32 kind;
@@ -52,6 +54,7 @@ struct kprim_kind_ops {
 	void (*show_fdinfo)(struct kprim_handle *h, struct seq_file *m);
 	void (*fill_info)(struct kprim_object *obj, struct kprim_obj_info *info);
 	void (*unlinked)(struct kprim_object *obj);
+	bool (*may_block)(unsigned int cmd);
 };
 
 /**
@@ -74,6 +77,7 @@ struct kprim_object {
 	struct hlist_node name_node;	/* registry lock */
 	u32 name_len;
 	char name[KPRIM_NAME_MAX + 1];
+	u64 reserved_bytes;		/* against the owner's quota; registry */
 	void *priv;			/* the kind's state */
 };
 
@@ -101,8 +105,13 @@ long kprim_obj_unlink(const struct kprim_unlink __user *uargs);
 long kprim_obj_list(struct kprim_list __user *uargs);
 bool kprim_obj_owner_or_admin(const struct kprim_object *obj);
 bool kprim_is_object_file(const struct file *file);
+int kprim_obj_reserve_bytes(struct kprim_object *obj, u64 bytes);
 unsigned int kprim_max_objects(void);
 unsigned int kprim_max_objects_per_user(void);
+
+/* uring.c */
+struct io_uring_cmd;
+int kprim_obj_uring_cmd(struct io_uring_cmd *ioucmd, unsigned int issue_flags);
 
 /* uargs.c */
 int kprim_copy_args(void *dst, size_t ksize, size_t min_size,

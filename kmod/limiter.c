@@ -354,6 +354,11 @@ static void kprim_limiter_fill_info(struct kprim_object *obj,
 			       &info->limiter.throttled);
 }
 
+static bool kprim_limiter_may_block(unsigned int cmd)
+{
+	return KPRIM_CMD(cmd) == KPRIM_CMD(KPRIM_IOC_LIMITER_TAKE);
+}
+
 const struct kprim_kind_ops kprim_limiter_ops = {
 	.kind		= KPRIM_KIND_LIMITER,
 	.name		= "limiter",
@@ -364,4 +369,5 @@ const struct kprim_kind_ops kprim_limiter_ops = {
 	.poll		= kprim_limiter_poll,
 	.show_fdinfo	= kprim_limiter_show_fdinfo,
 	.fill_info	= kprim_limiter_fill_info,
+	.may_block	= kprim_limiter_may_block,
 };

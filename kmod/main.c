@@ -13,7 +13,8 @@
 #include "cache.h"
 
 #define KPRIM_FEATURES	(KPRIM_FEAT_LIMITER | KPRIM_FEAT_SEM | \
-			 KPRIM_FEAT_CACHE | KPRIM_FEAT_LIST)
+			 KPRIM_FEAT_CACHE | KPRIM_FEAT_LIST | \
+			 KPRIM_FEAT_URING_CMD)
 
 static long kprim_api(struct kprim_api __user *uargs)
 {

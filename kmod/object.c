@@ -32,15 +32,32 @@ module_param(max_objects_per_user, uint, 0644);
 MODULE_PARM_DESC(max_objects_per_user,
 		 "Most kprim objects one uid may own (default 1024); -EDQUOT beyond");
 
+static unsigned long max_bytes_per_user = 1UL << 30;
+module_param(max_bytes_per_user, ulong, 0644);
+MODULE_PARM_DESC(max_bytes_per_user,
+		 "Most memory the objects of one uid may reserve, e.g. the sum of its caches' max_bytes (default 1 GiB); -EDQUOT beyond");
+
 #define KPRIM_NAME_HASH_BITS	10
+
+/**
+ * struct kprim_user - what one uid owns, for the per-user quotas.
+ * @objects:	live objects it owns
+ * @bytes:	memory its objects reserved (kprim_obj_reserve_bytes())
+ *
+ * In kprim_users under kprim_registry_lock; freed when both are zero.
+ */
+struct kprim_user {
+	unsigned int objects;
+	u64 bytes;
+};
 
 static DEFINE_MUTEX(kprim_registry_lock);
 /* Named objects by (namespace, kind, name); kprim_registry_lock. */
 static DEFINE_HASHTABLE(kprim_names, KPRIM_NAME_HASH_BITS);
 /* Every live object by id; written under kprim_registry_lock. */
 static DEFINE_XARRAY(kprim_objects);
-/* Objects owned per uid, as xa_mk_value() counts; kprim_registry_lock. */
-static DEFINE_XARRAY(kprim_user_objects);
+/* struct kprim_user by uid; kprim_registry_lock. */
+static DEFINE_XARRAY(kprim_users);
 /* kprim_registry_lock */
 static unsigned int kprim_nr_objects;
 static u64 kprim_next_id = 1;
@@ -101,25 +118,76 @@ static struct kprim_object *kprim_name_find(const void *ns, u32 kind,
 	return NULL;
 }
 
-static int kprim_user_charge(kuid_t uid, long delta)
+/* Count one more object for @uid, or fail with -EDQUOT. */
+static int kprim_user_charge(kuid_t uid)
 {
 	unsigned long key = __kuid_val(uid);
-	unsigned long count = 0;
-	void *entry;
+	struct kprim_user *u;
+	int ret;
 
 	lockdep_assert_held(&kprim_registry_lock);
-	entry = xa_load(&kprim_user_objects, key);
-	if (entry)
-		count = xa_to_value(entry);
-	if (delta > 0 && count >= kprim_max_objects_per_user())
-		return -EDQUOT;
-	count += delta;
-	if (!count) {
-		xa_erase(&kprim_user_objects, key);
-		return 0;
+	u = xa_load(&kprim_users, key);
+	if (!u) {
+		u = kzalloc(sizeof(*u), GFP_KERNEL_ACCOUNT);
+		if (!u)
+			return -ENOMEM;
+		ret = xa_err(xa_store(&kprim_users, key, u, GFP_KERNEL));
+		if (ret) {
+			kfree(u);
+			return ret;
+		}
 	}
-	return xa_err(xa_store(&kprim_user_objects, key, xa_mk_value(count),
-			       GFP_KERNEL));
+	if (u->objects >= kprim_max_objects_per_user()) {
+		if (!u->objects && !u->bytes)
+			kfree(xa_erase(&kprim_users, key));
+		return -EDQUOT;
+	}
+	u->objects++;
+	return 0;
+}
+
+/* Undo kprim_user_charge() and any bytes @obj reserved. */
+static void kprim_user_uncharge(struct kprim_object *obj)
+{
+	unsigned long key = __kuid_val(obj->uid);
+	struct kprim_user *u;
+
+	lockdep_assert_held(&kprim_registry_lock);
+	u = xa_load(&kprim_users, key);
+	if (WARN_ON_ONCE(!u))
+		return;
+	u->objects--;
+	u->bytes -= obj->reserved_bytes;
+	obj->reserved_bytes = 0;
+	if (!u->objects && !u->bytes)
+		kfree(xa_erase(&kprim_users, key));
+}
+
+/**
+ * kprim_obj_reserve_bytes() - reserve memory against the owner's quota.
+ * @obj:	an object being created (from its kind's ->create, with the
+ *		registry lock held); at most one reservation per object
+ * @bytes:	the most memory the object may come to hold
+ *
+ * The reservation is returned when the object is freed.
+ *
+ * Return: 0, or -EDQUOT when the owner's objects would together reserve
+ * more than the max_bytes_per_user module parameter.
+ */
+int kprim_obj_reserve_bytes(struct kprim_object *obj, u64 bytes)
+{
+	struct kprim_user *u;
+
+	lockdep_assert_held(&kprim_registry_lock);
+	u = xa_load(&kprim_users, __kuid_val(obj->uid));
+	if (WARN_ON_ONCE(!u || obj->reserved_bytes))
+		return -EINVAL;
+	if (bytes > READ_ONCE(max_bytes_per_user) ||
+	    u->bytes > READ_ONCE(max_bytes_per_user) - bytes)
+		return -EDQUOT;
+	u->bytes += bytes;
+	obj->reserved_bytes = bytes;
+	return 0;
 }
 
 /*
@@ -136,7 +204,7 @@ static void kprim_obj_release(struct kref *ref)
 	}
 	xa_erase(&kprim_objects, obj->id);
 	kprim_nr_objects--;
-	WARN_ON_ONCE(kprim_user_charge(obj->uid, -1));
+	kprim_user_uncharge(obj);
 	mutex_unlock(&kprim_registry_lock);
 
 	obj->ops->destroy(obj);
@@ -238,16 +306,17 @@ static struct kprim_object *kprim_obj_create(const struct kprim_kind_ops *ops,
 	obj->name_len = args->name_len;
 	memcpy(obj->name, name, args->name_len);
 
-	ret = ops->create(obj, args);
+	/* Charged first: ->create may reserve bytes against the owner. */
+	ret = kprim_user_charge(obj->uid);
 	if (ret)
 		goto free_obj;
-	ret = kprim_user_charge(obj->uid, 1);
+	ret = ops->create(obj, args);
 	if (ret)
-		goto destroy;
+		goto uncharge;
 	obj->id = kprim_next_id;
 	ret = xa_err(xa_store(&kprim_objects, obj->id, obj, GFP_KERNEL));
 	if (ret)
-		goto uncharge;
+		goto destroy;
 	kprim_next_id++;
 	kprim_nr_objects++;
 	obj->ns = ns;
@@ -262,10 +331,10 @@ static struct kprim_object *kprim_obj_create(const struct kprim_kind_ops *ops,
 	}
 	return obj;
 
-uncharge:
-	kprim_user_charge(obj->uid, -1);
 destroy:
 	ops->destroy(obj);
+uncharge:
+	kprim_user_uncharge(obj);
 free_obj:
 	kfree(obj);
 	return ERR_PTR(ret);
@@ -332,7 +401,7 @@ static int kprim_open_check(const struct kprim_open *args)
  * Return: the new object fd; -EINVAL for bad flags, kind, mode, reserved
  * fields, names or parameters; -ENAMETOOLONG; -EFAULT; -EEXIST (EXCL);
  * -ENOENT (no CREATE); -EACCES; -ENOSPC (max_objects); -EDQUOT (per-user
- * quota); -EMFILE; -ENOMEM; -EOPNOTSUPP outside the initial IPC namespace on
+ * object or byte quota); -EMFILE; -ENOMEM; -EOPNOTSUPP outside the initial IPC namespace on
  * kernels where a module cannot pin one.
  */
 long kprim_obj_open(const struct kprim_open __user *uargs)
@@ -591,6 +660,7 @@ static const struct file_operations kprim_obj_fops = {
 	.compat_ioctl	= compat_ptr_ioctl,
 	.poll		= kprim_obj_poll,
 	.show_fdinfo	= kprim_obj_show_fdinfo,
+	.uring_cmd	= kprim_obj_uring_cmd,
 	.llseek		= noop_llseek,
 };
 
@@ -634,5 +704,6 @@ void kprim_registry_exit(void)
 			break;	/* cannot happen: no fd is open */
 	}
 	xa_destroy(&kprim_objects);
-	xa_destroy(&kprim_user_objects);
+	WARN_ON_ONCE(!xa_empty(&kprim_users));
+	xa_destroy(&kprim_users);
 }

@@ -135,24 +135,20 @@ EXPORT_SYMBOL_IF_KUNIT(kprim_sem_try_acquire);
 /**
  * kprim_sem_enqueue() - queue a request at the tail.
  * @sem:	the semaphore; its lock is held
- * @sw:		the waiter, owned by the caller until it is completed
+ * @w:		the waiter, owned by the caller until it is completed
  * @fd:		the holder record a grant is accounted to
  * @n:		permits wanted, 1..permits
  *
  * The waiter sleeps in kprim_wait_for_grant(); kprim_sem_grant() completes
  * it.
  */
-void kprim_sem_enqueue(struct kprim_sem *sem, struct kprim_sem_waiter *sw,
+void kprim_sem_enqueue(struct kprim_sem *sem, struct kprim_waiter *w,
 		       struct kprim_sem_fd *fd, u64 n)
 {
-	lockdep_assert_held(&sem->wq.lock);
-	sw->w.task = current;
-	sw->w.n = n;
-	sw->w.granted = false;
-	sw->w.holder = fd;
-	sw->error = 0;
-	list_add_tail(&sw->w.node, &sem->wq.waiters);
-	sem->wq.nr_waiters++;
+	*w = (struct kprim_waiter) {
+		.task = current, .n = n, .holder = fd,
+	};
+	kprim_waitq_add(&sem->wq, w);
 }
 EXPORT_SYMBOL_IF_KUNIT(kprim_sem_enqueue);
 
@@ -169,21 +165,21 @@ EXPORT_SYMBOL_IF_KUNIT(kprim_sem_enqueue);
  */
 unsigned int kprim_sem_grant(struct kprim_sem *sem)
 {
-	struct kprim_sem_waiter *sw;
+	struct kprim_waiter *w;
 	unsigned int done = 0;
 
 	lockdep_assert_held(&sem->wq.lock);
-	while (!list_empty(&sem->wq.waiters)) {
-		sw = list_first_entry(&sem->wq.waiters,
-				      struct kprim_sem_waiter, w.node);
-		if (sw->w.n > sem->permits)
-			sw->error = -EINVAL;
-		else if (sw->w.n <= kprim_sem_available(sem))
-			kprim_sem_take(sem, sw->w.holder, sw->w.n);
-		else
+	/* @w may be gone once it is granted or failed: fetch the head anew. */
+	while ((w = list_first_entry_or_null(&sem->wq.waiters,
+					     struct kprim_waiter, node))) {
+		if (w->n > sem->permits) {
+			kprim_waitq_fail(&sem->wq, w, -EINVAL);
+		} else if (w->n <= kprim_sem_available(sem)) {
+			kprim_sem_take(sem, w->holder, w->n);
+			kprim_waitq_grant(&sem->wq, w);
+		} else {
 			break;
-		/* @sw may be gone once this returns. */
-		kprim_waitq_grant(&sem->wq, &sw->w);
+		}
 		done++;
 	}
 	return done;
@@ -263,8 +259,8 @@ bool kprim_sem_poll_ready(const struct kprim_sem *sem)
 
 	lockdep_assert_held(&sem->wq.lock);
 	if (!list_empty(&sem->wq.waiters))
-		n = list_first_entry(&sem->wq.waiters, struct kprim_sem_waiter,
-				     w.node)->w.n;
+		n = list_first_entry(&sem->wq.waiters, struct kprim_waiter,
+				     node)->n;
 	return kprim_sem_available(sem) >= n;
 }
 EXPORT_SYMBOL_IF_KUNIT(kprim_sem_poll_ready);
@@ -342,7 +338,7 @@ static long kprim_sem_acquire(struct kprim_handle *h, void __user *uarg)
 	struct kprim_sem *sem = h->obj->priv;
 	struct kprim_sem_fd *fd = h->priv;
 	struct kprim_sem_acquire args;
-	struct kprim_sem_waiter sw;
+	struct kprim_waiter w;
 	struct kprim_wait_ctx ctx;
 	int ret;
 
@@ -362,13 +358,11 @@ static long kprim_sem_acquire(struct kprim_handle *h, void __user *uarg)
 		spin_unlock_irq(&sem->wq.lock);
 		goto out;
 	}
-	kprim_sem_enqueue(sem, &sw, fd, args.n);
+	kprim_sem_enqueue(sem, &w, fd, args.n);
 	spin_unlock_irq(&sem->wq.lock);
 
-	ret = kprim_wait_for_grant(&sem->wq, &sw.w, &ctx, kprim_sem_abandoned,
+	ret = kprim_wait_for_grant(&sem->wq, &w, &ctx, kprim_sem_abandoned,
 				   sem);
-	if (!ret)
-		ret = sw.error;
 out:
 	kprim_wait_ctx_destroy(&ctx);
 	return ret;
@@ -562,6 +556,11 @@ static void kprim_sem_fill_info(struct kprim_object *obj,
 	spin_unlock_irq(&sem->wq.lock);
 }
 
+static bool kprim_sem_may_block(unsigned int cmd)
+{
+	return KPRIM_CMD(cmd) == KPRIM_CMD(KPRIM_IOC_SEM_ACQUIRE);
+}
+
 const struct kprim_kind_ops kprim_sem_ops = {
 	.kind		= KPRIM_KIND_SEM,
 	.name		= "sem",
@@ -574,4 +573,5 @@ const struct kprim_kind_ops kprim_sem_ops = {
 	.poll		= kprim_sem_poll,
 	.show_fdinfo	= kprim_sem_show_fdinfo,
 	.fill_info	= kprim_sem_fill_info,
+	.may_block	= kprim_sem_may_block,
 };

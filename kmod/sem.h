@@ -47,23 +47,12 @@ struct kprim_sem_fd {
 	u64 held;
 };
 
-/**
- * struct kprim_sem_waiter - a blocked acquire.
- * @w:		the common waiter; @w.holder is the struct kprim_sem_fd
- * @error:	0, or the errno the grant pass completed the wait with
- *		instead of granting it (written before @w.granted is set)
- */
-struct kprim_sem_waiter {
-	struct kprim_waiter w;
-	int error;
-};
-
 void kprim_sem_init(struct kprim_sem *sem, u64 permits);
 void kprim_sem_fd_init(struct kprim_sem_fd *fd, pid_t pid);
 u64 kprim_sem_available(const struct kprim_sem *sem);
 int kprim_sem_try_acquire(struct kprim_sem *sem, struct kprim_sem_fd *fd,
 			  u64 n);
-void kprim_sem_enqueue(struct kprim_sem *sem, struct kprim_sem_waiter *sw,
+void kprim_sem_enqueue(struct kprim_sem *sem, struct kprim_waiter *w,
 		       struct kprim_sem_fd *fd, u64 n);
 unsigned int kprim_sem_grant(struct kprim_sem *sem);
 int kprim_sem_release_locked(struct kprim_sem *sem, struct kprim_sem_fd *fd,

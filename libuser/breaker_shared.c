@@ -52,6 +52,12 @@ struct settings_record {
 	uint32_t success_threshold;
 };
 
+/* No padding anywhere: words are compared with memcmp() and stored as
+ * bytes read by other processes. */
+_Static_assert(sizeof(struct breaker_word) == 32, "breaker_word layout");
+_Static_assert(sizeof(struct state_record) == 40, "state_record layout");
+_Static_assert(sizeof(struct settings_record) == 24, "settings_record layout");
+
 struct shared_backend {
 	struct kprim_cache *cache;
 	struct kprim_sem *sem;

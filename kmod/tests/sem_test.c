@@ -39,7 +39,7 @@ static int t_try(struct kprim_sem *sem, struct kprim_sem_fd *fd, u64 n)
 	return ret;
 }
 
-static void t_queue(struct kprim_sem *sem, struct kprim_sem_waiter *sw,
+static void t_queue(struct kprim_sem *sem, struct kprim_waiter *sw,
 		    struct kprim_sem_fd *fd, u64 n)
 {
 	spin_lock_irq(&sem->wq.lock);
@@ -164,7 +164,7 @@ static void sem_try_acquire_table(struct kunit *test)
 	const struct sem_try_case *c = test->param_value;
 	struct kprim_sem *sem = t_sem(test, c->permits);
 	struct kprim_sem_fd *other = t_fd(test, 1), *me = t_fd(test, 2);
-	struct kprim_sem_waiter sw;
+	struct kprim_waiter sw;
 
 	if (c->held)
 		KUNIT_ASSERT_EQ(test, t_try(sem, other, c->held), 0);
@@ -184,7 +184,7 @@ static void sem_fifo_big_head_blocks_small(struct kunit *test)
 	struct kprim_sem *sem = t_sem(test, 4);
 	struct kprim_sem_fd *a = t_fd(test, 1), *b = t_fd(test, 2);
 	struct kprim_sem_fd *c = t_fd(test, 3);
-	struct kprim_sem_waiter big, small;
+	struct kprim_waiter big, small;
 
 	KUNIT_ASSERT_EQ(test, t_try(sem, a, 3), 0);
 	t_queue(sem, &big, b, 3);
@@ -193,23 +193,23 @@ static void sem_fifo_big_head_blocks_small(struct kunit *test)
 
 	/* One permit is free and would fit "small", but "big" is first. */
 	KUNIT_EXPECT_EQ(test, t_grant(sem), 0U);
-	KUNIT_EXPECT_FALSE(test, big.w.granted);
-	KUNIT_EXPECT_FALSE(test, small.w.granted);
+	KUNIT_EXPECT_FALSE(test, big.granted);
+	KUNIT_EXPECT_FALSE(test, small.granted);
 	KUNIT_EXPECT_FALSE(test, t_ready(sem));
 	/* A newcomer queues too. */
 	KUNIT_EXPECT_EQ(test, t_try(sem, c, 1), -EAGAIN);
 
 	/* Releasing 2 leaves 3 free: "big" then "small" (1 left) both fit. */
 	KUNIT_EXPECT_EQ(test, t_release(sem, a, 2), 0);
-	KUNIT_EXPECT_TRUE(test, big.w.granted);
-	KUNIT_EXPECT_EQ(test, big.error, 0);
-	KUNIT_EXPECT_FALSE(test, small.w.granted);
+	KUNIT_EXPECT_TRUE(test, big.granted);
+	KUNIT_EXPECT_EQ(test, big.result, 0);
+	KUNIT_EXPECT_FALSE(test, small.granted);
 	KUNIT_EXPECT_EQ(test, b->held, 3ULL);
 	KUNIT_EXPECT_EQ(test, sem->wq.nr_waiters, 1ULL);
 	KUNIT_EXPECT_EQ(test, t_avail(sem), 0ULL);
 
 	KUNIT_EXPECT_EQ(test, t_release(sem, a, 1), 0);
-	KUNIT_EXPECT_TRUE(test, small.w.granted);
+	KUNIT_EXPECT_TRUE(test, small.granted);
 	KUNIT_EXPECT_EQ(test, c->held, 1ULL);
 	KUNIT_EXPECT_EQ(test, sem->wq.nr_waiters, 0ULL);
 	KUNIT_EXPECT_EQ(test, a->held, 0ULL);
@@ -222,7 +222,7 @@ static void sem_fifo_grants_in_order(struct kunit *test)
 {
 	struct kprim_sem *sem = t_sem(test, 6);
 	struct kprim_sem_fd *a = t_fd(test, 1), *b = t_fd(test, 2);
-	struct kprim_sem_waiter w[4];
+	struct kprim_waiter w[4];
 	static const u64 want[4] = { 2, 1, 3, 1 };
 	int i;
 
@@ -234,14 +234,14 @@ static void sem_fifo_grants_in_order(struct kunit *test)
 	/* 6 free: 2 + 1 + 3 fit, the last 1 waits. */
 	t_release_all(sem, a);
 	for (i = 0; i < 3; i++)
-		KUNIT_EXPECT_TRUE(test, w[i].w.granted);
-	KUNIT_EXPECT_FALSE(test, w[3].w.granted);
+		KUNIT_EXPECT_TRUE(test, w[i].granted);
+	KUNIT_EXPECT_FALSE(test, w[3].granted);
 	KUNIT_EXPECT_EQ(test, b->held, 6ULL);
 	KUNIT_EXPECT_EQ(test, sem->nr_holders, 1U);
 	KUNIT_EXPECT_TRUE(test, list_empty(&a->node));
 
 	KUNIT_EXPECT_EQ(test, t_release(sem, b, 1), 0);
-	KUNIT_EXPECT_TRUE(test, w[3].w.granted);
+	KUNIT_EXPECT_TRUE(test, w[3].granted);
 	KUNIT_EXPECT_EQ(test, b->held, 6ULL);
 	t_check(test, sem);
 }
@@ -251,7 +251,7 @@ static void sem_abandoned_head_unblocks_next(struct kunit *test)
 {
 	struct kprim_sem *sem = t_sem(test, 4);
 	struct kprim_sem_fd *a = t_fd(test, 1), *b = t_fd(test, 2);
-	struct kprim_sem_waiter big, small;
+	struct kprim_waiter big, small;
 
 	KUNIT_ASSERT_EQ(test, t_try(sem, a, 2), 0);
 	t_queue(sem, &big, b, 4);
@@ -260,12 +260,12 @@ static void sem_abandoned_head_unblocks_next(struct kunit *test)
 
 	/* What kprim_wait_for_grant() does on timeout, then the owner. */
 	spin_lock_irq(&sem->wq.lock);
-	list_del(&big.w.node);
+	list_del(&big.node);
 	sem->wq.nr_waiters--;
 	spin_unlock_irq(&sem->wq.lock);
 	KUNIT_EXPECT_EQ(test, t_grant(sem), 1U);
-	KUNIT_EXPECT_TRUE(test, small.w.granted);
-	KUNIT_EXPECT_FALSE(test, big.w.granted);
+	KUNIT_EXPECT_TRUE(test, small.granted);
+	KUNIT_EXPECT_FALSE(test, big.granted);
 	KUNIT_EXPECT_EQ(test, b->held, 2ULL);
 	t_check(test, sem);
 }
@@ -275,16 +275,16 @@ static void sem_resize_up_grants(struct kunit *test)
 {
 	struct kprim_sem *sem = t_sem(test, 2);
 	struct kprim_sem_fd *a = t_fd(test, 1), *b = t_fd(test, 2);
-	struct kprim_sem_waiter w1, w2;
+	struct kprim_waiter w1, w2;
 
 	KUNIT_ASSERT_EQ(test, t_try(sem, a, 2), 0);
 	t_queue(sem, &w1, b, 2);
 	t_queue(sem, &w2, b, 1);
 	KUNIT_EXPECT_EQ(test, t_resize(sem, 4), 0);
-	KUNIT_EXPECT_TRUE(test, w1.w.granted);
-	KUNIT_EXPECT_FALSE(test, w2.w.granted);
+	KUNIT_EXPECT_TRUE(test, w1.granted);
+	KUNIT_EXPECT_FALSE(test, w2.granted);
 	KUNIT_EXPECT_EQ(test, t_resize(sem, 5), 0);
-	KUNIT_EXPECT_TRUE(test, w2.w.granted);
+	KUNIT_EXPECT_TRUE(test, w2.granted);
 	KUNIT_EXPECT_EQ(test, sem->held, 5ULL);
 	KUNIT_EXPECT_EQ(test, t_avail(sem), 0ULL);
 	t_check(test, sem);
@@ -319,7 +319,7 @@ static void sem_resize_down_fails_oversize_waiter(struct kunit *test)
 {
 	struct kprim_sem *sem = t_sem(test, 8);
 	struct kprim_sem_fd *a = t_fd(test, 1), *b = t_fd(test, 2);
-	struct kprim_sem_waiter big, small;
+	struct kprim_waiter big, small;
 
 	KUNIT_ASSERT_EQ(test, t_try(sem, a, 4), 0);
 	t_queue(sem, &big, b, 6);
@@ -327,10 +327,10 @@ static void sem_resize_down_fails_oversize_waiter(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, t_grant(sem), 0U);
 
 	KUNIT_EXPECT_EQ(test, t_resize(sem, 5), 0);
-	KUNIT_EXPECT_TRUE(test, big.w.granted);
-	KUNIT_EXPECT_EQ(test, big.error, -EINVAL);
-	KUNIT_EXPECT_TRUE(test, small.w.granted);
-	KUNIT_EXPECT_EQ(test, small.error, 0);
+	KUNIT_EXPECT_TRUE(test, big.granted);
+	KUNIT_EXPECT_EQ(test, big.result, -EINVAL);
+	KUNIT_EXPECT_TRUE(test, small.granted);
+	KUNIT_EXPECT_EQ(test, small.result, 0);
 	KUNIT_EXPECT_EQ(test, b->held, 1ULL);
 	KUNIT_EXPECT_EQ(test, sem->wq.nr_waiters, 0ULL);
 	t_check(test, sem);
@@ -411,7 +411,7 @@ static void sem_poll_ready_follows_head(struct kunit *test)
 {
 	struct kprim_sem *sem = t_sem(test, 3);
 	struct kprim_sem_fd *a = t_fd(test, 1);
-	struct kprim_sem_waiter w;
+	struct kprim_waiter w;
 
 	KUNIT_EXPECT_TRUE(test, t_ready(sem));
 	KUNIT_ASSERT_EQ(test, t_try(sem, a, 3), 0);
@@ -429,7 +429,7 @@ static void sem_poll_ready_follows_head(struct kunit *test)
 	spin_unlock_irq(&sem->wq.lock);
 	KUNIT_EXPECT_TRUE(test, t_ready(sem));
 	KUNIT_EXPECT_EQ(test, t_grant(sem), 1U);
-	KUNIT_EXPECT_TRUE(test, w.w.granted);
+	KUNIT_EXPECT_TRUE(test, w.granted);
 	KUNIT_EXPECT_EQ(test, a->held, 3ULL);
 	KUNIT_EXPECT_FALSE(test, t_ready(sem));
 	t_check(test, sem);

@@ -50,6 +50,9 @@ enum kprim_kind {
 /* Objects are scoped per IPC namespace; without it, callers outside the
  * initial IPC namespace get -EOPNOTSUPP. */
 #define KPRIM_FEAT_IPC_NS	(1ULL << 4)
+/* Object fds take IORING_OP_URING_CMD: cmd_op is the ioctl command and the
+ * first 8 bytes of the SQE's command area hold the argument pointer. */
+#define KPRIM_FEAT_URING_CMD	(1ULL << 5)
 
 /**
  * struct kprim_api - API version handshake (KPRIM_IOC_API).

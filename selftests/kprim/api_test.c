@@ -680,6 +680,87 @@ TEST_F(session, other_bits_grant_open_but_not_ownership)
 	close(fd);
 }
 
+/* Read or write a kprim module parameter; returns 0 or -1. */
+static int module_param_rw(const char *name, unsigned long *get,
+			   unsigned long set)
+{
+	char path[128], buf[32];
+	int fd, n;
+
+	snprintf(path, sizeof(path), "/sys/module/kprim/parameters/%s", name);
+	fd = open(path, get ? O_RDONLY : O_WRONLY);
+	if (fd < 0)
+		return -1;
+	if (get) {
+		n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (n <= 0)
+			return -1;
+		buf[n] = 0;
+		*get = strtoul(buf, NULL, 10);
+		return 0;
+	}
+	n = snprintf(buf, sizeof(buf), "%lu", set);
+	n = write(fd, buf, n) == n ? 0 : -1;
+	close(fd);
+	return n;
+}
+
+/* As uid 12345: create anonymous limiters until refused; exit(count). */
+static int create_until_refused(int expect_err)
+{
+	struct kprim_open a = lim_args(NULL, KPRIM_OPEN_CREATE);
+	int sess = kt_session(), n = 0, fd;
+
+	if (setgroups(0, NULL) || setgid(12345) || setuid(12345))
+		return 200;
+	while (n < 100 && (fd = kt_open(sess, &a)) >= 0)
+		n++;
+	return fd == -expect_err ? n : 201;
+}
+
+TEST_F(session, per_user_object_quota_is_edquot)
+{
+	unsigned long saved;
+	int status;
+	pid_t pid;
+
+	if (getuid() != 0 || module_param_rw("max_objects_per_user", &saved, 0))
+		SKIP(return, "needs root and /sys/module/kprim/parameters");
+	ASSERT_EQ(0, module_param_rw("max_objects_per_user", NULL, 3));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0)
+		_exit(create_until_refused(EDQUOT));
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	ASSERT_EQ(0, module_param_rw("max_objects_per_user", NULL, saved));
+	/* Exactly 3 objects for the user, the 4th refused with EDQUOT. */
+	EXPECT_EQ(3, WEXITSTATUS(status));
+}
+
+TEST_F(session, global_object_limit_is_enospc)
+{
+	unsigned long saved;
+	long before;
+	int status;
+	pid_t pid;
+
+	if (getuid() != 0 || module_param_rw("max_objects", &saved, 0))
+		SKIP(return, "needs root and /sys/module/kprim/parameters");
+	before = obj_count(self->fd);	/* root sees every object */
+	ASSERT_LE(0, before);
+	ASSERT_EQ(0, module_param_rw("max_objects", NULL, before + 2));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0)
+		_exit(create_until_refused(ENOSPC));
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	ASSERT_EQ(0, module_param_rw("max_objects", NULL, saved));
+	EXPECT_EQ(2, WEXITSTATUS(status));
+	/* The child's objects went with its fds. */
+	EXPECT_EQ(before, obj_count(self->fd));
+}
+
 /*
  * Objects live in the caller's IPC namespace. Where the kernel does not let
  * a module pin a namespace (KPRIM_FEAT_IPC_NS clear), callers outside the

@@ -10,6 +10,8 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -443,8 +445,8 @@ TEST_F(cache, fdinfo_shows_stats)
 	ASSERT_LT(0, n);
 	text[n] = '\0';
 	EXPECT_NE(NULL, strstr(text, "kprim-kind:\tcache\n"));
-	EXPECT_NE(NULL, strstr(text, "cache-entries:\t1\n"));
-	EXPECT_NE(NULL, strstr(text, "cache-bytes:\t2\n"));
+	EXPECT_NE(NULL, strstr(text, "kprim-entries:\t1\n"));
+	EXPECT_NE(NULL, strstr(text, "kprim-bytes:\t2\n"));
 }
 
 /*
@@ -1131,6 +1133,68 @@ TEST_F(cache, full_cache_is_left_for_rmmod)
 	EXPECT_LT(0ull, c_info(fd).evictions);
 	close(fd);
 	free(v);
+}
+
+/*
+ * Across caches, a user's caches reserve their max_bytes against the
+ * max_bytes_per_user module parameter: run as a fresh uid with a 3 MiB
+ * quota, two 2 MiB caches cannot coexist, one after the other can.
+ */
+static int write_param(const char *name, const char *val)
+{
+	char path[128];
+	int fd, ok;
+
+	snprintf(path, sizeof(path), "/sys/module/kprim/parameters/%s", name);
+	fd = open(path, O_RDWR);
+	if (fd < 0)
+		return -1;
+	ok = write(fd, val, strlen(val)) == (ssize_t)strlen(val);
+	close(fd);
+	return ok ? 0 : -1;
+}
+
+static int quota_child(void)
+{
+	struct kprim_cache_params p = { .max_bytes = 2 << 20 };
+	int sess = kt_session(), a, b;
+
+	if (setgroups(0, NULL) || setgid(23456) || setuid(23456))
+		return 10;
+	a = cache_create(sess, NULL, 0, &p);
+	if (a < 0)
+		return 11;
+	b = cache_create(sess, NULL, 0, &p);
+	if (b != -EDQUOT)
+		return 12;
+	close(a);	/* anonymous: gone, and so is its reservation */
+	b = cache_create(sess, NULL, 0, &p);
+	return b >= 0 ? 0 : 13;
+}
+
+TEST(per_user_byte_quota_across_caches)
+{
+	char saved[32] = "";
+	int fd, status, n;
+	pid_t pid;
+
+	if (getuid() != 0)
+		SKIP(return, "needs root to set the quota and switch uid");
+	fd = open("/sys/module/kprim/parameters/max_bytes_per_user", O_RDONLY);
+	if (fd < 0)
+		SKIP(return, "kprim.ko not loaded");
+	n = read(fd, saved, sizeof(saved) - 1);
+	close(fd);
+	ASSERT_LT(0, n);
+	saved[n] = 0;
+	ASSERT_EQ(0, write_param("max_bytes_per_user", "3145728"));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0)
+		_exit(quota_child());
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	ASSERT_EQ(0, write_param("max_bytes_per_user", saved));
+	EXPECT_EQ(0, WEXITSTATUS(status));
 }
 
 TEST_HARNESS_MAIN

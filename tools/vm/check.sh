@@ -81,6 +81,12 @@ for k in $kernels; do
 	[ -f "$out/kmod/kprim_kunit.ko" ] && cp "$out/kmod/kprim_kunit.ko" "$out/modules/"
 done
 
+# 3b. The reviewer's gates on kmod/ (checkpatch, sparse, W=1), full runs only.
+if [ $mode = check ]; then
+	run_logged "$run/lint.log" "lint kmod/ (checkpatch, sparse, W=1)" \
+		bash "$here/lint.sh" || exit 1
+fi
+
 # 4. Library, tests, tools (static, for the busybox guest).
 run_logged "$run/build-user.log" "build libkprim, selftests, tools" \
 	make -j"$(nproc)" lib selftests tools examples || exit 1

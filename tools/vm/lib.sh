@@ -10,17 +10,20 @@ die() { printf '[kprim] error: %s\n' "$*" >&2; exit 1; }
 # run_logged LOG LABEL CMD...: run CMD with output in LOG, print elapsed time
 # every 20 s so a long step never looks hung; on failure name the step and log.
 run_logged() {
-	local log=$1 label=$2 start pid rc
+	local log=$1 label=$2 start last now pid rc
 	shift 2
 	mkdir -p "$(dirname "$log")"
 	start=$(date +%s)
+	last=$start
 	say "$label (log: $log)"
 	"$@" >"$log" 2>&1 &
 	pid=$!
 	while kill -0 "$pid" 2>/dev/null; do
 		sleep 2
-		if [ $(( ($(date +%s) - start) % 20 )) -lt 2 ] && kill -0 "$pid" 2>/dev/null; then
-			say "  ... $label: $(( $(date +%s) - start ))s"
+		now=$(date +%s)
+		if [ $((now - last)) -ge 20 ] && kill -0 "$pid" 2>/dev/null; then
+			say "  ... $label: $((now - start))s"
+			last=$now
 		fi
 	done
 	wait "$pid"

@@ -65,7 +65,8 @@ struct kprim_breaker;
  * @open_timeout_ns: time spent open before half-open (>= 1)
  * @half_open_probes: concurrent half-open calls (>= 1)
  * @success_threshold: half-open successes needed to close (>= 1)
- * @clock:	ns clock, NULL = CLOCK_MONOTONIC (tests inject their own)
+ * @clock:	ns clock, NULL = CLOCK_MONOTONIC (tests inject their own;
+ *		shared mode: must be NULL)
  * @on_state_change: optional; called after the lock is dropped, once per
  *		transition, possibly from several threads at once; it may
  *		call back into the breaker
@@ -155,8 +156,9 @@ int kprim_breaker_new(const struct kprim_breaker_settings *s,
  *
  * Return: 0; -EINVAL (NULL argument, invalid settings, a custom @clock,
  * empty name or one with '/'); -ENAMETOOLONG; -EEXIST (created with other
- * shared settings); -EACCES (another user's breaker); -ENOMEM; or what
- * kprim_cache_open()/kprim_sem_open() return.
+ * shared settings); -EACCES (another user's breaker); -EPROTO (the cache
+ * entry does not hold a breaker state this library understands); -ENOMEM;
+ * or what kprim_cache_open()/kprim_sem_open() return.
  */
 int kprim_breaker_new_shared(struct kprim *k, const char *name,
 			     const struct kprim_breaker_settings *s,

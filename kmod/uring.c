@@ -1,0 +1,44 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * kprim - io_uring commands on object fds (IORING_OP_URING_CMD).
+ *
+ * An SQE names the operation in cmd_op (the ioctl command) and carries, in
+ * the first 8 bytes of its command area, the user pointer the ioctl would
+ * take. The same handlers run with the same semantics and errnos, so a
+ * batch of cache gets, limiter takes or semaphore releases costs one
+ * io_uring_enter() instead of one syscall each.
+ *
+ * Operations that may sleep (a take or an acquire with a timeout) are never
+ * run on the non-blocking issue path: -EAGAIN there makes io_uring re-issue
+ * them from its worker threads, where they wait exactly like the ioctl. A
+ * cancellation (IORING_OP_ASYNC_CANCEL, ring exit) reaches such a waiter as
+ * a signal: it completes with -EINTR and leaves nothing queued.
+ */
+#include <linux/uaccess.h>
+#include "kprim.h"
+
+/**
+ * kprim_obj_uring_cmd() - &file_operations.uring_cmd of object fds.
+ * @ioucmd:	the command
+ * @issue_flags: IO_URING_F_*
+ *
+ * Return: what the ioctl returns; -ENOTTY for a command of another driver;
+ * -EAGAIN to have io_uring re-issue a possibly blocking operation from a
+ * context that may sleep.
+ */
+int kprim_obj_uring_cmd(struct io_uring_cmd *ioucmd, unsigned int issue_flags)
+{
+	struct kprim_handle *h = ioucmd->file->private_data;
+	const struct kprim_kind_ops *ops = h->obj->ops;
+	u32 cmd = ioucmd->cmd_op;
+	u64 uptr;
+
+	if (_IOC_TYPE(cmd) != KPRIM_IOC_MAGIC)
+		return -ENOTTY;
+	if ((issue_flags & IO_URING_F_NONBLOCK) && ops->may_block &&
+	    ops->may_block(cmd))
+		return -EAGAIN;
+	/* The command area may be shared with userspace: read it once. */
+	uptr = READ_ONCE(*(const u64 *)kprim_uring_cmd_area(ioucmd));
+	return ops->ioctl(h, cmd, u64_to_user_ptr(uptr));
+}

@@ -1,0 +1,623 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Shared circuit breaker (kprim_breaker_new_shared): several processes, each
+ * with its own handle on one named breaker, see one state. One trips it,
+ * the others see it open; the open timeout moves it to half-open for all;
+ * a half-open prober killed with SIGKILL gives its probe back; exactly M
+ * probes are admitted across processes; either process can close it.
+ *
+ * Children never use the parent's handle: a handle belongs to one process
+ * (see breaker.h). They report through their exit status, 0 = as expected.
+ *
+ * Timing: OPEN_TIMEOUT_NS is the only clock in play; after sleeping past
+ * it the test relies only on "at least that long has passed" (exact).
+ */
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "kselftest_harness.h"
+#include "kprim.h"
+
+#define MSEC		1000000ull
+#define OPEN_TIMEOUT_NS	(300 * MSEC)
+
+static uint64_t fake_clock(void *arg)
+{
+	(void)arg;
+	return 0;
+}
+
+static struct kprim_breaker_settings settings(uint32_t probes)
+{
+	struct kprim_breaker_settings s = {
+		.consecutive_failures = 3,
+		.open_timeout_ns = OPEN_TIMEOUT_NS,
+		.half_open_probes = probes,
+		.success_threshold = 1,
+	};
+
+	return s;
+}
+
+/* Sleep until the open timeout has certainly passed. */
+static void past_open_timeout(void)
+{
+	usleep(OPEN_TIMEOUT_NS / 1000 + 50000);
+}
+
+/* Three failures: trips a breaker with consecutive_failures = 3. */
+static int trip(struct kprim_breaker *b)
+{
+	struct kprim_breaker_ticket t;
+	int rc;
+
+	for (int i = 0; i < 3; i++) {
+		rc = kprim_breaker_allow(b, &t);
+		if (rc)
+			return rc;
+		rc = kprim_breaker_done(b, &t, false);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+/* A child's own session and handle; exits 100 + errno-ish on failure. */
+static struct kprim_breaker *child_open(const char *name,
+					const struct kprim_breaker_settings *s,
+					struct kprim **k)
+{
+	struct kprim_breaker *b;
+
+	if (kprim_open(k))
+		_exit(100);
+	if (kprim_breaker_new_shared(*k, name, s, &b))
+		_exit(101);
+	return b;
+}
+
+static int wait_child(pid_t pid)
+{
+	int status;
+
+	if (waitpid(pid, &status, 0) != pid)
+		return -1;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 200 + WTERMSIG(status);
+}
+
+FIXTURE(shared) {
+	struct kprim *k;
+	char name[64];
+};
+
+FIXTURE_SETUP(shared)
+{
+	static int seq;
+	int rc = kprim_open(&self->k);
+
+	if (rc == -ENODEV)
+		SKIP(return, "no /dev/kprim: kprim.ko not loaded");
+	ASSERT_EQ(0, rc);
+	snprintf(self->name, sizeof(self->name), "bst-%d-%d", getpid(), ++seq);
+}
+
+FIXTURE_TEARDOWN(shared)
+{
+	char obj[128];
+
+	if (!self->k)
+		return;
+	/* The breaker's objects are persistent: remove them. */
+	snprintf(obj, sizeof(obj), "kprim-breaker.%s", self->name);
+	kprim_unlink(self->k, KPRIM_CACHE_KIND, obj);
+	kprim_unlink(self->k, KPRIM_SEM_KIND, obj);
+	kprim_close(self->k);
+}
+
+TEST_F(shared, child_trips_parent_sees_open)
+{
+	struct kprim_breaker_settings s = settings(1);
+	struct kprim_breaker_ticket t;
+	struct kprim_breaker *b;
+	struct kprim *ck;
+	pid_t pid;
+
+	ASSERT_EQ(0, kprim_breaker_new_shared(self->k, self->name, &s, &b));
+	ASSERT_EQ(KPRIM_BREAKER_CLOSED, kprim_breaker_state(b));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		struct kprim_breaker *cb = child_open(self->name, &s, &ck);
+
+		if (trip(cb))
+			_exit(1);
+		_exit(kprim_breaker_state(cb) == KPRIM_BREAKER_OPEN ? 0 : 2);
+	}
+	ASSERT_EQ(0, wait_child(pid));
+	EXPECT_EQ(KPRIM_BREAKER_OPEN, kprim_breaker_state(b));
+	EXPECT_EQ(-EBUSY, kprim_breaker_allow(b, &t));
+	kprim_breaker_free(b);
+}
+
+TEST_F(shared, stale_ticket_after_other_process_trips)
+{
+	struct kprim_breaker_settings s = settings(1);
+	struct kprim_breaker_ticket t;
+	struct kprim_breaker *b;
+	struct kprim *ck;
+	pid_t pid;
+
+	ASSERT_EQ(0, kprim_breaker_new_shared(self->k, self->name, &s, &b));
+	ASSERT_EQ(0, kprim_breaker_allow(b, &t));	/* admitted while closed */
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0)
+		_exit(trip(child_open(self->name, &s, &ck)) ? 1 : 0);
+	ASSERT_EQ(0, wait_child(pid));
+	/* Our result belongs to the closed generation: ignored. */
+	EXPECT_EQ(-ESTALE, kprim_breaker_done(b, &t, true));
+	EXPECT_EQ(KPRIM_BREAKER_OPEN, kprim_breaker_state(b));
+	kprim_breaker_free(b);
+}
+
+TEST_F(shared, open_timeout_half_open_seen_by_all)
+{
+	struct kprim_breaker_settings s = settings(1);
+	struct kprim_breaker *b;
+	struct kprim *ck;
+	pid_t pid;
+
+	ASSERT_EQ(0, kprim_breaker_new_shared(self->k, self->name, &s, &b));
+	ASSERT_EQ(0, trip(b));
+	past_open_timeout();
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		struct kprim_breaker *cb = child_open(self->name, &s, &ck);
+		struct kprim_breaker_ticket t;
+
+		/* The child's allow moves it to half-open and probes. */
+		if (kprim_breaker_allow(cb, &t) || !t.probe)
+			_exit(1);
+		if (kprim_breaker_state(cb) != KPRIM_BREAKER_HALF_OPEN)
+			_exit(2);
+		/* Report nothing: exiting returns the probe. */
+		_exit(0);
+	}
+	ASSERT_EQ(0, wait_child(pid));
+	EXPECT_EQ(KPRIM_BREAKER_HALF_OPEN, kprim_breaker_state(b));
+	kprim_breaker_free(b);
+}
+
+TEST_F(shared, killed_prober_returns_its_probe)
+{
+	struct kprim_breaker_settings s = settings(1);
+	struct kprim_breaker_ticket t;
+	struct kprim_breaker_counts c;
+	struct kprim_breaker *b;
+	struct kprim *ck;
+	int pfd[2];
+	char ok = 0;
+	pid_t pid;
+
+	ASSERT_EQ(0, kprim_breaker_new_shared(self->k, self->name, &s, &b));
+	ASSERT_EQ(0, trip(b));
+	past_open_timeout();
+	ASSERT_EQ(0, pipe(pfd));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		struct kprim_breaker *cb = child_open(self->name, &s, &ck);
+		struct kprim_breaker_ticket ct;
+
+		close(pfd[0]);
+		ok = kprim_breaker_allow(cb, &ct) == 0 && ct.probe;
+		if (write(pfd[1], &ok, 1) != 1)
+			_exit(1);
+		for (;;)
+			pause();	/* hold the probe until killed */
+	}
+	close(pfd[1]);
+	ASSERT_EQ(1, read(pfd[0], &ok, 1));
+	close(pfd[0]);
+	ASSERT_EQ(1, ok);
+	/* The only probe is held by the child. */
+	EXPECT_EQ(KPRIM_BREAKER_HALF_OPEN, kprim_breaker_state(b));
+	EXPECT_EQ(-EBUSY, kprim_breaker_allow(b, &t));
+	ASSERT_EQ(0, kprim_breaker_counts(b, &c));
+	EXPECT_EQ(1, c.probes_in_flight);
+	kill(pid, SIGKILL);
+	EXPECT_EQ(200 + SIGKILL, wait_child(pid));
+	/* Its process died: the kernel returned the permit. */
+	ASSERT_EQ(0, kprim_breaker_counts(b, &c));
+	EXPECT_EQ(0, c.probes_in_flight);
+	ASSERT_EQ(0, kprim_breaker_allow(b, &t));
+	EXPECT_EQ(1, t.probe);
+	EXPECT_EQ(0, kprim_breaker_done(b, &t, true));
+	EXPECT_EQ(KPRIM_BREAKER_CLOSED, kprim_breaker_state(b));
+	kprim_breaker_free(b);
+}
+
+#define PROBES		3
+#define PROBERS		8
+
+TEST_F(shared, exactly_m_probes_across_processes)
+{
+	struct kprim_breaker_settings s = settings(PROBES);
+	struct kprim_breaker_ticket t;
+	struct kprim_breaker_counts c;
+	struct kprim_breaker *b;
+	struct kprim *ck;
+	atomic_int *admitted, *ready;
+	pid_t pids[PROBERS];
+	int go[2], status, exited = 0;
+
+	/* Enough successes needed that no child closes it meanwhile. */
+	s.success_threshold = PROBERS + 1;
+	admitted = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+			MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, admitted);
+	ready = admitted + 1;
+	ASSERT_EQ(0, kprim_breaker_new_shared(self->k, self->name, &s, &b));
+	ASSERT_EQ(0, trip(b));
+	past_open_timeout();
+	ASSERT_EQ(0, pipe(go));
+	for (int i = 0; i < PROBERS; i++) {
+		pids[i] = fork();
+		ASSERT_LE(0, pids[i]);
+		if (pids[i] == 0) {
+			struct kprim_breaker *cb;
+			struct kprim_breaker_ticket ct;
+			char x;
+
+			close(go[1]);
+			cb = child_open(self->name, &s, &ck);
+			atomic_fetch_add(ready, 1);
+			/* All start together when the parent closes @go. */
+			if (read(go[0], &x, 1) != 0)
+				_exit(1);
+			if (kprim_breaker_allow(cb, &ct) == 0) {
+				atomic_fetch_add(admitted, 1);
+				/* Hold the probe until the parent has
+				 * counted: it ends the test by killing us. */
+				for (;;)
+					pause();
+			}
+			_exit(0);
+		}
+	}
+	close(go[0]);
+	for (int i = 0; i < 2000 && atomic_load(ready) < PROBERS; i++)
+		usleep(5000);
+	ASSERT_EQ(PROBERS, atomic_load(ready));
+	close(go[1]);
+	/*
+	 * Every child either is admitted (and holds on) or is rejected and
+	 * exits 0. Wait (bounded: 10 s) until all have decided.
+	 */
+	for (int i = 0; i < 2000 && exited + atomic_load(admitted) < PROBERS;
+	     i++) {
+		while (waitpid(-1, &status, WNOHANG) > 0) {
+			EXPECT_EQ(0, status);
+			exited++;
+		}
+		usleep(5000);
+	}
+	EXPECT_EQ(PROBERS - PROBES, exited);
+	EXPECT_EQ(PROBES, atomic_load(admitted));
+	ASSERT_EQ(0, kprim_breaker_counts(b, &c));
+	EXPECT_EQ(PROBES, c.probes_in_flight);
+	EXPECT_EQ(-EBUSY, kprim_breaker_allow(b, &t));
+	for (int i = 0; i < PROBERS; i++) {
+		kill(pids[i], SIGKILL);
+		waitpid(pids[i], NULL, 0);
+	}
+	ASSERT_EQ(0, kprim_breaker_counts(b, &c));
+	EXPECT_EQ(0, c.probes_in_flight);
+	munmap(admitted, 4096);
+	kprim_breaker_free(b);
+}
+
+TEST_F(shared, successes_from_two_processes_close_it)
+{
+	struct kprim_breaker_settings s = settings(2);
+	struct kprim_breaker_ticket t;
+	struct kprim_breaker *b;
+	struct kprim *ck;
+	pid_t pid;
+
+	s.success_threshold = 2;
+	ASSERT_EQ(0, kprim_breaker_new_shared(self->k, self->name, &s, &b));
+	ASSERT_EQ(0, trip(b));
+	past_open_timeout();
+	ASSERT_EQ(0, kprim_breaker_allow(b, &t));	/* probe 1 */
+	ASSERT_EQ(1, t.probe);
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		struct kprim_breaker *cb = child_open(self->name, &s, &ck);
+		struct kprim_breaker_ticket ct;
+
+		if (kprim_breaker_allow(cb, &ct) || !ct.probe)	/* probe 2 */
+			_exit(1);
+		if (kprim_breaker_done(cb, &ct, true))
+			_exit(2);
+		/* One success of two: still half-open. */
+		_exit(kprim_breaker_state(cb) == KPRIM_BREAKER_HALF_OPEN ? 0 : 3);
+	}
+	ASSERT_EQ(0, wait_child(pid));
+	EXPECT_EQ(0, kprim_breaker_done(b, &t, true));
+	EXPECT_EQ(KPRIM_BREAKER_CLOSED, kprim_breaker_state(b));
+	kprim_breaker_free(b);
+}
+
+TEST_F(shared, probe_failure_in_one_process_reopens_for_all)
+{
+	struct kprim_breaker_settings s = settings(2);
+	struct kprim_breaker_ticket t;
+	struct kprim_breaker *b;
+	struct kprim *ck;
+	pid_t pid;
+
+	ASSERT_EQ(0, kprim_breaker_new_shared(self->k, self->name, &s, &b));
+	ASSERT_EQ(0, trip(b));
+	past_open_timeout();
+	ASSERT_EQ(0, kprim_breaker_allow(b, &t));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		struct kprim_breaker *cb = child_open(self->name, &s, &ck);
+		struct kprim_breaker_ticket ct;
+
+		if (kprim_breaker_allow(cb, &ct) || !ct.probe)
+			_exit(1);
+		_exit(kprim_breaker_done(cb, &ct, false) ? 2 : 0);
+	}
+	ASSERT_EQ(0, wait_child(pid));
+	EXPECT_EQ(KPRIM_BREAKER_OPEN, kprim_breaker_state(b));
+	/* Our probe's success came from the old generation. */
+	EXPECT_EQ(-ESTALE, kprim_breaker_done(b, &t, true));
+	EXPECT_EQ(-EBUSY, kprim_breaker_allow(b, &t));	/* timeout restarted */
+	kprim_breaker_free(b);
+}
+
+TEST_F(shared, force_close_from_the_other_process)
+{
+	struct kprim_breaker_settings s = settings(1);
+	struct kprim_breaker_ticket t;
+	struct kprim_breaker *b;
+	struct kprim *ck;
+	pid_t pid;
+
+	ASSERT_EQ(0, kprim_breaker_new_shared(self->k, self->name, &s, &b));
+	ASSERT_EQ(0, kprim_breaker_force_open(b));
+	past_open_timeout();
+	/* Pinned: the timeout does not lead to half-open. */
+	EXPECT_EQ(-EBUSY, kprim_breaker_allow(b, &t));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		struct kprim_breaker *cb = child_open(self->name, &s, &ck);
+		struct kprim_breaker_ticket ct;
+
+		if (kprim_breaker_allow(cb, &ct) != -EBUSY)
+			_exit(1);
+		_exit(kprim_breaker_force_close(cb) ? 2 : 0);
+	}
+	ASSERT_EQ(0, wait_child(pid));
+	EXPECT_EQ(KPRIM_BREAKER_CLOSED, kprim_breaker_state(b));
+	EXPECT_EQ(0, kprim_breaker_allow(b, &t));
+	EXPECT_EQ(0, kprim_breaker_done(b, &t, true));
+	kprim_breaker_free(b);
+}
+
+TEST_F(shared, parent_closes_what_child_opened)
+{
+	struct kprim_breaker_settings s = settings(1);
+	struct kprim_breaker *b;
+	struct kprim *ck;
+	pid_t pid;
+
+	ASSERT_EQ(0, kprim_breaker_new_shared(self->k, self->name, &s, &b));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0)
+		_exit(kprim_breaker_force_open(child_open(self->name, &s, &ck)));
+	ASSERT_EQ(0, wait_child(pid));
+	EXPECT_EQ(KPRIM_BREAKER_OPEN, kprim_breaker_state(b));
+	EXPECT_EQ(0, kprim_breaker_force_close(b));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		struct kprim_breaker *cb = child_open(self->name, &s, &ck);
+
+		_exit(kprim_breaker_state(cb) == KPRIM_BREAKER_CLOSED ? 0 : 1);
+	}
+	EXPECT_EQ(0, wait_child(pid));
+	kprim_breaker_free(b);
+}
+
+TEST_F(shared, state_outlives_the_handles)
+{
+	struct kprim_breaker_settings s = settings(1);
+	struct kprim_breaker *b;
+
+	ASSERT_EQ(0, kprim_breaker_new_shared(self->k, self->name, &s, &b));
+	ASSERT_EQ(0, trip(b));
+	kprim_breaker_free(b);
+	ASSERT_EQ(0, kprim_breaker_new_shared(self->k, self->name, &s, &b));
+	EXPECT_EQ(KPRIM_BREAKER_OPEN, kprim_breaker_state(b));
+	kprim_breaker_free(b);
+}
+
+TEST_F(shared, lost_state_entry_restarts_closed)
+{
+	struct kprim_breaker_settings s = settings(1);
+	struct kprim_cache *c = NULL;
+	struct kprim_breaker_ticket t;
+	struct kprim_breaker *b;
+	char obj[128];
+
+	ASSERT_EQ(0, kprim_breaker_new_shared(self->k, self->name, &s, &b));
+	ASSERT_EQ(0, kprim_breaker_allow(b, &t));
+	ASSERT_EQ(0, trip(b));
+	snprintf(obj, sizeof(obj), "kprim-breaker.%s", self->name);
+	ASSERT_EQ(0, kprim_cache_open(self->k, obj, 0, 0, NULL, &c));
+	/* As if the shrinker had evicted it. */
+	ASSERT_EQ(0, kprim_cache_delete(c, "state", 5));
+	EXPECT_EQ(KPRIM_BREAKER_CLOSED, kprim_breaker_state(b));
+	/* The generation went on: the old ticket is still stale. */
+	EXPECT_EQ(-ESTALE, kprim_breaker_done(b, &t, true));
+	kprim_cache_close(c);
+	kprim_breaker_free(b);
+}
+
+TEST_F(shared, other_shared_settings_eexist)
+{
+	struct kprim_breaker_settings s = settings(1);
+	struct kprim_breaker *b, *b2 = NULL;
+
+	ASSERT_EQ(0, kprim_breaker_new_shared(self->k, self->name, &s, &b));
+	s.half_open_probes = 2;
+	EXPECT_EQ(-EEXIST, kprim_breaker_new_shared(self->k, self->name, &s,
+						    &b2));
+	s.half_open_probes = 1;
+	s.open_timeout_ns *= 2;
+	EXPECT_EQ(-EEXIST, kprim_breaker_new_shared(self->k, self->name, &s,
+						    &b2));
+	EXPECT_EQ(NULL, b2);
+	/* Per-process settings may differ. */
+	s = settings(1);
+	s.consecutive_failures = 7;
+	EXPECT_EQ(0, kprim_breaker_new_shared(self->k, self->name, &s, &b2));
+	kprim_breaker_free(b2);
+	kprim_breaker_free(b);
+}
+
+/* ---- bad input, each on its own ---- */
+
+TEST_F(shared, custom_clock_einval)
+{
+	struct kprim_breaker_settings s = settings(1);
+	struct kprim_breaker *b = NULL;
+
+	s.clock = fake_clock;
+	EXPECT_EQ(-EINVAL, kprim_breaker_new_shared(self->k, self->name, &s,
+						    &b));
+	EXPECT_EQ(NULL, b);
+}
+
+TEST_F(shared, zero_probes_einval)
+{
+	struct kprim_breaker_settings s = settings(0);
+	struct kprim_breaker *b = NULL;
+
+	EXPECT_EQ(-EINVAL, kprim_breaker_new_shared(self->k, self->name, &s,
+						    &b));
+}
+
+TEST_F(shared, no_trip_condition_einval)
+{
+	struct kprim_breaker_settings s = settings(1);
+	struct kprim_breaker *b = NULL;
+
+	s.consecutive_failures = 0;
+	EXPECT_EQ(-EINVAL, kprim_breaker_new_shared(self->k, self->name, &s,
+						    &b));
+}
+
+TEST_F(shared, zero_open_timeout_einval)
+{
+	struct kprim_breaker_settings s = settings(1);
+	struct kprim_breaker *b = NULL;
+
+	s.open_timeout_ns = 0;
+	EXPECT_EQ(-EINVAL, kprim_breaker_new_shared(self->k, self->name, &s,
+						    &b));
+}
+
+TEST_F(shared, null_name_einval)
+{
+	struct kprim_breaker_settings s = settings(1);
+	struct kprim_breaker *b = NULL;
+
+	EXPECT_EQ(-EINVAL, kprim_breaker_new_shared(self->k, NULL, &s, &b));
+}
+
+TEST_F(shared, empty_name_einval)
+{
+	struct kprim_breaker_settings s = settings(1);
+	struct kprim_breaker *b = NULL;
+
+	EXPECT_EQ(-EINVAL, kprim_breaker_new_shared(self->k, "", &s, &b));
+}
+
+TEST_F(shared, slash_in_name_einval)
+{
+	struct kprim_breaker_settings s = settings(1);
+	struct kprim_breaker *b = NULL;
+
+	EXPECT_EQ(-EINVAL, kprim_breaker_new_shared(self->k, "a/b", &s, &b));
+}
+
+TEST_F(shared, name_too_long_enametoolong)
+{
+	struct kprim_breaker_settings s = settings(1);
+	struct kprim_breaker *b = NULL;
+	char name[KPRIM_BREAKER_NAME_MAX + 2];
+
+	memset(name, 'n', sizeof(name) - 1);
+	name[sizeof(name) - 1] = 0;
+	EXPECT_EQ(-ENAMETOOLONG, kprim_breaker_new_shared(self->k, name, &s,
+							  &b));
+}
+
+TEST_F(shared, longest_name_accepted)
+{
+	struct kprim_breaker_settings s = settings(1);
+	struct kprim_breaker *b = NULL;
+	char name[KPRIM_BREAKER_NAME_MAX + 1], obj[300];
+
+	memset(name, 'm', sizeof(name) - 1);
+	name[sizeof(name) - 1] = 0;
+	snprintf(name, 20, "bst-%d", getpid());
+	name[strlen(name)] = 'm';
+	ASSERT_EQ(KPRIM_BREAKER_NAME_MAX, strlen(name));
+	ASSERT_EQ(0, kprim_breaker_new_shared(self->k, name, &s, &b));
+	kprim_breaker_free(b);
+	snprintf(obj, sizeof(obj), "kprim-breaker.%s", name);
+	EXPECT_EQ(0, kprim_unlink(self->k, KPRIM_CACHE_KIND, obj));
+	EXPECT_EQ(0, kprim_unlink(self->k, KPRIM_SEM_KIND, obj));
+}
+
+TEST_F(shared, null_session_einval)
+{
+	struct kprim_breaker_settings s = settings(1);
+	struct kprim_breaker *b = NULL;
+
+	EXPECT_EQ(-EINVAL, kprim_breaker_new_shared(NULL, self->name, &s, &b));
+}
+
+TEST_F(shared, null_settings_einval)
+{
+	struct kprim_breaker *b = NULL;
+
+	EXPECT_EQ(-EINVAL, kprim_breaker_new_shared(self->k, self->name, NULL,
+						    &b));
+}
+
+TEST_F(shared, null_out_einval)
+{
+	struct kprim_breaker_settings s = settings(1);
+
+	EXPECT_EQ(-EINVAL, kprim_breaker_new_shared(self->k, self->name, &s,
+						    NULL));
+}
+
+TEST_HARNESS_MAIN
