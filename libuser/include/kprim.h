@@ -11,6 +11,7 @@
  *   kprim/ctx.h       cancellation and deadlines
  *   kprim/chan.h      Go-style channels and select
  *   kprim/pipeline.h  stages, fan-out/fan-in, cancellation
+ *   kprim/gates.h     throttle/bound a stage host-wide (limiter, semaphore)
  *   kprim/breaker.h   circuit breaker, local or shared host-wide
  *
  * Conventions: 0 (or a count) on success, a negative errno on failure;
@@ -26,6 +27,7 @@
 #include "kprim/cache.h"
 #include "kprim/chan.h"
 #include "kprim/pipeline.h"
+#include "kprim/gates.h"
 #include "kprim/breaker.h"
 
 #endif /* KPRIM_H */

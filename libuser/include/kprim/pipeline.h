@@ -52,7 +52,8 @@ typedef int (*kprim_sink_fn)(void *arg, const void *item);
  *		(may be NULL)
  *
  * A kprim semaphore (acquire/release) bounds a stage host-wide, a kprim
- * limiter (acquire = take, no release) throttles it.
+ * limiter (acquire = take, no release) throttles it: kprim/gates.h makes
+ * these gates (kprim_stage_gate_sem(), kprim_stage_gate_limiter()).
  */
 struct kprim_stage_gate {
 	int (*acquire)(void *arg, struct kprim_ctx *ctx);
