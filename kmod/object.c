@@ -539,7 +539,8 @@ static void kprim_obj_fill_info(struct kprim_object *obj,
 	if (obj->name_len && !obj->linked)
 		info->flags |= KPRIM_OBJ_UNLINKED;
 	mutex_unlock(&kprim_registry_lock);
-	info->refs = kref_read(&obj->ref);
+	/* Not counting the reference LIST itself holds while it reports. */
+	info->refs = kref_read(&obj->ref) - 1;
 	obj->ops->fill_info(obj, info);
 }
 

@@ -271,6 +271,11 @@ static int cmd_cache(struct kprim *k, int argc, char **argv)
 		ret = kprim_cache_get(c, key, strlen(key), buf, &len, NULL, NULL);
 		if (!ret)
 			printf("%.*s\n", (int)len, buf);
+		if (ret == -ENOENT) {
+			printf("(not found)\n");
+			kprim_cache_close(c);
+			return 1;
+		}
 	} else if (!strcmp(argv[1], "put") && argc > 4) {
 		if (argc > 5 && !parse_u64(argv[5], &ttl))
 			ttl *= 1000000ull;

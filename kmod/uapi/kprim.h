@@ -182,7 +182,7 @@ struct kprim_unlink {
  * @flags:	KPRIM_OBJ_* state bits
  * @name_len:	0 for anonymous objects
  * @name:	the name, NUL padded
- * @refs:	open fds plus one while the object is named
+ * @refs:	open fds plus one while a persistent object is named
  * @limiter, @sem, @cache: current parameters and statistics
  */
 struct kprim_obj_info {

@@ -414,6 +414,7 @@ TEST_F(session, list_reports_object_with_stats)
 			EXPECT_EQ(5, info[i].limiter.params.burst);
 			EXPECT_EQ(5, info[i].limiter.tokens);
 			EXPECT_EQ(KPRIM_OBJ_TRANSIENT, info[i].flags);
+			EXPECT_EQ(1, info[i].refs);	/* our one fd */
 		}
 		l.start_id = l.next_id;
 		l.count = 64;
