@@ -47,11 +47,15 @@ enum kprim_kind {
 #define KPRIM_FEAT_SEM		(1ULL << 1)
 #define KPRIM_FEAT_CACHE	(1ULL << 2)
 #define KPRIM_FEAT_LIST		(1ULL << 3)
-/* Objects are scoped per IPC namespace; without it, callers outside the
- * initial IPC namespace get -EOPNOTSUPP. */
+/*
+ * Objects are scoped per IPC namespace; without it, callers outside the
+ * initial IPC namespace get -EOPNOTSUPP.
+ */
 #define KPRIM_FEAT_IPC_NS	(1ULL << 4)
-/* Object fds take IORING_OP_URING_CMD: cmd_op is the ioctl command and the
- * first 8 bytes of the SQE's command area hold the argument pointer. */
+/*
+ * Object fds take IORING_OP_URING_CMD: cmd_op is the ioctl command and the
+ * first 8 bytes of the SQE's command area hold the argument pointer.
+ */
 #define KPRIM_FEAT_URING_CMD	(1ULL << 5)
 
 /**
