@@ -40,6 +40,8 @@ say "logs: $run"
 
 # 1. Packages (a fresh Debian 12 machine has none of them).
 [ $mode = fast ] || bash "$here/deps.sh" || exit 1
+# The judge of the guest logs must itself judge right.
+bash "$here/test-parse-log.sh" || exit 1
 
 # 2. Kernels.
 kernel_image() {
