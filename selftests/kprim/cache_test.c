@@ -20,15 +20,7 @@
 #include <sys/mman.h>
 #include <sys/wait.h>
 
-/*
- * The 6.12 harness is not -Wextra clean: __timeout_handler() has an unused
- * parameter, and the TEST_F() wrapper keeps a local across setjmp().
- */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-parameter"
 #include "kselftest_harness.h"
-#pragma GCC diagnostic pop
-#pragma GCC diagnostic ignored "-Wclobbered"
 #include "kprim_test.h"
 
 #define CACHE_BYTES	(4ull << 20)
