@@ -59,26 +59,40 @@ struct kprim_kind_ops {
 
 /**
  * struct kprim_object - one limiter, semaphore or cache.
+ * @ref:	every open fd holds one, and so does the name of a
+ *		persistent object; the last put runs under the registry lock
+ * @ops:	the kind
+ * @id:		unique while the module is loaded
+ * @ns:		IPC namespace the object lives in (pinned where possible)
+ * @uid:	owner
+ * @gid:	owner group
+ * @mode:	permission bits
+ * @transient:	the name goes with the last fd
+ * @linked:	the name is in the registry; kprim_registry_lock
+ * @name_node:	in the registry's name table; kprim_registry_lock
+ * @name_len:	0 for anonymous objects
+ * @name:	NUL terminated
+ * @reserved_bytes: memory reserved against the owner's quota;
+ *		kprim_registry_lock
+ * @priv:	the kind's state
  *
- * Immutable after creation unless noted. Named objects are found through
- * the registry (object.c); every open fd holds a reference, and so does the
- * name of a persistent object.
+ * Fields without a lock named are set at creation and never change.
  */
 struct kprim_object {
 	struct kref ref;
 	const struct kprim_kind_ops *ops;
 	u64 id;
-	void *ns;			/* IPC namespace (scope key only) */
-	kuid_t uid;			/* owner; see kprim_obj_set_owner() */
+	void *ns;
+	kuid_t uid;
 	kgid_t gid;
-	umode_t mode;			/* under kprim_registry_lock */
+	umode_t mode;
 	bool transient;
-	bool linked;			/* name in the registry; registry lock */
-	struct hlist_node name_node;	/* registry lock */
+	bool linked;
+	struct hlist_node name_node;
 	u32 name_len;
 	char name[KPRIM_NAME_MAX + 1];
-	u64 reserved_bytes;		/* against the owner's quota; registry */
-	void *priv;			/* the kind's state */
+	u64 reserved_bytes;
+	void *priv;
 };
 
 /**
@@ -162,6 +176,12 @@ struct kprim_waitq {
 
 /**
  * struct kprim_cancel - a watch on a cancel eventfd during one wait.
+ * @file:	the eventfd (a reference), NULL when the wait has none
+ * @wqh:	the eventfd's wait queue our @entry is on
+ * @entry:	woken by the eventfd when it is signalled
+ * @pt:		used once, to find @wqh through vfs_poll()
+ * @task:	the waiting task
+ * @fired:	the eventfd became readable: the wait is cancelled
  */
 struct kprim_cancel {
 	struct file *file;

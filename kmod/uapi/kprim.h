@@ -137,8 +137,13 @@ struct kprim_cache_params {
  *		@name_len 0 for an anonymous object (always created)
  * @name_len:	1..KPRIM_NAME_MAX; no NUL and no '/' in the name
  * @reserved:	must be 0
- * @limiter, @sem, @cache: parameters for a new object of that kind; when an
- *		existing object is opened they are ignored (not compared)
+ * @limiter:	parameters of a new limiter
+ * @sem:	parameters of a new semaphore
+ * @cache:	parameters of a new cache
+ * @params_raw:	the parameter area as words; unused words must be zero
+ *
+ * When an existing object is opened its parameters are not compared with
+ * these and do not change.
  *
  * Return: a new object fd (O_RDWR) on success.
  */
@@ -161,7 +166,8 @@ struct kprim_open {
 
 /**
  * struct kprim_unlink - remove a name (KPRIM_IOC_UNLINK).
- * @size, @flags: header; no flags defined
+ * @size:	sizeof the struct as the caller knows it
+ * @flags:	no flags defined, must be 0
  * @kind:	kind of the named object
  * @name_len:	length of @name
  * @name:	user pointer to the name
@@ -182,12 +188,16 @@ struct kprim_unlink {
  * @id:		object id, unique while the module is loaded
  * @kind:	enum kprim_kind
  * @mode:	permission bits
- * @uid, @gid:	owner (in the caller's user namespace)
+ * @uid:	owner (in the caller's user namespace)
+ * @gid:	owner group
  * @flags:	KPRIM_OBJ_* state bits
  * @name_len:	0 for anonymous objects
  * @name:	the name, NUL padded
  * @refs:	open fds plus one while a persistent object is named
- * @limiter, @sem, @cache: current parameters and statistics
+ * @limiter:	a limiter's parameters and statistics
+ * @sem:	a semaphore's counts
+ * @cache:	a cache's parameters and statistics
+ * @stats_raw:	the area as words
  */
 struct kprim_obj_info {
 	__aligned_u64 id;
@@ -233,7 +243,8 @@ struct kprim_obj_info {
 
 /**
  * struct kprim_list - enumerate objects (KPRIM_IOC_LIST).
- * @size, @flags: header; no flags defined
+ * @size:	sizeof the struct as the caller knows it
+ * @flags:	no flags defined, must be 0
  * @start_id:	in: report objects with id >= @start_id (0 to start)
  * @buf:	user pointer to an array of struct kprim_obj_info
  * @count:	in: capacity of @buf in entries; out: entries written
@@ -259,7 +270,8 @@ struct kprim_list {
 
 /**
  * struct kprim_limiter_take - take @n tokens (KPRIM_IOC_LIMITER_TAKE).
- * @size, @flags: header; no flags defined
+ * @size:	sizeof the struct as the caller knows it
+ * @flags:	no flags defined, must be 0
  * @n:		tokens, 1..burst
  * @wait:	how to wait (timeout 0: never block)
  * @retry_after_ns: out, on -EAGAIN/-ETIMEDOUT: how long until @n tokens
@@ -277,7 +289,8 @@ struct kprim_limiter_take {
 
 /**
  * struct kprim_limiter_set - change parameters (KPRIM_IOC_LIMITER_SET).
- * @size, @flags: header; KPRIM_LIMITER_SET_* selects the fields to change
+ * @size:	sizeof the struct as the caller knows it
+ * @flags:	KPRIM_LIMITER_SET_* selects the fields to change
  * @params:	new values (initial is ignored)
  */
 struct kprim_limiter_set {
@@ -291,7 +304,8 @@ struct kprim_limiter_set {
 
 /**
  * struct kprim_limiter_info - state (KPRIM_IOC_LIMITER_INFO).
- * @size, @flags: header; no flags defined
+ * @size:	sizeof the struct as the caller knows it
+ * @flags:	no flags defined, must be 0
  * @params:	current rate, period_ns, burst (initial: as created)
  * @tokens:	whole tokens available now
  * @waiters:	blocked takers
@@ -315,7 +329,8 @@ struct kprim_limiter_info {
 
 /**
  * struct kprim_sem_acquire - acquire @n permits (KPRIM_IOC_SEM_ACQUIRE).
- * @size, @flags: header; no flags defined
+ * @size:	sizeof the struct as the caller knows it
+ * @flags:	no flags defined, must be 0
  * @n:		permits, 1..permits
  * @wait:	how to wait (timeout 0: try-acquire)
  *
@@ -330,8 +345,10 @@ struct kprim_sem_acquire {
 #define KPRIM_SIZE_SEM_ACQUIRE_VER0	32
 
 /**
- * struct kprim_sem_release - release @n permits held by this fd
- * (KPRIM_IOC_SEM_RELEASE); more than the fd holds is -EINVAL.
+ * struct kprim_sem_release - give back permits (KPRIM_IOC_SEM_RELEASE).
+ * @size:	sizeof the struct as the caller knows it
+ * @flags:	no flags defined, must be 0
+ * @n:		permits to give back; more than this fd holds is -EINVAL
  */
 struct kprim_sem_release {
 	__u32 size;
@@ -357,7 +374,8 @@ struct kprim_sem_holder {
 
 /**
  * struct kprim_sem_info - state (KPRIM_IOC_SEM_INFO).
- * @size, @flags: header; no flags defined
+ * @size:	sizeof the struct as the caller knows it
+ * @flags:	no flags defined, must be 0
  * @permits:	configured permits
  * @available:	permits not held (0 while shrunk below the held count)
  * @held:	permits held by all fds
@@ -390,8 +408,10 @@ struct kprim_sem_info {
 
 /**
  * struct kprim_cache_get - look up a key (KPRIM_IOC_CACHE_GET).
- * @size, @flags: header; no flags defined
- * @key, @key_len: the key
+ * @size:	sizeof the struct as the caller knows it
+ * @flags:	no flags defined, must be 0
+ * @key:	user pointer to the key
+ * @key_len:	1..KPRIM_KEY_MAX
  * @reserved:	must be 0
  * @value:	user buffer for the value
  * @value_len:	in: capacity of @value; out: the value's length (also on
@@ -431,10 +451,13 @@ enum kprim_cache_op {
 
 /**
  * struct kprim_cache_store - store a value (KPRIM_IOC_CACHE_STORE).
- * @size, @flags: header; KPRIM_CACHE_TTL
- * @key, @key_len: the key
+ * @size:	sizeof the struct as the caller knows it
+ * @flags:	KPRIM_CACHE_TTL
+ * @key:	user pointer to the key
+ * @key_len:	1..KPRIM_KEY_MAX
  * @op:		enum kprim_cache_op
- * @value, @value_len: the value, 0..max_value bytes
+ * @value:	user pointer to the value
+ * @value_len:	0..max_value bytes
  * @ttl_ns:	with KPRIM_CACHE_TTL: relative expiry, 0 = never expires
  * @cas:	in: expected version for KPRIM_CACHE_CAS; out: new version
  */
@@ -452,8 +475,15 @@ struct kprim_cache_store {
 #define KPRIM_SIZE_CACHE_STORE_VER0	56
 
 /**
- * struct kprim_cache_key - a key-only request: KPRIM_IOC_CACHE_DELETE and
- * KPRIM_IOC_CACHE_TOUCH (which sets a new relative @ttl_ns, 0 = never).
+ * struct kprim_cache_key - a key-only request (KPRIM_IOC_CACHE_DELETE,
+ * KPRIM_IOC_CACHE_TOUCH).
+ * @size:	sizeof the struct as the caller knows it
+ * @flags:	no flags defined, must be 0
+ * @key:	user pointer to the key
+ * @key_len:	1..KPRIM_KEY_MAX
+ * @reserved:	must be 0
+ * @ttl_ns:	TOUCH: the new relative time to live, 0 = never expires;
+ *		DELETE: must be 0
  */
 struct kprim_cache_key {
 	__u32 size;
@@ -471,8 +501,11 @@ struct kprim_cache_key {
 
 /**
  * struct kprim_cache_incr - atomic counter update (KPRIM_IOC_CACHE_INCR).
- * @size, @flags: header; KPRIM_CACHE_DECR, KPRIM_CACHE_INCR_CREATE
- * @key, @key_len: the key; the value must be a decimal u64 (memcached)
+ * @size:	sizeof the struct as the caller knows it
+ * @flags:	KPRIM_CACHE_DECR, KPRIM_CACHE_INCR_CREATE
+ * @key:	user pointer to the key; its value must be a decimal u64
+ *		(memcached)
+ * @key_len:	1..KPRIM_KEY_MAX
  * @reserved:	must be 0
  * @delta:	amount; incr wraps at 2^64 like memcached
  * @initial:	with KPRIM_CACHE_INCR_CREATE, the value stored when absent
@@ -494,6 +527,15 @@ struct kprim_cache_incr {
 
 /**
  * struct kprim_cache_info - state (KPRIM_IOC_CACHE_INFO).
+ * @size:	sizeof the struct as the caller knows it
+ * @flags:	no flags defined, must be 0
+ * @params:	the cache's limits (defaults filled in)
+ * @bytes:	key + value bytes stored
+ * @entries:	entries stored
+ * @hits:	gets that found a live entry
+ * @misses:	gets that did not
+ * @evictions:	entries dropped to make room or by the shrinker
+ * @expirations: entries dropped because their time ran out
  */
 struct kprim_cache_info {
 	__u32 size;

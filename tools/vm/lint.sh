@@ -1,8 +1,9 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# The kernel reviewer's gates on kmod/: checkpatch.pl (from the 6.12 tree),
-# sparse (make C=1) and W=1 against both kernels. Any finding fails.
+# The kernel reviewer's gates on kmod/: checkpatch.pl and kernel-doc (from
+# the 6.12 tree), sparse (make C=1) and W=1 against both kernels. Any
+# finding fails.
 set -u
 top=$(cd "$(dirname "$0")/../.." && pwd)
 here="$top/tools/vm"
@@ -20,6 +21,14 @@ if ! "$dk/scripts/checkpatch.pl" --no-tree --terse --show-types \
 	-f kmod/*.c kmod/*.h kmod/uapi/*.h kmod/tests/*.c >"$run/checkpatch.log" 2>&1; then
 	grep -E 'ERROR|WARNING|CHECK' "$run/checkpatch.log" | head -30
 	say "checkpatch found problems ($run/checkpatch.log)"
+	rc=1
+fi
+
+say "kernel-doc on kmod/"
+if "$dk/scripts/kernel-doc" -none -Wall kmod/*.c kmod/*.h kmod/uapi/*.h \
+	2>&1 | tee "$run/kernel-doc.log" | grep -q .; then
+	head -20 "$run/kernel-doc.log"
+	say "kernel-doc found problems ($run/kernel-doc.log)"
 	rc=1
 fi
 
@@ -41,5 +50,5 @@ for k in debug stock; do
 		rc=1
 	fi
 done
-[ $rc = 0 ] && say "lint clean: checkpatch, sparse, W=1 on both kernels"
+[ $rc = 0 ] && say "lint clean: checkpatch, kernel-doc, sparse, W=1 on both kernels"
 exit $rc
