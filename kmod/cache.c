@@ -1161,12 +1161,10 @@ static long kprim_cache_ioctl(struct kprim_handle *h, unsigned int cmd,
 	}
 }
 
-static int kprim_cache_create(struct kprim_object *obj,
-			      const struct kprim_open *args)
+static int kprim_cache_check(const struct kprim_open *args)
 {
-	struct kprim_cache *cache;
+	struct kprim_cache_params p = args->cache;
 	unsigned int i;
-	int ret;
 
 	if (args->flags & KPRIM_OPEN_INITIAL)
 		return -EINVAL;
@@ -1175,6 +1173,15 @@ static int kprim_cache_create(struct kprim_object *obj,
 	     i < ARRAY_SIZE(args->params_raw); i++)
 		if (args->params_raw[i])
 			return -EINVAL;
+	return kprim_cache_check_params(&p);
+}
+
+static int kprim_cache_create(struct kprim_object *obj,
+			      const struct kprim_open *args)
+{
+	struct kprim_cache *cache;
+	int ret;
+
 	cache = kprim_cache_alloc(&args->cache, 0);
 	if (IS_ERR(cache))
 		return PTR_ERR(cache);
@@ -1237,6 +1244,7 @@ const struct kprim_kind_ops kprim_cache_ops = {
 	.kind		= KPRIM_KIND_CACHE,
 	.name		= "cache",
 	.fd_name	= "[kprim-cache]",
+	.check		= kprim_cache_check,
 	.create		= kprim_cache_create,
 	.destroy	= kprim_cache_destroy,
 	.ioctl		= kprim_cache_ioctl,

@@ -54,6 +54,17 @@ static inline void *kprim_ns_current(void)
 	return current->nsproxy->ipc_ns;
 }
 
+static inline bool kprim_ns_is_initial(const void *ns)
+{
+	return ((const struct ipc_namespace *)ns)->ns.inum == PROC_IPC_INIT_INO;
+}
+
+/* May the caller use kprim at all from its IPC namespace? */
+static inline bool kprim_ns_supported(void)
+{
+	return KPRIM_NS_SCOPED || kprim_ns_is_initial(kprim_ns_current());
+}
+
 /*
  * KUnit reaches internal functions through EXPORT_SYMBOL_IF_KUNIT(), which
  * exports only when the kernel has KUnit. The namespace the test module

@@ -25,8 +25,10 @@ struct kprim_handle;
  * @kind:	enum kprim_kind
  * @name:	kind name for fdinfo and kprimctl ("limiter")
  * @fd_name:	name of the object fds' anon inode ("[kprim-limiter]")
- * @create:	validate @args' parameters and allocate the kind's state in
- *		obj->priv; nothing may be visible to other callers yet
+ * @check:	validate the kind's parameters and open flags in @args: every
+ *		flag and parameter word it does not use must be zero
+ * @create:	allocate the kind's state in obj->priv from parameters that
+ *		passed @check; nothing may be visible to other callers yet
  * @destroy:	free obj->priv; called once, with no handle left
  * @open_handle: optional: set up per-fd state in handle->priv
  * @release_handle: optional: give back what the fd holds (close, exit)
@@ -43,6 +45,7 @@ struct kprim_kind_ops {
 	u32 kind;
 	const char *name;
 	const char *fd_name;
+	int (*check)(const struct kprim_open *args);
 	int (*create)(struct kprim_object *obj, const struct kprim_open *args);
 	void (*destroy)(struct kprim_object *obj);
 	int (*open_handle)(struct kprim_handle *h);
@@ -98,12 +101,13 @@ struct kprim_object {
 /**
  * struct kprim_handle - per-fd state of an object fd.
  * @obj:	the object (one reference)
- * @pid:	tgid of the process that opened it (for holder reports)
+ * @tgid:	the process that opened it (a reference), for holder reports
+ *		translated into the reader's pid namespace
  * @priv:	the kind's per-fd state
  */
 struct kprim_handle {
 	struct kprim_object *obj;
-	pid_t pid;
+	struct pid *tgid;
 	void *priv;
 };
 

@@ -104,16 +104,26 @@ static void kprim_limiter_abandoned(void *owner)
 	kprim_limiter_grant(lim, kprim_now());
 }
 
+static int kprim_limiter_check(const struct kprim_open *args)
+{
+	bool initial = args->flags & KPRIM_OPEN_INITIAL;
+	const size_t used = sizeof(args->limiter) / sizeof(u64);
+
+	/* initial only with KPRIM_OPEN_INITIAL; the rest of the area zero. */
+	if (!initial && args->limiter.initial)
+		return -EINVAL;
+	if (memchr_inv(&args->params_raw[used], 0,
+		       sizeof(args->params_raw) - sizeof(args->limiter)))
+		return -EINVAL;
+	return kprim_bucket_check(&args->limiter, initial);
+}
+
 static int kprim_limiter_create(struct kprim_object *obj,
 				const struct kprim_open *args)
 {
 	bool initial = args->flags & KPRIM_OPEN_INITIAL;
 	struct kprim_limiter *lim;
-	int ret;
 
-	ret = kprim_bucket_check(&args->limiter, initial);
-	if (ret)
-		return ret;
 	lim = kzalloc(sizeof(*lim), GFP_KERNEL_ACCOUNT);
 	if (!lim)
 		return -ENOMEM;
@@ -363,6 +373,7 @@ const struct kprim_kind_ops kprim_limiter_ops = {
 	.kind		= KPRIM_KIND_LIMITER,
 	.name		= "limiter",
 	.fd_name	= "[kprim-limiter]",
+	.check		= kprim_limiter_check,
 	.create		= kprim_limiter_create,
 	.destroy	= kprim_limiter_destroy,
 	.ioctl		= kprim_limiter_ioctl,

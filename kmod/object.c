@@ -302,7 +302,13 @@ static struct kprim_object *kprim_obj_create(const struct kprim_kind_ops *ops,
 	obj->uid = current_euid();
 	obj->gid = current_egid();
 	obj->mode = args->mode;
-	obj->transient = args->flags & KPRIM_OPEN_TRANSIENT;
+	/*
+	 * Outside the initial IPC namespace every name is transient: nothing
+	 * tells a module that a namespace died, and a persistent name would
+	 * keep the namespace (and the object) alive forever.
+	 */
+	obj->transient = (args->flags & KPRIM_OPEN_TRANSIENT) ||
+			 !kprim_ns_is_initial(ns);
 	obj->name_len = args->name_len;
 	memcpy(obj->name, name, args->name_len);
 
@@ -427,6 +433,12 @@ long kprim_obj_open(const struct kprim_open __user *uargs)
 	ret = kprim_name_copy(name, args.name, args.name_len);
 	if (ret)
 		return ret;
+	/* Parameters of a create are checked even when the object exists. */
+	if (args.flags & KPRIM_OPEN_CREATE || !args.name_len) {
+		ret = ops->check(&args);
+		if (ret)
+			return ret;
+	}
 
 	h = kzalloc(sizeof(*h), GFP_KERNEL_ACCOUNT);
 	if (!h)
@@ -444,7 +456,7 @@ long kprim_obj_open(const struct kprim_open __user *uargs)
 		goto put_fd;
 	}
 	h->obj = obj;
-	h->pid = task_tgid_vnr(current);
+	h->tgid = get_pid(task_tgid(current));
 	if (ops->open_handle) {
 		ret = ops->open_handle(h);
 		if (ret)
@@ -462,12 +474,17 @@ release_handle:
 	if (ops->release_handle)
 		ops->release_handle(h);
 put_obj:
-	/* A failed open must not leave behind an object it created. */
+	/*
+	 * A failed open must not leave behind an object it created, unless
+	 * someone else opened it meanwhile (more than our fd's and the name's
+	 * references): then it is theirs.
+	 */
 	if (created) {
-		bool put_name;
+		bool put_name = false;
 
 		mutex_lock(&kprim_registry_lock);
-		put_name = kprim_obj_unhash(obj);
+		if (kref_read(&obj->ref) <= 2)
+			put_name = kprim_obj_unhash(obj);
 		mutex_unlock(&kprim_registry_lock);
 		if (put_name)
 			kprim_obj_put(obj);
@@ -476,6 +493,7 @@ put_obj:
 put_fd:
 	put_unused_fd(fd);
 free_handle:
+	put_pid(h->tgid);
 	kfree(h);
 	return ret;
 }
@@ -485,7 +503,8 @@ free_handle:
  * @uargs: struct kprim_unlink in userspace
  *
  * Return: 0; -EINVAL (flags, kind, name); -ENAMETOOLONG; -EFAULT; -ENOENT;
- * -EPERM when the caller neither owns the object nor has CAP_SYS_ADMIN.
+ * -EPERM when the caller neither owns the object nor has CAP_SYS_ADMIN;
+ * -EOPNOTSUPP (see kprim_obj_open()).
  */
 long kprim_obj_unlink(const struct kprim_unlink __user *uargs)
 {
@@ -504,6 +523,8 @@ long kprim_obj_unlink(const struct kprim_unlink __user *uargs)
 	ret = kprim_name_copy(name, args.name, args.name_len);
 	if (ret)
 		return ret;
+	if (!kprim_ns_supported())
+		return -EOPNOTSUPP;
 
 	mutex_lock(&kprim_registry_lock);
 	obj = kprim_name_find(kprim_ns_current(), args.kind, name,
@@ -552,7 +573,8 @@ static void kprim_obj_fill_info(struct kprim_object *obj,
  *
  * Reports at most 64 entries per call; the caller continues at next_id.
  *
- * Return: 0; -EINVAL (flags, entry_size below the first version); -EFAULT.
+ * Return: 0; -EINVAL (flags, entry_size below the first version); -E2BIG
+ * (entry_size above a page); -EFAULT; -EOPNOTSUPP (see kprim_obj_open()).
  */
 long kprim_obj_list(struct kprim_list __user *uargs)
 {
@@ -571,6 +593,10 @@ long kprim_obj_list(struct kprim_list __user *uargs)
 		return ret;
 	if (args.flags || args.entry_size < sizeof(*info))
 		return -EINVAL;
+	if (args.entry_size > PAGE_SIZE)
+		return -E2BIG;
+	if (!kprim_ns_supported())
+		return -EOPNOTSUPP;
 
 	args.next_id = 0;
 	mutex_lock(&kprim_registry_lock);
@@ -614,6 +640,7 @@ static int kprim_obj_file_release(struct inode *inode, struct file *file)
 	if (h->obj->ops->release_handle)
 		h->obj->ops->release_handle(h);
 	kprim_obj_put(h->obj);
+	put_pid(h->tgid);
 	kfree(h);
 	return 0;
 }
@@ -642,10 +669,12 @@ static void kprim_obj_show_fdinfo(struct seq_file *m, struct file *file)
 
 	seq_printf(m, "kprim-kind:\t%s\n", obj->ops->name);
 	seq_printf(m, "kprim-id:\t%llu\n", obj->id);
-	if (obj->name_len)
-		seq_printf(m, "kprim-name:\t%s%s\n", obj->name,
-			   READ_ONCE(obj->linked) ? "" : " (unlinked)");
-	else
+	if (obj->name_len) {
+		/* Names may hold any byte but NUL and '/': keep lines intact. */
+		seq_puts(m, "kprim-name:\t");
+		seq_escape(m, obj->name, " \t\n\\");
+		seq_puts(m, READ_ONCE(obj->linked) ? "\n" : " (unlinked)\n");
+	} else
 		seq_puts(m, "kprim-name:\t(anonymous)\n");
 	seq_printf(m, "kprim-owner:\t%u:%u mode %04o\n",
 		   from_kuid_munged(current_user_ns(), obj->uid),

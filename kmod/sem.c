@@ -57,9 +57,9 @@ EXPORT_SYMBOL_IF_KUNIT(kprim_sem_init);
 /**
  * kprim_sem_fd_init() - initialise an fd's holder record.
  * @fd:		the record
- * @pid:	tgid reported for it
+ * @pid:	process reported for it (borrowed from the handle), or NULL
  */
-void kprim_sem_fd_init(struct kprim_sem_fd *fd, pid_t pid)
+void kprim_sem_fd_init(struct kprim_sem_fd *fd, struct pid *pid)
 {
 	INIT_LIST_HEAD(&fd->node);
 	fd->pid = pid;
@@ -281,16 +281,27 @@ static void kprim_sem_abandoned(void *owner)
 	kprim_sem_wake_pollers(sem);
 }
 
+static int kprim_sem_check(const struct kprim_open *args)
+{
+	const struct kprim_sem_params *p = &args->sem;
+
+	if (args->flags & KPRIM_OPEN_INITIAL)
+		return -EINVAL;
+	if (!p->permits || p->permits > KPRIM_SEM_PERMITS_MAX)
+		return -EINVAL;
+	/* The reserved words and the rest of the parameter area. */
+	if (memchr_inv(&args->params_raw[1], 0,
+		       sizeof(args->params_raw) - sizeof(args->params_raw[0])))
+		return -EINVAL;
+	return 0;
+}
+
 static int kprim_sem_create(struct kprim_object *obj,
 			    const struct kprim_open *args)
 {
 	const struct kprim_sem_params *p = &args->sem;
 	struct kprim_sem *sem;
 
-	if (!p->permits || p->permits > KPRIM_SEM_PERMITS_MAX)
-		return -EINVAL;
-	if (memchr_inv(p->reserved, 0, sizeof(p->reserved)))
-		return -EINVAL;
 	sem = kzalloc(sizeof(*sem), GFP_KERNEL_ACCOUNT);
 	if (!sem)
 		return -ENOMEM;
@@ -315,7 +326,7 @@ static int kprim_sem_open_handle(struct kprim_handle *h)
 	fd = kmalloc(sizeof(*fd), GFP_KERNEL_ACCOUNT);
 	if (!fd)
 		return -ENOMEM;
-	kprim_sem_fd_init(fd, h->pid);
+	kprim_sem_fd_init(fd, h->tgid);
 	h->priv = fd;
 	return 0;
 }
@@ -474,7 +485,7 @@ static long kprim_sem_info(struct kprim_handle *h, void __user *uarg)
 	list_for_each_entry(fd, &sem->holders, node) {
 		if (n == want)
 			break;
-		buf[n].pid = fd->pid;
+		buf[n].pid = pid_vnr(fd->pid);
 		buf[n].held = fd->held;
 		n++;
 	}
@@ -565,6 +576,7 @@ const struct kprim_kind_ops kprim_sem_ops = {
 	.kind		= KPRIM_KIND_SEM,
 	.name		= "sem",
 	.fd_name	= "[kprim-sem]",
+	.check		= kprim_sem_check,
 	.create		= kprim_sem_create,
 	.destroy	= kprim_sem_destroy,
 	.open_handle	= kprim_sem_open_handle,

@@ -38,17 +38,17 @@ struct kprim_sem {
 /**
  * struct kprim_sem_fd - what one object fd holds (handle->priv).
  * @node:	in kprim_sem.holders while @held > 0; the sem's @wq.lock
- * @pid:	tgid of the process that opened the fd (immutable)
+ * @pid:	the process that opened the fd (immutable; the handle's)
  * @held:	permits held through this fd; the sem's @wq.lock
  */
 struct kprim_sem_fd {
 	struct list_head node;
-	pid_t pid;
+	struct pid *pid;
 	u64 held;
 };
 
 void kprim_sem_init(struct kprim_sem *sem, u64 permits);
-void kprim_sem_fd_init(struct kprim_sem_fd *fd, pid_t pid);
+void kprim_sem_fd_init(struct kprim_sem_fd *fd, struct pid *pid);
 u64 kprim_sem_available(const struct kprim_sem *sem);
 int kprim_sem_try_acquire(struct kprim_sem *sem, struct kprim_sem_fd *fd,
 			  u64 n);

@@ -13,9 +13,29 @@
  * them from its worker threads, where they wait exactly like the ioctl. A
  * cancellation (IORING_OP_ASYNC_CANCEL, ring exit) reaches such a waiter as
  * a signal: it completes with -EINTR and leaves nothing queued.
+ *
+ * Limits of that design, which a future async-completion path would lift:
+ * each waiting request occupies one of io_uring's bounded workers (per
+ * ring at most min(SQ entries, 4 * CPUs)), and its timeout and FIFO place
+ * start when a worker picks it up, not at submission.
+ *
+ * The argument pointer is read on the first issue, while the SQE is
+ * guaranteed to be the caller's, and kept in the command's pdu: some
+ * kernels re-issue from the worker with the command still pointing at the
+ * SQ ring slot, which userspace may have reused by then.
  */
 #include <linux/uaccess.h>
 #include "kprim.h"
+
+/**
+ * struct kprim_uring_pdu - what the first issue saw, for the re-issue.
+ * @area:	the command area the argument pointer was read from
+ * @uptr:	the argument pointer
+ */
+struct kprim_uring_pdu {
+	const void *area;
+	u64 uptr;
+};
 
 /**
  * kprim_obj_uring_cmd() - &file_operations.uring_cmd of object fds.
@@ -28,17 +48,29 @@
  */
 int kprim_obj_uring_cmd(struct io_uring_cmd *ioucmd, unsigned int issue_flags)
 {
+	struct kprim_uring_pdu *pdu = (struct kprim_uring_pdu *)ioucmd->pdu;
 	struct kprim_handle *h = ioucmd->file->private_data;
 	const struct kprim_kind_ops *ops = h->obj->ops;
+	const void *area = kprim_uring_cmd_area(ioucmd);
 	u32 cmd = ioucmd->cmd_op;
 	u64 uptr;
 
+	BUILD_BUG_ON(sizeof(*pdu) > sizeof(ioucmd->pdu));
 	if (_IOC_TYPE(cmd) != KPRIM_IOC_MAGIC)
 		return -ENOTTY;
+	if (pdu->area == area) {
+		/* Our own re-issue after the -EAGAIN below. */
+		uptr = pdu->uptr;
+		pdu->area = NULL;
+	} else {
+		/* The command area may be shared with userspace: read once. */
+		uptr = READ_ONCE(*(const u64 *)area);
+	}
 	if ((issue_flags & IO_URING_F_NONBLOCK) && ops->may_block &&
-	    ops->may_block(cmd))
+	    ops->may_block(cmd)) {
+		pdu->area = area;
+		pdu->uptr = uptr;
 		return -EAGAIN;
-	/* The command area may be shared with userspace: read it once. */
-	uptr = READ_ONCE(*(const u64 *)kprim_uring_cmd_area(ioucmd));
+	}
 	return ops->ioctl(h, cmd, u64_to_user_ptr(uptr));
 }

@@ -142,8 +142,11 @@ struct kprim_cache_params {
  * @cache:	parameters of a new cache
  * @params_raw:	the parameter area as words; unused words must be zero
  *
- * When an existing object is opened its parameters are not compared with
- * these and do not change.
+ * With KPRIM_OPEN_CREATE (and for anonymous objects) the parameters must be
+ * valid even when the object exists; an existing object's parameters are
+ * not compared with them and do not change. Outside the initial IPC
+ * namespace every name is transient (a module cannot learn when a
+ * namespace dies; a persistent name would keep it alive forever).
  *
  * Return: a new object fd (O_RDWR) on success.
  */
@@ -291,7 +294,7 @@ struct kprim_limiter_take {
  * struct kprim_limiter_set - change parameters (KPRIM_IOC_LIMITER_SET).
  * @size:	sizeof the struct as the caller knows it
  * @flags:	KPRIM_LIMITER_SET_* selects the fields to change
- * @params:	new values (initial is ignored)
+ * @params:	new values; initial must be 0 (it cannot be changed)
  */
 struct kprim_limiter_set {
 	__u32 size;

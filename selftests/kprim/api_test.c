@@ -146,6 +146,14 @@ static long lim_tokens(int fd)
 	return ret ? ret : (long)i.tokens;
 }
 
+static long info_rate(int fd)
+{
+	struct kprim_limiter_info i = { .size = sizeof(i) };
+	long ret = kt_ioctl(fd, KPRIM_IOC_LIMITER_INFO, &i);
+
+	return ret ? ret : (long)i.params.rate;
+}
+
 static long obj_count(int sess)
 {
 	struct kprim_obj_info info[64];
@@ -434,6 +442,60 @@ TEST_F(session, list_small_entry_size_einval)
 	EXPECT_EQ(-EINVAL, kt_ioctl(self->fd, KPRIM_IOC_LIST, &l));
 }
 
+TEST_F(session, list_entry_size_above_page_e2big)
+{
+	struct kprim_obj_info info;
+	struct kprim_list l = {
+		.size = sizeof(l), .buf = (uintptr_t)&info, .count = 1,
+		.entry_size = 0xffffffffu,
+	};
+
+	EXPECT_EQ(-E2BIG, kt_ioctl(self->fd, KPRIM_IOC_LIST, &l));
+}
+
+TEST_F(session, create_of_existing_name_still_checks_params)
+{
+	char name[64];
+	struct kprim_open a;
+	int fd, fd2;
+
+	KT_NAME(name, "checkexisting");
+	a = lim_args(name, KPRIM_OPEN_CREATE | KPRIM_OPEN_TRANSIENT);
+	fd = kt_open(self->fd, &a);
+	ASSERT_LE(0, fd);
+	a.limiter.rate = 0;
+	EXPECT_EQ(-EINVAL, kt_open(self->fd, &a));
+	/* Without CREATE the parameters are not looked at. */
+	a.flags = 0;
+	fd2 = kt_open(self->fd, &a);
+	EXPECT_LE(0, fd2);
+	EXPECT_EQ(10, info_rate(fd2));
+	close(fd2);
+	close(fd);
+}
+
+TEST_F(session, fdinfo_escapes_odd_names)
+{
+	char path[64], buf[1024];
+	struct kprim_open a;
+	ssize_t n;
+	int fd, ffd;
+
+	a = lim_args("odd\nname", KPRIM_OPEN_CREATE | KPRIM_OPEN_TRANSIENT);
+	fd = kt_open(self->fd, &a);
+	ASSERT_LE(0, fd);
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	ffd = open(path, O_RDONLY);
+	ASSERT_LE(0, ffd);
+	n = read(ffd, buf, sizeof(buf) - 1);
+	ASSERT_LT(0, n);
+	buf[n] = 0;
+	/* One line, the newline escaped in octal. */
+	EXPECT_NE(NULL, strstr(buf, "kprim-name:\todd\\012name\n"));
+	close(ffd);
+	close(fd);
+}
+
 TEST_F(session, list_bad_buffer_efault)
 {
 	struct kprim_open a = lim_args(NULL, KPRIM_OPEN_CREATE);
@@ -485,6 +547,39 @@ static void bad_overflow(struct kprim_open *a, char *n)
 	a->limiter.burst = 1ull << 40;
 	a->limiter.period_ns = 1ull << 30;
 }
+static void bad_initial_no_flag(struct kprim_open *a, char *n)
+{
+	(void)n;
+	a->limiter.initial = 1;		/* without KPRIM_OPEN_INITIAL */
+}
+static void bad_limiter_word(struct kprim_open *a, char *n)
+{
+	(void)n;
+	a->params_raw[6] = 1;
+}
+static void bad_sem_initial(struct kprim_open *a, char *n)
+{
+	(void)n;
+	memset(a->params_raw, 0, sizeof(a->params_raw));
+	a->kind = KPRIM_KIND_SEM;
+	a->sem.permits = 1;
+	a->flags |= KPRIM_OPEN_INITIAL;
+}
+static void bad_sem_word(struct kprim_open *a, char *n)
+{
+	(void)n;
+	memset(a->params_raw, 0, sizeof(a->params_raw));
+	a->kind = KPRIM_KIND_SEM;
+	a->sem.permits = 1;
+	a->params_raw[7] = 1;
+}
+static void bad_cache_initial(struct kprim_open *a, char *n)
+{
+	(void)n;
+	memset(a->params_raw, 0, sizeof(a->params_raw));
+	a->kind = KPRIM_KIND_CACHE;
+	a->flags |= KPRIM_OPEN_INITIAL;
+}
 static void bad_initial(struct kprim_open *a, char *n)
 {
 	(void)n;
@@ -521,6 +616,11 @@ BAD_OPEN(limiter_period_zero, EINVAL, bad_period0);
 BAD_OPEN(limiter_burst_zero, EINVAL, bad_burst0);
 BAD_OPEN(limiter_burst_times_period_overflows, EOVERFLOW, bad_overflow);
 BAD_OPEN(limiter_initial_above_burst, EINVAL, bad_initial);
+BAD_OPEN(limiter_initial_without_flag, EINVAL, bad_initial_no_flag);
+BAD_OPEN(limiter_unused_param_word, EINVAL, bad_limiter_word);
+BAD_OPEN(sem_initial_flag, EINVAL, bad_sem_initial);
+BAD_OPEN(sem_unused_param_word, EINVAL, bad_sem_word);
+BAD_OPEN(cache_initial_flag, EINVAL, bad_cache_initial);
 
 FIXTURE_SETUP(bad_open)
 {
@@ -791,15 +891,38 @@ TEST_F(session, objects_are_scoped_by_ipc_namespace)
 
 		if (unshare(CLONE_NEWIPC))
 			_exit(10);
-		if (!(api.features & KPRIM_FEAT_IPC_NS))
-			_exit(kt_open(s, &o) == -EOPNOTSUPP ? 0 : 11);
+		if (!(api.features & KPRIM_FEAT_IPC_NS)) {
+			struct kprim_list l = { .size = sizeof(l),
+				.entry_size = sizeof(struct kprim_obj_info) };
+
+			if (kt_open(s, &o) != -EOPNOTSUPP)
+				_exit(11);
+			if (kt_unlink(s, KPRIM_KIND_LIMITER, name) != -EOPNOTSUPP)
+				_exit(16);
+			_exit(kt_ioctl(s, KPRIM_IOC_LIST, &l) == -EOPNOTSUPP ?
+			      0 : 17);
+		}
 		/* The parent's name is invisible here... */
 		if (kt_open(s, &o) != -ENOENT)
 			_exit(12);
-		/* ...and the same name can be created anew. */
-		o.flags = KPRIM_OPEN_CREATE | KPRIM_OPEN_EXCL |
-			  KPRIM_OPEN_TRANSIENT;
-		_exit(kt_open(s, &o) >= 0 ? 0 : 13);
+		/*
+		 * ...and the same name can be created anew, asked for as
+		 * persistent: outside the initial namespace it is transient.
+		 */
+		o.flags = KPRIM_OPEN_CREATE | KPRIM_OPEN_EXCL;
+		if (kt_open(s, &o) < 0)
+			_exit(13);
+		{
+			struct kprim_obj_info oi[4];
+			struct kprim_list l = {
+				.size = sizeof(l), .buf = (uintptr_t)oi,
+				.count = 4, .entry_size = sizeof(oi[0]),
+			};
+
+			if (kt_ioctl(s, KPRIM_IOC_LIST, &l) || l.count != 1)
+				_exit(14);
+			_exit(oi[0].flags & KPRIM_OBJ_TRANSIENT ? 0 : 15);
+		}
 	}
 	ASSERT_EQ(pid, waitpid(pid, &status, 0));
 	EXPECT_EQ(0, WEXITSTATUS(status));
