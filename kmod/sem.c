@@ -531,11 +531,16 @@ static __poll_t kprim_sem_poll(struct kprim_handle *h, struct file *file,
 	return mask;
 }
 
+/* fdinfo names at most this many holders; INFO reports them all. */
+#define KPRIM_SEM_FDINFO_HOLDERS	16
+
 static void kprim_sem_show_fdinfo(struct kprim_handle *h, struct seq_file *m)
 {
+	struct kprim_sem_holder holders[KPRIM_SEM_FDINFO_HOLDERS];
 	struct kprim_sem *sem = h->obj->priv;
-	struct kprim_sem_fd *fd = h->priv;
-	u64 permits, available, held, mine, waiters;
+	struct kprim_sem_fd *fd = h->priv, *pos;
+	u64 permits, available, held, mine, waiters, nr_holders;
+	unsigned int n = 0, i;
 
 	spin_lock_irq(&sem->wq.lock);
 	permits = sem->permits;
@@ -543,6 +548,14 @@ static void kprim_sem_show_fdinfo(struct kprim_handle *h, struct seq_file *m)
 	held = sem->held;
 	mine = fd->held;
 	waiters = sem->wq.nr_waiters;
+	nr_holders = sem->nr_holders;
+	list_for_each_entry(pos, &sem->holders, node) {
+		if (n == ARRAY_SIZE(holders))
+			break;
+		holders[n].pid = pid_vnr(pos->pid);
+		holders[n].held = pos->held;
+		n++;
+	}
 	spin_unlock_irq(&sem->wq.lock);
 
 	seq_printf(m, "kprim-permits:\t%llu\n", permits);
@@ -550,6 +563,10 @@ static void kprim_sem_show_fdinfo(struct kprim_handle *h, struct seq_file *m)
 	seq_printf(m, "kprim-held:\t%llu\n", held);
 	seq_printf(m, "kprim-held-by-fd:\t%llu\n", mine);
 	seq_printf(m, "kprim-waiters:\t%llu\n", waiters);
+	seq_printf(m, "kprim-holders:\t%llu\n", nr_holders);
+	for (i = 0; i < n; i++)
+		seq_printf(m, "kprim-holder:\tpid %d held %llu\n",
+			   holders[i].pid, holders[i].held);
 }
 
 static void kprim_sem_fill_info(struct kprim_object *obj,

@@ -333,6 +333,9 @@ TEST_F(sem, fdinfo_lines)
 	EXPECT_NE(NULL, strstr(buf, "kprim-available:\t1\n")) TH_LOG("%s", buf);
 	EXPECT_NE(NULL, strstr(buf, "kprim-held-by-fd:\t3\n")) TH_LOG("%s", buf);
 	EXPECT_NE(NULL, strstr(buf, "kprim-waiters:\t0\n")) TH_LOG("%s", buf);
+	EXPECT_NE(NULL, strstr(buf, "kprim-holders:\t1\n")) TH_LOG("%s", buf);
+	snprintf(path, sizeof(path), "kprim-holder:\tpid %d held 3\n", getpid());
+	EXPECT_NE(NULL, strstr(buf, path)) TH_LOG("%s", buf);
 }
 
 TEST_F(sem, list_reports_sem_stats)
