@@ -22,10 +22,14 @@
 #include "breaker_internal.h"
 #include "kprim/ctx.h"
 
-/* Local backend: plain memory, serialised by the breaker mutex. */
+/*
+ * Local backend: plain memory, serialised by the breaker mutex. Like the
+ * shared backend's semaphore, a probe slot stays taken until its ticket is
+ * reported, whatever the breaker did meanwhile: at most half_open_probes
+ * calls are ever in flight as probes.
+ */
 struct local_backend {
 	struct breaker_word word;
-	uint64_t probe_gen;	/* generation the slots belong to */
 	uint32_t permits, in_flight;
 };
 
@@ -60,18 +64,19 @@ static void local_probe_release(void *be, uint64_t gen)
 {
 	struct local_backend *l = be;
 
-	/* A slot of an older generation was already dropped by the reset. */
-	if (gen == l->probe_gen && l->in_flight)
+	(void)gen;
+	if (l->in_flight)
 		l->in_flight--;
 }
 
+/* A transition frees no slot: slow probes of a past half-open keep theirs. */
 static void local_probe_reset(void *be, uint64_t gen, uint32_t permits)
 {
 	struct local_backend *l = be;
 
-	l->probe_gen = gen;
-	l->permits = permits;
-	l->in_flight = 0;
+	(void)gen;
+	if (permits)
+		l->permits = permits;
 }
 
 static uint32_t local_probes_in_flight(void *be)

@@ -98,7 +98,14 @@ static int shared_load(void *be, struct breaker_word *w)
 			 * -EEXIST: another process was first; read theirs.
 			 */
 			memset(&fresh, 0, sizeof(fresh));
+			/*
+			 * Never rewind: a process that never saw the word
+			 * starts from the clock, beyond any generation the
+			 * lost entry can have reached.
+			 */
 			fresh.gen = sb->have_last ? sb->last.gen + 1 : 0;
+			if (fresh.gen < kprim_now_ns())
+				fresh.gen = kprim_now_ns();
 			fresh.since_ns = kprim_now_ns();
 			fresh.state = KPRIM_BREAKER_CLOSED;
 			rc = put_word(sb, &fresh);

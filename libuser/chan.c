@@ -391,7 +391,8 @@ int kprim_chan_select(struct kprim_chan_case *cases, size_t n,
 	for (i = 0; i < n; i++) {
 		size_t j = rand32() % (i + 1);
 
-		order[i] = order[j];
+		if (j != i)
+			order[i] = order[j];
 		order[j] = (uint8_t)i;
 	}
 
@@ -421,6 +422,8 @@ int kprim_chan_select(struct kprim_chan_case *cases, size_t n,
 		return -EDEADLK;	/* nothing could ever end this wait */
 	}
 
+	/* A select on no channel may come before any kprim_chan_new(). */
+	pthread_once(&mono_once, mono_init);
 	pthread_mutex_init(&p.m, NULL);
 	pthread_cond_init(&p.c, &mono_attr);
 	atomic_init(&p.done, PARK_PENDING);

@@ -90,7 +90,9 @@ static void *source_main(void *arg)
 		if (rc == KPRIM_PIPE_END)
 			break;
 		if (rc < 0) {
-			fail(r, rc);
+			/* After a cancellation (early stop) it is not an error. */
+			if (!kprim_ctx_done(r->ctx))
+				fail(r, rc);
 			break;
 		}
 		h->seq = seq++;

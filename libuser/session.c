@@ -181,10 +181,13 @@ int kprim_wait_prepare(struct kprim_wait *w, struct kprim_ctx *ctx,
 	memset(w, 0, sizeof(*w));
 	w->timeout_ns = timeout_ns;
 	w->cancel_fd = KPRIM_NO_CANCEL_FD;
-	if (!ctx || timeout_ns == 0)
+	if (!ctx)
 		return 0;
+	/* An ended context fails even a try, as a select on it does. */
 	if (kprim_ctx_err(ctx))
 		return kprim_ctx_err(ctx);
+	if (timeout_ns == 0)
+		return 0;
 	/* The kernel sees the context's deadline as a timeout... */
 	if (kprim_ctx_remaining_ns(ctx) < w->timeout_ns)
 		w->timeout_ns = kprim_ctx_remaining_ns(ctx);

@@ -256,6 +256,33 @@ TEST(half_open_failure_reopens)
 	run_steps(_metadata, &s, steps);
 }
 
+/*
+ * A slow probe of a past half-open period still holds its slot: the next
+ * half-open admits only M minus the probes still out, never more than M
+ * probe calls in flight at once.
+ */
+TEST(slow_probe_keeps_its_slot_across_periods)
+{
+	struct kprim_breaker_settings s = base();
+	const struct step steps[] = {
+		{ 'A', 0, 0, CLOSED }, { 'F', 0, 0, CLOSED },
+		{ 'A', 0, 0, CLOSED }, { 'F', 0, 0, CLOSED },
+		{ 'A', 0, 0, CLOSED }, { 'F', 0, 0, OPEN },
+		{ 'T', 1000, 0, OPEN },
+		{ 'A', 0, 0, HALF }, { 'A', 0, 0, HALF },	/* P1, P2 */
+		{ 'F', 0, 0, OPEN },				/* P1 fails */
+		{ 'T', 1000, 0, OPEN },
+		{ 'A', 0, 0, HALF },		/* P3: P2 still holds a slot */
+		{ 'R', 0, 0, HALF },		/* P2 + P3 = M */
+		{ 'S', 0, -ESTALE, HALF },	/* P2 reports: slot freed */
+		{ 'A', 0, 0, HALF },		/* P4 */
+		{ 'R', 0, 0, HALF },
+		END
+	};
+
+	run_steps(_metadata, &s, steps);
+}
+
 TEST(stale_closed_results_ignored_after_trip)
 {
 	struct kprim_breaker_settings s = base();

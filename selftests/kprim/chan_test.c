@@ -632,4 +632,19 @@ TEST(mpmc_select_two_channels)
 	kprim_chan_free(b);
 }
 
+/*
+ * A select on no channel at all is a cancellable sleep; it may come before
+ * any channel exists (the harness runs each test in a fresh child).
+ * Bound: >= 200 ms, < 200 ms + 1 s of slack for a slow VM.
+ */
+TEST(select_without_channels_sleeps_its_timeout)
+{
+	uint64_t t0 = kprim_now_ns(), dt;
+
+	EXPECT_EQ(-ETIMEDOUT, kprim_chan_select(NULL, 0, NULL, 200000000ull));
+	dt = kprim_now_ns() - t0;
+	EXPECT_GE(dt, 200000000ull);
+	EXPECT_LT(dt, 1200000000ull);
+}
+
 TEST_HARNESS_MAIN

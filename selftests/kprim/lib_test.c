@@ -893,6 +893,8 @@ TEST_F(lib, ctx_already_cancelled_fails_without_waiting)
 	/* Even with a permit free: a cancelled context admits nothing. */
 	EXPECT_EQ(-ECANCELED, kprim_sem_acquire(s, 1, ctx,
 						KPRIM_TIMEOUT_INFINITE));
+	/* A try (timeout 0) too, as a channel select would. */
+	EXPECT_EQ(-ECANCELED, kprim_sem_acquire(s, 1, ctx, 0));
 	kprim_ctx_free(ctx);
 	kprim_sem_close(s);
 }
