@@ -266,6 +266,10 @@ int breaker_check_settings(const struct kprim_breaker_settings *s)
 		if (s->window == KPRIM_BREAKER_WINDOW_TIME &&
 		    s->window_ns < s->window_size)
 			return -EINVAL;
+		/* A count window never holds more calls than its size. */
+		if (s->window == KPRIM_BREAKER_WINDOW_COUNT &&
+		    s->min_calls > s->window_size)
+			return -EINVAL;
 	}
 	if (!s->open_timeout_ns || !s->half_open_probes ||
 	    !s->success_threshold)

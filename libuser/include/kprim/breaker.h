@@ -60,7 +60,8 @@ struct kprim_breaker;
  * @window_size: COUNT: calls in the window; TIME: buckets the window is
  *		split into (1..KPRIM_BREAKER_WINDOW_MAX)
  * @window_ns:	TIME: window length, >= @window_size ns
- * @min_calls:	window: no rate decision below this many calls (>= 1)
+ * @min_calls:	window: no rate decision below this many calls (>= 1; for a
+ *		COUNT window at most @window_size)
  * @failure_rate_pct: window: trip at this failure percentage (1..100)
  * @open_timeout_ns: time spent open before half-open (>= 1)
  * @half_open_probes: concurrent half-open calls (>= 1)
