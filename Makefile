@@ -98,7 +98,7 @@ $(B)/libkprim.pc: libuser/libkprim.pc.in
 # --- tests, tools, examples: static, so they run in the busybox VM ----------
 selftests: $(TEST_BINS)
 
-$(B)/tests/%: selftests/kprim/%.c selftests/kprim/kprim_test.h $(B)/libkprim.a $(LIB_HDRS)
+$(B)/tests/%: selftests/kprim/%.c $(wildcard selftests/kprim/*.h) $(B)/libkprim.a $(LIB_HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(USER_CFLAGS) -static -isystem $(KSFT_INC) -o $@ $< $(B)/libkprim.a $(LDLIBS)
 

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "kselftest_harness.h"
+#include "cancel_later.h"
 #include "kprim.h"
 
 #define NSEC		1000000000ull
@@ -723,19 +724,6 @@ TEST_F(lib, open_empty_name_einval)
 
 /* ---- kernel waits ended by a context ---- */
 
-struct canceller {
-	struct kprim_ctx *ctx;
-	uint64_t delay_ns;
-};
-
-static void *cancel_later(void *arg)
-{
-	struct canceller *c = arg;
-
-	usleep(c->delay_ns / 1000);
-	kprim_ctx_cancel(c->ctx);
-	return NULL;
-}
 
 #define CANCEL_AFTER_NS	(200 * MSEC)
 

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "kselftest_harness.h"
+#include "cancel_later.h"
 #include "kprim.h"
 #include "kprim/gates.h"
 
@@ -224,19 +225,6 @@ TEST_F(gate, sem_bound_is_host_wide)
 	kprim_sem_close(s);
 }
 
-struct canceller {
-	struct kprim_ctx *ctx;
-	uint64_t delay_ns;
-};
-
-static void *cancel_later(void *arg)
-{
-	struct canceller *c = arg;
-
-	usleep(c->delay_ns / 1000);
-	kprim_ctx_cancel(c->ctx);
-	return NULL;
-}
 
 #define CANCEL_AFTER_NS	(300 * MSEC)
 
@@ -326,12 +314,13 @@ TEST_F(gate, cancel_ends_a_kernel_sem_wait)
 	kprim_sem_close(s);
 }
 
-TEST(null_limiter_gate_is_refused_by_the_pipeline)
+/* A gate made from a NULL handle has no acquire: the pipeline refuses it. */
+static void expect_gate_refused(struct __test_metadata *_metadata,
+				const struct kprim_stage_gate *g)
 {
-	struct kprim_stage_gate g = kprim_stage_gate_limiter(NULL);
 	struct gen src = { .limit = 1 };
 	struct kprim_stage stage = { .fn = copy_fn, .out_size = sizeof(long),
-				     .workers = 1, .gate = &g };
+				     .workers = 1, .gate = g };
 	struct kprim_pipeline p = {
 		.source = gen_fn, .source_arg = &src,
 		.item_size = sizeof(long), .stages = &stage, .nstages = 1,
@@ -340,26 +329,22 @@ TEST(null_limiter_gate_is_refused_by_the_pipeline)
 	long got = 0;
 
 	p.sink_arg = &got;
-	EXPECT_EQ(NULL, g.acquire);
+	EXPECT_EQ(NULL, g->acquire);
 	EXPECT_EQ(-EINVAL, kprim_pipeline_run(&p, NULL, NULL));
+}
+
+TEST(null_limiter_gate_is_refused_by_the_pipeline)
+{
+	struct kprim_stage_gate g = kprim_stage_gate_limiter(NULL);
+
+	expect_gate_refused(_metadata, &g);
 }
 
 TEST(null_sem_gate_is_refused_by_the_pipeline)
 {
 	struct kprim_stage_gate g = kprim_stage_gate_sem(NULL);
-	struct gen src = { .limit = 1 };
-	struct kprim_stage stage = { .fn = copy_fn, .out_size = sizeof(long),
-				     .workers = 1, .gate = &g };
-	struct kprim_pipeline p = {
-		.source = gen_fn, .source_arg = &src,
-		.item_size = sizeof(long), .stages = &stage, .nstages = 1,
-		.sink = count_sink,
-	};
-	long got = 0;
 
-	p.sink_arg = &got;
-	EXPECT_EQ(NULL, g.acquire);
-	EXPECT_EQ(-EINVAL, kprim_pipeline_run(&p, NULL, NULL));
+	expect_gate_refused(_metadata, &g);
 }
 
 TEST_HARNESS_MAIN
