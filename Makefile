@@ -5,6 +5,7 @@
 #   make                 module (against KDIR), libkprim, tools, selftests
 #   make check           the whole test pipeline in QEMU, both kernels
 #   make demo            boot the VM and show kprim at work
+#   make bench           boot the VM and run kprim-bench (kprim next to its peers)
 #   make vm-test         rebuild module + tests, rerun them in the VM (fast)
 #   make vm-shell        interactive shell in the test VM (module loaded)
 #   make host-test       the library tests that need no module, on this host
@@ -48,10 +49,10 @@ LIB_HDRS := $(wildcard libuser/include/*.h libuser/include/kprim/*.h libuser/*.h
 SELFTESTS := $(patsubst selftests/kprim/%.c,%,$(wildcard selftests/kprim/*_test.c))
 TEST_BINS := $(SELFTESTS:%=$(B)/tests/%)
 HOST_TEST_BINS := $(KPRIM_USERLIB_TESTS:%=$(B)/tests/%)
-TOOLS := $(B)/tools/kprimctl
+TOOLS := $(B)/tools/kprimctl $(B)/tools/kprim-bench
 EXAMPLES := $(KPRIM_USERLIB_EXAMPLES:%=$(B)/examples/%)
 
-.PHONY: dkms-install all module lib tools selftests examples check demo vm-test vm-shell \
+.PHONY: dkms-install all module lib tools selftests examples check demo bench vm-test vm-shell \
 	host-test lint install modules_install headers_install clean distclean
 
 all: module lib tools selftests examples
@@ -108,7 +109,9 @@ tools: $(TOOLS)
 
 $(B)/tools/%: tools/%.c $(B)/libkprim.a $(LIB_HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(USER_CFLAGS) -static -o $@ $< $(B)/libkprim.a -lm
+	$(CC) $(USER_CFLAGS) -static -o $@ $< $(B)/libkprim.a -lm $(LDLIBS)
+
+$(B)/tools/kprim-bench: LDLIBS += -luring
 
 examples: $(EXAMPLES)
 
@@ -125,6 +128,9 @@ vm-test:
 
 demo:
 	bash tools/vm/check.sh --demo
+
+bench:
+	bash tools/vm/check.sh --bench
 
 vm-shell:
 	bash tools/vm/check.sh --shell

@@ -38,8 +38,8 @@ struct kprim_handle;
  * @fill_info:	kind-specific part of a LIST entry
  * @unlinked:	optional: the object lost its name (stop background work
  *		that only a named object needs)
- * @may_block:	optional: may the ioctl @cmd sleep (io_uring runs those
- *		from its workers, uring.c)
+ * @may_block:	optional: may the ioctl @cmd with argument @arg sleep
+ *		(io_uring runs those from its workers, uring.c)
  */
 struct kprim_kind_ops {
 	u32 kind;
@@ -57,7 +57,7 @@ struct kprim_kind_ops {
 	void (*show_fdinfo)(struct kprim_handle *h, struct seq_file *m);
 	void (*fill_info)(struct kprim_object *obj, struct kprim_obj_info *info);
 	void (*unlinked)(struct kprim_object *obj);
-	bool (*may_block)(unsigned int cmd);
+	bool (*may_block)(unsigned int cmd, void __user *arg);
 };
 
 /**

@@ -584,9 +584,17 @@ static void kprim_sem_fill_info(struct kprim_object *obj,
 	spin_unlock_irq(&sem->wq.lock);
 }
 
-static bool kprim_sem_may_block(unsigned int cmd)
+/* Only an acquire with a timeout can sleep (advisory peek, see uring.c). */
+static bool kprim_sem_may_block(unsigned int cmd, void __user *arg)
 {
-	return KPRIM_CMD(cmd) == KPRIM_CMD(KPRIM_IOC_SEM_ACQUIRE);
+	struct kprim_sem_acquire __user *uargs = arg;
+	u64 timeout;
+
+	if (KPRIM_CMD(cmd) != KPRIM_CMD(KPRIM_IOC_SEM_ACQUIRE))
+		return false;
+	if (get_user(timeout, &uargs->wait.timeout_ns))
+		return false;
+	return timeout != 0;
 }
 
 const struct kprim_kind_ops kprim_sem_ops = {

@@ -10,7 +10,11 @@
  *
  * Operations that may sleep (a take or an acquire with a timeout) are never
  * run on the non-blocking issue path: -EAGAIN there makes io_uring re-issue
- * them from its worker threads, where they wait exactly like the ioctl. A
+ * them from its worker threads, where they wait exactly like the ioctl.
+ * Whether a call may sleep is decided from its timeout, peeked before the
+ * handler copies the arguments; a submitter that changes the timeout in
+ * between only moves its own call to or from a worker (at worst, its
+ * io_uring_enter() waits like the ioctl would). A
  * cancellation (IORING_OP_ASYNC_CANCEL, ring exit) reaches such a waiter as
  * a signal: it completes with -EINTR and leaves nothing queued.
  *
@@ -67,7 +71,7 @@ int kprim_obj_uring_cmd(struct io_uring_cmd *ioucmd, unsigned int issue_flags)
 		uptr = READ_ONCE(*(const u64 *)area);
 	}
 	if ((issue_flags & IO_URING_F_NONBLOCK) && ops->may_block &&
-	    ops->may_block(cmd)) {
+	    ops->may_block(cmd, u64_to_user_ptr(uptr))) {
 		pdu->area = area;
 		pdu->uptr = uptr;
 		return -EAGAIN;

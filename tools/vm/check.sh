@@ -10,6 +10,7 @@
 #                       (make vm-test); KPRIM_KERNELS="debug" or "stock" to
 #                       pick one kernel, KPRIM_ONLY=a_test,b_test for tests
 #   check.sh --demo     boot the stock kernel and run the demo (make demo)
+#   check.sh --bench    boot the stock kernel and run kprim-bench (make bench)
 #   check.sh --shell    interactive shell in the VM (make vm-shell);
 #                       KPRIM_KERNELS=debug for the debug kernel
 set -u
@@ -22,9 +23,10 @@ mode=check
 case "${1:-}" in
 --fast) mode=fast ;;
 --demo) mode=demo ;;
+--bench) mode=bench ;;
 --shell) mode=shell ;;
 "") ;;
-*) die "usage: check.sh [--fast|--demo|--shell]" ;;
+*) die "usage: check.sh [--fast|--demo|--bench|--shell]" ;;
 esac
 
 case $mode in
@@ -124,6 +126,18 @@ for k in $kernels; do
 		grep -q '^KPRIM-DEMO rc=0' "$run/$k.log" ||
 			die "the demo failed (vm exit $rc); log: $run/$k.log"
 		say "demo done in $(( $(date +%s) - start ))s"
+		exit 0
+		;;
+	bench)
+		say "booting the $k kernel for the benchmark (log: $run/$k.log)"
+		bash "$here/run-vm.sh" "$(kernel_image "$k")" "$initrd" \
+			"$run/$k.log" bench 900
+		rc=$?
+		sed -n '/^KPRIM-BENCH-BEGIN/,/^KPRIM-BENCH rc=/p' "$run/$k.log" |
+			grep -v '^KPRIM-' | grep -v '^\[ *[0-9.]*\]'
+		grep -q '^KPRIM-BENCH rc=0' "$run/$k.log" ||
+			die "the benchmark failed (vm exit $rc); log: $run/$k.log"
+		say "benchmark done in $(( $(date +%s) - start ))s"
 		exit 0
 		;;
 	esac

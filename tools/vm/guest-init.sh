@@ -3,7 +3,8 @@
 #
 # /init of the kprim test VM (busybox). What it does is chosen on the kernel
 # command line: kprim.mode=check (load, test, unload, leak scan, power off),
-# kprim.mode=demo (load, run /demo/run.sh, power off) or kprim.mode=shell.
+# kprim.mode=demo (load, run /demo/run.sh, power off), kprim.mode=bench
+# (load, run /demo/kprim-bench, power off) or kprim.mode=shell.
 # Everything the host parses is framed by KPRIM-* marker lines.
 /bin/busybox --install -s /bin
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin:/tests:/usr/local/bin
@@ -64,6 +65,12 @@ shell)
 demo)
 	sh /demo/run.sh
 	echo "KPRIM-DEMO rc=$?"
+	finish
+	;;
+bench)
+	echo "KPRIM-BENCH-BEGIN"
+	(cd /tmp && /demo/kprim-bench 2>&1)
+	echo "KPRIM-BENCH rc=$?"
 	finish
 	;;
 esac

@@ -3,7 +3,7 @@
 #
 # run-vm.sh KERNEL INITRD LOG MODE [TIMEOUT_S]: boot the test VM under QEMU
 # (TCG; KPRIM_ACCEL=kvm to try KVM) and keep its serial console in LOG.
-# MODE is check, demo or shell (interactive, console on this terminal).
+# MODE is check, demo, bench or shell (interactive, console on this terminal).
 # Exit status: QEMU's, or 124 when the guest ran out of time.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)

@@ -1,0 +1,976 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * kprim-bench - what a kprim operation costs next to what a user would pick
+ * instead, measured side by side in one run.
+ *
+ *   kprim-bench [-t SECONDS] [-w SECONDS] [-T THREADS,...] [-b BATCH]
+ *
+ * Every case runs for a fixed time (-t, default 0.3 s) after a warm-up (-w,
+ * default 0.05 s), at 1 thread, at one thread per online CPU and at 4
+ * threads (-T overrides). All threads of a case share one object, as the
+ * processes of a host share a kprim object. Absolute times depend on the
+ * machine (and mean little under an emulator), so the table also gives
+ * each row as a multiple of an empty syscall measured in the same run, and
+ * kprim's rows as ratios to their peers.
+ *
+ * Exit status: 0 when every case could be set up (an operation failing
+ * while measured is reported in its row), 1 otherwise, 2 on bad usage.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <liburing.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/file.h>
+#include <sys/ipc.h>
+#include <sys/sem.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
+#include "uapi/kprim.h"		/* before kprim.h: it defines the constants */
+#include <kprim.h>
+
+#define NSEC		1000000000ull
+#define MAX_THREADS	256
+#define MAX_COUNTS	8
+#define MAX_BATCH	256
+#define VALUE		"0123456789abcdef"	/* the 16-byte cache value */
+#define VALUE_LEN	(sizeof(VALUE) - 1)
+
+static const char *prog = "kprim-bench";
+
+/* Options. */
+static double opt_secs = 0.3, opt_warm = 0.05;
+static int opt_batch = 32;
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * NSEC + (uint64_t)ts.tv_nsec;
+}
+
+static void sleep_secs(double s)
+{
+	struct timespec ts = { .tv_sec = (time_t)s };
+
+	ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
+	while (nanosleep(&ts, &ts) && errno == EINTR)
+		;
+}
+
+/* ------------------------------------------------------------------------
+ * Peers that live in the process: the obvious C a user would write instead
+ * of a kernel object, when host-wide sharing is not needed.
+ */
+
+/*
+ * A token bucket with the module's integer math (kmod/bucket.c): one token
+ * is period_ns fill units and every nanosecond adds rate units, so the
+ * comparison is about where the bucket lives, not about the arithmetic.
+ */
+struct tbucket {
+	pthread_mutex_t mu;
+	uint64_t rate, period_ns, cap, fill, last;
+};
+
+static bool tbucket_take(struct tbucket *b, uint64_t n)
+{
+	uint64_t now = now_ns(), add, cost;
+	bool ok;
+
+	pthread_mutex_lock(&b->mu);
+	if (now > b->last) {
+		if (__builtin_mul_overflow(now - b->last, b->rate, &add) ||
+		    add >= b->cap - b->fill)
+			b->fill = b->cap;
+		else
+			b->fill += add;
+		b->last = now;
+	}
+	ok = !__builtin_mul_overflow(n, b->period_ns, &cost) && cost <= b->fill;
+	if (ok)
+		b->fill -= cost;
+	pthread_mutex_unlock(&b->mu);
+	return ok;
+}
+
+/* The textbook counting semaphore: a count under a mutex, a condvar. */
+struct csem {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	long count;
+	int waiters;
+};
+
+static void csem_acquire(struct csem *s)
+{
+	pthread_mutex_lock(&s->mu);
+	while (s->count == 0) {
+		s->waiters++;
+		pthread_cond_wait(&s->cv, &s->mu);
+		s->waiters--;
+	}
+	s->count--;
+	pthread_mutex_unlock(&s->mu);
+}
+
+static void csem_release(struct csem *s)
+{
+	pthread_mutex_lock(&s->mu);
+	s->count++;
+	/* Only signal when someone sleeps: the cheap path stays cheap. */
+	if (s->waiters)
+		pthread_cond_signal(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+}
+
+/* ------------------------------------------------------------------------
+ * The cases. One runs at a time, so the objects they share between their
+ * threads are plain globals, set up for the thread count of the run.
+ */
+
+static struct kprim *ksess;
+static struct kprim_limiter *klim;
+static struct kprim_sem *ksem;
+static struct kprim_cache *kcache;
+static struct tbucket tbucket;
+static struct csem csem;
+static int sysv_id = -1;
+static sem_t *posix_sem = SEM_FAILED;
+static char lock_path[64];
+
+/* Per-thread state. */
+struct worker {
+	int idx;
+	int fd;				/* flock: its own open file */
+	char key[32];			/* cache: its own key */
+	size_t klen;
+	bool have_ring;
+	struct io_uring ring;		/* batched cases */
+	struct kprim_cache_get *gets;
+	struct kprim_limiter_take *takes;
+	char (*bufs)[64];
+	pthread_t tid;
+	/* results */
+	uint64_t ops, ns;
+	int err;
+	const char *err_what;
+	bool init_failed;
+};
+
+struct bench_case {
+	const char *id;		/* for the ratio table */
+	const char *label;
+	bool batched;		/* label gets ", io_uring xBATCH" */
+	int (*setup)(int nthreads);		/* 0 or -errno */
+	void (*teardown)(void);
+	int (*thread_init)(struct worker *w);	/* 0 or -errno */
+	void (*thread_fini)(struct worker *w);
+	/* One step: the number of operations done (>= 1), or -errno. */
+	int (*op)(struct worker *w);
+};
+
+/* Where a case's setup failed, for the message (set by the main thread). */
+static const char *setup_what;
+
+static int fail_at(const char *what, int err)
+{
+	setup_what = what;
+	return err < 0 ? err : -err;
+}
+
+/* The same for a thread's own setup: each thread reports in its worker. */
+static int wfail_at(struct worker *w, const char *what, int err)
+{
+	w->err_what = what;
+	return err < 0 ? err : -err;
+}
+
+/* --- the syscall floor --- */
+
+static int op_getppid(struct worker *w)
+{
+	(void)w;
+	/* syscall(): glibc might cache or inline what its wrapper returns. */
+	syscall(SYS_getppid);
+	return 1;
+}
+
+/* --- limiters --- */
+
+/*
+ * 10^9 tokens/s and a bucket of 10^9: no run here comes near that, so
+ * every take succeeds and the rows measure the cost of asking.
+ */
+static int setup_klim(int nthreads)
+{
+	struct kprim_limiter_config cfg = {
+		.rate = NSEC, .period_ns = NSEC, .burst = NSEC,
+	};
+	int ret;
+
+	(void)nthreads;
+	ret = kprim_limiter_open(ksess, NULL, KPRIM_CREATE, 0600, &cfg, &klim);
+	return ret ? fail_at("kprim_limiter_open", ret) : 0;
+}
+
+static void teardown_klim(void)
+{
+	kprim_limiter_close(klim);
+	klim = NULL;
+}
+
+static int op_klim(struct worker *w)
+{
+	int ret = kprim_limiter_try_take(klim, 1, NULL);
+
+	if (ret)
+		w->err_what = "kprim_limiter_try_take";
+	return ret ? ret : 1;
+}
+
+static int setup_tbucket(int nthreads)
+{
+	(void)nthreads;
+	pthread_mutex_init(&tbucket.mu, NULL);
+	tbucket.rate = NSEC;
+	tbucket.period_ns = NSEC;
+	tbucket.cap = NSEC * NSEC;
+	tbucket.fill = tbucket.cap;
+	tbucket.last = now_ns();
+	return 0;
+}
+
+static void teardown_tbucket(void)
+{
+	pthread_mutex_destroy(&tbucket.mu);
+}
+
+static int op_tbucket(struct worker *w)
+{
+	if (tbucket_take(&tbucket, 1))
+		return 1;
+	w->err_what = "token bucket take";
+	return -EAGAIN;
+}
+
+/* --- semaphores and locks: one acquire + one release is one operation --- */
+
+/*
+ * As many permits as threads: nobody ever waits for a permit, so the rows
+ * compare the cost of the pair (and of sharing the object), not how each
+ * scheduler hands over a contended permit. flock has no permit count: it is
+ * the exclusive lock people reach for, contended from 2 threads on.
+ */
+static int setup_ksem(int nthreads)
+{
+	int ret = kprim_sem_open(ksess, NULL, KPRIM_CREATE, 0600,
+				 (uint64_t)nthreads, &ksem);
+
+	return ret ? fail_at("kprim_sem_open", ret) : 0;
+}
+
+static void teardown_ksem(void)
+{
+	kprim_sem_close(ksem);
+	ksem = NULL;
+}
+
+static int op_ksem(struct worker *w)
+{
+	int ret = kprim_sem_try_acquire(ksem, 1);
+
+	if (ret) {
+		w->err_what = "kprim_sem_try_acquire";
+		return ret;
+	}
+	ret = kprim_sem_release(ksem, 1);
+	if (ret) {
+		w->err_what = "kprim_sem_release";
+		return ret;
+	}
+	return 1;
+}
+
+union semun {
+	int val;
+	struct semid_ds *buf;
+	unsigned short *array;
+};
+
+static int setup_sysv(int nthreads)
+{
+	union semun arg = { .val = nthreads };
+
+	sysv_id = semget(IPC_PRIVATE, 1, IPC_CREAT | 0600);
+	if (sysv_id < 0)
+		return fail_at("semget", errno);
+	if (semctl(sysv_id, 0, SETVAL, arg) < 0)
+		return fail_at("semctl SETVAL", errno);
+	return 0;
+}
+
+static void teardown_sysv(void)
+{
+	if (sysv_id >= 0)
+		semctl(sysv_id, 0, IPC_RMID);
+	sysv_id = -1;
+}
+
+static int op_sysv(struct worker *w)
+{
+	/* SEM_UNDO: the crash safety kprim gives, so the fair comparison. */
+	struct sembuf down = { .sem_num = 0, .sem_op = -1, .sem_flg = SEM_UNDO };
+	struct sembuf up = { .sem_num = 0, .sem_op = 1, .sem_flg = SEM_UNDO };
+
+	if (semop(sysv_id, &down, 1) || semop(sysv_id, &up, 1)) {
+		w->err_what = "semop";
+		return -errno;
+	}
+	return 1;
+}
+
+static int setup_posix(int nthreads)
+{
+	char name[64];
+
+	snprintf(name, sizeof(name), "/kprim-bench-%d", (int)getpid());
+	posix_sem = sem_open(name, O_CREAT | O_EXCL, 0600, (unsigned int)nthreads);
+	if (posix_sem == SEM_FAILED)
+		return fail_at("sem_open (is /dev/shm mounted?)", errno);
+	/* The mapping stays usable; nothing is left behind on a crash. */
+	sem_unlink(name);
+	return 0;
+}
+
+static void teardown_posix(void)
+{
+	if (posix_sem != SEM_FAILED)
+		sem_close(posix_sem);
+	posix_sem = SEM_FAILED;
+}
+
+static int op_posix(struct worker *w)
+{
+	while (sem_wait(posix_sem)) {
+		if (errno != EINTR) {
+			w->err_what = "sem_wait";
+			return -errno;
+		}
+	}
+	if (sem_post(posix_sem)) {
+		w->err_what = "sem_post";
+		return -errno;
+	}
+	return 1;
+}
+
+static int setup_flock(int nthreads)
+{
+	int fd;
+
+	(void)nthreads;
+	snprintf(lock_path, sizeof(lock_path), "/dev/shm/kprim-bench-%d.lock",
+		 (int)getpid());
+	fd = open(lock_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return fail_at("create the lock file in /dev/shm", errno);
+	close(fd);
+	return 0;
+}
+
+static void teardown_flock(void)
+{
+	unlink(lock_path);
+}
+
+/* flock locks belong to the open file: one open per thread, as per process. */
+static int init_flock(struct worker *w)
+{
+	w->fd = open(lock_path, O_RDWR | O_CLOEXEC);
+	return w->fd < 0 ? wfail_at(w, "open the lock file", errno) : 0;
+}
+
+static void fini_flock(struct worker *w)
+{
+	close(w->fd);
+}
+
+static int op_flock(struct worker *w)
+{
+	if (flock(w->fd, LOCK_EX) || flock(w->fd, LOCK_UN)) {
+		w->err_what = "flock";
+		return -errno;
+	}
+	return 1;
+}
+
+static int setup_csem(int nthreads)
+{
+	pthread_mutex_init(&csem.mu, NULL);
+	pthread_cond_init(&csem.cv, NULL);
+	csem.count = nthreads;
+	csem.waiters = 0;
+	return 0;
+}
+
+static void teardown_csem(void)
+{
+	pthread_cond_destroy(&csem.cv);
+	pthread_mutex_destroy(&csem.mu);
+}
+
+static int op_csem(struct worker *w)
+{
+	(void)w;
+	csem_acquire(&csem);
+	csem_release(&csem);
+	return 1;
+}
+
+/* --- the cache: each thread gets and sets its own key in one cache --- */
+
+static int setup_kcache(int nthreads)
+{
+	struct kprim_cache_config cfg = { 0 };	/* defaults, no expiry */
+	int ret;
+
+	(void)nthreads;
+	ret = kprim_cache_open(ksess, NULL, KPRIM_CREATE, 0600, &cfg, &kcache);
+	return ret ? fail_at("kprim_cache_open", ret) : 0;
+}
+
+static void teardown_kcache(void)
+{
+	kprim_cache_close(kcache);
+	kcache = NULL;
+}
+
+static int init_kcache(struct worker *w)
+{
+	int ret;
+
+	w->klen = (size_t)snprintf(w->key, sizeof(w->key), "bench:key:%d",
+				   w->idx);
+	/* Stored before the clock starts, so that every get is a hit. */
+	ret = kprim_cache_set(kcache, w->key, w->klen, VALUE, VALUE_LEN, 0,
+			      NULL);
+	return ret ? wfail_at(w, "kprim_cache_set", ret) : 0;
+}
+
+static int op_kcache_get(struct worker *w)
+{
+	char buf[64];
+	size_t len = sizeof(buf);
+	int ret = kprim_cache_get(kcache, w->key, w->klen, buf, &len, NULL,
+				  NULL);
+
+	if (ret || len != VALUE_LEN) {
+		w->err_what = "kprim_cache_get (expected a 16-byte hit)";
+		return ret ? ret : -EBADMSG;
+	}
+	return 1;
+}
+
+static int op_kcache_set(struct worker *w)
+{
+	int ret = kprim_cache_set(kcache, w->key, w->klen, VALUE, VALUE_LEN, 0,
+				  NULL);
+
+	if (ret)
+		w->err_what = "kprim_cache_set";
+	return ret ? ret : 1;
+}
+
+/* --- batches through io_uring: IORING_OP_URING_CMD, one enter per batch --- */
+
+/* One kprim command: cmd_op is the ioctl, addr3 (the first 8 bytes of the
+ * command area) the pointer the ioctl would take. */
+static void prep_kprim(struct io_uring_sqe *sqe, int fd, unsigned int cmd,
+		       void *arg)
+{
+	io_uring_prep_rw(IORING_OP_URING_CMD, sqe, fd, NULL, 0, 0);
+	sqe->cmd_op = cmd;
+	sqe->addr3 = (uintptr_t)arg;
+}
+
+static int init_ring(struct worker *w)
+{
+	int ret = io_uring_queue_init((unsigned int)opt_batch, &w->ring, 0);
+
+	if (ret)
+		return wfail_at(w, "io_uring_queue_init", ret);
+	w->have_ring = true;
+	return 0;
+}
+
+static void fini_ring(struct worker *w)
+{
+	if (w->have_ring)
+		io_uring_queue_exit(&w->ring);
+	w->have_ring = false;
+	free(w->gets);
+	free(w->takes);
+	free(w->bufs);
+}
+
+/*
+ * Submit the queued batch and reap it with the same io_uring_enter(): the
+ * cost of the batch is one syscall plus the commands themselves.
+ */
+static int submit_batch(struct worker *w, const char *what)
+{
+	struct io_uring_cqe *cqe;
+	unsigned int head, seen = 0;
+	int ret, err = 0;
+
+	ret = io_uring_submit_and_wait(&w->ring, (unsigned int)opt_batch);
+	if (ret < 0) {
+		w->err_what = "io_uring_submit_and_wait";
+		return ret;
+	}
+	io_uring_for_each_cqe(&w->ring, head, cqe) {
+		if (cqe->res < 0 && !err)
+			err = cqe->res;
+		seen++;
+	}
+	io_uring_cq_advance(&w->ring, seen);
+	if (err) {
+		w->err_what = what;
+		return err;
+	}
+	return (int)seen;
+}
+
+static int init_kcache_uring(struct worker *w)
+{
+	int ret = init_kcache(w);
+
+	if (!ret)
+		ret = init_ring(w);
+	if (ret)
+		return ret;
+	w->gets = calloc((size_t)opt_batch, sizeof(*w->gets));
+	w->bufs = calloc((size_t)opt_batch, sizeof(*w->bufs));
+	return w->gets && w->bufs ? 0 : wfail_at(w, "calloc", ENOMEM);
+}
+
+static int op_kcache_get_uring(struct worker *w)
+{
+	int fd = kprim_cache_fd(kcache), i;
+
+	for (i = 0; i < opt_batch; i++) {
+		/* value_len is in/out: reset it for every get. */
+		w->gets[i] = (struct kprim_cache_get){
+			.size = sizeof(w->gets[i]),
+			.key = (uintptr_t)w->key, .key_len = (__u32)w->klen,
+			.value = (uintptr_t)w->bufs[i],
+			.value_len = sizeof(w->bufs[i]),
+		};
+		prep_kprim(io_uring_get_sqe(&w->ring), fd, KPRIM_IOC_CACHE_GET,
+			   &w->gets[i]);
+	}
+	return submit_batch(w, "cache get via io_uring");
+}
+
+static int init_klim_uring(struct worker *w)
+{
+	int ret = init_ring(w);
+
+	if (ret)
+		return ret;
+	w->takes = calloc((size_t)opt_batch, sizeof(*w->takes));
+	return w->takes ? 0 : wfail_at(w, "calloc", ENOMEM);
+}
+
+static int op_klim_uring(struct worker *w)
+{
+	int fd = kprim_limiter_fd(klim), i;
+
+	for (i = 0; i < opt_batch; i++) {
+		/* Timeout 0: a try-take, the same request as op_klim(). */
+		w->takes[i] = (struct kprim_limiter_take){
+			.size = sizeof(w->takes[i]), .n = 1,
+			.wait = { .timeout_ns = 0,
+				  .cancel_fd = KPRIM_NO_CANCEL_FD },
+		};
+		prep_kprim(io_uring_get_sqe(&w->ring), fd,
+			   KPRIM_IOC_LIMITER_TAKE, &w->takes[i]);
+	}
+	return submit_batch(w, "limiter take via io_uring");
+}
+
+/*
+ * CASE(id, label, setup, teardown, thread_init, thread_fini, op); the
+ * batched rows set .batched on top.
+ */
+#define CASE(i, l, s, td, ti, tf, o) \
+	.id = (i), .label = (l), .setup = (s), .teardown = (td), \
+	.thread_init = (ti), .thread_fini = (tf), .op = (o)
+
+static const struct bench_case cases[] = {
+	{ CASE("floor", "syscall floor: getppid()",
+	       NULL, NULL, NULL, NULL, op_getppid) },
+	{ CASE("lim-kprim", "limiter: kprim try-take",
+	       setup_klim, teardown_klim, NULL, NULL, op_klim) },
+	{ CASE("lim-uring", "limiter: kprim try-take",
+	       setup_klim, teardown_klim, init_klim_uring, fini_ring,
+	       op_klim_uring), .batched = true },
+	{ CASE("lim-pthread", "limiter: pthread mutex token bucket",
+	       setup_tbucket, teardown_tbucket, NULL, NULL, op_tbucket) },
+	{ CASE("sem-kprim", "sem pair: kprim try-acquire+release",
+	       setup_ksem, teardown_ksem, NULL, NULL, op_ksem) },
+	{ CASE("sem-sysv", "sem pair: SysV semop, SEM_UNDO",
+	       setup_sysv, teardown_sysv, NULL, NULL, op_sysv) },
+	{ CASE("sem-posix", "sem pair: POSIX named sem_wait+post",
+	       setup_posix, teardown_posix, NULL, NULL, op_posix) },
+	{ CASE("sem-flock", "lock pair: flock EX+UN, tmpfs file",
+	       setup_flock, teardown_flock, init_flock, fini_flock, op_flock) },
+	{ CASE("sem-pthread", "sem pair: pthread mutex+condvar",
+	       setup_csem, teardown_csem, NULL, NULL, op_csem) },
+	{ CASE("cache-get", "cache: kprim get, hit, 16 B",
+	       setup_kcache, teardown_kcache, init_kcache, NULL,
+	       op_kcache_get) },
+	{ CASE("cache-uring", "cache: kprim get, hit, 16 B",
+	       setup_kcache, teardown_kcache, init_kcache_uring, fini_ring,
+	       op_kcache_get_uring), .batched = true },
+	{ CASE("cache-set", "cache: kprim set, 16 B",
+	       setup_kcache, teardown_kcache, init_kcache, NULL,
+	       op_kcache_set) },
+};
+#define NCASES	((int)(sizeof(cases) / sizeof(cases[0])))
+#define MAX_CASES	16
+_Static_assert(NCASES <= MAX_CASES, "results[] holds MAX_CASES rows");
+
+/* Rows compared in the ratio table: a / b, below 1 = a is cheaper. */
+static const struct {
+	const char *a, *b, *label;
+} ratios[] = {
+	{ "lim-kprim", "lim-pthread", "kprim limiter / pthread token bucket" },
+	{ "sem-kprim", "sem-sysv", "kprim sem pair / SysV semop pair" },
+	{ "sem-kprim", "sem-posix", "kprim sem pair / POSIX sem pair" },
+	{ "sem-kprim", "sem-flock", "kprim sem pair / flock pair" },
+	{ "sem-kprim", "sem-pthread", "kprim sem pair / pthread condvar sem" },
+	{ "cache-uring", "cache-get", "kprim cache get: io_uring / ioctl" },
+	{ "lim-uring", "lim-kprim", "kprim limiter take: io_uring / ioctl" },
+};
+#define NRATIOS	((int)(sizeof(ratios) / sizeof(ratios[0])))
+
+/* ------------------------------------------------------------------------
+ * Running a case: all threads start together, run the operation through
+ * the warm-up, then count it until told to stop.
+ */
+
+enum { WARM, MEASURE, STOP };
+
+struct result {
+	bool ran;
+	int err;		/* 0, or the -errno of a failure */
+	const char *err_what;
+	bool setup_failed;
+	double ns_per_op;	/* wall time one thread spends per operation */
+	double mops;		/* all threads together */
+};
+
+static const struct bench_case *cur;
+static _Atomic int phase;
+static pthread_barrier_t start_line;
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	uint64_t t0, n = 0;
+	int ret = 0;
+
+	if (cur->thread_init) {
+		ret = cur->thread_init(w);
+		if (ret) {
+			w->err = ret;
+			w->init_failed = true;
+		}
+	}
+	pthread_barrier_wait(&start_line);
+	while (!w->err && atomic_load_explicit(&phase, memory_order_relaxed) == WARM) {
+		ret = cur->op(w);
+		if (ret < 0)
+			w->err = ret;
+	}
+	t0 = now_ns();
+	while (!w->err && atomic_load_explicit(&phase, memory_order_relaxed) == MEASURE) {
+		ret = cur->op(w);
+		if (ret < 0)
+			w->err = ret;
+		else
+			n += (uint64_t)ret;
+	}
+	w->ns = now_ns() - t0;
+	w->ops = n;
+	if (cur->thread_fini)
+		cur->thread_fini(w);
+	return NULL;
+}
+
+static void run_case(const struct bench_case *c, int nthreads, struct result *r)
+{
+	static struct worker workers[MAX_THREADS];
+	double rate = 0;
+	int i, ret;
+
+	memset(r, 0, sizeof(*r));
+	r->ran = true;
+	setup_what = NULL;
+	ret = c->setup ? c->setup(nthreads) : 0;
+	if (ret) {
+		r->err = ret;
+		r->err_what = setup_what;
+		r->setup_failed = true;
+		if (c->teardown)
+			c->teardown();
+		return;
+	}
+	cur = c;
+	atomic_store(&phase, WARM);
+	pthread_barrier_init(&start_line, NULL, (unsigned int)nthreads + 1);
+	for (i = 0; i < nthreads; i++) {
+		workers[i] = (struct worker){ .idx = i, .fd = -1 };
+		ret = pthread_create(&workers[i].tid, NULL, worker_main,
+				     &workers[i]);
+		if (ret) {
+			fprintf(stderr, "%s: pthread_create: %s\n", prog,
+				strerror(ret));
+			exit(1);
+		}
+	}
+	pthread_barrier_wait(&start_line);
+	sleep_secs(opt_warm);
+	atomic_store(&phase, MEASURE);
+	sleep_secs(opt_secs);
+	atomic_store(&phase, STOP);
+	for (i = 0; i < nthreads; i++) {
+		struct worker *w = &workers[i];
+
+		pthread_join(w->tid, NULL);
+		if (w->err && !r->err) {
+			r->err = w->err;
+			r->err_what = w->err_what;
+			r->setup_failed = w->init_failed;
+		}
+		if (w->ns && w->ops)
+			rate += (double)w->ops * 1e9 / (double)w->ns;
+	}
+	pthread_barrier_destroy(&start_line);
+	if (c->teardown)
+		c->teardown();
+	/* Summing per-thread rates keeps each thread's own clock window. */
+	r->mops = rate / 1e6;
+	r->ns_per_op = rate > 0 ? (double)nthreads * 1e9 / rate : 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Output.
+ */
+
+static struct result results[MAX_COUNTS][MAX_CASES];
+
+static int case_index(const char *id)
+{
+	int i;
+
+	for (i = 0; i < NCASES; i++)
+		if (!strcmp(cases[i].id, id))
+			return i;
+	return -1;
+}
+
+static const char *case_label(const struct bench_case *c)
+{
+	static char buf[96];
+
+	if (!c->batched)
+		return c->label;
+	snprintf(buf, sizeof(buf), "%s, io_uring x%d", c->label, opt_batch);
+	return buf;
+}
+
+static bool usable(const struct result *r)
+{
+	return r->ran && !r->err && r->ns_per_op > 0;
+}
+
+static void print_table(int ti, int nthreads, const struct result *one)
+{
+	const struct result *row = results[ti];
+	const struct result *floor = &row[case_index("floor")];
+	int i;
+
+	printf("\n%d thread%s\n", nthreads, nthreads == 1 ? "" : "s");
+	printf("%-46s %10s %9s %8s%s\n", "operation", "ns/op", "Mops/s",
+	       "x floor", one ? "   scale" : "");
+	for (i = 0; i < NCASES; i++) {
+		const struct result *r = &row[i];
+
+		printf("%-46s ", case_label(&cases[i]));
+		if (r->err) {
+			printf("%s: %s: %s\n",
+			       r->setup_failed ? "SETUP FAILED" : "FAILED",
+			       r->err_what ? r->err_what : "?",
+			       strerror(-r->err));
+			continue;
+		}
+		printf("%10.1f %9.3f", r->ns_per_op, r->mops);
+		if (usable(floor))
+			printf(" %8.2f", r->ns_per_op / floor->ns_per_op);
+		else
+			printf(" %8s", "-");
+		if (one && usable(&one[i]))
+			printf(" %7.2f", r->mops / one[i].mops);
+		printf("\n");
+	}
+}
+
+static void print_ratios(int ncounts, const int *counts)
+{
+	int i, t;
+
+	printf("\nkprim vs peers: ns/op ratio at each thread count "
+	       "(below 1 = kprim is cheaper)\n");
+	printf("%-46s", "comparison");
+	for (t = 0; t < ncounts; t++)
+		printf(" %7d thr", counts[t]);
+	printf("\n");
+	for (i = 0; i < NRATIOS; i++) {
+		int a = case_index(ratios[i].a), b = case_index(ratios[i].b);
+
+		printf("%-46s", ratios[i].label);
+		for (t = 0; t < ncounts; t++) {
+			const struct result *ra = &results[t][a];
+			const struct result *rb = &results[t][b];
+
+			if (usable(ra) && usable(rb))
+				printf(" %11.2f", ra->ns_per_op / rb->ns_per_op);
+			else
+				printf(" %11s", "-");
+		}
+		printf("\n");
+	}
+}
+
+/* ------------------------------------------------------------------------ */
+
+static int usage(void)
+{
+	fprintf(stderr,
+		"usage: %s [-t SECONDS] [-w SECONDS] [-T THREADS,...] [-b BATCH]\n"
+		"  -t  measured time per case (default 0.3)\n"
+		"  -w  warm-up per case (default 0.05)\n"
+		"  -T  thread counts (default: 1, online CPUs, 4)\n"
+		"  -b  commands per io_uring_enter in the batched rows (default 32)\n",
+		prog);
+	return 2;
+}
+
+static int add_count(int *counts, int n, int c)
+{
+	int i;
+
+	if (c < 1 || c > MAX_THREADS || n >= MAX_COUNTS)
+		return n;
+	for (i = 0; i < n; i++)
+		if (counts[i] == c)
+			return n;
+	/* Keep the list sorted: the first entry is the 1-thread baseline. */
+	for (i = n; i > 0 && counts[i - 1] > c; i--)
+		counts[i] = counts[i - 1];
+	counts[i] = c;
+	return n + 1;
+}
+
+int main(int argc, char **argv)
+{
+	int counts[MAX_COUNTS], ncounts = 0, ncpu, opt, i, t, ret;
+	const char *tlist = NULL;
+	struct utsname uts;
+	bool setup_failed = false;
+
+	while ((opt = getopt(argc, argv, "t:w:T:b:h")) != -1) {
+		switch (opt) {
+		case 't':
+			opt_secs = atof(optarg);
+			break;
+		case 'w':
+			opt_warm = atof(optarg);
+			break;
+		case 'T':
+			tlist = optarg;
+			break;
+		case 'b':
+			opt_batch = atoi(optarg);
+			break;
+		default:
+			return usage();
+		}
+	}
+	if (optind != argc || opt_secs <= 0 || opt_warm < 0 ||
+	    opt_batch < 1 || opt_batch > MAX_BATCH)
+		return usage();
+
+	ncpu = (int)sysconf(_SC_NPROCESSORS_ONLN);
+	if (ncpu < 1)
+		ncpu = 1;
+	if (tlist) {
+		char *copy = strdup(tlist), *tok, *save = NULL;
+
+		for (tok = strtok_r(copy, ",", &save); tok;
+		     tok = strtok_r(NULL, ",", &save))
+			ncounts = add_count(counts, ncounts, atoi(tok));
+		free(copy);
+		if (!ncounts)
+			return usage();
+	} else {
+		ncounts = add_count(counts, ncounts, 1);
+		ncounts = add_count(counts, ncounts, ncpu);
+		ncounts = add_count(counts, ncounts, 4);
+	}
+
+	ret = kprim_open(&ksess);
+	if (ret == -ENODEV) {
+		fprintf(stderr, "%s: /dev/kprim not found: load the module first "
+			"(insmod kprim.ko)\n", prog);
+		return 1;
+	}
+	if (ret) {
+		fprintf(stderr, "%s: kprim_open: %s\n", prog, strerror(-ret));
+		return 1;
+	}
+
+	uname(&uts);
+	printf("kprim-bench: Linux %s, %d online CPU%s, %.2f s per case after "
+	       "%.2f s warm-up\n", uts.release, ncpu, ncpu == 1 ? "" : "s",
+	       opt_secs, opt_warm);
+	printf("ns/op: wall time one thread spends per operation (a pair counts "
+	       "as one);\nMops/s: all threads together; x floor: ns/op over "
+	       "getppid()'s at the same thread count;\nscale: Mops/s over the "
+	       "1-thread Mops/s. All threads share one object.\n");
+	fflush(stdout);
+
+	for (t = 0; t < ncounts; t++) {
+		for (i = 0; i < NCASES; i++) {
+			run_case(&cases[i], counts[t], &results[t][i]);
+			setup_failed |= results[t][i].setup_failed;
+		}
+		print_table(t, counts[t], t && counts[0] == 1 ? results[0] : NULL);
+		fflush(stdout);
+	}
+	print_ratios(ncounts, counts);
+	kprim_close(ksess);
+	return setup_failed ? 1 : 0;
+}
