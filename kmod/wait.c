@@ -123,7 +123,8 @@ int kprim_wait_ctx_init(struct kprim_wait_ctx *ctx, const struct kprim_wait *w)
 		return -EINVAL;
 
 	ctx->nonblock = w->timeout_ns == 0;
-	if (w->timeout_ns >= (u64)KTIME_MAX)
+	/* A call that does not wait needs no deadline (nor a clock read). */
+	if (ctx->nonblock || w->timeout_ns >= (u64)KTIME_MAX)
 		ctx->deadline = KTIME_MAX;
 	else
 		ctx->deadline = ktime_add_safe(ktime_get(),
