@@ -36,8 +36,6 @@ struct kprim_handle;
  * @poll:	poll() on an object fd
  * @show_fdinfo: kind-specific lines of /proc/<pid>/fdinfo/<fd>
  * @fill_info:	kind-specific part of a LIST entry
- * @unlinked:	optional: the object lost its name (stop background work
- *		that only a named object needs)
  * @may_block:	optional: may the ioctl @cmd with argument @arg sleep
  *		(io_uring runs those from its workers, uring.c)
  */
@@ -56,7 +54,6 @@ struct kprim_kind_ops {
 			 poll_table *pt);
 	void (*show_fdinfo)(struct kprim_handle *h, struct seq_file *m);
 	void (*fill_info)(struct kprim_object *obj, struct kprim_obj_info *info);
-	void (*unlinked)(struct kprim_object *obj);
 	bool (*may_block)(unsigned int cmd, void __user *arg);
 };
 
@@ -116,7 +113,6 @@ extern const struct kprim_kind_ops kprim_sem_ops;
 extern const struct kprim_kind_ops kprim_cache_ops;
 
 /* object.c */
-int kprim_registry_init(void);
 void kprim_registry_exit(void);
 long kprim_obj_open(const struct kprim_open __user *uargs);
 long kprim_obj_unlink(const struct kprim_unlink __user *uargs);

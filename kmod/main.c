@@ -6,6 +6,8 @@
  * is the door through which objects are created, opened, unlinked and
  * listed. Everything else happens on the object fds (object.c).
  */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
 #include <linux/miscdevice.h>
 #include <linux/module.h>
 #include <linux/uaccess.h>
@@ -109,23 +111,19 @@ static int __init kprim_init(void)
 	int ret;
 
 	kprim_check_abi();
-	ret = kprim_registry_init();
-	if (ret)
-		return ret;
 	ret = kprim_cache_module_init();
 	if (ret)
-		goto registry_exit;
+		return ret;
+	/* Last: once the device exists, objects can be created. */
 	ret = misc_register(&kprim_misc);
 	if (ret)
 		goto cache_exit;
-	pr_info("kprim: /dev/%s ready (API %d)\n", KPRIM_DEVICE_NAME,
+	pr_info("/dev/%s ready (API %d)\n", KPRIM_DEVICE_NAME,
 		KPRIM_API_VERSION);
 	return 0;
 
 cache_exit:
 	kprim_cache_module_exit();
-registry_exit:
-	kprim_registry_exit();
 	return ret;
 }
 

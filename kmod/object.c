@@ -225,8 +225,6 @@ static bool kprim_obj_unhash(struct kprim_object *obj)
 		return false;
 	hash_del(&obj->name_node);
 	obj->linked = false;
-	if (obj->ops->unlinked)
-		obj->ops->unlinked(obj);
 	return !obj->transient;
 }
 
@@ -693,16 +691,6 @@ static const struct file_operations kprim_obj_fops = {
 	.uring_cmd	= kprim_obj_uring_cmd,
 	.llseek		= noop_llseek,
 };
-
-/**
- * kprim_registry_init() - prepare the object registry.
- *
- * Return: 0.
- */
-int kprim_registry_init(void)
-{
-	return 0;
-}
 
 /**
  * kprim_registry_exit() - free every object at module unload.
