@@ -320,7 +320,8 @@ int kprim_breaker_new(const struct kprim_breaker_settings *s,
 	if (!out)
 		return -EINVAL;
 	*out = NULL;
-	if (!s)
+	/* shared_mode means nothing to a breaker that creates no objects. */
+	if (!s || s->shared_mode)
 		return -EINVAL;
 	return breaker_create(s, &local_ops, NULL, out);
 }

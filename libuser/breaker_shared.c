@@ -281,6 +281,7 @@ int kprim_breaker_new_shared(struct kprim *k, const char *name,
 	char obj[sizeof(PREFIX) + KPRIM_BREAKER_NAME_MAX];
 	struct shared_backend *sb;
 	struct breaker_word w;
+	unsigned int mode;
 	size_t nlen;
 	int rc;
 
@@ -290,8 +291,9 @@ int kprim_breaker_new_shared(struct kprim *k, const char *name,
 	if (!k || !name || !s)
 		return -EINVAL;
 	/* Processes can only agree on time through CLOCK_MONOTONIC. */
-	if (s->clock)
+	if (s->clock || (s->shared_mode & ~0777u))
 		return -EINVAL;
+	mode = s->shared_mode ? s->shared_mode : 0600;
 	rc = breaker_check_settings(s);
 	if (rc)
 		return rc;
@@ -305,11 +307,11 @@ int kprim_breaker_new_shared(struct kprim *k, const char *name,
 	sb = calloc(1, sizeof(*sb));
 	if (!sb)
 		return -ENOMEM;
-	rc = kprim_cache_open(k, obj, KPRIM_CREATE | KPRIM_CLOEXEC, 0600, &cfg,
+	rc = kprim_cache_open(k, obj, KPRIM_CREATE | KPRIM_CLOEXEC, mode, &cfg,
 			      &sb->cache);
 	if (rc)
 		goto free_sb;
-	rc = kprim_sem_open(k, obj, KPRIM_CREATE | KPRIM_CLOEXEC, 0600,
+	rc = kprim_sem_open(k, obj, KPRIM_CREATE | KPRIM_CLOEXEC, mode,
 			    s->half_open_probes, &sb->sem);
 	if (rc)
 		goto close_cache;

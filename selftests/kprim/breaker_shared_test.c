@@ -12,6 +12,7 @@
  * Timing: OPEN_TIMEOUT_NS is the only clock in play; after sleeping past
  * it the test relies only on "at least that long has passed" (exact).
  */
+#include <grp.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -501,6 +502,64 @@ TEST_F(shared, other_shared_settings_eexist)
 }
 
 /* ---- bad input, each on its own ---- */
+
+/* As uid 65534: open the breaker @name; returns the errno or 0. */
+static int open_as_nobody(const char *name)
+{
+	struct kprim_breaker_settings s = settings(1);
+	struct kprim_breaker *b = NULL;
+	struct kprim *k;
+	int status, rc;
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		if (kprim_open(&k))
+			_exit(100);
+		if (setgroups(0, NULL) || setgid(65534) || setuid(65534))
+			_exit(101);
+		rc = kprim_breaker_new_shared(k, name, &s, &b);
+		_exit(rc == 0 ? 0 : rc == -EACCES ? 1 : 102);
+	}
+	if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
+		return -1;
+	return WEXITSTATUS(status);
+}
+
+TEST_F(shared, default_mode_keeps_other_users_out)
+{
+	struct kprim_breaker_settings s = settings(1);
+	struct kprim_breaker *b = NULL;
+
+	if (getuid() != 0)
+		SKIP(return, "needs root to switch uid");
+	ASSERT_EQ(0, kprim_breaker_new_shared(self->k, self->name, &s, &b));
+	EXPECT_EQ(1, open_as_nobody(self->name));	/* -EACCES */
+	kprim_breaker_free(b);
+}
+
+TEST_F(shared, shared_mode_lets_other_users_in)
+{
+	struct kprim_breaker_settings s = settings(1);
+	struct kprim_breaker *b = NULL;
+
+	if (getuid() != 0)
+		SKIP(return, "needs root to switch uid");
+	s.shared_mode = 0666;
+	ASSERT_EQ(0, kprim_breaker_new_shared(self->k, self->name, &s, &b));
+	EXPECT_EQ(0, open_as_nobody(self->name));
+	kprim_breaker_free(b);
+}
+
+TEST_F(shared, shared_mode_beyond_0777_einval)
+{
+	struct kprim_breaker_settings s = settings(1);
+	struct kprim_breaker *b = NULL;
+
+	s.shared_mode = 01777;
+	EXPECT_EQ(-EINVAL, kprim_breaker_new_shared(self->k, self->name, &s,
+						    &b));
+	EXPECT_EQ(NULL, b);
+}
 
 TEST_F(shared, custom_clock_einval)
 {

@@ -54,7 +54,8 @@ FIXTURE_TEARDOWN(bad) { }
 FIXTURE_VARIANT(bad) { int field; uint64_t value; };
 
 enum { F_TRIP, F_WINDOW, F_WSIZE0, F_WSIZEBIG, F_MINCALLS, F_RATE0,
-       F_RATE101, F_WNS, F_TIMEOUT, F_PROBES, F_THRESH, F_MINCALLS_BIG };
+       F_RATE101, F_WNS, F_TIMEOUT, F_PROBES, F_THRESH, F_MINCALLS_BIG,
+       F_SHARED_MODE };
 
 FIXTURE_VARIANT_ADD(bad, no_trip_condition) { F_TRIP, 0 };
 FIXTURE_VARIANT_ADD(bad, unknown_window) { F_WINDOW, 9 };
@@ -68,6 +69,7 @@ FIXTURE_VARIANT_ADD(bad, open_timeout_zero) { F_TIMEOUT, 0 };
 FIXTURE_VARIANT_ADD(bad, probes_zero) { F_PROBES, 0 };
 FIXTURE_VARIANT_ADD(bad, success_threshold_zero) { F_THRESH, 0 };
 FIXTURE_VARIANT_ADD(bad, min_calls_above_count_window) { F_MINCALLS_BIG, 0 };
+FIXTURE_VARIANT_ADD(bad, shared_mode_on_a_local_breaker) { F_SHARED_MODE, 0 };
 
 TEST_F(bad, settings_rejected)
 {
@@ -97,6 +99,7 @@ TEST_F(bad, settings_rejected)
 	case F_PROBES: s.half_open_probes = 0; break;
 	case F_THRESH: s.success_threshold = 0; break;
 	case F_MINCALLS_BIG: s.min_calls = s.window_size + 1; break;
+	case F_SHARED_MODE: s.shared_mode = 0660; break;
 	}
 	EXPECT_EQ(-EINVAL, kprim_breaker_new(&s, &b));
 	EXPECT_EQ(NULL, b);

@@ -71,6 +71,10 @@ struct kprim_breaker;
  * @on_state_change: optional; called after the lock is dropped, once per
  *		transition, possibly from several threads at once; it may
  *		call back into the breaker
+ * @shared_mode: shared mode: permission bits of the kernel objects when
+ *		this call creates them (0 = 0600, the owner's processes only;
+ *		0660 shares with the group); at most 0777. Local mode: must
+ *		be 0
  *
  * At least one of @consecutive_failures and @window must be enabled.
  */
@@ -88,6 +92,7 @@ struct kprim_breaker_settings {
 	void *clock_arg;
 	void (*on_state_change)(void *arg, int from, int to);
 	void *cb_arg;
+	uint32_t shared_mode;
 };
 
 /* Admission proof; pass it back to kprim_breaker_done(). */
@@ -121,9 +126,10 @@ int kprim_breaker_new(const struct kprim_breaker_settings *s,
  * @out:	the handle; free it with kprim_breaker_free()
  *
  * Kernel objects: a cache and a semaphore, both named
- * "kprim-breaker.<name>" (mode 0600, so sharing is between processes of
- * one user), created on first use and kept until removed with
+ * "kprim-breaker.<name>" (mode @shared_mode, default 0600: the processes
+ * of one user), created on first use and kept until removed with
  * kprim_unlink() (kprimctl rm): the breaker outlives its processes.
+ * Opening needs read and write permission on both (-EACCES).
  *
  * Shared host-wide: the state, the generation, the time the state was
  * entered, the force_open() pin, the half-open success count (successes
