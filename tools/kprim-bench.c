@@ -437,6 +437,99 @@ static int op_csem(struct worker *w)
 	return 1;
 }
 
+/*
+ * --- channels: each step sends one element and receives one, all threads
+ * on one buffered channel (capacity >= threads, so a step never blocks for
+ * good), next to the same over a mutex+condvar ring queue ---
+ */
+
+#define QCAP	64
+
+static struct kprim_chan *kchan;
+
+static struct cvqueue {
+	pthread_mutex_t mu;
+	pthread_cond_t not_empty, not_full;
+	long ring[QCAP];
+	unsigned int head, count;
+} cvq;
+
+static int setup_chan(int nthreads)
+{
+	if (nthreads > QCAP)
+		return fail_at("kprim_chan_new (too many threads)", EINVAL);
+	return kprim_chan_new(sizeof(long), QCAP, &kchan) ?
+	       fail_at("kprim_chan_new", ENOMEM) : 0;
+}
+
+static void teardown_chan(void)
+{
+	kprim_chan_free(kchan);
+	kchan = NULL;
+}
+
+static int op_chan(struct worker *w)
+{
+	long v = w->idx;
+	int ret;
+
+	ret = kprim_chan_send(kchan, &v, NULL, KPRIM_TIMEOUT_INFINITE);
+	if (!ret)
+		ret = kprim_chan_recv(kchan, &v, NULL, KPRIM_TIMEOUT_INFINITE);
+	return ret ? wfail_at(w, "kprim_chan send/recv", ret) : 1;
+}
+
+static int setup_cvq(int nthreads)
+{
+	if (nthreads > QCAP)
+		return fail_at("queue (too many threads)", EINVAL);
+	pthread_mutex_init(&cvq.mu, NULL);
+	pthread_cond_init(&cvq.not_empty, NULL);
+	pthread_cond_init(&cvq.not_full, NULL);
+	cvq.head = cvq.count = 0;
+	return 0;
+}
+
+static void teardown_cvq(void)
+{
+	pthread_cond_destroy(&cvq.not_full);
+	pthread_cond_destroy(&cvq.not_empty);
+	pthread_mutex_destroy(&cvq.mu);
+}
+
+/* Push and pop are separate calls, as they are on a channel. */
+static void cvq_push(long v)
+{
+	pthread_mutex_lock(&cvq.mu);
+	while (cvq.count == QCAP)
+		pthread_cond_wait(&cvq.not_full, &cvq.mu);
+	cvq.ring[(cvq.head + cvq.count++) % QCAP] = v;
+	pthread_cond_signal(&cvq.not_empty);
+	pthread_mutex_unlock(&cvq.mu);
+}
+
+static long cvq_pop(void)
+{
+	long v;
+
+	pthread_mutex_lock(&cvq.mu);
+	while (!cvq.count)
+		pthread_cond_wait(&cvq.not_empty, &cvq.mu);
+	v = cvq.ring[cvq.head];
+	cvq.head = (cvq.head + 1) % QCAP;
+	cvq.count--;
+	pthread_cond_signal(&cvq.not_full);
+	pthread_mutex_unlock(&cvq.mu);
+	return v;
+}
+
+static int op_cvq(struct worker *w)
+{
+	cvq_push(w->idx);
+	(void)cvq_pop();
+	return 1;
+}
+
 /* --- the cache: each thread gets and sets its own key in one cache --- */
 
 static int setup_kcache(int nthreads)
@@ -646,6 +739,10 @@ static const struct bench_case cases[] = {
 	{ CASE("cache-set", "cache: kprim set, 16 B",
 	       setup_kcache, teardown_kcache, init_kcache, NULL,
 	       op_kcache_set) },
+	{ CASE("chan-kprim", "chan pair: kprim_chan send+recv, cap 64",
+	       setup_chan, teardown_chan, NULL, NULL, op_chan) },
+	{ CASE("chan-cvq", "chan pair: mutex+condvar queue, cap 64",
+	       setup_cvq, teardown_cvq, NULL, NULL, op_cvq) },
 };
 #define NCASES	((int)(sizeof(cases) / sizeof(cases[0])))
 #define MAX_CASES	16
@@ -662,6 +759,7 @@ static const struct {
 	{ "sem-kprim", "sem-pthread", "kprim sem pair / pthread condvar sem" },
 	{ "cache-uring", "cache-get", "kprim cache get: io_uring / ioctl" },
 	{ "lim-uring", "lim-kprim", "kprim limiter take: io_uring / ioctl" },
+	{ "chan-kprim", "chan-cvq", "kprim_chan pair / mutex+condvar queue" },
 };
 #define NRATIOS	((int)(sizeof(ratios) / sizeof(ratios[0])))
 
