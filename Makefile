@@ -5,7 +5,8 @@
 #   make                 module (against KDIR), libkprim, tools, selftests
 #   make check           the whole test pipeline in QEMU, both kernels
 #   make demo            boot the VM and show kprim at work
-#   make bench           boot the VM and run kprim-bench (kprim next to its peers)
+#   make bench           boot the VM and run kprim-bench (kprim next to its peers,
+#                        Go's among them: installs golang-go, x/time, x/sync)
 #   make vm-test         rebuild module + tests, rerun them in the VM (fast)
 #   make vm-shell        interactive shell in the test VM (module loaded)
 #   make host-test       the library tests that need no module, on this host
@@ -52,7 +53,7 @@ HOST_TEST_BINS := $(KPRIM_USERLIB_TESTS:%=$(B)/tests/%)
 TOOLS := $(B)/tools/kprimctl $(B)/tools/kprim-bench
 EXAMPLES := $(KPRIM_USERLIB_EXAMPLES:%=$(B)/examples/%)
 
-.PHONY: dkms-install all module lib tools selftests examples check demo bench vm-test vm-shell \
+.PHONY: dkms-install all module lib tools gobench selftests examples check demo bench vm-test vm-shell \
 	host-test lint install modules_install headers_install clean distclean
 
 all: module lib tools selftests examples
@@ -112,6 +113,18 @@ $(B)/tools/%: tools/%.c $(B)/libkprim.a $(LIB_HDRS)
 	$(CC) $(USER_CFLAGS) -static -o $@ $< $(B)/libkprim.a -lm $(LDLIBS)
 
 $(B)/tools/kprim-bench: LDLIBS += -luring
+
+# The Go peers for kprim-bench -x (make bench only): Debian's golang-go and
+# golang-golang-x-{time,sync}-dev, GOPATH mode (no network), static.
+GO ?= go
+GOBENCH_ENV := GO111MODULE=off GOPATH=/usr/share/gocode CGO_ENABLED=0 \
+	       GOCACHE=$(CURDIR)/$(B)/go-cache GOFLAGS=
+
+gobench: $(B)/tools/gobench
+
+$(B)/tools/gobench: tools/gobench/gobench.go
+	@mkdir -p $(dir $@)
+	cd tools/gobench && $(GOBENCH_ENV) $(GO) build -o $(CURDIR)/$@ gobench.go
 
 examples: $(EXAMPLES)
 

@@ -3,7 +3,7 @@
  * kprim-bench - what a kprim operation costs next to what a user would pick
  * instead, measured side by side in one run.
  *
- *   kprim-bench [-t SECONDS] [-w SECONDS] [-T THREADS,...] [-b BATCH]
+ *   kprim-bench [-t SECONDS] [-w SECONDS] [-T THREADS,...] [-b BATCH] [-x PROG]
  *
  * Every case runs for a fixed time (-t, default 0.3 s) after a warm-up (-w,
  * default 0.05 s), at 1 thread, at one thread per online CPU and at 4
@@ -12,6 +12,11 @@
  * machine (and mean little under an emulator), so the table also gives
  * each row as a multiple of an empty syscall measured in the same run, and
  * kprim's rows as ratios to their peers.
+ *
+ * -x PROG runs PROG -t SECONDS -w SECONDS -T THREADS,... after the cases
+ * here and adds the rows it reports, one "CASE THREADS NS_PER_OP" line each,
+ * for the cases marked external below: tools/gobench/gobench.go measures
+ * Go's peers that way. When PROG is not there, those rows are left out.
  *
  * Exit status: 0 when every case could be set up (an operation failing
  * while measured is reported in its row), 1 otherwise, 2 on bad usage.
@@ -49,6 +54,7 @@ static const char *prog = "kprim-bench";
 /* Options. */
 static double opt_secs = 0.3, opt_warm = 0.05;
 static int opt_batch = 32;
+static const char *opt_extern;
 
 static uint64_t now_ns(void)
 {
@@ -171,6 +177,7 @@ struct bench_case {
 	const char *id;		/* for the ratio table */
 	const char *label;
 	bool batched;		/* label gets ", io_uring xBATCH" */
+	bool external;		/* measured by the -x program, not here */
 	int (*setup)(int nthreads);		/* 0 or -errno */
 	void (*teardown)(void);
 	int (*thread_init)(struct worker *w);	/* 0 or -errno */
@@ -709,6 +716,7 @@ static int op_klim_uring(struct worker *w)
 #define CASE(i, l, s, td, ti, tf, o) \
 	.id = (i), .label = (l), .setup = (s), .teardown = (td), \
 	.thread_init = (ti), .thread_fini = (tf), .op = (o)
+#define EXTERNAL(i, l)	.id = (i), .label = (l), .external = true
 
 static const struct bench_case cases[] = {
 	{ CASE("floor", "syscall floor: getppid()",
@@ -720,6 +728,7 @@ static const struct bench_case cases[] = {
 	       op_klim_uring), .batched = true },
 	{ CASE("lim-pthread", "limiter: pthread mutex token bucket",
 	       setup_tbucket, teardown_tbucket, NULL, NULL, op_tbucket) },
+	{ EXTERNAL("go-lim", "limiter: Go x/time/rate Allow()") },
 	{ CASE("sem-kprim", "sem pair: kprim try-acquire+release",
 	       setup_ksem, teardown_ksem, NULL, NULL, op_ksem) },
 	{ CASE("sem-sysv", "sem pair: SysV semop, SEM_UNDO",
@@ -730,6 +739,7 @@ static const struct bench_case cases[] = {
 	       setup_flock, teardown_flock, init_flock, fini_flock, op_flock) },
 	{ CASE("sem-pthread", "sem pair: pthread mutex+condvar",
 	       setup_csem, teardown_csem, NULL, NULL, op_csem) },
+	{ EXTERNAL("go-sem", "sem pair: Go x/sync/semaphore") },
 	{ CASE("cache-get", "cache: kprim get, hit, 16 B",
 	       setup_kcache, teardown_kcache, init_kcache, NULL,
 	       op_kcache_get) },
@@ -743,9 +753,10 @@ static const struct bench_case cases[] = {
 	       setup_chan, teardown_chan, NULL, NULL, op_chan) },
 	{ CASE("chan-cvq", "chan pair: mutex+condvar queue, cap 64",
 	       setup_cvq, teardown_cvq, NULL, NULL, op_cvq) },
+	{ EXTERNAL("go-chan", "chan pair: Go chan send+recv, cap 64") },
 };
 #define NCASES	((int)(sizeof(cases) / sizeof(cases[0])))
-#define MAX_CASES	16
+#define MAX_CASES	24
 _Static_assert(NCASES <= MAX_CASES, "results[] holds MAX_CASES rows");
 
 /* Rows compared in the ratio table: a / b, below 1 = a is cheaper. */
@@ -760,6 +771,9 @@ static const struct {
 	{ "cache-uring", "cache-get", "kprim cache get: io_uring / ioctl" },
 	{ "lim-uring", "lim-kprim", "kprim limiter take: io_uring / ioctl" },
 	{ "chan-kprim", "chan-cvq", "kprim_chan pair / mutex+condvar queue" },
+	{ "lim-kprim", "go-lim", "kprim limiter / Go x/time/rate" },
+	{ "sem-kprim", "go-sem", "kprim sem pair / Go x/sync/semaphore" },
+	{ "chan-kprim", "go-chan", "kprim_chan pair / Go chan pair" },
 };
 #define NRATIOS	((int)(sizeof(ratios) / sizeof(ratios[0])))
 
@@ -889,6 +903,65 @@ static int case_index(const char *id)
 	return -1;
 }
 
+/*
+ * The -x program's rows: run it with this run's time, warm-up and thread
+ * counts and take its "CASE THREADS NS_PER_OP" lines. When it is not there
+ * its rows stay unmeasured and are left out of the tables; when it runs but
+ * gives no number for a row, that row says so (and the exit status is 1).
+ */
+static bool run_external(const char *path, int ncounts, const int *counts)
+{
+	static char missing[128];
+	char cmd[4096], line[256], id[32];
+	size_t len;
+	FILE *f;
+	double ns;
+	int i, t, n;
+	bool ok = true;
+
+	if (access(path, X_OK))
+		return true;
+	len = (size_t)snprintf(cmd, sizeof(cmd), "'%s' -t %g -w %g -T",
+			       path, opt_secs, opt_warm);
+	for (t = 0; t < ncounts && len < sizeof(cmd); t++)
+		len += (size_t)snprintf(cmd + len, sizeof(cmd) - len, "%c%d",
+					t ? ',' : ' ', counts[t]);
+	fflush(stdout);
+	f = len < sizeof(cmd) && !strchr(path, '\'') ? popen(cmd, "r") : NULL;
+	if (f) {
+		while (fgets(line, sizeof(line), f)) {
+			if (sscanf(line, "%31s %d %lf", id, &n, &ns) != 3 ||
+			    ns <= 0)
+				continue;
+			i = case_index(id);
+			for (t = 0; t < ncounts && counts[t] != n; t++)
+				;
+			if (i < 0 || !cases[i].external || t == ncounts)
+				continue;
+			results[t][i] = (struct result){
+				.ran = true, .ns_per_op = ns,
+				.mops = n * 1e3 / ns,	/* all threads */
+			};
+		}
+		pclose(f);
+	}
+	snprintf(missing, sizeof(missing), "no result from %s", path);
+	for (t = 0; t < ncounts; t++) {
+		for (i = 0; i < NCASES; i++) {
+			struct result *r = &results[t][i];
+
+			if (!cases[i].external || r->ran)
+				continue;
+			*r = (struct result){
+				.ran = true, .err = -ENODATA,
+				.err_what = missing, .setup_failed = true,
+			};
+			ok = false;
+		}
+	}
+	return ok;
+}
+
 static const char *case_label(const struct bench_case *c)
 {
 	static char buf[96];
@@ -916,6 +989,8 @@ static void print_table(int ti, int nthreads, const struct result *one)
 	for (i = 0; i < NCASES; i++) {
 		const struct result *r = &row[i];
 
+		if (!r->ran)	/* an external row, no -x program */
+			continue;
 		printf("%-46s ", case_label(&cases[i]));
 		if (r->err) {
 			printf("%s: %s: %s\n",
@@ -948,6 +1023,8 @@ static void print_ratios(int ncounts, const int *counts)
 	for (i = 0; i < NRATIOS; i++) {
 		int a = case_index(ratios[i].a), b = case_index(ratios[i].b);
 
+		if (!results[0][a].ran || !results[0][b].ran)
+			continue;
 		printf("%-46s", ratios[i].label);
 		for (t = 0; t < ncounts; t++) {
 			const struct result *ra = &results[t][a];
@@ -967,11 +1044,13 @@ static void print_ratios(int ncounts, const int *counts)
 static int usage(void)
 {
 	fprintf(stderr,
-		"usage: %s [-t SECONDS] [-w SECONDS] [-T THREADS,...] [-b BATCH]\n"
+		"usage: %s [-t SECONDS] [-w SECONDS] [-T THREADS,...] [-b BATCH]"
+		" [-x PROG]\n"
 		"  -t  measured time per case (default 0.3)\n"
 		"  -w  warm-up per case (default 0.05)\n"
 		"  -T  thread counts (default: 1, online CPUs, 4)\n"
-		"  -b  commands per io_uring_enter in the batched rows (default 32)\n",
+		"  -b  commands per io_uring_enter in the batched rows (default 32)\n"
+		"  -x  after these cases, run PROG for more rows (tools/gobench)\n",
 		prog);
 	return 2;
 }
@@ -999,7 +1078,7 @@ int main(int argc, char **argv)
 	struct utsname uts;
 	bool setup_failed = false;
 
-	while ((opt = getopt(argc, argv, "t:w:T:b:h")) != -1) {
+	while ((opt = getopt(argc, argv, "t:w:T:b:x:h")) != -1) {
 		switch (opt) {
 		case 't':
 			opt_secs = atof(optarg);
@@ -1012,6 +1091,9 @@ int main(int argc, char **argv)
 			break;
 		case 'b':
 			opt_batch = atoi(optarg);
+			break;
+		case 'x':
+			opt_extern = optarg;
 			break;
 		default:
 			return usage();
@@ -1060,14 +1142,19 @@ int main(int argc, char **argv)
 	       "1-thread Mops/s. All threads share one object.\n");
 	fflush(stdout);
 
+	/* Every case first, then the -x program's, then the tables. */
 	for (t = 0; t < ncounts; t++) {
 		for (i = 0; i < NCASES; i++) {
+			if (cases[i].external)
+				continue;
 			run_case(&cases[i], counts[t], &results[t][i]);
 			setup_failed |= results[t][i].setup_failed;
 		}
-		print_table(t, counts[t], t && counts[0] == 1 ? results[0] : NULL);
-		fflush(stdout);
 	}
+	if (opt_extern && !run_external(opt_extern, ncounts, counts))
+		setup_failed = true;
+	for (t = 0; t < ncounts; t++)
+		print_table(t, counts[t], t && counts[0] == 1 ? results[0] : NULL);
 	print_ratios(ncounts, counts);
 	kprim_close(ksess);
 	return setup_failed ? 1 : 0;

@@ -40,8 +40,11 @@ mkdir -p "$run"
 ln -sfn "$run" "$KPRIM_LOGDIR/latest"
 say "logs: $run"
 
-# 1. Packages (a fresh Debian 12 machine has none of them).
-[ $mode = fast ] || bash "$here/deps.sh" || exit 1
+# 1. Packages (a fresh Debian 12 machine has none of them); the benchmark
+# also builds the Go peers (tools/gobench), so it needs Go and x/time, x/sync.
+extra_pkgs=()
+[ $mode = bench ] && extra_pkgs=(golang-go golang-golang-x-time-dev golang-golang-x-sync-dev)
+[ $mode = fast ] || bash "$here/deps.sh" "${extra_pkgs[@]}" || exit 1
 # The judge of the guest logs must itself judge right.
 bash "$here/test-parse-log.sh" || exit 1
 
@@ -94,13 +97,17 @@ fi
 # 4. Library, tests, tools (static, for the busybox guest).
 run_logged "$run/build-user.log" "build libkprim, selftests, tools" \
 	make -j"$(nproc)" lib selftests tools examples || exit 1
+if [ $mode = bench ]; then
+	run_logged "$run/build-gobench.log" "build the Go peers (tools/gobench)" \
+		make gobench || exit 1
+fi
 
 demo_dir="$top/build/demo"
 rm -rf "$demo_dir"
 mkdir -p "$demo_dir"
 cp "$top"/tools/demo/*.sh "$demo_dir/" 2>/dev/null
 cp "$top"/build/tools/* "$top"/build/examples/* "$demo_dir/" 2>/dev/null
-[ -f "$demo_dir/run.sh" ] || cp "$top/tools/vm/demo-fallback.sh" "$demo_dir/run.sh" 2>/dev/null
+[ $mode = bench ] || rm -f "$demo_dir/gobench"	# kprim-bench -x only
 
 # 5. Boot.
 vm_timeout=${KPRIM_VM_TIMEOUT:-2400}

@@ -1,8 +1,9 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# Make sure the Debian packages the build and the test VM need are present.
-# As root, install what is missing (saying what); otherwise name the packages
+# deps.sh [PACKAGE...]: make sure the Debian packages the build and the test
+# VM need, and any PACKAGEs named (make bench adds Go's), are present. As
+# root, install what is missing (saying what); otherwise name the packages
 # and the command, and fail.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
@@ -14,6 +15,7 @@ packages=(
 	qemu-system-x86 busybox-static
 	linux-image-amd64 linux-headers-amd64 linux-source-6.12
 	liburing-dev pkg-config
+	"$@"
 )
 
 missing=()
