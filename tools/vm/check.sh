@@ -178,13 +178,11 @@ for p in "${pids[@]}"; do
 	logs+=("$k=$run/$k.log")
 done
 
-# 6. Judge.
+# 6. Judge. The counts come last: "N passed, N failed" closes the output.
 python3 "$here/parse-log.py" --kunit kprim_limiter,kprim_sem,kprim_cache \
-	"${logs[@]}" | tee "$run/summary.txt"
-rc=${PIPESTATUS[0]}
+	"${logs[@]}" > "$run/summary.txt"
+rc=$?
 say "total time $(( $(date +%s) - start ))s"
-if [ "$rc" != 0 ]; then
-	say "FAILED: full guest logs in $run"
-	exit 1
-fi
-exit 0
+[ "$rc" = 0 ] || say "FAILED: full guest logs in $run"
+cat "$run/summary.txt"
+exit $(( rc != 0 ))
