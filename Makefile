@@ -79,7 +79,7 @@ dkms-install:
 	@echo "now: dkms install kprim/$(KPRIM_VERSION)"
 
 # --- libkprim ---------------------------------------------------------------
-lib: $(B)/libkprim.so.$(KPRIM_VERSION) $(B)/libkprim.a $(B)/libkprim.pc
+lib: $(B)/libkprim.so.$(KPRIM_VERSION) $(B)/libkprim.a $(B)/kprim.pc
 
 $(B)/lib/%.o: libuser/%.c $(LIB_HDRS)
 	@mkdir -p $(dir $@)
@@ -94,7 +94,7 @@ $(B)/libkprim.so.$(KPRIM_VERSION): $(LIB_OBJS) libuser/libkprim.map
 	ln -sf libkprim.so.$(KPRIM_VERSION) $(B)/libkprim.so.$(KPRIM_MAJOR)
 	ln -sf libkprim.so.$(KPRIM_MAJOR) $(B)/libkprim.so
 
-$(B)/libkprim.pc: libuser/libkprim.pc.in
+$(B)/kprim.pc: libuser/libkprim.pc.in
 	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCDIR@|$(INCDIR)|; s|@VERSION@|$(KPRIM_VERSION)|' $< > $@
 
 # --- tests, tools, examples: static, so they run in the busybox VM ----------
@@ -165,7 +165,7 @@ install: lib $(B)/tools/kprimctl
 	install -m 644 libuser/include/kprim.h $(DESTDIR)$(INCDIR)/
 	install -m 644 libuser/include/kprim/*.h $(DESTDIR)$(INCDIR)/kprim/
 	install -D -m 644 kmod/uapi/kprim.h $(DESTDIR)$(INCDIR)/linux/kprim.h
-	install -m 644 $(B)/libkprim.pc $(DESTDIR)$(PKGCONFIGDIR)/
+	install -m 644 $(B)/kprim.pc $(DESTDIR)$(PKGCONFIGDIR)/
 	install -m 755 $(B)/tools/kprimctl $(DESTDIR)$(BINDIR)/
 
 clean:
