@@ -109,6 +109,24 @@ cp "$top"/tools/demo/*.sh "$demo_dir/" 2>/dev/null
 cp "$top"/build/tools/* "$top"/build/examples/* "$demo_dir/" 2>/dev/null
 [ $mode = bench ] || rm -f "$demo_dir/gobench"	# kprim-bench -x only
 
+# show_guest_run KERNEL INITRD MODE WHAT FIRST LAST: boot for the demo or
+# the benchmark, print the guest's output from the FIRST marker to the LAST
+# (kernel lines and markers left out), exit 0 only if LAST says rc=0.
+show_guest_run() {
+	local k=$1 initrd=$2 mode=$3 what=$4 first=$5 last=$6 rc
+
+	say "booting the $k kernel for $what (log: $run/$k.log)"
+	bash "$here/run-vm.sh" "$(kernel_image "$k")" "$initrd" \
+		"$run/$k.log" "$mode" 900
+	rc=$?
+	sed -n "/^$first/,/^$last rc=/p" "$run/$k.log" |
+		grep -v '^KPRIM-' | grep -v '^\[ *[0-9.]*\]'
+	grep -q "^$last rc=0" "$run/$k.log" ||
+		die "$what failed (vm exit $rc); log: $run/$k.log"
+	say "$what done in $(( $(date +%s) - start ))s"
+	exit 0
+}
+
 # 5. Boot.
 vm_timeout=${KPRIM_VM_TIMEOUT:-2400}
 pids=()
@@ -124,28 +142,11 @@ for k in $kernels; do
 			"$run/$k.log" shell
 		;;
 	demo)
-		say "booting the $k kernel for the demo (log: $run/$k.log)"
-		bash "$here/run-vm.sh" "$(kernel_image "$k")" "$initrd" \
-			"$run/$k.log" demo 900
-		rc=$?
-		sed -n '/^KPRIM-INSMOD/,/^KPRIM-DEMO/p' "$run/$k.log" |
-			grep -v '^KPRIM-' | grep -v '^\[ *[0-9.]*\]'
-		grep -q '^KPRIM-DEMO rc=0' "$run/$k.log" ||
-			die "the demo failed (vm exit $rc); log: $run/$k.log"
-		say "demo done in $(( $(date +%s) - start ))s"
-		exit 0
+		show_guest_run "$k" "$initrd" demo "the demo" KPRIM-INSMOD KPRIM-DEMO
 		;;
 	bench)
-		say "booting the $k kernel for the benchmark (log: $run/$k.log)"
-		bash "$here/run-vm.sh" "$(kernel_image "$k")" "$initrd" \
-			"$run/$k.log" bench 900
-		rc=$?
-		sed -n '/^KPRIM-BENCH-BEGIN/,/^KPRIM-BENCH rc=/p' "$run/$k.log" |
-			grep -v '^KPRIM-' | grep -v '^\[ *[0-9.]*\]'
-		grep -q '^KPRIM-BENCH rc=0' "$run/$k.log" ||
-			die "the benchmark failed (vm exit $rc); log: $run/$k.log"
-		say "benchmark done in $(( $(date +%s) - start ))s"
-		exit 0
+		show_guest_run "$k" "$initrd" bench "the benchmark" \
+			KPRIM-BENCH-BEGIN KPRIM-BENCH
 		;;
 	esac
 	say "booting the $k kernel with the tests (log: $run/$k.log)"
