@@ -128,7 +128,7 @@ show_guest_run() {
 }
 
 # 5. Boot.
-vm_timeout=${KPRIM_VM_TIMEOUT:-2400}
+vm_timeout=${KPRIM_VM_TIMEOUT:-1200}
 pids=()
 for k in $kernels; do
 	initrd="$top/build/vm/initramfs-$k.cpio.gz"

@@ -23,6 +23,9 @@ test_timeout=$(arg kprim.test_timeout)
 [ -n "$test_timeout" ] || test_timeout=300
 only=$(arg kprim.only | tr , ' ')
 
+# The boot was printed in full (loglevel=7) so a hang shows where it
+# stopped; from here on the console carries warnings and worse only.
+echo 4 > /proc/sys/kernel/printk
 echo "KPRIM-GUEST-START kernel=$(uname -r) mode=$mode"
 [ -w /sys/kernel/debug/kmemleak ] && echo clear > /sys/kernel/debug/kmemleak
 

@@ -44,6 +44,7 @@ class Kernel:
         self.label = label
         self.suites = {}      # name -> [pass, fail, skip]
         self.failures = []    # human-readable reasons
+        self.notes = []       # worth saying, not a failure
 
     def count(self, suite, kind):
         s = self.suites.setdefault(suite, [0, 0, 0])
@@ -127,6 +128,11 @@ def parse_log(label, path, kunit):
 
     if not marker('KPRIM-GUEST-START'):
         k.fail('guest never started (boot failure?)')
+        for l in marker('KPRIM-BOOT-HANG'):
+            k.fail(l[len('KPRIM-'):])
+    for l in marker('KPRIM-BOOT-RETRIES'):
+        k.notes.append('booted again after a hang before /init: ' +
+                       l[len('KPRIM-BOOT-RETRIES '):])
     for l in marker('KPRIM-INSMOD') + marker('KPRIM-RMMOD') + \
             marker('KPRIM-KUNIT-INSMOD'):
         if not l.endswith('rc=0'):
@@ -232,6 +238,8 @@ def main(argv):
         extra_fail += extra
         for why in k.failures:
             print(f'   FAIL: {why}')
+        for note in k.notes:
+            print(f'   note: {note}')
     failed = total[1] + extra_fail
     line = f'{total[0]} passed, {failed} failed'
     if total[2]:

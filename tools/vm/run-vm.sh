@@ -5,15 +5,27 @@
 # (TCG; KPRIM_ACCEL=kvm to try KVM) and keep its serial console in LOG.
 # MODE is check, demo, bench or shell (interactive, console on this terminal).
 # Exit status: QEMU's, or 124 when the guest ran out of time.
+#
+# Boot watchdog: a guest whose /init has not printed KPRIM-GUEST-START within
+# KPRIM_BOOT_TIMEOUT seconds (default 300; a boot takes 6-40 s under TCG) hung
+# before any kprim code ran. Its vCPU registers are dumped into its log
+# through the QEMU monitor (the kernel boots with nokaslr, so RIP reads
+# against System.map), the log is kept as LOG.boot-hang-N, and the guest is
+# booted again, at most KPRIM_BOOT_TRIES times in all (default 2). Every
+# re-boot is said on stderr and counted in LOG's first line.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 
 kernel=$1 initrd=$2 log=$3 mode=$4 limit=${5:-1800}
+boot_limit=${KPRIM_BOOT_TIMEOUT:-300}
+boot_tries=${KPRIM_BOOT_TRIES:-2}
 accel=${KPRIM_ACCEL:-tcg}
 [ "$accel" = tcg ] && accel="tcg,thread=multi"
-append="console=ttyS0 loglevel=4 panic=-1 log_buf_len=8M kprim.mode=$mode"
-append="$append kprim.test_timeout=${KPRIM_TEST_TIMEOUT:-400}"
+# The whole boot is printed (loglevel=7) so a hang shows where it stopped;
+# /init lowers the console level before the tests start.
+append="console=ttyS0 loglevel=7 nokaslr panic=-1 log_buf_len=8M"
+append="$append kprim.mode=$mode kprim.test_timeout=${KPRIM_TEST_TIMEOUT:-400}"
 [ -n "${KPRIM_ONLY:-}" ] && append="$append kprim.only=$KPRIM_ONLY"
 
 qemu=(qemu-system-x86_64 -accel "$accel" -m "${KPRIM_VM_MEM:-2048}"
@@ -24,7 +36,89 @@ mkdir -p "$(dirname "$log")"
 if [ "$mode" = shell ]; then
 	exec "${qemu[@]}"
 fi
-timeout -s KILL "$limit" "${qemu[@]}" </dev/null >"$log" 2>&1
-rc=$?
-[ $rc = 137 ] && rc=124
+
+# monitor_cmd SOCKET CMD: send CMD to the QEMU human monitor, print its reply.
+monitor_cmd() {
+	python3 - "$1" "$2" <<'EOF'
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(5)
+try:
+    s.connect(sys.argv[1])
+    s.sendall(sys.argv[2].encode() + b'\n')
+    out, end = b'', time.time() + 5
+    while time.time() < end:
+        try:
+            chunk = s.recv(65536)
+        except socket.timeout:
+            break
+        if not chunk:
+            break
+        out += chunk
+    sys.stdout.write(out.decode(errors='replace'))
+except OSError as e:
+    print('QEMU monitor did not answer: %s' % e)
+EOF
+}
+
+# boot_once: one boot; returns 0-255 from QEMU, 124 on time-out, 200 when
+# the guest never reached /init within boot_limit.
+boot_once() {
+	local mon qpid t=0 started=0 rc
+	mon=$(mktemp -u /tmp/kprim-mon.XXXXXX)
+	"${qemu[@]}" -monitor "unix:$mon,server,nowait" </dev/null >"$log" 2>&1 &
+	qpid=$!
+	while kill -0 "$qpid" 2>/dev/null; do
+		if [ $started = 0 ] && grep -q '^KPRIM-GUEST-START' "$log" 2>/dev/null; then
+			started=1
+		fi
+		if [ $started = 0 ] && [ $t -ge "$boot_limit" ]; then
+			{
+				echo
+				echo "KPRIM-BOOT-HANG: no KPRIM-GUEST-START after ${boot_limit}s; vCPU state:"
+				monitor_cmd "$mon" "info registers -a"
+			} >>"$log" 2>&1
+			kill -KILL "$qpid" 2>/dev/null
+			wait "$qpid" 2>/dev/null
+			rm -f "$mon"
+			return 200
+		fi
+		if [ $t -ge "$limit" ]; then
+			{
+				echo
+				echo "KPRIM-VM-TIMEOUT: guest still running after ${limit}s; vCPU state:"
+				monitor_cmd "$mon" "info registers -a"
+			} >>"$log" 2>&1
+			kill -KILL "$qpid" 2>/dev/null
+			wait "$qpid" 2>/dev/null
+			rm -f "$mon"
+			return 124
+		fi
+		sleep 1
+		t=$((t + 1))
+	done
+	wait "$qpid"
+	rc=$?
+	rm -f "$mon"
+	return $rc
+}
+
+try=1
+while :; do
+	boot_once
+	rc=$?
+	[ $rc = 200 ] || break
+	mv "$log" "$log.boot-hang-$try"
+	if [ $try -ge "$boot_tries" ]; then
+		say "$(basename "$kernel"): the guest hung before /init on all $try boots; logs: $log.boot-hang-*" >&2
+		cp "$log.boot-hang-$try" "$log"
+		rc=124
+		break
+	fi
+	say "$(basename "$kernel"): boot $try hung before /init (no kprim code had run); log kept in $log.boot-hang-$try; booting again" >&2
+	try=$((try + 1))
+done
+if [ $try -gt 1 ] && [ -f "$log" ]; then
+	sed -i "1i KPRIM-BOOT-RETRIES $((try - 1)) (earlier logs: $log.boot-hang-*)" "$log"
+fi
 exit $rc

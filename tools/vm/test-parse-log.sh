@@ -74,9 +74,16 @@ expect 1 kunit_case_failed 's/    ok 2 case_q/    not ok 2 case_q/'
 expect 1 kunit_suite_missing '/# Subtest: kprim_x/d'
 expect 1 rmmod_busy 's/KPRIM-RMMOD kprim rc=0/KPRIM-RMMOD kprim rc=1/'
 expect 1 insmod_failed 's/KPRIM-INSMOD rc=0/KPRIM-INSMOD rc=1/'
+expect 1 boot_hang '/KPRIM-/d;$a KPRIM-BOOT-HANG: no KPRIM-GUEST-START after 300s; vCPU state:'
+# A boot that hung before /init and was booted again passes, and says so.
+expect 0 boot_retried '1i KPRIM-BOOT-RETRIES 1 (earlier logs: x.boot-hang-*)'
+if ! grep -q 'note: booted again after a hang before /init: 1' "$tmp/boot_retried.out"; then
+	echo "parse-log: case 'boot_retried' did not report the re-boot"
+	fails=$((fails + 1))
+fi
 
 if [ $fails != 0 ]; then
 	echo "parse-log: $fails case(s) judged wrongly"
 	exit 1
 fi
-echo "parse-log: 17 cases judged as expected"
+echo "parse-log: 19 cases judged as expected"
