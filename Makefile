@@ -53,7 +53,7 @@ HOST_TEST_BINS := $(KPRIM_USERLIB_TESTS:%=$(B)/tests/%)
 TOOLS := $(B)/tools/kprimctl $(B)/tools/kprim-bench
 EXAMPLES := $(KPRIM_USERLIB_EXAMPLES:%=$(B)/examples/%)
 
-.PHONY: dkms-install all module lib tools gobench selftests examples check demo bench vm-test vm-shell \
+.PHONY: dkms-install all module lib tools gobench daemonbench selftests examples check demo bench vm-test vm-shell \
 	host-test lint install modules_install headers_install clean distclean
 
 all: module lib tools selftests examples
@@ -125,6 +125,15 @@ gobench: $(B)/tools/gobench
 $(B)/tools/gobench: tools/gobench/gobench.go
 	@mkdir -p $(dir $@)
 	cd tools/gobench && $(GOBENCH_ENV) $(GO) build -o $(CURDIR)/$@ gobench.go
+
+# The daemon peers for kprim-bench -x (make bench only): memcached through
+# libmemcached and Redis through hiredis. Dynamic (Debian ships no static
+# libmemcached); the VM gets its libraries with it (mkinitramfs.sh).
+daemonbench: $(B)/tools/daemonbench
+
+$(B)/tools/daemonbench: tools/daemonbench/daemonbench.c
+	@mkdir -p $(dir $@)
+	$(CC) $(USER_CFLAGS) -o $@ $< -lmemcached -lhiredis
 
 examples: $(EXAMPLES)
 

@@ -3,7 +3,8 @@
  * kprim-bench - what a kprim operation costs next to what a user would pick
  * instead, measured side by side in one run.
  *
- *   kprim-bench [-t SECONDS] [-w SECONDS] [-T THREADS,...] [-b BATCH] [-x PROG]
+ *   kprim-bench [-t SECONDS] [-w SECONDS] [-T THREADS,...] [-b BATCH]
+ *               [-x PROG]...
  *
  * Every case runs for a fixed time (-t, default 0.3 s) after a warm-up (-w,
  * default 0.05 s), at 1 thread, at one thread per online CPU and at 4
@@ -13,10 +14,12 @@
  * each row as a multiple of an empty syscall measured in the same run, and
  * kprim's rows as ratios to their peers.
  *
- * -x PROG runs PROG -t SECONDS -w SECONDS -T THREADS,... after the cases
- * here and adds the rows it reports, one "CASE THREADS NS_PER_OP" line each,
- * for the cases marked external below: tools/gobench/gobench.go measures
- * Go's peers that way. When PROG is not there, those rows are left out.
+ * -x PROG (up to four times) runs PROG -t SECONDS -w SECONDS -b BATCH
+ * -T THREADS,... after the cases here and adds the rows it reports, one
+ * "CASE THREADS NS_PER_OP" line each, for the cases marked external below
+ * with PROG's file name: tools/gobench/gobench.go measures Go's peers that
+ * way, tools/daemonbench/daemonbench.c memcached and Redis. When PROG is not
+ * there, its rows are left out.
  *
  * Exit status: 0 when every case could be set up (an operation failing
  * while measured is reported in its row), 1 otherwise, 2 on bad usage.
@@ -41,6 +44,7 @@
 #include <sys/utsname.h>
 #include "uapi/kprim.h"		/* before kprim.h: it defines the constants */
 #include <kprim.h>
+#include "bench-phases.h"
 
 #define NSEC		1000000000ull
 #define MAX_THREADS	256
@@ -54,24 +58,9 @@ static const char *prog = "kprim-bench";
 /* Options. */
 static double opt_secs = 0.3, opt_warm = 0.05;
 static int opt_batch = 32;
-static const char *opt_extern;
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * NSEC + (uint64_t)ts.tv_nsec;
-}
-
-static void sleep_secs(double s)
-{
-	struct timespec ts = { .tv_sec = (time_t)s };
-
-	ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
-	while (nanosleep(&ts, &ts) && errno == EINTR)
-		;
-}
+#define MAX_EXTERN	4
+static const char *opt_extern[MAX_EXTERN];
+static int n_extern;
 
 /* ------------------------------------------------------------------------
  * Peers that live in the process: the obvious C a user would write instead
@@ -90,7 +79,7 @@ struct tbucket {
 
 static bool tbucket_take(struct tbucket *b, uint64_t n)
 {
-	uint64_t now = now_ns(), add, cost;
+	uint64_t now = bench_now_ns(), add, cost;
 	bool ok;
 
 	pthread_mutex_lock(&b->mu);
@@ -165,7 +154,6 @@ struct worker {
 	struct kprim_cache_get *gets;
 	struct kprim_limiter_take *takes;
 	char (*bufs)[64];
-	pthread_t tid;
 	/* results */
 	uint64_t ops, ns;
 	int err;
@@ -176,8 +164,8 @@ struct worker {
 struct bench_case {
 	const char *id;		/* for the ratio table */
 	const char *label;
-	bool batched;		/* label gets ", io_uring xBATCH" */
-	bool external;		/* measured by the -x program, not here */
+	const char *batched;	/* label gets ", <batched> xBATCH" */
+	const char *external;	/* measured by the -x program of this name */
 	int (*setup)(int nthreads);		/* 0 or -errno */
 	void (*teardown)(void);
 	int (*thread_init)(struct worker *w);	/* 0 or -errno */
@@ -253,7 +241,7 @@ static int setup_tbucket(int nthreads)
 	tbucket.period_ns = NSEC;
 	tbucket.cap = NSEC * NSEC;
 	tbucket.fill = tbucket.cap;
-	tbucket.last = now_ns();
+	tbucket.last = bench_now_ns();
 	return 0;
 }
 
@@ -716,7 +704,9 @@ static int op_klim_uring(struct worker *w)
 #define CASE(i, l, s, td, ti, tf, o) \
 	.id = (i), .label = (l), .setup = (s), .teardown = (td), \
 	.thread_init = (ti), .thread_fini = (tf), .op = (o)
-#define EXTERNAL(i, l)	.id = (i), .label = (l), .external = true
+#define EXTERNAL(i, l, p)	.id = (i), .label = (l), .external = (p)
+#define GO_PEER(i, l)		EXTERNAL(i, l, "gobench")
+#define DAEMON_PEER(i, l)	EXTERNAL(i, l, "daemonbench")
 
 static const struct bench_case cases[] = {
 	{ CASE("floor", "syscall floor: getppid()",
@@ -725,10 +715,11 @@ static const struct bench_case cases[] = {
 	       setup_klim, teardown_klim, NULL, NULL, op_klim) },
 	{ CASE("lim-uring", "limiter: kprim try-take",
 	       setup_klim, teardown_klim, init_klim_uring, fini_ring,
-	       op_klim_uring), .batched = true },
+	       op_klim_uring), .batched = "io_uring" },
 	{ CASE("lim-pthread", "limiter: pthread mutex token bucket",
 	       setup_tbucket, teardown_tbucket, NULL, NULL, op_tbucket) },
-	{ EXTERNAL("go-lim", "limiter: Go x/time/rate Allow()") },
+	{ GO_PEER("go-lim", "limiter: Go x/time/rate Allow()") },
+	{ DAEMON_PEER("redis-incr", "limiter: Redis INCR (fixed window), unix") },
 	{ CASE("sem-kprim", "sem pair: kprim try-acquire+release",
 	       setup_ksem, teardown_ksem, NULL, NULL, op_ksem) },
 	{ CASE("sem-sysv", "sem pair: SysV semop, SEM_UNDO",
@@ -739,24 +730,32 @@ static const struct bench_case cases[] = {
 	       setup_flock, teardown_flock, init_flock, fini_flock, op_flock) },
 	{ CASE("sem-pthread", "sem pair: pthread mutex+condvar",
 	       setup_csem, teardown_csem, NULL, NULL, op_csem) },
-	{ EXTERNAL("go-sem", "sem pair: Go x/sync/semaphore") },
+	{ GO_PEER("go-sem", "sem pair: Go x/sync/semaphore") },
 	{ CASE("cache-get", "cache: kprim get, hit, 16 B",
 	       setup_kcache, teardown_kcache, init_kcache, NULL,
 	       op_kcache_get) },
 	{ CASE("cache-uring", "cache: kprim get, hit, 16 B",
 	       setup_kcache, teardown_kcache, init_kcache_uring, fini_ring,
-	       op_kcache_get_uring), .batched = true },
+	       op_kcache_get_uring), .batched = "io_uring" },
 	{ CASE("cache-set", "cache: kprim set, 16 B",
 	       setup_kcache, teardown_kcache, init_kcache, NULL,
 	       op_kcache_set) },
+	{ DAEMON_PEER("mc-get", "cache: memcached get, hit, 16 B, unix") },
+	{ DAEMON_PEER("mc-mget", "cache: memcached get, hit, 16 B, unix"),
+	  .batched = "multi-get" },
+	{ DAEMON_PEER("mc-set", "cache: memcached set, 16 B, unix") },
+	{ DAEMON_PEER("redis-get", "cache: Redis GET, hit, 16 B, unix") },
+	{ DAEMON_PEER("redis-pipe", "cache: Redis GET, hit, 16 B, unix"),
+	  .batched = "pipelined" },
+	{ DAEMON_PEER("redis-set", "cache: Redis SET, 16 B, unix") },
 	{ CASE("chan-kprim", "chan pair: kprim_chan send+recv, cap 64",
 	       setup_chan, teardown_chan, NULL, NULL, op_chan) },
 	{ CASE("chan-cvq", "chan pair: mutex+condvar queue, cap 64",
 	       setup_cvq, teardown_cvq, NULL, NULL, op_cvq) },
-	{ EXTERNAL("go-chan", "chan pair: Go chan send+recv, cap 64") },
+	{ GO_PEER("go-chan", "chan pair: Go chan send+recv, cap 64") },
 };
 #define NCASES	((int)(sizeof(cases) / sizeof(cases[0])))
-#define MAX_CASES	24
+#define MAX_CASES	32
 _Static_assert(NCASES <= MAX_CASES, "results[] holds MAX_CASES rows");
 
 /* Rows compared in the ratio table: a / b, below 1 = a is cheaper. */
@@ -774,6 +773,13 @@ static const struct {
 	{ "lim-kprim", "go-lim", "kprim limiter / Go x/time/rate" },
 	{ "sem-kprim", "go-sem", "kprim sem pair / Go x/sync/semaphore" },
 	{ "chan-kprim", "go-chan", "kprim_chan pair / Go chan pair" },
+	{ "cache-get", "mc-get", "kprim cache get / memcached get" },
+	{ "cache-get", "redis-get", "kprim cache get / Redis GET" },
+	{ "cache-uring", "mc-mget", "kprim get, io_uring / memcached multi-get" },
+	{ "cache-uring", "redis-pipe", "kprim get, io_uring / Redis pipelined GET" },
+	{ "cache-set", "mc-set", "kprim cache set / memcached set" },
+	{ "cache-set", "redis-set", "kprim cache set / Redis SET" },
+	{ "lim-kprim", "redis-incr", "kprim limiter / Redis INCR" },
 };
 #define NRATIOS	((int)(sizeof(ratios) / sizeof(ratios[0])))
 
@@ -781,8 +787,6 @@ static const struct {
  * Running a case: all threads start together, run the operation through
  * the warm-up, then count it until told to stop.
  */
-
-enum { WARM, MEASURE, STOP };
 
 struct result {
 	bool ran;
@@ -794,13 +798,15 @@ struct result {
 };
 
 static const struct bench_case *cur;
-static _Atomic int phase;
-static pthread_barrier_t start_line;
+
+static int worker_step(void *arg)
+{
+	return cur->op(arg);
+}
 
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
-	uint64_t t0, n = 0;
 	int ret = 0;
 
 	if (cur->thread_init) {
@@ -810,22 +816,9 @@ static void *worker_main(void *arg)
 			w->init_failed = true;
 		}
 	}
-	pthread_barrier_wait(&start_line);
-	while (!w->err && atomic_load_explicit(&phase, memory_order_relaxed) == WARM) {
-		ret = cur->op(w);
-		if (ret < 0)
-			w->err = ret;
-	}
-	t0 = now_ns();
-	while (!w->err && atomic_load_explicit(&phase, memory_order_relaxed) == MEASURE) {
-		ret = cur->op(w);
-		if (ret < 0)
-			w->err = ret;
-		else
-			n += (uint64_t)ret;
-	}
-	w->ns = now_ns() - t0;
-	w->ops = n;
+	ret = bench_measure(ret ? NULL : worker_step, w, &w->ops, &w->ns);
+	if (ret && !w->err)
+		w->err = ret;
 	if (cur->thread_fini)
 		cur->thread_fini(w);
 	return NULL;
@@ -850,27 +843,13 @@ static void run_case(const struct bench_case *c, int nthreads, struct result *r)
 		return;
 	}
 	cur = c;
-	atomic_store(&phase, WARM);
-	pthread_barrier_init(&start_line, NULL, (unsigned int)nthreads + 1);
-	for (i = 0; i < nthreads; i++) {
+	for (i = 0; i < nthreads; i++)
 		workers[i] = (struct worker){ .idx = i, .fd = -1 };
-		ret = pthread_create(&workers[i].tid, NULL, worker_main,
-				     &workers[i]);
-		if (ret) {
-			fprintf(stderr, "%s: pthread_create: %s\n", prog,
-				strerror(ret));
-			exit(1);
-		}
-	}
-	pthread_barrier_wait(&start_line);
-	sleep_secs(opt_warm);
-	atomic_store(&phase, MEASURE);
-	sleep_secs(opt_secs);
-	atomic_store(&phase, STOP);
+	bench_run(nthreads, worker_main, workers, sizeof(workers[0]),
+		  opt_warm, opt_secs);
 	for (i = 0; i < nthreads; i++) {
 		struct worker *w = &workers[i];
 
-		pthread_join(w->tid, NULL);
 		if (w->err && !r->err) {
 			r->err = w->err;
 			r->err_what = w->err_what;
@@ -879,7 +858,6 @@ static void run_case(const struct bench_case *c, int nthreads, struct result *r)
 		if (w->ns && w->ops)
 			rate += (double)w->ops * 1e9 / (double)w->ns;
 	}
-	pthread_barrier_destroy(&start_line);
 	if (c->teardown)
 		c->teardown();
 	/* Summing per-thread rates keeps each thread's own clock window. */
@@ -904,15 +882,18 @@ static int case_index(const char *id)
 }
 
 /*
- * The -x program's rows: run it with this run's time, warm-up and thread
- * counts and take its "CASE THREADS NS_PER_OP" lines. When it is not there
- * its rows stay unmeasured and are left out of the tables; when it runs but
- * gives no number for a row, that row says so (and the exit status is 1).
+ * A -x program's rows: run it with this run's time, warm-up, batch and
+ * thread counts and take its "CASE THREADS NS_PER_OP" lines. When it is not
+ * there its rows stay unmeasured and are left out of the tables; when it
+ * runs but gives no number for one of its rows, that row says so (and the
+ * exit status is 1).
  */
 static bool run_external(const char *path, int ncounts, const int *counts)
 {
-	static char missing[128];
-	char cmd[4096], line[256], id[32];
+	static char missing[MAX_EXTERN][128];
+	static int nmissing;
+	const char *name = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+	char cmd[4096], line[256], id[32], *why = missing[nmissing++];
 	size_t len;
 	FILE *f;
 	double ns;
@@ -921,8 +902,8 @@ static bool run_external(const char *path, int ncounts, const int *counts)
 
 	if (access(path, X_OK))
 		return true;
-	len = (size_t)snprintf(cmd, sizeof(cmd), "'%s' -t %g -w %g -T",
-			       path, opt_secs, opt_warm);
+	len = (size_t)snprintf(cmd, sizeof(cmd), "'%s' -t %g -w %g -b %d -T",
+			       path, opt_secs, opt_warm, opt_batch);
 	for (t = 0; t < ncounts && len < sizeof(cmd); t++)
 		len += (size_t)snprintf(cmd + len, sizeof(cmd) - len, "%c%d",
 					t ? ',' : ' ', counts[t]);
@@ -936,7 +917,8 @@ static bool run_external(const char *path, int ncounts, const int *counts)
 			i = case_index(id);
 			for (t = 0; t < ncounts && counts[t] != n; t++)
 				;
-			if (i < 0 || !cases[i].external || t == ncounts)
+			if (i < 0 || !cases[i].external || t == ncounts ||
+			    strcmp(cases[i].external, name))
 				continue;
 			results[t][i] = (struct result){
 				.ran = true, .ns_per_op = ns,
@@ -945,16 +927,17 @@ static bool run_external(const char *path, int ncounts, const int *counts)
 		}
 		pclose(f);
 	}
-	snprintf(missing, sizeof(missing), "no result from %s", path);
+	snprintf(why, sizeof(missing[0]), "no result from %s", path);
 	for (t = 0; t < ncounts; t++) {
 		for (i = 0; i < NCASES; i++) {
 			struct result *r = &results[t][i];
 
-			if (!cases[i].external || r->ran)
+			if (!cases[i].external || r->ran ||
+			    strcmp(cases[i].external, name))
 				continue;
 			*r = (struct result){
 				.ran = true, .err = -ENODATA,
-				.err_what = missing, .setup_failed = true,
+				.err_what = why, .setup_failed = true,
 			};
 			ok = false;
 		}
@@ -968,7 +951,8 @@ static const char *case_label(const struct bench_case *c)
 
 	if (!c->batched)
 		return c->label;
-	snprintf(buf, sizeof(buf), "%s, io_uring x%d", c->label, opt_batch);
+	snprintf(buf, sizeof(buf), "%s, %s x%d", c->label, c->batched,
+		 opt_batch);
 	return buf;
 }
 
@@ -984,14 +968,14 @@ static void print_table(int ti, int nthreads, const struct result *one)
 	int i;
 
 	printf("\n%d thread%s\n", nthreads, nthreads == 1 ? "" : "s");
-	printf("%-46s %10s %9s %8s%s\n", "operation", "ns/op", "Mops/s",
+	printf("%-52s %10s %9s %8s%s\n", "operation", "ns/op", "Mops/s",
 	       "x floor", one ? "   scale" : "");
 	for (i = 0; i < NCASES; i++) {
 		const struct result *r = &row[i];
 
 		if (!r->ran)	/* an external row, no -x program */
 			continue;
-		printf("%-46s ", case_label(&cases[i]));
+		printf("%-52s ", case_label(&cases[i]));
 		if (r->err) {
 			printf("%s: %s: %s\n",
 			       r->setup_failed ? "SETUP FAILED" : "FAILED",
@@ -1016,7 +1000,7 @@ static void print_ratios(int ncounts, const int *counts)
 
 	printf("\nkprim vs peers: ns/op ratio at each thread count "
 	       "(below 1 = kprim is cheaper)\n");
-	printf("%-46s", "comparison");
+	printf("%-52s", "comparison");
 	for (t = 0; t < ncounts; t++)
 		printf(" %7d thr", counts[t]);
 	printf("\n");
@@ -1025,7 +1009,7 @@ static void print_ratios(int ncounts, const int *counts)
 
 		if (!results[0][a].ran || !results[0][b].ran)
 			continue;
-		printf("%-46s", ratios[i].label);
+		printf("%-52s", ratios[i].label);
 		for (t = 0; t < ncounts; t++) {
 			const struct result *ra = &results[t][a];
 			const struct result *rb = &results[t][b];
@@ -1045,12 +1029,13 @@ static int usage(void)
 {
 	fprintf(stderr,
 		"usage: %s [-t SECONDS] [-w SECONDS] [-T THREADS,...] [-b BATCH]"
-		" [-x PROG]\n"
+		" [-x PROG]...\n"
 		"  -t  measured time per case (default 0.3)\n"
 		"  -w  warm-up per case (default 0.05)\n"
 		"  -T  thread counts (default: 1, online CPUs, 4)\n"
 		"  -b  commands per io_uring_enter in the batched rows (default 32)\n"
-		"  -x  after these cases, run PROG for more rows (tools/gobench)\n",
+		"  -x  after these cases, run PROG for more rows (tools/gobench,\n"
+		"      tools/daemonbench); up to 4 times\n",
 		prog);
 	return 2;
 }
@@ -1093,7 +1078,9 @@ int main(int argc, char **argv)
 			opt_batch = atoi(optarg);
 			break;
 		case 'x':
-			opt_extern = optarg;
+			if (n_extern == MAX_EXTERN)
+				return usage();
+			opt_extern[n_extern++] = optarg;
 			break;
 		default:
 			return usage();
@@ -1151,8 +1138,9 @@ int main(int argc, char **argv)
 			setup_failed |= results[t][i].setup_failed;
 		}
 	}
-	if (opt_extern && !run_external(opt_extern, ncounts, counts))
-		setup_failed = true;
+	for (i = 0; i < n_extern; i++)
+		if (!run_external(opt_extern[i], ncounts, counts))
+			setup_failed = true;
 	for (t = 0; t < ncounts; t++)
 		print_table(t, counts[t], t && counts[0] == 1 ? results[0] : NULL);
 	print_ratios(ncounts, counts);

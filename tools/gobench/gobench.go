@@ -4,7 +4,7 @@
 // tools/kprim-bench.c measures its cases, so that kprim-bench -x can put
 // them into its tables.
 //
-//	gobench [-t SECONDS] [-w SECONDS] [-T THREADS,...]
+//	gobench [-t SECONDS] [-w SECONDS] [-T THREADS,...] [-b BATCH]
 //
 // Every case runs for -t seconds after a warm-up of -w seconds with as many
 // goroutines as the thread count, all sharing one object (GOMAXPROCS stays
@@ -145,6 +145,9 @@ func main() {
 	secs := flag.Float64("t", 0.3, "measured time per case, seconds")
 	warmSecs := flag.Float64("w", 0.05, "warm-up per case, seconds")
 	tlist := flag.String("T", "1", "thread (goroutine) counts, comma-separated")
+	// kprim-bench -x passes its batch size to every peer program; Go has
+	// no batched rows, so it is accepted and not used.
+	flag.Int("b", 32, "batch size of batched rows (no such rows here)")
 	flag.Parse()
 	if flag.NArg() != 0 || *secs <= 0 || *warmSecs < 0 {
 		flag.Usage()

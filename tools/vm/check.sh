@@ -41,9 +41,12 @@ ln -sfn "$run" "$KPRIM_LOGDIR/latest"
 say "logs: $run"
 
 # 1. Packages (a fresh Debian 12 machine has none of them); the benchmark
-# also builds the Go peers (tools/gobench), so it needs Go and x/time, x/sync.
+# also builds the Go peers (tools/gobench: Go and x/time, x/sync) and the
+# daemon peers (tools/daemonbench: memcached and Redis, their client libs).
 extra_pkgs=()
-[ $mode = bench ] && extra_pkgs=(golang-go golang-golang-x-time-dev golang-golang-x-sync-dev)
+[ $mode = bench ] && extra_pkgs=(golang-go golang-golang-x-time-dev
+	golang-golang-x-sync-dev memcached redis-server libmemcached-dev
+	libhiredis-dev)
 [ $mode = fast ] || bash "$here/deps.sh" "${extra_pkgs[@]}" || exit 1
 # The judge of the guest logs must itself judge right.
 bash "$here/test-parse-log.sh" || exit 1
@@ -98,8 +101,9 @@ fi
 run_logged "$run/build-user.log" "build libkprim, selftests, tools" \
 	make -j"$(nproc)" lib selftests tools examples || exit 1
 if [ $mode = bench ]; then
-	run_logged "$run/build-gobench.log" "build the Go peers (tools/gobench)" \
-		make gobench || exit 1
+	run_logged "$run/build-peers.log" \
+		"build the Go and daemon peers (tools/gobench, tools/daemonbench)" \
+		make gobench daemonbench || exit 1
 fi
 
 demo_dir="$top/build/demo"
@@ -108,6 +112,9 @@ mkdir -p "$demo_dir"
 cp "$top"/tools/demo/*.sh "$demo_dir/" 2>/dev/null
 cp "$top"/build/tools/* "$top"/build/examples/* "$demo_dir/" 2>/dev/null
 [ $mode = bench ] || rm -f "$demo_dir/gobench"	# kprim-bench -x only
+rm -f "$demo_dir/daemonbench"	# dynamic: goes in with its libraries below
+dynamic=
+[ $mode = bench ] && dynamic="/usr/bin/memcached /usr/bin/redis-server $top/build/tools/daemonbench"
 
 # show_guest_run KERNEL INITRD MODE WHAT FIRST LAST: boot for the demo or
 # the benchmark, print the guest's output from the FIRST marker to the LAST
@@ -134,7 +141,7 @@ for k in $kernels; do
 	initrd="$top/build/vm/initramfs-$k.cpio.gz"
 	mkdir -p "$top/build/vm"
 	bash "$here/mkinitramfs.sh" "$initrd" "$top/build/kmod-$k/modules" \
-		"$top/build/tests" "$demo_dir" || exit 1
+		"$top/build/tests" "$demo_dir" "$dynamic" || exit 1
 	case $mode in
 	shell)
 		say "interactive VM ($k kernel); leave with 'poweroff -f'"

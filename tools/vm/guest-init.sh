@@ -59,6 +59,27 @@ finish() {
 	poweroff -f
 }
 
+# memcached and Redis for kprim-bench's daemon rows: unix sockets only, no
+# persistence, memcached with one worker thread per CPU. Waits (up to 10 s)
+# until both sockets exist.
+start_daemons() {
+	memcached -u root -s /tmp/kprim-memcached.sock -a 0600 -m 64 \
+		-t "$(nproc)" &
+	redis-server --port 0 --unixsocket /tmp/kprim-redis.sock \
+		--unixsocketperm 600 --save '' --appendonly no \
+		--logfile /tmp/redis.log &
+	for i in $(seq 100); do
+		[ -S /tmp/kprim-memcached.sock ] && [ -S /tmp/kprim-redis.sock ] &&
+			return 0
+		sleep 0.1
+	done
+	echo "kprim-bench: memcached or redis-server did not start" >&2
+}
+
+stop_daemons() {
+	killall memcached redis-server 2>/dev/null
+}
+
 case "$mode" in
 shell)
 	echo "kprim test VM: module loaded, tests in /tests; 'poweroff -f' to leave"
@@ -72,11 +93,16 @@ demo)
 	;;
 bench)
 	echo "KPRIM-BENCH-BEGIN"
-	# The Go peers join the tables when make bench built them.
+	# The Go and daemon peers join the tables when make bench built them.
 	x=
 	[ -x /demo/gobench ] && x="-x /demo/gobench"
+	if [ -x /usr/bin/daemonbench ]; then
+		start_daemons
+		x="$x -x /usr/bin/daemonbench"
+	fi
 	(cd /tmp && /demo/kprim-bench $x 2>&1)
 	echo "KPRIM-BENCH rc=$?"
+	stop_daemons
 	finish
 	;;
 esac

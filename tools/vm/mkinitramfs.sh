@@ -1,14 +1,17 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# mkinitramfs.sh OUT MODDIR TESTDIR [DEMODIR]: pack the test VM's initramfs:
-# busybox, our /init, the modules in MODDIR, the (static) programs in
-# TESTDIR and, when given, the demo scripts and programs in DEMODIR.
+# mkinitramfs.sh OUT MODDIR TESTDIR [DEMODIR [DYNAMIC]]: pack the test VM's
+# initramfs: busybox, our /init, the modules in MODDIR, the (static)
+# programs in TESTDIR and, when given, the demo scripts and programs in
+# DEMODIR. DYNAMIC is a space-separated list of dynamically linked programs
+# (make bench: memcached, redis-server, daemonbench): each goes to
+# /usr/bin, with the shared libraries and loader ldd names for it.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 
-out=$1 moddir=$2 testdir=$3 demodir=${4:-}
+out=$1 moddir=$2 testdir=$3 demodir=${4:-} dynamic=${5:-}
 root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT
 
@@ -31,5 +34,15 @@ if [ -n "$demodir" ] && [ -d "$demodir" ]; then
 		[ -x "$f" ] && [ ! -d "$f" ] && ln -sf "/demo/${f##*/}" "$root/usr/local/bin/${f##*/}"
 	done
 fi
+for prog in $dynamic; do
+	[ -x "$prog" ] || die "mkinitramfs: $prog is not an executable"
+	mkdir -p "$root/usr/bin"
+	cp "$prog" "$root/usr/bin/"
+	# "libx.so => /path (addr)" and "/lib64/ld-linux-x86-64.so.2 (addr)"
+	for lib in $(ldd "$prog" | grep -o '/[^ ]*'); do
+		mkdir -p "$root$(dirname "$lib")"
+		cp -L "$lib" "$root$lib"
+	done
+done
 (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) > "$out.tmp"
 mv "$out.tmp" "$out"
