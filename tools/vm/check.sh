@@ -73,6 +73,12 @@ for k in $kernels; do
 	[ -d "$(kernel_kdir "$k")" ] || die "kernel build dir for '$k' missing: $(kernel_kdir "$k")"
 done
 
+# The boot watchdog must catch a guest that hangs before /init (a paused
+# guest of the stock kernel; 3 s).
+if [ $mode = check ] || [ $mode = fast ]; then
+	bash "$here/test-run-vm.sh" "/boot/vmlinuz-$(stock_kver)" || exit 1
+fi
+
 # 3. The module, once per kernel, each in its own copy of the sources.
 for k in $kernels; do
 	out="$top/build/kmod-$k"

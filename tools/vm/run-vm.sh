@@ -28,9 +28,12 @@ append="console=ttyS0 loglevel=7 nokaslr panic=-1 log_buf_len=8M"
 append="$append kprim.mode=$mode kprim.test_timeout=${KPRIM_TEST_TIMEOUT:-400}"
 [ -n "${KPRIM_ONLY:-}" ] && append="$append kprim.only=$KPRIM_ONLY"
 
+# KPRIM_QEMU_ARGS: more QEMU options, for debugging (and for
+# test-run-vm.sh, which starts the guest paused with -S).
 qemu=(qemu-system-x86_64 -accel "$accel" -m "${KPRIM_VM_MEM:-2048}"
       -smp "${KPRIM_VM_CPUS:-2}" -nographic -no-reboot
-      -kernel "$kernel" -initrd "$initrd" -append "$append")
+      -kernel "$kernel" -initrd "$initrd" -append "$append"
+      ${KPRIM_QEMU_ARGS:-})
 
 mkdir -p "$(dirname "$log")"
 if [ "$mode" = shell ]; then
@@ -47,7 +50,8 @@ try:
     s.connect(sys.argv[1])
     s.sendall(sys.argv[2].encode() + b'\n')
     out, end = b'', time.time() + 5
-    while time.time() < end:
+    # The monitor greets with a prompt, then answers and prompts again.
+    while time.time() < end and out.count(b'(qemu)') < 2:
         try:
             chunk = s.recv(65536)
         except socket.timeout:
