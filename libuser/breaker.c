@@ -106,11 +106,11 @@ struct kprim_breaker {
 	struct local_backend local;
 
 	/*
-	 * Closed-state statistics of this process, reset whenever the word
-	 * shows a generation other than @seen_gen.
+	 * Closed-state window of this process, reset whenever the word shows
+	 * a generation other than @seen_gen. (Failures in a row are counted
+	 * in the word, host-wide in shared mode.)
 	 */
 	uint64_t seen_gen;
-	uint32_t consecutive;
 	uint8_t *outcomes;		/* COUNT: ring of 1 = failure */
 	struct bucket *buckets;		/* TIME */
 	uint32_t ring_pos, ring_len, ring_failures;
@@ -132,7 +132,6 @@ static uint64_t now_ns(struct kprim_breaker *b)
 
 static void reset_stats(struct kprim_breaker *b)
 {
-	b->consecutive = 0;
 	b->ring_pos = b->ring_len = b->ring_failures = 0;
 	b->c.window_calls = b->c.window_failures = 0;
 	if (b->buckets)
@@ -209,10 +208,6 @@ static bool record(struct kprim_breaker *b, bool failed, uint64_t now)
 {
 	const struct kprim_breaker_settings *s = &b->s;
 	uint64_t calls = 0, failures = 0;
-
-	b->consecutive = failed ? b->consecutive + 1 : 0;
-	if (s->consecutive_failures && b->consecutive >= s->consecutive_failures)
-		return true;
 
 	if (s->window == KPRIM_BREAKER_WINDOW_COUNT) {
 		if (b->ring_len == s->window_size)
@@ -426,16 +421,31 @@ int kprim_breaker_done(struct kprim_breaker *b,
 			break;
 		}
 		if (w.state == KPRIM_BREAKER_CLOSED) {
-			/* Record once: a retry after a conflict must not
-			 * count the same call twice. */
+			/* The window is this process's: record once, a retry
+			 * after a conflict must not count the call twice. */
 			if (!recorded) {
 				trip = record(b, !success, now);
 				recorded = true;
 			}
-			if (!trip)
+			/* Failures in a row live in the word: the update is
+			 * part of the compare-and-swap, redone on conflict. */
+			next = w;
+			if (success)
+				next.consecutive_failures = 0;
+			else if (b->s.consecutive_failures &&
+				 w.consecutive_failures < UINT32_MAX)
+				next.consecutive_failures++;
+			if (b->s.consecutive_failures &&
+			    next.consecutive_failures >= b->s.consecutive_failures)
+				trip = true;
+			if (trip)
+				rc = transition(b, &w, KPRIM_BREAKER_OPEN, 0,
+						now, &next, &pd);
+			else if (next.consecutive_failures !=
+				 w.consecutive_failures)
+				rc = b->ops->cas(b->be, &w, &next);
+			else
 				break;
-			rc = transition(b, &w, KPRIM_BREAKER_OPEN, 0, now,
-					&next, &pd);
 		} else if (!success) {
 			/* A probe failed: re-open, restarting the timeout. */
 			rc = transition(b, &w, KPRIM_BREAKER_OPEN, 0, now,
@@ -520,14 +530,21 @@ int kprim_breaker_state(struct kprim_breaker *b)
 int kprim_breaker_counts(struct kprim_breaker *b,
 			 struct kprim_breaker_counts *c)
 {
+	struct breaker_word w;
+	int rc;
+
 	if (!b || !c)
 		return -EINVAL;
 	pthread_mutex_lock(&b->lock);
-	*c = b->c;
-	c->consecutive_failures = b->consecutive;
-	c->probes_in_flight = b->ops->probes_in_flight(b->be);
+	rc = load(b, &w);
+	if (!rc) {
+		*c = b->c;
+		c->consecutive_failures = w.state == KPRIM_BREAKER_CLOSED ?
+					  w.consecutive_failures : 0;
+		c->probes_in_flight = b->ops->probes_in_flight(b->be);
+	}
 	pthread_mutex_unlock(&b->lock);
-	return 0;
+	return rc;
 }
 
 const char *kprim_breaker_state_name(int state)

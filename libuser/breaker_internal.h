@@ -24,7 +24,9 @@ struct breaker_word {
 	uint32_t state;		/* enum kprim_breaker_state */
 	uint32_t forced;	/* pinned open by force_open() */
 	uint32_t probe_successes; /* half-open successes in this generation */
-	uint32_t reserved;	/* 0 */
+	/* Closed: failures in a row, counted by every handle whose
+	 * consecutive_failures setting is on; any success resets it. */
+	uint32_t consecutive_failures;
 };
 
 /*

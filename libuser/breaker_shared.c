@@ -27,7 +27,8 @@
 #define STATE_KEY	"state"
 #define SETTINGS_KEY	"settings"
 #define RECORD_MAGIC	0x4b504252u	/* "KPBR" */
-#define RECORD_LAYOUT	1u
+/* 2: breaker_word.consecutive_failures (was reserved, 0) */
+#define RECORD_LAYOUT	2u
 /* An entry that disappears again right after being re-created is not
  * something to spin on forever. */
 #define LOAD_TRIES	16

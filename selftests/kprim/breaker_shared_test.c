@@ -2,7 +2,8 @@
 /*
  * Shared circuit breaker (kprim_breaker_new_shared): several processes, each
  * with its own handle on one named breaker, see one state. One trips it,
- * the others see it open; the open timeout moves it to half-open for all;
+ * the others see it open; failures in a row add up across processes and a
+ * success anywhere breaks the row; the open timeout moves it to half-open for all;
  * a half-open prober killed with SIGKILL gives its probe back; exactly M
  * probes are admitted across processes; either process can close it.
  *
@@ -163,6 +164,146 @@ TEST_F(shared, stale_ticket_after_other_process_trips)
 	ASSERT_EQ(0, wait_child(pid));
 	/* Our result belongs to the closed generation: ignored. */
 	EXPECT_EQ(-ESTALE, kprim_breaker_done(b, &t, true));
+	EXPECT_EQ(KPRIM_BREAKER_OPEN, kprim_breaker_state(b));
+	kprim_breaker_free(b);
+}
+
+/* One closed-state result: allow, then report. */
+static int report(struct kprim_breaker *b, bool success)
+{
+	struct kprim_breaker_ticket t;
+	int rc = kprim_breaker_allow(b, &t);
+
+	return rc ? rc : kprim_breaker_done(b, &t, success);
+}
+
+static uint32_t in_a_row(struct kprim_breaker *b)
+{
+	struct kprim_breaker_counts c;
+
+	return kprim_breaker_counts(b, &c) ? UINT32_MAX : c.consecutive_failures;
+}
+
+TEST_F(shared, failures_in_a_row_add_up_across_processes)
+{
+	struct kprim_breaker_settings s = settings(1);	/* trips at 3 */
+	struct kprim_breaker *b;
+	struct kprim *ck;
+	pid_t pid;
+
+	ASSERT_EQ(0, kprim_breaker_new_shared(self->k, self->name, &s, &b));
+	ASSERT_EQ(0, report(b, false));
+	ASSERT_EQ(1, in_a_row(b));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		struct kprim_breaker *cb = child_open(self->name, &s, &ck);
+
+		/* The child sees the parent's failure, adds one of its own. */
+		if (in_a_row(cb) != 1 || report(cb, false) || in_a_row(cb) != 2)
+			_exit(1);
+		_exit(kprim_breaker_state(cb) == KPRIM_BREAKER_CLOSED ? 0 : 2);
+	}
+	ASSERT_EQ(0, wait_child(pid));
+	EXPECT_EQ(2, in_a_row(b));
+	EXPECT_EQ(KPRIM_BREAKER_CLOSED, kprim_breaker_state(b));
+	/* The third failure in a row, whoever reports it, trips it. */
+	EXPECT_EQ(0, report(b, false));
+	EXPECT_EQ(KPRIM_BREAKER_OPEN, kprim_breaker_state(b));
+	EXPECT_EQ(0, in_a_row(b));
+	kprim_breaker_free(b);
+}
+
+TEST_F(shared, success_in_another_process_breaks_the_row)
+{
+	struct kprim_breaker_settings s = settings(1);	/* trips at 3 */
+	struct kprim_breaker *b;
+	struct kprim *ck;
+	pid_t pid;
+
+	ASSERT_EQ(0, kprim_breaker_new_shared(self->k, self->name, &s, &b));
+	ASSERT_EQ(0, report(b, false));
+	ASSERT_EQ(0, report(b, false));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		struct kprim_breaker *cb = child_open(self->name, &s, &ck);
+
+		_exit(report(cb, true) || in_a_row(cb) != 0 ? 1 : 0);
+	}
+	ASSERT_EQ(0, wait_child(pid));
+	EXPECT_EQ(0, in_a_row(b));
+	/* Two more failures make two in a row, not four: still closed. */
+	EXPECT_EQ(0, report(b, false));
+	EXPECT_EQ(0, report(b, false));
+	EXPECT_EQ(KPRIM_BREAKER_CLOSED, kprim_breaker_state(b));
+	kprim_breaker_free(b);
+}
+
+TEST_F(shared, process_without_the_setting_resets_but_does_not_count)
+{
+	struct kprim_breaker_settings s = settings(1);	/* trips at 3 */
+	struct kprim_breaker_settings w = settings(1);
+	struct kprim_breaker *b;
+	struct kprim *ck;
+	pid_t pid;
+
+	/* The other process trips on a failure-rate window only. */
+	w.consecutive_failures = 0;
+	w.window = KPRIM_BREAKER_WINDOW_COUNT;
+	w.window_size = 100;
+	w.min_calls = 100;
+	w.failure_rate_pct = 50;
+	ASSERT_EQ(0, kprim_breaker_new_shared(self->k, self->name, &s, &b));
+	ASSERT_EQ(0, report(b, false));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		struct kprim_breaker *cb = child_open(self->name, &w, &ck);
+
+		if (report(cb, false) || report(cb, false) || in_a_row(cb) != 1)
+			_exit(1);
+		_exit(report(cb, true) || in_a_row(cb) != 0 ? 2 : 0);
+	}
+	ASSERT_EQ(0, wait_child(pid));
+	EXPECT_EQ(0, in_a_row(b));
+	EXPECT_EQ(KPRIM_BREAKER_CLOSED, kprim_breaker_state(b));
+	kprim_breaker_free(b);
+}
+
+/*
+ * N processes report failures at once, below the threshold in total: the
+ * compare-and-swap must count each exactly once (a lost update shows as
+ * fewer, a double count as more or as a trip).
+ */
+TEST_F(shared, concurrent_failures_counted_exactly_once)
+{
+	enum { PROCS = 4, EACH = 25 };
+	struct kprim_breaker_settings s = settings(1);
+	struct kprim_breaker *b;
+	pid_t pids[PROCS];
+	struct kprim *ck;
+
+	s.consecutive_failures = PROCS * EACH + 1;
+	ASSERT_EQ(0, kprim_breaker_new_shared(self->k, self->name, &s, &b));
+	for (int i = 0; i < PROCS; i++) {
+		pids[i] = fork();
+		ASSERT_LE(0, pids[i]);
+		if (pids[i] == 0) {
+			struct kprim_breaker *cb = child_open(self->name, &s, &ck);
+
+			for (int j = 0; j < EACH; j++)
+				if (report(cb, false))
+					_exit(1);
+			_exit(0);
+		}
+	}
+	for (int i = 0; i < PROCS; i++)
+		EXPECT_EQ(0, wait_child(pids[i]));
+	EXPECT_EQ(PROCS * EACH, in_a_row(b));
+	EXPECT_EQ(KPRIM_BREAKER_CLOSED, kprim_breaker_state(b));
+	/* One more, the threshold: open. */
+	EXPECT_EQ(0, report(b, false));
 	EXPECT_EQ(KPRIM_BREAKER_OPEN, kprim_breaker_state(b));
 	kprim_breaker_free(b);
 }

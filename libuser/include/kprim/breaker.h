@@ -132,17 +132,22 @@ int kprim_breaker_new(const struct kprim_breaker_settings *s,
  * Opening needs read and write permission on both (-EACCES).
  *
  * Shared host-wide: the state, the generation, the time the state was
- * entered, the force_open() pin, the half-open success count (successes
- * reported by any process add up to @success_threshold) and the half-open
- * probe slots (@half_open_probes semaphore permits: at most that many
- * probe calls run at once across all processes; a permit is held by the
- * handle and the kernel returns it when its process dies).
+ * entered, the force_open() pin, the count of failures in a row (failures
+ * reported by any process add up to @consecutive_failures, a success
+ * reported by any process resets it), the half-open success count
+ * (successes reported by any process add up to @success_threshold) and the
+ * half-open probe slots (@half_open_probes semaphore permits: at most that
+ * many probe calls run at once across all processes; a permit is held by
+ * the handle and the kernel returns it when its process dies). A process
+ * whose own @consecutive_failures is 0 does not add to the count of
+ * failures in a row, but its successes still reset it.
  *
- * Per process (per handle): the closed-state failure counting (consecutive
- * and window: each process trips the shared breaker on what it saw
- * itself; the counters are reset when any transition is seen), the counts
- * of kprim_breaker_counts() (except @probes_in_flight, host-wide), and
- * @on_state_change, called only for transitions this handle made.
+ * Per process (per handle): the sliding window of failure rates (each
+ * process trips the shared breaker on the calls it saw itself; the window
+ * is reset when any transition is seen), the counts of
+ * kprim_breaker_counts() (except @consecutive_failures and
+ * @probes_in_flight, host-wide), and @on_state_change, called only for
+ * transitions this handle made.
  *
  * A probe admitted in one half-open generation keeps its permit until it
  * is reported, even if the breaker moves on; a slow stale probe thus
@@ -201,7 +206,11 @@ int kprim_breaker_done(struct kprim_breaker *b,
  */
 int kprim_breaker_state(struct kprim_breaker *b);
 
-/** kprim_breaker_counts() - Return: 0 or -EINVAL. */
+/**
+ * kprim_breaker_counts() - this handle's counts; @consecutive_failures is
+ * the breaker's (host-wide in shared mode, 0 unless closed).
+ * Return: 0, -EINVAL, or (shared mode) a negative errno from the kernel.
+ */
 int kprim_breaker_counts(struct kprim_breaker *b,
 			 struct kprim_breaker_counts *c);
 
