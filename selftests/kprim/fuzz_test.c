@@ -1,0 +1,551 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * ABI fuzzing: several processes and threads throw mutated ioctls at
+ * /dev/kprim and at every kind of object fd for a few seconds, while
+ * timers interrupt blocking calls and processes die holding permits.
+ *
+ * Each call starts from a valid argument for its command and then has a
+ * few fields overwritten with values known to sit on edges (0, 1, all
+ * ones, sizes around the struct's, bad and kernel pointers), or is sent
+ * with the wrong fd, a bad argument pointer, or an unknown command.
+ *
+ * What must hold:
+ *   - every call returns a result or one of the errnos the ABI documents
+ *     (an errno outside that set is a bug in an error path);
+ *   - the processes really ran (a minimum number of calls each);
+ *   - afterwards, with every fuzzing process dead: no semaphore has a
+ *     holder or a waiter, no limiter a waiter, every cache is within its
+ *     limits; every object the fuzzers named can be unlinked, and the
+ *     list is back to what it was;
+ *   - the kernel log stays clean (judged by make check: KASAN, lockdep,
+ *     UBSAN, kmemleak after rmmod).
+ *
+ * KPRIM_FUZZ_SEED=N repeats a run; the seed is printed. KPRIM_FUZZ_SECS
+ * sets the duration (default 8 s).
+ */
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <pthread.h>
+
+#include "kselftest_harness.h"
+#include "kprim_test.h"
+
+#define PROCS		3
+#define THREADS		2	/* per process */
+#define MIN_CALLS	200	/* per process, or the fuzzer did not run */
+#define POOL		12	/* object fds a process keeps */
+#define MAX_UNEXPECTED	8
+
+/* What the fuzzing processes report, in shared memory. */
+struct fuzz_report {
+	_Atomic unsigned long calls[PROCS];
+	_Atomic unsigned long ok[PROCS];
+	_Atomic unsigned int unexpected;
+	struct {
+		unsigned int cmd;
+		int err;
+	} first[MAX_UNEXPECTED];
+};
+
+static struct fuzz_report *report;
+static int proc_idx;
+
+/* Everything the ABI may answer with (kmod/uapi/kprim.h, fcntl, ioctl). */
+static bool documented_errno(int e)
+{
+	switch (e) {
+	case EINVAL: case EFAULT: case E2BIG: case ENOTTY: case EBADF:
+	case EAGAIN: case ETIMEDOUT: case ECANCELED: case EINTR:
+	case ENOENT: case EEXIST: case EACCES: case EPERM: case EDQUOT:
+	case ENOSPC: case EMSGSIZE: case ENAMETOOLONG: case ESTALE:
+	case ENOMEM: case EOVERFLOW: case EOPNOTSUPP: case EMFILE:
+	case EBUSY:
+		return true;
+	}
+	return false;
+}
+
+/* xorshift64*: cheap, and a seed repeats a run. */
+static __thread uint64_t rng;
+
+static uint64_t rnd(void)
+{
+	rng ^= rng >> 12;
+	rng ^= rng << 25;
+	rng ^= rng >> 27;
+	return rng * 0x2545F4914F6CDD1Dull;
+}
+
+static uint64_t below(uint64_t n)
+{
+	return n ? rnd() % n : 0;
+}
+
+/* Memory the arguments point into. */
+static unsigned char *page_rw;		/* a page we own */
+static unsigned char *page_ro;		/* read-only */
+static unsigned char *page_none;	/* PROT_NONE, right after page_rw */
+static long pagesz;
+
+static uint64_t interesting(size_t struct_size)
+{
+	switch (below(16)) {
+	case 0: return 0;
+	case 1: return 1;
+	case 2: return ~0ull;
+	case 3: return 0xffffffffull;
+	case 4: return 0x7fffffffull;
+	case 5: return 1ull << 63;
+	case 6: return struct_size + below(17) - 8;	/* sizes near ours */
+	case 7: return below(4096);
+	case 8: return (uintptr_t)page_none;		/* unmapped */
+	case 9: return (uintptr_t)page_ro;		/* read-only */
+	case 10: return (uintptr_t)(page_rw + pagesz - below(8) - 1);
+	case 11: return 0xffff888000000000ull;		/* kernel memory */
+	case 12: return (uintptr_t)page_rw;
+	case 13: return 1000000000ull * below(3);	/* 0..2 s in ns */
+	case 14: return below(300);			/* name/key sizes */
+	default: return rnd();
+	}
+}
+
+/* Overwrite one aligned 4- or 8-byte field of @arg. */
+static void mutate(void *arg, size_t size)
+{
+	uint64_t v = interesting(size);
+	size_t off;
+
+	if (below(2)) {
+		off = below(size / 4) * 4;
+		memcpy((char *)arg + off, &(uint32_t){ (uint32_t)v }, 4);
+	} else {
+		off = below(size / 8) * 8;
+		memcpy((char *)arg + off, &v, 8);
+	}
+}
+
+struct fuzz_ctx {
+	int sess;
+	int efd;			/* an eventfd: the wrong kind of fd */
+	_Atomic int pool[POOL];		/* object fds, -1 when empty */
+};
+
+static const unsigned int object_cmds[] = {
+	KPRIM_IOC_LIMITER_TAKE, KPRIM_IOC_LIMITER_SET, KPRIM_IOC_LIMITER_INFO,
+	KPRIM_IOC_SEM_ACQUIRE, KPRIM_IOC_SEM_RELEASE, KPRIM_IOC_SEM_RESIZE,
+	KPRIM_IOC_SEM_INFO,
+	KPRIM_IOC_CACHE_GET, KPRIM_IOC_CACHE_STORE, KPRIM_IOC_CACHE_DELETE,
+	KPRIM_IOC_CACHE_TOUCH, KPRIM_IOC_CACHE_INCR, KPRIM_IOC_CACHE_FLUSH,
+	KPRIM_IOC_CACHE_INFO,
+};
+
+static const unsigned int session_cmds[] = {
+	KPRIM_IOC_API, KPRIM_IOC_OPEN, KPRIM_IOC_UNLINK, KPRIM_IOC_LIST,
+};
+
+/* A small name space, so that processes meet on the same objects. */
+static const char *const names[] = { "fz-a", "fz-b", "fz-c", "fz-d" };
+
+/* A valid argument for @cmd in @buf (zeroed, at least 256 bytes). */
+static size_t valid_arg(unsigned int cmd, void *buf, int cancel_fd)
+{
+	size_t size = _IOC_SIZE(cmd);
+	unsigned char *scratch = page_rw + 2048;	/* names, keys, values */
+	struct kprim_hdr *h = buf;
+
+	memcpy(scratch, names[below(4)], 5);
+	h->size = (uint32_t)size;
+	switch (cmd) {
+	case KPRIM_IOC_OPEN: {
+		struct kprim_open *a = buf;
+
+		a->flags = (uint32_t)below(KPRIM_OPEN_FLAGS + 1);
+		a->kind = (uint32_t)below(3) + KPRIM_KIND_LIMITER;
+		a->mode = 0600;
+		if (below(3)) {
+			a->name = (uintptr_t)scratch;
+			a->name_len = 4;
+		}
+		if (a->kind == KPRIM_KIND_LIMITER) {
+			a->limiter.rate = 1 + below(1000);
+			a->limiter.period_ns = 1000000;
+			a->limiter.burst = 1 + below(100);
+		} else if (a->kind == KPRIM_KIND_SEM) {
+			a->sem.permits = 1 + below(8);
+		} else {
+			a->cache.max_bytes = 4096 + below(65536);
+			a->cache.max_entries = 1 + below(64);
+			a->cache.max_value = 1 + below(2048);
+			a->cache.default_ttl_ns = below(2) * 1000000 * below(50);
+		}
+		break;
+	}
+	case KPRIM_IOC_UNLINK: {
+		struct kprim_unlink *a = buf;
+
+		a->kind = (uint32_t)below(3) + KPRIM_KIND_LIMITER;
+		a->name = (uintptr_t)scratch;
+		a->name_len = 4;
+		break;
+	}
+	case KPRIM_IOC_LIST: {
+		struct kprim_list *a = buf;
+
+		a->buf = (uintptr_t)page_rw;
+		a->entry_size = sizeof(struct kprim_obj_info);
+		a->count = (uint32_t)below(1024 / sizeof(struct kprim_obj_info) + 1);
+		break;
+	}
+	case KPRIM_IOC_LIMITER_TAKE: {
+		struct kprim_limiter_take *a = buf;
+
+		a->n = 1 + below(4);
+		a->wait = kt_wait(below(3) * 1000000 * below(20), cancel_fd);
+		break;
+	}
+	case KPRIM_IOC_LIMITER_SET: {
+		struct kprim_limiter_set *a = buf;
+
+		a->flags = (uint32_t)below(4);
+		a->params.rate = 1 + below(1000);
+		a->params.period_ns = 1 + below(1000000000);
+		a->params.burst = 1 + below(100);
+		break;
+	}
+	case KPRIM_IOC_SEM_ACQUIRE: {
+		struct kprim_sem_acquire *a = buf;
+
+		a->n = 1 + below(3);
+		a->wait = kt_wait(below(3) * 1000000 * below(20), cancel_fd);
+		break;
+	}
+	case KPRIM_IOC_SEM_RELEASE:
+	case KPRIM_IOC_SEM_RESIZE: {
+		struct kprim_sem_release *a = buf;
+
+		a->n = 1 + below(8);
+		break;
+	}
+	case KPRIM_IOC_CACHE_GET:
+	case KPRIM_IOC_CACHE_STORE:
+	case KPRIM_IOC_CACHE_DELETE:
+	case KPRIM_IOC_CACHE_TOUCH:
+	case KPRIM_IOC_CACHE_INCR: {
+		/* key, key_len and (GET/STORE) value, value_len line up. */
+		struct kprim_cache_store *a = buf;
+
+		a->key = (uintptr_t)scratch;
+		a->key_len = 1 + (uint32_t)below(4);
+		if (cmd == KPRIM_IOC_CACHE_STORE) {
+			a->op = (uint32_t)below(4);
+			a->value = (uintptr_t)(scratch + 16);
+			a->value_len = below(512);
+			a->flags = (uint32_t)below(2);
+			a->ttl_ns = 1000000 * below(50);
+		} else if (cmd == KPRIM_IOC_CACHE_GET) {
+			a->value = (uintptr_t)(scratch + 16);
+			a->value_len = below(1024);
+		} else if (cmd == KPRIM_IOC_CACHE_INCR) {
+			struct kprim_cache_incr *in = buf;
+
+			in->flags = (uint32_t)below(4);
+			in->delta = below(1000);
+		}
+		break;
+	}
+	default:	/* API, INFO, FLUSH: size and flags only */
+		break;
+	}
+	return size;
+}
+
+static void note(unsigned int cmd, int err)
+{
+	unsigned int i = atomic_fetch_add(&report->unexpected, 1);
+
+	if (i < MAX_UNEXPECTED) {
+		report->first[i].cmd = cmd;
+		report->first[i].err = err;
+	}
+}
+
+/* Replace a pool slot: open a fresh object, named or anonymous. */
+static void churn(struct fuzz_ctx *c)
+{
+	unsigned char arg[256] = { 0 };
+	int slot = (int)below(POOL), fd, old;
+
+	valid_arg(KPRIM_IOC_OPEN, arg, -1);
+	((struct kprim_open *)arg)->flags |= KPRIM_OPEN_CREATE;
+	((struct kprim_open *)arg)->flags &= ~KPRIM_OPEN_EXCL;
+	fd = (int)kt_ioctl(c->sess, KPRIM_IOC_OPEN, arg);
+	old = atomic_exchange(&c->pool[slot], fd < 0 ? -1 : fd);
+	/* Another thread may be in an ioctl on @old: closing is part of
+	 * the test (the file stays alive until that call returns). */
+	if (old >= 0)
+		close(old);
+}
+
+/*
+ * The threads of a process share page_rw for their arguments: a thread
+ * may rewrite an argument while the kernel reads it, which the kernel
+ * must survive too (it copies each argument once).
+ */
+static void fuzz_one(struct fuzz_ctx *c)
+{
+	unsigned char *arg = page_rw;	/* the struct; scratch from 2048 */
+	unsigned int cmd;
+	size_t size;
+	void *argp;
+	long ret;
+	int fd;
+
+	if (!below(50)) {
+		churn(c);
+		return;
+	}
+	if (below(4)) {
+		cmd = object_cmds[below(sizeof(object_cmds) / sizeof(object_cmds[0]))];
+		fd = atomic_load(&c->pool[below(POOL)]);
+	} else {
+		cmd = session_cmds[below(sizeof(session_cmds) / sizeof(session_cmds[0]))];
+		fd = c->sess;
+	}
+	switch (below(20)) {	/* now and then the wrong fd */
+	case 0: fd = c->sess; break;
+	case 1: fd = c->efd; break;
+	case 2: fd = -1; break;
+	case 3: fd = atomic_load(&c->pool[below(POOL)]); break;
+	}
+	memset(arg, 0, 2048);
+	size = valid_arg(cmd, arg, below(4) ? KPRIM_NO_CANCEL_FD : c->efd);
+	for (int i = (int)below(4); i > 0; i--)
+		mutate(arg, size);
+	argp = arg;
+	switch (below(40)) {	/* now and then a bad argument pointer */
+	case 0: argp = NULL; break;
+	case 1: argp = page_none; break;
+	case 2: argp = page_ro; break;
+	case 3: argp = page_none - below(size + 1); break;	/* straddles */
+	case 4: argp = (void *)0xffff888000000000ull; break;
+	}
+	if (!below(50))	/* an unknown command number, size or direction */
+		cmd = _IOC(below(4), KPRIM_IOC_MAGIC, below(0x40), below(256));
+
+	ret = kt_ioctl(fd, cmd, argp);
+	atomic_fetch_add(&report->calls[proc_idx], 1);
+	if (ret >= 0) {
+		atomic_fetch_add(&report->ok[proc_idx], 1);
+		if (cmd == KPRIM_IOC_OPEN && ret > 2)
+			close((int)ret);
+	} else if (!documented_errno((int)-ret)) {
+		note(cmd, (int)-ret);
+	}
+}
+
+static void *fuzz_thread(void *arg)
+{
+	struct fuzz_ctx *c = arg;
+
+	for (;;)
+		fuzz_one(c);
+	return NULL;
+}
+
+static void on_alarm(int sig)
+{
+	(void)sig;	/* only to interrupt blocking calls (EINTR) */
+}
+
+static pthread_t fuzz_tids[THREADS];
+
+/*
+ * Every 20 ms, a signal to each fuzzing thread: a mutated timeout can be
+ * "forever", and a process-directed signal would reach only one thread.
+ */
+static void *ticker(void *arg)
+{
+	sigset_t set;
+
+	(void)arg;
+	sigemptyset(&set);
+	sigaddset(&set, SIGALRM);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	for (;;) {
+		usleep(20000);
+		for (int i = 0; i < THREADS; i++)
+			pthread_kill(fuzz_tids[i], SIGALRM);
+	}
+	return NULL;
+}
+
+/* One fuzzing process: runs until the parent kills it. */
+static void fuzz_process(int idx, uint64_t seed)
+{
+	static struct fuzz_ctx c;
+	struct sigaction sa = { .sa_handler = on_alarm };	/* no SA_RESTART */
+	pthread_t t;
+
+	proc_idx = idx;
+	rng = seed * 0x9E3779B97F4A7C15ull + (uint64_t)idx + 1;
+	c.sess = kt_session();
+	c.efd = eventfd(0, EFD_CLOEXEC);
+	if (c.sess < 0 || c.efd < 0)
+		_exit(1);
+	/* A signalled eventfd as the cancel fd ends any wait at once. */
+	if (idx == 0)
+		eventfd_write(c.efd, 1);
+	for (int i = 0; i < POOL; i++) {
+		atomic_store(&c.pool[i], -1);
+		churn(&c);
+	}
+	sigaction(SIGALRM, &sa, NULL);
+	fuzz_tids[0] = pthread_self();
+	for (int i = 1; i < THREADS; i++) {
+		if (pthread_create(&fuzz_tids[i], NULL, fuzz_thread, &c))
+			_exit(2);
+	}
+	if (pthread_create(&t, NULL, ticker, NULL))
+		_exit(2);
+	fuzz_thread(&c);
+}
+
+/* Every object listed now (up to @max); -1 when LIST fails. */
+static int list_all(int sess, struct kprim_obj_info *out, int max)
+{
+	struct kprim_list l = {
+		.size = sizeof(l), .entry_size = sizeof(*out),
+	};
+	int n = 0;
+
+	do {
+		l.buf = (uintptr_t)(out + n);
+		l.count = (uint32_t)(max - n);
+		if (kt_ioctl(sess, KPRIM_IOC_LIST, &l) < 0)
+			return -1;
+		n += (int)l.count;
+		l.start_id = l.next_id;
+	} while (l.next_id && n < max);
+	return n;
+}
+
+static bool listed_before(const struct kprim_obj_info *before, int nb,
+			  uint64_t id)
+{
+	for (int i = 0; i < nb; i++)
+		if (before[i].id == id)
+			return true;
+	return false;
+}
+
+TEST(mutated_ioctls_from_dying_processes)
+{
+	static struct kprim_obj_info before[512], after[512];
+	const char *env_seed = getenv("KPRIM_FUZZ_SEED");
+	const char *env_secs = getenv("KPRIM_FUZZ_SECS");
+	uint64_t seed = env_seed ? strtoull(env_seed, NULL, 0) : kt_now_ns();
+	int secs = env_secs ? atoi(env_secs) : 8;
+	int sess = kt_session(), nb, na, left = 0, unlinked = 0;
+	pid_t pids[PROCS];
+
+	if (sess < 0 && errno == ENOENT)
+		SKIP(return, "no /dev/kprim: kprim.ko not loaded");
+	ASSERT_LE(0, sess);
+	ASSERT_LT(0, secs);
+	TH_LOG("seed %llu (KPRIM_FUZZ_SEED to repeat), %d s, %d processes x %d threads",
+	       (unsigned long long)seed, secs, PROCS, THREADS);
+	pagesz = sysconf(_SC_PAGESIZE);
+	page_rw = mmap(NULL, 3 * pagesz, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, page_rw);
+	page_none = page_rw + pagesz;
+	page_ro = page_rw + 2 * pagesz;
+	ASSERT_EQ(0, mprotect(page_none, pagesz, PROT_NONE));
+	ASSERT_EQ(0, mprotect(page_ro, pagesz, PROT_READ));
+	report = mmap(NULL, sizeof(*report), PROT_READ | PROT_WRITE,
+		      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, report);
+	memset(report, 0, sizeof(*report));
+	nb = list_all(sess, before, 512);
+	ASSERT_LE(0, nb);
+
+	for (int i = 0; i < PROCS; i++) {
+		pids[i] = fork();
+		ASSERT_LE(0, pids[i]);
+		if (pids[i] == 0)
+			fuzz_process(i, seed);
+	}
+	/* Kill them one at a time along the way: death while in a wait,
+	 * while holding permits, while another thread is in a call, and
+	 * the others go on with the objects the dead one left. */
+	for (int i = 0; i < PROCS; i++) {
+		int status;
+
+		usleep((useconds_t)secs * 1000000 / PROCS);
+		kill(pids[i], SIGKILL);
+		ASSERT_EQ(pids[i], waitpid(pids[i], &status, 0));
+		/* Died of our SIGKILL, not of a crash or an early exit. */
+		EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+	}
+
+	for (int i = 0; i < PROCS; i++) {
+		unsigned long calls = atomic_load(&report->calls[i]);
+
+		TH_LOG("process %d: %lu calls, %lu succeeded", i, calls,
+		       (unsigned long)atomic_load(&report->ok[i]));
+		EXPECT_LE(MIN_CALLS, calls);
+	}
+	for (unsigned int i = 0; i < report->unexpected && i < MAX_UNEXPECTED; i++)
+		TH_LOG("undocumented errno %d (%s) from ioctl 0x%x",
+		       report->first[i].err, strerror(report->first[i].err),
+		       report->first[i].cmd);
+	EXPECT_EQ(0, atomic_load(&report->unexpected));
+
+	/* Everything the dead held is back; nothing waits; caches in bounds. */
+	na = list_all(sess, after, 512);
+	ASSERT_LE(0, na);
+	for (int i = 0; i < na; i++) {
+		const struct kprim_obj_info *o = &after[i];
+
+		if (listed_before(before, nb, o->id))
+			continue;
+		if (o->kind == KPRIM_KIND_SEM) {
+			EXPECT_EQ(0, o->sem.held);
+			EXPECT_EQ(0, o->sem.holders);
+			EXPECT_EQ(0, o->sem.waiters);
+			EXPECT_EQ(o->sem.permits, o->sem.available);
+		} else if (o->kind == KPRIM_KIND_LIMITER) {
+			EXPECT_EQ(0, o->limiter.waiters);
+			EXPECT_GE(o->limiter.params.burst, o->limiter.tokens);
+		} else if (o->kind == KPRIM_KIND_CACHE) {
+			EXPECT_GE(o->cache.params.max_bytes, o->cache.bytes);
+			EXPECT_GE(o->cache.params.max_entries, o->cache.entries);
+		}
+		/* Only named, persistent objects outlive their processes. */
+		EXPECT_NE(0, o->name_len);
+		if (o->name_len) {
+			struct kprim_unlink u = {
+				.size = sizeof(u), .kind = o->kind,
+				.name = (uintptr_t)o->name,
+				.name_len = o->name_len,
+			};
+
+			EXPECT_EQ(0, kt_ioctl(sess, KPRIM_IOC_UNLINK, &u));
+			unlinked++;
+		}
+	}
+	TH_LOG("%d named objects outlived the fuzzers; unlinked", unlinked);
+	/* The list is what it was. */
+	na = list_all(sess, after, 512);
+	for (int i = 0; i < na; i++)
+		left += !listed_before(before, nb, after[i].id);
+	EXPECT_EQ(0, left);
+	close(sess);
+}
+
+TEST_HARNESS_MAIN
