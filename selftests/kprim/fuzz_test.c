@@ -492,7 +492,18 @@ static bool listed_before(const struct kprim_obj_info *before, int nb,
 	return false;
 }
 
-TEST(mutated_ioctls_from_dying_processes)
+/*
+ * The harness's own limit (30 s by default) must not cut a longer run
+ * short (KPRIM_FUZZ_SECS); the run checks that it fits. In the VM the
+ * per-program limit (KPRIM_TEST_TIMEOUT, 400 s) applies as well.
+ */
+#define FUZZ_TIMEOUT_S	3600
+
+FIXTURE(fuzz) {};
+FIXTURE_SETUP(fuzz) {}
+FIXTURE_TEARDOWN(fuzz) {}
+
+TEST_F_TIMEOUT(fuzz, mutated_ioctls_from_dying_processes, FUZZ_TIMEOUT_S)
 {
 	static struct kprim_obj_info before[512], after[512];
 	const char *env_seed = getenv("KPRIM_FUZZ_SEED");
@@ -506,6 +517,7 @@ TEST(mutated_ioctls_from_dying_processes)
 		SKIP(return, "no /dev/kprim: kprim.ko not loaded");
 	ASSERT_LE(0, sess);
 	ASSERT_LT(0, secs);
+	ASSERT_GT(FUZZ_TIMEOUT_S - 60, secs);
 	TH_LOG("seed %llu (KPRIM_FUZZ_SEED to repeat), %d s, %d processes x %d threads",
 	       (unsigned long long)seed, secs, PROCS, THREADS);
 	pagesz = sysconf(_SC_PAGESIZE);

@@ -22,6 +22,10 @@ mode=$(arg kprim.mode)
 test_timeout=$(arg kprim.test_timeout)
 [ -n "$test_timeout" ] || test_timeout=300
 only=$(arg kprim.only | tr , ' ')
+# kprim.env=A=1,B=2 (run-vm.sh's KPRIM_GUEST_ENV): for the test programs.
+for kv in $(arg kprim.env | tr , ' '); do
+	export "$kv"
+done
 
 # The boot was printed in full (loglevel=7) so a hang shows where it
 # stopped; from here on the console carries warnings and worse only.

@@ -27,6 +27,9 @@ accel=${KPRIM_ACCEL:-tcg}
 append="console=ttyS0 loglevel=7 nokaslr panic=-1 log_buf_len=8M"
 append="$append kprim.mode=$mode kprim.test_timeout=${KPRIM_TEST_TIMEOUT:-400}"
 [ -n "${KPRIM_ONLY:-}" ] && append="$append kprim.only=$KPRIM_ONLY"
+# KPRIM_GUEST_ENV="A=1,B=2": environment for the guest's test programs
+# (e.g. KPRIM_FUZZ_SEED, KPRIM_FUZZ_SECS for fuzz_test).
+[ -n "${KPRIM_GUEST_ENV:-}" ] && append="$append kprim.env=$KPRIM_GUEST_ENV"
 
 # KPRIM_QEMU_ARGS: more QEMU options, for debugging (and for
 # test-run-vm.sh, which starts the guest paused with -S).
@@ -65,6 +68,18 @@ except OSError as e:
 EOF
 }
 
+# dump_and_kill LINE: append LINE and the vCPU registers (read through the
+# QEMU monitor) to the log, then kill QEMU. Uses boot_once's $mon, $qpid.
+dump_and_kill() {
+	{
+		echo
+		echo "$1; vCPU state:"
+		monitor_cmd "$mon" "info registers -a"
+	} >>"$log" 2>&1
+	kill -KILL "$qpid" 2>/dev/null
+	wait "$qpid" 2>/dev/null
+}
+
 # boot_once: one boot; returns 0-255 from QEMU, 124 on time-out, 200 when
 # the guest never reached /init within boot_limit.
 boot_once() {
@@ -72,37 +87,26 @@ boot_once() {
 	mon=$(mktemp -u /tmp/kprim-mon.XXXXXX)
 	"${qemu[@]}" -monitor "unix:$mon,server,nowait" </dev/null >"$log" 2>&1 &
 	qpid=$!
-	while kill -0 "$qpid" 2>/dev/null; do
+	rc=
+	while [ -z "$rc" ] && kill -0 "$qpid" 2>/dev/null; do
 		if [ $started = 0 ] && grep -q '^KPRIM-GUEST-START' "$log" 2>/dev/null; then
 			started=1
 		fi
 		if [ $started = 0 ] && [ $t -ge "$boot_limit" ]; then
-			{
-				echo
-				echo "KPRIM-BOOT-HANG: no KPRIM-GUEST-START after ${boot_limit}s; vCPU state:"
-				monitor_cmd "$mon" "info registers -a"
-			} >>"$log" 2>&1
-			kill -KILL "$qpid" 2>/dev/null
-			wait "$qpid" 2>/dev/null
-			rm -f "$mon"
-			return 200
+			dump_and_kill "KPRIM-BOOT-HANG: no KPRIM-GUEST-START after ${boot_limit}s"
+			rc=200
+		elif [ $t -ge "$limit" ]; then
+			dump_and_kill "KPRIM-VM-TIMEOUT: guest still running after ${limit}s"
+			rc=124
+		else
+			sleep 1
+			t=$((t + 1))
 		fi
-		if [ $t -ge "$limit" ]; then
-			{
-				echo
-				echo "KPRIM-VM-TIMEOUT: guest still running after ${limit}s; vCPU state:"
-				monitor_cmd "$mon" "info registers -a"
-			} >>"$log" 2>&1
-			kill -KILL "$qpid" 2>/dev/null
-			wait "$qpid" 2>/dev/null
-			rm -f "$mon"
-			return 124
-		fi
-		sleep 1
-		t=$((t + 1))
 	done
-	wait "$qpid"
-	rc=$?
+	if [ -z "$rc" ]; then
+		wait "$qpid"
+		rc=$?
+	fi
 	rm -f "$mon"
 	return $rc
 }
