@@ -10,7 +10,8 @@
  * with the wrong fd, a bad argument pointer, or an unknown command. A
  * quarter of the calls go through io_uring (IORING_OP_URING_CMD) instead
  * of ioctl(); some of those are still in flight, on io_uring's workers,
- * when their process is killed.
+ * when their process is killed. Between them, poll() and fdinfo reads on
+ * the same fds.
  *
  * What must hold:
  *   - every call returns a result or one of the errnos the ABI documents
@@ -26,6 +27,7 @@
  * KPRIM_FUZZ_SEED=N repeats a run; the seed is printed. KPRIM_FUZZ_SECS
  * sets the duration (default 8 s).
  */
+#include <poll.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -297,6 +299,31 @@ static void churn(struct fuzz_ctx *c)
 }
 
 /*
+ * The other ways in: poll() and /proc/self/fdinfo on a random object fd,
+ * racing with the ioctls and the churn of the other thread. Returns
+ * false on an undocumented failure.
+ */
+static bool side_op(struct fuzz_ctx *c)
+{
+	int fd = atomic_load(&c->pool[below(POOL)]), f;
+	struct pollfd p = { .fd = fd, .events = POLLIN | POLLOUT };
+	char path[64], buf[1024];
+	ssize_t n;
+
+	if (below(2))
+		return poll(&p, 1, 0) >= 0 || errno == EINTR;
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	f = open(path, O_RDONLY | O_CLOEXEC);
+	if (f < 0)	/* closed meanwhile by the churn */
+		return errno == ENOENT;
+	while ((n = read(f, buf, sizeof(buf))) > 0)
+		;
+	close(f);
+	/* ENOENT: the fd was closed between open() and read(). */
+	return n == 0 || errno == EINTR || errno == ENOENT;
+}
+
+/*
  * The threads of a process share page_rw for their arguments: a thread
  * may rewrite an argument while the kernel reads it, which the kernel
  * must survive too (it copies each argument once).
@@ -347,6 +374,12 @@ static void fuzz_one(struct fuzz_ctx *c)
 
 	if (!below(50)) {
 		churn(c);
+		return;
+	}
+	if (!below(30)) {
+		if (!side_op(c))
+			note(0, errno);
+		atomic_fetch_add(&report->calls[proc_idx], 1);
 		return;
 	}
 	if (below(4)) {
@@ -563,7 +596,7 @@ TEST_F_TIMEOUT(fuzz, mutated_ioctls_from_dying_processes, FUZZ_TIMEOUT_S)
 		EXPECT_LE(MIN_CALLS, calls);
 	}
 	for (unsigned int i = 0; i < report->unexpected && i < MAX_UNEXPECTED; i++)
-		TH_LOG("undocumented errno %d (%s) from ioctl 0x%x",
+		TH_LOG("undocumented errno %d (%s) from ioctl 0x%x (0: poll, fdinfo)",
 		       report->first[i].err, strerror(report->first[i].err),
 		       report->first[i].cmd);
 	EXPECT_EQ(0, atomic_load(&report->unexpected));
