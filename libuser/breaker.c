@@ -403,7 +403,7 @@ int kprim_breaker_done(struct kprim_breaker *b,
 {
 	struct pending pd = { 0 };
 	struct breaker_word w, next;
-	bool recorded = false, trip = false;
+	bool recorded = false, window_trip = false, trip;
 	uint64_t now;
 	int rc;
 
@@ -424,20 +424,25 @@ int kprim_breaker_done(struct kprim_breaker *b,
 			/* The window is this process's: record once, a retry
 			 * after a conflict must not count the call twice. */
 			if (!recorded) {
-				trip = record(b, !success, now);
+				window_trip = record(b, !success, now);
 				recorded = true;
 			}
-			/* Failures in a row live in the word: the update is
-			 * part of the compare-and-swap, redone on conflict. */
+			/*
+			 * Failures in a row live in the word: the update is
+			 * part of the compare-and-swap and decided afresh on
+			 * every pass, because after a conflict the row may
+			 * have been broken by a success elsewhere.
+			 */
 			next = w;
 			if (success)
 				next.consecutive_failures = 0;
 			else if (b->s.consecutive_failures &&
 				 w.consecutive_failures < UINT32_MAX)
 				next.consecutive_failures++;
-			if (b->s.consecutive_failures &&
-			    next.consecutive_failures >= b->s.consecutive_failures)
-				trip = true;
+			trip = window_trip ||
+			       (b->s.consecutive_failures &&
+				next.consecutive_failures >=
+					b->s.consecutive_failures);
 			if (trip)
 				rc = transition(b, &w, KPRIM_BREAKER_OPEN, 0,
 						now, &next, &pd);

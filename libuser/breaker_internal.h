@@ -24,8 +24,8 @@ struct breaker_word {
 	uint32_t state;		/* enum kprim_breaker_state */
 	uint32_t forced;	/* pinned open by force_open() */
 	uint32_t probe_successes; /* half-open successes in this generation */
-	/* Closed: failures in a row, counted by every handle whose
-	 * consecutive_failures setting is on; any success resets it. */
+	/* Closed: failures in a row (0 while the consecutive_failures
+	 * setting is off); any success resets it. */
 	uint32_t consecutive_failures;
 };
 

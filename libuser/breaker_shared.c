@@ -27,7 +27,8 @@
 #define STATE_KEY	"state"
 #define SETTINGS_KEY	"settings"
 #define RECORD_MAGIC	0x4b504252u	/* "KPBR" */
-/* 2: breaker_word.consecutive_failures (was reserved, 0) */
+/* 2: breaker_word.consecutive_failures (was reserved, 0), and the
+ * consecutive_failures setting in settings_record */
 #define RECORD_LAYOUT	2u
 /* An entry that disappears again right after being re-created is not
  * something to spin on forever. */
@@ -51,13 +52,15 @@ struct settings_record {
 	uint64_t open_timeout_ns;
 	uint32_t half_open_probes;
 	uint32_t success_threshold;
+	uint32_t consecutive_failures;	/* the threshold of the shared row */
+	uint32_t reserved;		/* 0 */
 };
 
 /* No padding anywhere: words are compared with memcmp() and stored as
  * bytes read by other processes. */
 _Static_assert(sizeof(struct breaker_word) == 32, "breaker_word layout");
 _Static_assert(sizeof(struct state_record) == 40, "state_record layout");
-_Static_assert(sizeof(struct settings_record) == 24, "settings_record layout");
+_Static_assert(sizeof(struct settings_record) == 32, "settings_record layout");
 
 struct shared_backend {
 	struct kprim_cache *cache;
@@ -226,7 +229,8 @@ static const struct breaker_backend_ops shared_ops = {
 
 /*
  * Record the shared settings, or check them against the creator's: two
- * processes disagreeing on the probe count or the open timeout would each
+ * processes disagreeing on the probe count, the open timeout, the success
+ * threshold or the length of the row of failures that trips would each
  * run a different breaker over one state word.
  */
 static int check_shared_settings(struct shared_backend *sb,
@@ -238,6 +242,7 @@ static int check_shared_settings(struct shared_backend *sb,
 		.open_timeout_ns = s->open_timeout_ns,
 		.half_open_probes = s->half_open_probes,
 		.success_threshold = s->success_threshold,
+		.consecutive_failures = s->consecutive_failures,
 	}, have;
 	struct kprim_sem_stats st;
 	size_t len = sizeof(have);

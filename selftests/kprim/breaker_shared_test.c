@@ -240,64 +240,47 @@ TEST_F(shared, success_in_another_process_breaks_the_row)
 	kprim_breaker_free(b);
 }
 
-TEST_F(shared, process_without_the_setting_resets_but_does_not_count)
-{
-	struct kprim_breaker_settings s = settings(1);	/* trips at 3 */
-	struct kprim_breaker_settings w = settings(1);
-	struct kprim_breaker *b;
-	struct kprim *ck;
-	pid_t pid;
-
-	/* The other process trips on a failure-rate window only. */
-	w.consecutive_failures = 0;
-	w.window = KPRIM_BREAKER_WINDOW_COUNT;
-	w.window_size = 100;
-	w.min_calls = 100;
-	w.failure_rate_pct = 50;
-	ASSERT_EQ(0, kprim_breaker_new_shared(self->k, self->name, &s, &b));
-	ASSERT_EQ(0, report(b, false));
-	pid = fork();
-	ASSERT_LE(0, pid);
-	if (pid == 0) {
-		struct kprim_breaker *cb = child_open(self->name, &w, &ck);
-
-		if (report(cb, false) || report(cb, false) || in_a_row(cb) != 1)
-			_exit(1);
-		_exit(report(cb, true) || in_a_row(cb) != 0 ? 2 : 0);
-	}
-	ASSERT_EQ(0, wait_child(pid));
-	EXPECT_EQ(0, in_a_row(b));
-	EXPECT_EQ(KPRIM_BREAKER_CLOSED, kprim_breaker_state(b));
-	kprim_breaker_free(b);
-}
-
 /*
- * N processes report failures at once, below the threshold in total: the
- * compare-and-swap must count each exactly once (a lost update shows as
- * fewer, a double count as more or as a trip).
+ * N processes, released together, report failures, below the threshold
+ * in total: the compare-and-swap must count each exactly once (a lost
+ * update shows as fewer, a double count as more or as a trip).
  */
 TEST_F(shared, concurrent_failures_counted_exactly_once)
 {
-	enum { PROCS = 4, EACH = 25 };
+	enum { PROCS = 4, EACH = 200 };
 	struct kprim_breaker_settings s = settings(1);
 	struct kprim_breaker *b;
 	pid_t pids[PROCS];
 	struct kprim *ck;
+	int ready[2], go[2];
+	char byte;
 
 	s.consecutive_failures = PROCS * EACH + 1;
 	ASSERT_EQ(0, kprim_breaker_new_shared(self->k, self->name, &s, &b));
+	ASSERT_EQ(0, pipe(ready));
+	ASSERT_EQ(0, pipe(go));
 	for (int i = 0; i < PROCS; i++) {
 		pids[i] = fork();
 		ASSERT_LE(0, pids[i]);
 		if (pids[i] == 0) {
 			struct kprim_breaker *cb = child_open(self->name, &s, &ck);
 
+			/* Opened: say so, then wait for the start (EOF once
+			 * the parent closes the last write end). */
+			close(go[1]);
+			if (write(ready[1], "r", 1) != 1 ||
+			    read(go[0], &byte, 1) != 0)
+				_exit(2);
 			for (int j = 0; j < EACH; j++)
 				if (report(cb, false))
 					_exit(1);
 			_exit(0);
 		}
 	}
+	close(go[0]);
+	for (int i = 0; i < PROCS; i++)
+		ASSERT_EQ(1, read(ready[0], &byte, 1));
+	close(go[1]);	/* EOF releases them all at once */
 	for (int i = 0; i < PROCS; i++)
 		EXPECT_EQ(0, wait_child(pids[i]));
 	EXPECT_EQ(PROCS * EACH, in_a_row(b));
@@ -305,6 +288,8 @@ TEST_F(shared, concurrent_failures_counted_exactly_once)
 	/* One more, the threshold: open. */
 	EXPECT_EQ(0, report(b, false));
 	EXPECT_EQ(KPRIM_BREAKER_OPEN, kprim_breaker_state(b));
+	close(ready[0]);
+	close(ready[1]);
 	kprim_breaker_free(b);
 }
 
@@ -633,10 +618,22 @@ TEST_F(shared, other_shared_settings_eexist)
 	s.open_timeout_ns *= 2;
 	EXPECT_EQ(-EEXIST, kprim_breaker_new_shared(self->k, self->name, &s,
 						    &b2));
-	EXPECT_EQ(NULL, b2);
-	/* Per-process settings may differ. */
-	s = settings(1);
+	s.open_timeout_ns /= 2;
+	s.success_threshold = 2;
+	EXPECT_EQ(-EEXIST, kprim_breaker_new_shared(self->k, self->name, &s,
+						    &b2));
+	/* The row of failures is shared: so is its length. */
+	s.success_threshold = 1;
 	s.consecutive_failures = 7;
+	EXPECT_EQ(-EEXIST, kprim_breaker_new_shared(self->k, self->name, &s,
+						    &b2));
+	EXPECT_EQ(NULL, b2);
+	/* The failure-rate window is per process: it may differ. */
+	s = settings(1);
+	s.window = KPRIM_BREAKER_WINDOW_COUNT;
+	s.window_size = 10;
+	s.min_calls = 5;
+	s.failure_rate_pct = 50;
 	EXPECT_EQ(0, kprim_breaker_new_shared(self->k, self->name, &s, &b2));
 	kprim_breaker_free(b2);
 	kprim_breaker_free(b);

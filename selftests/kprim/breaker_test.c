@@ -8,6 +8,8 @@
 
 #include "kselftest_harness.h"
 #include "kprim/breaker.h"
+/* Internal: breaker_create() over a test backend (racy_ops below). */
+#include "../../libuser/breaker_internal.h"
 
 enum { CLOSED = KPRIM_BREAKER_CLOSED, OPEN = KPRIM_BREAKER_OPEN,
        HALF = KPRIM_BREAKER_HALF_OPEN };
@@ -503,6 +505,126 @@ TEST(exactly_m_probes_concurrently)
 		EXPECT_EQ(CALLERS - PROBES, c.rejected);
 		kprim_breaker_free(r.b);
 	}
+}
+
+/*
+ * The state machine over a backend whose compare-and-swap loses races on
+ * demand, as the shared one does when another process stores first: the
+ * fake applies "the other process's" change to the word and fails the CAS,
+ * and the machine must decide again from the new word.
+ */
+struct racy_backend {
+	struct breaker_word word;
+	int races;		/* CASes left to lose */
+	bool other_failed;	/* the other process reports a failure (else a success) */
+	uint32_t in_flight;
+};
+
+static int racy_load(void *be, struct breaker_word *w)
+{
+	*w = ((struct racy_backend *)be)->word;
+	return 0;
+}
+
+static int racy_cas(void *be, const struct breaker_word *old,
+		    const struct breaker_word *new)
+{
+	struct racy_backend *r = be;
+
+	if (r->races > 0) {
+		r->races--;
+		if (r->other_failed)
+			r->word.consecutive_failures++;
+		else
+			r->word.consecutive_failures = 0;
+	}
+	if (memcmp(&r->word, old, sizeof(*old)))
+		return -EAGAIN;
+	r->word = *new;
+	return 0;
+}
+
+static int racy_probe_acquire(void *be)
+{
+	((struct racy_backend *)be)->in_flight++;
+	return 0;
+}
+
+static void racy_probe_release(void *be, uint64_t gen)
+{
+	(void)gen;
+	((struct racy_backend *)be)->in_flight--;
+}
+
+static void racy_probe_reset(void *be, uint64_t gen, uint32_t permits)
+{
+	(void)be;
+	(void)gen;
+	(void)permits;
+}
+
+static uint32_t racy_in_flight(void *be)
+{
+	return ((struct racy_backend *)be)->in_flight;
+}
+
+static const struct breaker_backend_ops racy_ops = {
+	.load = racy_load,
+	.cas = racy_cas,
+	.probe_acquire = racy_probe_acquire,
+	.probe_release = racy_probe_release,
+	.probe_reset = racy_probe_reset,
+	.probes_in_flight = racy_in_flight,
+};
+
+/* Report one closed-state result through the racy backend. */
+static int racy_report(struct kprim_breaker *b, bool success)
+{
+	struct kprim_breaker_ticket t;
+	int rc = kprim_breaker_allow(b, &t);
+
+	return rc ? rc : kprim_breaker_done(b, &t, success);
+}
+
+/* The third failure would trip, but a success elsewhere lands first: the
+ * row is then 1, and the breaker must stay closed. */
+TEST(cas_lost_to_a_success_redecides_the_trip)
+{
+	struct kprim_breaker_settings s = base();	/* trips at 3 */
+	struct racy_backend r = { .word.state = CLOSED };
+	struct kprim_breaker *b;
+
+	s.consecutive_failures = 3;
+	ASSERT_EQ(0, breaker_create(&s, &racy_ops, &r, &b));
+	ASSERT_EQ(0, racy_report(b, false));
+	ASSERT_EQ(0, racy_report(b, false));
+	ASSERT_EQ(2, r.word.consecutive_failures);
+	r.races = 1;
+	r.other_failed = false;
+	EXPECT_EQ(0, racy_report(b, false));
+	EXPECT_EQ(0, r.races);		/* the race happened */
+	EXPECT_EQ(CLOSED, (int)r.word.state);
+	EXPECT_EQ(1, r.word.consecutive_failures);
+	kprim_breaker_free(b);
+}
+
+/* A failure elsewhere lands first: both count, and the second one that
+ * makes the row reach the threshold trips it (no lost update). */
+TEST(cas_lost_to_a_failure_counts_both)
+{
+	struct kprim_breaker_settings s = base();
+	struct racy_backend r = { .word.state = CLOSED };
+	struct kprim_breaker *b;
+
+	s.consecutive_failures = 3;
+	ASSERT_EQ(0, breaker_create(&s, &racy_ops, &r, &b));
+	ASSERT_EQ(0, racy_report(b, false));
+	r.races = 1;
+	r.other_failed = true;
+	EXPECT_EQ(0, racy_report(b, false));
+	EXPECT_EQ(0, r.races);
+	EXPECT_EQ(OPEN, (int)r.word.state);
+	kprim_breaker_free(b);
 }
 
 TEST(state_names)

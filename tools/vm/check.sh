@@ -189,6 +189,7 @@ for p in "${pids[@]}"; do
 	wait "${p#*:}"
 	rc=$?
 	[ $rc = 124 ] && say "the $k VM ran out of time (${vm_timeout}s)"
+	[ $rc = 125 ] && say "the $k VM hung before /init on every boot"
 	logs+=("$k=$run/$k.log")
 done
 

@@ -4,7 +4,8 @@
 # run-vm.sh KERNEL INITRD LOG MODE [TIMEOUT_S]: boot the test VM under QEMU
 # (TCG; KPRIM_ACCEL=kvm to try KVM) and keep its serial console in LOG.
 # MODE is check, demo, bench or shell (interactive, console on this terminal).
-# Exit status: QEMU's, or 124 when the guest ran out of time.
+# Exit status: QEMU's; 124 when the guest ran out of time; 125 when it hung
+# before /init on every boot (below).
 #
 # Boot watchdog: a guest whose /init has not printed KPRIM-GUEST-START within
 # KPRIM_BOOT_TIMEOUT seconds (default 300; a boot takes 6-40 s under TCG) hung
@@ -30,6 +31,10 @@ append="$append kprim.mode=$mode kprim.test_timeout=${KPRIM_TEST_TIMEOUT:-400}"
 # KPRIM_GUEST_ENV="A=1,B=2": environment for the guest's test programs
 # (e.g. KPRIM_FUZZ_SEED, KPRIM_FUZZ_SECS for fuzz_test).
 [ -n "${KPRIM_GUEST_ENV:-}" ] && append="$append kprim.env=$KPRIM_GUEST_ENV"
+# Each of these is one word of the kernel command line.
+case "${KPRIM_ONLY:-}${KPRIM_GUEST_ENV:-}" in
+*[[:space:]]*) die "KPRIM_ONLY and KPRIM_GUEST_ENV take no spaces (use commas)" ;;
+esac
 
 # KPRIM_QEMU_ARGS: more QEMU options, for debugging (and for
 # test-run-vm.sh, which starts the guest paused with -S).
@@ -43,18 +48,20 @@ if [ "$mode" = shell ]; then
 	exec "${qemu[@]}"
 fi
 
-# monitor_cmd SOCKET CMD: send CMD to the QEMU human monitor, print its reply.
+# monitor_cmd SOCKET CMD...: send each CMD to the QEMU human monitor, print
+# the replies.
 monitor_cmd() {
-	python3 - "$1" "$2" <<'EOF'
+	python3 - "$@" <<'EOF'
 import socket, sys, time
 s = socket.socket(socket.AF_UNIX)
 s.settimeout(5)
 try:
     s.connect(sys.argv[1])
-    s.sendall(sys.argv[2].encode() + b'\n')
+    cmds = sys.argv[2:]
+    s.sendall(b''.join(c.encode() + b'\n' for c in cmds))
     out, end = b'', time.time() + 5
-    # The monitor greets with a prompt, then answers and prompts again.
-    while time.time() < end and out.count(b'(qemu)') < 2:
+    # The monitor greets with a prompt, then prompts after each answer.
+    while time.time() < end and out.count(b'(qemu)') < 1 + len(cmds):
         try:
             chunk = s.recv(65536)
         except socket.timeout:
@@ -68,13 +75,23 @@ except OSError as e:
 EOF
 }
 
-# dump_and_kill LINE: append LINE and the vCPU registers (read through the
-# QEMU monitor) to the log, then kill QEMU. Uses boot_once's $mon, $qpid.
+# The QEMU of the current boot and its monitor socket; whatever ends this
+# script ends that QEMU too.
+qpid= mon=
+cleanup() {
+	[ -n "$qpid" ] && kill -KILL "$qpid" 2>/dev/null
+	[ -n "$mon" ] && rm -f "$mon"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
+
+# dump_and_kill LINE: stop the guest, append LINE and the vCPU registers
+# (read through the QEMU monitor) to the log, then kill QEMU.
 dump_and_kill() {
 	{
 		echo
 		echo "$1; vCPU state:"
-		monitor_cmd "$mon" "info registers -a"
+		monitor_cmd "$mon" stop "info registers -a"
 	} >>"$log" 2>&1
 	kill -KILL "$qpid" 2>/dev/null
 	wait "$qpid" 2>/dev/null
@@ -83,12 +100,15 @@ dump_and_kill() {
 # boot_once: one boot; returns 0-255 from QEMU, 124 on time-out, 200 when
 # the guest never reached /init within boot_limit.
 boot_once() {
-	local mon qpid t=0 started=0 rc
+	local t=0 started=0 rc=
 	mon=$(mktemp -u /tmp/kprim-mon.XXXXXX)
-	"${qemu[@]}" -monitor "unix:$mon,server,nowait" </dev/null >"$log" 2>&1 &
+	# Appending (O_APPEND) as the dump does, so neither overwrites the
+	# other while QEMU still writes.
+	: >"$log"
+	"${qemu[@]}" -monitor "unix:$mon,server,nowait" </dev/null >>"$log" 2>&1 &
 	qpid=$!
-	rc=
-	while [ -z "$rc" ] && kill -0 "$qpid" 2>/dev/null; do
+	# jobs, not kill -0: once reaped, the pid may belong to another process.
+	while [ -z "$rc" ] && [ -n "$(jobs -rp)" ]; do
 		if [ $started = 0 ] && grep -q '^KPRIM-GUEST-START' "$log" 2>/dev/null; then
 			started=1
 		fi
@@ -107,6 +127,7 @@ boot_once() {
 		wait "$qpid"
 		rc=$?
 	fi
+	qpid=
 	rm -f "$mon"
 	return $rc
 }
@@ -120,7 +141,7 @@ while :; do
 	if [ $try -ge "$boot_tries" ]; then
 		say "$(basename "$kernel"): the guest hung before /init on all $try boots; logs: $log.boot-hang-*" >&2
 		cp "$log.boot-hang-$try" "$log"
-		rc=124
+		rc=125
 		break
 	fi
 	say "$(basename "$kernel"): boot $try hung before /init (no kprim code had run); log kept in $log.boot-hang-$try; booting again" >&2

@@ -138,9 +138,7 @@ int kprim_breaker_new(const struct kprim_breaker_settings *s,
  * (successes reported by any process add up to @success_threshold) and the
  * half-open probe slots (@half_open_probes semaphore permits: at most that
  * many probe calls run at once across all processes; a permit is held by
- * the handle and the kernel returns it when its process dies). A process
- * whose own @consecutive_failures is 0 does not add to the count of
- * failures in a row, but its successes still reset it.
+ * the handle and the kernel returns it when its process dies).
  *
  * Per process (per handle): the sliding window of failure rates (each
  * process trips the shared breaker on the calls it saw itself; the window
@@ -158,8 +156,8 @@ int kprim_breaker_new(const struct kprim_breaker_settings *s,
  * process sharing that handle has closed it).
  *
  * The first process to create the breaker fixes @half_open_probes,
- * @open_timeout_ns and @success_threshold; a later open with other values
- * fails with -EEXIST. If the state entry is lost (the kernel may evict
+ * @open_timeout_ns, @success_threshold and @consecutive_failures; a later
+ * open with other values fails with -EEXIST. If the state entry is lost (the kernel may evict
  * cache entries under memory pressure), the breaker restarts closed.
  *
  * The other functions behave as for a local breaker, and may in addition
@@ -208,7 +206,8 @@ int kprim_breaker_state(struct kprim_breaker *b);
 
 /**
  * kprim_breaker_counts() - this handle's counts; @consecutive_failures is
- * the breaker's (host-wide in shared mode, 0 unless closed).
+ * the breaker's (host-wide in shared mode; 0 unless closed, and always 0
+ * when the consecutive_failures setting is off).
  * Return: 0, -EINVAL, or (shared mode) a negative errno from the kernel.
  */
 int kprim_breaker_counts(struct kprim_breaker *b,
