@@ -11,7 +11,7 @@
  * quarter of the calls go through io_uring (IORING_OP_URING_CMD) instead
  * of ioctl(); some of those are still in flight, on io_uring's workers,
  * when their process is killed. Between them, poll() and fdinfo reads on
- * the same fds.
+ * the same fds (their failures are shown, not judged: see side_op()).
  *
  * What must hold:
  *   - every call returns a result or one of the errnos the ABI documents
@@ -53,6 +53,8 @@ struct fuzz_report {
 	_Atomic unsigned long calls[PROCS];
 	_Atomic unsigned long ok[PROCS];
 	_Atomic unsigned long uring[PROCS];	/* completions via io_uring */
+	_Atomic unsigned long side_failed;	/* poll/fdinfo calls that failed */
+	int side_first_op, side_first_err;
 	_Atomic unsigned int unexpected;
 	struct {
 		unsigned int cmd;
@@ -301,27 +303,40 @@ static void churn(struct fuzz_ctx *c)
 
 /*
  * The other ways in: poll() and /proc/self/fdinfo on a random object fd,
- * racing with the ioctls and the churn of the other thread. Returns
- * false on an undocumented failure.
+ * racing with the ioctls and the churn of the other thread. Their errnos
+ * are the VFS's, not kprim's (kprim's poll and show_fdinfo cannot fail),
+ * and the fd may be closed and its number reused by any file meanwhile:
+ * a failure is counted and shown, while what is judged is that the kernel
+ * stays clean. Returns 0, or which call failed (errno set).
  */
-static bool side_op(struct fuzz_ctx *c)
+enum { SIDE_POLL = 1, SIDE_FDINFO_OPEN, SIDE_FDINFO_READ };
+
+static int side_op(struct fuzz_ctx *c)
 {
-	int fd = atomic_load(&c->pool[below(POOL)]), f;
+	int fd = atomic_load(&c->pool[below(POOL)]), f, err;
 	struct pollfd p = { .fd = fd, .events = POLLIN | POLLOUT };
 	char path[64], buf[1024];
 	ssize_t n;
 
-	if (below(2))
-		return poll(&p, 1, 0) >= 0 || errno == EINTR;
+	if (below(2)) {
+		if (poll(&p, 1, 0) < 0 && errno != EINTR)
+			return SIDE_POLL;
+		return 0;
+	}
 	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
 	f = open(path, O_RDONLY | O_CLOEXEC);
-	if (f < 0)	/* closed meanwhile by the churn */
-		return errno == ENOENT;
+	if (f < 0)	/* ENOENT: closed meanwhile by the churn */
+		return errno == ENOENT ? 0 : SIDE_FDINFO_OPEN;
 	while ((n = read(f, buf, sizeof(buf))) > 0)
 		;
+	err = errno;
 	close(f);
 	/* ENOENT, EBADF: the fd was closed between open() and read(). */
-	return n == 0 || errno == EINTR || errno == ENOENT || errno == EBADF;
+	if (n < 0 && err != EINTR && err != ENOENT && err != EBADF) {
+		errno = err;
+		return SIDE_FDINFO_READ;
+	}
+	return 0;
 }
 
 /*
@@ -378,8 +393,12 @@ static void fuzz_one(struct fuzz_ctx *c)
 		return;
 	}
 	if (!below(30)) {
-		if (!side_op(c))
-			note(0, errno);
+		int what = side_op(c);
+
+		if (what && atomic_fetch_add(&report->side_failed, 1) == 0) {
+			report->side_first_op = what;
+			report->side_first_err = errno;
+		}
 		atomic_fetch_add(&report->calls[proc_idx], 1);
 		return;
 	}
@@ -651,10 +670,17 @@ TEST_F_TIMEOUT(fuzz, mutated_ioctls_from_dying_processes, FUZZ_TIMEOUT_S)
 		EXPECT_LE(MIN_CALLS, calls);
 	}
 	for (unsigned int i = 0; i < report->unexpected && i < MAX_UNEXPECTED; i++)
-		TH_LOG("undocumented errno %d (%s) from ioctl 0x%x (0: poll, fdinfo)",
+		TH_LOG("undocumented errno %d (%s) from ioctl 0x%x",
 		       report->first[i].err, strerror(report->first[i].err),
 		       report->first[i].cmd);
 	EXPECT_EQ(0, atomic_load(&report->unexpected));
+	if (atomic_load(&report->side_failed))
+		TH_LOG("%lu poll/fdinfo calls failed, the first (%s) with %s",
+		       (unsigned long)atomic_load(&report->side_failed),
+		       report->side_first_op == SIDE_POLL ? "poll" :
+		       report->side_first_op == SIDE_FDINFO_OPEN ?
+		       "fdinfo open" : "fdinfo read",
+		       strerror(report->side_first_err));
 
 	/*
 	 * Everything the dead held is back; nothing waits; caches in bounds.
