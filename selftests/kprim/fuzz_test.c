@@ -55,6 +55,7 @@ struct fuzz_report {
 	_Atomic unsigned long uring[PROCS];	/* completions via io_uring */
 	_Atomic unsigned long side_failed;	/* poll/fdinfo calls that failed */
 	int side_first_op, side_first_err;
+	char side_first_file[64];	/* what the fd was then */
 	_Atomic unsigned int unexpected;
 	struct {
 		unsigned int cmd;
@@ -330,12 +331,23 @@ static int side_op(struct fuzz_ctx *c)
 	while ((n = read(f, buf, sizeof(buf))) > 0)
 		;
 	err = errno;
-	close(f);
 	/* ENOENT, EBADF: the fd was closed between open() and read(). */
 	if (n < 0 && err != EINTR && err != ENOENT && err != EBADF) {
+		/* What is f now? (Is it still our fdinfo file?) */
+		if (atomic_load(&report->side_failed) == 0) {
+			snprintf(path, sizeof(path), "/proc/self/fd/%d", f);
+			n = readlink(path, report->side_first_file,
+				     sizeof(report->side_first_file) - 1);
+			if (n < 0)
+				snprintf(report->side_first_file,
+					 sizeof(report->side_first_file),
+					 "(readlink: %s)", strerror(errno));
+		}
+		close(f);
 		errno = err;
 		return SIDE_FDINFO_READ;
 	}
+	close(f);
 	return 0;
 }
 
@@ -675,12 +687,14 @@ TEST_F_TIMEOUT(fuzz, mutated_ioctls_from_dying_processes, FUZZ_TIMEOUT_S)
 		       report->first[i].cmd);
 	EXPECT_EQ(0, atomic_load(&report->unexpected));
 	if (atomic_load(&report->side_failed))
-		TH_LOG("%lu poll/fdinfo calls failed, the first (%s) with %s",
+		TH_LOG("%lu poll/fdinfo calls failed, the first (%s) with %s%s%s",
 		       (unsigned long)atomic_load(&report->side_failed),
 		       report->side_first_op == SIDE_POLL ? "poll" :
 		       report->side_first_op == SIDE_FDINFO_OPEN ?
 		       "fdinfo open" : "fdinfo read",
-		       strerror(report->side_first_err));
+		       strerror(report->side_first_err),
+		       report->side_first_file[0] ? "; the file read was then " : "",
+		       report->side_first_file);
 
 	/*
 	 * Everything the dead held is back; nothing waits; caches in bounds.
