@@ -206,6 +206,7 @@ struct kprim_wait_ctx {
 
 void kprim_waitq_init(struct kprim_waitq *q);
 int kprim_wait_ctx_init(struct kprim_wait_ctx *ctx, const struct kprim_wait *w);
+bool kprim_wait_may_block(const struct kprim_wait __user *uw);
 void kprim_wait_ctx_destroy(struct kprim_wait_ctx *ctx);
 void kprim_waitq_add(struct kprim_waitq *q, struct kprim_waiter *w);
 void kprim_waitq_grant(struct kprim_waitq *q, struct kprim_waiter *w);

@@ -364,20 +364,13 @@ static void kprim_limiter_fill_info(struct kprim_object *obj,
 			       &info->limiter.throttled);
 }
 
-/*
- * Only a take with a timeout can sleep. The peek is advisory (uring.c): a
- * fault or a racing change only moves the call to or from a worker.
- */
+/* Only a take with a timeout can sleep (advisory peek, see uring.c). */
 static bool kprim_limiter_may_block(unsigned int cmd, void __user *arg)
 {
 	struct kprim_limiter_take __user *uargs = arg;
-	u64 timeout;
 
-	if (KPRIM_CMD(cmd) != KPRIM_CMD(KPRIM_IOC_LIMITER_TAKE))
-		return false;
-	if (get_user(timeout, &uargs->wait.timeout_ns))
-		return false;
-	return timeout != 0;
+	return KPRIM_CMD(cmd) == KPRIM_CMD(KPRIM_IOC_LIMITER_TAKE) &&
+	       kprim_wait_may_block(&uargs->wait);
 }
 
 const struct kprim_kind_ops kprim_limiter_ops = {

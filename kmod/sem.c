@@ -588,13 +588,9 @@ static void kprim_sem_fill_info(struct kprim_object *obj,
 static bool kprim_sem_may_block(unsigned int cmd, void __user *arg)
 {
 	struct kprim_sem_acquire __user *uargs = arg;
-	u64 timeout;
 
-	if (KPRIM_CMD(cmd) != KPRIM_CMD(KPRIM_IOC_SEM_ACQUIRE))
-		return false;
-	if (get_user(timeout, &uargs->wait.timeout_ns))
-		return false;
-	return timeout != 0;
+	return KPRIM_CMD(cmd) == KPRIM_CMD(KPRIM_IOC_SEM_ACQUIRE) &&
+	       kprim_wait_may_block(&uargs->wait);
 }
 
 const struct kprim_kind_ops kprim_sem_ops = {

@@ -138,6 +138,26 @@ int kprim_wait_ctx_init(struct kprim_wait_ctx *ctx, const struct kprim_wait *w)
 }
 
 /**
+ * kprim_wait_may_block() - would a wait described by @uw sleep?
+ * @uw:	a struct kprim_wait in user memory, inside an ioctl argument
+ *
+ * An advisory peek for the io_uring path (uring.c): only a non-zero
+ * timeout can sleep. A fault or a racing change only moves the call to or
+ * from an io_uring worker; the ioctl reads its argument again properly.
+ *
+ * Return: true if the timeout read is non-zero, false otherwise or on a
+ * fault.
+ */
+bool kprim_wait_may_block(const struct kprim_wait __user *uw)
+{
+	u64 timeout;
+
+	if (get_user(timeout, &uw->timeout_ns))
+		return false;
+	return timeout != 0;
+}
+
+/**
  * kprim_wait_ctx_destroy() - drop what kprim_wait_ctx_init() took.
  * @ctx: the wait context
  */

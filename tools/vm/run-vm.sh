@@ -101,7 +101,9 @@ dump_and_kill() {
 # the guest never reached /init within boot_limit.
 boot_once() {
 	local t=0 started=0 rc=
-	mon=$(mktemp -u /tmp/kprim-mon.XXXXXX)
+	# One socket per boot of this script (its pid and the try number).
+	mon="/tmp/kprim-mon.$$.$try"
+	rm -f "$mon"
 	# Appending (O_APPEND) as the dump does, so neither overwrites the
 	# other while QEMU still writes.
 	: >"$log"
