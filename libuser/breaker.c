@@ -246,7 +246,7 @@ static bool record(struct kprim_breaker *b, bool failed, uint64_t now)
 	       failures * 100 >= (uint64_t)s->failure_rate_pct * calls;
 }
 
-int breaker_check_settings(const struct kprim_breaker_settings *s)
+int kprim__breaker_check_settings(const struct kprim_breaker_settings *s)
 {
 	if (!s->consecutive_failures && s->window == KPRIM_BREAKER_WINDOW_NONE)
 		return -EINVAL;
@@ -272,14 +272,14 @@ int breaker_check_settings(const struct kprim_breaker_settings *s)
 	return 0;
 }
 
-int breaker_create(const struct kprim_breaker_settings *s,
-		   const struct breaker_backend_ops *ops, void *be,
-		   struct kprim_breaker **out)
+int kprim__breaker_create(const struct kprim_breaker_settings *s,
+			  const struct breaker_backend_ops *ops, void *be,
+			  struct kprim_breaker **out)
 {
 	struct kprim_breaker *b;
 	int rc;
 
-	rc = breaker_check_settings(s);
+	rc = kprim__breaker_check_settings(s);
 	if (rc)
 		return rc;
 	b = calloc(1, sizeof(*b));
@@ -318,7 +318,7 @@ int kprim_breaker_new(const struct kprim_breaker_settings *s,
 	/* shared_mode means nothing to a breaker that creates no objects. */
 	if (!s || s->shared_mode)
 		return -EINVAL;
-	return breaker_create(s, &local_ops, NULL, out);
+	return kprim__breaker_create(s, &local_ops, NULL, out);
 }
 
 void kprim_breaker_free(struct kprim_breaker *b)

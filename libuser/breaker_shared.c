@@ -300,7 +300,7 @@ int kprim_breaker_new_shared(struct kprim *k, const char *name,
 	if (s->clock || (s->shared_mode & ~0777u))
 		return -EINVAL;
 	mode = s->shared_mode ? s->shared_mode : 0600;
-	rc = breaker_check_settings(s);
+	rc = kprim__breaker_check_settings(s);
 	if (rc)
 		return rc;
 	nlen = strlen(name);
@@ -328,7 +328,7 @@ int kprim_breaker_new_shared(struct kprim *k, const char *name,
 	rc = shared_load(sb, &w);
 	if (rc)
 		goto close_sem;
-	rc = breaker_create(s, &shared_ops, sb, out);
+	rc = kprim__breaker_create(s, &shared_ops, sb, out);
 	if (rc)
 		goto close_sem;
 	return 0;

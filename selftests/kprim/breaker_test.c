@@ -8,7 +8,7 @@
 
 #include "kselftest_harness.h"
 #include "kprim/breaker.h"
-/* Internal: breaker_create() over a test backend (racy_ops below). */
+/* Internal: kprim__breaker_create() over a test backend (racy_ops below). */
 #include "../../libuser/breaker_internal.h"
 
 enum { CLOSED = KPRIM_BREAKER_CLOSED, OPEN = KPRIM_BREAKER_OPEN,
@@ -595,7 +595,7 @@ TEST(cas_lost_to_a_success_redecides_the_trip)
 	struct kprim_breaker *b;
 
 	s.consecutive_failures = 3;
-	ASSERT_EQ(0, breaker_create(&s, &racy_ops, &r, &b));
+	ASSERT_EQ(0, kprim__breaker_create(&s, &racy_ops, &r, &b));
 	ASSERT_EQ(0, racy_report(b, false));
 	ASSERT_EQ(0, racy_report(b, false));
 	ASSERT_EQ(2, r.word.consecutive_failures);
@@ -617,7 +617,7 @@ TEST(cas_lost_to_a_failure_counts_both)
 	struct kprim_breaker *b;
 
 	s.consecutive_failures = 3;
-	ASSERT_EQ(0, breaker_create(&s, &racy_ops, &r, &b));
+	ASSERT_EQ(0, kprim__breaker_create(&s, &racy_ops, &r, &b));
 	ASSERT_EQ(0, racy_report(b, false));
 	r.races = 1;
 	r.other_failed = true;
