@@ -162,9 +162,11 @@ host-test: check-api $(HOST_TEST_BINS)
 	@set -e; for t in $(HOST_TEST_BINS); do echo "== $$t"; $$t; done
 
 # The library's interface: libkprim.so exports exactly the public headers'
-# functions and libkprim.a defines nothing outside kprim_.
+# functions and libkprim.a defines nothing outside kprim_; the public
+# headers compile alone and with <linux/kprim.h> in either order.
 check-api: lib
 	CC="$(CC)" bash tools/check-symbols.sh $(B)/libkprim.so $(B)/libkprim.a
+	CC="$(CC)" bash tools/check-headers.sh
 
 lint:
 	bash tools/vm/lint.sh

@@ -14,6 +14,7 @@
 #ifndef KPRIM_CTX_H
 #define KPRIM_CTX_H
 
+#include <linux/types.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -21,10 +22,12 @@
 extern "C" {
 #endif
 
-/* Same value as the uapi KPRIM_TIMEOUT_INFINITE. */
-#ifndef KPRIM_TIMEOUT_INFINITE
-#define KPRIM_TIMEOUT_INFINITE	(~(uint64_t)0)
-#endif
+/*
+ * Token for token the definition of the uapi header <linux/kprim.h>, so a
+ * program may include both, in either order, without a redefinition
+ * warning (tools/check-headers.sh). A 64-bit all-ones value either way.
+ */
+#define KPRIM_TIMEOUT_INFINITE	(~(__u64)0)
 /* kprim_ctx_remaining_ns() value meaning "no deadline". */
 #define KPRIM_NO_DEADLINE	(~(uint64_t)0)
 
