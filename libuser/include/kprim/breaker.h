@@ -68,9 +68,15 @@ struct kprim_breaker;
  * @success_threshold: half-open successes needed to close (>= 1)
  * @clock:	ns clock, NULL = CLOCK_MONOTONIC (tests inject their own;
  *		shared mode: must be NULL)
- * @on_state_change: optional; called after the lock is dropped, once per
- *		transition, possibly from several threads at once; it may
- *		call back into the breaker
+ * @on_state_change: optional; called once per transition, in the order
+ *		the transitions were made (each @from is the previous @to),
+ *		never twice at once, with no breaker lock held: it may call
+ *		back into the breaker (a transition it makes is notified
+ *		after it returns). Calls are serialised, not bound to the
+ *		thread that made the transition: a thread finding another
+ *		one delivering leaves its own notifications to that one, so
+ *		a call may return before its transition is notified (by the
+ *		time every call has returned, all are)
  * @shared_mode: shared mode: permission bits of the kernel objects when
  *		this call creates them (0 = 0600, the owner's processes only;
  *		0660 shares with the group); at most 0777. Local mode: must
