@@ -1,12 +1,22 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /*
- * kprim_ctx: a tree of cancellation scopes. Each node has one short mutex;
- * cancellation walks parent -> children, so locks are only ever nested in
- * that order. A node lives while the user or any child holds a reference.
+ * kprim_ctx: a tree of cancellation scopes. Each node has one short mutex,
+ * never held while taking another node's. A node lives while the user, any
+ * child, or a cancellation walking the tree holds a reference.
+ *
+ * Ending a node with children walks its subtree with an explicit stack (a
+ * chain may be far deeper than a thread's stack could recurse), under the
+ * process-wide end_lock: the walks never interleave, so a cancel that finds
+ * its node already ended knows the walk that ended it is over once it can
+ * take end_lock, and returns with the whole subtree ended, as a cancel
+ * that did the walk itself does. Ending a node without children, the
+ * common case of a deadline observed by its only user, takes no end_lock:
+ * a node that has ended gets no new children (they are born ended).
  */
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
 #include <time.h>
@@ -24,7 +34,13 @@ struct kprim_ctx {
 	atomic_int err;			/* 0 until ended; never changes after */
 	int efd;			/* -1 until kprim_ctx_cancel_fd() */
 	atomic_int refs;
+	struct kprim_ctx *end_next;	/* stack of the walk; end_lock */
 };
+
+/* Serialises the walks of ctx_end(); taken before any node's lock. */
+static pthread_mutex_t end_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void ctx_put(struct kprim_ctx *ctx);
 
 uint64_t kprim_now_ns(void)
 {
@@ -43,17 +59,11 @@ static void signal_efd(int efd)
 		return;
 }
 
-/* End @ctx and its subtree with @reason; the first reason sticks. */
-static void ctx_end(struct kprim_ctx *ctx, int reason)
+/* Mark @ctx ended and wake its waiters; @ctx->lock held, err was 0. */
+static void ctx_end_one(struct kprim_ctx *ctx, int reason)
 {
 	struct kprim_ctx_waiter *w;
-	struct kprim_ctx *c;
 
-	pthread_mutex_lock(&ctx->lock);
-	if (atomic_load(&ctx->err)) {
-		pthread_mutex_unlock(&ctx->lock);
-		return;
-	}
 	atomic_store(&ctx->err, reason);
 	signal_efd(ctx->efd);
 	while ((w = ctx->waiters.next) != &ctx->waiters) {
@@ -63,9 +73,61 @@ static void ctx_end(struct kprim_ctx *ctx, int reason)
 		w->next = w->prev = NULL;
 		w->wake(w);
 	}
-	for (c = ctx->children; c; c = c->sib_next)
-		ctx_end(c, reason);
+}
+
+/*
+ * End @ctx and its subtree with @reason; the first reason sticks. On
+ * return every node of the subtree has ended (with this or an earlier
+ * reason).
+ */
+static void ctx_end(struct kprim_ctx *ctx, int reason)
+{
+	struct kprim_ctx *stack = NULL, *c;
+	bool walked;
+
+	pthread_mutex_lock(&ctx->lock);
+	if (atomic_load(&ctx->err)) {
+		walked = ctx->children;
+		pthread_mutex_unlock(&ctx->lock);
+		/* Ended by a walk that may still be going: wait it out. */
+		if (walked) {
+			pthread_mutex_lock(&end_lock);
+			pthread_mutex_unlock(&end_lock);
+		}
+		return;
+	}
+	if (!ctx->children) {
+		ctx_end_one(ctx, reason);
+		pthread_mutex_unlock(&ctx->lock);
+		return;
+	}
 	pthread_mutex_unlock(&ctx->lock);
+
+	pthread_mutex_lock(&end_lock);
+	atomic_fetch_add(&ctx->refs, 1);
+	ctx->end_next = NULL;
+	stack = ctx;
+	while ((c = stack)) {
+		struct kprim_ctx *child;
+
+		stack = c->end_next;
+		pthread_mutex_lock(&c->lock);
+		/* Already ended: by an earlier walk (over, we hold end_lock)
+		 * or without children then, so none since. */
+		if (!atomic_load(&c->err)) {
+			ctx_end_one(c, reason);
+			/* The walk's reference keeps a child alive if its
+			 * user frees it meanwhile. */
+			for (child = c->children; child; child = child->sib_next) {
+				atomic_fetch_add(&child->refs, 1);
+				child->end_next = stack;
+				stack = child;
+			}
+		}
+		pthread_mutex_unlock(&c->lock);
+		ctx_put(c);
+	}
+	pthread_mutex_unlock(&end_lock);
 }
 
 /* Deadlines are observed lazily: whoever notices expiry ends the ctx. */

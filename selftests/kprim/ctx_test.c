@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include "kselftest_harness.h"
@@ -254,6 +255,126 @@ TEST(cancel_from_other_thread_wakes_poll)
 	EXPECT_LE(50 * MS, kprim_now_ns() - t0);
 	pthread_join(t, NULL);
 	kprim_ctx_free(c);
+}
+
+/*
+ * A chain deeper than any stack could recurse through: cancelling the
+ * root, a deadline observed at the root, and freeing the root first all
+ * end every link (and the leaf's cancel fd).
+ */
+#define DEEP	350000
+
+static struct kprim_ctx **deep_chain(struct kprim_ctx *root)
+{
+	struct kprim_ctx **c = calloc(DEEP, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	c[0] = root;
+	for (int i = 1; i < DEEP; i++)
+		if (kprim_ctx_new(c[i - 1], &c[i])) {
+			free(c);
+			return NULL;
+		}
+	return c;
+}
+
+static void free_chain(struct kprim_ctx **c, int from)
+{
+	for (int i = DEEP - 1; i >= from; i--)
+		kprim_ctx_free(c[i]);
+	free(c);
+}
+
+TEST(cancel_deep_chain)
+{
+	struct kprim_ctx *root, **c;
+	int fd;
+
+	ASSERT_EQ(0, kprim_ctx_new(NULL, &root));
+	c = deep_chain(root);
+	ASSERT_NE(NULL, c);
+	fd = kprim_ctx_cancel_fd(c[DEEP - 1]);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, kprim_ctx_cancel(root));
+	EXPECT_EQ(-ECANCELED, kprim_ctx_err(c[DEEP / 2]));
+	EXPECT_EQ(-ECANCELED, kprim_ctx_err(c[DEEP - 1]));
+	EXPECT_TRUE(fd_readable(fd));
+	free_chain(c, 0);
+}
+
+TEST(deadline_deep_chain)
+{
+	struct kprim_ctx *root, **c;
+
+	ASSERT_EQ(0, kprim_ctx_with_timeout(NULL, 1, &root));
+	c = deep_chain(root);
+	ASSERT_NE(NULL, c);
+	/* Whichever link observes the deadline: here the root, for all. */
+	ASSERT_EQ(-ETIMEDOUT, kprim_ctx_err(root));
+	EXPECT_EQ(-ETIMEDOUT, kprim_ctx_err(c[DEEP - 1]));
+	free_chain(c, 0);
+}
+
+TEST(free_root_of_deep_chain)
+{
+	struct kprim_ctx *root, **c;
+
+	ASSERT_EQ(0, kprim_ctx_new(NULL, &root));
+	c = deep_chain(root);
+	ASSERT_NE(NULL, c);
+	kprim_ctx_free(root);
+	EXPECT_EQ(-ECANCELED, kprim_ctx_err(c[DEEP - 1]));
+	free_chain(c, 1);
+}
+
+/*
+ * Two threads cancel the same tree at once (one the root, one a middle
+ * link): when either call returns, the whole subtree below its context
+ * has ended, not just the context itself.
+ */
+struct both {
+	struct kprim_ctx *start, *leaf;
+	pthread_barrier_t *go;
+	int leaf_err;
+};
+
+static void *cancel_and_look(void *arg)
+{
+	struct both *b = arg;
+
+	pthread_barrier_wait(b->go);
+	kprim_ctx_cancel(b->start);
+	b->leaf_err = kprim_ctx_err(b->leaf);
+	return NULL;
+}
+
+TEST(concurrent_cancels_both_see_subtree_ended)
+{
+	enum { LEN = 2000, ROUNDS = 200 };
+	static struct kprim_ctx *c[LEN];
+	pthread_barrier_t go;
+
+	pthread_barrier_init(&go, NULL, 2);
+	for (int r = 0; r < ROUNDS; r++) {
+		struct both a, b;
+		pthread_t ta, tb;
+
+		ASSERT_EQ(0, kprim_ctx_new(NULL, &c[0]));
+		for (int i = 1; i < LEN; i++)
+			ASSERT_EQ(0, kprim_ctx_new(c[i - 1], &c[i]));
+		a = (struct both){ c[0], c[LEN - 1], &go, 0 };
+		b = (struct both){ c[LEN / 4], c[LEN - 1], &go, 0 };
+		ASSERT_EQ(0, pthread_create(&ta, NULL, cancel_and_look, &a));
+		ASSERT_EQ(0, pthread_create(&tb, NULL, cancel_and_look, &b));
+		pthread_join(ta, NULL);
+		pthread_join(tb, NULL);
+		ASSERT_EQ(-ECANCELED, a.leaf_err) TH_LOG("round %d", r);
+		ASSERT_EQ(-ECANCELED, b.leaf_err) TH_LOG("round %d", r);
+		for (int i = LEN - 1; i >= 0; i--)
+			kprim_ctx_free(c[i]);
+	}
+	pthread_barrier_destroy(&go);
 }
 
 TEST_HARNESS_MAIN

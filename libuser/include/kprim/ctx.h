@@ -64,7 +64,10 @@ int kprim_ctx_with_timeout(struct kprim_ctx *parent, uint64_t timeout_ns,
  * kprim_ctx_cancel() - cancel @ctx and all its descendants.
  *
  * Idempotent; the first reason (cancel or deadline) sticks. Wakes every
- * userspace waiter at once and makes the cancel fd readable.
+ * userspace waiter at once and makes the cancel fd readable. On return
+ * @ctx and every descendant have ended, also when another thread was
+ * cancelling them at the same time. Any depth of descendants: the tree
+ * is walked without recursion.
  * Return: 0, -EINVAL (@ctx NULL).
  */
 int kprim_ctx_cancel(struct kprim_ctx *ctx);
@@ -114,8 +117,11 @@ uint64_t kprim_now_ns(void);
 /*
  * For implementers of blocking calls: a waiter registered on a context has
  * its wake() called once when the context is cancelled (also via a parent
- * or an observed deadline). wake() runs with the context's lock held: it
- * must only flag and signal, not call back into kprim_ctx_*.
+ * or an observed deadline). wake() runs with the context's lock held, and
+ * during the cancellation of a subtree with a process-wide lock that
+ * serialises such cancellations: it must only flag and signal (taking at
+ * most a lock of its own that is never held across a kprim_ctx_* call),
+ * not call back into kprim_ctx_*.
  */
 struct kprim_ctx_waiter {
 	struct kprim_ctx_waiter *prev, *next;
