@@ -10,6 +10,19 @@
  *
  * Errno conventions: functions return 0 or a negative errno, never -1 with
  * errno set. A NULL handle where one is required gives -EINVAL.
+ *
+ * fork(): the child gets a copy of every context, in the state it had at
+ * the fork (live or ended with its reason, the deadline, parents and
+ * children). From then on the copies are independent: cancelling or
+ * freeing a context in one process, or a deadline observed there, ends
+ * only that process's copy. Each process has its own cancel fd: in the
+ * child, kprim_ctx_cancel_fd() returns a new eventfd (the descriptor
+ * inherited from the parent is closed by the library on the child's first
+ * use of the context; do not use the number obtained before the fork).
+ * Threads of the parent waiting on a context do not exist in the child and
+ * are not woken there. As for anything after fork() in a multi-threaded
+ * process, a context that another thread was inside a kprim_ctx_* call on
+ * at the moment of the fork may be inconsistent in the child.
  */
 #ifndef KPRIM_CTX_H
 #define KPRIM_CTX_H
