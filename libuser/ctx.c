@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "kprim/ctx.h"
+#include "internal.h"
 
 struct kprim_ctx {
 	pthread_mutex_t lock;
@@ -85,6 +86,11 @@ static void atfork_child(void)
 __attribute__((constructor)) static void ctx_atfork_init(void)
 {
 	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+}
+
+unsigned int kprim__fork_gen(void)
+{
+	return atomic_load_explicit(&fork_gen, memory_order_acquire);
 }
 
 /* Slow path of ctx_own(): take over a node inherited through fork(). */

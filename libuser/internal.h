@@ -62,4 +62,12 @@ int kprim_wait_prepare(struct kprim_wait *w, struct kprim_ctx *ctx,
 KPRIM_INTERNAL
 int kprim_wait_result(long ret, struct kprim_ctx *ctx);
 
+/*
+ * kprim__fork_gen() - how many fork()s separate this process from the
+ * first one (ctx.c counts them in an atfork child handler). State that
+ * must not be used across fork() records it and compares.
+ */
+KPRIM_INTERNAL
+unsigned int kprim__fork_gen(void);
+
 #endif /* KPRIM_INTERNAL_H */

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <unistd.h>
+#include <sys/wait.h>
 
 #include "kselftest_harness.h"
 #include "kprim/breaker.h"
@@ -761,6 +762,45 @@ TEST(cas_lost_to_a_failure_counts_both)
 	EXPECT_EQ(0, racy_report(b, false));
 	EXPECT_EQ(0, r.races);
 	EXPECT_EQ(OPEN, (int)r.word.state);
+	kprim_breaker_free(b);
+}
+
+/*
+ * fork(): a local breaker is process memory, the child's copy is its own
+ * breaker, starting from the state at the fork.
+ */
+static int child_forces(struct kprim_breaker *b)
+{
+	if (kprim_breaker_state(b) != OPEN)
+		return 1;		/* the parent's state at the fork */
+	if (kprim_breaker_force_close(b))
+		return 2;
+	if (kprim_breaker_state(b) != CLOSED)
+		return 3;
+	kprim_breaker_free(b);
+	return 0;
+}
+
+TEST(fork_local_breaker_is_a_copy)
+{
+	struct kprim_breaker_settings s = base();
+	struct kprim_breaker_counts c;
+	struct kprim_breaker *b;
+	int status;
+	pid_t pid;
+
+	ASSERT_EQ(0, kprim_breaker_new(&s, &b));
+	ASSERT_EQ(0, kprim_breaker_force_open(b));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0)
+		_exit(child_forces(b));
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_TRUE(WIFEXITED(status));
+	EXPECT_EQ(0, WEXITSTATUS(status));
+	EXPECT_EQ(OPEN, kprim_breaker_state(b));	/* still pinned here */
+	ASSERT_EQ(0, kprim_breaker_counts(b, &c));
+	EXPECT_EQ(1, c.transitions);
 	kprim_breaker_free(b);
 }
 

@@ -564,6 +564,54 @@ TEST(fork_with_a_thread_waiting_on_the_context)
 }
 
 /*
+ * Channels across fork() (kprim/chan.h): the child's channel is a copy,
+ * with the elements buffered at the fork; neither process sees the
+ * other's receives, sends or close afterwards.
+ */
+static int child_drains_and_closes(struct kprim_chan *ch)
+{
+	int v;
+
+	if (kprim_chan_try_recv(ch, &v) || v != 1)
+		return 1;
+	if (kprim_chan_try_recv(ch, &v) || v != 2)
+		return 2;
+	v = 3;
+	if (kprim_chan_try_send(ch, &v))
+		return 3;
+	if (kprim_chan_close(ch))
+		return 4;
+	kprim_chan_free(ch);
+	return 0;
+}
+
+TEST(fork_channel_is_a_copy)
+{
+	struct kprim_chan *ch;
+	pid_t pid;
+	int v;
+
+	ASSERT_EQ(0, kprim_chan_new(sizeof(int), 4, &ch));
+	v = 1;
+	ASSERT_EQ(0, kprim_chan_try_send(ch, &v));
+	v = 2;
+	ASSERT_EQ(0, kprim_chan_try_send(ch, &v));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0)
+		_exit(child_drains_and_closes(ch));
+	EXPECT_EQ(0, wait_child(pid));
+	EXPECT_EQ(2, (int)kprim_chan_len(ch));
+	ASSERT_EQ(0, kprim_chan_try_recv(ch, &v));
+	EXPECT_EQ(1, v);
+	ASSERT_EQ(0, kprim_chan_try_recv(ch, &v));
+	EXPECT_EQ(2, v);
+	EXPECT_EQ(-EAGAIN, kprim_chan_try_recv(ch, &v));	/* not the child's 3 */
+	EXPECT_EQ(0, kprim_chan_try_send(ch, &v));		/* nor its close */
+	kprim_chan_free(ch);
+}
+
+/*
  * The finding as a user met it: after a child cancelled its copy, every
  * kernel wait of the parent with that context failed with -ECANCELED
  * while kprim_ctx_err() was 0. Needs kprim.ko (skipped on the host).
