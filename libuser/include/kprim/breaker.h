@@ -86,7 +86,10 @@ struct kprim_breaker;
  *		thread that made the transition: a thread finding another
  *		one delivering leaves its own notifications to that one, so
  *		a call may return before its transition is notified (by the
- *		time every call has returned, all are)
+ *		time every call has returned, all are). Notifications wait in
+ *		a queue that grows while the callback is slower than the
+ *		transitions; should that growth fail (out of memory), the
+ *		notification is dropped, the transition is not
  * @shared_mode: shared mode: permission bits of the kernel objects when
  *		this call creates them (0 = 0600, the owner's processes only;
  *		0660 shares with the group); at most 0777. Local mode: must
