@@ -10,6 +10,7 @@
 #   make vm-test         rebuild module + tests, rerun them in the VM (fast)
 #   make vm-shell        interactive shell in the test VM (module loaded)
 #   make host-test       the library tests that need no module, on this host
+#   make check-api       exports = public headers, headers compile with the uapi
 #   make lint            checkpatch, sparse and W=1 on kmod/
 #   make install         library, headers, pkg-config, kprimctl (PREFIX)
 #   make modules_install / headers_install / dkms-install
@@ -54,7 +55,7 @@ TOOLS := $(B)/tools/kprimctl $(B)/tools/kprim-bench
 EXAMPLES := $(KPRIM_USERLIB_EXAMPLES:%=$(B)/examples/%)
 
 .PHONY: dkms-install all module lib tools gobench daemonbench selftests examples check demo bench vm-test vm-shell \
-	host-test lint install modules_install headers_install clean distclean
+	host-test check-api lint install modules_install headers_install clean distclean
 
 all: module lib tools selftests examples
 
@@ -157,8 +158,15 @@ bench:
 vm-shell:
 	bash tools/vm/check.sh --shell
 
-host-test: $(HOST_TEST_BINS)
+host-test: check-api $(HOST_TEST_BINS)
 	@set -e; for t in $(HOST_TEST_BINS); do echo "== $$t"; $$t; done
+
+# The library's interface: libkprim.so exports exactly the public headers'
+# functions and libkprim.a defines nothing outside kprim_; the public
+# headers compile alone and with <linux/kprim.h> in either order.
+check-api: lib
+	CC="$(CC)" bash tools/check-symbols.sh $(B)/libkprim.so $(B)/libkprim.a
+	CC="$(CC)" bash tools/check-headers.sh
 
 lint:
 	bash tools/vm/lint.sh

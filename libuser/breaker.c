@@ -117,13 +117,82 @@ struct kprim_breaker {
 	uint64_t bucket_ns;
 
 	struct kprim_breaker_counts c;
+
+	/*
+	 * Transitions not yet passed to on_state_change, oldest first: a
+	 * ring of @q_cap, @q_len from @q_head. Filled under @lock in the
+	 * order the transitions are made, drained by one thread at a time
+	 * (@delivering), which calls back with @lock dropped: the callback
+	 * sees the transitions in order, never two at once, and may call
+	 * into the breaker (what it does then is queued behind).
+	 */
+	struct state_note { int from, to; } *q;
+	uint32_t q_head, q_len, q_cap;
+	bool delivering;
 };
 
-/* Transitions made under the lock, reported after it is dropped. */
-struct pending {
-	int n;
-	int from[2], to[2];
-};
+#define NOTE_QUEUE_MIN	16
+
+/* Queue a transition for on_state_change (called with @lock held). */
+static void note_transition(struct kprim_breaker *b, int from, int to)
+{
+	struct state_note *q;
+	uint32_t cap, i;
+
+	if (!b->s.on_state_change)
+		return;
+	if (b->q_len == b->q_cap) {
+		/*
+		 * Only a callback slower than the transitions of the other
+		 * threads gets here. Out of memory: the transition still
+		 * happens, only its notification is lost.
+		 */
+		cap = b->q_cap * 2;
+		q = cap > b->q_cap ? malloc(cap * sizeof(*q)) : NULL;
+		if (!q)
+			return;
+		for (i = 0; i < b->q_len; i++)
+			q[i] = b->q[(b->q_head + i) % b->q_cap];
+		free(b->q);
+		b->q = q;
+		b->q_cap = cap;
+		b->q_head = 0;
+	}
+	b->q[(b->q_head + b->q_len) % b->q_cap] = (struct state_note){
+		.from = from, .to = to,
+	};
+	b->q_len++;
+}
+
+/*
+ * Pass queued transitions to on_state_change, in order, with @lock
+ * dropped (called without it, at the end of every call that may have
+ * made a transition). If another thread is already delivering, it will
+ * also deliver ours: it drains the queue before it stops.
+ */
+static void deliver_notes(struct kprim_breaker *b)
+{
+	struct state_note n;
+
+	if (!b->s.on_state_change)
+		return;
+	pthread_mutex_lock(&b->lock);
+	if (b->delivering) {
+		pthread_mutex_unlock(&b->lock);
+		return;
+	}
+	b->delivering = true;
+	while (b->q_len) {
+		n = b->q[b->q_head];
+		b->q_head = (b->q_head + 1) % b->q_cap;
+		b->q_len--;
+		pthread_mutex_unlock(&b->lock);
+		b->s.on_state_change(b->s.cb_arg, n.from, n.to);
+		pthread_mutex_lock(&b->lock);
+	}
+	b->delivering = false;
+	pthread_mutex_unlock(&b->lock);
+}
 
 static uint64_t now_ns(struct kprim_breaker *b)
 {
@@ -168,7 +237,7 @@ static int load(struct kprim_breaker *b, struct breaker_word *w)
  */
 static int transition(struct kprim_breaker *b, const struct breaker_word *cur,
 		      uint32_t state, uint32_t forced, uint64_t now,
-		      struct breaker_word *next, struct pending *pd)
+		      struct breaker_word *next)
 {
 	int rc;
 
@@ -186,21 +255,9 @@ static int transition(struct kprim_breaker *b, const struct breaker_word *cur,
 	sync_gen(b, next);
 	if (cur->state != state) {
 		b->c.transitions++;
-		if (pd->n < 2) {
-			pd->from[pd->n] = (int)cur->state;
-			pd->to[pd->n] = (int)state;
-			pd->n++;
-		}
+		note_transition(b, (int)cur->state, (int)state);
 	}
 	return 0;
-}
-
-static void notify(struct kprim_breaker *b, const struct pending *pd)
-{
-	for (int i = 0; i < pd->n; i++)
-		if (b->s.on_state_change)
-			b->s.on_state_change(b->s.cb_arg, pd->from[i],
-					     pd->to[i]);
 }
 
 /* Add one closed-state result to the window; true if it must trip. */
@@ -246,7 +303,7 @@ static bool record(struct kprim_breaker *b, bool failed, uint64_t now)
 	       failures * 100 >= (uint64_t)s->failure_rate_pct * calls;
 }
 
-int breaker_check_settings(const struct kprim_breaker_settings *s)
+int kprim__breaker_check_settings(const struct kprim_breaker_settings *s)
 {
 	if (!s->consecutive_failures && s->window == KPRIM_BREAKER_WINDOW_NONE)
 		return -EINVAL;
@@ -272,14 +329,14 @@ int breaker_check_settings(const struct kprim_breaker_settings *s)
 	return 0;
 }
 
-int breaker_create(const struct kprim_breaker_settings *s,
-		   const struct breaker_backend_ops *ops, void *be,
-		   struct kprim_breaker **out)
+int kprim__breaker_create(const struct kprim_breaker_settings *s,
+			  const struct breaker_backend_ops *ops, void *be,
+			  struct kprim_breaker **out)
 {
 	struct kprim_breaker *b;
 	int rc;
 
-	rc = breaker_check_settings(s);
+	rc = kprim__breaker_check_settings(s);
 	if (rc)
 		return rc;
 	b = calloc(1, sizeof(*b));
@@ -292,10 +349,16 @@ int breaker_create(const struct kprim_breaker_settings *s,
 		b->buckets = calloc(s->window_size, sizeof(*b->buckets));
 		b->bucket_ns = s->window_ns / s->window_size;
 	}
+	if (s->on_state_change) {
+		b->q = calloc(NOTE_QUEUE_MIN, sizeof(*b->q));
+		b->q_cap = NOTE_QUEUE_MIN;
+	}
 	if ((s->window == KPRIM_BREAKER_WINDOW_COUNT && !b->outcomes) ||
-	    (s->window == KPRIM_BREAKER_WINDOW_TIME && !b->buckets)) {
+	    (s->window == KPRIM_BREAKER_WINDOW_TIME && !b->buckets) ||
+	    (s->on_state_change && !b->q)) {
 		free(b->outcomes);
 		free(b->buckets);
+		free(b->q);
 		free(b);
 		return -ENOMEM;
 	}
@@ -318,7 +381,7 @@ int kprim_breaker_new(const struct kprim_breaker_settings *s,
 	/* shared_mode means nothing to a breaker that creates no objects. */
 	if (!s || s->shared_mode)
 		return -EINVAL;
-	return breaker_create(s, &local_ops, NULL, out);
+	return kprim__breaker_create(s, &local_ops, NULL, out);
 }
 
 void kprim_breaker_free(struct kprim_breaker *b)
@@ -330,12 +393,12 @@ void kprim_breaker_free(struct kprim_breaker *b)
 	pthread_mutex_destroy(&b->lock);
 	free(b->outcomes);
 	free(b->buckets);
+	free(b->q);
 	free(b);
 }
 
 int kprim_breaker_allow(struct kprim_breaker *b, struct kprim_breaker_ticket *t)
 {
-	struct pending pd = { 0 };
 	struct breaker_word w, next;
 	uint64_t now;
 	int rc;
@@ -360,7 +423,7 @@ int kprim_breaker_allow(struct kprim_breaker *b, struct kprim_breaker_ticket *t)
 				break;
 			}
 			rc = transition(b, &w, KPRIM_BREAKER_HALF_OPEN, 0, now,
-					&next, &pd);
+					&next);
 			if (rc == -EAGAIN)
 				continue;
 			if (rc)
@@ -394,14 +457,13 @@ int kprim_breaker_allow(struct kprim_breaker *b, struct kprim_breaker_ticket *t)
 		t->reserved = 0;
 	}
 	pthread_mutex_unlock(&b->lock);
-	notify(b, &pd);
+	deliver_notes(b);
 	return rc;
 }
 
 int kprim_breaker_done(struct kprim_breaker *b,
 		       const struct kprim_breaker_ticket *t, bool success)
 {
-	struct pending pd = { 0 };
 	struct breaker_word w, next;
 	bool recorded = false, window_trip = false, trip;
 	uint64_t now;
@@ -445,7 +507,7 @@ int kprim_breaker_done(struct kprim_breaker *b,
 					b->s.consecutive_failures);
 			if (trip)
 				rc = transition(b, &w, KPRIM_BREAKER_OPEN, 0,
-						now, &next, &pd);
+						now, &next);
 			else if (next.consecutive_failures !=
 				 w.consecutive_failures)
 				rc = b->ops->cas(b->be, &w, &next);
@@ -454,10 +516,10 @@ int kprim_breaker_done(struct kprim_breaker *b,
 		} else if (!success) {
 			/* A probe failed: re-open, restarting the timeout. */
 			rc = transition(b, &w, KPRIM_BREAKER_OPEN, 0, now,
-					&next, &pd);
+					&next);
 		} else if (w.probe_successes + 1 >= b->s.success_threshold) {
 			rc = transition(b, &w, KPRIM_BREAKER_CLOSED, 0, now,
-					&next, &pd);
+					&next);
 		} else {
 			/*
 			 * Count the success in the word itself, so successes
@@ -485,13 +547,12 @@ int kprim_breaker_done(struct kprim_breaker *b,
 			b->c.failures++;
 	}
 	pthread_mutex_unlock(&b->lock);
-	notify(b, &pd);
+	deliver_notes(b);
 	return rc;
 }
 
 static int force(struct kprim_breaker *b, uint32_t state, uint32_t forced)
 {
-	struct pending pd = { 0 };
 	struct breaker_word w, next;
 	int rc;
 
@@ -502,10 +563,10 @@ static int force(struct kprim_breaker *b, uint32_t state, uint32_t forced)
 		rc = load(b, &w);
 		if (rc)
 			break;
-		rc = transition(b, &w, state, forced, now_ns(b), &next, &pd);
+		rc = transition(b, &w, state, forced, now_ns(b), &next);
 	} while (rc == -EAGAIN);
 	pthread_mutex_unlock(&b->lock);
-	notify(b, &pd);
+	deliver_notes(b);
 	return rc;
 }
 

@@ -62,16 +62,25 @@ struct breaker_backend_ops {
 };
 
 /*
- * breaker_create() - allocate a breaker over a backend (checks @s).
+ * Library-internal functions: the kprim__ prefix keeps them out of the
+ * user's namespace in libkprim.a, hidden visibility out of libkprim.so
+ * (tools/check-symbols.sh checks both).
+ */
+#define KPRIM_BREAKER_INTERNAL	__attribute__((visibility("hidden")))
+
+/*
+ * kprim__breaker_create() - allocate a breaker over a backend (checks @s).
  * On success the breaker owns @be and destroys it in kprim_breaker_free();
  * on failure the caller still owns it.
  * Return: 0, -EINVAL, -ENOMEM.
  */
-int breaker_create(const struct kprim_breaker_settings *s,
-		   const struct breaker_backend_ops *ops, void *be,
-		   struct kprim_breaker **out);
+KPRIM_BREAKER_INTERNAL
+int kprim__breaker_create(const struct kprim_breaker_settings *s,
+			  const struct breaker_backend_ops *ops, void *be,
+			  struct kprim_breaker **out);
 
-/* breaker_check_settings() - 0 or -EINVAL. */
-int breaker_check_settings(const struct kprim_breaker_settings *s);
+/* kprim__breaker_check_settings() - 0 or -EINVAL. */
+KPRIM_BREAKER_INTERNAL
+int kprim__breaker_check_settings(const struct kprim_breaker_settings *s);
 
 #endif /* KPRIM_BREAKER_INTERNAL_H */

@@ -12,6 +12,11 @@
  * The state machine (breaker.c) calls these ops under the breaker mutex,
  * so the per-handle fields here (the last word loaded and its version)
  * need no lock of their own.
+ *
+ * A handle belongs to the process that opened it. A child inherits the
+ * same kernel files, so a permit it took through them would be held by
+ * the parent's files too and not come back when the child dies: every op
+ * refuses (-EXDEV) in a process forked since the open, changing nothing.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -20,8 +25,7 @@
 #include <string.h>
 
 #include "breaker_internal.h"
-#include "kprim/cache.h"
-#include "kprim/sem.h"
+#include "internal.h"
 
 #define PREFIX		"kprim-breaker."
 #define STATE_KEY	"state"
@@ -68,7 +72,14 @@ struct shared_backend {
 	struct breaker_word last;	/* the word last loaded or stored */
 	uint64_t version;		/* its cache version, for CAS */
 	bool have_last;
+	unsigned int fork_gen;		/* kprim__fork_gen() at the open */
 };
+
+/* Opened by an ancestor of this process: not ours to use. */
+static bool inherited(const struct shared_backend *sb)
+{
+	return sb->fork_gen != kprim__fork_gen();
+}
 
 static int put_word(struct shared_backend *sb, const struct breaker_word *w)
 {
@@ -90,6 +101,8 @@ static int shared_load(void *be, struct breaker_word *w)
 	size_t len;
 	int rc;
 
+	if (inherited(sb))
+		return -EXDEV;
 	for (int i = 0; i < LOAD_TRIES; i++) {
 		len = sizeof(r);
 		rc = kprim_cache_get(sb->cache, STATE_KEY, strlen(STATE_KEY),
@@ -144,6 +157,8 @@ static int shared_cas(void *be, const struct breaker_word *old,
 	uint64_t ver;
 	int rc;
 
+	if (inherited(sb))
+		return -EXDEV;
 	/* The version we hold belongs to @last; anything else must reload. */
 	if (!sb->have_last || memcmp(old, &sb->last, sizeof(*old)))
 		return -EAGAIN;
@@ -165,8 +180,11 @@ static int shared_cas(void *be, const struct breaker_word *old,
 static int shared_probe_acquire(void *be)
 {
 	struct shared_backend *sb = be;
-	int rc = kprim_sem_try_acquire(sb->sem, 1);
+	int rc;
 
+	if (inherited(sb))
+		return -EXDEV;
+	rc = kprim_sem_try_acquire(sb->sem, 1);
 	return rc == -EAGAIN ? -EBUSY : rc;
 }
 
@@ -181,7 +199,9 @@ static void shared_probe_release(void *be, uint64_t gen)
 	 * twice; the permit count stays right because the kernel refuses.
 	 */
 	(void)gen;
-	kprim_sem_release(sb->sem, 1);
+	/* The permit of an inherited ticket is the parent's. */
+	if (!inherited(sb))
+		kprim_sem_release(sb->sem, 1);
 }
 
 static void shared_probe_reset(void *be, uint64_t gen, uint32_t permits)
@@ -202,7 +222,7 @@ static uint32_t shared_probes_in_flight(void *be)
 	struct shared_backend *sb = be;
 	struct kprim_sem_stats st;
 
-	if (kprim_sem_stats(sb->sem, &st))
+	if (inherited(sb) || kprim_sem_stats(sb->sem, &st))
 		return 0;
 	return st.held > UINT32_MAX ? UINT32_MAX : (uint32_t)st.held;
 }
@@ -300,7 +320,7 @@ int kprim_breaker_new_shared(struct kprim *k, const char *name,
 	if (s->clock || (s->shared_mode & ~0777u))
 		return -EINVAL;
 	mode = s->shared_mode ? s->shared_mode : 0600;
-	rc = breaker_check_settings(s);
+	rc = kprim__breaker_check_settings(s);
 	if (rc)
 		return rc;
 	nlen = strlen(name);
@@ -313,6 +333,7 @@ int kprim_breaker_new_shared(struct kprim *k, const char *name,
 	sb = calloc(1, sizeof(*sb));
 	if (!sb)
 		return -ENOMEM;
+	sb->fork_gen = kprim__fork_gen();
 	rc = kprim_cache_open(k, obj, KPRIM_CREATE | KPRIM_CLOEXEC, mode, &cfg,
 			      &sb->cache);
 	if (rc)
@@ -328,7 +349,7 @@ int kprim_breaker_new_shared(struct kprim *k, const char *name,
 	rc = shared_load(sb, &w);
 	if (rc)
 		goto close_sem;
-	rc = breaker_create(s, &shared_ops, sb, out);
+	rc = kprim__breaker_create(s, &shared_ops, sb, out);
 	if (rc)
 		goto close_sem;
 	return 0;

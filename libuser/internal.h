@@ -24,6 +24,13 @@ struct kprim {
 	uint64_t features;
 };
 
+/*
+ * Functions shared by the library's files but not part of its API: hidden,
+ * so libkprim.so does not export them (tools/check-symbols.sh checks that
+ * the exports are exactly the public headers' functions).
+ */
+#define KPRIM_INTERNAL	__attribute__((visibility("hidden")))
+
 struct kprim_limiter { struct kprim_obj o; };
 struct kprim_sem { struct kprim_obj o; };
 struct kprim_cache { struct kprim_obj o; };
@@ -36,9 +43,11 @@ static inline long kprim_do_ioctl(int fd, unsigned long cmd, void *arg)
 	return ret < 0 ? -errno : ret;
 }
 
+KPRIM_INTERNAL
 int kprim_obj_open(struct kprim *k, uint32_t kind, const char *name,
 		   unsigned int flags, unsigned int mode,
 		   struct kprim_open *args, struct kprim_obj *out);
+KPRIM_INTERNAL
 void kprim_obj_close(struct kprim_obj *o);
 
 /*
@@ -46,9 +55,19 @@ void kprim_obj_close(struct kprim_obj *o);
  * cancellation). Returns 0 or a negative errno; -ECANCELED/-ETIMEDOUT
  * when @ctx is already done.
  */
+KPRIM_INTERNAL
 int kprim_wait_prepare(struct kprim_wait *w, struct kprim_ctx *ctx,
 		       uint64_t timeout_ns);
 /* Map a kernel wait result to what the caller asked for. */
+KPRIM_INTERNAL
 int kprim_wait_result(long ret, struct kprim_ctx *ctx);
+
+/*
+ * kprim__fork_gen() - how many fork()s separate this process from the
+ * first one (ctx.c counts them in an atfork child handler). State that
+ * must not be used across fork() records it and compares.
+ */
+KPRIM_INTERNAL
+unsigned int kprim__fork_gen(void);
 
 #endif /* KPRIM_INTERNAL_H */

@@ -7,8 +7,9 @@
  * a half-open prober killed with SIGKILL gives its probe back; exactly M
  * probes are admitted across processes; either process can close it.
  *
- * Children never use the parent's handle: a handle belongs to one process
- * (see breaker.h). They report through their exit status, 0 = as expected.
+ * Children never use the parent's handle (a handle belongs to one process,
+ * see breaker.h; inherited_handle_refused_in_child checks that they
+ * cannot). They report through their exit status, 0 = as expected.
  *
  * Timing: OPEN_TIMEOUT_NS is the only clock in play; after sleeping past
  * it the test relies only on "at least that long has passed" (exact).
@@ -368,6 +369,62 @@ TEST_F(shared, killed_prober_returns_its_probe)
 	EXPECT_EQ(1, t.probe);
 	EXPECT_EQ(0, kprim_breaker_done(b, &t, true));
 	EXPECT_EQ(KPRIM_BREAKER_CLOSED, kprim_breaker_state(b));
+	kprim_breaker_free(b);
+}
+
+/*
+ * fork(): the handle the child inherits is the parent's (same kernel
+ * files, the same probe permits). Every call on it in the child fails
+ * with -EXDEV and changes nothing; free only drops the child's copy. The
+ * parent's probe stays its own and the breaker stays as it was.
+ */
+static int child_uses_inherited(struct kprim_breaker *b,
+				const struct kprim_breaker_ticket *t)
+{
+	struct kprim_breaker_ticket ct;
+	struct kprim_breaker_counts c;
+
+	if (kprim_breaker_allow(b, &ct) != -EXDEV)
+		return 1;
+	if (kprim_breaker_done(b, t, false) != -EXDEV)
+		return 2;
+	if (kprim_breaker_force_open(b) != -EXDEV)
+		return 3;
+	if (kprim_breaker_force_close(b) != -EXDEV)
+		return 4;
+	if (kprim_breaker_state(b) != -EXDEV)
+		return 5;
+	if (kprim_breaker_counts(b, &c) != -EXDEV)
+		return 6;
+	kprim_breaker_free(b);
+	return 0;
+}
+
+TEST_F(shared, inherited_handle_refused_in_child)
+{
+	struct kprim_breaker_settings s = settings(2);
+	struct kprim_breaker_ticket t;
+	struct kprim_breaker_counts c;
+	struct kprim_breaker *b;
+	pid_t pid;
+
+	ASSERT_EQ(0, kprim_breaker_new_shared(self->k, self->name, &s, &b));
+	ASSERT_EQ(0, trip(b));
+	past_open_timeout();
+	ASSERT_EQ(0, kprim_breaker_allow(b, &t));
+	ASSERT_EQ(1, t.probe);
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0)
+		_exit(child_uses_inherited(b, &t));
+	EXPECT_EQ(0, wait_child(pid));
+	EXPECT_EQ(KPRIM_BREAKER_HALF_OPEN, kprim_breaker_state(b));
+	ASSERT_EQ(0, kprim_breaker_counts(b, &c));
+	EXPECT_EQ(1, c.probes_in_flight);
+	EXPECT_EQ(0, kprim_breaker_done(b, &t, true));
+	EXPECT_EQ(KPRIM_BREAKER_CLOSED, kprim_breaker_state(b));
+	ASSERT_EQ(0, kprim_breaker_counts(b, &c));
+	EXPECT_EQ(0, c.probes_in_flight);
 	kprim_breaker_free(b);
 }
 

@@ -5,10 +5,14 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include <sys/wait.h>
 
 #include "kselftest_harness.h"
 #include "kprim/breaker.h"
-/* Internal: breaker_create() over a test backend (racy_ops below). */
+#include "kprim/ctx.h"
+/* Internal: kprim__breaker_create() over a test backend (racy_ops below). */
 #include "../../libuser/breaker_internal.h"
 
 enum { CLOSED = KPRIM_BREAKER_CLOSED, OPEN = KPRIM_BREAKER_OPEN,
@@ -403,6 +407,140 @@ TEST(callbacks_report_transitions)
 	kprim_breaker_free(b);
 }
 
+/*
+ * Transitions made by several threads at once reach on_state_change in
+ * the order they were made: each notification's @from is the previous
+ * one's @to, and the callback never runs twice at once. The breaker
+ * changes state on almost every call (trip on one failure, 1 ns open,
+ * close on one success), so the threads race on every transition.
+ */
+#define ORDER_THREADS	4
+#define ORDER_NS	(1500 * 1000 * 1000ull)
+
+struct order {
+	struct kprim_breaker *b;
+	pthread_mutex_t lock;
+	int last_to;
+	uint64_t notes, out_of_order;
+	atomic_int inside, overlapped;
+	atomic_bool stop;
+};
+
+static void order_cb(void *arg, int from, int to)
+{
+	struct order *o = arg;
+
+	if (atomic_fetch_add(&o->inside, 1))
+		atomic_store(&o->overlapped, 1);
+	pthread_mutex_lock(&o->lock);
+	if (from != o->last_to)
+		o->out_of_order++;
+	o->last_to = to;
+	o->notes++;
+	pthread_mutex_unlock(&o->lock);
+	/* The callback may call back into the breaker. */
+	(void)kprim_breaker_state(o->b);
+	atomic_fetch_sub(&o->inside, 1);
+}
+
+static void *order_hammer(void *arg)
+{
+	struct order *o = arg;
+	struct kprim_breaker_ticket t;
+	unsigned int seed = (unsigned int)(uintptr_t)&t;
+
+	while (!atomic_load(&o->stop))
+		if (kprim_breaker_allow(o->b, &t) == 0)
+			kprim_breaker_done(o->b, &t, rand_r(&seed) & 1);
+	return NULL;
+}
+
+TEST(callbacks_in_order_under_concurrency)
+{
+	struct kprim_breaker_settings s = {
+		.consecutive_failures = 1,
+		.open_timeout_ns = 1,
+		.half_open_probes = 1000,
+		.success_threshold = 1,
+	};
+	pthread_t th[ORDER_THREADS];
+	struct kprim_breaker_counts c;
+	struct order o = { .last_to = CLOSED };
+	uint64_t end;
+
+	pthread_mutex_init(&o.lock, NULL);
+	s.on_state_change = order_cb;
+	s.cb_arg = &o;
+	ASSERT_EQ(0, kprim_breaker_new(&s, &o.b));
+	for (int i = 0; i < ORDER_THREADS; i++)
+		ASSERT_EQ(0, pthread_create(&th[i], NULL, order_hammer, &o));
+	end = kprim_now_ns() + ORDER_NS;
+	while (kprim_now_ns() < end)
+		usleep(10000);
+	atomic_store(&o.stop, true);
+	for (int i = 0; i < ORDER_THREADS; i++)
+		pthread_join(th[i], NULL);
+	ASSERT_EQ(0, kprim_breaker_counts(o.b, &c));
+	/* Every transition was notified once by the time the calls returned. */
+	EXPECT_EQ(c.transitions, o.notes);
+	EXPECT_LT(1000, o.notes);
+	EXPECT_EQ(0, o.out_of_order)
+		TH_LOG("%llu of %llu notifications out of order",
+		       (unsigned long long)o.out_of_order,
+		       (unsigned long long)o.notes);
+	EXPECT_EQ(0, atomic_load(&o.overlapped));
+	EXPECT_EQ(kprim_breaker_state(o.b), o.last_to);
+	kprim_breaker_free(o.b);
+	pthread_mutex_destroy(&o.lock);
+}
+
+/* A transition made from inside the callback is notified after the one
+ * being delivered, not inside it. */
+struct reenter {
+	struct kprim_breaker *b;
+	int n, depth, max_depth;
+	int from[4], to[4];
+};
+
+static void reenter_cb(void *arg, int from, int to)
+{
+	struct reenter *r = arg;
+
+	if (++r->depth > r->max_depth)
+		r->max_depth = r->depth;
+	if (r->n < 4) {
+		r->from[r->n] = from;
+		r->to[r->n] = to;
+	}
+	r->n++;
+	if (to == OPEN)
+		kprim_breaker_force_close(r->b);
+	r->depth--;
+}
+
+TEST(callback_reentry_transition_follows)
+{
+	struct kprim_breaker_settings s = base();
+	struct kprim_breaker_ticket t;
+	struct reenter r = { 0 };
+
+	fake_now = 0;
+	s.consecutive_failures = 1;
+	s.on_state_change = reenter_cb;
+	s.cb_arg = &r;
+	ASSERT_EQ(0, kprim_breaker_new(&s, &r.b));
+	ASSERT_EQ(0, kprim_breaker_allow(r.b, &t));
+	ASSERT_EQ(0, kprim_breaker_done(r.b, &t, false));	/* -> open -> closed */
+	ASSERT_EQ(2, r.n);
+	EXPECT_EQ(CLOSED, r.from[0]);
+	EXPECT_EQ(OPEN, r.to[0]);
+	EXPECT_EQ(OPEN, r.from[1]);
+	EXPECT_EQ(CLOSED, r.to[1]);
+	EXPECT_EQ(1, r.max_depth);
+	EXPECT_EQ(CLOSED, kprim_breaker_state(r.b));
+	kprim_breaker_free(r.b);
+}
+
 TEST(force_open_pins_until_force_close)
 {
 	struct kprim_breaker_settings s = base();
@@ -595,7 +733,7 @@ TEST(cas_lost_to_a_success_redecides_the_trip)
 	struct kprim_breaker *b;
 
 	s.consecutive_failures = 3;
-	ASSERT_EQ(0, breaker_create(&s, &racy_ops, &r, &b));
+	ASSERT_EQ(0, kprim__breaker_create(&s, &racy_ops, &r, &b));
 	ASSERT_EQ(0, racy_report(b, false));
 	ASSERT_EQ(0, racy_report(b, false));
 	ASSERT_EQ(2, r.word.consecutive_failures);
@@ -617,13 +755,52 @@ TEST(cas_lost_to_a_failure_counts_both)
 	struct kprim_breaker *b;
 
 	s.consecutive_failures = 3;
-	ASSERT_EQ(0, breaker_create(&s, &racy_ops, &r, &b));
+	ASSERT_EQ(0, kprim__breaker_create(&s, &racy_ops, &r, &b));
 	ASSERT_EQ(0, racy_report(b, false));
 	r.races = 1;
 	r.other_failed = true;
 	EXPECT_EQ(0, racy_report(b, false));
 	EXPECT_EQ(0, r.races);
 	EXPECT_EQ(OPEN, (int)r.word.state);
+	kprim_breaker_free(b);
+}
+
+/*
+ * fork(): a local breaker is process memory, the child's copy is its own
+ * breaker, starting from the state at the fork.
+ */
+static int child_forces(struct kprim_breaker *b)
+{
+	if (kprim_breaker_state(b) != OPEN)
+		return 1;		/* the parent's state at the fork */
+	if (kprim_breaker_force_close(b))
+		return 2;
+	if (kprim_breaker_state(b) != CLOSED)
+		return 3;
+	kprim_breaker_free(b);
+	return 0;
+}
+
+TEST(fork_local_breaker_is_a_copy)
+{
+	struct kprim_breaker_settings s = base();
+	struct kprim_breaker_counts c;
+	struct kprim_breaker *b;
+	int status;
+	pid_t pid;
+
+	ASSERT_EQ(0, kprim_breaker_new(&s, &b));
+	ASSERT_EQ(0, kprim_breaker_force_open(b));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0)
+		_exit(child_forces(b));
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_TRUE(WIFEXITED(status));
+	EXPECT_EQ(0, WEXITSTATUS(status));
+	EXPECT_EQ(OPEN, kprim_breaker_state(b));	/* still pinned here */
+	ASSERT_EQ(0, kprim_breaker_counts(b, &c));
+	EXPECT_EQ(1, c.transitions);
 	kprim_breaker_free(b);
 }
 

@@ -3,11 +3,17 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <unistd.h>
+#include <sys/wait.h>
 
 #include "kselftest_harness.h"
+#include "kprim/chan.h"
 #include "kprim/ctx.h"
+#include "kprim/sem.h"
+#include "kprim/session.h"
 
 #define MS	1000000ull
 
@@ -254,6 +260,398 @@ TEST(cancel_from_other_thread_wakes_poll)
 	EXPECT_LE(50 * MS, kprim_now_ns() - t0);
 	pthread_join(t, NULL);
 	kprim_ctx_free(c);
+}
+
+/*
+ * A chain deeper than any stack could recurse through: cancelling the
+ * root, a deadline observed at the root, and freeing the root first all
+ * end every link (and the leaf's cancel fd).
+ */
+#define DEEP	350000
+
+static struct kprim_ctx **deep_chain(struct kprim_ctx *root)
+{
+	struct kprim_ctx **c = calloc(DEEP, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	c[0] = root;
+	for (int i = 1; i < DEEP; i++)
+		if (kprim_ctx_new(c[i - 1], &c[i])) {
+			free(c);
+			return NULL;
+		}
+	return c;
+}
+
+static void free_chain(struct kprim_ctx **c, int from)
+{
+	for (int i = DEEP - 1; i >= from; i--)
+		kprim_ctx_free(c[i]);
+	free(c);
+}
+
+TEST(cancel_deep_chain)
+{
+	struct kprim_ctx *root, **c;
+	int fd;
+
+	ASSERT_EQ(0, kprim_ctx_new(NULL, &root));
+	c = deep_chain(root);
+	ASSERT_NE(NULL, c);
+	fd = kprim_ctx_cancel_fd(c[DEEP - 1]);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, kprim_ctx_cancel(root));
+	EXPECT_EQ(-ECANCELED, kprim_ctx_err(c[DEEP / 2]));
+	EXPECT_EQ(-ECANCELED, kprim_ctx_err(c[DEEP - 1]));
+	EXPECT_TRUE(fd_readable(fd));
+	free_chain(c, 0);
+}
+
+TEST(deadline_deep_chain)
+{
+	struct kprim_ctx *root, **c;
+
+	ASSERT_EQ(0, kprim_ctx_with_timeout(NULL, 1, &root));
+	c = deep_chain(root);
+	ASSERT_NE(NULL, c);
+	/* Whichever link observes the deadline: here the root, for all. */
+	ASSERT_EQ(-ETIMEDOUT, kprim_ctx_err(root));
+	EXPECT_EQ(-ETIMEDOUT, kprim_ctx_err(c[DEEP - 1]));
+	free_chain(c, 0);
+}
+
+TEST(free_root_of_deep_chain)
+{
+	struct kprim_ctx *root, **c;
+
+	ASSERT_EQ(0, kprim_ctx_new(NULL, &root));
+	c = deep_chain(root);
+	ASSERT_NE(NULL, c);
+	kprim_ctx_free(root);
+	EXPECT_EQ(-ECANCELED, kprim_ctx_err(c[DEEP - 1]));
+	free_chain(c, 1);
+}
+
+/*
+ * Two threads cancel the same tree at once (one the root, one a middle
+ * link): when either call returns, the whole subtree below its context
+ * has ended, not just the context itself.
+ */
+struct both {
+	struct kprim_ctx *start, *leaf;
+	pthread_barrier_t *go;
+	int leaf_err;
+};
+
+static void *cancel_and_look(void *arg)
+{
+	struct both *b = arg;
+
+	pthread_barrier_wait(b->go);
+	kprim_ctx_cancel(b->start);
+	b->leaf_err = kprim_ctx_err(b->leaf);
+	return NULL;
+}
+
+TEST(concurrent_cancels_both_see_subtree_ended)
+{
+	enum { LEN = 2000, ROUNDS = 200 };
+	static struct kprim_ctx *c[LEN];
+	pthread_barrier_t go;
+
+	pthread_barrier_init(&go, NULL, 2);
+	for (int r = 0; r < ROUNDS; r++) {
+		struct both a, b;
+		pthread_t ta, tb;
+
+		ASSERT_EQ(0, kprim_ctx_new(NULL, &c[0]));
+		for (int i = 1; i < LEN; i++)
+			ASSERT_EQ(0, kprim_ctx_new(c[i - 1], &c[i]));
+		a = (struct both){ c[0], c[LEN - 1], &go, 0 };
+		b = (struct both){ c[LEN / 4], c[LEN - 1], &go, 0 };
+		ASSERT_EQ(0, pthread_create(&ta, NULL, cancel_and_look, &a));
+		ASSERT_EQ(0, pthread_create(&tb, NULL, cancel_and_look, &b));
+		pthread_join(ta, NULL);
+		pthread_join(tb, NULL);
+		ASSERT_EQ(-ECANCELED, a.leaf_err) TH_LOG("round %d", r);
+		ASSERT_EQ(-ECANCELED, b.leaf_err) TH_LOG("round %d", r);
+		for (int i = LEN - 1; i >= 0; i--)
+			kprim_ctx_free(c[i]);
+	}
+	pthread_barrier_destroy(&go);
+}
+
+/*
+ * fork(): the child gets independent copies. What the child does to its
+ * copies (cancel, free, a deadline) leaves the parent's contexts and their
+ * cancel fd alone, and the child's cancel fd is its own.
+ */
+static int wait_child(pid_t pid)
+{
+	int status;
+
+	if (waitpid(pid, &status, 0) != pid)
+		return -1;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* Child side: exit status 0 if all held, else the number of the check. */
+static int child_cancels_and_frees(struct kprim_ctx *root, struct kprim_ctx *c)
+{
+	int fd;
+
+	if (kprim_ctx_err(c))
+		return 1;		/* the copy starts live */
+	if (kprim_ctx_cancel(root))
+		return 2;
+	if (kprim_ctx_err(c) != -ECANCELED)
+		return 3;		/* and is cancelled in the child */
+	fd = kprim_ctx_cancel_fd(c);
+	if (fd < 0 || !fd_readable(fd))
+		return 4;		/* its cancel fd says so */
+	kprim_ctx_free(c);
+	kprim_ctx_free(root);
+	return 0;
+}
+
+TEST(fork_child_cancel_and_free_leave_parent_alone)
+{
+	struct kprim_ctx *root, *c;
+	pid_t pid;
+	int fd;
+
+	ASSERT_EQ(0, kprim_ctx_new(NULL, &root));
+	ASSERT_EQ(0, kprim_ctx_new(root, &c));
+	fd = kprim_ctx_cancel_fd(c);
+	ASSERT_LE(0, fd);
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0)
+		_exit(child_cancels_and_frees(root, c));
+	EXPECT_EQ(0, wait_child(pid));
+	EXPECT_EQ(0, kprim_ctx_err(root));
+	EXPECT_EQ(0, kprim_ctx_err(c));
+	EXPECT_FALSE(fd_readable(fd));
+	EXPECT_EQ(fd, kprim_ctx_cancel_fd(c));
+	/* The parent's own cancel still works and still signals its fd. */
+	ASSERT_EQ(0, kprim_ctx_cancel(root));
+	EXPECT_EQ(-ECANCELED, kprim_ctx_err(c));
+	EXPECT_TRUE(fd_readable(fd));
+	kprim_ctx_free(c);
+	kprim_ctx_free(root);
+}
+
+static int child_sees_ended(struct kprim_ctx *c)
+{
+	int fd;
+
+	if (kprim_ctx_err(c) != -ECANCELED)
+		return 1;
+	fd = kprim_ctx_cancel_fd(c);
+	if (fd < 0 || !fd_readable(fd))
+		return 2;
+	kprim_ctx_free(c);
+	return 0;
+}
+
+TEST(fork_keeps_ended_state)
+{
+	struct kprim_ctx *c;
+	pid_t pid;
+	int fd;
+
+	ASSERT_EQ(0, kprim_ctx_new(NULL, &c));
+	fd = kprim_ctx_cancel_fd(c);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, kprim_ctx_cancel(c));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0)
+		_exit(child_sees_ended(c));
+	EXPECT_EQ(0, wait_child(pid));
+	EXPECT_EQ(-ECANCELED, kprim_ctx_err(c));
+	EXPECT_TRUE(fd_readable(fd));
+	kprim_ctx_free(c);
+}
+
+static int child_deadline(struct kprim_ctx *c)
+{
+	usleep(20 * 1000);
+	if (kprim_ctx_err(c) != -ETIMEDOUT)
+		return 1;
+	kprim_ctx_free(c);
+	return 0;
+}
+
+TEST(fork_child_deadline_is_its_own)
+{
+	struct kprim_ctx *c;
+	pid_t pid;
+	int fd;
+
+	ASSERT_EQ(0, kprim_ctx_with_timeout(NULL, 10 * MS, &c));
+	fd = kprim_ctx_cancel_fd(c);
+	ASSERT_LE(0, fd);
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0)
+		_exit(child_deadline(c));
+	EXPECT_EQ(0, wait_child(pid));
+	/* The parent observes the same deadline itself, through its own fd. */
+	EXPECT_FALSE(fd_readable(fd));
+	EXPECT_EQ(-ETIMEDOUT, kprim_ctx_err(c));
+	EXPECT_TRUE(fd_readable(fd));
+	kprim_ctx_free(c);
+}
+
+/*
+ * A parent thread blocked on a channel with a context at the moment of
+ * the fork does not exist in the child: cancelling the child's copy must
+ * not try to wake it, and must not wake the parent's thread either.
+ */
+struct blocked {
+	struct kprim_chan *ch;
+	struct kprim_ctx *ctx;
+	atomic_int ret;
+};
+
+static void *recv_blocked(void *arg)
+{
+	struct blocked *b = arg;
+	int v;
+
+	atomic_store(&b->ret, kprim_chan_recv(b->ch, &v, b->ctx,
+					      KPRIM_TIMEOUT_INFINITE));
+	return NULL;
+}
+
+static int child_cancels_watched(struct blocked *b)
+{
+	if (kprim_ctx_cancel(b->ctx))
+		return 1;
+	if (kprim_ctx_err(b->ctx) != -ECANCELED)
+		return 2;
+	kprim_ctx_free(b->ctx);
+	return 0;
+}
+
+TEST(fork_with_a_thread_waiting_on_the_context)
+{
+	struct blocked b = { .ret = 1 };
+	pthread_t t;
+	pid_t pid;
+
+	ASSERT_EQ(0, kprim_chan_new(sizeof(int), 0, &b.ch));
+	ASSERT_EQ(0, kprim_ctx_new(NULL, &b.ctx));
+	ASSERT_EQ(0, pthread_create(&t, NULL, recv_blocked, &b));
+	usleep(50 * 1000);	/* let it block and register on the context */
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		alarm(10);	/* a hang in the child fails, not stalls, the test */
+		_exit(child_cancels_watched(&b));
+	}
+	EXPECT_EQ(0, wait_child(pid));
+	usleep(50 * 1000);
+	EXPECT_EQ(1, atomic_load(&b.ret));	/* still blocked */
+	EXPECT_EQ(0, kprim_ctx_err(b.ctx));
+	ASSERT_EQ(0, kprim_ctx_cancel(b.ctx));
+	pthread_join(t, NULL);
+	EXPECT_EQ(-ECANCELED, atomic_load(&b.ret));
+	kprim_ctx_free(b.ctx);
+	kprim_chan_free(b.ch);
+}
+
+/*
+ * Channels across fork() (kprim/chan.h): the child's channel is a copy,
+ * with the elements buffered at the fork; neither process sees the
+ * other's receives, sends or close afterwards.
+ */
+static int child_drains_and_closes(struct kprim_chan *ch)
+{
+	int v;
+
+	if (kprim_chan_try_recv(ch, &v) || v != 1)
+		return 1;
+	if (kprim_chan_try_recv(ch, &v) || v != 2)
+		return 2;
+	v = 3;
+	if (kprim_chan_try_send(ch, &v))
+		return 3;
+	if (kprim_chan_close(ch))
+		return 4;
+	kprim_chan_free(ch);
+	return 0;
+}
+
+TEST(fork_channel_is_a_copy)
+{
+	struct kprim_chan *ch;
+	pid_t pid;
+	int v;
+
+	ASSERT_EQ(0, kprim_chan_new(sizeof(int), 4, &ch));
+	v = 1;
+	ASSERT_EQ(0, kprim_chan_try_send(ch, &v));
+	v = 2;
+	ASSERT_EQ(0, kprim_chan_try_send(ch, &v));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0)
+		_exit(child_drains_and_closes(ch));
+	EXPECT_EQ(0, wait_child(pid));
+	EXPECT_EQ(2, (int)kprim_chan_len(ch));
+	ASSERT_EQ(0, kprim_chan_try_recv(ch, &v));
+	EXPECT_EQ(1, v);
+	ASSERT_EQ(0, kprim_chan_try_recv(ch, &v));
+	EXPECT_EQ(2, v);
+	EXPECT_EQ(-EAGAIN, kprim_chan_try_recv(ch, &v));	/* not the child's 3 */
+	EXPECT_EQ(0, kprim_chan_try_send(ch, &v));		/* nor its close */
+	kprim_chan_free(ch);
+}
+
+/*
+ * The finding as a user met it: after a child cancelled its copy, every
+ * kernel wait of the parent with that context failed with -ECANCELED
+ * while kprim_ctx_err() was 0. Needs kprim.ko (skipped on the host).
+ */
+static int child_cancels(struct kprim_ctx *c)
+{
+	kprim_ctx_cancel(c);
+	kprim_ctx_free(c);
+	return 0;
+}
+
+TEST(fork_child_cancel_parent_kernel_wait)
+{
+	struct kprim_ctx *c;
+	struct kprim_sem *s;
+	struct kprim *k;
+	pid_t pid;
+	int rc;
+
+	rc = kprim_open(&k);
+	if (rc == -ENODEV)
+		SKIP(return, "no /dev/kprim: kprim.ko not loaded");
+	ASSERT_EQ(0, rc);
+	ASSERT_EQ(0, kprim_sem_open(k, NULL, 0, 0600, 1, &s));
+	ASSERT_EQ(0, kprim_sem_try_acquire(s, 1));
+	ASSERT_EQ(0, kprim_ctx_new(NULL, &c));
+	/* A first wait creates the context's cancel fd before the fork. */
+	EXPECT_EQ(-ETIMEDOUT, kprim_sem_acquire(s, 1, c, 10 * MS));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0)
+		_exit(child_cancels(c));
+	EXPECT_EQ(0, wait_child(pid));
+	EXPECT_EQ(0, kprim_ctx_err(c));
+	EXPECT_EQ(-ETIMEDOUT, kprim_sem_acquire(s, 1, c, 10 * MS));
+	EXPECT_EQ(0, kprim_sem_release(s, 1));
+	EXPECT_EQ(0, kprim_sem_acquire(s, 1, c, 10 * MS));
+	kprim_ctx_free(c);
+	kprim_sem_close(s);
+	kprim_close(k);
 }
 
 TEST_HARNESS_MAIN

@@ -50,6 +50,12 @@ extra_pkgs=()
 [ $mode = fast ] || bash "$here/deps.sh" "${extra_pkgs[@]}" || exit 1
 # The judge of the guest logs must itself judge right.
 bash "$here/test-parse-log.sh" || exit 1
+# The library's interface (exports, headers), on the host: seconds, and
+# before the long kernel build.
+if [ $mode = check ]; then
+	run_logged "$run/check-api.log" "libkprim exports and headers (make check-api)" \
+		make check-api || exit 1
+fi
 
 # 2. Kernels.
 kernel_image() {

@@ -24,6 +24,16 @@
  * (kprim_breaker_new_shared()) keeps the state in the kprim kernel module,
  * seen by every process of the host: see kprim_breaker_new_shared() for
  * what is shared and what stays per process.
+ *
+ * fork(): a local breaker is process memory; the child gets an
+ * independent copy (state, counts, notifications not yet delivered) and
+ * from then on each process drives its own. A shared handle belongs to
+ * the process that opened it: in a child every call on an inherited
+ * handle fails with -EXDEV and changes nothing (the child opens its own
+ * handle with kprim_breaker_new_shared()); kprim_breaker_free() there only
+ * frees the child's copy. As for anything after fork() in a
+ * multi-threaded process, a breaker another thread was inside a call on at
+ * the moment of the fork may be unusable in the child.
  */
 #ifndef KPRIM_BREAKER_H
 #define KPRIM_BREAKER_H
@@ -68,9 +78,18 @@ struct kprim_breaker;
  * @success_threshold: half-open successes needed to close (>= 1)
  * @clock:	ns clock, NULL = CLOCK_MONOTONIC (tests inject their own;
  *		shared mode: must be NULL)
- * @on_state_change: optional; called after the lock is dropped, once per
- *		transition, possibly from several threads at once; it may
- *		call back into the breaker
+ * @on_state_change: optional; called once per transition, in the order
+ *		the transitions were made (each @from is the previous @to),
+ *		never twice at once, with no breaker lock held: it may call
+ *		back into the breaker (a transition it makes is notified
+ *		after it returns). Calls are serialised, not bound to the
+ *		thread that made the transition: a thread finding another
+ *		one delivering leaves its own notifications to that one, so
+ *		a call may return before its transition is notified (by the
+ *		time every call has returned, all are). Notifications wait in
+ *		a queue that grows while the callback is slower than the
+ *		transitions; should that growth fail (out of memory), the
+ *		notification is dropped, the transition is not
  * @shared_mode: shared mode: permission bits of the kernel objects when
  *		this call creates them (0 = 0600, the owner's processes only;
  *		0660 shares with the group); at most 0777. Local mode: must
@@ -151,9 +170,11 @@ int kprim_breaker_new(const struct kprim_breaker_settings *s,
  * is reported, even if the breaker moves on; a slow stale probe thus
  * leaves fewer slots for the next half-open period, never more.
  *
- * A handle belongs to one process: after fork() the child opens its own
- * (a permit taken through an inherited handle is returned only when every
- * process sharing that handle has closed it).
+ * A handle belongs to one process: after fork() the child opens its own.
+ * An inherited handle refuses every call with -EXDEV (a permit taken
+ * through it would be shared with the parent's descriptors and not come
+ * back when the child dies); freeing it in the child releases nothing of
+ * the parent's. The objects are opened close-on-exec.
  *
  * The first process to create the breaker fixes @half_open_probes,
  * @open_timeout_ns, @success_threshold and @consecutive_failures; a later
@@ -162,7 +183,8 @@ int kprim_breaker_new(const struct kprim_breaker_settings *s,
  *
  * The other functions behave as for a local breaker, and may in addition
  * return a negative errno from the kernel (for example -EIO), never a
- * state they could not read.
+ * state they could not read, and -EXDEV on a handle inherited through
+ * fork().
  *
  * Return: 0; -EINVAL (NULL argument, invalid settings, a custom @clock,
  * empty name or one with '/'); -ENAMETOOLONG; -EEXIST (created with other

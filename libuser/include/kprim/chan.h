@@ -23,6 +23,17 @@
  *		always delivered first) - the "closed" indication
  *   -E2BIG	more than KPRIM_CHAN_SELECT_MAX select cases
  *   -EDEADLK	select with no enabled case, no ctx and no timeout
+ *
+ * fork(): a channel is process memory, not shared: the child gets a copy
+ * holding the elements buffered at the fork (each process then receives
+ * them from its own copy), and the processes do not see each other's
+ * sends or close. To pass data between processes use a pipe or a socket.
+ * The copy is usable in the child only if no thread was blocked on the
+ * channel (send, recv or select) or inside a call on it at the moment of
+ * the fork: those threads do not exist in the child, and an element handed
+ * to one of them there would be lost. A context passed to a channel call
+ * in the child follows kprim/ctx.h: the child's copy, cancelled only by
+ * the child.
  */
 #ifndef KPRIM_CHAN_H
 #define KPRIM_CHAN_H

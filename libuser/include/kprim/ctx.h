@@ -10,10 +10,24 @@
  *
  * Errno conventions: functions return 0 or a negative errno, never -1 with
  * errno set. A NULL handle where one is required gives -EINVAL.
+ *
+ * fork(): the child gets a copy of every context, in the state it had at
+ * the fork (live or ended with its reason, the deadline, parents and
+ * children). From then on the copies are independent: cancelling or
+ * freeing a context in one process, or a deadline observed there, ends
+ * only that process's copy. Each process has its own cancel fd: in the
+ * child, kprim_ctx_cancel_fd() returns a new eventfd (the descriptor
+ * inherited from the parent is closed by the library on the child's first
+ * use of the context; do not use the number obtained before the fork).
+ * Threads of the parent waiting on a context do not exist in the child and
+ * are not woken there. As for anything after fork() in a multi-threaded
+ * process, a context that another thread was inside a kprim_ctx_* call on
+ * at the moment of the fork may be inconsistent in the child.
  */
 #ifndef KPRIM_CTX_H
 #define KPRIM_CTX_H
 
+#include <linux/types.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -21,10 +35,12 @@
 extern "C" {
 #endif
 
-/* Same value as the uapi KPRIM_TIMEOUT_INFINITE. */
-#ifndef KPRIM_TIMEOUT_INFINITE
-#define KPRIM_TIMEOUT_INFINITE	(~(uint64_t)0)
-#endif
+/*
+ * Token for token the definition of the uapi header <linux/kprim.h>, so a
+ * program may include both, in either order, without a redefinition
+ * warning (tools/check-headers.sh). A 64-bit all-ones value either way.
+ */
+#define KPRIM_TIMEOUT_INFINITE	(~(__u64)0)
 /* kprim_ctx_remaining_ns() value meaning "no deadline". */
 #define KPRIM_NO_DEADLINE	(~(uint64_t)0)
 
@@ -61,7 +77,10 @@ int kprim_ctx_with_timeout(struct kprim_ctx *parent, uint64_t timeout_ns,
  * kprim_ctx_cancel() - cancel @ctx and all its descendants.
  *
  * Idempotent; the first reason (cancel or deadline) sticks. Wakes every
- * userspace waiter at once and makes the cancel fd readable.
+ * userspace waiter at once and makes the cancel fd readable. On return
+ * @ctx and every descendant have ended, also when another thread was
+ * cancelling them at the same time. Any depth of descendants: the tree
+ * is walked without recursion.
  * Return: 0, -EINVAL (@ctx NULL).
  */
 int kprim_ctx_cancel(struct kprim_ctx *ctx);
@@ -111,8 +130,11 @@ uint64_t kprim_now_ns(void);
 /*
  * For implementers of blocking calls: a waiter registered on a context has
  * its wake() called once when the context is cancelled (also via a parent
- * or an observed deadline). wake() runs with the context's lock held: it
- * must only flag and signal, not call back into kprim_ctx_*.
+ * or an observed deadline). wake() runs with the context's lock held, and
+ * during the cancellation of a subtree with a process-wide lock that
+ * serialises such cancellations: it must only flag and signal (taking at
+ * most a lock of its own that is never held across a kprim_ctx_* call),
+ * not call back into kprim_ctx_*.
  */
 struct kprim_ctx_waiter {
 	struct kprim_ctx_waiter *prev, *next;
