@@ -78,6 +78,7 @@ static void kprim_check_abi(void)
 	BUILD_BUG_ON(sizeof(struct kprim_open) != KPRIM_SIZE_OPEN_VER0);
 	BUILD_BUG_ON(sizeof(struct kprim_unlink) != KPRIM_SIZE_UNLINK_VER0);
 	BUILD_BUG_ON(sizeof(struct kprim_list) != KPRIM_SIZE_LIST_VER0);
+	BUILD_BUG_ON(sizeof(struct kprim_obj_info) < KPRIM_SIZE_OBJ_INFO_VER0);
 	BUILD_BUG_ON(sizeof(struct kprim_limiter_take) !=
 		     KPRIM_SIZE_LIMITER_TAKE_VER0);
 	BUILD_BUG_ON(sizeof(struct kprim_limiter_set) !=

@@ -570,6 +570,8 @@ static void kprim_obj_fill_info(struct kprim_object *obj,
  * @uargs: struct kprim_list in userspace
  *
  * Reports at most 64 entries per call; the caller continues at next_id.
+ * Each entry is the first entry_size bytes of our struct kprim_obj_info,
+ * zero-filled beyond it: callers built against any version keep working.
  *
  * Return: 0; -EINVAL (flags, entry_size below the first version); -E2BIG
  * (entry_size above a page); -EFAULT; -EOPNOTSUPP (see kprim_obj_open()).
@@ -584,12 +586,13 @@ long kprim_obj_list(struct kprim_list __user *uargs)
 	unsigned int n = 0, i;
 	void *ns = kprim_ns_current();
 	char __user *dst;
+	size_t len;
 	int ret;
 
 	ret = kprim_copy_args(&args, sizeof(args), KPRIM_SIZE_LIST_VER0, uargs);
 	if (ret)
 		return ret;
-	if (args.flags || args.entry_size < sizeof(*info))
+	if (args.flags || args.entry_size < KPRIM_SIZE_OBJ_INFO_VER0)
 		return -EINVAL;
 	if (args.entry_size > PAGE_SIZE)
 		return -E2BIG;
@@ -613,12 +616,12 @@ long kprim_obj_list(struct kprim_list __user *uargs)
 	info = kmalloc(sizeof(*info), GFP_KERNEL);
 	ret = info ? 0 : -ENOMEM;
 	dst = u64_to_user_ptr(args.buf);
+	len = min_t(size_t, args.entry_size, sizeof(*info));
 	for (i = 0; i < n; i++) {
 		if (!ret) {
 			kprim_obj_fill_info(batch[i], info);
-			if (copy_to_user(dst, info, sizeof(*info)) ||
-			    clear_user(dst + sizeof(*info),
-				       args.entry_size - sizeof(*info)))
+			if (copy_to_user(dst, info, len) ||
+			    clear_user(dst + len, args.entry_size - len))
 				ret = -EFAULT;
 			dst += args.entry_size;
 		}

@@ -241,6 +241,8 @@ struct kprim_obj_info {
 	};
 };
 
+#define KPRIM_SIZE_OBJ_INFO_VER0	424
+
 #define KPRIM_OBJ_TRANSIENT	(1U << 0)
 #define KPRIM_OBJ_UNLINKED	(1U << 1)
 
@@ -251,10 +253,14 @@ struct kprim_obj_info {
  * @start_id:	in: report objects with id >= @start_id (0 to start)
  * @buf:	user pointer to an array of struct kprim_obj_info
  * @count:	in: capacity of @buf in entries; out: entries written
- * @entry_size: in: sizeof(struct kprim_obj_info) as the caller knows it
+ * @entry_size: in: sizeof(struct kprim_obj_info) as the caller knows it,
+ *		at least KPRIM_SIZE_OBJ_INFO_VER0 (-EINVAL) and at most a page
+ *		(-E2BIG)
  * @next_id:	out: @start_id for the next call, 0 when the list is done
  *
  * Lists the objects of the caller's IPC namespace it may read, by id.
+ * Entries are @entry_size apart; each gets the first @entry_size bytes of
+ * the kernel's struct kprim_obj_info, and zeros beyond the kernel's struct.
  */
 struct kprim_list {
 	__u32 size;

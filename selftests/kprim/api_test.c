@@ -431,15 +431,91 @@ TEST_F(session, list_reports_object_with_stats)
 	close(fd);
 }
 
-TEST_F(session, list_small_entry_size_einval)
+TEST_F(session, list_entry_size_below_first_version_einval)
 {
 	struct kprim_obj_info info;
 	struct kprim_list l = {
 		.size = sizeof(l), .buf = (uintptr_t)&info, .count = 1,
-		.entry_size = sizeof(info) - 8,
+		.entry_size = KPRIM_SIZE_OBJ_INFO_VER0 - 1,
 	};
 
 	EXPECT_EQ(-EINVAL, kt_ioctl(self->fd, KPRIM_IOC_LIST, &l));
+	l.entry_size = 0;
+	EXPECT_EQ(-EINVAL, kt_ioctl(self->fd, KPRIM_IOC_LIST, &l));
+}
+
+/*
+ * A caller built against the first struct kprim_obj_info keeps working
+ * when the kernel's grows: entries KPRIM_SIZE_OBJ_INFO_VER0 apart, each
+ * its first bytes, and not a byte past the buffer (a guard page after it).
+ */
+TEST_F(session, list_first_version_entry_size_accepted)
+{
+	const size_t esz = KPRIM_SIZE_OBJ_INFO_VER0, cap = 4;
+	long page = sysconf(_SC_PAGESIZE);
+	size_t len = (esz * cap + page - 1) / page * page;
+	struct kprim_list l = { .size = sizeof(l), .entry_size = esz };
+	char name[64], *map, *buf;
+	struct kprim_open a;
+	int fd, found = 0;
+	unsigned int i;
+
+	KT_NAME(name, "listver0");
+	a = lim_args(name, KPRIM_OPEN_CREATE | KPRIM_OPEN_TRANSIENT);
+	fd = kt_open(self->fd, &a);
+	ASSERT_LE(0, fd);
+	map = mmap(NULL, len + page, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, map);
+	ASSERT_EQ(0, mprotect(map + len, page, PROT_NONE));
+	buf = map + len - esz * cap;	/* the last entry ends at the guard */
+	l.buf = (uintptr_t)buf;
+	do {
+		l.count = cap;
+		ASSERT_EQ(0, kt_ioctl(self->fd, KPRIM_IOC_LIST, &l));
+		ASSERT_GE(cap, l.count);
+		for (i = 0; i < l.count; i++) {
+			struct kprim_obj_info e;
+
+			memset(&e, 0, sizeof(e));
+			memcpy(&e, buf + i * esz, esz);
+			if (strcmp(e.name, name))
+				continue;
+			found++;
+			EXPECT_EQ(KPRIM_KIND_LIMITER, e.kind);
+			EXPECT_EQ(5, e.limiter.tokens);
+		}
+		l.start_id = l.next_id;
+	} while (l.start_id);
+	EXPECT_EQ(1, found);
+	munmap(map, len + page);
+	close(fd);
+}
+
+/* An entry larger than the kernel's: the tail beyond it is zeroed. */
+TEST_F(session, list_larger_entry_size_zero_tail)
+{
+	struct big { struct kprim_obj_info i; char future[64]; } *b;
+	struct kprim_list l = { .size = sizeof(l), .count = 4,
+				.entry_size = sizeof(*b) };
+	struct kprim_open a = lim_args(NULL, KPRIM_OPEN_CREATE);
+	unsigned int i, j;
+	int fd = kt_open(self->fd, &a);
+
+	ASSERT_LE(0, fd);
+	b = malloc(4 * sizeof(*b));
+	ASSERT_NE(NULL, b);
+	memset(b, 0xa5, 4 * sizeof(*b));
+	l.buf = (uintptr_t)b;
+	ASSERT_EQ(0, kt_ioctl(self->fd, KPRIM_IOC_LIST, &l));
+	ASSERT_LT(0, l.count);
+	for (i = 0; i < l.count; i++) {
+		EXPECT_NE(0, b[i].i.id);
+		for (j = 0; j < sizeof(b[i].future); j++)
+			EXPECT_EQ(0, b[i].future[j]);
+	}
+	free(b);
+	close(fd);
 }
 
 TEST_F(session, list_entry_size_above_page_e2big)
