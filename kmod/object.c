@@ -367,6 +367,7 @@ static struct kprim_object *kprim_obj_get_or_create(const struct kprim_kind_ops 
 			obj = ERR_PTR(-EACCES);
 		} else {
 			kref_get(&obj->ref);
+			obj->found_by_name = true;
 			*created = false;
 		}
 	} else if (!(args->flags & KPRIM_OPEN_CREATE) && args->name_len) {
@@ -474,14 +475,14 @@ release_handle:
 put_obj:
 	/*
 	 * A failed open must not leave behind an object it created, unless
-	 * someone else opened it meanwhile (more than our fd's and the name's
-	 * references): then it is theirs.
+	 * another open found it by its name meanwhile: then it is theirs.
+	 * (Other references, such as LIST's, say nothing about that.)
 	 */
 	if (created) {
 		bool put_name = false;
 
 		mutex_lock(&kprim_registry_lock);
-		if (kref_read(&obj->ref) <= 2)
+		if (!obj->found_by_name)
 			put_name = kprim_obj_unhash(obj);
 		mutex_unlock(&kprim_registry_lock);
 		if (put_name)

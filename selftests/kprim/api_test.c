@@ -857,6 +857,232 @@ TEST_F(session, other_bits_grant_open_but_not_ownership)
 	close(fd);
 }
 
+/* Read or write /proc/sys/fs/file-max; returns 0 or -1. */
+static int file_max_rw(unsigned long *get, unsigned long set)
+{
+	char buf[32];
+	int fd, n;
+
+	fd = open("/proc/sys/fs/file-max", get ? O_RDONLY : O_WRONLY);
+	if (fd < 0)
+		return -1;
+	if (get) {
+		n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (n <= 0)
+			return -1;
+		buf[n] = 0;
+		*get = strtoul(buf, NULL, 10);
+		return 0;
+	}
+	n = snprintf(buf, sizeof(buf), "%lu", set);
+	n = write(fd, buf, n) == n ? 0 : -1;
+	close(fd);
+	return n;
+}
+
+/* Shared by a failing creator (a child) and the test. */
+struct fail_race {
+	int stop;
+	long tries;	/* opens the creator finished */
+	long other;	/* results that were not what the test expects */
+	long leaked;	/* names a failed create left behind */
+	char name[64];
+};
+
+#define RACE_NS	(3 * 1000000000ull)
+
+static long race_get(long *v)
+{
+	return __atomic_load_n(v, __ATOMIC_SEQ_CST);
+}
+
+static void race_inc(long *v)
+{
+	__atomic_add_fetch(v, 1, __ATOMIC_SEQ_CST);
+}
+
+/*
+ * The failing creator runs as nobody while fs.file-max is 0: its every
+ * open gets as far as making the object and its fd number, then fails to
+ * get a struct file (-ENFILE; root is exempt from file-max).
+ *  - @persistent false: keep creating the transient r->name;
+ *  - @persistent true: create r->name-<i> one after another, and after
+ *    each failure check with UNLINK that no name was left behind.
+ */
+static pid_t start_failing_creator(int sess, struct fail_race *r,
+				   bool persistent)
+{
+	pid_t pid = fork();
+	char name[96];
+	long i;
+
+	if (pid)
+		return pid;
+	if (setgroups(0, NULL) || setgid(65534) || setuid(65534))
+		_exit(100);
+	for (i = 0; !__atomic_load_n(&r->stop, __ATOMIC_SEQ_CST); i++) {
+		struct kprim_open a;
+		int fd;
+
+		if (persistent) {
+			snprintf(name, sizeof(name), "%s-%ld", r->name, i);
+			a = lim_args(name, KPRIM_OPEN_CREATE | KPRIM_OPEN_EXCL);
+		} else {
+			a = lim_args(r->name, KPRIM_OPEN_CREATE |
+					      KPRIM_OPEN_TRANSIENT);
+		}
+		a.mode = 0666;
+		fd = kt_open(sess, &a);
+		if (fd >= 0)
+			close(fd);
+		if (fd != -ENFILE)
+			race_inc(&r->other);
+		if (persistent) {
+			int ret = kt_unlink(sess, KPRIM_KIND_LIMITER, name);
+
+			if (!ret)
+				race_inc(&r->leaked);
+			else if (ret != -ENOENT)
+				race_inc(&r->other);
+		}
+		race_inc(&r->tries);
+	}
+	_exit(0);
+}
+
+static bool fd_unlinked(int fd)
+{
+	char path[64], buf[1024];
+	ssize_t n;
+	int ffd;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	ffd = open(path, O_RDONLY);
+	if (ffd < 0)
+		return false;
+	n = read(ffd, buf, sizeof(buf) - 1);
+	close(ffd);
+	buf[n > 0 ? n : 0] = '\0';
+	return strstr(buf, "(unlinked)");
+}
+
+/*
+ * A failed create must not take the name of an object somebody else has
+ * opened meanwhile: here the object is transient, the creator's open
+ * fails after making it, and the test opens it by name in that window.
+ * Nobody unlinks it, so the test's fd must stay on a named object.
+ */
+TEST_F(session, failed_create_keeps_the_name_another_opener_holds)
+{
+	long hits = 0, lost = 0, other = 0;
+	unsigned long saved;
+	struct fail_race *r;
+	uint64_t end;
+	pid_t pid;
+	int status = -1;
+
+	if (getuid() != 0 || file_max_rw(&saved, 0))
+		SKIP(return, "needs root and /proc/sys/fs/file-max");
+	r = mmap(NULL, sizeof(*r), PROT_READ | PROT_WRITE,
+		 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, r);
+	KT_NAME(r->name, "failtrans");
+	ASSERT_EQ(0, file_max_rw(NULL, 0));
+	pid = start_failing_creator(self->fd, r, false);
+	end = kt_now_ns() + RACE_NS;
+	while (pid > 0 && kt_now_ns() < end && hits < 200) {
+		struct kprim_open o = lim_args(r->name, 0);
+		int fd = kt_open(self->fd, &o);
+		uint64_t wait_end;
+		long t0;
+
+		if (fd < 0) {
+			other += fd != -ENOENT;
+			continue;
+		}
+		hits++;
+		/* Let the creator's open that made this object finish. */
+		t0 = race_get(&r->tries);
+		wait_end = kt_now_ns() + 1000000000ull;
+		while (race_get(&r->tries) < t0 + 2 && kt_now_ns() < wait_end)
+			sched_yield();
+		lost += fd_unlinked(fd);
+		close(fd);
+	}
+	__atomic_store_n(&r->stop, 1, __ATOMIC_SEQ_CST);
+	if (pid > 0)
+		waitpid(pid, &status, 0);
+	EXPECT_EQ(0, file_max_rw(NULL, saved));
+	ASSERT_LT(0, pid);
+	EXPECT_EQ(0, status);
+	TH_LOG("%ld creator tries, %ld opens in the window, %ld names lost",
+	       r->tries, hits, lost);
+	EXPECT_EQ(0, lost);
+	EXPECT_EQ(0, other);
+	EXPECT_EQ(0, r->other);
+	EXPECT_LT(0, hits);	/* the window was hit */
+	munmap(r, sizeof(*r));
+}
+
+/*
+ * A failed create must not leave its new persistent object behind because
+ * a LIST held it for a moment: the creator's every failed create is
+ * followed by an UNLINK that must find nothing.
+ */
+TEST_F(session, failed_create_leaves_no_name_despite_list)
+{
+	struct kprim_obj_info info[64];
+	struct kprim_list l = { .size = sizeof(l), .buf = (uintptr_t)info,
+				.entry_size = sizeof(info[0]) };
+	long seen = 0, other = 0;
+	unsigned long saved;
+	struct fail_race *r;
+	size_t plen;
+	uint64_t end;
+	pid_t pid;
+	int status = -1;
+
+	if (getuid() != 0 || file_max_rw(&saved, 0))
+		SKIP(return, "needs root and /proc/sys/fs/file-max");
+	r = mmap(NULL, sizeof(*r), PROT_READ | PROT_WRITE,
+		 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, r);
+	KT_NAME(r->name, "faillist");
+	plen = strlen(r->name);
+	ASSERT_EQ(0, file_max_rw(NULL, 0));
+	pid = start_failing_creator(self->fd, r, true);
+	end = kt_now_ns() + RACE_NS;
+	while (pid > 0 && kt_now_ns() < end) {
+		unsigned int i;
+
+		l.start_id = 0;
+		do {
+			l.count = 64;
+			if (kt_ioctl(self->fd, KPRIM_IOC_LIST, &l)) {
+				other++;
+				break;
+			}
+			for (i = 0; i < l.count; i++)
+				seen += !strncmp(info[i].name, r->name, plen);
+			l.start_id = l.next_id;
+		} while (l.start_id);
+	}
+	__atomic_store_n(&r->stop, 1, __ATOMIC_SEQ_CST);
+	if (pid > 0)
+		waitpid(pid, &status, 0);
+	EXPECT_EQ(0, file_max_rw(NULL, saved));
+	ASSERT_LT(0, pid);
+	EXPECT_EQ(0, status);
+	TH_LOG("%ld failed creates, %ld seen by LIST, %ld left behind",
+	       r->tries, seen, r->leaked);
+	EXPECT_EQ(0, r->leaked);
+	EXPECT_EQ(0, other);
+	EXPECT_EQ(0, r->other);
+	EXPECT_LT(0, seen);	/* LIST did hold the creator's objects */
+	munmap(r, sizeof(*r));
+}
+
 /* Read or write a kprim module parameter; returns 0 or -1. */
 static int module_param_rw(const char *name, unsigned long *get,
 			   unsigned long set)
