@@ -16,7 +16,7 @@
 
 #define KPRIM_FEATURES	(KPRIM_FEAT_LIMITER | KPRIM_FEAT_SEM | \
 			 KPRIM_FEAT_CACHE | KPRIM_FEAT_LIST | \
-			 KPRIM_FEAT_URING_CMD)
+			 KPRIM_FEAT_URING_CMD | KPRIM_FEAT_CLOEXEC_DEFAULT)
 
 static long kprim_api(struct kprim_api __user *uargs)
 {

@@ -396,12 +396,17 @@ static int kprim_open_check(const struct kprim_open *args)
 	if ((args->flags & KPRIM_OPEN_TRANSIENT) &&
 	    !(args->flags & KPRIM_OPEN_CREATE))
 		return -EINVAL;
+	if ((args->flags & KPRIM_OPEN_INHERIT) &&
+	    (args->flags & KPRIM_OPEN_CLOEXEC))
+		return -EINVAL;
 	return 0;
 }
 
 /**
  * kprim_obj_open() - KPRIM_IOC_OPEN: create or open an object.
  * @uargs: struct kprim_open in userspace
+ *
+ * The new fd is close-on-exec unless KPRIM_OPEN_INHERIT is given.
  *
  * Return: the new object fd; -EINVAL for bad flags, kind, mode, reserved
  * fields, names or parameters; -ENAMETOOLONG; -EFAULT; -EEXIST (EXCL);
@@ -443,7 +448,7 @@ long kprim_obj_open(const struct kprim_open __user *uargs)
 	if (!h)
 		return -ENOMEM;
 	fd = get_unused_fd_flags(O_RDWR |
-				 (args.flags & KPRIM_OPEN_CLOEXEC ? O_CLOEXEC : 0));
+				 (args.flags & KPRIM_OPEN_INHERIT ? 0 : O_CLOEXEC));
 	if (fd < 0) {
 		ret = fd;
 		goto free_handle;

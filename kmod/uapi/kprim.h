@@ -57,6 +57,11 @@ enum kprim_kind {
  * first 8 bytes of the SQE's command area hold the argument pointer.
  */
 #define KPRIM_FEAT_URING_CMD	(1ULL << 5)
+/*
+ * Object fds are close-on-exec unless opened with KPRIM_OPEN_INHERIT
+ * (modules without this bit: inherited unless KPRIM_OPEN_CLOEXEC).
+ */
+#define KPRIM_FEAT_CLOEXEC_DEFAULT (1ULL << 7)
 
 /**
  * struct kprim_api - API version handshake (KPRIM_IOC_API).
@@ -117,15 +122,22 @@ struct kprim_cache_params {
 	__aligned_u64 default_ttl_ns;	/* 0 = entries do not expire */
 };
 
-/* KPRIM_IOC_OPEN flags. */
+/*
+ * KPRIM_IOC_OPEN flags.
+ *
+ * Object fds are close-on-exec by default; KPRIM_OPEN_INHERIT keeps the
+ * fd open across execve(). KPRIM_OPEN_CLOEXEC asks for the default and is
+ * accepted for old callers; it cannot be combined with INHERIT.
+ */
 #define KPRIM_OPEN_CREATE	(1U << 0)	/* create if it does not exist */
 #define KPRIM_OPEN_EXCL		(1U << 1)	/* with CREATE: -EEXIST if it does */
 #define KPRIM_OPEN_TRANSIENT	(1U << 2)	/* on create: gone with its last fd */
-#define KPRIM_OPEN_CLOEXEC	(1U << 3)	/* O_CLOEXEC on the new fd */
+#define KPRIM_OPEN_CLOEXEC	(1U << 3)	/* close-on-exec (the default) */
 #define KPRIM_OPEN_INITIAL	(1U << 4)	/* limiter: params.initial is set */
+#define KPRIM_OPEN_INHERIT	(1U << 6)	/* no close-on-exec on the new fd */
 #define KPRIM_OPEN_FLAGS	(KPRIM_OPEN_CREATE | KPRIM_OPEN_EXCL | \
 				 KPRIM_OPEN_TRANSIENT | KPRIM_OPEN_CLOEXEC | \
-				 KPRIM_OPEN_INITIAL)
+				 KPRIM_OPEN_INITIAL | KPRIM_OPEN_INHERIT)
 
 /**
  * struct kprim_open - create or open an object (KPRIM_IOC_OPEN).

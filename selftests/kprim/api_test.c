@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include "kselftest_harness.h"
 #include "kprim_test.h"
+#include "exec_probe.h"
 
 FIXTURE(session) {
 	int fd;
@@ -377,7 +378,7 @@ TEST_F(session, fdinfo_shows_kind_name_and_state)
 	close(fd);
 }
 
-TEST_F(session, cloexec_flag_sets_fd_cloexec)
+TEST_F(session, object_fds_are_cloexec_unless_inherit)
 {
 	struct kprim_open a = lim_args(NULL, KPRIM_OPEN_CREATE | KPRIM_OPEN_CLOEXEC);
 	int fd = kt_open(self->fd, &a);
@@ -385,11 +386,96 @@ TEST_F(session, cloexec_flag_sets_fd_cloexec)
 	ASSERT_LE(0, fd);
 	EXPECT_EQ(FD_CLOEXEC, fcntl(fd, F_GETFD) & FD_CLOEXEC);
 	close(fd);
+	/* The default... */
 	a.flags = KPRIM_OPEN_CREATE;
+	fd = kt_open(self->fd, &a);
+	ASSERT_LE(0, fd);
+	EXPECT_EQ(FD_CLOEXEC, fcntl(fd, F_GETFD) & FD_CLOEXEC);
+	close(fd);
+	/* ...and the way out. */
+	a.flags = KPRIM_OPEN_CREATE | KPRIM_OPEN_INHERIT;
 	fd = kt_open(self->fd, &a);
 	ASSERT_LE(0, fd);
 	EXPECT_EQ(0, fcntl(fd, F_GETFD) & FD_CLOEXEC);
 	close(fd);
+}
+
+static long sem_available(int fd)
+{
+	struct kprim_sem_info i = { .size = sizeof(i) };
+	long ret = kt_ioctl(fd, KPRIM_IOC_SEM_INFO, &i);
+
+	return ret ? ret : (long)i.available;
+}
+
+/*
+ * A semaphore fd holding a permit, opened with @flags, and a second fd on
+ * the same semaphore to watch it with.
+ */
+static int sem_with_permit_held(struct __test_metadata *_metadata, int sess,
+				__u32 flags, int *watch)
+{
+	struct kprim_sem_acquire acq = { .size = sizeof(acq), .n = 1,
+					 .wait = kt_wait(0, -1) };
+	struct kprim_open a;
+	char name[64];
+	int fd;
+
+	KT_NAME(name, "execsem");
+	a = kt_open_args(KPRIM_KIND_SEM, name, KPRIM_OPEN_CREATE |
+			 KPRIM_OPEN_EXCL | KPRIM_OPEN_TRANSIENT | flags);
+	a.sem.permits = 1;
+	fd = kt_open(sess, &a);
+	EXPECT_LE(0, fd);
+	a = kt_open_args(KPRIM_KIND_SEM, name, 0);
+	*watch = kt_open(sess, &a);
+	EXPECT_LE(0, *watch);
+	EXPECT_EQ(0, kt_ioctl(fd, KPRIM_IOC_SEM_ACQUIRE, &acq));
+	EXPECT_EQ(0, sem_available(*watch));
+	return fd;
+}
+
+/*
+ * A program the caller execs does not get the object fd: once the caller
+ * closes it, its permits are back although the exec'ed program still runs.
+ */
+TEST_F(session, exec_drops_object_fd_by_default)
+{
+	int fd, watch, hold;
+	char seen = '?';
+	pid_t pid;
+
+	fd = sem_with_permit_held(_metadata, self->fd, 0, &watch);
+	ASSERT_LE(0, fd);
+	pid = exec_probe_start(fd, &seen, &hold);
+	ASSERT_LT(0, pid);
+	EXPECT_EQ('C', seen);
+	close(fd);
+	EXPECT_EQ(1, sem_available(watch));	/* the probe still runs */
+	EXPECT_EQ(0, exec_probe_end(pid, hold));
+	close(watch);
+}
+
+/* KPRIM_OPEN_INHERIT: the exec'ed program shares the fd and its permits. */
+TEST_F(session, exec_keeps_inherit_fd_and_its_permits)
+{
+	int fd, watch, hold;
+	char seen = '?';
+	pid_t pid;
+
+	fd = sem_with_permit_held(_metadata, self->fd, KPRIM_OPEN_INHERIT,
+				  &watch);
+	ASSERT_LE(0, fd);
+	pid = exec_probe_start(fd, &seen, &hold);
+	ASSERT_LT(0, pid);
+	EXPECT_EQ('O', seen);
+	close(fd);
+	/* The last copy is the probe's: the permit is still held... */
+	EXPECT_EQ(0, sem_available(watch));
+	EXPECT_EQ(0, exec_probe_end(pid, hold));
+	/* ...until the probe exits. */
+	EXPECT_EQ(1, sem_available(watch));
+	close(watch);
 }
 
 TEST_F(session, list_reports_object_with_stats)
@@ -608,6 +694,13 @@ static void bad_mode(struct kprim_open *a, char *n) { (void)a; (void)n; a->mode 
 static void bad_reserved(struct kprim_open *a, char *n) { (void)a; (void)n; a->reserved = 1; }
 static void bad_excl_alone(struct kprim_open *a, char *n) { (void)a; (void)n; a->flags = KPRIM_OPEN_EXCL; }
 static void bad_transient_alone(struct kprim_open *a, char *n) { (void)a; (void)n; a->flags = KPRIM_OPEN_TRANSIENT; }
+static void bad_inherit_cloexec(struct kprim_open *a, char *n)
+{
+	(void)n;
+	a->flags |= KPRIM_OPEN_INHERIT | KPRIM_OPEN_CLOEXEC;
+}
+static void bad_flag7(struct kprim_open *a, char *n) { (void)n; a->flags |= 1u << 7; }
+static void bad_flag31(struct kprim_open *a, char *n) { (void)n; a->flags |= 1u << 31; }
 static void bad_small_size(struct kprim_open *a, char *n) { (void)a; (void)n; a->size = 40; }
 static void bad_name_slash(struct kprim_open *a, char *n) { (void)a; (void)n; n[1] = '/'; }
 static void bad_name_nul(struct kprim_open *a, char *n) { (void)a; (void)n; n[1] = '\0'; }
@@ -681,6 +774,9 @@ BAD_OPEN(mode_beyond_0777, EINVAL, bad_mode);
 BAD_OPEN(reserved_nonzero, EINVAL, bad_reserved);
 BAD_OPEN(excl_without_create, EINVAL, bad_excl_alone);
 BAD_OPEN(transient_without_create, EINVAL, bad_transient_alone);
+BAD_OPEN(inherit_with_cloexec, EINVAL, bad_inherit_cloexec);
+BAD_OPEN(first_unknown_flag, EINVAL, bad_flag7);
+BAD_OPEN(top_flag, EINVAL, bad_flag31);
 BAD_OPEN(struct_too_small, EINVAL, bad_small_size);
 BAD_OPEN(name_with_slash, EINVAL, bad_name_slash);
 BAD_OPEN(name_with_nul, EINVAL, bad_name_nul);

@@ -17,6 +17,7 @@
 
 #include "kselftest_harness.h"
 #include "cancel_later.h"
+#include "exec_probe.h"
 #include "kprim.h"
 
 #define NSEC		1000000000ull
@@ -720,6 +721,116 @@ TEST_F(lib, open_empty_name_einval)
 
 	EXPECT_EQ(-EINVAL, kprim_sem_open(self->k, "", KPRIM_CREATE, 0600, 1,
 					  &s));
+}
+
+/* ---- fork and exec ---- */
+
+/* A named semaphore (1 permit) held by *@s, watched through *@w. */
+static void held_sem(struct __test_metadata *_metadata, struct kprim *k,
+		     unsigned int flags, struct kprim_sem **s,
+		     struct kprim_sem **w)
+{
+	char name[64];
+
+	LIB_NAME(name, "exec");
+	ASSERT_EQ(0, kprim_sem_open(k, name, KPRIM_CREATE | KPRIM_TRANSIENT |
+				    flags, 0600, 1, s));
+	ASSERT_EQ(0, kprim_sem_open(k, name, 0, 0, 0, w));
+	ASSERT_EQ(0, kprim_sem_try_acquire(*s, 1));
+}
+
+static uint64_t sem_avail(struct kprim_sem *s)
+{
+	struct kprim_sem_stats st = { 0 };
+
+	return kprim_sem_stats(s, &st) ? ~0ull : st.available;
+}
+
+TEST_F(lib, exec_drops_handles_and_session)
+{
+	struct kprim_sem *s = NULL, *w = NULL;
+	char seen = '?';
+	int hold;
+	pid_t pid;
+
+	held_sem(_metadata, self->k, 0, &s, &w);
+	pid = exec_probe_start(kprim_sem_fd(s), &seen, &hold);
+	ASSERT_LT(0, pid);
+	EXPECT_EQ('C', seen);
+	kprim_sem_close(s);
+	EXPECT_EQ(1, sem_avail(w));	/* the probe still runs */
+	EXPECT_EQ(0, exec_probe_end(pid, hold));
+	kprim_sem_close(w);
+}
+
+TEST_F(lib, exec_keeps_inherit_handle_and_its_permits)
+{
+	struct kprim_sem *s = NULL, *w = NULL;
+	char seen = '?';
+	int hold;
+	pid_t pid;
+
+	held_sem(_metadata, self->k, KPRIM_INHERIT, &s, &w);
+	pid = exec_probe_start(kprim_sem_fd(s), &seen, &hold);
+	ASSERT_LT(0, pid);
+	EXPECT_EQ('O', seen);
+	kprim_sem_close(s);
+	EXPECT_EQ(0, sem_avail(w));	/* held through the probe's copy */
+	EXPECT_EQ(0, exec_probe_end(pid, hold));
+	EXPECT_EQ(1, sem_avail(w));
+	kprim_sem_close(w);
+}
+
+/* The session fd is close-on-exec too. */
+TEST_F(lib, session_fd_is_cloexec)
+{
+	char path[64], link[64];
+	int fd, found = 0;
+	ssize_t n;
+
+	for (fd = 0; fd < 1024; fd++) {
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+		n = readlink(path, link, sizeof(link) - 1);
+		if (n <= 0)
+			continue;
+		link[n] = '\0';
+		if (strcmp(link, "/dev/kprim"))
+			continue;
+		found++;
+		EXPECT_EQ(FD_CLOEXEC, fcntl(fd, F_GETFD) & FD_CLOEXEC);
+	}
+	EXPECT_LT(0, found);
+}
+
+/*
+ * Fork: the child's copy of a handle is the same open file. Closing the
+ * parent's handle does not return the permit while the child's copy is
+ * open; the child's exit does.
+ */
+TEST_F(lib, fork_shares_permits_until_last_copy_closes)
+{
+	struct kprim_sem *s = NULL, *w = NULL;
+	int p[2], status;
+	char c;
+	pid_t pid;
+
+	held_sem(_metadata, self->k, 0, &s, &w);
+	ASSERT_EQ(0, pipe(p));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		close(p[1]);
+		while (read(p[0], &c, 1) > 0)
+			;
+		_exit(0);
+	}
+	close(p[0]);
+	kprim_sem_close(s);
+	EXPECT_EQ(0, sem_avail(w));	/* the child's copy still holds it */
+	close(p[1]);
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_EQ(1, sem_avail(w));
+	kprim_sem_close(w);
 }
 
 /* ---- kernel waits ended by a context ---- */

@@ -18,11 +18,25 @@ extern "C" {
 /* The kernel ABI version this library speaks. */
 #define KPRIM_LIB_API_VERSION	1
 
-/* Object open flags (same values as the kernel's KPRIM_OPEN_*). */
+/*
+ * Object open flags (same values as the kernel's KPRIM_OPEN_*).
+ *
+ * Fork and exec. Session and object fds are close-on-exec: a program the
+ * caller execs does not get them (KPRIM_INHERIT keeps an object fd open
+ * across exec). A fork()ed child shares the parent's fds and handles: both
+ * refer to the same open file, and what it holds (semaphore permits) is
+ * held by that file, for both processes. It is returned only when the last
+ * copy of the fd is closed, in whichever process (exit closes a process's
+ * copies), not when the handle that acquired it is closed in one of them.
+ * A child that must not keep a parent's permits closes its copies (or
+ * execs). Each process should use its own struct kprim and handles after a
+ * fork; the structures themselves are plain memory and are not shared.
+ */
 #define KPRIM_CREATE		(1U << 0)	/* create when absent */
 #define KPRIM_EXCL		(1U << 1)	/* with CREATE: fail if present */
 #define KPRIM_TRANSIENT		(1U << 2)	/* gone with its last handle */
-#define KPRIM_CLOEXEC		(1U << 3)	/* close-on-exec object fd */
+#define KPRIM_CLOEXEC		(1U << 3)	/* close-on-exec (the default) */
+#define KPRIM_INHERIT		(1U << 6)	/* keep the object fd across exec */
 
 /* Object kinds, as reported by kprim_list(). */
 #define KPRIM_LIMITER_KIND	1
