@@ -365,6 +365,10 @@ static struct kprim_object *kprim_obj_get_or_create(const struct kprim_kind_ops 
 			obj = ERR_PTR(-EEXIST);
 		} else if (!kprim_obj_permitted(obj, 06)) {
 			obj = ERR_PTR(-EACCES);
+		} else if ((args->flags & KPRIM_OPEN_OWNED) &&
+			   !uid_eq(current_euid(), obj->uid)) {
+			/* Openable, but another user's: maybe a squatter. */
+			obj = ERR_PTR(-EPERM);
 		} else {
 			kref_get(&obj->ref);
 			obj->found_by_name = true;
@@ -410,9 +414,10 @@ static int kprim_open_check(const struct kprim_open *args)
  *
  * Return: the new object fd; -EINVAL for bad flags, kind, mode, reserved
  * fields, names or parameters; -ENAMETOOLONG; -EFAULT; -EEXIST (EXCL);
- * -ENOENT (no CREATE); -EACCES; -ENOSPC (max_objects); -EDQUOT (per-user
- * object or byte quota); -EMFILE; -ENOMEM; -EOPNOTSUPP outside the initial IPC namespace on
- * kernels where a module cannot pin one.
+ * -EPERM (OWNED, and the object is another uid's); -ENOENT (no CREATE);
+ * -EACCES; -ENOSPC (max_objects); -EDQUOT (per-user object or byte quota);
+ * -EMFILE; -ENFILE; -ENOMEM; -EOPNOTSUPP outside the initial IPC namespace
+ * on kernels where a module cannot pin one.
  */
 long kprim_obj_open(const struct kprim_open __user *uargs)
 {

@@ -57,6 +57,8 @@ enum kprim_kind {
  * first 8 bytes of the SQE's command area hold the argument pointer.
  */
 #define KPRIM_FEAT_URING_CMD	(1ULL << 5)
+/* KPRIM_OPEN_OWNED is understood. */
+#define KPRIM_FEAT_OPEN_OWNED	(1ULL << 6)
 /*
  * Object fds are close-on-exec unless opened with KPRIM_OPEN_INHERIT
  * (modules without this bit: inherited unless KPRIM_OPEN_CLOEXEC).
@@ -125,6 +127,14 @@ struct kprim_cache_params {
 /*
  * KPRIM_IOC_OPEN flags.
  *
+ * KPRIM_OPEN_OWNED opens "mine or fail": an existing object the caller may
+ * open but whose owner is not the caller's effective uid is refused with
+ * -EPERM (even for root; one it may not open at all stays -EACCES), so
+ * nobody who created the name first can become the owner of what the
+ * caller stores or controls. Use it with CREATE whenever the caller means
+ * to own the object; without EXCL a previous instance of the caller's own
+ * object is still reused.
+ *
  * Object fds are close-on-exec by default; KPRIM_OPEN_INHERIT keeps the
  * fd open across execve(). KPRIM_OPEN_CLOEXEC asks for the default and is
  * accepted for old callers; it cannot be combined with INHERIT.
@@ -134,10 +144,12 @@ struct kprim_cache_params {
 #define KPRIM_OPEN_TRANSIENT	(1U << 2)	/* on create: gone with its last fd */
 #define KPRIM_OPEN_CLOEXEC	(1U << 3)	/* close-on-exec (the default) */
 #define KPRIM_OPEN_INITIAL	(1U << 4)	/* limiter: params.initial is set */
+#define KPRIM_OPEN_OWNED	(1U << 5)	/* -EPERM unless the caller owns it */
 #define KPRIM_OPEN_INHERIT	(1U << 6)	/* no close-on-exec on the new fd */
 #define KPRIM_OPEN_FLAGS	(KPRIM_OPEN_CREATE | KPRIM_OPEN_EXCL | \
 				 KPRIM_OPEN_TRANSIENT | KPRIM_OPEN_CLOEXEC | \
-				 KPRIM_OPEN_INITIAL | KPRIM_OPEN_INHERIT)
+				 KPRIM_OPEN_INITIAL | KPRIM_OPEN_OWNED | \
+				 KPRIM_OPEN_INHERIT)
 
 /**
  * struct kprim_open - create or open an object (KPRIM_IOC_OPEN).

@@ -400,6 +400,15 @@ TEST_F(session, object_fds_are_cloexec_unless_inherit)
 	close(fd);
 }
 
+TEST_F(session, api_reports_owned_and_cloexec_default)
+{
+	struct kprim_api a = { .size = sizeof(a) };
+
+	ASSERT_EQ(0, kt_ioctl(self->fd, KPRIM_IOC_API, &a));
+	EXPECT_NE(0, a.features & KPRIM_FEAT_OPEN_OWNED);
+	EXPECT_NE(0, a.features & KPRIM_FEAT_CLOEXEC_DEFAULT);
+}
+
 static long sem_available(int fd)
 {
 	struct kprim_sem_info i = { .size = sizeof(i) };
@@ -950,6 +959,106 @@ TEST_F(session, other_bits_grant_open_but_not_ownership)
 	EXPECT_EQ(0, as_nobody(nobody_unlinks, name));
 	EXPECT_EQ(0, as_nobody(nobody_sets_rate, name));
 	EXPECT_EQ(0, kt_unlink(self->fd, KPRIM_KIND_LIMITER, name));
+	close(fd);
+}
+
+/* As nobody: take @name first (persistent, mode 0666), as a squatter. */
+static int nobody_squats(int sess, const char *name)
+{
+	struct kprim_open a = lim_args(name, KPRIM_OPEN_CREATE |
+					     KPRIM_OPEN_EXCL);
+	int fd;
+
+	a.mode = 0666;
+	fd = kt_open(sess, &a);
+	if (fd < 0)
+		return 1;
+	close(fd);
+	return 0;
+}
+
+/*
+ * Name squatting: without OWNED, a CREATE of a name somebody else made
+ * first quietly opens their object (they own it: they may SET, RESIZE,
+ * FLUSH and read it). OWNED refuses it with -EPERM, root included, and
+ * nothing is created or changed.
+ */
+TEST_F(session, owned_open_refuses_a_squatted_name)
+{
+	struct kprim_open a;
+	char name[64];
+	long before;
+	int fd;
+
+	if (getuid() != 0)
+		SKIP(return, "needs root to switch uid");
+	KT_NAME(name, "squat");
+	ASSERT_EQ(0, as_nobody(nobody_squats, name));
+	before = obj_count(self->fd);
+	a = lim_args(name, KPRIM_OPEN_CREATE | KPRIM_OPEN_OWNED);
+	a.limiter.burst = 7;
+	EXPECT_EQ(-EPERM, kt_open(self->fd, &a));
+	a.flags = KPRIM_OPEN_OWNED;
+	EXPECT_EQ(-EPERM, kt_open(self->fd, &a));
+	EXPECT_EQ(before, obj_count(self->fd));
+	/* Without OWNED the caller gets the squatter's object (burst 5). */
+	a.flags = KPRIM_OPEN_CREATE;
+	fd = kt_open(self->fd, &a);
+	ASSERT_LE(0, fd);
+	EXPECT_EQ(5, lim_tokens(fd));
+	close(fd);
+	EXPECT_EQ(0, kt_unlink(self->fd, KPRIM_KIND_LIMITER, name));
+}
+
+/* OWNED on the caller's own object: created, then reopened, not refused. */
+TEST_F(session, owned_open_of_own_object_succeeds)
+{
+	struct kprim_open a;
+	char name[64];
+	int fd, fd2, fd3;
+
+	KT_NAME(name, "owned");
+	a = lim_args(name, KPRIM_OPEN_CREATE | KPRIM_OPEN_OWNED);
+	fd = kt_open(self->fd, &a);
+	ASSERT_LE(0, fd);
+	fd2 = kt_open(self->fd, &a);
+	EXPECT_LE(0, fd2);
+	a.flags = KPRIM_OPEN_OWNED;
+	fd3 = kt_open(self->fd, &a);
+	EXPECT_LE(0, fd3);
+	EXPECT_EQ(0, kt_unlink(self->fd, KPRIM_KIND_LIMITER, name));
+	close(fd3);
+	close(fd2);
+	close(fd);
+}
+
+/* An object root made is refused to another user's OWNED open too. */
+static int nobody_opens_owned(int sess, const char *name)
+{
+	struct kprim_open a = lim_args(name, KPRIM_OPEN_CREATE |
+					     KPRIM_OPEN_OWNED);
+
+	if (kt_open(sess, &a) != -EPERM)
+		return 1;
+	a.flags = 0;	/* mode 0666: a plain open is allowed */
+	return kt_open(sess, &a) >= 0 ? 0 : 2;
+}
+
+TEST_F(session, owned_open_checks_owner_not_mode)
+{
+	struct kprim_open a;
+	char name[64];
+	int fd;
+
+	if (getuid() != 0)
+		SKIP(return, "needs root to switch uid");
+	KT_NAME(name, "ownedmode");
+	a = lim_args(name, KPRIM_OPEN_CREATE | KPRIM_OPEN_EXCL |
+			   KPRIM_OPEN_TRANSIENT);
+	a.mode = 0666;
+	fd = kt_open(self->fd, &a);
+	ASSERT_LE(0, fd);
+	EXPECT_EQ(0, as_nobody(nobody_opens_owned, name));
 	close(fd);
 }
 

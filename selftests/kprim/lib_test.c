@@ -9,6 +9,7 @@
  * lag by a second. Lower bounds are exact (a wait never ends before its
  * cause); upper bounds add SLACK_NS, stated in each test.
  */
+#include <grp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -721,6 +722,125 @@ TEST_F(lib, open_empty_name_einval)
 
 	EXPECT_EQ(-EINVAL, kprim_sem_open(self->k, "", KPRIM_CREATE, 0600, 1,
 					  &s));
+}
+
+/* ---- ownership: the wrappers' CREATE opens "mine or fail" ---- */
+
+/* As uid 65534: create @name of each kind first, mode 0666; exit 0. */
+static int squat_all_kinds(const char *name)
+{
+	struct kprim_limiter_config lcfg = { .rate = 1, .period_ns = NSEC,
+					     .burst = 1 };
+	struct kprim_limiter *l;
+	struct kprim_cache *c;
+	struct kprim_sem *s;
+	struct kprim *k;
+	int status;
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		if (kprim_open(&k))
+			_exit(100);
+		if (setgroups(0, NULL) || setgid(65534) || setuid(65534))
+			_exit(101);
+		if (kprim_limiter_open(k, name, KPRIM_CREATE | KPRIM_EXCL,
+				       0666, &lcfg, &l) ||
+		    kprim_sem_open(k, name, KPRIM_CREATE | KPRIM_EXCL, 0666, 1,
+				   &s) ||
+		    kprim_cache_open(k, name, KPRIM_CREATE | KPRIM_EXCL, 0666,
+				     NULL, &c))
+			_exit(102);
+		_exit(0);	/* persistent: the names stay */
+	}
+	if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
+		return -1;
+	return WEXITSTATUS(status);
+}
+
+static void unlink_all_kinds(struct kprim *k, const char *name)
+{
+	kprim_unlink(k, KPRIM_LIMITER_KIND, name);
+	kprim_unlink(k, KPRIM_SEM_KIND, name);
+	kprim_unlink(k, KPRIM_CACHE_KIND, name);
+}
+
+TEST_F(lib, create_refuses_an_object_another_user_owns)
+{
+	struct kprim_limiter_config lcfg = { .rate = 1, .period_ns = NSEC,
+					     .burst = 1 };
+	struct kprim_limiter *l = NULL;
+	struct kprim_cache *c = NULL;
+	struct kprim_sem *s = NULL;
+	char name[64];
+
+	if (getuid() != 0)
+		SKIP(return, "needs root to switch uid");
+	LIB_NAME(name, "squat");
+	ASSERT_EQ(0, squat_all_kinds(name));
+	EXPECT_EQ(-EPERM, kprim_limiter_open(self->k, name, KPRIM_CREATE, 0600,
+					     &lcfg, &l));
+	EXPECT_EQ(-EPERM, kprim_sem_open(self->k, name, KPRIM_CREATE, 0600, 1,
+					 &s));
+	EXPECT_EQ(-EPERM, kprim_cache_open(self->k, name, KPRIM_CREATE, 0600,
+					   NULL, &c));
+	EXPECT_EQ(NULL, l);
+	EXPECT_EQ(NULL, s);
+	EXPECT_EQ(NULL, c);
+	unlink_all_kinds(self->k, name);
+}
+
+TEST_F(lib, any_owner_joins_an_object_another_user_owns)
+{
+	struct kprim_sem *s = NULL;
+	char name[64];
+
+	if (getuid() != 0)
+		SKIP(return, "needs root to switch uid");
+	LIB_NAME(name, "anyowner");
+	ASSERT_EQ(0, squat_all_kinds(name));
+	EXPECT_EQ(0, kprim_sem_open(self->k, name,
+				    KPRIM_CREATE | KPRIM_ANY_OWNER, 0600, 1,
+				    &s));
+	kprim_sem_close(s);
+	s = NULL;
+	/* A plain open (no CREATE) opens whoever owns it... */
+	EXPECT_EQ(0, kprim_sem_open(self->k, name, 0, 0, 0, &s));
+	kprim_sem_close(s);
+	s = NULL;
+	/* ...unless OWNED is asked for. */
+	EXPECT_EQ(-EPERM, kprim_sem_open(self->k, name, KPRIM_OWNED, 0, 0, &s));
+	unlink_all_kinds(self->k, name);
+}
+
+TEST_F(lib, create_reopens_own_object)
+{
+	struct kprim_sem *s = NULL, *s2 = NULL;
+	char name[64];
+
+	LIB_NAME(name, "own");
+	ASSERT_EQ(0, kprim_sem_open(self->k, name, KPRIM_CREATE |
+				    KPRIM_TRANSIENT, 0600, 1, &s));
+	EXPECT_EQ(0, kprim_sem_open(self->k, name, KPRIM_CREATE, 0600, 1, &s2));
+	kprim_sem_close(s2);
+	kprim_sem_close(s);
+}
+
+TEST_F(lib, owned_with_any_owner_einval)
+{
+	struct kprim_sem *s = NULL;
+
+	EXPECT_EQ(-EINVAL, kprim_sem_open(self->k, NULL, KPRIM_CREATE |
+					  KPRIM_OWNED | KPRIM_ANY_OWNER, 0600,
+					  1, &s));
+}
+
+TEST_F(lib, inherit_with_cloexec_einval)
+{
+	struct kprim_sem *s = NULL;
+
+	EXPECT_EQ(-EINVAL, kprim_sem_open(self->k, NULL, KPRIM_CREATE |
+					  KPRIM_INHERIT | KPRIM_CLOEXEC, 0600,
+					  1, &s));
 }
 
 /* ---- fork and exec ---- */
