@@ -28,7 +28,8 @@ extern "C" {
  * then stores in it, kprim_limiter_open(), kprim_sem_open() and
  * kprim_cache_open() given KPRIM_CREATE and a name open "mine or fail":
  * an existing object whose owner is not the caller's effective uid is
- * refused with -EPERM (KPRIM_OWNED, added for the caller). Pass
+ * refused with -EPERM, root included (KPRIM_OWNED, added for the caller;
+ * one the caller may not open at all stays -EACCES). Pass
  * KPRIM_ANY_OWNER to join an object another user may have created (a
  * name shared between users on purpose). Without KPRIM_CREATE the object
  * is opened whoever owns it, unless KPRIM_OWNED is given. Modules without
@@ -43,8 +44,9 @@ extern "C" {
  * copy of the fd is closed, in whichever process (exit closes a process's
  * copies), not when the handle that acquired it is closed in one of them.
  * A child that must not keep a parent's permits closes its copies (or
- * execs). Each process should use its own struct kprim and handles after a
- * fork; the structures themselves are plain memory and are not shared.
+ * execs). After fork() the child may go on using the struct kprim and
+ * handles it inherited (its own copies of them, on the shared fds);
+ * closing one in the child closes only the child's copy of the fd.
  */
 #define KPRIM_CREATE		(1U << 0)	/* create when absent */
 #define KPRIM_EXCL		(1U << 1)	/* with CREATE: fail if present */
