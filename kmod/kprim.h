@@ -69,6 +69,9 @@ struct kprim_kind_ops {
  * @mode:	permission bits
  * @transient:	the name goes with the last fd
  * @linked:	the name is in the registry; kprim_registry_lock
+ * @found_by_name: an open found the object by its name (so it is not only
+ *		its creator's: a failed creating open leaves the name);
+ *		kprim_registry_lock
  * @name_node:	in the registry's name table; kprim_registry_lock
  * @name_len:	0 for anonymous objects
  * @name:	NUL terminated
@@ -88,6 +91,7 @@ struct kprim_object {
 	umode_t mode;
 	bool transient;
 	bool linked;
+	bool found_by_name;
 	struct hlist_node name_node;
 	u32 name_len;
 	char name[KPRIM_NAME_MAX + 1];

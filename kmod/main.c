@@ -16,7 +16,8 @@
 
 #define KPRIM_FEATURES	(KPRIM_FEAT_LIMITER | KPRIM_FEAT_SEM | \
 			 KPRIM_FEAT_CACHE | KPRIM_FEAT_LIST | \
-			 KPRIM_FEAT_URING_CMD)
+			 KPRIM_FEAT_URING_CMD | KPRIM_FEAT_OPEN_OWNED | \
+			 KPRIM_FEAT_CLOEXEC_DEFAULT)
 
 static long kprim_api(struct kprim_api __user *uargs)
 {
@@ -78,6 +79,7 @@ static void kprim_check_abi(void)
 	BUILD_BUG_ON(sizeof(struct kprim_open) != KPRIM_SIZE_OPEN_VER0);
 	BUILD_BUG_ON(sizeof(struct kprim_unlink) != KPRIM_SIZE_UNLINK_VER0);
 	BUILD_BUG_ON(sizeof(struct kprim_list) != KPRIM_SIZE_LIST_VER0);
+	BUILD_BUG_ON(sizeof(struct kprim_obj_info) < KPRIM_SIZE_OBJ_INFO_VER0);
 	BUILD_BUG_ON(sizeof(struct kprim_limiter_take) !=
 		     KPRIM_SIZE_LIMITER_TAKE_VER0);
 	BUILD_BUG_ON(sizeof(struct kprim_limiter_set) !=

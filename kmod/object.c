@@ -365,8 +365,13 @@ static struct kprim_object *kprim_obj_get_or_create(const struct kprim_kind_ops 
 			obj = ERR_PTR(-EEXIST);
 		} else if (!kprim_obj_permitted(obj, 06)) {
 			obj = ERR_PTR(-EACCES);
+		} else if ((args->flags & KPRIM_OPEN_OWNED) &&
+			   !uid_eq(current_euid(), obj->uid)) {
+			/* Openable, but another user's: maybe a squatter. */
+			obj = ERR_PTR(-EPERM);
 		} else {
 			kref_get(&obj->ref);
+			obj->found_by_name = true;
 			*created = false;
 		}
 	} else if (!(args->flags & KPRIM_OPEN_CREATE) && args->name_len) {
@@ -395,6 +400,9 @@ static int kprim_open_check(const struct kprim_open *args)
 	if ((args->flags & KPRIM_OPEN_TRANSIENT) &&
 	    !(args->flags & KPRIM_OPEN_CREATE))
 		return -EINVAL;
+	if ((args->flags & KPRIM_OPEN_INHERIT) &&
+	    (args->flags & KPRIM_OPEN_CLOEXEC))
+		return -EINVAL;
 	return 0;
 }
 
@@ -402,11 +410,14 @@ static int kprim_open_check(const struct kprim_open *args)
  * kprim_obj_open() - KPRIM_IOC_OPEN: create or open an object.
  * @uargs: struct kprim_open in userspace
  *
+ * The new fd is close-on-exec unless KPRIM_OPEN_INHERIT is given.
+ *
  * Return: the new object fd; -EINVAL for bad flags, kind, mode, reserved
  * fields, names or parameters; -ENAMETOOLONG; -EFAULT; -EEXIST (EXCL);
- * -ENOENT (no CREATE); -EACCES; -ENOSPC (max_objects); -EDQUOT (per-user
- * object or byte quota); -EMFILE; -ENOMEM; -EOPNOTSUPP outside the initial IPC namespace on
- * kernels where a module cannot pin one.
+ * -EPERM (OWNED, and the object is another uid's); -ENOENT (no CREATE);
+ * -EACCES; -ENOSPC (max_objects); -EDQUOT (per-user object or byte quota);
+ * -EMFILE; -ENFILE; -ENOMEM; -EOPNOTSUPP outside the initial IPC namespace
+ * on kernels where a module cannot pin one.
  */
 long kprim_obj_open(const struct kprim_open __user *uargs)
 {
@@ -442,7 +453,7 @@ long kprim_obj_open(const struct kprim_open __user *uargs)
 	if (!h)
 		return -ENOMEM;
 	fd = get_unused_fd_flags(O_RDWR |
-				 (args.flags & KPRIM_OPEN_CLOEXEC ? O_CLOEXEC : 0));
+				 (args.flags & KPRIM_OPEN_INHERIT ? 0 : O_CLOEXEC));
 	if (fd < 0) {
 		ret = fd;
 		goto free_handle;
@@ -474,14 +485,14 @@ release_handle:
 put_obj:
 	/*
 	 * A failed open must not leave behind an object it created, unless
-	 * someone else opened it meanwhile (more than our fd's and the name's
-	 * references): then it is theirs.
+	 * another open found it by its name meanwhile: then it is theirs.
+	 * (Other references, such as LIST's, say nothing about that.)
 	 */
 	if (created) {
 		bool put_name = false;
 
 		mutex_lock(&kprim_registry_lock);
-		if (kref_read(&obj->ref) <= 2)
+		if (!obj->found_by_name)
 			put_name = kprim_obj_unhash(obj);
 		mutex_unlock(&kprim_registry_lock);
 		if (put_name)
@@ -570,6 +581,8 @@ static void kprim_obj_fill_info(struct kprim_object *obj,
  * @uargs: struct kprim_list in userspace
  *
  * Reports at most 64 entries per call; the caller continues at next_id.
+ * Each entry is the first entry_size bytes of our struct kprim_obj_info,
+ * zero-filled beyond it: callers built against any version keep working.
  *
  * Return: 0; -EINVAL (flags, entry_size below the first version); -E2BIG
  * (entry_size above a page); -EFAULT; -EOPNOTSUPP (see kprim_obj_open()).
@@ -584,12 +597,13 @@ long kprim_obj_list(struct kprim_list __user *uargs)
 	unsigned int n = 0, i;
 	void *ns = kprim_ns_current();
 	char __user *dst;
+	size_t len;
 	int ret;
 
 	ret = kprim_copy_args(&args, sizeof(args), KPRIM_SIZE_LIST_VER0, uargs);
 	if (ret)
 		return ret;
-	if (args.flags || args.entry_size < sizeof(*info))
+	if (args.flags || args.entry_size < KPRIM_SIZE_OBJ_INFO_VER0)
 		return -EINVAL;
 	if (args.entry_size > PAGE_SIZE)
 		return -E2BIG;
@@ -613,12 +627,12 @@ long kprim_obj_list(struct kprim_list __user *uargs)
 	info = kmalloc(sizeof(*info), GFP_KERNEL);
 	ret = info ? 0 : -ENOMEM;
 	dst = u64_to_user_ptr(args.buf);
+	len = min_t(size_t, args.entry_size, sizeof(*info));
 	for (i = 0; i < n; i++) {
 		if (!ret) {
 			kprim_obj_fill_info(batch[i], info);
-			if (copy_to_user(dst, info, sizeof(*info)) ||
-			    clear_user(dst + sizeof(*info),
-				       args.entry_size - sizeof(*info)))
+			if (copy_to_user(dst, info, len) ||
+			    clear_user(dst + len, args.entry_size - len))
 				ret = -EFAULT;
 			dst += args.entry_size;
 		}

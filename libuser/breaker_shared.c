@@ -334,12 +334,17 @@ int kprim_breaker_new_shared(struct kprim *k, const char *name,
 	if (!sb)
 		return -ENOMEM;
 	sb->fork_gen = kprim__fork_gen();
-	rc = kprim_cache_open(k, obj, KPRIM_CREATE | KPRIM_CLOEXEC, mode, &cfg,
-			      &sb->cache);
+	/*
+	 * Joined whoever created it: the processes sharing a breaker may run
+	 * as different users (shared_mode), and any of them may come first.
+	 */
+	rc = kprim_cache_open(k, obj, KPRIM_CREATE | KPRIM_CLOEXEC |
+			      KPRIM_ANY_OWNER, mode, &cfg, &sb->cache);
 	if (rc)
 		goto free_sb;
-	rc = kprim_sem_open(k, obj, KPRIM_CREATE | KPRIM_CLOEXEC, mode,
-			    s->half_open_probes, &sb->sem);
+	rc = kprim_sem_open(k, obj, KPRIM_CREATE | KPRIM_CLOEXEC |
+			    KPRIM_ANY_OWNER, mode, s->half_open_probes,
+			    &sb->sem);
 	if (rc)
 		goto close_cache;
 	rc = check_shared_settings(sb, s);

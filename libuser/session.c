@@ -12,6 +12,9 @@ _Static_assert(KPRIM_CREATE == KPRIM_OPEN_CREATE, "flag values");
 _Static_assert(KPRIM_EXCL == KPRIM_OPEN_EXCL, "flag values");
 _Static_assert(KPRIM_TRANSIENT == KPRIM_OPEN_TRANSIENT, "flag values");
 _Static_assert(KPRIM_CLOEXEC == KPRIM_OPEN_CLOEXEC, "flag values");
+_Static_assert(KPRIM_OWNED == KPRIM_OPEN_OWNED, "flag values");
+_Static_assert(KPRIM_INHERIT == KPRIM_OPEN_INHERIT, "flag values");
+_Static_assert(!(KPRIM_ANY_OWNER & KPRIM_OPEN_FLAGS), "library-only flag");
 _Static_assert(KPRIM_LIMITER_KIND == KPRIM_KIND_LIMITER, "kind values");
 _Static_assert(KPRIM_SEM_KIND == KPRIM_KIND_SEM, "kind values");
 _Static_assert(KPRIM_CACHE_KIND == KPRIM_KIND_CACHE, "kind values");
@@ -145,11 +148,30 @@ int kprim_obj_open(struct kprim *k, uint32_t kind, const char *name,
 		   struct kprim_open *args, struct kprim_obj *out)
 {
 	const unsigned int known = KPRIM_CREATE | KPRIM_EXCL |
-				   KPRIM_TRANSIENT | KPRIM_CLOEXEC;
+				   KPRIM_TRANSIENT | KPRIM_CLOEXEC |
+				   KPRIM_OWNED | KPRIM_INHERIT |
+				   KPRIM_ANY_OWNER;
 	long fd;
 
 	if (!k || (flags & ~known))
 		return -EINVAL;
+	if ((flags & KPRIM_OWNED) && (flags & KPRIM_ANY_OWNER))
+		return -EINVAL;
+	if ((flags & KPRIM_INHERIT) && (flags & KPRIM_CLOEXEC))
+		return -EINVAL;
+	/* Creating a name: "mine or fail", unless the caller shares it. */
+	if ((flags & KPRIM_CREATE) && name && !(flags & KPRIM_ANY_OWNER))
+		flags |= KPRIM_OWNED;
+	flags &= ~KPRIM_ANY_OWNER;
+	if ((flags & KPRIM_OWNED) && !(k->features & KPRIM_FEAT_OPEN_OWNED))
+		return -EOPNOTSUPP;
+	/* An older module inherits by default and knows no INHERIT. */
+	if (!(k->features & KPRIM_FEAT_CLOEXEC_DEFAULT)) {
+		if (flags & KPRIM_INHERIT)
+			flags &= ~KPRIM_INHERIT;
+		else
+			flags |= KPRIM_CLOEXEC;
+	}
 	args->size = sizeof(*args);
 	args->flags |= flags;
 	args->kind = kind;

@@ -57,6 +57,13 @@ enum kprim_kind {
  * first 8 bytes of the SQE's command area hold the argument pointer.
  */
 #define KPRIM_FEAT_URING_CMD	(1ULL << 5)
+/* KPRIM_OPEN_OWNED is understood. */
+#define KPRIM_FEAT_OPEN_OWNED	(1ULL << 6)
+/*
+ * Object fds are close-on-exec unless opened with KPRIM_OPEN_INHERIT
+ * (modules without this bit: inherited unless KPRIM_OPEN_CLOEXEC).
+ */
+#define KPRIM_FEAT_CLOEXEC_DEFAULT (1ULL << 7)
 
 /**
  * struct kprim_api - API version handshake (KPRIM_IOC_API).
@@ -117,15 +124,32 @@ struct kprim_cache_params {
 	__aligned_u64 default_ttl_ns;	/* 0 = entries do not expire */
 };
 
-/* KPRIM_IOC_OPEN flags. */
+/*
+ * KPRIM_IOC_OPEN flags.
+ *
+ * KPRIM_OPEN_OWNED opens "mine or fail": an existing object the caller may
+ * open but whose owner is not the caller's effective uid is refused with
+ * -EPERM (even for root; one it may not open at all stays -EACCES), so
+ * nobody who created the name first can become the owner of what the
+ * caller stores or controls. Use it with CREATE whenever the caller means
+ * to own the object; without EXCL a previous instance of the caller's own
+ * object is still reused.
+ *
+ * Object fds are close-on-exec by default; KPRIM_OPEN_INHERIT keeps the
+ * fd open across execve(). KPRIM_OPEN_CLOEXEC asks for the default and is
+ * accepted for old callers; it cannot be combined with INHERIT.
+ */
 #define KPRIM_OPEN_CREATE	(1U << 0)	/* create if it does not exist */
 #define KPRIM_OPEN_EXCL		(1U << 1)	/* with CREATE: -EEXIST if it does */
 #define KPRIM_OPEN_TRANSIENT	(1U << 2)	/* on create: gone with its last fd */
-#define KPRIM_OPEN_CLOEXEC	(1U << 3)	/* O_CLOEXEC on the new fd */
+#define KPRIM_OPEN_CLOEXEC	(1U << 3)	/* close-on-exec (the default) */
 #define KPRIM_OPEN_INITIAL	(1U << 4)	/* limiter: params.initial is set */
+#define KPRIM_OPEN_OWNED	(1U << 5)	/* -EPERM unless the caller owns it */
+#define KPRIM_OPEN_INHERIT	(1U << 6)	/* no close-on-exec on the new fd */
 #define KPRIM_OPEN_FLAGS	(KPRIM_OPEN_CREATE | KPRIM_OPEN_EXCL | \
 				 KPRIM_OPEN_TRANSIENT | KPRIM_OPEN_CLOEXEC | \
-				 KPRIM_OPEN_INITIAL)
+				 KPRIM_OPEN_INITIAL | KPRIM_OPEN_OWNED | \
+				 KPRIM_OPEN_INHERIT)
 
 /**
  * struct kprim_open - create or open an object (KPRIM_IOC_OPEN).
@@ -241,6 +265,8 @@ struct kprim_obj_info {
 	};
 };
 
+#define KPRIM_SIZE_OBJ_INFO_VER0	424
+
 #define KPRIM_OBJ_TRANSIENT	(1U << 0)
 #define KPRIM_OBJ_UNLINKED	(1U << 1)
 
@@ -251,10 +277,14 @@ struct kprim_obj_info {
  * @start_id:	in: report objects with id >= @start_id (0 to start)
  * @buf:	user pointer to an array of struct kprim_obj_info
  * @count:	in: capacity of @buf in entries; out: entries written
- * @entry_size: in: sizeof(struct kprim_obj_info) as the caller knows it
+ * @entry_size: in: sizeof(struct kprim_obj_info) as the caller knows it,
+ *		at least KPRIM_SIZE_OBJ_INFO_VER0 (-EINVAL) and at most a page
+ *		(-E2BIG)
  * @next_id:	out: @start_id for the next call, 0 when the list is done
  *
  * Lists the objects of the caller's IPC namespace it may read, by id.
+ * Entries are @entry_size apart; each gets the first @entry_size bytes of
+ * the kernel's struct kprim_obj_info, and zeros beyond the kernel's struct.
  */
 struct kprim_list {
 	__u32 size;

@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include "kselftest_harness.h"
 #include "kprim_test.h"
+#include "exec_probe.h"
 
 FIXTURE(session) {
 	int fd;
@@ -377,7 +378,7 @@ TEST_F(session, fdinfo_shows_kind_name_and_state)
 	close(fd);
 }
 
-TEST_F(session, cloexec_flag_sets_fd_cloexec)
+TEST_F(session, object_fds_are_cloexec_unless_inherit)
 {
 	struct kprim_open a = lim_args(NULL, KPRIM_OPEN_CREATE | KPRIM_OPEN_CLOEXEC);
 	int fd = kt_open(self->fd, &a);
@@ -385,11 +386,105 @@ TEST_F(session, cloexec_flag_sets_fd_cloexec)
 	ASSERT_LE(0, fd);
 	EXPECT_EQ(FD_CLOEXEC, fcntl(fd, F_GETFD) & FD_CLOEXEC);
 	close(fd);
+	/* The default... */
 	a.flags = KPRIM_OPEN_CREATE;
+	fd = kt_open(self->fd, &a);
+	ASSERT_LE(0, fd);
+	EXPECT_EQ(FD_CLOEXEC, fcntl(fd, F_GETFD) & FD_CLOEXEC);
+	close(fd);
+	/* ...and the way out. */
+	a.flags = KPRIM_OPEN_CREATE | KPRIM_OPEN_INHERIT;
 	fd = kt_open(self->fd, &a);
 	ASSERT_LE(0, fd);
 	EXPECT_EQ(0, fcntl(fd, F_GETFD) & FD_CLOEXEC);
 	close(fd);
+}
+
+TEST_F(session, api_reports_owned_and_cloexec_default)
+{
+	struct kprim_api a = { .size = sizeof(a) };
+
+	ASSERT_EQ(0, kt_ioctl(self->fd, KPRIM_IOC_API, &a));
+	EXPECT_NE(0, a.features & KPRIM_FEAT_OPEN_OWNED);
+	EXPECT_NE(0, a.features & KPRIM_FEAT_CLOEXEC_DEFAULT);
+}
+
+static long sem_available(int fd)
+{
+	struct kprim_sem_info i = { .size = sizeof(i) };
+	long ret = kt_ioctl(fd, KPRIM_IOC_SEM_INFO, &i);
+
+	return ret ? ret : (long)i.available;
+}
+
+/*
+ * A semaphore fd holding a permit, opened with @flags, and a second fd on
+ * the same semaphore to watch it with.
+ */
+static int sem_with_permit_held(struct __test_metadata *_metadata, int sess,
+				__u32 flags, int *watch)
+{
+	struct kprim_sem_acquire acq = { .size = sizeof(acq), .n = 1,
+					 .wait = kt_wait(0, -1) };
+	struct kprim_open a;
+	char name[64];
+	int fd;
+
+	KT_NAME(name, "execsem");
+	a = kt_open_args(KPRIM_KIND_SEM, name, KPRIM_OPEN_CREATE |
+			 KPRIM_OPEN_EXCL | KPRIM_OPEN_TRANSIENT | flags);
+	a.sem.permits = 1;
+	fd = kt_open(sess, &a);
+	EXPECT_LE(0, fd);
+	a = kt_open_args(KPRIM_KIND_SEM, name, 0);
+	*watch = kt_open(sess, &a);
+	EXPECT_LE(0, *watch);
+	EXPECT_EQ(0, kt_ioctl(fd, KPRIM_IOC_SEM_ACQUIRE, &acq));
+	EXPECT_EQ(0, sem_available(*watch));
+	return fd;
+}
+
+/*
+ * A program the caller execs does not get the object fd: once the caller
+ * closes it, its permits are back although the exec'ed program still runs.
+ */
+TEST_F(session, exec_drops_object_fd_by_default)
+{
+	int fd, watch, hold;
+	char seen = '?';
+	pid_t pid;
+
+	fd = sem_with_permit_held(_metadata, self->fd, 0, &watch);
+	ASSERT_LE(0, fd);
+	pid = exec_probe_start(fd, &seen, &hold);
+	ASSERT_LT(0, pid);
+	EXPECT_EQ('C', seen);
+	close(fd);
+	EXPECT_EQ(1, sem_available(watch));	/* the probe still runs */
+	EXPECT_EQ(0, exec_probe_end(pid, hold));
+	close(watch);
+}
+
+/* KPRIM_OPEN_INHERIT: the exec'ed program shares the fd and its permits. */
+TEST_F(session, exec_keeps_inherit_fd_and_its_permits)
+{
+	int fd, watch, hold;
+	char seen = '?';
+	pid_t pid;
+
+	fd = sem_with_permit_held(_metadata, self->fd, KPRIM_OPEN_INHERIT,
+				  &watch);
+	ASSERT_LE(0, fd);
+	pid = exec_probe_start(fd, &seen, &hold);
+	ASSERT_LT(0, pid);
+	EXPECT_EQ('O', seen);
+	close(fd);
+	/* The last copy is the probe's: the permit is still held... */
+	EXPECT_EQ(0, sem_available(watch));
+	EXPECT_EQ(0, exec_probe_end(pid, hold));
+	/* ...until the probe exits. */
+	EXPECT_EQ(1, sem_available(watch));
+	close(watch);
 }
 
 TEST_F(session, list_reports_object_with_stats)
@@ -431,15 +526,91 @@ TEST_F(session, list_reports_object_with_stats)
 	close(fd);
 }
 
-TEST_F(session, list_small_entry_size_einval)
+TEST_F(session, list_entry_size_below_first_version_einval)
 {
 	struct kprim_obj_info info;
 	struct kprim_list l = {
 		.size = sizeof(l), .buf = (uintptr_t)&info, .count = 1,
-		.entry_size = sizeof(info) - 8,
+		.entry_size = KPRIM_SIZE_OBJ_INFO_VER0 - 1,
 	};
 
 	EXPECT_EQ(-EINVAL, kt_ioctl(self->fd, KPRIM_IOC_LIST, &l));
+	l.entry_size = 0;
+	EXPECT_EQ(-EINVAL, kt_ioctl(self->fd, KPRIM_IOC_LIST, &l));
+}
+
+/*
+ * A caller built against the first struct kprim_obj_info keeps working
+ * when the kernel's grows: entries KPRIM_SIZE_OBJ_INFO_VER0 apart, each
+ * its first bytes, and not a byte past the buffer (a guard page after it).
+ */
+TEST_F(session, list_first_version_entry_size_accepted)
+{
+	const size_t esz = KPRIM_SIZE_OBJ_INFO_VER0, cap = 4;
+	long page = sysconf(_SC_PAGESIZE);
+	size_t len = (esz * cap + page - 1) / page * page;
+	struct kprim_list l = { .size = sizeof(l), .entry_size = esz };
+	char name[64], *map, *buf;
+	struct kprim_open a;
+	int fd, found = 0;
+	unsigned int i;
+
+	KT_NAME(name, "listver0");
+	a = lim_args(name, KPRIM_OPEN_CREATE | KPRIM_OPEN_TRANSIENT);
+	fd = kt_open(self->fd, &a);
+	ASSERT_LE(0, fd);
+	map = mmap(NULL, len + page, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, map);
+	ASSERT_EQ(0, mprotect(map + len, page, PROT_NONE));
+	buf = map + len - esz * cap;	/* the last entry ends at the guard */
+	l.buf = (uintptr_t)buf;
+	do {
+		l.count = cap;
+		ASSERT_EQ(0, kt_ioctl(self->fd, KPRIM_IOC_LIST, &l));
+		ASSERT_GE(cap, l.count);
+		for (i = 0; i < l.count; i++) {
+			struct kprim_obj_info e;
+
+			memset(&e, 0, sizeof(e));
+			memcpy(&e, buf + i * esz, esz);
+			if (strcmp(e.name, name))
+				continue;
+			found++;
+			EXPECT_EQ(KPRIM_KIND_LIMITER, e.kind);
+			EXPECT_EQ(5, e.limiter.tokens);
+		}
+		l.start_id = l.next_id;
+	} while (l.start_id);
+	EXPECT_EQ(1, found);
+	munmap(map, len + page);
+	close(fd);
+}
+
+/* An entry larger than the kernel's: the tail beyond it is zeroed. */
+TEST_F(session, list_larger_entry_size_zero_tail)
+{
+	struct big { struct kprim_obj_info i; char future[64]; } *b;
+	struct kprim_list l = { .size = sizeof(l), .count = 4,
+				.entry_size = sizeof(*b) };
+	struct kprim_open a = lim_args(NULL, KPRIM_OPEN_CREATE);
+	unsigned int i, j;
+	int fd = kt_open(self->fd, &a);
+
+	ASSERT_LE(0, fd);
+	b = malloc(4 * sizeof(*b));
+	ASSERT_NE(NULL, b);
+	memset(b, 0xa5, 4 * sizeof(*b));
+	l.buf = (uintptr_t)b;
+	ASSERT_EQ(0, kt_ioctl(self->fd, KPRIM_IOC_LIST, &l));
+	ASSERT_LT(0, l.count);
+	for (i = 0; i < l.count; i++) {
+		EXPECT_NE(0, b[i].i.id);
+		for (j = 0; j < sizeof(b[i].future); j++)
+			EXPECT_EQ(0, b[i].future[j]);
+	}
+	free(b);
+	close(fd);
 }
 
 TEST_F(session, list_entry_size_above_page_e2big)
@@ -532,6 +703,13 @@ static void bad_mode(struct kprim_open *a, char *n) { (void)a; (void)n; a->mode 
 static void bad_reserved(struct kprim_open *a, char *n) { (void)a; (void)n; a->reserved = 1; }
 static void bad_excl_alone(struct kprim_open *a, char *n) { (void)a; (void)n; a->flags = KPRIM_OPEN_EXCL; }
 static void bad_transient_alone(struct kprim_open *a, char *n) { (void)a; (void)n; a->flags = KPRIM_OPEN_TRANSIENT; }
+static void bad_inherit_cloexec(struct kprim_open *a, char *n)
+{
+	(void)n;
+	a->flags |= KPRIM_OPEN_INHERIT | KPRIM_OPEN_CLOEXEC;
+}
+static void bad_flag7(struct kprim_open *a, char *n) { (void)n; a->flags |= 1u << 7; }
+static void bad_flag31(struct kprim_open *a, char *n) { (void)n; a->flags |= 1u << 31; }
 static void bad_small_size(struct kprim_open *a, char *n) { (void)a; (void)n; a->size = 40; }
 static void bad_name_slash(struct kprim_open *a, char *n) { (void)a; (void)n; n[1] = '/'; }
 static void bad_name_nul(struct kprim_open *a, char *n) { (void)a; (void)n; n[1] = '\0'; }
@@ -605,6 +783,9 @@ BAD_OPEN(mode_beyond_0777, EINVAL, bad_mode);
 BAD_OPEN(reserved_nonzero, EINVAL, bad_reserved);
 BAD_OPEN(excl_without_create, EINVAL, bad_excl_alone);
 BAD_OPEN(transient_without_create, EINVAL, bad_transient_alone);
+BAD_OPEN(inherit_with_cloexec, EINVAL, bad_inherit_cloexec);
+BAD_OPEN(first_unknown_flag, EINVAL, bad_flag7);
+BAD_OPEN(top_flag, EINVAL, bad_flag31);
 BAD_OPEN(struct_too_small, EINVAL, bad_small_size);
 BAD_OPEN(name_with_slash, EINVAL, bad_name_slash);
 BAD_OPEN(name_with_nul, EINVAL, bad_name_nul);
@@ -779,6 +960,332 @@ TEST_F(session, other_bits_grant_open_but_not_ownership)
 	EXPECT_EQ(0, as_nobody(nobody_sets_rate, name));
 	EXPECT_EQ(0, kt_unlink(self->fd, KPRIM_KIND_LIMITER, name));
 	close(fd);
+}
+
+/* As nobody: take @name first (persistent, mode 0666), as a squatter. */
+static int nobody_squats(int sess, const char *name)
+{
+	struct kprim_open a = lim_args(name, KPRIM_OPEN_CREATE |
+					     KPRIM_OPEN_EXCL);
+	int fd;
+
+	a.mode = 0666;
+	fd = kt_open(sess, &a);
+	if (fd < 0)
+		return 1;
+	close(fd);
+	return 0;
+}
+
+/*
+ * Name squatting: without OWNED, a CREATE of a name somebody else made
+ * first quietly opens their object (they own it: they may SET, RESIZE,
+ * FLUSH and read it). OWNED refuses it with -EPERM, root included, and
+ * nothing is created or changed.
+ */
+TEST_F(session, owned_open_refuses_a_squatted_name)
+{
+	struct kprim_open a;
+	char name[64];
+	long before;
+	int fd;
+
+	if (getuid() != 0)
+		SKIP(return, "needs root to switch uid");
+	KT_NAME(name, "squat");
+	ASSERT_EQ(0, as_nobody(nobody_squats, name));
+	before = obj_count(self->fd);
+	a = lim_args(name, KPRIM_OPEN_CREATE | KPRIM_OPEN_OWNED);
+	a.limiter.burst = 7;
+	EXPECT_EQ(-EPERM, kt_open(self->fd, &a));
+	a.flags = KPRIM_OPEN_OWNED;
+	EXPECT_EQ(-EPERM, kt_open(self->fd, &a));
+	EXPECT_EQ(before, obj_count(self->fd));
+	/* Without OWNED the caller gets the squatter's object (burst 5). */
+	a.flags = KPRIM_OPEN_CREATE;
+	fd = kt_open(self->fd, &a);
+	ASSERT_LE(0, fd);
+	EXPECT_EQ(5, lim_tokens(fd));
+	close(fd);
+	EXPECT_EQ(0, kt_unlink(self->fd, KPRIM_KIND_LIMITER, name));
+}
+
+/* OWNED on the caller's own object: created, then reopened, not refused. */
+TEST_F(session, owned_open_of_own_object_succeeds)
+{
+	struct kprim_open a;
+	char name[64];
+	int fd, fd2, fd3;
+
+	KT_NAME(name, "owned");
+	a = lim_args(name, KPRIM_OPEN_CREATE | KPRIM_OPEN_OWNED);
+	fd = kt_open(self->fd, &a);
+	ASSERT_LE(0, fd);
+	fd2 = kt_open(self->fd, &a);
+	EXPECT_LE(0, fd2);
+	a.flags = KPRIM_OPEN_OWNED;
+	fd3 = kt_open(self->fd, &a);
+	EXPECT_LE(0, fd3);
+	EXPECT_EQ(0, kt_unlink(self->fd, KPRIM_KIND_LIMITER, name));
+	close(fd3);
+	close(fd2);
+	close(fd);
+}
+
+/* An object root made is refused to another user's OWNED open too. */
+static int nobody_opens_owned(int sess, const char *name)
+{
+	struct kprim_open a = lim_args(name, KPRIM_OPEN_CREATE |
+					     KPRIM_OPEN_OWNED);
+
+	if (kt_open(sess, &a) != -EPERM)
+		return 1;
+	a.flags = 0;	/* mode 0666: a plain open is allowed */
+	return kt_open(sess, &a) >= 0 ? 0 : 2;
+}
+
+TEST_F(session, owned_open_checks_owner_not_mode)
+{
+	struct kprim_open a;
+	char name[64];
+	int fd;
+
+	if (getuid() != 0)
+		SKIP(return, "needs root to switch uid");
+	KT_NAME(name, "ownedmode");
+	a = lim_args(name, KPRIM_OPEN_CREATE | KPRIM_OPEN_EXCL |
+			   KPRIM_OPEN_TRANSIENT);
+	a.mode = 0666;
+	fd = kt_open(self->fd, &a);
+	ASSERT_LE(0, fd);
+	EXPECT_EQ(0, as_nobody(nobody_opens_owned, name));
+	close(fd);
+}
+
+/* Read or write /proc/sys/fs/file-max; returns 0 or -1. */
+static int file_max_rw(unsigned long *get, unsigned long set)
+{
+	char buf[32];
+	int fd, n;
+
+	fd = open("/proc/sys/fs/file-max", get ? O_RDONLY : O_WRONLY);
+	if (fd < 0)
+		return -1;
+	if (get) {
+		n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (n <= 0)
+			return -1;
+		buf[n] = 0;
+		*get = strtoul(buf, NULL, 10);
+		return 0;
+	}
+	n = snprintf(buf, sizeof(buf), "%lu", set);
+	n = write(fd, buf, n) == n ? 0 : -1;
+	close(fd);
+	return n;
+}
+
+/* Shared by a failing creator (a child) and the test. */
+struct fail_race {
+	int stop;
+	long tries;	/* opens the creator finished */
+	long other;	/* results that were not what the test expects */
+	long leaked;	/* names a failed create left behind */
+	char name[64];
+};
+
+#define RACE_NS	(3 * 1000000000ull)
+
+static long race_get(long *v)
+{
+	return __atomic_load_n(v, __ATOMIC_SEQ_CST);
+}
+
+static void race_inc(long *v)
+{
+	__atomic_add_fetch(v, 1, __ATOMIC_SEQ_CST);
+}
+
+/*
+ * The failing creator runs as nobody while fs.file-max is 0: its every
+ * open gets as far as making the object and its fd number, then fails to
+ * get a struct file (-ENFILE; root is exempt from file-max).
+ *  - @persistent false: keep creating the transient r->name;
+ *  - @persistent true: create r->name-<i> one after another, and after
+ *    each failure check with UNLINK that no name was left behind.
+ */
+static pid_t start_failing_creator(int sess, struct fail_race *r,
+				   bool persistent)
+{
+	pid_t pid = fork();
+	char name[96];
+	long i;
+
+	if (pid)
+		return pid;
+	if (setgroups(0, NULL) || setgid(65534) || setuid(65534))
+		_exit(100);
+	for (i = 0; !__atomic_load_n(&r->stop, __ATOMIC_SEQ_CST); i++) {
+		struct kprim_open a;
+		int fd;
+
+		if (persistent) {
+			snprintf(name, sizeof(name), "%s-%ld", r->name, i);
+			a = lim_args(name, KPRIM_OPEN_CREATE | KPRIM_OPEN_EXCL);
+		} else {
+			a = lim_args(r->name, KPRIM_OPEN_CREATE |
+					      KPRIM_OPEN_TRANSIENT);
+		}
+		a.mode = 0666;
+		fd = kt_open(sess, &a);
+		if (fd >= 0)
+			close(fd);
+		if (fd != -ENFILE)
+			race_inc(&r->other);
+		if (persistent) {
+			int ret = kt_unlink(sess, KPRIM_KIND_LIMITER, name);
+
+			if (!ret)
+				race_inc(&r->leaked);
+			else if (ret != -ENOENT)
+				race_inc(&r->other);
+		}
+		race_inc(&r->tries);
+	}
+	_exit(0);
+}
+
+static bool fd_unlinked(int fd)
+{
+	char path[64], buf[1024];
+	ssize_t n;
+	int ffd;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	ffd = open(path, O_RDONLY);
+	if (ffd < 0)
+		return false;
+	n = read(ffd, buf, sizeof(buf) - 1);
+	close(ffd);
+	buf[n > 0 ? n : 0] = '\0';
+	return strstr(buf, "(unlinked)");
+}
+
+/*
+ * A failed create must not take the name of an object somebody else has
+ * opened meanwhile: here the object is transient, the creator's open
+ * fails after making it, and the test opens it by name in that window.
+ * Nobody unlinks it, so the test's fd must stay on a named object.
+ */
+TEST_F(session, failed_create_keeps_the_name_another_opener_holds)
+{
+	long hits = 0, lost = 0, other = 0;
+	unsigned long saved;
+	struct fail_race *r;
+	uint64_t end;
+	pid_t pid;
+	int status = -1;
+
+	if (getuid() != 0 || file_max_rw(&saved, 0))
+		SKIP(return, "needs root and /proc/sys/fs/file-max");
+	r = mmap(NULL, sizeof(*r), PROT_READ | PROT_WRITE,
+		 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, r);
+	KT_NAME(r->name, "failtrans");
+	ASSERT_EQ(0, file_max_rw(NULL, 0));
+	pid = start_failing_creator(self->fd, r, false);
+	end = kt_now_ns() + RACE_NS;
+	while (pid > 0 && kt_now_ns() < end && hits < 200) {
+		struct kprim_open o = lim_args(r->name, 0);
+		int fd = kt_open(self->fd, &o);
+		uint64_t wait_end;
+		long t0;
+
+		if (fd < 0) {
+			other += fd != -ENOENT;
+			continue;
+		}
+		hits++;
+		/* Let the creator's open that made this object finish. */
+		t0 = race_get(&r->tries);
+		wait_end = kt_now_ns() + 1000000000ull;
+		while (race_get(&r->tries) < t0 + 2 && kt_now_ns() < wait_end)
+			sched_yield();
+		lost += fd_unlinked(fd);
+		close(fd);
+	}
+	__atomic_store_n(&r->stop, 1, __ATOMIC_SEQ_CST);
+	if (pid > 0)
+		waitpid(pid, &status, 0);
+	EXPECT_EQ(0, file_max_rw(NULL, saved));
+	ASSERT_LT(0, pid);
+	EXPECT_EQ(0, status);
+	TH_LOG("%ld creator tries, %ld opens in the window, %ld names lost",
+	       r->tries, hits, lost);
+	EXPECT_EQ(0, lost);
+	EXPECT_EQ(0, other);
+	EXPECT_EQ(0, r->other);
+	EXPECT_LT(0, hits);	/* the window was hit */
+	munmap(r, sizeof(*r));
+}
+
+/*
+ * A failed create must not leave its new persistent object behind because
+ * a LIST held it for a moment: the creator's every failed create is
+ * followed by an UNLINK that must find nothing.
+ */
+TEST_F(session, failed_create_leaves_no_name_despite_list)
+{
+	struct kprim_obj_info info[64];
+	struct kprim_list l = { .size = sizeof(l), .buf = (uintptr_t)info,
+				.entry_size = sizeof(info[0]) };
+	long seen = 0, other = 0;
+	unsigned long saved;
+	struct fail_race *r;
+	size_t plen;
+	uint64_t end;
+	pid_t pid;
+	int status = -1;
+
+	if (getuid() != 0 || file_max_rw(&saved, 0))
+		SKIP(return, "needs root and /proc/sys/fs/file-max");
+	r = mmap(NULL, sizeof(*r), PROT_READ | PROT_WRITE,
+		 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, r);
+	KT_NAME(r->name, "faillist");
+	plen = strlen(r->name);
+	ASSERT_EQ(0, file_max_rw(NULL, 0));
+	pid = start_failing_creator(self->fd, r, true);
+	end = kt_now_ns() + RACE_NS;
+	while (pid > 0 && kt_now_ns() < end) {
+		unsigned int i;
+
+		l.start_id = 0;
+		do {
+			l.count = 64;
+			if (kt_ioctl(self->fd, KPRIM_IOC_LIST, &l)) {
+				other++;
+				break;
+			}
+			for (i = 0; i < l.count; i++)
+				seen += !strncmp(info[i].name, r->name, plen);
+			l.start_id = l.next_id;
+		} while (l.start_id);
+	}
+	__atomic_store_n(&r->stop, 1, __ATOMIC_SEQ_CST);
+	if (pid > 0)
+		waitpid(pid, &status, 0);
+	EXPECT_EQ(0, file_max_rw(NULL, saved));
+	ASSERT_LT(0, pid);
+	EXPECT_EQ(0, status);
+	TH_LOG("%ld failed creates, %ld seen by LIST, %ld left behind",
+	       r->tries, seen, r->leaked);
+	EXPECT_EQ(0, r->leaked);
+	EXPECT_EQ(0, other);
+	EXPECT_EQ(0, r->other);
+	EXPECT_LT(0, seen);	/* LIST did hold the creator's objects */
+	munmap(r, sizeof(*r));
 }
 
 /* Read or write a kprim module parameter; returns 0 or -1. */

@@ -9,6 +9,7 @@
  * lag by a second. Lower bounds are exact (a wait never ends before its
  * cause); upper bounds add SLACK_NS, stated in each test.
  */
+#include <grp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@
 
 #include "kselftest_harness.h"
 #include "cancel_later.h"
+#include "exec_probe.h"
 #include "kprim.h"
 
 #define NSEC		1000000000ull
@@ -720,6 +722,235 @@ TEST_F(lib, open_empty_name_einval)
 
 	EXPECT_EQ(-EINVAL, kprim_sem_open(self->k, "", KPRIM_CREATE, 0600, 1,
 					  &s));
+}
+
+/* ---- ownership: the wrappers' CREATE opens "mine or fail" ---- */
+
+/* As uid 65534: create @name of each kind first, mode 0666; exit 0. */
+static int squat_all_kinds(const char *name)
+{
+	struct kprim_limiter_config lcfg = { .rate = 1, .period_ns = NSEC,
+					     .burst = 1 };
+	struct kprim_limiter *l;
+	struct kprim_cache *c;
+	struct kprim_sem *s;
+	struct kprim *k;
+	int status;
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		if (kprim_open(&k))
+			_exit(100);
+		if (setgroups(0, NULL) || setgid(65534) || setuid(65534))
+			_exit(101);
+		if (kprim_limiter_open(k, name, KPRIM_CREATE | KPRIM_EXCL,
+				       0666, &lcfg, &l) ||
+		    kprim_sem_open(k, name, KPRIM_CREATE | KPRIM_EXCL, 0666, 1,
+				   &s) ||
+		    kprim_cache_open(k, name, KPRIM_CREATE | KPRIM_EXCL, 0666,
+				     NULL, &c))
+			_exit(102);
+		_exit(0);	/* persistent: the names stay */
+	}
+	if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
+		return -1;
+	return WEXITSTATUS(status);
+}
+
+static void unlink_all_kinds(struct kprim *k, const char *name)
+{
+	kprim_unlink(k, KPRIM_LIMITER_KIND, name);
+	kprim_unlink(k, KPRIM_SEM_KIND, name);
+	kprim_unlink(k, KPRIM_CACHE_KIND, name);
+}
+
+TEST_F(lib, create_refuses_an_object_another_user_owns)
+{
+	struct kprim_limiter_config lcfg = { .rate = 1, .period_ns = NSEC,
+					     .burst = 1 };
+	struct kprim_limiter *l = NULL;
+	struct kprim_cache *c = NULL;
+	struct kprim_sem *s = NULL;
+	char name[64];
+
+	if (getuid() != 0)
+		SKIP(return, "needs root to switch uid");
+	LIB_NAME(name, "squat");
+	ASSERT_EQ(0, squat_all_kinds(name));
+	EXPECT_EQ(-EPERM, kprim_limiter_open(self->k, name, KPRIM_CREATE, 0600,
+					     &lcfg, &l));
+	EXPECT_EQ(-EPERM, kprim_sem_open(self->k, name, KPRIM_CREATE, 0600, 1,
+					 &s));
+	EXPECT_EQ(-EPERM, kprim_cache_open(self->k, name, KPRIM_CREATE, 0600,
+					   NULL, &c));
+	EXPECT_EQ(NULL, l);
+	EXPECT_EQ(NULL, s);
+	EXPECT_EQ(NULL, c);
+	unlink_all_kinds(self->k, name);
+}
+
+TEST_F(lib, any_owner_joins_an_object_another_user_owns)
+{
+	struct kprim_sem *s = NULL;
+	char name[64];
+
+	if (getuid() != 0)
+		SKIP(return, "needs root to switch uid");
+	LIB_NAME(name, "anyowner");
+	ASSERT_EQ(0, squat_all_kinds(name));
+	EXPECT_EQ(0, kprim_sem_open(self->k, name,
+				    KPRIM_CREATE | KPRIM_ANY_OWNER, 0600, 1,
+				    &s));
+	kprim_sem_close(s);
+	s = NULL;
+	/* A plain open (no CREATE) opens whoever owns it... */
+	EXPECT_EQ(0, kprim_sem_open(self->k, name, 0, 0, 0, &s));
+	kprim_sem_close(s);
+	s = NULL;
+	/* ...unless OWNED is asked for. */
+	EXPECT_EQ(-EPERM, kprim_sem_open(self->k, name, KPRIM_OWNED, 0, 0, &s));
+	unlink_all_kinds(self->k, name);
+}
+
+TEST_F(lib, create_reopens_own_object)
+{
+	struct kprim_sem *s = NULL, *s2 = NULL;
+	char name[64];
+
+	LIB_NAME(name, "own");
+	ASSERT_EQ(0, kprim_sem_open(self->k, name, KPRIM_CREATE |
+				    KPRIM_TRANSIENT, 0600, 1, &s));
+	EXPECT_EQ(0, kprim_sem_open(self->k, name, KPRIM_CREATE, 0600, 1, &s2));
+	kprim_sem_close(s2);
+	kprim_sem_close(s);
+}
+
+TEST_F(lib, owned_with_any_owner_einval)
+{
+	struct kprim_sem *s = NULL;
+
+	EXPECT_EQ(-EINVAL, kprim_sem_open(self->k, NULL, KPRIM_CREATE |
+					  KPRIM_OWNED | KPRIM_ANY_OWNER, 0600,
+					  1, &s));
+}
+
+TEST_F(lib, inherit_with_cloexec_einval)
+{
+	struct kprim_sem *s = NULL;
+
+	EXPECT_EQ(-EINVAL, kprim_sem_open(self->k, NULL, KPRIM_CREATE |
+					  KPRIM_INHERIT | KPRIM_CLOEXEC, 0600,
+					  1, &s));
+}
+
+/* ---- fork and exec ---- */
+
+/* A named semaphore (1 permit) held by *@s, watched through *@w. */
+static void held_sem(struct __test_metadata *_metadata, struct kprim *k,
+		     unsigned int flags, struct kprim_sem **s,
+		     struct kprim_sem **w)
+{
+	char name[64];
+
+	LIB_NAME(name, "exec");
+	ASSERT_EQ(0, kprim_sem_open(k, name, KPRIM_CREATE | KPRIM_TRANSIENT |
+				    flags, 0600, 1, s));
+	ASSERT_EQ(0, kprim_sem_open(k, name, 0, 0, 0, w));
+	ASSERT_EQ(0, kprim_sem_try_acquire(*s, 1));
+}
+
+static uint64_t sem_avail(struct kprim_sem *s)
+{
+	struct kprim_sem_stats st = { 0 };
+
+	return kprim_sem_stats(s, &st) ? ~0ull : st.available;
+}
+
+TEST_F(lib, exec_drops_handles_and_session)
+{
+	struct kprim_sem *s = NULL, *w = NULL;
+	char seen = '?';
+	int hold;
+	pid_t pid;
+
+	held_sem(_metadata, self->k, 0, &s, &w);
+	pid = exec_probe_start(kprim_sem_fd(s), &seen, &hold);
+	ASSERT_LT(0, pid);
+	EXPECT_EQ('C', seen);
+	kprim_sem_close(s);
+	EXPECT_EQ(1, sem_avail(w));	/* the probe still runs */
+	EXPECT_EQ(0, exec_probe_end(pid, hold));
+	kprim_sem_close(w);
+}
+
+TEST_F(lib, exec_keeps_inherit_handle_and_its_permits)
+{
+	struct kprim_sem *s = NULL, *w = NULL;
+	char seen = '?';
+	int hold;
+	pid_t pid;
+
+	held_sem(_metadata, self->k, KPRIM_INHERIT, &s, &w);
+	pid = exec_probe_start(kprim_sem_fd(s), &seen, &hold);
+	ASSERT_LT(0, pid);
+	EXPECT_EQ('O', seen);
+	kprim_sem_close(s);
+	EXPECT_EQ(0, sem_avail(w));	/* held through the probe's copy */
+	EXPECT_EQ(0, exec_probe_end(pid, hold));
+	EXPECT_EQ(1, sem_avail(w));
+	kprim_sem_close(w);
+}
+
+/* The session fd is close-on-exec too. */
+TEST_F(lib, session_fd_is_cloexec)
+{
+	char path[64], link[64];
+	int fd, found = 0;
+	ssize_t n;
+
+	for (fd = 0; fd < 1024; fd++) {
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+		n = readlink(path, link, sizeof(link) - 1);
+		if (n <= 0)
+			continue;
+		link[n] = '\0';
+		if (strcmp(link, "/dev/kprim"))
+			continue;
+		found++;
+		EXPECT_EQ(FD_CLOEXEC, fcntl(fd, F_GETFD) & FD_CLOEXEC);
+	}
+	EXPECT_LT(0, found);
+}
+
+/*
+ * Fork: the child's copy of a handle is the same open file. Closing the
+ * parent's handle does not return the permit while the child's copy is
+ * open; the child's exit does.
+ */
+TEST_F(lib, fork_shares_permits_until_last_copy_closes)
+{
+	struct kprim_sem *s = NULL, *w = NULL;
+	int p[2], status;
+	char c;
+	pid_t pid;
+
+	held_sem(_metadata, self->k, 0, &s, &w);
+	ASSERT_EQ(0, pipe(p));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		close(p[1]);
+		while (read(p[0], &c, 1) > 0)
+			;
+		_exit(0);
+	}
+	close(p[0]);
+	kprim_sem_close(s);
+	EXPECT_EQ(0, sem_avail(w));	/* the child's copy still holds it */
+	close(p[1]);
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_EQ(1, sem_avail(w));
+	kprim_sem_close(w);
 }
 
 /* ---- kernel waits ended by a context ---- */

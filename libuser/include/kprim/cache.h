@@ -35,7 +35,14 @@ struct kprim_cache_stats {
 	uint64_t hits, misses, evictions, expirations;
 };
 
-/** kprim_cache_open() - create or open a cache. Return: 0 or -errno. */
+/**
+ * kprim_cache_open() - create or open a cache.
+ * @flags:	as for kprim_limiter_open(): a named CREATE refuses another
+ *		user's cache (-EPERM) unless KPRIM_ANY_OWNER, so no other
+ *		user owns what the caller stores; the fd is close-on-exec
+ *		unless KPRIM_INHERIT
+ * Return: 0 or -errno, as kprim_limiter_open().
+ */
 int kprim_cache_open(struct kprim *k, const char *name, unsigned int flags,
 		     unsigned int mode, const struct kprim_cache_config *cfg,
 		     struct kprim_cache **out);

@@ -46,14 +46,19 @@ struct kprim_limiter_stats {
  * kprim_limiter_open() - create or open a limiter.
  * @k:		session
  * @name:	name shared host-wide, or NULL for an anonymous limiter
- * @flags:	KPRIM_CREATE, KPRIM_EXCL, KPRIM_TRANSIENT, KPRIM_CLOEXEC
+ * @flags:	KPRIM_CREATE, KPRIM_EXCL, KPRIM_TRANSIENT, KPRIM_OWNED,
+ *		KPRIM_ANY_OWNER, KPRIM_INHERIT, KPRIM_CLOEXEC (see session.h:
+ *		a named CREATE refuses another user's limiter unless
+ *		KPRIM_ANY_OWNER; the fd is close-on-exec unless KPRIM_INHERIT)
  * @mode:	permission bits for a new limiter (e.g. 0600)
  * @cfg:	parameters for a new limiter (ignored when it exists)
  * @out:	the handle
  *
- * Return: 0; -EINVAL (bad flags or parameters), -EOVERFLOW (burst *
- * period_ns beyond 64 bits), -ENOENT, -EEXIST, -EACCES, -EDQUOT, -ENOSPC,
- * -ENOMEM, -EMFILE.
+ * Return: 0; -EINVAL (bad flags or parameters, KPRIM_OWNED with
+ * KPRIM_ANY_OWNER, KPRIM_INHERIT with KPRIM_CLOEXEC), -EOVERFLOW (burst *
+ * period_ns beyond 64 bits), -ENOENT, -EEXIST, -EPERM (the limiter is
+ * another user's), -EACCES, -EDQUOT, -ENOSPC, -ENOMEM, -EMFILE, -ENFILE,
+ * -EOPNOTSUPP (ownership check asked of a module without it).
  */
 int kprim_limiter_open(struct kprim *k, const char *name, unsigned int flags,
 		       unsigned int mode, const struct kprim_limiter_config *cfg,

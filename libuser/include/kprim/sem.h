@@ -36,8 +36,12 @@ struct kprim_sem_holder_info {
 
 /**
  * kprim_sem_open() - create or open a semaphore with @permits permits.
+ * @flags:	as for kprim_limiter_open(): a named CREATE refuses another
+ *		user's semaphore (-EPERM) unless KPRIM_ANY_OWNER; the fd is
+ *		close-on-exec unless KPRIM_INHERIT (session.h: fork and exec)
  * Return: 0; -EINVAL (flags, permits 0 or above 2^32-1), -ENOENT, -EEXIST,
- * -EACCES, -EDQUOT, -ENOSPC, -ENOMEM, -EMFILE.
+ * -EPERM, -EACCES, -EDQUOT, -ENOSPC, -ENOMEM, -EMFILE, -ENFILE,
+ * -EOPNOTSUPP.
  */
 int kprim_sem_open(struct kprim *k, const char *name, unsigned int flags,
 		   unsigned int mode, uint64_t permits, struct kprim_sem **out);
