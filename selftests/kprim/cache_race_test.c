@@ -1,0 +1,226 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * kselftests for the kprim cache's writer-side races: loops that drop the
+ * cache lock (flush, eviction, the expiry sweep) racing other writers from
+ * separate threads. A kernel that spins with the lock held does not fail
+ * these tests politely: the guest's soft-lockup detector panics it
+ * (softlockup_panic=1 in tools/vm/run-vm.sh) and the run fails.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "kselftest_harness.h"
+#include "kprim_test.h"
+
+#define MIB		(1ull << 20)
+#define MS		1000000ull
+/* How long each race runs at most (rounds stop early past this). */
+#define RACE_NS		(12000 * MS)
+
+static long r_store(int fd, const char *key, const void *val, __u64 len,
+		    __u32 flags)
+{
+	struct kprim_cache_store s = {
+		.size = sizeof(s), .flags = flags,
+		.key = (uintptr_t)key, .key_len = strlen(key),
+		.op = KPRIM_CACHE_SET,
+		.value = (uintptr_t)val, .value_len = len,
+	};
+
+	return kt_ioctl(fd, KPRIM_IOC_CACHE_STORE, &s);
+}
+
+static long r_incr(int fd, const char *key)
+{
+	struct kprim_cache_incr i = {
+		.size = sizeof(i), .flags = KPRIM_CACHE_INCR_CREATE,
+		.key = (uintptr_t)key, .key_len = strlen(key),
+		.delta = 1, .initial = 1,
+	};
+
+	return kt_ioctl(fd, KPRIM_IOC_CACHE_INCR, &i);
+}
+
+static long r_flush(int fd)
+{
+	struct kprim_hdr h = { .size = sizeof(h) };
+
+	return kt_ioctl(fd, KPRIM_IOC_CACHE_FLUSH, &h);
+}
+
+static struct kprim_cache_info r_info(int fd)
+{
+	struct kprim_cache_info info = { .size = sizeof(info) };
+
+	if (kt_ioctl(fd, KPRIM_IOC_CACHE_INFO, &info))
+		memset(&info, 0xff, sizeof(info));
+	return info;
+}
+
+/* An anonymous cache (gone with its fd). */
+static int r_cache(int sess, __u64 max_bytes, __u64 max_entries,
+		   __u64 max_value)
+{
+	struct kprim_open a = kt_open_args(KPRIM_KIND_CACHE, NULL,
+					   KPRIM_OPEN_CREATE |
+					   KPRIM_OPEN_CLOEXEC);
+
+	a.cache.max_bytes = max_bytes;
+	a.cache.max_entries = max_entries;
+	a.cache.max_value = max_value;
+	return kt_open(sess, &a);
+}
+
+/* Store @n entries "f<i>" of 8 bytes; returns the first error or 0. */
+static long r_fill(int fd, unsigned int n)
+{
+	char key[16];
+	long ret;
+
+	for (unsigned int i = 0; i < n; i++) {
+		snprintf(key, sizeof(key), "f%u", i);
+		ret = r_store(fd, key, "12345678", 8, 0);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/*
+ * One side of a race: the writer thread waits for the flusher to start,
+ * then runs its operation until the flush returns.
+ */
+struct race {
+	int fd;
+	atomic_int phase;		/* 0 idle, 1 flushing, 2 flush done */
+	bool incr;			/* INCR new keys instead of a big SET */
+	const void *big;
+	__u64 big_len;
+	unsigned long ops, errors;
+	long last_error;
+};
+
+static void *race_writer(void *arg)
+{
+	struct race *r = arg;
+	char key[32];
+	long ret;
+
+	while (atomic_load(&r->phase) == 0)
+		;
+	do {
+		if (r->incr) {
+			snprintf(key, sizeof(key), "n%lu", r->ops);
+			ret = r_incr(r->fd, key);
+		} else {
+			ret = r_store(r->fd, "big", r->big, r->big_len, 0);
+		}
+		r->ops++;
+		if (ret) {
+			r->errors++;
+			r->last_error = ret;
+		}
+	} while (atomic_load(&r->phase) == 1);
+	return NULL;
+}
+
+/*
+ * Rounds of: fill the cache with @fill small entries, then FLUSH in this
+ * thread while another thread writes. Every round must end (the old code
+ * spun forever under the cache lock when the write had to evict while the
+ * flush held the LRU on its private list), leave the cache within its
+ * limits, and every write must succeed.
+ */
+static void race_rounds(struct __test_metadata *_metadata, int fd,
+			unsigned int fill, bool incr, __u64 max_bytes,
+			__u64 max_entries)
+{
+	__u64 start = kt_now_ns();
+	unsigned int rounds = 0;
+	struct race r = { .fd = fd, .incr = incr };
+	void *big = NULL;
+
+	if (!incr) {
+		r.big_len = max_bytes - 64 * 1024;
+		big = malloc(r.big_len);
+		ASSERT_NE(NULL, big);
+		memset(big, 'v', r.big_len);
+		r.big = big;
+	}
+	while (rounds < 3 || kt_now_ns() - start < RACE_NS) {
+		struct kprim_cache_info info;
+		pthread_t t;
+
+		if (rounds >= 40)
+			break;
+		ASSERT_EQ(0, r_fill(fd, fill));
+		atomic_store(&r.phase, 0);
+		ASSERT_EQ(0, pthread_create(&t, NULL, race_writer, &r));
+		atomic_store(&r.phase, 1);
+		ASSERT_EQ(0, r_flush(fd));
+		atomic_store(&r.phase, 2);
+		ASSERT_EQ(0, pthread_join(t, NULL));
+		info = r_info(fd);
+		ASSERT_GE(max_bytes, info.bytes);
+		ASSERT_GE(max_entries, info.entries);
+		rounds++;
+	}
+	TH_LOG("%u rounds, %lu writes during flushes", rounds, r.ops);
+	EXPECT_EQ(0ul, r.errors) TH_LOG("last error %s",
+					strerror((int)-r.last_error));
+	EXPECT_LT(0ul, r.ops);
+	free(big);
+}
+
+FIXTURE(race) {
+	int sess;
+	int fd;
+};
+
+FIXTURE_SETUP(race)
+{
+	self->fd = -1;
+	self->sess = kt_session();
+	if (self->sess < 0)
+		SKIP(return, "%s: %s (is kprim.ko loaded?)", KT_DEV,
+		     strerror(errno));
+}
+
+FIXTURE_TEARDOWN(race)
+{
+	if (self->fd >= 0)
+		close(self->fd);
+	if (self->sess >= 0)
+		close(self->sess);
+}
+
+/*
+ * The defects issue's trigger: max_bytes = max_value = 1 MiB, many small
+ * entries, FLUSH in one thread while another stores a value close to
+ * 1 MiB.
+ */
+TEST_F_TIMEOUT(race, flush_races_a_big_store, 240)
+{
+	self->fd = r_cache(self->sess, MIB, 1u << 20, MIB);
+	ASSERT_LE(0, self->fd) TH_LOG("create: %s", strerror(-self->fd));
+	race_rounds(_metadata, self->fd, 8192, false, MIB, 1u << 20);
+}
+
+/* The same with INCR creating counters in a cache filled to its limit. */
+TEST_F_TIMEOUT(race, flush_races_incr_in_a_full_cache, 240)
+{
+	/* 4096 entries "f<i>" of 8 bytes: at most 14 bytes each. */
+	const __u64 max_bytes = 4096 * 10;
+
+	self->fd = r_cache(self->sess, max_bytes, 1u << 20, 64);
+	ASSERT_LE(0, self->fd) TH_LOG("create: %s", strerror(-self->fd));
+	race_rounds(_metadata, self->fd, 4096, true, max_bytes, 1u << 20);
+}
+
+TEST_HARNESS_MAIN
