@@ -293,8 +293,22 @@ static unsigned long kprim_cache_evict_locked(struct kprim_cache *cache,
 	struct kprim_cache_entry *e;
 
 	lockdep_assert_held(&cache->lock);
-	while (freed < nr && !list_empty(&cache->lru) &&
+	while (freed < nr &&
 	       (cache->bytes > max_bytes || cache->entries > max_entries)) {
+		/*
+		 * Entries a flush is unlinking still count: they go first
+		 * (a flush would free them anyway), else a store could find
+		 * only @keep on the LRU while over the limits.
+		 */
+		if (!list_empty(&cache->doomed)) {
+			e = list_last_entry(&cache->doomed,
+					    struct kprim_cache_entry, lru);
+			kprim_cache_unlink_locked(cache, e);
+			freed++;
+			continue;
+		}
+		if (list_empty(&cache->lru))
+			break;
 		e = list_last_entry(&cache->lru, struct kprim_cache_entry, lru);
 		if (kprim_cache_expired(e, now)) {
 			kprim_cache_unlink_locked(cache, e);
@@ -303,7 +317,8 @@ static unsigned long kprim_cache_evict_locked(struct kprim_cache *cache,
 			continue;
 		}
 		if (e == keep || (chances && READ_ONCE(e->referenced))) {
-			if (e == keep && cache->entries == 1)
+			/* Nothing but @keep is left to evict. */
+			if (e == keep && list_is_singular(&cache->lru))
 				break;
 			WRITE_ONCE(e->referenced, false);
 			list_move(&e->lru, &cache->lru);
@@ -659,33 +674,34 @@ EXPORT_SYMBOL_IF_KUNIT(kprim_cache_incr);
  * kprim_cache_flush() - remove every entry.
  * @cache: the cache
  *
- * Entries present when the flush starts are removed in batches, dropping
- * the lock and rescheduling between batches; entries stored meanwhile may
- * survive. Flushed entries count neither as evictions nor expirations.
+ * Entries present when the flush starts move to cache->doomed and are
+ * removed in batches, dropping the lock and rescheduling between batches;
+ * entries stored meanwhile may survive. Writers may unlink doomed entries
+ * too (replace, delete, eviction), so several flushes and writers share
+ * the work: each flush unlinks at most as many entries as the cache held
+ * when it started, and together the flushes empty cache->doomed. Flushed
+ * entries count neither as evictions nor expirations.
  */
 void kprim_cache_flush(struct kprim_cache *cache)
 {
 	struct kprim_cache_entry *e;
-	LIST_HEAD(doomed);
+	u64 left;
 	bool more;
 	int i;
 
-	/*
-	 * Writers that replace or delete a doomed entry take it off this
-	 * private list under the lock, like off cache->lru.
-	 */
 	spin_lock(&cache->lock);
-	list_splice_init(&cache->lru, &doomed);
+	list_splice_init(&cache->lru, &cache->doomed);
+	left = cache->entries;
 	spin_unlock(&cache->lock);
 	do {
 		spin_lock(&cache->lock);
-		for (i = 0; i < KPRIM_CACHE_FLUSH_BATCH && !list_empty(&doomed);
-		     i++) {
-			e = list_first_entry(&doomed, struct kprim_cache_entry,
-					     lru);
+		for (i = 0; i < KPRIM_CACHE_FLUSH_BATCH && left &&
+		     !list_empty(&cache->doomed); i++, left--) {
+			e = list_first_entry(&cache->doomed,
+					     struct kprim_cache_entry, lru);
 			kprim_cache_unlink_locked(cache, e);
 		}
-		more = !list_empty(&doomed);
+		more = left && !list_empty(&cache->doomed);
 		spin_unlock(&cache->lock);
 		cond_resched();
 	} while (more);
@@ -849,6 +865,7 @@ struct kprim_cache *kprim_cache_alloc(const struct kprim_cache_params *p,
 	cache->flags = flags;
 	spin_lock_init(&cache->lock);
 	INIT_LIST_HEAD(&cache->lru);
+	INIT_LIST_HEAD(&cache->doomed);
 	INIT_LIST_HEAD(&cache->node);
 	INIT_DELAYED_WORK(&cache->sweep, kprim_cache_sweep_work);
 	ret = -ENOMEM;

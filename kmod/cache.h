@@ -37,8 +37,8 @@
 /**
  * struct kprim_cache_entry - one key and its value.
  * @node:	in cache->ht; changed under cache->lock
- * @lru:	in cache->lru (most recent first) or on a flush's private
- *		list; cache->lock
+ * @lru:	in cache->lru (most recent first) or cache->doomed (being
+ *		flushed); cache->lock
  * @ref:	one reference for the table while @linked, one per reader
  *		copying the value out; the last put frees after an RCU grace
  *		period (lookups do refcount_inc_not_zero() under RCU)
@@ -89,6 +89,9 @@ struct kprim_cache_pcpu {
  * @lock:	the writer lock: serializes every change to @ht and guards
  *		all fields below marked "@lock"
  * @lru:	linked entries, most recently stored/promoted first; @lock
+ * @doomed:	linked entries a flush took off @lru and is unlinking in
+ *		batches; still counted in @bytes and @entries, so eviction
+ *		takes them first; @lock
  * @bytes:	sum of key_len + value_len of linked entries; @lock
  * @entries:	linked entries; @lock
  * @nr_expiring: linked entries with an expiry (the sweep re-arms while
@@ -106,6 +109,7 @@ struct kprim_cache {
 	struct rhashtable ht;
 	spinlock_t lock;
 	struct list_head lru;
+	struct list_head doomed;
 	u64 bytes;
 	u64 entries;
 	u64 nr_expiring;
