@@ -26,8 +26,17 @@
  * runs CLOCK / second chance from the tail of the list of stores: a
  * referenced tail entry is moved to the head with the bit cleared, the
  * first unreferenced one is evicted (as fs/mbcache.c does). An expired tail
- * entry is freed first. Evictions stop after two passes' worth of moves so
- * a storm of gets cannot stall a writer.
+ * entry is freed first. Second chances stop after two passes' worth of
+ * moves so a storm of gets cannot stall a writer.
+ *
+ * Eviction is bounded work under the spinlock: a store makes room before
+ * it publishes, freeing or moving at most KPRIM_CACHE_EVICT_BATCH entries
+ * per lock hold, then drops the lock, reschedules and decides afresh (the
+ * key may have changed meanwhile). Its whole budget is four steps per
+ * entry the cache held; a store that cannot make room within it (other
+ * writers filling the cache as fast as it empties it) fails with -ENOSPC
+ * and publishes nothing. The shrinker frees at most
+ * 2 * KPRIM_CACHE_SHRINK_BATCH entries per lock hold.
  *
  * Limits. bytes = sum of key_len + value_len of the live entries (header
  * overhead is bounded separately by max_entries). A store that would
@@ -71,6 +80,7 @@
 #define KPRIM_CACHE_SWEEP_BATCH		256
 #define KPRIM_CACHE_FLUSH_BATCH		256
 #define KPRIM_CACHE_SHRINK_BATCH	128
+#define KPRIM_CACHE_EVICT_BATCH		64
 #define KPRIM_CACHE_U64_DIGITS		20
 
 static struct kmem_cache *kprim_cache_entry_slab;
@@ -277,24 +287,44 @@ kprim_cache_find_locked(struct kprim_cache *cache,
 	return e;
 }
 
-/*
- * Evict from the LRU tail until the cache holds at most @max_bytes and
- * @max_entries, or @nr entries are gone. @keep (the entry just stored) is
- * never evicted. Returns the number of entries freed.
+/**
+ * struct kprim_cache_evict - one eviction's targets and budget.
+ * @max_bytes:	evict while cache->bytes is above this
+ * @max_entries: or cache->entries is above this
+ * @steps:	entries freed or moved left in this lock hold
+ * @chances:	second-chance moves left in the whole operation; past them
+ *		referenced entries are evicted too, so gets cannot stall it
+ * @keep:	never evicted (the entry a store replaces), or NULL
+ * @freed:	entries freed so far
  */
-static unsigned long kprim_cache_evict_locked(struct kprim_cache *cache,
-					      u64 max_bytes, u64 max_entries,
-					      unsigned long nr,
-					      const struct kprim_cache_entry *keep,
-					      s64 now)
+struct kprim_cache_evict {
+	u64 max_bytes;
+	u64 max_entries;
+	unsigned long steps;
+	u64 chances;
+	const struct kprim_cache_entry *keep;
+	unsigned long freed;
+};
+
+static bool kprim_cache_over(const struct kprim_cache *cache,
+			     const struct kprim_cache_evict *ev)
 {
-	u64 chances = 2 * cache->entries + 2;
-	unsigned long freed = 0;
+	return cache->bytes > ev->max_bytes || cache->entries > ev->max_entries;
+}
+
+/*
+ * Evict from the LRU tail until the cache is within @ev's targets or
+ * @ev->steps entries have been freed or moved: the work under the lock is
+ * bounded by the caller's budget, never by the size of the cache.
+ * Returns false when nothing evictable is left.
+ */
+static bool kprim_cache_evict_locked(struct kprim_cache *cache,
+				     struct kprim_cache_evict *ev, s64 now)
+{
 	struct kprim_cache_entry *e;
 
 	lockdep_assert_held(&cache->lock);
-	while (freed < nr &&
-	       (cache->bytes > max_bytes || cache->entries > max_entries)) {
+	for (; ev->steps && kprim_cache_over(cache, ev); ev->steps--) {
 		/*
 		 * Entries a flush is unlinking still count: they go first
 		 * (a flush would free them anyway), else a store could find
@@ -303,34 +333,85 @@ static unsigned long kprim_cache_evict_locked(struct kprim_cache *cache,
 		if (!list_empty(&cache->doomed)) {
 			e = list_last_entry(&cache->doomed,
 					    struct kprim_cache_entry, lru);
-			kprim_cache_unlink_locked(cache, e);
-			freed++;
-			continue;
+			if (e != ev->keep) {
+				kprim_cache_unlink_locked(cache, e);
+				ev->freed++;
+				continue;
+			}
+			if (!list_is_singular(&cache->doomed)) {
+				list_move(&e->lru, &cache->doomed);
+				continue;
+			}
+			/* Only @keep is doomed: on to the LRU. */
 		}
 		if (list_empty(&cache->lru))
-			break;
+			return false;
 		e = list_last_entry(&cache->lru, struct kprim_cache_entry, lru);
 		if (kprim_cache_expired(e, now)) {
 			kprim_cache_unlink_locked(cache, e);
 			cache->expirations++;
-			freed++;
+			ev->freed++;
 			continue;
 		}
-		if (e == keep || (chances && READ_ONCE(e->referenced))) {
+		if (e == ev->keep || (ev->chances && READ_ONCE(e->referenced))) {
 			/* Nothing but @keep is left to evict. */
-			if (e == keep && list_is_singular(&cache->lru))
-				break;
+			if (e == ev->keep && list_is_singular(&cache->lru))
+				return false;
 			WRITE_ONCE(e->referenced, false);
 			list_move(&e->lru, &cache->lru);
-			if (chances)
-				chances--;
+			if (ev->chances)
+				ev->chances--;
 			continue;
 		}
 		kprim_cache_unlink_locked(cache, e);
 		cache->evictions++;
-		freed++;
+		ev->freed++;
 	}
-	return freed;
+	return true;
+}
+
+/*
+ * Make room under the lock for @e, which is to replace @old (or be added
+ * when @old is NULL), evicting at most KPRIM_CACHE_EVICT_BATCH entries in
+ * this lock hold. @ev->chances and *@budget start at 0 and carry the
+ * operation's budget across lock holds. @old is never evicted: the
+ * caller's decision rests on it.
+ *
+ * Returns 0 when @e fits now; -EAGAIN when the caller should drop the
+ * lock, reschedule and try again; -ENOSPC when no room can be made: the
+ * budget of the whole operation (four steps per entry: its eviction, two
+ * second chances, a pass of @old) is spent, or nothing evictable is left.
+ */
+static int kprim_cache_room_locked(struct kprim_cache *cache,
+				   const struct kprim_cache_entry *old,
+				   const struct kprim_cache_entry *e,
+				   struct kprim_cache_evict *ev,
+				   unsigned long *budget, s64 now)
+{
+	u64 ob = old ? kprim_cache_charge(old) : 0;
+	u64 eb = kprim_cache_charge(e);
+	unsigned long before;
+	bool more;
+
+	lockdep_assert_held(&cache->lock);
+	/* The store checked eb <= max_bytes, so no underflow. */
+	ev->max_bytes = cache->params.max_bytes - eb + ob;
+	ev->max_entries = cache->params.max_entries - (old ? 0 : 1);
+	ev->keep = old;
+	if (!kprim_cache_over(cache, ev))
+		return 0;
+	if (!*budget) {
+		/* First time over the limits: the whole operation's budget. */
+		ev->chances = 2 * cache->entries + 2;
+		*budget = 4 * cache->entries + 4 + KPRIM_CACHE_EVICT_BATCH;
+	}
+	ev->steps = min_t(unsigned long, *budget, KPRIM_CACHE_EVICT_BATCH);
+	before = ev->steps;
+	more = kprim_cache_evict_locked(cache, ev, now);
+	*budget -= before - ev->steps;
+	if (!kprim_cache_over(cache, ev))
+		return 0;
+	return more && *budget ? -EAGAIN : -ENOSPC;
 }
 
 static void kprim_cache_arm_sweep_locked(struct kprim_cache *cache)
@@ -342,8 +423,9 @@ static void kprim_cache_arm_sweep_locked(struct kprim_cache *cache)
 }
 
 /*
- * Publish @e in place of @old (or as new when @old is NULL), then evict to
- * the limits. On error @e is not published and still owned by the caller.
+ * Publish @e in place of @old (or as new when @old is NULL); the caller
+ * made room (kprim_cache_room_locked()). On error @e is not published and
+ * still owned by the caller.
  */
 static int kprim_cache_publish_locked(struct kprim_cache *cache,
 				      struct kprim_cache_entry *old,
@@ -367,8 +449,6 @@ static int kprim_cache_publish_locked(struct kprim_cache *cache,
 			return ret;
 	}
 	kprim_cache_account_locked(cache, e);
-	kprim_cache_evict_locked(cache, cache->params.max_bytes,
-				 cache->params.max_entries, ULONG_MAX, e, now);
 	if (e->expires != KPRIM_CACHE_NEVER)
 		kprim_cache_arm_sweep_locked(cache);
 	return 0;
@@ -451,15 +531,18 @@ EXPORT_SYMBOL_IF_KUNIT(kprim_cache_lookup);
  *
  * Return: 0; -EINVAL for an unknown @op; -E2BIG when the entry alone is
  * beyond the cache's limits; -EEXIST (ADD, key live); -ENOENT (REPLACE,
- * CAS: no live key); -ESTALE (CAS: version mismatch); -ENOMEM or -EBUSY
- * from the hash table.
+ * CAS: no live key); -ESTALE (CAS: version mismatch); -ENOSPC when no room
+ * could be made within the eviction budget (concurrent writers); -ENOMEM
+ * or -EBUSY from the hash table.
  */
 int kprim_cache_store_entry(struct kprim_cache *cache,
 			    struct kprim_cache_entry *e, u32 op, s64 expires,
 			    u64 *cas, s64 now)
 {
 	struct kprim_cache_lkey k = { .data = e->key, .len = e->key_len };
+	struct kprim_cache_evict ev = { };
 	struct kprim_cache_entry *old;
+	unsigned long budget = 0;
 	int ret = 0;
 
 	if (op > KPRIM_CACHE_CAS) {
@@ -473,29 +556,42 @@ int kprim_cache_store_entry(struct kprim_cache *cache,
 	}
 	e->expires = expires;
 
-	spin_lock(&cache->lock);
-	old = kprim_cache_find_locked(cache, &k, now);
-	switch (op) {
-	case KPRIM_CACHE_ADD:
-		if (old)
-			ret = -EEXIST;
-		break;
-	case KPRIM_CACHE_REPLACE:
-		if (!old)
-			ret = -ENOENT;
-		break;
-	case KPRIM_CACHE_CAS:
-		if (!old)
-			ret = -ENOENT;
-		else if (old->cas != *cas)
-			ret = -ESTALE;
-		break;
+	/*
+	 * Make room first, at most KPRIM_CACHE_EVICT_BATCH entries per lock
+	 * hold; between holds anything may change, so decide afresh.
+	 */
+	for (;;) {
+		spin_lock(&cache->lock);
+		old = kprim_cache_find_locked(cache, &k, now);
+		switch (op) {
+		case KPRIM_CACHE_ADD:
+			if (old)
+				ret = -EEXIST;
+			break;
+		case KPRIM_CACHE_REPLACE:
+			if (!old)
+				ret = -ENOENT;
+			break;
+		case KPRIM_CACHE_CAS:
+			if (!old)
+				ret = -ENOENT;
+			else if (old->cas != *cas)
+				ret = -ESTALE;
+			break;
+		}
+		if (!ret)
+			ret = kprim_cache_room_locked(cache, old, e, &ev,
+						      &budget, now);
+		if (!ret)
+			ret = kprim_cache_publish_locked(cache, old, e, now);
+		if (!ret)
+			*cas = e->cas;
+		spin_unlock(&cache->lock);
+		if (ret != -EAGAIN)
+			break;
+		ret = 0;
+		cond_resched();
 	}
-	if (!ret)
-		ret = kprim_cache_publish_locked(cache, old, e, now);
-	if (!ret)
-		*cas = e->cas;
-	spin_unlock(&cache->lock);
 	if (!ret)
 		return 0;
 put:
@@ -608,7 +704,8 @@ EXPORT_SYMBOL_IF_KUNIT(kprim_cache_parse_u64);
  * Return: 0; -EINVAL for unknown @flags or a value that is not a decimal
  * u64 of at most 20 digits; -ENOENT when absent without
  * KPRIM_CACHE_INCR_CREATE; -EOVERFLOW when the default TTL overflows;
- * -E2BIG when the number does not fit max_value/max_bytes; -ENOMEM.
+ * -E2BIG when the number does not fit max_value/max_bytes; -ENOSPC as for
+ * kprim_cache_store_entry(); -ENOMEM.
  */
 int kprim_cache_incr(struct kprim_cache *cache, const u8 *key, u32 key_len,
 		     u32 flags, u64 delta, u64 initial, s64 now, u64 *value,
@@ -617,6 +714,8 @@ int kprim_cache_incr(struct kprim_cache *cache, const u8 *key, u32 key_len,
 	struct kprim_cache_lkey k = { .data = key, .len = key_len };
 	char digits[KPRIM_CACHE_U64_DIGITS + 1];
 	struct kprim_cache_entry *e, *old;
+	struct kprim_cache_evict ev = { };
+	unsigned long budget = 0;
 	s64 expires;
 	u64 v;
 	int ret, n;
@@ -627,6 +726,8 @@ int kprim_cache_incr(struct kprim_cache *cache, const u8 *key, u32 key_len,
 	if (!e)
 		return -ENOMEM;
 
+	/* Like a store: room first, in bounded lock holds, decided afresh. */
+again:
 	spin_lock(&cache->lock);
 	old = kprim_cache_find_locked(cache, &k, now);
 	if (!old) {
@@ -655,7 +756,14 @@ int kprim_cache_incr(struct kprim_cache *cache, const u8 *key, u32 key_len,
 	if (e->value_len > cache->params.max_value ||
 	    kprim_cache_charge(e) > cache->params.max_bytes)
 		goto unlock;
-	ret = kprim_cache_publish_locked(cache, old, e, now);
+	ret = kprim_cache_room_locked(cache, old, e, &ev, &budget, now);
+	if (ret == -EAGAIN) {
+		spin_unlock(&cache->lock);
+		cond_resched();
+		goto again;
+	}
+	if (!ret)
+		ret = kprim_cache_publish_locked(cache, old, e, now);
 	if (ret)
 		goto unlock;
 	*value = v;
@@ -769,7 +877,8 @@ static void kprim_cache_sweep_work(struct work_struct *work)
 /**
  * kprim_cache_shrink() - evict up to @nr least recently used entries.
  * @cache:	the cache
- * @nr:		how many at most
+ * @nr:		how many at most; one call frees or moves at most
+ *		2 * KPRIM_CACHE_SHRINK_BATCH entries under the lock
  * @now:	the current time (expired entries go first)
  *
  * Return: the number of entries freed.
@@ -777,12 +886,18 @@ static void kprim_cache_sweep_work(struct work_struct *work)
 unsigned long kprim_cache_shrink(struct kprim_cache *cache, unsigned long nr,
 				 s64 now)
 {
-	unsigned long freed;
+	struct kprim_cache_evict ev = {
+		.max_bytes = U64_MAX,
+		.chances = nr,
+		/* Bounded like a store's eviction, whatever @nr is. */
+		.steps = min_t(unsigned long, nr, KPRIM_CACHE_SHRINK_BATCH) * 2,
+	};
 
 	spin_lock(&cache->lock);
-	freed = kprim_cache_evict_locked(cache, 0, 0, nr, NULL, now);
+	ev.max_entries = cache->entries > nr ? cache->entries - nr : 0;
+	kprim_cache_evict_locked(cache, &ev, now);
 	spin_unlock(&cache->lock);
-	return freed;
+	return ev.freed;
 }
 EXPORT_SYMBOL_IF_KUNIT(kprim_cache_shrink);
 
@@ -1151,7 +1266,9 @@ static long kprim_cache_ioc_info(struct kprim_cache *cache, void __user *uarg)
  * tail): -EINVAL for flags, reserved fields, op, or a key of 0 or more
  * than 250 bytes; -E2BIG for a value over max_value (or an entry over
  * max_bytes); -EOVERFLOW when now + TTL overflows; -EFAULT for bad key or
- * value pointers; and the per-operation ones of the core functions above.
+ * value pointers; -ENOSPC when a store or INCR could not make room within
+ * its eviction budget; and the per-operation ones of the core functions
+ * above.
  * FLUSH needs ownership or CAP_SYS_ADMIN (-EPERM).
  */
 static long kprim_cache_ioctl(struct kprim_handle *h, unsigned int cmd,

@@ -261,6 +261,88 @@ static void shrink_evicts_from_tail(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, 3ULL, info.evictions);
 }
 
+/* Store @n entries "f<i>" = "12345678" at T0. */
+static void t_fill(struct kunit *test, struct kprim_cache *cache,
+		   unsigned int n)
+{
+	char key[16];
+	unsigned int i;
+
+	for (i = 0; i < n; i++) {
+		snprintf(key, sizeof(key), "f%u", i);
+		KUNIT_ASSERT_EQ(test, 0, t_set(cache, key, "12345678", T0));
+	}
+}
+
+/* A value of @len bytes of 'v' (kunit-managed). */
+static char *t_big(struct kunit *test, size_t len)
+{
+	char *v = kunit_kmalloc(test, len + 1, GFP_KERNEL);
+
+	KUNIT_ASSERT_NOT_NULL(test, v);
+	memset(v, 'v', len);
+	v[len] = '\0';
+	return v;
+}
+
+/*
+ * One shrink call frees a bounded number of entries, whatever it is asked
+ * for: the shrinker's work under the cache lock is bounded (the old code
+ * freed the whole cache in one lock hold).
+ */
+static void shrink_work_is_bounded_per_call(struct kunit *test)
+{
+	struct kprim_cache *cache = t_cache(test, 0, 0, 0);
+	struct kprim_cache_info info;
+	unsigned long n, total = 0;
+	int calls = 0;
+
+	t_fill(test, cache, 1000);
+	n = kprim_cache_shrink(cache, ULONG_MAX, T0);
+	KUNIT_EXPECT_LT(test, 0UL, n);
+	KUNIT_EXPECT_GE(test, 256UL, n);
+	total = n;
+	while ((n = kprim_cache_shrink(cache, ULONG_MAX, T0)) && calls++ < 100)
+		total += n;
+	KUNIT_EXPECT_EQ(test, 1000UL, total);
+	t_info(cache, &info);
+	KUNIT_EXPECT_EQ(test, 0ULL, info.entries);
+}
+
+/*
+ * A store that needs thousands of evictions (made room for in many lock
+ * holds) lands within the limits, having evicted no more than it needed,
+ * even when every entry is referenced (second chances run out).
+ */
+static void big_store_evicts_in_batches_to_the_limits(struct kunit *test)
+{
+	struct kprim_cache *cache = t_cache(test, 64 << 10, 1 << 20, 0);
+	struct kprim_cache_info info, before;
+	char key[16];
+	unsigned int i;
+	char *big = t_big(test, (64 << 10) - 4096);
+
+	/* "f0".."f3999" with 8 bytes: 10..13 bytes each, ~48 KiB. */
+	t_fill(test, cache, 4000);
+	for (i = 0; i < 4000; i++) {
+		snprintf(key, sizeof(key), "f%u", i);
+		KUNIT_EXPECT_TRUE(test, t_has(test, cache, key, NULL, T0));
+	}
+	t_info(cache, &before);
+	KUNIT_ASSERT_EQ(test, 0, t_set(cache, "big", big, T0));
+	t_info(cache, &info);
+	KUNIT_EXPECT_GE(test, 64ULL << 10, info.bytes);
+	/* Only as many went as the big value needed. */
+	KUNIT_EXPECT_LT(test, (64ULL << 10) - 14, info.bytes);
+	KUNIT_EXPECT_EQ(test, before.entries + 1 - info.entries,
+			info.evictions);
+	KUNIT_EXPECT_TRUE(test, t_has(test, cache, "big", NULL, T0));
+	/* Replacing it by a small value needs no eviction. */
+	KUNIT_ASSERT_EQ(test, 0, t_set(cache, "big", "small", T0));
+	t_info(cache, &before);
+	KUNIT_EXPECT_EQ(test, info.evictions, before.evictions);
+}
+
 static void accounting_tracks_bytes_and_entries(struct kunit *test)
 {
 	struct kprim_cache *cache = t_cache(test, 100, 0, 0);
@@ -580,6 +662,8 @@ static struct kunit_case kprim_cache_cases[] = {
 	KUNIT_CASE(lru_evicts_least_recently_used),
 	KUNIT_CASE(lru_frees_expired_tail_as_expiration),
 	KUNIT_CASE(shrink_evicts_from_tail),
+	KUNIT_CASE(shrink_work_is_bounded_per_call),
+	KUNIT_CASE(big_store_evicts_in_batches_to_the_limits),
 	KUNIT_CASE(accounting_tracks_bytes_and_entries),
 	KUNIT_CASE(big_values_and_keys_live_out_of_line),
 	KUNIT_CASE(cas_versions_order_stores),
