@@ -38,15 +38,19 @@
  * and publishes nothing. The shrinker frees at most
  * 2 * KPRIM_CACHE_SHRINK_BATCH entries per lock hold.
  *
- * Limits. bytes = sum of key_len + value_len of the live entries (header
- * overhead is bounded separately by max_entries). A store that would
- * exceed max_bytes or max_entries evicts until it fits; a single entry
- * larger than max_bytes, or a value larger than max_value, is -E2BIG. Hard
- * caps: max_bytes <= 1 GiB, max_entries <= 2^20, max_value <= 64 MiB.
- * Across caches, a cache reserves its max_bytes against its owner's
- * max_bytes_per_user quota when it is created (-EDQUOT beyond), so what one
- * user's caches can hold is bounded up front; the entries are also charged
- * to the storing task's memory cgroup.
+ * Limits. bytes = sum of key_len + value_len of the live entries; mem =
+ * what they really cost: each entry's header and table share
+ * (KPRIM_CACHE_ENTRY_COST) plus its out-of-line buffer as allocated
+ * (kmalloc rounding, vmalloc pages). A store that would exceed max_bytes,
+ * max_entries or max_mem = max_bytes + max_entries * KPRIM_CACHE_ENTRY_COST
+ * evicts until it fits; a single entry larger than max_bytes (or whose
+ * memory exceeds max_mem), or a value larger than max_value, is -E2BIG.
+ * Hard caps: max_bytes <= 1 GiB, max_entries <= 2^20, max_value <= 64 MiB.
+ * Across caches, a cache reserves max_mem plus its fixed cost
+ * (kprim_cache_reservation()) against its owner's max_bytes_per_user quota
+ * when it is created (-EDQUOT beyond), so what one user's caches can pin
+ * is bounded up front by what they really use; the entries are also
+ * charged to the storing task's memory cgroup.
  *
  * Expiry. expires is an absolute CLOCK_MONOTONIC time in ns; an entry is
  * live while now < expires, checked on every access. A delayed work item
@@ -149,6 +153,15 @@ static inline u64 kprim_cache_charge(const struct kprim_cache_entry *e)
 	return (u64)e->key_len + e->value_len;
 }
 
+/* The memory behind a kvmalloc()ed buffer of @len bytes at @buf. */
+static u32 kprim_cache_buf_mem(const void *buf, size_t len)
+{
+	if (is_vmalloc_addr(buf))
+		return PAGE_ALIGN(len) +
+		       DIV_ROUND_UP(len, PAGE_SIZE) * sizeof(struct page *);
+	return kmalloc_size_roundup(len);
+}
+
 /*
  * Entries
  */
@@ -203,6 +216,9 @@ struct kprim_cache_entry *kprim_cache_entry_alloc(const u8 *key, u32 key_len,
 	e->linked = false;
 	e->key_len = key_len;
 	e->value_len = value_len;
+	e->mem = KPRIM_CACHE_ENTRY_COST;
+	if (buf != e->data)
+		e->mem += kprim_cache_buf_mem(buf, len);
 	e->cas = 0;
 	e->expires = KPRIM_CACHE_NEVER;
 	e->key = buf;
@@ -239,6 +255,7 @@ static void kprim_cache_account_locked(struct kprim_cache *cache,
 	list_add(&e->lru, &cache->lru);
 	cache->bytes += kprim_cache_charge(e);
 	cache->entries++;
+	cache->mem += e->mem;
 	if (e->expires != KPRIM_CACHE_NEVER)
 		cache->nr_expiring++;
 	atomic_long_inc(&kprim_cache_nr_entries);
@@ -253,6 +270,7 @@ static void kprim_cache_forget_locked(struct kprim_cache *cache,
 	list_del_init(&e->lru);
 	cache->bytes -= kprim_cache_charge(e);
 	cache->entries--;
+	cache->mem -= e->mem;
 	if (e->expires != KPRIM_CACHE_NEVER)
 		cache->nr_expiring--;
 	atomic_long_dec(&kprim_cache_nr_entries);
@@ -291,6 +309,7 @@ kprim_cache_find_locked(struct kprim_cache *cache,
  * struct kprim_cache_evict - one eviction's targets and budget.
  * @max_bytes:	evict while cache->bytes is above this
  * @max_entries: or cache->entries is above this
+ * @max_mem:	or cache->mem is above this
  * @steps:	entries freed or moved left in this lock hold
  * @chances:	second-chance moves left in the whole operation; past them
  *		referenced entries are evicted too, so gets cannot stall it
@@ -300,6 +319,7 @@ kprim_cache_find_locked(struct kprim_cache *cache,
 struct kprim_cache_evict {
 	u64 max_bytes;
 	u64 max_entries;
+	u64 max_mem;
 	unsigned long steps;
 	u64 chances;
 	const struct kprim_cache_entry *keep;
@@ -309,7 +329,8 @@ struct kprim_cache_evict {
 static bool kprim_cache_over(const struct kprim_cache *cache,
 			     const struct kprim_cache_evict *ev)
 {
-	return cache->bytes > ev->max_bytes || cache->entries > ev->max_entries;
+	return cache->bytes > ev->max_bytes ||
+	       cache->entries > ev->max_entries || cache->mem > ev->max_mem;
 }
 
 /*
@@ -394,9 +415,14 @@ static int kprim_cache_room_locked(struct kprim_cache *cache,
 	bool more;
 
 	lockdep_assert_held(&cache->lock);
-	/* The store checked eb <= max_bytes, so no underflow. */
+	/* The caller checked eb <= max_bytes; the rounding of a big buffer
+	 * may still not fit the memory limit.
+	 */
+	if (e->mem > cache->max_mem)
+		return -E2BIG;
 	ev->max_bytes = cache->params.max_bytes - eb + ob;
 	ev->max_entries = cache->params.max_entries - (old ? 0 : 1);
+	ev->max_mem = cache->max_mem - e->mem + (old ? old->mem : 0);
 	ev->keep = old;
 	if (!kprim_cache_over(cache, ev))
 		return 0;
@@ -888,6 +914,7 @@ unsigned long kprim_cache_shrink(struct kprim_cache *cache, unsigned long nr,
 {
 	struct kprim_cache_evict ev = {
 		.max_bytes = U64_MAX,
+		.max_mem = U64_MAX,
 		.chances = nr,
 		/* Bounded like a store's eviction, whatever @nr is. */
 		.steps = min_t(unsigned long, nr, KPRIM_CACHE_SHRINK_BATCH) * 2,
@@ -934,6 +961,24 @@ EXPORT_SYMBOL_IF_KUNIT(kprim_cache_get_info);
  * Creation and teardown.
  */
 
+/**
+ * kprim_cache_reservation() - the memory a cache may come to use.
+ * @p:	its effective parameters (defaults filled in)
+ *
+ * Its entries' memory is held to max_bytes + max_entries *
+ * KPRIM_CACHE_ENTRY_COST (cache->max_mem); the cache itself, its per-CPU
+ * counters and its smallest hash table come on top.
+ *
+ * Return: the bytes to reserve against the owner's quota.
+ */
+u64 kprim_cache_reservation(const struct kprim_cache_params *p)
+{
+	return p->max_bytes + p->max_entries * KPRIM_CACHE_ENTRY_COST +
+	       sizeof(struct kprim_cache) +
+	       nr_cpu_ids * sizeof(struct kprim_cache_pcpu) + PAGE_SIZE;
+}
+EXPORT_SYMBOL_IF_KUNIT(kprim_cache_reservation);
+
 static int kprim_cache_check_params(struct kprim_cache_params *p)
 {
 	if (!p->max_bytes)
@@ -978,6 +1023,8 @@ struct kprim_cache *kprim_cache_alloc(const struct kprim_cache_params *p,
 	if (ret)
 		goto free_cache;
 	cache->flags = flags;
+	cache->max_mem = cache->params.max_bytes +
+			 cache->params.max_entries * KPRIM_CACHE_ENTRY_COST;
 	spin_lock_init(&cache->lock);
 	INIT_LIST_HEAD(&cache->lru);
 	INIT_LIST_HEAD(&cache->doomed);
@@ -1319,8 +1366,9 @@ static int kprim_cache_create(struct kprim_object *obj,
 	cache = kprim_cache_alloc(&args->cache, 0);
 	if (IS_ERR(cache))
 		return PTR_ERR(cache);
-	/* A cache may fill up to max_bytes: reserve that against its owner. */
-	ret = kprim_obj_reserve_bytes(obj, cache->params.max_bytes);
+	/* Reserve all the cache may come to hold against its owner. */
+	ret = kprim_obj_reserve_bytes(obj,
+				      kprim_cache_reservation(&cache->params));
 	if (ret) {
 		kprim_cache_free(cache);
 		return ret;
@@ -1353,6 +1401,8 @@ static void kprim_cache_show_fdinfo(struct kprim_handle *h, struct seq_file *m)
 		   info.params.default_ttl_ns);
 	seq_printf(m, "kprim-bytes:\t%llu\n", info.bytes);
 	seq_printf(m, "kprim-entries:\t%llu\n", info.entries);
+	seq_printf(m, "kprim-memory:\t%llu\n",
+		   READ_ONCE(kprim_cache_of(h->obj)->mem));
 	seq_printf(m, "kprim-hits:\t%llu\n", info.hits);
 	seq_printf(m, "kprim-misses:\t%llu\n", info.misses);
 	seq_printf(m, "kprim-evictions:\t%llu\n", info.evictions);

@@ -28,6 +28,14 @@
 
 /* Size of an entry header object in the entry kmem_cache. */
 #define KPRIM_CACHE_ENTRY_SIZE		256
+/*
+ * What an entry costs besides its out-of-line key + value buffer: its
+ * header, and its share of the hash table (one bucket pointer per entry at
+ * up to ~3.3 buckets per entry before automatic shrinking, twice during a
+ * resize).
+ */
+#define KPRIM_CACHE_TABLE_COST		64
+#define KPRIM_CACHE_ENTRY_COST	(KPRIM_CACHE_ENTRY_SIZE + KPRIM_CACHE_TABLE_COST)
 
 /* kprim_cache_alloc() flags. */
 #define KPRIM_CACHE_F_MANUAL	(1U << 0)	/* no sweep work, no shrinker:
@@ -47,6 +55,8 @@
  * @linked:	in the table and accounted; cache->lock
  * @key_len:	1..KPRIM_KEY_MAX; immutable
  * @value_len:	immutable
+ * @mem:	memory the entry costs (KPRIM_CACHE_ENTRY_COST plus its
+ *		out-of-line buffer as allocated); immutable
  * @cas:	version; immutable once published
  * @expires:	absolute CLOCK_MONOTONIC ns, KPRIM_CACHE_NEVER if it does not
  *		expire; written under cache->lock (touch), read locklessly
@@ -66,6 +76,7 @@ struct kprim_cache_entry {
 	bool linked;
 	u8 key_len;
 	u32 value_len;
+	u32 mem;
 	u64 cas;
 	s64 expires;
 	u8 *key;
@@ -94,6 +105,10 @@ struct kprim_cache_pcpu {
  *		takes them first; @lock
  * @bytes:	sum of key_len + value_len of linked entries; @lock
  * @entries:	linked entries; @lock
+ * @mem:	sum of the linked entries' mem: what they really cost; @lock
+ * @max_mem:	limit of @mem: max_bytes + max_entries *
+ *		KPRIM_CACHE_ENTRY_COST, what the cache reserves against its
+ *		owner's quota; immutable
  * @nr_expiring: linked entries with an expiry (the sweep re-arms while
  *		this is not 0); @lock
  * @next_cas:	last version handed out; @lock
@@ -112,6 +127,8 @@ struct kprim_cache {
 	struct list_head doomed;
 	u64 bytes;
 	u64 entries;
+	u64 mem;
+	u64 max_mem;
 	u64 nr_expiring;
 	u64 next_cas;
 	u64 evictions;
@@ -155,5 +172,6 @@ unsigned long kprim_cache_shrink(struct kprim_cache *cache,
 				 unsigned long nr, s64 now);
 void kprim_cache_get_info(struct kprim_cache *cache,
 			  struct kprim_cache_info *info);
+u64 kprim_cache_reservation(const struct kprim_cache_params *p);
 
 #endif /* _KPRIM_CACHE_H */

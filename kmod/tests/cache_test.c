@@ -386,6 +386,54 @@ static void accounting_tracks_bytes_and_entries(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, 1ULL, info.evictions);
 }
 
+/*
+ * Memory: every entry is charged its header and table share, plus its
+ * out-of-line buffer as allocated, and the cache is held to max_mem: three
+ * 2102-byte entries fit max_bytes (8192) and max_entries (4), but each
+ * takes a 4 KiB kmalloc buffer, so together they do not fit max_mem.
+ */
+static void memory_counts_headers_and_rounding(struct kunit *test)
+{
+	struct kprim_cache *cache = t_cache(test, 8192, 4, 0);
+	struct kprim_cache_info info;
+	char *v = t_big(test, 2100);
+	u64 big = KPRIM_CACHE_ENTRY_COST + kmalloc_size_roundup(2102);
+
+	KUNIT_EXPECT_EQ(test, 8192ULL + 4 * KPRIM_CACHE_ENTRY_COST,
+			cache->max_mem);
+	KUNIT_ASSERT_EQ(test, 0, t_set(cache, "k1", "abc", T0));
+	KUNIT_EXPECT_EQ(test, (u64)KPRIM_CACHE_ENTRY_COST, cache->mem);
+	KUNIT_ASSERT_EQ(test, 0, t_set(cache, "k1", v, T0));
+	KUNIT_EXPECT_EQ(test, big, cache->mem);
+	KUNIT_ASSERT_EQ(test, 0, t_set(cache, "k2", v, T0));
+	KUNIT_ASSERT_EQ(test, 0, t_set(cache, "k3", v, T0));
+	t_info(cache, &info);
+	KUNIT_EXPECT_EQ(test, 2ULL, info.entries);
+	KUNIT_EXPECT_EQ(test, 1ULL, info.evictions);
+	KUNIT_EXPECT_EQ(test, 2 * big, cache->mem);
+	KUNIT_EXPECT_GE(test, cache->max_mem, cache->mem);
+	KUNIT_EXPECT_FALSE(test, t_has(test, cache, "k1", NULL, T0));
+	KUNIT_EXPECT_EQ(test, 0, kprim_cache_delete(cache, "k2", 2, T0));
+	KUNIT_EXPECT_EQ(test, big, cache->mem);
+	kprim_cache_flush(cache);
+	KUNIT_EXPECT_EQ(test, 0ULL, cache->mem);
+}
+
+/* What a cache reserves covers the memory of max_entries entries. */
+static void reservation_covers_max_entries(struct kunit *test)
+{
+	struct kprim_cache_params p = {
+		.max_bytes = 3 << 20, .max_entries = 1 << 20, .max_value = 1,
+	};
+	struct kprim_cache *cache = t_cache(test, 3 << 20, 1 << 20, 0);
+
+	/* 2^20 three-byte entries: each a header and a table share. */
+	KUNIT_EXPECT_LE(test, (3ULL << 20) + (1ULL << 20) *
+			(KPRIM_CACHE_ENTRY_SIZE + 3 * sizeof(void *)),
+			kprim_cache_reservation(&p));
+	KUNIT_EXPECT_LE(test, cache->max_mem, kprim_cache_reservation(&p));
+}
+
 static void big_values_and_keys_live_out_of_line(struct kunit *test)
 {
 	struct kprim_cache *cache = t_cache(test, 0, 0, 0);
@@ -666,6 +714,8 @@ static struct kunit_case kprim_cache_cases[] = {
 	KUNIT_CASE(big_store_evicts_in_batches_to_the_limits),
 	KUNIT_CASE(accounting_tracks_bytes_and_entries),
 	KUNIT_CASE(big_values_and_keys_live_out_of_line),
+	KUNIT_CASE(memory_counts_headers_and_rounding),
+	KUNIT_CASE(reservation_covers_max_entries),
 	KUNIT_CASE(cas_versions_order_stores),
 	KUNIT_CASE_PARAM(counter_parse, t_parse_gen_params),
 	KUNIT_CASE_PARAM(counter_incr_decr, t_incr_gen_params),

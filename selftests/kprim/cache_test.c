@@ -1128,9 +1128,12 @@ TEST_F(cache, full_cache_is_left_for_rmmod)
 }
 
 /*
- * Across caches, a user's caches reserve their max_bytes against the
+ * Across caches, a user's caches reserve what they may come to use
+ * (max_bytes plus a header's worth per max_entries) against the
  * max_bytes_per_user module parameter: run as a fresh uid with a 3 MiB
- * quota, two 2 MiB caches cannot coexist, one after the other can.
+ * quota, two 2 MiB caches of 256 entries cannot coexist, one after the
+ * other can; a 1 MiB cache of 2^20 entries (~330 MiB of headers) cannot
+ * be created at all.
  */
 static int write_param(const char *name, const char *val)
 {
@@ -1148,11 +1151,17 @@ static int write_param(const char *name, const char *val)
 
 static int quota_child(void)
 {
-	struct kprim_cache_params p = { .max_bytes = 2 << 20 };
+	struct kprim_cache_params p = { .max_bytes = 2 << 20,
+					.max_entries = 256 };
+	struct kprim_cache_params many = { .max_bytes = 1 << 20,
+					   .max_entries = 1 << 20 };
 	int sess = kt_session(), a, b;
 
 	if (setgroups(0, NULL) || setgid(23456) || setuid(23456))
 		return 10;
+	a = cache_create(sess, NULL, 0, &many);
+	if (a != -EDQUOT)
+		return 14;
 	a = cache_create(sess, NULL, 0, &p);
 	if (a < 0)
 		return 11;
@@ -1162,6 +1171,54 @@ static int quota_child(void)
 	close(a);	/* anonymous: gone, and so is its reservation */
 	b = cache_create(sess, NULL, 0, &p);
 	return b >= 0 ? 0 : 13;
+}
+
+/*
+ * Entry memory is limited, not just key + value bytes: three 2102-byte
+ * entries fit max_bytes 8192 and max_entries 4, but each takes a 4 KiB
+ * buffer and a header, beyond what the cache reserved: one is evicted.
+ */
+TEST(entry_memory_counts_against_the_cache)
+{
+	struct kprim_cache_params p = { .max_bytes = 8192, .max_entries = 4 };
+	int sess = kt_session(), fd;
+	char v[2100], text[1024];
+	unsigned long long mem = 0;
+	char path[64];
+	const char *m;
+	ssize_t n;
+
+	if (sess < 0)
+		SKIP(return, "kprim.ko not loaded");
+	fd = cache_create(sess, NULL, 0, &p);
+	ASSERT_LE(0, fd);
+	memset(v, 'v', sizeof(v));
+	ASSERT_EQ(0, c_store(fd, "k1", v, sizeof(v), KPRIM_CACHE_SET, 0, 0,
+			     NULL));
+	ASSERT_EQ(0, c_store(fd, "k2", v, sizeof(v), KPRIM_CACHE_SET, 0, 0,
+			     NULL));
+	ASSERT_EQ(0, c_store(fd, "k3", v, sizeof(v), KPRIM_CACHE_SET, 0, 0,
+			     NULL));
+	EXPECT_EQ(2ull, c_info(fd).entries);
+	EXPECT_EQ(1ull, c_info(fd).evictions);
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	{
+		int f = open(path, O_RDONLY);
+
+		ASSERT_LE(0, f);
+		n = read(f, text, sizeof(text) - 1);
+		close(f);
+	}
+	ASSERT_LT(0, n);
+	text[n] = '\0';
+	m = strstr(text, "kprim-memory:\t");
+	ASSERT_NE(NULL, m);
+	mem = strtoull(m + strlen("kprim-memory:\t"), NULL, 10);
+	/* Two 4 KiB buffers and two headers of at least 256 bytes. */
+	EXPECT_LE(2ull * (4096 + 256), mem);
+	EXPECT_GE(8192ull + 4 * 320, mem);
+	close(fd);
+	close(sess);
 }
 
 TEST(per_user_byte_quota_across_caches)
