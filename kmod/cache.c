@@ -53,9 +53,12 @@
  * charged to the storing task's memory cgroup.
  *
  * Expiry. expires is an absolute CLOCK_MONOTONIC time in ns; an entry is
- * live while now < expires, checked on every access. A delayed work item
- * per cache sweeps the table once a second while it holds expiring
- * entries, in batches of KPRIM_CACHE_SWEEP_BATCH with cond_resched().
+ * live while now < expires, checked on every access (lazy expiry). The
+ * expiring entries are also kept in an rbtree by expiry time, and a
+ * delayed work item per cache is armed for the soonest one (at most once a
+ * second): it pops what has expired, in batches of KPRIM_CACHE_SWEEP_BATCH
+ * with cond_resched(), so the sweep costs O(log n) per expired entry and
+ * nothing for the entries that do not expire.
  *
  * Shrinker. One global shrinker: count = entries of every cache; scan
  * evicts round-robin over the caches (not memcg aware).
@@ -80,7 +83,8 @@
 #include "kprim.h"
 #include "cache.h"
 
-#define KPRIM_CACHE_SWEEP_INTERVAL	HZ
+#define KPRIM_CACHE_SWEEP_MIN_NS	NSEC_PER_SEC
+#define KPRIM_CACHE_SWEEP_MAX_DELAY	(3600 * HZ)
 #define KPRIM_CACHE_SWEEP_BATCH		256
 #define KPRIM_CACHE_FLUSH_BATCH		256
 #define KPRIM_CACHE_SHRINK_BATCH	128
@@ -246,6 +250,19 @@ EXPORT_SYMBOL_IF_KUNIT(kprim_cache_entry_put);
  * Linking and unlinking, all under cache->lock.
  */
 
+static inline struct kprim_cache_entry *
+kprim_cache_exp_entry(const struct rb_node *node)
+{
+	return rb_entry(node, struct kprim_cache_entry, exp_node);
+}
+
+static bool kprim_cache_expires_less(struct rb_node *a,
+				     const struct rb_node *b)
+{
+	return kprim_cache_exp_entry(a)->expires <
+	       kprim_cache_exp_entry(b)->expires;
+}
+
 /* Account @e as live (it is already in the table). */
 static void kprim_cache_account_locked(struct kprim_cache *cache,
 				       struct kprim_cache_entry *e)
@@ -257,7 +274,8 @@ static void kprim_cache_account_locked(struct kprim_cache *cache,
 	cache->entries++;
 	cache->mem += e->mem;
 	if (e->expires != KPRIM_CACHE_NEVER)
-		cache->nr_expiring++;
+		rb_add_cached(&e->exp_node, &cache->expiry,
+			      kprim_cache_expires_less);
 	atomic_long_inc(&kprim_cache_nr_entries);
 }
 
@@ -272,7 +290,7 @@ static void kprim_cache_forget_locked(struct kprim_cache *cache,
 	cache->entries--;
 	cache->mem -= e->mem;
 	if (e->expires != KPRIM_CACHE_NEVER)
-		cache->nr_expiring--;
+		rb_erase_cached(&e->exp_node, &cache->expiry);
 	atomic_long_dec(&kprim_cache_nr_entries);
 	kprim_cache_entry_put(e);
 }
@@ -440,12 +458,27 @@ static int kprim_cache_room_locked(struct kprim_cache *cache,
 	return more && *budget ? -EAGAIN : -ENOSPC;
 }
 
-static void kprim_cache_arm_sweep_locked(struct kprim_cache *cache)
+/*
+ * Arm the sweep for the first expiry, or KPRIM_CACHE_SWEEP_MIN_NS from
+ * @now if that is sooner (expiries closer than that are freed together),
+ * unless it is armed for earlier already.
+ */
+static void kprim_cache_arm_sweep_locked(struct kprim_cache *cache, s64 now)
 {
+	struct rb_node *first = rb_first_cached(&cache->expiry);
+	s64 at;
+
 	lockdep_assert_held(&cache->lock);
-	if (cache->nr_expiring && !(cache->flags & KPRIM_CACHE_F_MANUAL))
-		queue_delayed_work(system_unbound_wq, &cache->sweep,
-				   KPRIM_CACHE_SWEEP_INTERVAL);
+	if (!first || (cache->flags & KPRIM_CACHE_F_MANUAL))
+		return;
+	at = max(kprim_cache_exp_entry(first)->expires,
+		 now + KPRIM_CACHE_SWEEP_MIN_NS);
+	if (delayed_work_pending(&cache->sweep) && at >= cache->sweep_at)
+		return;
+	cache->sweep_at = at;
+	mod_delayed_work(system_unbound_wq, &cache->sweep,
+			 min_t(u64, nsecs_to_jiffies(at - now) + 1,
+			       KPRIM_CACHE_SWEEP_MAX_DELAY));
 }
 
 /*
@@ -476,7 +509,7 @@ static int kprim_cache_publish_locked(struct kprim_cache *cache,
 	}
 	kprim_cache_account_locked(cache, e);
 	if (e->expires != KPRIM_CACHE_NEVER)
-		kprim_cache_arm_sweep_locked(cache);
+		kprim_cache_arm_sweep_locked(cache, now);
 	return 0;
 }
 
@@ -672,12 +705,13 @@ int kprim_cache_touch(struct kprim_cache *cache, const u8 *key, u32 key_len,
 	e = kprim_cache_find_locked(cache, &k, now);
 	if (e) {
 		if (e->expires != KPRIM_CACHE_NEVER)
-			cache->nr_expiring--;
-		if (expires != KPRIM_CACHE_NEVER)
-			cache->nr_expiring++;
+			rb_erase_cached(&e->exp_node, &cache->expiry);
 		WRITE_ONCE(e->expires, expires);
+		if (expires != KPRIM_CACHE_NEVER)
+			rb_add_cached(&e->exp_node, &cache->expiry,
+				      kprim_cache_expires_less);
 		WRITE_ONCE(e->referenced, true);
-		kprim_cache_arm_sweep_locked(cache);
+		kprim_cache_arm_sweep_locked(cache, now);
 	}
 	spin_unlock(&cache->lock);
 	return e ? 0 : -ENOENT;
@@ -847,44 +881,40 @@ EXPORT_SYMBOL_IF_KUNIT(kprim_cache_flush);
  * @cache:	the cache
  * @now:	the current time
  *
- * Walks the whole table in batches of KPRIM_CACHE_SWEEP_BATCH entries,
- * leaving RCU and rescheduling between batches; takes the writer lock only
- * to free an expired entry. Must be called from process context.
+ * Pops the soonest expiries off cache->expiry while they are due, at most
+ * KPRIM_CACHE_SWEEP_BATCH per lock hold, rescheduling between batches: the
+ * cost is proportional to what expires, not to the size of the cache.
+ * Entries stored meanwhile expire after @now, so it ends. Must be called
+ * from process context.
  *
  * Return: the number of entries freed.
  */
 unsigned long kprim_cache_sweep(struct kprim_cache *cache, s64 now)
 {
 	struct kprim_cache_entry *e;
-	struct rhashtable_iter iter;
 	unsigned long freed = 0;
-	unsigned int seen = 0;
+	struct rb_node *first;
+	bool more = true;
+	int i;
 
-	rhashtable_walk_enter(&cache->ht, &iter);
-	rhashtable_walk_start(&iter);
-	while ((e = rhashtable_walk_next(&iter))) {
-		if (IS_ERR(e)) {
-			if (PTR_ERR(e) == -EAGAIN)
-				continue;	/* resized: may revisit */
-			break;
+	while (more) {
+		spin_lock(&cache->lock);
+		for (i = 0; i < KPRIM_CACHE_SWEEP_BATCH; i++) {
+			first = rb_first_cached(&cache->expiry);
+			if (first)
+				cache->sweep_seen++;
+			e = first ? kprim_cache_exp_entry(first) : NULL;
+			if (!e || !kprim_cache_expired(e, now))
+				break;
+			kprim_cache_unlink_locked(cache, e);
+			cache->expirations++;
+			freed++;
 		}
-		if (kprim_cache_expired(e, now)) {
-			spin_lock(&cache->lock);
-			if (e->linked && kprim_cache_expired(e, now)) {
-				kprim_cache_unlink_locked(cache, e);
-				cache->expirations++;
-				freed++;
-			}
-			spin_unlock(&cache->lock);
-		}
-		if (++seen % KPRIM_CACHE_SWEEP_BATCH == 0) {
-			rhashtable_walk_stop(&iter);
+		more = i == KPRIM_CACHE_SWEEP_BATCH;
+		spin_unlock(&cache->lock);
+		if (more)
 			cond_resched();
-			rhashtable_walk_start(&iter);
-		}
 	}
-	rhashtable_walk_stop(&iter);
-	rhashtable_walk_exit(&iter);
 	return freed;
 }
 EXPORT_SYMBOL_IF_KUNIT(kprim_cache_sweep);
@@ -893,10 +923,11 @@ static void kprim_cache_sweep_work(struct work_struct *work)
 {
 	struct kprim_cache *cache = container_of(to_delayed_work(work),
 						 struct kprim_cache, sweep);
+	s64 now = kprim_cache_now();
 
-	kprim_cache_sweep(cache, kprim_cache_now());
+	kprim_cache_sweep(cache, now);
 	spin_lock(&cache->lock);
-	kprim_cache_arm_sweep_locked(cache);
+	kprim_cache_arm_sweep_locked(cache, now);
 	spin_unlock(&cache->lock);
 }
 
@@ -1028,6 +1059,7 @@ struct kprim_cache *kprim_cache_alloc(const struct kprim_cache_params *p,
 	spin_lock_init(&cache->lock);
 	INIT_LIST_HEAD(&cache->lru);
 	INIT_LIST_HEAD(&cache->doomed);
+	cache->expiry = RB_ROOT_CACHED;
 	INIT_LIST_HEAD(&cache->node);
 	INIT_DELAYED_WORK(&cache->sweep, kprim_cache_sweep_work);
 	ret = -ENOMEM;
@@ -1403,6 +1435,8 @@ static void kprim_cache_show_fdinfo(struct kprim_handle *h, struct seq_file *m)
 	seq_printf(m, "kprim-entries:\t%llu\n", info.entries);
 	seq_printf(m, "kprim-memory:\t%llu\n",
 		   READ_ONCE(kprim_cache_of(h->obj)->mem));
+	seq_printf(m, "kprim-sweep-seen:\t%llu\n",
+		   READ_ONCE(kprim_cache_of(h->obj)->sweep_seen));
 	seq_printf(m, "kprim-hits:\t%llu\n", info.hits);
 	seq_printf(m, "kprim-misses:\t%llu\n", info.misses);
 	seq_printf(m, "kprim-evictions:\t%llu\n", info.evictions);

@@ -7,6 +7,7 @@
 
 #include <linux/list.h>
 #include <linux/percpu.h>
+#include <linux/rbtree.h>
 #include <linux/rcupdate.h>
 #include <linux/refcount.h>
 #include <linux/rhashtable-types.h>
@@ -60,6 +61,7 @@
  * @cas:	version; immutable once published
  * @expires:	absolute CLOCK_MONOTONIC ns, KPRIM_CACHE_NEVER if it does not
  *		expire; written under cache->lock (touch), read locklessly
+ * @exp_node:	in cache->expiry while linked and expiring; cache->lock
  * @key:	the key bytes; immutable (in @data or a kvmalloc'ed buffer)
  * @value:	the value bytes, right after the key; immutable
  * @rcu:	for the deferred free
@@ -79,6 +81,7 @@ struct kprim_cache_entry {
 	u32 mem;
 	u64 cas;
 	s64 expires;
+	struct rb_node exp_node;
 	u8 *key;
 	u8 *value;
 	struct rcu_head rcu;
@@ -109,8 +112,10 @@ struct kprim_cache_pcpu {
  * @max_mem:	limit of @mem: max_bytes + max_entries *
  *		KPRIM_CACHE_ENTRY_COST, what the cache reserves against its
  *		owner's quota; immutable
- * @nr_expiring: linked entries with an expiry (the sweep re-arms while
- *		this is not 0); @lock
+ * @expiry:	linked entries with an expiry, soonest first (the sweep
+ *		pops what expired and re-arms for the first left); @lock
+ * @sweep_at:	when the armed sweep runs (CLOCK_MONOTONIC ns); @lock
+ * @sweep_seen:	entries the sweep has looked at, in all (its cost); @lock
  * @next_cas:	last version handed out; @lock
  * @evictions:	entries dropped for space (limits or shrinker); @lock
  * @expirations: expired entries freed (sweep or access); @lock
@@ -129,7 +134,9 @@ struct kprim_cache {
 	u64 entries;
 	u64 mem;
 	u64 max_mem;
-	u64 nr_expiring;
+	struct rb_root_cached expiry;
+	s64 sweep_at;
+	u64 sweep_seen;
 	u64 next_cas;
 	u64 evictions;
 	u64 expirations;

@@ -79,6 +79,30 @@ static void t_info(struct kprim_cache *cache, struct kprim_cache_info *info)
 	kprim_cache_get_info(cache, info);
 }
 
+/* Store @n entries "f<i>" = "12345678" at T0. */
+static void t_fill(struct kunit *test, struct kprim_cache *cache,
+		   unsigned int n)
+{
+	char key[16];
+	unsigned int i;
+
+	for (i = 0; i < n; i++) {
+		snprintf(key, sizeof(key), "f%u", i);
+		KUNIT_ASSERT_EQ(test, 0, t_set(cache, key, "12345678", T0));
+	}
+}
+
+/* A value of @len bytes of 'v' (kunit-managed). */
+static char *t_big(struct kunit *test, size_t len)
+{
+	char *v = kunit_kmalloc(test, len + 1, GFP_KERNEL);
+
+	KUNIT_ASSERT_NOT_NULL(test, v);
+	memset(v, 'v', len);
+	v[len] = '\0';
+	return v;
+}
+
 /* Expiry at exact boundaries, for a table of TTLs. */
 struct t_ttl_case {
 	const char *name;
@@ -202,6 +226,46 @@ static void sweep_frees_only_expired(struct kunit *test)
 	KUNIT_EXPECT_TRUE(test, t_has(test, cache, "key100", "v", S64_MAX - 1));
 }
 
+/*
+ * The sweep's cost is what expires: with 1000 entries that never expire
+ * and 10 that do, a sweep looks at one entry when none is due and at the
+ * due ones (plus one) when they are; touch moves an entry in the order.
+ */
+static void sweep_cost_is_what_expires(struct kunit *test)
+{
+	struct kprim_cache *cache = t_cache(test, 0, 0, 0);
+	char key[16];
+	u64 seen;
+	int i;
+
+	t_fill(test, cache, 1000);
+	/* t<i> expires at T0 + 5 + 10 i. */
+	for (i = 0; i < 10; i++) {
+		snprintf(key, sizeof(key), "t%d", i);
+		KUNIT_ASSERT_EQ(test, 0, t_store(cache, key, "v",
+						 KPRIM_CACHE_SET,
+						 T0 + 5 + 10 * i, NULL, T0));
+	}
+	seen = cache->sweep_seen;
+	KUNIT_EXPECT_EQ(test, 0UL, kprim_cache_sweep(cache, T0 + 1));
+	KUNIT_EXPECT_GE(test, seen + 1, cache->sweep_seen);
+	seen = cache->sweep_seen;
+	KUNIT_EXPECT_EQ(test, 5UL, kprim_cache_sweep(cache, T0 + 45));
+	KUNIT_EXPECT_GE(test, seen + 6, cache->sweep_seen);
+	/* t5 now never expires; f7 expires before t6. */
+	KUNIT_ASSERT_EQ(test, 0, kprim_cache_touch(cache, "t5", 2,
+						   KPRIM_CACHE_NEVER, T0));
+	KUNIT_ASSERT_EQ(test, 0, kprim_cache_touch(cache, "f7", 2, T0 + 50,
+						   T0));
+	seen = cache->sweep_seen;
+	KUNIT_EXPECT_EQ(test, 1UL, kprim_cache_sweep(cache, T0 + 52));
+	KUNIT_EXPECT_FALSE(test, t_has(test, cache, "f7", NULL, T0));
+	KUNIT_EXPECT_GE(test, seen + 2, cache->sweep_seen);
+	KUNIT_EXPECT_EQ(test, 4UL, kprim_cache_sweep(cache, S64_MAX - 1));
+	KUNIT_EXPECT_TRUE(test, t_has(test, cache, "t5", "v", S64_MAX - 1));
+	KUNIT_EXPECT_TRUE(test, t_has(test, cache, "f8", NULL, S64_MAX - 1));
+}
+
 /* LRU: a referenced entry survives, the others go oldest first. */
 static void lru_evicts_least_recently_used(struct kunit *test)
 {
@@ -259,30 +323,6 @@ static void shrink_evicts_from_tail(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, 0ULL, info.entries);
 	KUNIT_EXPECT_EQ(test, 0ULL, info.bytes);
 	KUNIT_EXPECT_EQ(test, 3ULL, info.evictions);
-}
-
-/* Store @n entries "f<i>" = "12345678" at T0. */
-static void t_fill(struct kunit *test, struct kprim_cache *cache,
-		   unsigned int n)
-{
-	char key[16];
-	unsigned int i;
-
-	for (i = 0; i < n; i++) {
-		snprintf(key, sizeof(key), "f%u", i);
-		KUNIT_ASSERT_EQ(test, 0, t_set(cache, key, "12345678", T0));
-	}
-}
-
-/* A value of @len bytes of 'v' (kunit-managed). */
-static char *t_big(struct kunit *test, size_t len)
-{
-	char *v = kunit_kmalloc(test, len + 1, GFP_KERNEL);
-
-	KUNIT_ASSERT_NOT_NULL(test, v);
-	memset(v, 'v', len);
-	v[len] = '\0';
-	return v;
 }
 
 /*
@@ -707,6 +747,7 @@ static struct kunit_case kprim_cache_cases[] = {
 	KUNIT_CASE(expiry_default_ttl_and_overflow),
 	KUNIT_CASE(touch_moves_expiry_keeps_cas),
 	KUNIT_CASE(sweep_frees_only_expired),
+	KUNIT_CASE(sweep_cost_is_what_expires),
 	KUNIT_CASE(lru_evicts_least_recently_used),
 	KUNIT_CASE(lru_frees_expired_tail_as_expiration),
 	KUNIT_CASE(shrink_evicts_from_tail),
