@@ -38,6 +38,13 @@
  * and publishes nothing. The shrinker frees at most
  * 2 * KPRIM_CACHE_SHRINK_BATCH entries per lock hold.
  *
+ * Pinned entries (KPRIM_CACHE_PIN, e.g. a shared breaker's state) sit on
+ * their own list, never on the LRU: neither a store nor the shrinker
+ * evicts them. They count against every limit like other entries, and
+ * together may take at most half of max_bytes, max_entries and max_mem
+ * (-ENOSPC beyond), so pinning cannot crowd the evictable entries out nor
+ * hold more than the cache reserved.
+ *
  * Limits. bytes = sum of key_len + value_len of the live entries; mem =
  * what they really cost: each entry's header and table share
  * (KPRIM_CACHE_ENTRY_COST) plus its out-of-line buffer as allocated
@@ -218,6 +225,7 @@ struct kprim_cache_entry *kprim_cache_entry_alloc(const u8 *key, u32 key_len,
 	refcount_set(&e->ref, 1);
 	e->referenced = false;
 	e->linked = false;
+	e->pinned = false;
 	e->key_len = key_len;
 	e->value_len = value_len;
 	e->mem = KPRIM_CACHE_ENTRY_COST;
@@ -269,7 +277,14 @@ static void kprim_cache_account_locked(struct kprim_cache *cache,
 {
 	lockdep_assert_held(&cache->lock);
 	e->linked = true;
-	list_add(&e->lru, &cache->lru);
+	if (e->pinned) {
+		list_add(&e->lru, &cache->pinned);
+		cache->nr_pinned++;
+		cache->pinned_bytes += kprim_cache_charge(e);
+		cache->pinned_mem += e->mem;
+	} else {
+		list_add(&e->lru, &cache->lru);
+	}
 	cache->bytes += kprim_cache_charge(e);
 	cache->entries++;
 	cache->mem += e->mem;
@@ -286,6 +301,11 @@ static void kprim_cache_forget_locked(struct kprim_cache *cache,
 	lockdep_assert_held(&cache->lock);
 	e->linked = false;
 	list_del_init(&e->lru);
+	if (e->pinned) {
+		cache->nr_pinned--;
+		cache->pinned_bytes -= kprim_cache_charge(e);
+		cache->pinned_mem -= e->mem;
+	}
 	cache->bytes -= kprim_cache_charge(e);
 	cache->entries--;
 	cache->mem -= e->mem;
@@ -438,6 +458,18 @@ static int kprim_cache_room_locked(struct kprim_cache *cache,
 	 */
 	if (e->mem > cache->max_mem)
 		return -E2BIG;
+	/*
+	 * Pinned entries may take half of each limit, so they can never
+	 * crowd out the evictable half of the cache.
+	 */
+	if (e->pinned &&
+	    (cache->nr_pinned + 1 - (old && old->pinned) >
+	     cache->params.max_entries / 2 ||
+	     cache->pinned_bytes + eb - (old && old->pinned ? ob : 0) >
+	     cache->params.max_bytes / 2 ||
+	     cache->pinned_mem + e->mem - (old && old->pinned ? old->mem : 0) >
+	     cache->max_mem / 2))
+		return -ENOSPC;
 	ev->max_bytes = cache->params.max_bytes - eb + ob;
 	ev->max_entries = cache->params.max_entries - (old ? 0 : 1);
 	ev->max_mem = cache->max_mem - e->mem + (old ? old->mem : 0);
@@ -812,6 +844,8 @@ again:
 	memcpy(e->value, digits, n);
 	e->value_len = n;
 	e->expires = expires;
+	/* A counter stays pinned if it was. */
+	e->pinned = old && old->pinned;
 	ret = -E2BIG;
 	if (e->value_len > cache->params.max_value ||
 	    kprim_cache_charge(e) > cache->params.max_bytes)
@@ -859,6 +893,7 @@ void kprim_cache_flush(struct kprim_cache *cache)
 
 	spin_lock(&cache->lock);
 	list_splice_init(&cache->lru, &cache->doomed);
+	list_splice_init(&cache->pinned, &cache->doomed);
 	left = cache->entries;
 	spin_unlock(&cache->lock);
 	do {
@@ -1058,6 +1093,7 @@ struct kprim_cache *kprim_cache_alloc(const struct kprim_cache_params *p,
 			 cache->params.max_entries * KPRIM_CACHE_ENTRY_COST;
 	spin_lock_init(&cache->lock);
 	INIT_LIST_HEAD(&cache->lru);
+	INIT_LIST_HEAD(&cache->pinned);
 	INIT_LIST_HEAD(&cache->doomed);
 	cache->expiry = RB_ROOT_CACHED;
 	INIT_LIST_HEAD(&cache->node);
@@ -1223,7 +1259,8 @@ static long kprim_cache_ioc_store(struct kprim_cache *cache, void __user *uarg)
 			      uarg);
 	if (ret)
 		return ret;
-	if (args.flags & ~KPRIM_CACHE_TTL || args.op > KPRIM_CACHE_CAS)
+	if (args.flags & ~(KPRIM_CACHE_TTL | KPRIM_CACHE_PIN) ||
+	    args.op > KPRIM_CACHE_CAS)
 		return -EINVAL;
 	if (!args.key_len || args.key_len > KPRIM_KEY_MAX)
 		return -EINVAL;
@@ -1247,6 +1284,7 @@ static long kprim_cache_ioc_store(struct kprim_cache *cache, void __user *uarg)
 		kprim_cache_entry_put(e);
 		return -EFAULT;
 	}
+	e->pinned = args.flags & KPRIM_CACHE_PIN;
 	ret = kprim_cache_store_entry(cache, e, args.op, expires, &args.cas,
 				      now);
 	if (ret)
@@ -1266,10 +1304,14 @@ static long kprim_cache_ioc_key(struct kprim_cache *cache, unsigned int cmd,
 			      uarg);
 	if (ret)
 		return ret;
-	if (args.flags || args.reserved)
+	if (args.flags & ~KPRIM_CACHE_DEFAULT_TTL || args.reserved)
 		return -EINVAL;
 	/* DELETE has no TTL: a non-zero one is a caller bug. */
-	if (cmd == KPRIM_CMD(KPRIM_IOC_CACHE_DELETE) && args.ttl_ns)
+	if (cmd == KPRIM_CMD(KPRIM_IOC_CACHE_DELETE) &&
+	    (args.ttl_ns || args.flags))
+		return -EINVAL;
+	/* The default TTL or an explicit one, not both. */
+	if (args.flags && args.ttl_ns)
 		return -EINVAL;
 	ret = kprim_cache_copy_key(key, args.key, args.key_len);
 	if (ret)
@@ -1277,7 +1319,8 @@ static long kprim_cache_ioc_key(struct kprim_cache *cache, unsigned int cmd,
 	now = kprim_cache_now();
 	if (cmd == KPRIM_CMD(KPRIM_IOC_CACHE_DELETE))
 		return kprim_cache_delete(cache, key, args.key_len, now);
-	ret = kprim_cache_expiry(cache, true, args.ttl_ns, now, &expires);
+	ret = kprim_cache_expiry(cache, !(args.flags & KPRIM_CACHE_DEFAULT_TTL),
+				 args.ttl_ns, now, &expires);
 	if (ret)
 		return ret;
 	return kprim_cache_touch(cache, key, args.key_len, expires, now);
@@ -1346,8 +1389,9 @@ static long kprim_cache_ioc_info(struct kprim_cache *cache, void __user *uarg)
  * than 250 bytes; -E2BIG for a value over max_value (or an entry over
  * max_bytes); -EOVERFLOW when now + TTL overflows; -EFAULT for bad key or
  * value pointers; -ENOSPC when a store or INCR could not make room within
- * its eviction budget; and the per-operation ones of the core functions
- * above.
+ * its eviction budget, or a pinned store would take the pinned entries
+ * past half a limit; -EINVAL for TOUCH with both KPRIM_CACHE_DEFAULT_TTL
+ * and a TTL; and the per-operation ones of the core functions above.
  * FLUSH needs ownership or CAP_SYS_ADMIN (-EPERM).
  */
 static long kprim_cache_ioctl(struct kprim_handle *h, unsigned int cmd,
@@ -1435,6 +1479,8 @@ static void kprim_cache_show_fdinfo(struct kprim_handle *h, struct seq_file *m)
 	seq_printf(m, "kprim-entries:\t%llu\n", info.entries);
 	seq_printf(m, "kprim-memory:\t%llu\n",
 		   READ_ONCE(kprim_cache_of(h->obj)->mem));
+	seq_printf(m, "kprim-pinned:\t%llu\n",
+		   READ_ONCE(kprim_cache_of(h->obj)->nr_pinned));
 	seq_printf(m, "kprim-sweep-seen:\t%llu\n",
 		   READ_ONCE(kprim_cache_of(h->obj)->sweep_seen));
 	seq_printf(m, "kprim-hits:\t%llu\n", info.hits);

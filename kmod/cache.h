@@ -46,14 +46,16 @@
 /**
  * struct kprim_cache_entry - one key and its value.
  * @node:	in cache->ht; changed under cache->lock
- * @lru:	in cache->lru (most recent first) or cache->doomed (being
- *		flushed); cache->lock
+ * @lru:	in cache->lru (most recent first), cache->pinned or
+ *		cache->doomed (being flushed); cache->lock
  * @ref:	one reference for the table while @linked, one per reader
  *		copying the value out; the last put frees after an RCU grace
  *		period (lookups do refcount_inc_not_zero() under RCU)
  * @referenced:	set by lockless gets, cleared under cache->lock by eviction
  *		(second chance / CLOCK approximation of LRU)
  * @linked:	in the table and accounted; cache->lock
+ * @pinned:	never evicted: on cache->pinned, not cache->lru; set before
+ *		publishing, immutable
  * @key_len:	1..KPRIM_KEY_MAX; immutable
  * @value_len:	immutable
  * @mem:	memory the entry costs (KPRIM_CACHE_ENTRY_COST plus its
@@ -76,6 +78,7 @@ struct kprim_cache_entry {
 	refcount_t ref;
 	bool referenced;
 	bool linked;
+	bool pinned;
 	u8 key_len;
 	u32 value_len;
 	u32 mem;
@@ -103,6 +106,10 @@ struct kprim_cache_pcpu {
  * @lock:	the writer lock: serializes every change to @ht and guards
  *		all fields below marked "@lock"
  * @lru:	linked entries, most recently stored/promoted first; @lock
+ * @pinned:	linked pinned entries (never evicted); @lock
+ * @nr_pinned:	how many; @lock
+ * @pinned_bytes: their key + value bytes; @lock
+ * @pinned_mem:	their memory; @lock
  * @doomed:	linked entries a flush took off @lru and is unlinking in
  *		batches; still counted in @bytes and @entries, so eviction
  *		takes them first; @lock
@@ -129,6 +136,10 @@ struct kprim_cache {
 	struct rhashtable ht;
 	spinlock_t lock;
 	struct list_head lru;
+	struct list_head pinned;
+	u64 nr_pinned;
+	u64 pinned_bytes;
+	u64 pinned_mem;
 	struct list_head doomed;
 	u64 bytes;
 	u64 entries;

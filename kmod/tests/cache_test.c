@@ -383,6 +383,72 @@ static void big_store_evicts_in_batches_to_the_limits(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, info.evictions, before.evictions);
 }
 
+static int t_pin(struct kprim_cache *cache, const char *key, const char *val)
+{
+	struct kprim_cache_entry *e;
+	u64 cas = 0;
+
+	e = kprim_cache_entry_alloc(key, strlen(key), strlen(val));
+	if (!e)
+		return -ENOMEM;
+	memcpy(e->value, val, strlen(val));
+	e->pinned = true;
+	return kprim_cache_store_entry(cache, e, KPRIM_CACHE_SET,
+				       KPRIM_CACHE_NEVER, &cas, T0);
+}
+
+/*
+ * Pinned entries are neither evicted for room nor shrunk; they count
+ * against the limits and may take half of each; a store with no room left
+ * but pinned entries is -ENOSPC; an unpinned store over a pinned key
+ * makes it evictable again.
+ */
+static void pinned_entries_are_not_evicted(struct kunit *test)
+{
+	struct kprim_cache *cache = t_cache(test, 100, 4, 0);
+	struct kprim_cache_info info;
+	char v40[41];
+
+	memset(v40, 'x', 40);
+	v40[40] = '\0';
+	KUNIT_ASSERT_EQ(test, 0, t_pin(cache, "p1", "a"));
+	KUNIT_ASSERT_EQ(test, 0, t_pin(cache, "p2", "b"));
+	/* Half of max_entries (4) is pinned already. */
+	KUNIT_EXPECT_EQ(test, -ENOSPC, t_pin(cache, "p3", "c"));
+	/* Re-pinning a pinned key replaces it within the same share. */
+	KUNIT_EXPECT_EQ(test, 0, t_pin(cache, "p2", "bb"));
+	t_fill(test, cache, 20);
+	/* f18 and f19 are left beside them; only they can be shrunk. */
+	KUNIT_EXPECT_EQ(test, 2UL, kprim_cache_shrink(cache, 100, T0));
+	KUNIT_EXPECT_EQ(test, 0UL, kprim_cache_shrink(cache, 100, T0));
+	KUNIT_EXPECT_TRUE(test, t_has(test, cache, "p1", "a", T0));
+	KUNIT_EXPECT_TRUE(test, t_has(test, cache, "p2", "bb", T0));
+	t_info(cache, &info);
+	KUNIT_EXPECT_EQ(test, 2ULL, info.entries);
+	/* Still half of max_entries pinned. */
+	KUNIT_EXPECT_EQ(test, -ENOSPC, t_pin(cache, "p3", v40));
+	/*
+	 * A 94-byte entry fits max_bytes (100) alone, but not beside the 7
+	 * pinned bytes: no room can be made.
+	 */
+	KUNIT_ASSERT_EQ(test, 0, t_set(cache, "k", v40, T0));
+	KUNIT_EXPECT_EQ(test, -ENOSPC, t_set(cache,
+		"0123456789012345678901234567890123456789",
+		"012345678901234567890123456789012345678901234567890123", T0));
+	KUNIT_EXPECT_TRUE(test, t_has(test, cache, "p1", "a", T0));
+	/* Stored without the flag: evictable like any other. */
+	KUNIT_ASSERT_EQ(test, 0, t_set(cache, "p1", "a", T0));
+	KUNIT_EXPECT_LT(test, 0UL, kprim_cache_shrink(cache, 100, T0));
+	KUNIT_EXPECT_FALSE(test, t_has(test, cache, "p1", NULL, T0));
+	KUNIT_EXPECT_TRUE(test, t_has(test, cache, "p2", "bb", T0));
+	kprim_cache_flush(cache);
+	t_info(cache, &info);
+	KUNIT_EXPECT_EQ(test, 0ULL, info.entries);
+	KUNIT_EXPECT_EQ(test, 0ULL, cache->nr_pinned);
+	KUNIT_EXPECT_EQ(test, 0ULL, cache->pinned_bytes);
+	KUNIT_EXPECT_EQ(test, 0ULL, cache->pinned_mem);
+}
+
 static void accounting_tracks_bytes_and_entries(struct kunit *test)
 {
 	struct kprim_cache *cache = t_cache(test, 100, 0, 0);
@@ -756,6 +822,7 @@ static struct kunit_case kprim_cache_cases[] = {
 	KUNIT_CASE(accounting_tracks_bytes_and_entries),
 	KUNIT_CASE(big_values_and_keys_live_out_of_line),
 	KUNIT_CASE(memory_counts_headers_and_rounding),
+	KUNIT_CASE(pinned_entries_are_not_evicted),
 	KUNIT_CASE(reservation_covers_max_entries),
 	KUNIT_CASE(cas_versions_order_stores),
 	KUNIT_CASE_PARAM(counter_parse, t_parse_gen_params),

@@ -597,12 +597,16 @@ TEST_F(cache, key_request_flags_or_reserved_are_einval)
 	EXPECT_EQ(-EINVAL, kt_ioctl(self->fd, KPRIM_IOC_CACHE_DELETE, &k));
 	EXPECT_EQ(-EINVAL, kt_ioctl(self->fd, KPRIM_IOC_CACHE_TOUCH, &k));
 	k.reserved = 0;
-	k.flags = 1;
+	k.flags = 1u << 1;
 	EXPECT_EQ(-EINVAL, kt_ioctl(self->fd, KPRIM_IOC_CACHE_DELETE, &k));
 	EXPECT_EQ(-EINVAL, kt_ioctl(self->fd, KPRIM_IOC_CACHE_TOUCH, &k));
-	/* DELETE takes no TTL. */
-	k.flags = 0;
+	/* DELETE takes no TTL, nor the default one. */
+	k.flags = KPRIM_CACHE_DEFAULT_TTL;
+	EXPECT_EQ(-EINVAL, kt_ioctl(self->fd, KPRIM_IOC_CACHE_DELETE, &k));
+	/* TOUCH takes the default TTL or a TTL, not both. */
 	k.ttl_ns = 5;
+	EXPECT_EQ(-EINVAL, kt_ioctl(self->fd, KPRIM_IOC_CACHE_TOUCH, &k));
+	k.flags = 0;
 	EXPECT_EQ(-EINVAL, kt_ioctl(self->fd, KPRIM_IOC_CACHE_DELETE, &k));
 	EXPECT_EQ(1ull, c_info(self->fd).entries);
 }
@@ -896,6 +900,66 @@ TEST_F(cache, background_sweep_looks_only_at_what_expires)
 	ASSERT_LE(0, seen);
 	EXPECT_GE(10, seen);
 	EXPECT_EQ(2001ull, c_info(self->fd).entries);
+}
+
+/* TOUCH with KPRIM_CACHE_DEFAULT_TTL applies the cache's default TTL. */
+TEST_F(cache, touch_with_the_default_ttl_flag)
+{
+	struct kprim_cache_params p = { .default_ttl_ns = 100000 * MS };
+	struct kprim_cache_key k = {
+		.size = sizeof(k), .flags = KPRIM_CACHE_DEFAULT_TTL,
+		.key = (uintptr_t)"k", .key_len = 1,
+	};
+	char buf[8];
+	__u64 len = sizeof(buf), ttl = 0;
+	int fd = cache_create(self->sess, NULL, 0, &p);
+
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, c_set_ttl(fd, "k", "v", 0));
+	ASSERT_EQ(0, kt_ioctl(fd, KPRIM_IOC_CACHE_TOUCH, &k));
+	ASSERT_EQ(0, c_get(fd, "k", buf, &len, &ttl, NULL));
+	EXPECT_LT(0ull, ttl);
+	EXPECT_GE(100000 * MS, ttl);
+	close(fd);
+}
+
+/*
+ * Pinned entries (KPRIM_CACHE_PIN) survive eviction for room and the
+ * shrinker; at most half of max_entries may be pinned; FLUSH and DELETE
+ * still remove them.
+ */
+TEST_F(cache, pinned_entries_survive_eviction_and_the_shrinker)
+{
+	struct kprim_cache_params p = { .max_entries = 8 };
+	char key[16], buf[8];
+	int fd = cache_create(self->sess, NULL, 0, &p), i, dc;
+
+	ASSERT_LE(0, fd);
+	for (i = 0; i < 4; i++) {
+		snprintf(key, sizeof(key), "p%d", i);
+		ASSERT_EQ(0, c_store(fd, key, "v", 1, KPRIM_CACHE_SET,
+				     KPRIM_CACHE_PIN, 0, NULL));
+	}
+	EXPECT_EQ(-ENOSPC, c_store(fd, "p4", "v", 1, KPRIM_CACHE_SET,
+				   KPRIM_CACHE_PIN, 0, NULL));
+	for (i = 0; i < 50; i++) {
+		snprintf(key, sizeof(key), "k%d", i);
+		ASSERT_EQ(0, c_set(fd, key, "v"));
+	}
+	EXPECT_EQ(8ull, c_info(fd).entries);
+	dc = open("/proc/sys/vm/drop_caches", O_WRONLY);
+	if (dc >= 0) {
+		EXPECT_EQ(2, write(dc, "2\n", 2));
+		close(dc);
+	}
+	for (i = 0; i < 4; i++) {
+		snprintf(key, sizeof(key), "p%d", i);
+		EXPECT_EQ(0, c_gets(fd, key, buf, sizeof(buf)));
+	}
+	EXPECT_EQ(0, c_key(fd, KPRIM_IOC_CACHE_DELETE, "p3", 0));
+	EXPECT_EQ(0, c_flush(fd));
+	EXPECT_EQ(0ull, c_info(fd).entries);
+	close(fd);
 }
 
 TEST_F(cache, eviction_keeps_bytes_within_max_bytes)
