@@ -101,6 +101,7 @@ struct race {
 	int fd;
 	atomic_int phase;		/* 0 idle, 1 flushing, 2 flush done */
 	bool incr;			/* INCR new keys instead of a big SET */
+	bool flush;			/* FLUSH instead (a second flusher) */
 	const void *big;
 	__u64 big_len;
 	unsigned long ops, errors;
@@ -116,7 +117,9 @@ static void *race_writer(void *arg)
 	while (atomic_load(&r->phase) == 0)
 		;
 	do {
-		if (r->incr) {
+		if (r->flush) {
+			ret = r_flush(r->fd);
+		} else if (r->incr) {
 			snprintf(key, sizeof(key), "n%lu", r->ops);
 			ret = r_incr(r->fd, key);
 		} else {
@@ -140,11 +143,12 @@ static void *race_writer(void *arg)
  */
 static void race_rounds(struct __test_metadata *_metadata, int fd,
 			unsigned int fill, bool incr, __u64 max_bytes,
-			__u64 max_entries)
+			__u64 max_entries, bool two_flushers)
 {
 	__u64 start = kt_now_ns();
 	unsigned int rounds = 0;
 	struct race r = { .fd = fd, .incr = incr };
+	struct race f = { .fd = fd, .flush = true };
 	void *big = NULL;
 
 	if (!incr) {
@@ -156,26 +160,41 @@ static void race_rounds(struct __test_metadata *_metadata, int fd,
 	}
 	while (rounds < 3 || kt_now_ns() - start < RACE_NS) {
 		struct kprim_cache_info info;
-		pthread_t t;
+		pthread_t t, t2;
 
 		if (rounds >= 40)
 			break;
 		ASSERT_EQ(0, r_fill(fd, fill));
 		atomic_store(&r.phase, 0);
+		atomic_store(&f.phase, 0);
 		ASSERT_EQ(0, pthread_create(&t, NULL, race_writer, &r));
+		if (two_flushers)
+			ASSERT_EQ(0, pthread_create(&t2, NULL, race_writer,
+						    &f));
+		atomic_store(&f.phase, 1);
 		atomic_store(&r.phase, 1);
 		ASSERT_EQ(0, r_flush(fd));
 		atomic_store(&r.phase, 2);
 		ASSERT_EQ(0, pthread_join(t, NULL));
+		atomic_store(&f.phase, 2);
+		if (two_flushers)
+			ASSERT_EQ(0, pthread_join(t2, NULL));
 		info = r_info(fd);
 		ASSERT_GE(max_bytes, info.bytes);
 		ASSERT_GE(max_entries, info.entries);
+		/*
+		 * Every entry present when the flushes started is gone, even
+		 * those one flusher left to another: only "big" may remain.
+		 */
+		if (!incr)
+			ASSERT_GE(1ull, info.entries);
 		rounds++;
 	}
 	TH_LOG("%u rounds, %lu writes during flushes", rounds, r.ops);
 	EXPECT_EQ(0ul, r.errors) TH_LOG("last error %s",
 					strerror((int)-r.last_error));
 	EXPECT_LT(0ul, r.ops);
+	EXPECT_EQ(0ul, f.errors);
 	free(big);
 }
 
@@ -210,7 +229,7 @@ TEST_F_TIMEOUT(race, flush_races_a_big_store, 240)
 {
 	self->fd = r_cache(self->sess, MIB, 1u << 20, MIB);
 	ASSERT_LE(0, self->fd) TH_LOG("create: %s", strerror(-self->fd));
-	race_rounds(_metadata, self->fd, 8192, false, MIB, 1u << 20);
+	race_rounds(_metadata, self->fd, 8192, false, MIB, 1u << 20, false);
 }
 
 /* The same with INCR creating counters in a cache filled to its limit. */
@@ -221,7 +240,16 @@ TEST_F_TIMEOUT(race, flush_races_incr_in_a_full_cache, 240)
 
 	self->fd = r_cache(self->sess, max_bytes, 1u << 20, 64);
 	ASSERT_LE(0, self->fd) TH_LOG("create: %s", strerror(-self->fd));
-	race_rounds(_metadata, self->fd, 4096, true, max_bytes, 1u << 20);
+	race_rounds(_metadata, self->fd, 4096, true, max_bytes, 1u << 20,
+		    false);
+}
+
+/* Two flushers share the doomed entries while a big SET evicts them. */
+TEST_F_TIMEOUT(race, two_flushes_race_a_big_store, 240)
+{
+	self->fd = r_cache(self->sess, MIB, 1u << 20, MIB);
+	ASSERT_LE(0, self->fd) TH_LOG("create: %s", strerror(-self->fd));
+	race_rounds(_metadata, self->fd, 8192, false, MIB, 1u << 20, true);
 }
 
 /*
