@@ -10,6 +10,7 @@
 #define _GNU_SOURCE
 #endif
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -265,10 +266,22 @@ struct prober {
 	unsigned long calls;
 };
 
+/* Run the calling thread on @cpu only (best effort: 1-CPU guests). */
+static void pin_to(int cpu)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	sched_setaffinity(0, sizeof(set), &set);
+}
+
 static void *prober_thread(void *arg)
 {
 	struct prober *p = arg;
 
+	/* Away from the storer, whose CPU runs its RCU frees. */
+	pin_to(1);
 	while (!atomic_load(&p->stop)) {
 		__u64 t0 = kt_now_ns(), dt;
 
@@ -301,6 +314,7 @@ TEST_F_TIMEOUT(race, big_eviction_is_done_in_short_lock_holds, 300)
 	TH_LOG("filled %u entries in %llu ms", fill,
 	       (unsigned long long)(kt_now_ns() - t0) / MS);
 	p.fd = self->fd;
+	pin_to(0);
 	ASSERT_EQ(0, pthread_create(&t, NULL, prober_thread, &p));
 	usleep(20000);
 	t0 = kt_now_ns();
@@ -318,10 +332,12 @@ TEST_F_TIMEOUT(race, big_eviction_is_done_in_short_lock_holds, 300)
 	ASSERT_GE(max_bytes, info.bytes);
 	ASSERT_LT(100000ull, info.evictions);
 	/*
-	 * Evicting 10^5 entries takes a long time here (the store above);
-	 * a short lock hold is a small fraction of it.
+	 * Evicting 10^5 entries takes a long time here (the store above).
+	 * Held in one go, the lock blocks INFO for most of it (on the debug
+	 * kernel the soft-lockup detector fires first); in short holds the
+	 * worst wait is scheduling noise, well under half of it.
 	 */
-	EXPECT_GT(store_ns / 4, p.worst_ns);
+	EXPECT_GT(store_ns / 2, p.worst_ns);
 	free(big);
 }
 
