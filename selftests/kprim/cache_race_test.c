@@ -79,19 +79,24 @@ static int r_cache(int sess, __u64 max_bytes, __u64 max_entries,
 	return kt_open(sess, &a);
 }
 
-/* Store @n entries "f<i>" of 8 bytes; returns the first error or 0. */
-static long r_fill(int fd, unsigned int n)
+/* Store entries "f<from>".."f<from + n - 1>" of 8 bytes; 0 or an error. */
+static long r_fill_from(int fd, unsigned int from, unsigned int n)
 {
 	char key[16];
 	long ret;
 
-	for (unsigned int i = 0; i < n; i++) {
+	for (unsigned int i = from; i < from + n; i++) {
 		snprintf(key, sizeof(key), "f%u", i);
 		ret = r_store(fd, key, "12345678", 8, 0);
 		if (ret)
 			return ret;
 	}
 	return 0;
+}
+
+static long r_fill(int fd, unsigned int n)
+{
+	return r_fill_from(fd, 0, n);
 }
 
 /*
@@ -294,13 +299,15 @@ static void *prober_thread(void *arg)
 	return NULL;
 }
 
-TEST_F_TIMEOUT(race, big_eviction_is_done_in_short_lock_holds, 300)
+TEST_F_TIMEOUT(race, big_eviction_is_done_in_short_lock_holds, 360)
 {
 	const __u64 max_bytes = 8 * MIB;
-	const unsigned int fill = 160000;
-	struct prober p = { };
+	/* Fewer on a slow (debug, emulated) kernel: at most ~15 s a fill. */
+	const unsigned int max_fill = 250000, rounds = 3;
+	unsigned int fill;
 	struct kprim_cache_info info;
-	__u64 t0, store_ns;
+	__u64 t0, store_ns, evictions = 0;
+	unsigned int short_rounds = 0;
 	pthread_t t;
 	char *big;
 
@@ -309,35 +316,52 @@ TEST_F_TIMEOUT(race, big_eviction_is_done_in_short_lock_holds, 300)
 	big = malloc(max_bytes);
 	ASSERT_NE(NULL, big);
 	memset(big, 'v', max_bytes);
-	t0 = kt_now_ns();
-	ASSERT_EQ(0, r_fill(self->fd, fill));
-	TH_LOG("filled %u entries in %llu ms", fill,
-	       (unsigned long long)(kt_now_ns() - t0) / MS);
-	p.fd = self->fd;
 	pin_to(0);
-	ASSERT_EQ(0, pthread_create(&t, NULL, prober_thread, &p));
-	usleep(20000);
-	t0 = kt_now_ns();
-	/* Room for this means evicting all but ~30 KiB of small entries. */
-	ASSERT_EQ(0, r_store(self->fd, "big", big, max_bytes - 32 * 1024, 0));
-	store_ns = kt_now_ns() - t0;
-	usleep(20000);
-	atomic_store(&p.stop, 1);
-	ASSERT_EQ(0, pthread_join(t, NULL));
-	info = r_info(self->fd);
-	TH_LOG("store took %llu ms, %lu INFOs meanwhile, worst %llu ms, %llu evictions",
-	       (unsigned long long)store_ns / MS, p.calls,
-	       (unsigned long long)p.worst_ns / MS,
-	       (unsigned long long)info.evictions);
-	ASSERT_GE(max_bytes, info.bytes);
-	ASSERT_LT(100000ull, info.evictions);
-	/*
-	 * Evicting 10^5 entries takes a long time here (the store above).
-	 * Held in one go, the lock blocks INFO for most of it (on the debug
-	 * kernel the soft-lockup detector fires first); in short holds the
-	 * worst wait is scheduling noise, well under half of it.
-	 */
-	EXPECT_GT(store_ns / 2, p.worst_ns);
+	for (unsigned int i = 0; i < rounds; i++) {
+		struct kprim_cache_key del = {
+			.size = sizeof(del), .key = (uintptr_t)"big",
+			.key_len = 3,
+		};
+		struct prober p = { .fd = self->fd };
+
+		kt_ioctl(self->fd, KPRIM_IOC_CACHE_DELETE, &del);
+		t0 = kt_now_ns();
+		for (fill = 0; fill < max_fill; fill += 1000) {
+			if (fill >= 60000 && kt_now_ns() - t0 > 15000 * MS)
+				break;
+			ASSERT_EQ(0, r_fill_from(self->fd, fill, 1000));
+		}
+		TH_LOG("round %u: filled %u entries in %llu ms", i, fill,
+		       (unsigned long long)(kt_now_ns() - t0) / MS);
+		ASSERT_EQ(0, pthread_create(&t, NULL, prober_thread, &p));
+		usleep(20000);
+		t0 = kt_now_ns();
+		/* Room for this means evicting all but ~30 KiB of entries. */
+		ASSERT_EQ(0, r_store(self->fd, "big", big,
+				     max_bytes - 32 * 1024, 0));
+		store_ns = kt_now_ns() - t0;
+		usleep(20000);
+		atomic_store(&p.stop, 1);
+		ASSERT_EQ(0, pthread_join(t, NULL));
+		info = r_info(self->fd);
+		TH_LOG("round %u: store took %llu ms, %lu INFOs meanwhile, worst %llu ms, %llu evictions",
+		       i, (unsigned long long)store_ns / MS, p.calls,
+		       (unsigned long long)p.worst_ns / MS,
+		       (unsigned long long)(info.evictions - evictions));
+		ASSERT_GE(max_bytes, info.bytes);
+		ASSERT_LT(fill - 5000ull, info.evictions - evictions);
+		evictions = info.evictions;
+		/*
+		 * Held in one go, the lock blocks INFO for most of the
+		 * eviction, in every round (on the debug kernel the
+		 * soft-lockup detector fires first). In short holds the
+		 * worst wait is scheduling noise (a vCPU descheduled by a
+		 * busy host), which does not strike every round.
+		 */
+		if (p.worst_ns < store_ns / 4)
+			short_rounds++;
+	}
+	EXPECT_LT(0u, short_rounds);
 	free(big);
 }
 
