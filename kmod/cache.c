@@ -26,23 +26,46 @@
  * runs CLOCK / second chance from the tail of the list of stores: a
  * referenced tail entry is moved to the head with the bit cleared, the
  * first unreferenced one is evicted (as fs/mbcache.c does). An expired tail
- * entry is freed first. Evictions stop after two passes' worth of moves so
- * a storm of gets cannot stall a writer.
+ * entry is freed first. Second chances stop after two passes' worth of
+ * moves so a storm of gets cannot stall a writer.
  *
- * Limits. bytes = sum of key_len + value_len of the live entries (header
- * overhead is bounded separately by max_entries). A store that would
- * exceed max_bytes or max_entries evicts until it fits; a single entry
- * larger than max_bytes, or a value larger than max_value, is -E2BIG. Hard
- * caps: max_bytes <= 1 GiB, max_entries <= 2^20, max_value <= 64 MiB.
- * Across caches, a cache reserves its max_bytes against its owner's
- * max_bytes_per_user quota when it is created (-EDQUOT beyond), so what one
- * user's caches can hold is bounded up front; the entries are also charged
- * to the storing task's memory cgroup.
+ * Eviction is bounded work under the spinlock: a store makes room before
+ * it publishes, freeing or moving at most KPRIM_CACHE_EVICT_BATCH entries
+ * per lock hold, then drops the lock, reschedules and decides afresh (the
+ * key may have changed meanwhile). Its whole budget is four steps per
+ * entry the cache held; a store that cannot make room within it (other
+ * writers filling the cache as fast as it empties it) fails with -ENOSPC
+ * and publishes nothing. The shrinker frees at most
+ * 2 * KPRIM_CACHE_SHRINK_BATCH entries per lock hold.
+ *
+ * Pinned entries (KPRIM_CACHE_PIN, e.g. a shared breaker's state) sit on
+ * their own list, never on the LRU: neither a store nor the shrinker
+ * evicts them. They count against every limit like other entries, and
+ * together may take at most half of max_bytes, max_entries and max_mem
+ * (-ENOSPC beyond), so pinning cannot crowd the evictable entries out nor
+ * hold more than the cache reserved.
+ *
+ * Limits. bytes = sum of key_len + value_len of the live entries; mem =
+ * what they really cost: each entry's header and table share
+ * (KPRIM_CACHE_ENTRY_COST) plus its out-of-line buffer as allocated
+ * (kmalloc rounding, vmalloc pages). A store that would exceed max_bytes,
+ * max_entries or max_mem = max_bytes + max_entries * KPRIM_CACHE_ENTRY_COST
+ * evicts until it fits; a single entry larger than max_bytes (or whose
+ * memory exceeds max_mem), or a value larger than max_value, is -E2BIG.
+ * Hard caps: max_bytes <= 1 GiB, max_entries <= 2^20, max_value <= 64 MiB.
+ * Across caches, a cache reserves max_mem plus its fixed cost
+ * (kprim_cache_reservation()) against its owner's max_bytes_per_user quota
+ * when it is created (-EDQUOT beyond), so what one user's caches can pin
+ * is bounded up front by what they really use; the entries are also
+ * charged to the storing task's memory cgroup.
  *
  * Expiry. expires is an absolute CLOCK_MONOTONIC time in ns; an entry is
- * live while now < expires, checked on every access. A delayed work item
- * per cache sweeps the table once a second while it holds expiring
- * entries, in batches of KPRIM_CACHE_SWEEP_BATCH with cond_resched().
+ * live while now < expires, checked on every access (lazy expiry). The
+ * expiring entries are also kept in an rbtree by expiry time, and a
+ * delayed work item per cache is armed for the soonest one (at most once a
+ * second): it pops what has expired, in batches of KPRIM_CACHE_SWEEP_BATCH
+ * with cond_resched(), so the sweep costs O(log n) per expired entry and
+ * nothing for the entries that do not expire.
  *
  * Shrinker. One global shrinker: count = entries of every cache; scan
  * evicts round-robin over the caches (not memcg aware).
@@ -67,10 +90,12 @@
 #include "kprim.h"
 #include "cache.h"
 
-#define KPRIM_CACHE_SWEEP_INTERVAL	HZ
+#define KPRIM_CACHE_SWEEP_MIN_NS	NSEC_PER_SEC
+#define KPRIM_CACHE_SWEEP_MAX_DELAY	(3600 * HZ)
 #define KPRIM_CACHE_SWEEP_BATCH		256
 #define KPRIM_CACHE_FLUSH_BATCH		256
 #define KPRIM_CACHE_SHRINK_BATCH	128
+#define KPRIM_CACHE_EVICT_BATCH		64
 #define KPRIM_CACHE_U64_DIGITS		20
 
 static struct kmem_cache *kprim_cache_entry_slab;
@@ -139,6 +164,15 @@ static inline u64 kprim_cache_charge(const struct kprim_cache_entry *e)
 	return (u64)e->key_len + e->value_len;
 }
 
+/* The memory behind a kvmalloc()ed buffer of @len bytes at @buf. */
+static u32 kprim_cache_buf_mem(const void *buf, size_t len)
+{
+	if (is_vmalloc_addr(buf))
+		return PAGE_ALIGN(len) +
+		       DIV_ROUND_UP(len, PAGE_SIZE) * sizeof(struct page *);
+	return kmalloc_size_roundup(len);
+}
+
 /*
  * Entries
  */
@@ -191,8 +225,12 @@ struct kprim_cache_entry *kprim_cache_entry_alloc(const u8 *key, u32 key_len,
 	refcount_set(&e->ref, 1);
 	e->referenced = false;
 	e->linked = false;
+	e->pinned = false;
 	e->key_len = key_len;
 	e->value_len = value_len;
+	e->mem = KPRIM_CACHE_ENTRY_COST;
+	if (buf != e->data)
+		e->mem += kprim_cache_buf_mem(buf, len);
 	e->cas = 0;
 	e->expires = KPRIM_CACHE_NEVER;
 	e->key = buf;
@@ -220,17 +258,39 @@ EXPORT_SYMBOL_IF_KUNIT(kprim_cache_entry_put);
  * Linking and unlinking, all under cache->lock.
  */
 
+static inline struct kprim_cache_entry *
+kprim_cache_exp_entry(const struct rb_node *node)
+{
+	return rb_entry(node, struct kprim_cache_entry, exp_node);
+}
+
+static bool kprim_cache_expires_less(struct rb_node *a,
+				     const struct rb_node *b)
+{
+	return kprim_cache_exp_entry(a)->expires <
+	       kprim_cache_exp_entry(b)->expires;
+}
+
 /* Account @e as live (it is already in the table). */
 static void kprim_cache_account_locked(struct kprim_cache *cache,
 				       struct kprim_cache_entry *e)
 {
 	lockdep_assert_held(&cache->lock);
 	e->linked = true;
-	list_add(&e->lru, &cache->lru);
+	if (e->pinned) {
+		list_add(&e->lru, &cache->pinned);
+		cache->nr_pinned++;
+		cache->pinned_bytes += kprim_cache_charge(e);
+		cache->pinned_mem += e->mem;
+	} else {
+		list_add(&e->lru, &cache->lru);
+	}
 	cache->bytes += kprim_cache_charge(e);
 	cache->entries++;
+	cache->mem += e->mem;
 	if (e->expires != KPRIM_CACHE_NEVER)
-		cache->nr_expiring++;
+		rb_add_cached(&e->exp_node, &cache->expiry,
+			      kprim_cache_expires_less);
 	atomic_long_inc(&kprim_cache_nr_entries);
 }
 
@@ -241,10 +301,16 @@ static void kprim_cache_forget_locked(struct kprim_cache *cache,
 	lockdep_assert_held(&cache->lock);
 	e->linked = false;
 	list_del_init(&e->lru);
+	if (e->pinned) {
+		cache->nr_pinned--;
+		cache->pinned_bytes -= kprim_cache_charge(e);
+		cache->pinned_mem -= e->mem;
+	}
 	cache->bytes -= kprim_cache_charge(e);
 	cache->entries--;
+	cache->mem -= e->mem;
 	if (e->expires != KPRIM_CACHE_NEVER)
-		cache->nr_expiring--;
+		rb_erase_cached(&e->exp_node, &cache->expiry);
 	atomic_long_dec(&kprim_cache_nr_entries);
 	kprim_cache_entry_put(e);
 }
@@ -277,58 +343,180 @@ kprim_cache_find_locked(struct kprim_cache *cache,
 	return e;
 }
 
-/*
- * Evict from the LRU tail until the cache holds at most @max_bytes and
- * @max_entries, or @nr entries are gone. @keep (the entry just stored) is
- * never evicted. Returns the number of entries freed.
+/**
+ * struct kprim_cache_evict - one eviction's targets and budget.
+ * @max_bytes:	evict while cache->bytes is above this
+ * @max_entries: or cache->entries is above this
+ * @max_mem:	or cache->mem is above this
+ * @steps:	entries freed or moved left in this lock hold
+ * @chances:	second-chance moves left in the whole operation; past them
+ *		referenced entries are evicted too, so gets cannot stall it
+ * @keep:	never evicted (the entry a store replaces), or NULL
+ * @freed:	entries freed so far
  */
-static unsigned long kprim_cache_evict_locked(struct kprim_cache *cache,
-					      u64 max_bytes, u64 max_entries,
-					      unsigned long nr,
-					      const struct kprim_cache_entry *keep,
-					      s64 now)
+struct kprim_cache_evict {
+	u64 max_bytes;
+	u64 max_entries;
+	u64 max_mem;
+	unsigned long steps;
+	u64 chances;
+	const struct kprim_cache_entry *keep;
+	unsigned long freed;
+};
+
+static bool kprim_cache_over(const struct kprim_cache *cache,
+			     const struct kprim_cache_evict *ev)
 {
-	u64 chances = 2 * cache->entries + 2;
-	unsigned long freed = 0;
+	return cache->bytes > ev->max_bytes ||
+	       cache->entries > ev->max_entries || cache->mem > ev->max_mem;
+}
+
+/*
+ * Evict from the LRU tail until the cache is within @ev's targets or
+ * @ev->steps entries have been freed or moved: the work under the lock is
+ * bounded by the caller's budget, never by the size of the cache.
+ * Returns false when nothing evictable is left.
+ */
+static bool kprim_cache_evict_locked(struct kprim_cache *cache,
+				     struct kprim_cache_evict *ev, s64 now)
+{
 	struct kprim_cache_entry *e;
 
 	lockdep_assert_held(&cache->lock);
-	while (freed < nr && !list_empty(&cache->lru) &&
-	       (cache->bytes > max_bytes || cache->entries > max_entries)) {
+	for (; ev->steps && kprim_cache_over(cache, ev); ev->steps--) {
+		/*
+		 * Entries a flush is unlinking still count: they go first
+		 * (a flush would free them anyway), else a store could find
+		 * only @keep on the LRU while over the limits.
+		 */
+		if (!list_empty(&cache->doomed)) {
+			e = list_last_entry(&cache->doomed,
+					    struct kprim_cache_entry, lru);
+			if (e != ev->keep) {
+				kprim_cache_unlink_locked(cache, e);
+				ev->freed++;
+				continue;
+			}
+			if (!list_is_singular(&cache->doomed)) {
+				list_move(&e->lru, &cache->doomed);
+				continue;
+			}
+			/* Only @keep is doomed: on to the LRU. */
+		}
+		if (list_empty(&cache->lru))
+			return false;
 		e = list_last_entry(&cache->lru, struct kprim_cache_entry, lru);
 		if (kprim_cache_expired(e, now)) {
 			kprim_cache_unlink_locked(cache, e);
 			cache->expirations++;
-			freed++;
+			ev->freed++;
 			continue;
 		}
-		if (e == keep || (chances && READ_ONCE(e->referenced))) {
-			if (e == keep && cache->entries == 1)
-				break;
+		if (e == ev->keep || (ev->chances && READ_ONCE(e->referenced))) {
+			/* Nothing but @keep is left to evict. */
+			if (e == ev->keep && list_is_singular(&cache->lru))
+				return false;
 			WRITE_ONCE(e->referenced, false);
 			list_move(&e->lru, &cache->lru);
-			if (chances)
-				chances--;
+			if (ev->chances)
+				ev->chances--;
 			continue;
 		}
 		kprim_cache_unlink_locked(cache, e);
 		cache->evictions++;
-		freed++;
+		ev->freed++;
 	}
-	return freed;
-}
-
-static void kprim_cache_arm_sweep_locked(struct kprim_cache *cache)
-{
-	lockdep_assert_held(&cache->lock);
-	if (cache->nr_expiring && !(cache->flags & KPRIM_CACHE_F_MANUAL))
-		queue_delayed_work(system_unbound_wq, &cache->sweep,
-				   KPRIM_CACHE_SWEEP_INTERVAL);
+	return true;
 }
 
 /*
- * Publish @e in place of @old (or as new when @old is NULL), then evict to
- * the limits. On error @e is not published and still owned by the caller.
+ * Make room under the lock for @e, which is to replace @old (or be added
+ * when @old is NULL), evicting at most KPRIM_CACHE_EVICT_BATCH entries in
+ * this lock hold. @ev->chances and *@budget start at 0 and carry the
+ * operation's budget across lock holds. @old is never evicted: the
+ * caller's decision rests on it.
+ *
+ * Returns 0 when @e fits now; -EAGAIN when the caller should drop the
+ * lock, reschedule and try again; -ENOSPC when no room can be made: the
+ * budget of the whole operation (four steps per entry: its eviction, two
+ * second chances, a pass of @old) is spent, or nothing evictable is left.
+ */
+static int kprim_cache_room_locked(struct kprim_cache *cache,
+				   const struct kprim_cache_entry *old,
+				   const struct kprim_cache_entry *e,
+				   struct kprim_cache_evict *ev,
+				   unsigned long *budget, s64 now)
+{
+	u64 ob = old ? kprim_cache_charge(old) : 0;
+	u64 eb = kprim_cache_charge(e);
+	unsigned long before;
+	bool more;
+
+	lockdep_assert_held(&cache->lock);
+	/* The caller checked eb <= max_bytes; the rounding of a big buffer
+	 * may still not fit the memory limit.
+	 */
+	if (e->mem > cache->max_mem)
+		return -E2BIG;
+	/*
+	 * Pinned entries may take half of each limit, so they can never
+	 * crowd out the evictable half of the cache.
+	 */
+	if (e->pinned &&
+	    (cache->nr_pinned + 1 - (old && old->pinned) >
+	     cache->params.max_entries / 2 ||
+	     cache->pinned_bytes + eb - (old && old->pinned ? ob : 0) >
+	     cache->params.max_bytes / 2 ||
+	     cache->pinned_mem + e->mem - (old && old->pinned ? old->mem : 0) >
+	     cache->max_mem / 2))
+		return -ENOSPC;
+	ev->max_bytes = cache->params.max_bytes - eb + ob;
+	ev->max_entries = cache->params.max_entries - (old ? 0 : 1);
+	ev->max_mem = cache->max_mem - e->mem + (old ? old->mem : 0);
+	ev->keep = old;
+	if (!kprim_cache_over(cache, ev))
+		return 0;
+	if (!*budget) {
+		/* First time over the limits: the whole operation's budget. */
+		ev->chances = 2 * cache->entries + 2;
+		*budget = 4 * cache->entries + 4 + KPRIM_CACHE_EVICT_BATCH;
+	}
+	ev->steps = min_t(unsigned long, *budget, KPRIM_CACHE_EVICT_BATCH);
+	before = ev->steps;
+	more = kprim_cache_evict_locked(cache, ev, now);
+	*budget -= before - ev->steps;
+	if (!kprim_cache_over(cache, ev))
+		return 0;
+	return more && *budget ? -EAGAIN : -ENOSPC;
+}
+
+/*
+ * Arm the sweep for the first expiry, or KPRIM_CACHE_SWEEP_MIN_NS from
+ * @now if that is sooner (expiries closer than that are freed together),
+ * unless it is armed for earlier already.
+ */
+static void kprim_cache_arm_sweep_locked(struct kprim_cache *cache, s64 now)
+{
+	struct rb_node *first = rb_first_cached(&cache->expiry);
+	s64 at;
+
+	lockdep_assert_held(&cache->lock);
+	if (!first || (cache->flags & KPRIM_CACHE_F_MANUAL))
+		return;
+	at = max(kprim_cache_exp_entry(first)->expires,
+		 now + KPRIM_CACHE_SWEEP_MIN_NS);
+	if (delayed_work_pending(&cache->sweep) && at >= cache->sweep_at)
+		return;
+	cache->sweep_at = at;
+	mod_delayed_work(system_unbound_wq, &cache->sweep,
+			 min_t(u64, nsecs_to_jiffies(at - now) + 1,
+			       KPRIM_CACHE_SWEEP_MAX_DELAY));
+}
+
+/*
+ * Publish @e in place of @old (or as new when @old is NULL); the caller
+ * made room (kprim_cache_room_locked()). On error @e is not published and
+ * still owned by the caller.
  */
 static int kprim_cache_publish_locked(struct kprim_cache *cache,
 				      struct kprim_cache_entry *old,
@@ -352,10 +540,8 @@ static int kprim_cache_publish_locked(struct kprim_cache *cache,
 			return ret;
 	}
 	kprim_cache_account_locked(cache, e);
-	kprim_cache_evict_locked(cache, cache->params.max_bytes,
-				 cache->params.max_entries, ULONG_MAX, e, now);
 	if (e->expires != KPRIM_CACHE_NEVER)
-		kprim_cache_arm_sweep_locked(cache);
+		kprim_cache_arm_sweep_locked(cache, now);
 	return 0;
 }
 
@@ -436,15 +622,18 @@ EXPORT_SYMBOL_IF_KUNIT(kprim_cache_lookup);
  *
  * Return: 0; -EINVAL for an unknown @op; -E2BIG when the entry alone is
  * beyond the cache's limits; -EEXIST (ADD, key live); -ENOENT (REPLACE,
- * CAS: no live key); -ESTALE (CAS: version mismatch); -ENOMEM or -EBUSY
- * from the hash table.
+ * CAS: no live key); -ESTALE (CAS: version mismatch); -ENOSPC when no room
+ * could be made within the eviction budget (concurrent writers); -ENOMEM
+ * or -EBUSY from the hash table.
  */
 int kprim_cache_store_entry(struct kprim_cache *cache,
 			    struct kprim_cache_entry *e, u32 op, s64 expires,
 			    u64 *cas, s64 now)
 {
 	struct kprim_cache_lkey k = { .data = e->key, .len = e->key_len };
+	struct kprim_cache_evict ev = { };
 	struct kprim_cache_entry *old;
+	unsigned long budget = 0;
 	int ret = 0;
 
 	if (op > KPRIM_CACHE_CAS) {
@@ -458,29 +647,42 @@ int kprim_cache_store_entry(struct kprim_cache *cache,
 	}
 	e->expires = expires;
 
-	spin_lock(&cache->lock);
-	old = kprim_cache_find_locked(cache, &k, now);
-	switch (op) {
-	case KPRIM_CACHE_ADD:
-		if (old)
-			ret = -EEXIST;
-		break;
-	case KPRIM_CACHE_REPLACE:
-		if (!old)
-			ret = -ENOENT;
-		break;
-	case KPRIM_CACHE_CAS:
-		if (!old)
-			ret = -ENOENT;
-		else if (old->cas != *cas)
-			ret = -ESTALE;
-		break;
+	/*
+	 * Make room first, at most KPRIM_CACHE_EVICT_BATCH entries per lock
+	 * hold; between holds anything may change, so decide afresh.
+	 */
+	for (;;) {
+		spin_lock(&cache->lock);
+		old = kprim_cache_find_locked(cache, &k, now);
+		switch (op) {
+		case KPRIM_CACHE_ADD:
+			if (old)
+				ret = -EEXIST;
+			break;
+		case KPRIM_CACHE_REPLACE:
+			if (!old)
+				ret = -ENOENT;
+			break;
+		case KPRIM_CACHE_CAS:
+			if (!old)
+				ret = -ENOENT;
+			else if (old->cas != *cas)
+				ret = -ESTALE;
+			break;
+		}
+		if (!ret)
+			ret = kprim_cache_room_locked(cache, old, e, &ev,
+						      &budget, now);
+		if (!ret)
+			ret = kprim_cache_publish_locked(cache, old, e, now);
+		if (!ret)
+			*cas = e->cas;
+		spin_unlock(&cache->lock);
+		if (ret != -EAGAIN)
+			break;
+		ret = 0;
+		cond_resched();
 	}
-	if (!ret)
-		ret = kprim_cache_publish_locked(cache, old, e, now);
-	if (!ret)
-		*cas = e->cas;
-	spin_unlock(&cache->lock);
 	if (!ret)
 		return 0;
 put:
@@ -535,12 +737,13 @@ int kprim_cache_touch(struct kprim_cache *cache, const u8 *key, u32 key_len,
 	e = kprim_cache_find_locked(cache, &k, now);
 	if (e) {
 		if (e->expires != KPRIM_CACHE_NEVER)
-			cache->nr_expiring--;
-		if (expires != KPRIM_CACHE_NEVER)
-			cache->nr_expiring++;
+			rb_erase_cached(&e->exp_node, &cache->expiry);
 		WRITE_ONCE(e->expires, expires);
+		if (expires != KPRIM_CACHE_NEVER)
+			rb_add_cached(&e->exp_node, &cache->expiry,
+				      kprim_cache_expires_less);
 		WRITE_ONCE(e->referenced, true);
-		kprim_cache_arm_sweep_locked(cache);
+		kprim_cache_arm_sweep_locked(cache, now);
 	}
 	spin_unlock(&cache->lock);
 	return e ? 0 : -ENOENT;
@@ -593,7 +796,8 @@ EXPORT_SYMBOL_IF_KUNIT(kprim_cache_parse_u64);
  * Return: 0; -EINVAL for unknown @flags or a value that is not a decimal
  * u64 of at most 20 digits; -ENOENT when absent without
  * KPRIM_CACHE_INCR_CREATE; -EOVERFLOW when the default TTL overflows;
- * -E2BIG when the number does not fit max_value/max_bytes; -ENOMEM.
+ * -E2BIG when the number does not fit max_value/max_bytes; -ENOSPC as for
+ * kprim_cache_store_entry(); -ENOMEM.
  */
 int kprim_cache_incr(struct kprim_cache *cache, const u8 *key, u32 key_len,
 		     u32 flags, u64 delta, u64 initial, s64 now, u64 *value,
@@ -602,6 +806,8 @@ int kprim_cache_incr(struct kprim_cache *cache, const u8 *key, u32 key_len,
 	struct kprim_cache_lkey k = { .data = key, .len = key_len };
 	char digits[KPRIM_CACHE_U64_DIGITS + 1];
 	struct kprim_cache_entry *e, *old;
+	struct kprim_cache_evict ev = { };
+	unsigned long budget = 0;
 	s64 expires;
 	u64 v;
 	int ret, n;
@@ -612,6 +818,8 @@ int kprim_cache_incr(struct kprim_cache *cache, const u8 *key, u32 key_len,
 	if (!e)
 		return -ENOMEM;
 
+	/* Like a store: room first, in bounded lock holds, decided afresh. */
+again:
 	spin_lock(&cache->lock);
 	old = kprim_cache_find_locked(cache, &k, now);
 	if (!old) {
@@ -636,11 +844,20 @@ int kprim_cache_incr(struct kprim_cache *cache, const u8 *key, u32 key_len,
 	memcpy(e->value, digits, n);
 	e->value_len = n;
 	e->expires = expires;
+	/* A counter stays pinned if it was. */
+	e->pinned = old && old->pinned;
 	ret = -E2BIG;
 	if (e->value_len > cache->params.max_value ||
 	    kprim_cache_charge(e) > cache->params.max_bytes)
 		goto unlock;
-	ret = kprim_cache_publish_locked(cache, old, e, now);
+	ret = kprim_cache_room_locked(cache, old, e, &ev, &budget, now);
+	if (ret == -EAGAIN) {
+		spin_unlock(&cache->lock);
+		cond_resched();
+		goto again;
+	}
+	if (!ret)
+		ret = kprim_cache_publish_locked(cache, old, e, now);
 	if (ret)
 		goto unlock;
 	*value = v;
@@ -659,33 +876,35 @@ EXPORT_SYMBOL_IF_KUNIT(kprim_cache_incr);
  * kprim_cache_flush() - remove every entry.
  * @cache: the cache
  *
- * Entries present when the flush starts are removed in batches, dropping
- * the lock and rescheduling between batches; entries stored meanwhile may
- * survive. Flushed entries count neither as evictions nor expirations.
+ * Entries present when the flush starts move to cache->doomed and are
+ * removed in batches, dropping the lock and rescheduling between batches;
+ * entries stored meanwhile may survive. Writers may unlink doomed entries
+ * too (replace, delete, eviction), so several flushes and writers share
+ * the work: each flush unlinks at most as many entries as the cache held
+ * when it started, and together the flushes empty cache->doomed. Flushed
+ * entries count neither as evictions nor expirations.
  */
 void kprim_cache_flush(struct kprim_cache *cache)
 {
 	struct kprim_cache_entry *e;
-	LIST_HEAD(doomed);
+	u64 left;
 	bool more;
 	int i;
 
-	/*
-	 * Writers that replace or delete a doomed entry take it off this
-	 * private list under the lock, like off cache->lru.
-	 */
 	spin_lock(&cache->lock);
-	list_splice_init(&cache->lru, &doomed);
+	list_splice_init(&cache->lru, &cache->doomed);
+	list_splice_init(&cache->pinned, &cache->doomed);
+	left = cache->entries;
 	spin_unlock(&cache->lock);
 	do {
 		spin_lock(&cache->lock);
-		for (i = 0; i < KPRIM_CACHE_FLUSH_BATCH && !list_empty(&doomed);
-		     i++) {
-			e = list_first_entry(&doomed, struct kprim_cache_entry,
-					     lru);
+		for (i = 0; i < KPRIM_CACHE_FLUSH_BATCH && left &&
+		     !list_empty(&cache->doomed); i++, left--) {
+			e = list_first_entry(&cache->doomed,
+					     struct kprim_cache_entry, lru);
 			kprim_cache_unlink_locked(cache, e);
 		}
-		more = !list_empty(&doomed);
+		more = left && !list_empty(&cache->doomed);
 		spin_unlock(&cache->lock);
 		cond_resched();
 	} while (more);
@@ -697,44 +916,40 @@ EXPORT_SYMBOL_IF_KUNIT(kprim_cache_flush);
  * @cache:	the cache
  * @now:	the current time
  *
- * Walks the whole table in batches of KPRIM_CACHE_SWEEP_BATCH entries,
- * leaving RCU and rescheduling between batches; takes the writer lock only
- * to free an expired entry. Must be called from process context.
+ * Pops the soonest expiries off cache->expiry while they are due, at most
+ * KPRIM_CACHE_SWEEP_BATCH per lock hold, rescheduling between batches: the
+ * cost is proportional to what expires, not to the size of the cache.
+ * Entries stored meanwhile expire after @now, so it ends. Must be called
+ * from process context.
  *
  * Return: the number of entries freed.
  */
 unsigned long kprim_cache_sweep(struct kprim_cache *cache, s64 now)
 {
 	struct kprim_cache_entry *e;
-	struct rhashtable_iter iter;
 	unsigned long freed = 0;
-	unsigned int seen = 0;
+	struct rb_node *first;
+	bool more = true;
+	int i;
 
-	rhashtable_walk_enter(&cache->ht, &iter);
-	rhashtable_walk_start(&iter);
-	while ((e = rhashtable_walk_next(&iter))) {
-		if (IS_ERR(e)) {
-			if (PTR_ERR(e) == -EAGAIN)
-				continue;	/* resized: may revisit */
-			break;
+	while (more) {
+		spin_lock(&cache->lock);
+		for (i = 0; i < KPRIM_CACHE_SWEEP_BATCH; i++) {
+			first = rb_first_cached(&cache->expiry);
+			if (first)
+				cache->sweep_seen++;
+			e = first ? kprim_cache_exp_entry(first) : NULL;
+			if (!e || !kprim_cache_expired(e, now))
+				break;
+			kprim_cache_unlink_locked(cache, e);
+			cache->expirations++;
+			freed++;
 		}
-		if (kprim_cache_expired(e, now)) {
-			spin_lock(&cache->lock);
-			if (e->linked && kprim_cache_expired(e, now)) {
-				kprim_cache_unlink_locked(cache, e);
-				cache->expirations++;
-				freed++;
-			}
-			spin_unlock(&cache->lock);
-		}
-		if (++seen % KPRIM_CACHE_SWEEP_BATCH == 0) {
-			rhashtable_walk_stop(&iter);
+		more = i == KPRIM_CACHE_SWEEP_BATCH;
+		spin_unlock(&cache->lock);
+		if (more)
 			cond_resched();
-			rhashtable_walk_start(&iter);
-		}
 	}
-	rhashtable_walk_stop(&iter);
-	rhashtable_walk_exit(&iter);
 	return freed;
 }
 EXPORT_SYMBOL_IF_KUNIT(kprim_cache_sweep);
@@ -743,17 +958,19 @@ static void kprim_cache_sweep_work(struct work_struct *work)
 {
 	struct kprim_cache *cache = container_of(to_delayed_work(work),
 						 struct kprim_cache, sweep);
+	s64 now = kprim_cache_now();
 
-	kprim_cache_sweep(cache, kprim_cache_now());
+	kprim_cache_sweep(cache, now);
 	spin_lock(&cache->lock);
-	kprim_cache_arm_sweep_locked(cache);
+	kprim_cache_arm_sweep_locked(cache, now);
 	spin_unlock(&cache->lock);
 }
 
 /**
  * kprim_cache_shrink() - evict up to @nr least recently used entries.
  * @cache:	the cache
- * @nr:		how many at most
+ * @nr:		how many at most; one call frees or moves at most
+ *		2 * KPRIM_CACHE_SHRINK_BATCH entries under the lock
  * @now:	the current time (expired entries go first)
  *
  * Return: the number of entries freed.
@@ -761,12 +978,19 @@ static void kprim_cache_sweep_work(struct work_struct *work)
 unsigned long kprim_cache_shrink(struct kprim_cache *cache, unsigned long nr,
 				 s64 now)
 {
-	unsigned long freed;
+	struct kprim_cache_evict ev = {
+		.max_bytes = U64_MAX,
+		.max_mem = U64_MAX,
+		.chances = nr,
+		/* Bounded like a store's eviction, whatever @nr is. */
+		.steps = min_t(unsigned long, nr, KPRIM_CACHE_SHRINK_BATCH) * 2,
+	};
 
 	spin_lock(&cache->lock);
-	freed = kprim_cache_evict_locked(cache, 0, 0, nr, NULL, now);
+	ev.max_entries = cache->entries > nr ? cache->entries - nr : 0;
+	kprim_cache_evict_locked(cache, &ev, now);
 	spin_unlock(&cache->lock);
-	return freed;
+	return ev.freed;
 }
 EXPORT_SYMBOL_IF_KUNIT(kprim_cache_shrink);
 
@@ -802,6 +1026,24 @@ EXPORT_SYMBOL_IF_KUNIT(kprim_cache_get_info);
 /*
  * Creation and teardown.
  */
+
+/**
+ * kprim_cache_reservation() - the memory a cache may come to use.
+ * @p:	its effective parameters (defaults filled in)
+ *
+ * Its entries' memory is held to max_bytes + max_entries *
+ * KPRIM_CACHE_ENTRY_COST (cache->max_mem); the cache itself, its per-CPU
+ * counters and its smallest hash table come on top.
+ *
+ * Return: the bytes to reserve against the owner's quota.
+ */
+u64 kprim_cache_reservation(const struct kprim_cache_params *p)
+{
+	return p->max_bytes + p->max_entries * KPRIM_CACHE_ENTRY_COST +
+	       sizeof(struct kprim_cache) +
+	       nr_cpu_ids * sizeof(struct kprim_cache_pcpu) + PAGE_SIZE;
+}
+EXPORT_SYMBOL_IF_KUNIT(kprim_cache_reservation);
 
 static int kprim_cache_check_params(struct kprim_cache_params *p)
 {
@@ -847,8 +1089,13 @@ struct kprim_cache *kprim_cache_alloc(const struct kprim_cache_params *p,
 	if (ret)
 		goto free_cache;
 	cache->flags = flags;
+	cache->max_mem = cache->params.max_bytes +
+			 cache->params.max_entries * KPRIM_CACHE_ENTRY_COST;
 	spin_lock_init(&cache->lock);
 	INIT_LIST_HEAD(&cache->lru);
+	INIT_LIST_HEAD(&cache->pinned);
+	INIT_LIST_HEAD(&cache->doomed);
+	cache->expiry = RB_ROOT_CACHED;
 	INIT_LIST_HEAD(&cache->node);
 	INIT_DELAYED_WORK(&cache->sweep, kprim_cache_sweep_work);
 	ret = -ENOMEM;
@@ -1012,7 +1259,8 @@ static long kprim_cache_ioc_store(struct kprim_cache *cache, void __user *uarg)
 			      uarg);
 	if (ret)
 		return ret;
-	if (args.flags & ~KPRIM_CACHE_TTL || args.op > KPRIM_CACHE_CAS)
+	if (args.flags & ~(KPRIM_CACHE_TTL | KPRIM_CACHE_PIN) ||
+	    args.op > KPRIM_CACHE_CAS)
 		return -EINVAL;
 	if (!args.key_len || args.key_len > KPRIM_KEY_MAX)
 		return -EINVAL;
@@ -1036,6 +1284,7 @@ static long kprim_cache_ioc_store(struct kprim_cache *cache, void __user *uarg)
 		kprim_cache_entry_put(e);
 		return -EFAULT;
 	}
+	e->pinned = args.flags & KPRIM_CACHE_PIN;
 	ret = kprim_cache_store_entry(cache, e, args.op, expires, &args.cas,
 				      now);
 	if (ret)
@@ -1055,10 +1304,14 @@ static long kprim_cache_ioc_key(struct kprim_cache *cache, unsigned int cmd,
 			      uarg);
 	if (ret)
 		return ret;
-	if (args.flags || args.reserved)
+	if (args.flags & ~KPRIM_CACHE_DEFAULT_TTL || args.reserved)
 		return -EINVAL;
 	/* DELETE has no TTL: a non-zero one is a caller bug. */
-	if (cmd == KPRIM_CMD(KPRIM_IOC_CACHE_DELETE) && args.ttl_ns)
+	if (cmd == KPRIM_CMD(KPRIM_IOC_CACHE_DELETE) &&
+	    (args.ttl_ns || args.flags))
+		return -EINVAL;
+	/* The default TTL or an explicit one, not both. */
+	if (args.flags && args.ttl_ns)
 		return -EINVAL;
 	ret = kprim_cache_copy_key(key, args.key, args.key_len);
 	if (ret)
@@ -1066,7 +1319,8 @@ static long kprim_cache_ioc_key(struct kprim_cache *cache, unsigned int cmd,
 	now = kprim_cache_now();
 	if (cmd == KPRIM_CMD(KPRIM_IOC_CACHE_DELETE))
 		return kprim_cache_delete(cache, key, args.key_len, now);
-	ret = kprim_cache_expiry(cache, true, args.ttl_ns, now, &expires);
+	ret = kprim_cache_expiry(cache, !(args.flags & KPRIM_CACHE_DEFAULT_TTL),
+				 args.ttl_ns, now, &expires);
 	if (ret)
 		return ret;
 	return kprim_cache_touch(cache, key, args.key_len, expires, now);
@@ -1134,7 +1388,10 @@ static long kprim_cache_ioc_info(struct kprim_cache *cache, void __user *uarg)
  * tail): -EINVAL for flags, reserved fields, op, or a key of 0 or more
  * than 250 bytes; -E2BIG for a value over max_value (or an entry over
  * max_bytes); -EOVERFLOW when now + TTL overflows; -EFAULT for bad key or
- * value pointers; and the per-operation ones of the core functions above.
+ * value pointers; -ENOSPC when a store or INCR could not make room within
+ * its eviction budget, or a pinned store would take the pinned entries
+ * past half a limit; -EINVAL for TOUCH with both KPRIM_CACHE_DEFAULT_TTL
+ * and a TTL; and the per-operation ones of the core functions above.
  * FLUSH needs ownership or CAP_SYS_ADMIN (-EPERM).
  */
 static long kprim_cache_ioctl(struct kprim_handle *h, unsigned int cmd,
@@ -1185,8 +1442,9 @@ static int kprim_cache_create(struct kprim_object *obj,
 	cache = kprim_cache_alloc(&args->cache, 0);
 	if (IS_ERR(cache))
 		return PTR_ERR(cache);
-	/* A cache may fill up to max_bytes: reserve that against its owner. */
-	ret = kprim_obj_reserve_bytes(obj, cache->params.max_bytes);
+	/* Reserve all the cache may come to hold against its owner. */
+	ret = kprim_obj_reserve_bytes(obj,
+				      kprim_cache_reservation(&cache->params));
 	if (ret) {
 		kprim_cache_free(cache);
 		return ret;
@@ -1219,6 +1477,12 @@ static void kprim_cache_show_fdinfo(struct kprim_handle *h, struct seq_file *m)
 		   info.params.default_ttl_ns);
 	seq_printf(m, "kprim-bytes:\t%llu\n", info.bytes);
 	seq_printf(m, "kprim-entries:\t%llu\n", info.entries);
+	seq_printf(m, "kprim-memory:\t%llu\n",
+		   READ_ONCE(kprim_cache_of(h->obj)->mem));
+	seq_printf(m, "kprim-pinned:\t%llu\n",
+		   READ_ONCE(kprim_cache_of(h->obj)->nr_pinned));
+	seq_printf(m, "kprim-sweep-seen:\t%llu\n",
+		   READ_ONCE(kprim_cache_of(h->obj)->sweep_seen));
 	seq_printf(m, "kprim-hits:\t%llu\n", info.hits);
 	seq_printf(m, "kprim-misses:\t%llu\n", info.misses);
 	seq_printf(m, "kprim-evictions:\t%llu\n", info.evictions);

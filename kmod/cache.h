@@ -7,6 +7,7 @@
 
 #include <linux/list.h>
 #include <linux/percpu.h>
+#include <linux/rbtree.h>
 #include <linux/rcupdate.h>
 #include <linux/refcount.h>
 #include <linux/rhashtable-types.h>
@@ -28,6 +29,14 @@
 
 /* Size of an entry header object in the entry kmem_cache. */
 #define KPRIM_CACHE_ENTRY_SIZE		256
+/*
+ * What an entry costs besides its out-of-line key + value buffer: its
+ * header, and its share of the hash table (one bucket pointer per entry at
+ * up to ~3.3 buckets per entry before automatic shrinking, twice during a
+ * resize).
+ */
+#define KPRIM_CACHE_TABLE_COST		64
+#define KPRIM_CACHE_ENTRY_COST	(KPRIM_CACHE_ENTRY_SIZE + KPRIM_CACHE_TABLE_COST)
 
 /* kprim_cache_alloc() flags. */
 #define KPRIM_CACHE_F_MANUAL	(1U << 0)	/* no sweep work, no shrinker:
@@ -37,19 +46,24 @@
 /**
  * struct kprim_cache_entry - one key and its value.
  * @node:	in cache->ht; changed under cache->lock
- * @lru:	in cache->lru (most recent first) or on a flush's private
- *		list; cache->lock
+ * @lru:	in cache->lru (most recent first), cache->pinned or
+ *		cache->doomed (being flushed); cache->lock
  * @ref:	one reference for the table while @linked, one per reader
  *		copying the value out; the last put frees after an RCU grace
  *		period (lookups do refcount_inc_not_zero() under RCU)
  * @referenced:	set by lockless gets, cleared under cache->lock by eviction
  *		(second chance / CLOCK approximation of LRU)
  * @linked:	in the table and accounted; cache->lock
+ * @pinned:	never evicted: on cache->pinned, not cache->lru; set before
+ *		publishing, immutable
  * @key_len:	1..KPRIM_KEY_MAX; immutable
  * @value_len:	immutable
+ * @mem:	memory the entry costs (KPRIM_CACHE_ENTRY_COST plus its
+ *		out-of-line buffer as allocated); immutable
  * @cas:	version; immutable once published
  * @expires:	absolute CLOCK_MONOTONIC ns, KPRIM_CACHE_NEVER if it does not
  *		expire; written under cache->lock (touch), read locklessly
+ * @exp_node:	in cache->expiry while linked and expiring; cache->lock
  * @key:	the key bytes; immutable (in @data or a kvmalloc'ed buffer)
  * @value:	the value bytes, right after the key; immutable
  * @rcu:	for the deferred free
@@ -64,10 +78,13 @@ struct kprim_cache_entry {
 	refcount_t ref;
 	bool referenced;
 	bool linked;
+	bool pinned;
 	u8 key_len;
 	u32 value_len;
+	u32 mem;
 	u64 cas;
 	s64 expires;
+	struct rb_node exp_node;
 	u8 *key;
 	u8 *value;
 	struct rcu_head rcu;
@@ -89,10 +106,23 @@ struct kprim_cache_pcpu {
  * @lock:	the writer lock: serializes every change to @ht and guards
  *		all fields below marked "@lock"
  * @lru:	linked entries, most recently stored/promoted first; @lock
+ * @pinned:	linked pinned entries (never evicted); @lock
+ * @nr_pinned:	how many; @lock
+ * @pinned_bytes: their key + value bytes; @lock
+ * @pinned_mem:	their memory; @lock
+ * @doomed:	linked entries a flush took off @lru and is unlinking in
+ *		batches; still counted in @bytes and @entries, so eviction
+ *		takes them first; @lock
  * @bytes:	sum of key_len + value_len of linked entries; @lock
  * @entries:	linked entries; @lock
- * @nr_expiring: linked entries with an expiry (the sweep re-arms while
- *		this is not 0); @lock
+ * @mem:	sum of the linked entries' mem: what they really cost; @lock
+ * @max_mem:	limit of @mem: max_bytes + max_entries *
+ *		KPRIM_CACHE_ENTRY_COST, what the cache reserves against its
+ *		owner's quota; immutable
+ * @expiry:	linked entries with an expiry, soonest first (the sweep
+ *		pops what expired and re-arms for the first left); @lock
+ * @sweep_at:	when the armed sweep runs (CLOCK_MONOTONIC ns); @lock
+ * @sweep_seen:	entries the sweep has looked at, in all (its cost); @lock
  * @next_cas:	last version handed out; @lock
  * @evictions:	entries dropped for space (limits or shrinker); @lock
  * @expirations: expired entries freed (sweep or access); @lock
@@ -106,9 +136,18 @@ struct kprim_cache {
 	struct rhashtable ht;
 	spinlock_t lock;
 	struct list_head lru;
+	struct list_head pinned;
+	u64 nr_pinned;
+	u64 pinned_bytes;
+	u64 pinned_mem;
+	struct list_head doomed;
 	u64 bytes;
 	u64 entries;
-	u64 nr_expiring;
+	u64 mem;
+	u64 max_mem;
+	struct rb_root_cached expiry;
+	s64 sweep_at;
+	u64 sweep_seen;
 	u64 next_cas;
 	u64 evictions;
 	u64 expirations;
@@ -151,5 +190,6 @@ unsigned long kprim_cache_shrink(struct kprim_cache *cache,
 				 unsigned long nr, s64 now);
 void kprim_cache_get_info(struct kprim_cache *cache,
 			  struct kprim_cache_info *info);
+u64 kprim_cache_reservation(const struct kprim_cache_params *p);
 
 #endif /* _KPRIM_CACHE_H */

@@ -87,9 +87,11 @@ static int put_word(struct shared_backend *sb, const struct breaker_word *w)
 		.magic = RECORD_MAGIC, .layout = RECORD_LAYOUT, .w = *w,
 	};
 
-	/* ttl 0: never expires, whatever the cache's default. */
-	return kprim_cache_add(sb->cache, STATE_KEY, strlen(STATE_KEY), &r,
-			       sizeof(r), 0, NULL);
+	/* ttl 0: never expires, whatever the cache's default; pinned: never
+	 * evicted, so an open breaker cannot silently restart closed. */
+	return kprim_cache_store(sb->cache, KPRIM_STORE_ADD, KPRIM_STORE_PINNED,
+				 STATE_KEY, strlen(STATE_KEY), &r, sizeof(r), 0,
+				 NULL);
 }
 
 static int shared_load(void *be, struct breaker_word *w)
@@ -163,8 +165,9 @@ static int shared_cas(void *be, const struct breaker_word *old,
 	if (!sb->have_last || memcmp(old, &sb->last, sizeof(*old)))
 		return -EAGAIN;
 	ver = sb->version;
-	rc = kprim_cache_cas(sb->cache, STATE_KEY, strlen(STATE_KEY), &r,
-			     sizeof(r), 0, &ver);
+	rc = kprim_cache_store(sb->cache, KPRIM_STORE_CAS, KPRIM_STORE_PINNED,
+			       STATE_KEY, strlen(STATE_KEY), &r, sizeof(r), 0,
+			       &ver);
 	if (rc == -ESTALE || rc == -ENOENT) {
 		/* Another process stored first, or the entry is gone: the
 		 * caller reloads (which re-creates a missing entry). */
@@ -275,8 +278,9 @@ static int check_shared_settings(struct shared_backend *sb,
 		return rc;
 	if (st.permits != s->half_open_probes)
 		return -EEXIST;
-	rc = kprim_cache_add(sb->cache, SETTINGS_KEY, strlen(SETTINGS_KEY),
-			     &want, sizeof(want), 0, NULL);
+	rc = kprim_cache_store(sb->cache, KPRIM_STORE_ADD, KPRIM_STORE_PINNED,
+			       SETTINGS_KEY, strlen(SETTINGS_KEY), &want,
+			       sizeof(want), 0, NULL);
 	if (rc != -EEXIST)
 		return rc;
 	rc = kprim_cache_get(sb->cache, SETTINGS_KEY, strlen(SETTINGS_KEY),

@@ -65,15 +65,25 @@ int kprim_cache_get(struct kprim_cache *c, const void *key, size_t klen,
 	return (int)ret;
 }
 
-static int kprim_cache_store(struct kprim_cache *c, uint32_t op,
-			     const void *key, size_t klen, const void *val,
-			     size_t vlen, uint64_t ttl_ns, uint64_t *cas)
+_Static_assert((int)KPRIM_STORE_SET == (int)KPRIM_CACHE_SET &&
+	       (int)KPRIM_STORE_ADD == (int)KPRIM_CACHE_ADD &&
+	       (int)KPRIM_STORE_REPLACE == (int)KPRIM_CACHE_REPLACE &&
+	       (int)KPRIM_STORE_CAS == (int)KPRIM_CACHE_CAS,
+	       "store ops are the kernel's");
+
+int kprim_cache_store(struct kprim_cache *c, enum kprim_cache_store_op op,
+		      unsigned int flags, const void *key, size_t klen,
+		      const void *val, size_t vlen, uint64_t ttl_ns,
+		      uint64_t *cas)
 {
 	struct kprim_cache_store s = { .size = sizeof(s), .op = op };
 	long ret;
 
-	if (!c || klen > UINT32_MAX || (op == KPRIM_CACHE_CAS && !cas))
+	if (!c || klen > UINT32_MAX || (unsigned int)op > KPRIM_STORE_CAS ||
+	    (flags & ~KPRIM_STORE_PINNED) || (op == KPRIM_STORE_CAS && !cas))
 		return -EINVAL;
+	if (flags & KPRIM_STORE_PINNED)
+		s.flags |= KPRIM_CACHE_PIN;
 	s.key = (uintptr_t)key;
 	s.key_len = (uint32_t)klen;
 	s.value = (uintptr_t)val;
@@ -93,30 +103,30 @@ static int kprim_cache_store(struct kprim_cache *c, uint32_t op,
 int kprim_cache_set(struct kprim_cache *c, const void *key, size_t klen,
 		    const void *val, size_t vlen, uint64_t ttl_ns, uint64_t *cas)
 {
-	return kprim_cache_store(c, KPRIM_CACHE_SET, key, klen, val, vlen,
-				 ttl_ns, cas);
+	return kprim_cache_store(c, KPRIM_STORE_SET, 0, key, klen, val,
+				 vlen, ttl_ns, cas);
 }
 
 int kprim_cache_add(struct kprim_cache *c, const void *key, size_t klen,
 		    const void *val, size_t vlen, uint64_t ttl_ns, uint64_t *cas)
 {
-	return kprim_cache_store(c, KPRIM_CACHE_ADD, key, klen, val, vlen,
-				 ttl_ns, cas);
+	return kprim_cache_store(c, KPRIM_STORE_ADD, 0, key, klen, val,
+				 vlen, ttl_ns, cas);
 }
 
 int kprim_cache_replace(struct kprim_cache *c, const void *key, size_t klen,
 			const void *val, size_t vlen, uint64_t ttl_ns,
 			uint64_t *cas)
 {
-	return kprim_cache_store(c, KPRIM_CACHE_REPLACE, key, klen, val, vlen,
-				 ttl_ns, cas);
+	return kprim_cache_store(c, KPRIM_STORE_REPLACE, 0, key, klen, val,
+				 vlen, ttl_ns, cas);
 }
 
 int kprim_cache_cas(struct kprim_cache *c, const void *key, size_t klen,
 		    const void *val, size_t vlen, uint64_t ttl_ns, uint64_t *cas)
 {
-	return kprim_cache_store(c, KPRIM_CACHE_CAS, key, klen, val, vlen,
-				 ttl_ns, cas);
+	return kprim_cache_store(c, KPRIM_STORE_CAS, 0, key, klen, val,
+				 vlen, ttl_ns, cas);
 }
 
 static int kprim_cache_keyop(struct kprim_cache *c, unsigned long cmd,
@@ -126,6 +136,11 @@ static int kprim_cache_keyop(struct kprim_cache *c, unsigned long cmd,
 
 	if (!c || klen > UINT32_MAX)
 		return -EINVAL;
+	/* Not a TTL of ~585 years: the kernel applies the cache's default. */
+	if (cmd == KPRIM_IOC_CACHE_TOUCH && ttl_ns == KPRIM_TTL_DEFAULT) {
+		k.flags = KPRIM_CACHE_DEFAULT_TTL;
+		k.ttl_ns = 0;
+	}
 	k.key = (uintptr_t)key;
 	k.key_len = (uint32_t)klen;
 	return (int)kprim_do_ioctl(c->o.fd, cmd, &k);

@@ -79,6 +79,30 @@ static void t_info(struct kprim_cache *cache, struct kprim_cache_info *info)
 	kprim_cache_get_info(cache, info);
 }
 
+/* Store @n entries "f<i>" = "12345678" at T0. */
+static void t_fill(struct kunit *test, struct kprim_cache *cache,
+		   unsigned int n)
+{
+	char key[16];
+	unsigned int i;
+
+	for (i = 0; i < n; i++) {
+		snprintf(key, sizeof(key), "f%u", i);
+		KUNIT_ASSERT_EQ(test, 0, t_set(cache, key, "12345678", T0));
+	}
+}
+
+/* A value of @len bytes of 'v' (kunit-managed). */
+static char *t_big(struct kunit *test, size_t len)
+{
+	char *v = kunit_kmalloc(test, len + 1, GFP_KERNEL);
+
+	KUNIT_ASSERT_NOT_NULL(test, v);
+	memset(v, 'v', len);
+	v[len] = '\0';
+	return v;
+}
+
 /* Expiry at exact boundaries, for a table of TTLs. */
 struct t_ttl_case {
 	const char *name;
@@ -202,6 +226,46 @@ static void sweep_frees_only_expired(struct kunit *test)
 	KUNIT_EXPECT_TRUE(test, t_has(test, cache, "key100", "v", S64_MAX - 1));
 }
 
+/*
+ * The sweep's cost is what expires: with 1000 entries that never expire
+ * and 10 that do, a sweep looks at one entry when none is due and at the
+ * due ones (plus one) when they are; touch moves an entry in the order.
+ */
+static void sweep_cost_is_what_expires(struct kunit *test)
+{
+	struct kprim_cache *cache = t_cache(test, 0, 0, 0);
+	char key[16];
+	u64 seen;
+	int i;
+
+	t_fill(test, cache, 1000);
+	/* t<i> expires at T0 + 5 + 10 i. */
+	for (i = 0; i < 10; i++) {
+		snprintf(key, sizeof(key), "t%d", i);
+		KUNIT_ASSERT_EQ(test, 0, t_store(cache, key, "v",
+						 KPRIM_CACHE_SET,
+						 T0 + 5 + 10 * i, NULL, T0));
+	}
+	seen = cache->sweep_seen;
+	KUNIT_EXPECT_EQ(test, 0UL, kprim_cache_sweep(cache, T0 + 1));
+	KUNIT_EXPECT_GE(test, seen + 1, cache->sweep_seen);
+	seen = cache->sweep_seen;
+	KUNIT_EXPECT_EQ(test, 5UL, kprim_cache_sweep(cache, T0 + 45));
+	KUNIT_EXPECT_GE(test, seen + 6, cache->sweep_seen);
+	/* t5 now never expires; f7 expires before t6. */
+	KUNIT_ASSERT_EQ(test, 0, kprim_cache_touch(cache, "t5", 2,
+						   KPRIM_CACHE_NEVER, T0));
+	KUNIT_ASSERT_EQ(test, 0, kprim_cache_touch(cache, "f7", 2, T0 + 50,
+						   T0));
+	seen = cache->sweep_seen;
+	KUNIT_EXPECT_EQ(test, 1UL, kprim_cache_sweep(cache, T0 + 52));
+	KUNIT_EXPECT_FALSE(test, t_has(test, cache, "f7", NULL, T0));
+	KUNIT_EXPECT_GE(test, seen + 2, cache->sweep_seen);
+	KUNIT_EXPECT_EQ(test, 4UL, kprim_cache_sweep(cache, S64_MAX - 1));
+	KUNIT_EXPECT_TRUE(test, t_has(test, cache, "t5", "v", S64_MAX - 1));
+	KUNIT_EXPECT_TRUE(test, t_has(test, cache, "f8", NULL, S64_MAX - 1));
+}
+
 /* LRU: a referenced entry survives, the others go oldest first. */
 static void lru_evicts_least_recently_used(struct kunit *test)
 {
@@ -261,6 +325,130 @@ static void shrink_evicts_from_tail(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, 3ULL, info.evictions);
 }
 
+/*
+ * One shrink call frees a bounded number of entries, whatever it is asked
+ * for: the shrinker's work under the cache lock is bounded (the old code
+ * freed the whole cache in one lock hold).
+ */
+static void shrink_work_is_bounded_per_call(struct kunit *test)
+{
+	struct kprim_cache *cache = t_cache(test, 0, 0, 0);
+	struct kprim_cache_info info;
+	unsigned long n, total = 0;
+	int calls = 0;
+
+	t_fill(test, cache, 1000);
+	n = kprim_cache_shrink(cache, ULONG_MAX, T0);
+	KUNIT_EXPECT_LT(test, 0UL, n);
+	KUNIT_EXPECT_GE(test, 256UL, n);
+	total = n;
+	while ((n = kprim_cache_shrink(cache, ULONG_MAX, T0)) && calls++ < 100)
+		total += n;
+	KUNIT_EXPECT_EQ(test, 1000UL, total);
+	t_info(cache, &info);
+	KUNIT_EXPECT_EQ(test, 0ULL, info.entries);
+}
+
+/*
+ * A store that needs thousands of evictions (made room for in many lock
+ * holds) lands within the limits, having evicted no more than it needed,
+ * even when every entry is referenced (second chances run out).
+ */
+static void big_store_evicts_in_batches_to_the_limits(struct kunit *test)
+{
+	struct kprim_cache *cache = t_cache(test, 64 << 10, 1 << 20, 0);
+	struct kprim_cache_info info, before;
+	char key[16];
+	unsigned int i;
+	char *big = t_big(test, (64 << 10) - 4096);
+
+	/* "f0".."f3999" with 8 bytes: 10..13 bytes each, ~48 KiB. */
+	t_fill(test, cache, 4000);
+	for (i = 0; i < 4000; i++) {
+		snprintf(key, sizeof(key), "f%u", i);
+		KUNIT_EXPECT_TRUE(test, t_has(test, cache, key, NULL, T0));
+	}
+	t_info(cache, &before);
+	KUNIT_ASSERT_EQ(test, 0, t_set(cache, "big", big, T0));
+	t_info(cache, &info);
+	KUNIT_EXPECT_GE(test, 64ULL << 10, info.bytes);
+	/* Only as many went as the big value needed. */
+	KUNIT_EXPECT_LT(test, (64ULL << 10) - 14, info.bytes);
+	KUNIT_EXPECT_EQ(test, before.entries + 1 - info.entries,
+			info.evictions);
+	KUNIT_EXPECT_TRUE(test, t_has(test, cache, "big", NULL, T0));
+	/* Replacing it by a small value needs no eviction. */
+	KUNIT_ASSERT_EQ(test, 0, t_set(cache, "big", "small", T0));
+	t_info(cache, &before);
+	KUNIT_EXPECT_EQ(test, info.evictions, before.evictions);
+}
+
+static int t_pin(struct kprim_cache *cache, const char *key, const char *val)
+{
+	struct kprim_cache_entry *e;
+	u64 cas = 0;
+
+	e = kprim_cache_entry_alloc(key, strlen(key), strlen(val));
+	if (!e)
+		return -ENOMEM;
+	memcpy(e->value, val, strlen(val));
+	e->pinned = true;
+	return kprim_cache_store_entry(cache, e, KPRIM_CACHE_SET,
+				       KPRIM_CACHE_NEVER, &cas, T0);
+}
+
+/*
+ * Pinned entries are neither evicted for room nor shrunk; they count
+ * against the limits and may take half of each; a store with no room left
+ * but pinned entries is -ENOSPC; an unpinned store over a pinned key
+ * makes it evictable again.
+ */
+static void pinned_entries_are_not_evicted(struct kunit *test)
+{
+	struct kprim_cache *cache = t_cache(test, 100, 4, 0);
+	struct kprim_cache_info info;
+	char v40[41];
+
+	memset(v40, 'x', 40);
+	v40[40] = '\0';
+	KUNIT_ASSERT_EQ(test, 0, t_pin(cache, "p1", "a"));
+	KUNIT_ASSERT_EQ(test, 0, t_pin(cache, "p2", "b"));
+	/* Half of max_entries (4) is pinned already. */
+	KUNIT_EXPECT_EQ(test, -ENOSPC, t_pin(cache, "p3", "c"));
+	/* Re-pinning a pinned key replaces it within the same share. */
+	KUNIT_EXPECT_EQ(test, 0, t_pin(cache, "p2", "bb"));
+	t_fill(test, cache, 20);
+	/* f18 and f19 are left beside them; only they can be shrunk. */
+	KUNIT_EXPECT_EQ(test, 2UL, kprim_cache_shrink(cache, 100, T0));
+	KUNIT_EXPECT_EQ(test, 0UL, kprim_cache_shrink(cache, 100, T0));
+	KUNIT_EXPECT_TRUE(test, t_has(test, cache, "p1", "a", T0));
+	KUNIT_EXPECT_TRUE(test, t_has(test, cache, "p2", "bb", T0));
+	t_info(cache, &info);
+	KUNIT_EXPECT_EQ(test, 2ULL, info.entries);
+	/* Still half of max_entries pinned. */
+	KUNIT_EXPECT_EQ(test, -ENOSPC, t_pin(cache, "p3", v40));
+	/*
+	 * A 94-byte entry fits max_bytes (100) alone, but not beside the 7
+	 * pinned bytes: no room can be made.
+	 */
+	KUNIT_ASSERT_EQ(test, 0, t_set(cache, "k", v40, T0));
+	KUNIT_EXPECT_EQ(test, -ENOSPC, t_set(cache,
+		"0123456789012345678901234567890123456789",
+		"012345678901234567890123456789012345678901234567890123", T0));
+	KUNIT_EXPECT_TRUE(test, t_has(test, cache, "p1", "a", T0));
+	/* Stored without the flag: evictable like any other. */
+	KUNIT_ASSERT_EQ(test, 0, t_set(cache, "p1", "a", T0));
+	KUNIT_EXPECT_LT(test, 0UL, kprim_cache_shrink(cache, 100, T0));
+	KUNIT_EXPECT_FALSE(test, t_has(test, cache, "p1", NULL, T0));
+	KUNIT_EXPECT_TRUE(test, t_has(test, cache, "p2", "bb", T0));
+	kprim_cache_flush(cache);
+	t_info(cache, &info);
+	KUNIT_EXPECT_EQ(test, 0ULL, info.entries);
+	KUNIT_EXPECT_EQ(test, 0ULL, cache->nr_pinned);
+	KUNIT_EXPECT_EQ(test, 0ULL, cache->pinned_bytes);
+	KUNIT_EXPECT_EQ(test, 0ULL, cache->pinned_mem);
+}
+
 static void accounting_tracks_bytes_and_entries(struct kunit *test)
 {
 	struct kprim_cache *cache = t_cache(test, 100, 0, 0);
@@ -302,6 +490,54 @@ static void accounting_tracks_bytes_and_entries(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, 0ULL, info.bytes);
 	KUNIT_EXPECT_EQ(test, 0ULL, info.entries);
 	KUNIT_EXPECT_EQ(test, 1ULL, info.evictions);
+}
+
+/*
+ * Memory: every entry is charged its header and table share, plus its
+ * out-of-line buffer as allocated, and the cache is held to max_mem: three
+ * 2102-byte entries fit max_bytes (8192) and max_entries (4), but each
+ * takes a 4 KiB kmalloc buffer, so together they do not fit max_mem.
+ */
+static void memory_counts_headers_and_rounding(struct kunit *test)
+{
+	struct kprim_cache *cache = t_cache(test, 8192, 4, 0);
+	struct kprim_cache_info info;
+	char *v = t_big(test, 2100);
+	u64 big = KPRIM_CACHE_ENTRY_COST + kmalloc_size_roundup(2102);
+
+	KUNIT_EXPECT_EQ(test, 8192ULL + 4 * KPRIM_CACHE_ENTRY_COST,
+			cache->max_mem);
+	KUNIT_ASSERT_EQ(test, 0, t_set(cache, "k1", "abc", T0));
+	KUNIT_EXPECT_EQ(test, (u64)KPRIM_CACHE_ENTRY_COST, cache->mem);
+	KUNIT_ASSERT_EQ(test, 0, t_set(cache, "k1", v, T0));
+	KUNIT_EXPECT_EQ(test, big, cache->mem);
+	KUNIT_ASSERT_EQ(test, 0, t_set(cache, "k2", v, T0));
+	KUNIT_ASSERT_EQ(test, 0, t_set(cache, "k3", v, T0));
+	t_info(cache, &info);
+	KUNIT_EXPECT_EQ(test, 2ULL, info.entries);
+	KUNIT_EXPECT_EQ(test, 1ULL, info.evictions);
+	KUNIT_EXPECT_EQ(test, 2 * big, cache->mem);
+	KUNIT_EXPECT_GE(test, cache->max_mem, cache->mem);
+	KUNIT_EXPECT_FALSE(test, t_has(test, cache, "k1", NULL, T0));
+	KUNIT_EXPECT_EQ(test, 0, kprim_cache_delete(cache, "k2", 2, T0));
+	KUNIT_EXPECT_EQ(test, big, cache->mem);
+	kprim_cache_flush(cache);
+	KUNIT_EXPECT_EQ(test, 0ULL, cache->mem);
+}
+
+/* What a cache reserves covers the memory of max_entries entries. */
+static void reservation_covers_max_entries(struct kunit *test)
+{
+	struct kprim_cache_params p = {
+		.max_bytes = 3 << 20, .max_entries = 1 << 20, .max_value = 1,
+	};
+	struct kprim_cache *cache = t_cache(test, 3 << 20, 1 << 20, 0);
+
+	/* 2^20 three-byte entries: each a header and a table share. */
+	KUNIT_EXPECT_LE(test, (3ULL << 20) + (1ULL << 20) *
+			(KPRIM_CACHE_ENTRY_SIZE + 3 * sizeof(void *)),
+			kprim_cache_reservation(&p));
+	KUNIT_EXPECT_LE(test, cache->max_mem, kprim_cache_reservation(&p));
 }
 
 static void big_values_and_keys_live_out_of_line(struct kunit *test)
@@ -577,11 +813,17 @@ static struct kunit_case kprim_cache_cases[] = {
 	KUNIT_CASE(expiry_default_ttl_and_overflow),
 	KUNIT_CASE(touch_moves_expiry_keeps_cas),
 	KUNIT_CASE(sweep_frees_only_expired),
+	KUNIT_CASE(sweep_cost_is_what_expires),
 	KUNIT_CASE(lru_evicts_least_recently_used),
 	KUNIT_CASE(lru_frees_expired_tail_as_expiration),
 	KUNIT_CASE(shrink_evicts_from_tail),
+	KUNIT_CASE(shrink_work_is_bounded_per_call),
+	KUNIT_CASE(big_store_evicts_in_batches_to_the_limits),
 	KUNIT_CASE(accounting_tracks_bytes_and_entries),
 	KUNIT_CASE(big_values_and_keys_live_out_of_line),
+	KUNIT_CASE(memory_counts_headers_and_rounding),
+	KUNIT_CASE(pinned_entries_are_not_evicted),
+	KUNIT_CASE(reservation_covers_max_entries),
 	KUNIT_CASE(cas_versions_order_stores),
 	KUNIT_CASE_PARAM(counter_parse, t_parse_gen_params),
 	KUNIT_CASE_PARAM(counter_incr_decr, t_incr_gen_params),

@@ -481,11 +481,18 @@ enum kprim_cache_op {
 
 /* struct kprim_cache_store.flags */
 #define KPRIM_CACHE_TTL		(1U << 0)	/* use ttl_ns, not the default */
+/*
+ * Pinned: never evicted for room nor by the shrinker (delete, flush,
+ * expiry and a store without the flag still remove or unpin it). Pinned
+ * entries count against the limits like others and together may take at
+ * most half of max_bytes and of max_entries: -ENOSPC beyond.
+ */
+#define KPRIM_CACHE_PIN		(1U << 1)
 
 /**
  * struct kprim_cache_store - store a value (KPRIM_IOC_CACHE_STORE).
  * @size:	sizeof the struct as the caller knows it
- * @flags:	KPRIM_CACHE_TTL
+ * @flags:	KPRIM_CACHE_TTL, KPRIM_CACHE_PIN
  * @key:	user pointer to the key
  * @key_len:	1..KPRIM_KEY_MAX
  * @op:		enum kprim_cache_op
@@ -507,11 +514,15 @@ struct kprim_cache_store {
 };
 #define KPRIM_SIZE_CACHE_STORE_VER0	56
 
+/* struct kprim_cache_key.flags (TOUCH only) */
+#define KPRIM_CACHE_DEFAULT_TTL	(1U << 0)	/* the cache's default TTL */
+
 /**
  * struct kprim_cache_key - a key-only request (KPRIM_IOC_CACHE_DELETE,
  * KPRIM_IOC_CACHE_TOUCH).
  * @size:	sizeof the struct as the caller knows it
- * @flags:	no flags defined, must be 0
+ * @flags:	TOUCH: KPRIM_CACHE_DEFAULT_TTL (then @ttl_ns must be 0);
+ *		DELETE: must be 0
  * @key:	user pointer to the key
  * @key_len:	1..KPRIM_KEY_MAX
  * @reserved:	must be 0

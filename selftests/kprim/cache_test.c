@@ -597,12 +597,16 @@ TEST_F(cache, key_request_flags_or_reserved_are_einval)
 	EXPECT_EQ(-EINVAL, kt_ioctl(self->fd, KPRIM_IOC_CACHE_DELETE, &k));
 	EXPECT_EQ(-EINVAL, kt_ioctl(self->fd, KPRIM_IOC_CACHE_TOUCH, &k));
 	k.reserved = 0;
-	k.flags = 1;
+	k.flags = 1u << 1;
 	EXPECT_EQ(-EINVAL, kt_ioctl(self->fd, KPRIM_IOC_CACHE_DELETE, &k));
 	EXPECT_EQ(-EINVAL, kt_ioctl(self->fd, KPRIM_IOC_CACHE_TOUCH, &k));
-	/* DELETE takes no TTL. */
-	k.flags = 0;
+	/* DELETE takes no TTL, nor the default one. */
+	k.flags = KPRIM_CACHE_DEFAULT_TTL;
+	EXPECT_EQ(-EINVAL, kt_ioctl(self->fd, KPRIM_IOC_CACHE_DELETE, &k));
+	/* TOUCH takes the default TTL or a TTL, not both. */
 	k.ttl_ns = 5;
+	EXPECT_EQ(-EINVAL, kt_ioctl(self->fd, KPRIM_IOC_CACHE_TOUCH, &k));
+	k.flags = 0;
 	EXPECT_EQ(-EINVAL, kt_ioctl(self->fd, KPRIM_IOC_CACHE_DELETE, &k));
 	EXPECT_EQ(1ull, c_info(self->fd).entries);
 }
@@ -840,6 +844,123 @@ TEST_F(cache, background_sweep_frees_expired_entries)
 /*
  * Limits.
  */
+
+/* A number from this fd's fdinfo line "@name:\t<n>", or -1. */
+static long long fdinfo_num(int fd, const char *name)
+{
+	char path[64], text[2048];
+	const char *m;
+	ssize_t n;
+	int f;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	f = open(path, O_RDONLY);
+	if (f < 0)
+		return -1;
+	n = read(f, text, sizeof(text) - 1);
+	close(f);
+	if (n <= 0)
+		return -1;
+	text[n] = '\0';
+	m = strstr(text, name);
+	if (!m || m[strlen(name)] != ':')
+		return -1;
+	return strtoll(m + strlen(name) + 1, NULL, 10);
+}
+
+/*
+ * The background sweep costs what expires: 2000 entries that never expire,
+ * one that expires in 300 ms and one in a minute. Over three seconds the
+ * sweep frees the first and looks at a handful of entries (the old sweep
+ * walked all 2002 every second).
+ */
+TEST_F(cache, background_sweep_looks_only_at_what_expires)
+{
+	struct kprim_cache_info info;
+	__u64 deadline;
+	long long seen;
+	char key[16];
+	int i;
+
+	for (i = 0; i < 2000; i++) {
+		snprintf(key, sizeof(key), "f%d", i);
+		ASSERT_EQ(0, c_set(self->fd, key, "12345678"));
+	}
+	ASSERT_EQ(0, c_set_ttl(self->fd, "soon", "v", 300 * MS));
+	ASSERT_EQ(0, c_set_ttl(self->fd, "later", "v", 60000 * MS));
+	deadline = kt_now_ns() + 5000 * MS;
+	do {
+		usleep(100000);
+		info = c_info(self->fd);
+	} while (!info.expirations && kt_now_ns() < deadline);
+	EXPECT_EQ(1ull, info.expirations);
+	usleep(3000000);
+	seen = fdinfo_num(self->fd, "kprim-sweep-seen");
+	TH_LOG("the sweep looked at %lld entries", seen);
+	ASSERT_LE(0, seen);
+	EXPECT_GE(10, seen);
+	EXPECT_EQ(2001ull, c_info(self->fd).entries);
+}
+
+/* TOUCH with KPRIM_CACHE_DEFAULT_TTL applies the cache's default TTL. */
+TEST_F(cache, touch_with_the_default_ttl_flag)
+{
+	struct kprim_cache_params p = { .default_ttl_ns = 100000 * MS };
+	struct kprim_cache_key k = {
+		.size = sizeof(k), .flags = KPRIM_CACHE_DEFAULT_TTL,
+		.key = (uintptr_t)"k", .key_len = 1,
+	};
+	char buf[8];
+	__u64 len = sizeof(buf), ttl = 0;
+	int fd = cache_create(self->sess, NULL, 0, &p);
+
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, c_set_ttl(fd, "k", "v", 0));
+	ASSERT_EQ(0, kt_ioctl(fd, KPRIM_IOC_CACHE_TOUCH, &k));
+	ASSERT_EQ(0, c_get(fd, "k", buf, &len, &ttl, NULL));
+	EXPECT_LT(0ull, ttl);
+	EXPECT_GE(100000 * MS, ttl);
+	close(fd);
+}
+
+/*
+ * Pinned entries (KPRIM_CACHE_PIN) survive eviction for room and the
+ * shrinker; at most half of max_entries may be pinned; FLUSH and DELETE
+ * still remove them.
+ */
+TEST_F(cache, pinned_entries_survive_eviction_and_the_shrinker)
+{
+	struct kprim_cache_params p = { .max_entries = 8 };
+	char key[16], buf[8];
+	int fd = cache_create(self->sess, NULL, 0, &p), i, dc;
+
+	ASSERT_LE(0, fd);
+	for (i = 0; i < 4; i++) {
+		snprintf(key, sizeof(key), "p%d", i);
+		ASSERT_EQ(0, c_store(fd, key, "v", 1, KPRIM_CACHE_SET,
+				     KPRIM_CACHE_PIN, 0, NULL));
+	}
+	EXPECT_EQ(-ENOSPC, c_store(fd, "p4", "v", 1, KPRIM_CACHE_SET,
+				   KPRIM_CACHE_PIN, 0, NULL));
+	for (i = 0; i < 50; i++) {
+		snprintf(key, sizeof(key), "k%d", i);
+		ASSERT_EQ(0, c_set(fd, key, "v"));
+	}
+	EXPECT_EQ(8ull, c_info(fd).entries);
+	dc = open("/proc/sys/vm/drop_caches", O_WRONLY);
+	if (dc >= 0) {
+		EXPECT_EQ(2, write(dc, "2\n", 2));
+		close(dc);
+	}
+	for (i = 0; i < 4; i++) {
+		snprintf(key, sizeof(key), "p%d", i);
+		EXPECT_EQ(0, c_gets(fd, key, buf, sizeof(buf)));
+	}
+	EXPECT_EQ(0, c_key(fd, KPRIM_IOC_CACHE_DELETE, "p3", 0));
+	EXPECT_EQ(0, c_flush(fd));
+	EXPECT_EQ(0ull, c_info(fd).entries);
+	close(fd);
+}
 
 TEST_F(cache, eviction_keeps_bytes_within_max_bytes)
 {
@@ -1128,9 +1249,12 @@ TEST_F(cache, full_cache_is_left_for_rmmod)
 }
 
 /*
- * Across caches, a user's caches reserve their max_bytes against the
+ * Across caches, a user's caches reserve what they may come to use
+ * (max_bytes plus a header's worth per max_entries) against the
  * max_bytes_per_user module parameter: run as a fresh uid with a 3 MiB
- * quota, two 2 MiB caches cannot coexist, one after the other can.
+ * quota, two 2 MiB caches of 256 entries cannot coexist, one after the
+ * other can; a 1 MiB cache of 2^20 entries (~330 MiB of headers) cannot
+ * be created at all.
  */
 static int write_param(const char *name, const char *val)
 {
@@ -1148,11 +1272,17 @@ static int write_param(const char *name, const char *val)
 
 static int quota_child(void)
 {
-	struct kprim_cache_params p = { .max_bytes = 2 << 20 };
+	struct kprim_cache_params p = { .max_bytes = 2 << 20,
+					.max_entries = 256 };
+	struct kprim_cache_params many = { .max_bytes = 1 << 20,
+					   .max_entries = 1 << 20 };
 	int sess = kt_session(), a, b;
 
 	if (setgroups(0, NULL) || setgid(23456) || setuid(23456))
 		return 10;
+	a = cache_create(sess, NULL, 0, &many);
+	if (a != -EDQUOT)
+		return 14;
 	a = cache_create(sess, NULL, 0, &p);
 	if (a < 0)
 		return 11;
@@ -1162,6 +1292,54 @@ static int quota_child(void)
 	close(a);	/* anonymous: gone, and so is its reservation */
 	b = cache_create(sess, NULL, 0, &p);
 	return b >= 0 ? 0 : 13;
+}
+
+/*
+ * Entry memory is limited, not just key + value bytes: three 2102-byte
+ * entries fit max_bytes 8192 and max_entries 4, but each takes a 4 KiB
+ * buffer and a header, beyond what the cache reserved: one is evicted.
+ */
+TEST(entry_memory_counts_against_the_cache)
+{
+	struct kprim_cache_params p = { .max_bytes = 8192, .max_entries = 4 };
+	int sess = kt_session(), fd;
+	char v[2100], text[1024];
+	unsigned long long mem = 0;
+	char path[64];
+	const char *m;
+	ssize_t n;
+
+	if (sess < 0)
+		SKIP(return, "kprim.ko not loaded");
+	fd = cache_create(sess, NULL, 0, &p);
+	ASSERT_LE(0, fd);
+	memset(v, 'v', sizeof(v));
+	ASSERT_EQ(0, c_store(fd, "k1", v, sizeof(v), KPRIM_CACHE_SET, 0, 0,
+			     NULL));
+	ASSERT_EQ(0, c_store(fd, "k2", v, sizeof(v), KPRIM_CACHE_SET, 0, 0,
+			     NULL));
+	ASSERT_EQ(0, c_store(fd, "k3", v, sizeof(v), KPRIM_CACHE_SET, 0, 0,
+			     NULL));
+	EXPECT_EQ(2ull, c_info(fd).entries);
+	EXPECT_EQ(1ull, c_info(fd).evictions);
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	{
+		int f = open(path, O_RDONLY);
+
+		ASSERT_LE(0, f);
+		n = read(f, text, sizeof(text) - 1);
+		close(f);
+	}
+	ASSERT_LT(0, n);
+	text[n] = '\0';
+	m = strstr(text, "kprim-memory:\t");
+	ASSERT_NE(NULL, m);
+	mem = strtoull(m + strlen("kprim-memory:\t"), NULL, 10);
+	/* Two 4 KiB buffers and two headers of at least 256 bytes. */
+	EXPECT_LE(2ull * (4096 + 256), mem);
+	EXPECT_GE(8192ull + 4 * 320, mem);
+	close(fd);
+	close(sess);
 }
 
 TEST(per_user_byte_quota_across_caches)

@@ -26,6 +26,11 @@ accel=${KPRIM_ACCEL:-tcg}
 # The whole boot is printed (loglevel=7) so a hang shows where it stopped;
 # /init lowers the console level before the tests start.
 append="console=ttyS0 loglevel=7 nokaslr panic=-1 log_buf_len=8M"
+# A stuck CPU (soft lockup), an RCU stall or a task blocked in D state
+# panics the guest, which then exits (panic=-1, -no-reboot) and fails the
+# run at once instead of sitting until the VM time limit.
+append="$append softlockup_panic=1 hung_task_panic=1"
+append="$append sysctl.kernel.panic_on_rcu_stall=1"
 append="$append kprim.mode=$mode kprim.test_timeout=${KPRIM_TEST_TIMEOUT:-400}"
 [ -n "${KPRIM_ONLY:-}" ] && append="$append kprim.only=$KPRIM_ONLY"
 # KPRIM_GUEST_ENV="A=1,B=2": environment for the guest's test programs

@@ -81,9 +81,38 @@ int kprim_cache_replace(struct kprim_cache *c, const void *key, size_t klen,
 int kprim_cache_cas(struct kprim_cache *c, const void *key, size_t klen,
 		    const void *val, size_t vlen, uint64_t ttl_ns,
 		    uint64_t *cas);
+/* kprim_cache_store() operations (the same values as the kernel's). */
+enum kprim_cache_store_op {
+	KPRIM_STORE_SET = 0,		/* always */
+	KPRIM_STORE_ADD = 1,		/* only if absent, else -EEXIST */
+	KPRIM_STORE_REPLACE = 2,	/* only if present, else -ENOENT */
+	KPRIM_STORE_CAS = 3,		/* only at version @*cas, else -ESTALE */
+};
+
+/*
+ * kprim_cache_store() flags. KPRIM_STORE_PINNED: the entry is never
+ * evicted to make room nor by memory pressure (delete, flush, expiry and a
+ * store without the flag still remove or unpin it). Pinned entries count
+ * against the cache's limits and may take at most half of max_bytes and of
+ * max_entries together: -ENOSPC beyond.
+ */
+#define KPRIM_STORE_PINNED	(1u << 0)
+
+/**
+ * kprim_cache_store() - store with an explicit operation and flags.
+ * @op:		enum kprim_cache_store_op
+ * @flags:	KPRIM_STORE_PINNED or 0
+ * Return: as kprim_cache_set() and friends; -EINVAL for an unknown @op or
+ * flag; -ENOSPC (pinned: over half a limit).
+ */
+int kprim_cache_store(struct kprim_cache *c, enum kprim_cache_store_op op,
+		      unsigned int flags, const void *key, size_t klen,
+		      const void *val, size_t vlen, uint64_t ttl_ns,
+		      uint64_t *cas);
 /** kprim_cache_delete() - remove @key (-ENOENT if absent). */
 int kprim_cache_delete(struct kprim_cache *c, const void *key, size_t klen);
-/** kprim_cache_touch() - set a new TTL (0 = never expires). */
+/** kprim_cache_touch() - set a new TTL (0 = never expires,
+ * KPRIM_TTL_DEFAULT = the cache's default TTL). */
 int kprim_cache_touch(struct kprim_cache *c, const void *key, size_t klen,
 		      uint64_t ttl_ns);
 /**
