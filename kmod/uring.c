@@ -27,6 +27,11 @@
  * (IORING_OP_ASYNC_CANCEL, ring exit) reaches such a waiter as a signal: it
  * completes with -EINTR and leaves nothing queued.
  *
+ * Every other -EAGAIN is the operation's own answer (a try that found the
+ * bucket or the semaphore short): the request completes with it at once,
+ * through io_uring_cmd_done(), because -EAGAIN returned to io_uring means
+ * "issue me again from a worker" and would run the try a second time.
+ *
  * Limits of that design, which a future async-completion path would lift:
  * each waiting request occupies one of io_uring's bounded workers (per
  * ring at most min(SQ entries, 4 * CPUs)), and its timeout and FIFO place
@@ -49,8 +54,9 @@ struct kprim_uring_pdu {
  * @issue_flags: IO_URING_F_*
  *
  * Return: what the ioctl returns; -ENOTTY for a command of another driver;
- * -EAGAIN to have io_uring re-issue a possibly blocking operation from a
- * context that may sleep.
+ * -EIOCBQUEUED for a request already completed with -EAGAIN; -EAGAIN to
+ * have io_uring re-issue a possibly blocking operation from a context that
+ * may sleep.
  */
 int kprim_obj_uring_cmd(struct io_uring_cmd *ioucmd, unsigned int issue_flags)
 {
@@ -59,6 +65,7 @@ int kprim_obj_uring_cmd(struct io_uring_cmd *ioucmd, unsigned int issue_flags)
 	const struct kprim_kind_ops *ops = h->obj->ops;
 	u32 cmd = ioucmd->cmd_op;
 	void __user *arg;
+	long ret;
 
 	BUILD_BUG_ON(sizeof(*pdu) > sizeof(ioucmd->pdu));
 	if (_IOC_TYPE(cmd) != KPRIM_IOC_MAGIC)
@@ -75,5 +82,12 @@ int kprim_obj_uring_cmd(struct io_uring_cmd *ioucmd, unsigned int issue_flags)
 		return -EAGAIN;
 	}
 
-	return ops->ioctl(h, cmd, arg);
+	ret = ops->ioctl(h, cmd, arg);
+	switch (ret) {
+	case -EAGAIN:
+		io_uring_cmd_done(ioucmd, ret, 0, issue_flags);
+		return -EIOCBQUEUED;
+	default:
+		return ret;
+	}
 }

@@ -542,6 +542,69 @@ TEST(cancelled_queued_request_leaves_no_argument_behind)
 	close(sess);
 }
 
+/*
+ * A try (timeout 0) that fails completes once, inline, with -EAGAIN: it
+ * is counted once and no io_uring worker is started to run it again.
+ */
+TEST_F(uring, failed_try_completes_once_inline)
+{
+	enum { N = 4 };
+	struct kprim_open a = kt_open_args(KPRIM_KIND_LIMITER, NULL, 0);
+	struct kprim_limiter_take t[N];
+	struct kprim_limiter_info info = { .size = sizeof(info) };
+	struct kprim_sem_acquire acq[N];
+	struct kprim_sem_acquire one = { .size = sizeof(one), .n = 1,
+		.wait = kt_wait(0, -1) };
+	struct kprim_sem_info si;
+	int res[2 * N], fd, holder, waiter, i;
+
+	a.limiter.rate = 1;
+	a.limiter.period_ns = 3600 * NSEC;
+	a.limiter.burst = 1;
+	fd = open_obj(self->sess, &a);
+	ASSERT_LE(0, fd);
+	two_sem_fds(_metadata, self->sess, 1, &holder, &waiter);
+	ASSERT_EQ(0, kt_ioctl(holder, KPRIM_IOC_SEM_ACQUIRE, &one));
+	t[0] = (struct kprim_limiter_take){
+		.size = sizeof(t[0]), .n = 1, .wait = kt_wait(0, -1),
+	};
+	ASSERT_EQ(0, kt_ioctl(fd, KPRIM_IOC_LIMITER_TAKE, &t[0]));
+	ASSERT_EQ(0, count_io_workers());
+
+	for (i = 0; i < N; i++) {
+		t[i] = (struct kprim_limiter_take){
+			.size = sizeof(t[i]), .n = 1, .wait = kt_wait(0, -1),
+		};
+		prep_kprim(io_uring_get_sqe(&self->ring), fd,
+			   KPRIM_IOC_LIMITER_TAKE, &t[i], i);
+		acq[i] = (struct kprim_sem_acquire){
+			.size = sizeof(acq[i]), .n = 1, .wait = kt_wait(0, -1),
+		};
+		prep_kprim(io_uring_get_sqe(&self->ring), waiter,
+			   KPRIM_IOC_SEM_ACQUIRE, &acq[i], N + i);
+	}
+	memset(res, 0x7f, sizeof(res));
+	ASSERT_EQ(0, reap(&self->ring, 2 * N, res, 2 * N));
+	for (i = 0; i < 2 * N; i++)
+		EXPECT_EQ(-EAGAIN, res[i]) TH_LOG("request %d", i);
+	for (i = 0; i < N; i++)
+		EXPECT_LT(0, t[i].retry_after_ns);
+	/* Nothing runs them again later either. */
+	usleep(200000);
+	EXPECT_EQ(0, count_io_workers());
+	ASSERT_EQ(0, kt_ioctl(fd, KPRIM_IOC_LIMITER_INFO, &info));
+	EXPECT_EQ(N, info.throttled);
+	EXPECT_EQ(1, info.admitted);
+	EXPECT_EQ(0, info.waiters);
+	si = sem_info_of(waiter);
+	EXPECT_EQ(0, si.held_by_me);
+	EXPECT_EQ(1, si.acquired);
+	EXPECT_EQ(0, si.waiters);
+	close(waiter);
+	close(holder);
+	close(fd);
+}
+
 /* The permit holder of the race below: grabs and returns the permit. */
 struct churn {
 	int fd;
