@@ -53,7 +53,8 @@ struct kprim_uring_pdu {
  * @ioucmd:	the command
  * @issue_flags: IO_URING_F_*
  *
- * Return: what the ioctl returns; -ENOTTY for a command of another driver;
+ * Return: what the ioctl returns (-EINTR for an interrupted wait: io_uring
+ * cannot restart a call); -ENOTTY for a command of another driver;
  * -EIOCBQUEUED for a request already completed with -EAGAIN; -EAGAIN to
  * have io_uring re-issue a possibly blocking operation from a context that
  * may sleep.
@@ -87,6 +88,9 @@ int kprim_obj_uring_cmd(struct io_uring_cmd *ioucmd, unsigned int issue_flags)
 	case -EAGAIN:
 		io_uring_cmd_done(ioucmd, ret, 0, issue_flags);
 		return -EIOCBQUEUED;
+	case -ERESTARTSYS:
+		/* Cancellation of a worker; nothing would restart the call. */
+		return -EINTR;
 	default:
 		return ret;
 	}
