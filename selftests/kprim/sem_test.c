@@ -19,6 +19,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/ptrace.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 
@@ -738,6 +739,32 @@ TEST_F(sem, stopped_and_continued_waiter_is_granted)
 		ASSERT_EQ(0, kill(pid, SIGCONT));
 	}
 	ASSERT_TRUE(wait_waiters(self->fd, 1));
+	ASSERT_EQ(0, sem_release(self->fd, 1));
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_TRUE(kt_child_ok(status)) TH_LOG("acquire: %ld", r->ret);
+}
+
+/* A debugger attaching to and leaving a waiter does not end its wait. */
+TEST_F(sem, ptrace_attach_does_not_end_the_wait)
+{
+	struct kt_child_report *r = kt_report_map();
+	int status;
+	pid_t pid;
+
+	ASSERT_NE(NULL, r);
+	ASSERT_EQ(0, sem_acquire(self->fd, SEM_PERMITS, 0, NOCANCEL));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0)
+		child_acquire(self->sess, self->name, 1, INF, 0);
+	ASSERT_TRUE(wait_waiters(self->fd, 1));
+	ASSERT_EQ(0, ptrace(PTRACE_SEIZE, pid, NULL, NULL));
+	ASSERT_EQ(0, ptrace(PTRACE_INTERRUPT, pid, NULL, NULL));
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	ASSERT_TRUE(WIFSTOPPED(status));
+	ASSERT_EQ(0, ptrace(PTRACE_DETACH, pid, NULL, NULL));
+	ASSERT_TRUE(wait_waiters(self->fd, 1));
+	EXPECT_EQ(1, r->ret);	/* still in its call */
 	ASSERT_EQ(0, sem_release(self->fd, 1));
 	ASSERT_EQ(pid, waitpid(pid, &status, 0));
 	EXPECT_TRUE(kt_child_ok(status)) TH_LOG("acquire: %ld", r->ret);
