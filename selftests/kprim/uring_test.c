@@ -522,6 +522,19 @@ TEST(cancelled_queued_request_leaves_no_argument_behind)
 	EXPECT_EQ(-ECANCELED, res[2]);
 	EXPECT_EQ(0, res[3]);
 
+	/*
+	 * The next requests from the slot: on 6.12 the first of them reuses
+	 * the cancelled one (freed last), leftover pdu and all.
+	 */
+	for (i = 0; i < 8; i++) {
+		struct kprim_sem_info si = { .size = sizeof(si) };
+
+		ASSERT_EQ(0, run1(&ring, waiter, KPRIM_IOC_SEM_INFO, &si, 0))
+			TH_LOG("info %d", i);
+		EXPECT_EQ(1, si.permits);
+		EXPECT_EQ(1, si.waiters);
+	}
+
 	/* 1 is cancelled in its wait and leaves nothing queued. */
 	sqe = io_uring_get_sqe(&ring);
 	io_uring_prep_cancel64(sqe, 1, 0);
@@ -531,9 +544,8 @@ TEST(cancelled_queued_request_leaves_no_argument_behind)
 	EXPECT_EQ(0, sem_info_of(holder).waiters);
 
 	/*
-	 * Fresh commands from the slot, each with its own argument. Every
-	 * other one is forced to a worker (IOSQE_ASYNC): on 6.1 that is what
-	 * gets a request completed off the submit path recycled at all.
+	 * More, every other one forced to a worker (IOSQE_ASYNC): on 6.1 that
+	 * is what gets a request completed off the submit path recycled.
 	 */
 	for (i = 0; i < 80; i++) {
 		struct kprim_sem_info si = { .size = sizeof(si) };
