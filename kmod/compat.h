@@ -98,6 +98,37 @@ static inline const void *kprim_uring_cmd_area(struct io_uring_cmd *ioucmd)
 }
 #endif
 
+/*
+ * A command that returned -EAGAIN is issued again from an io_uring worker.
+ * Newer kernels mark that second issue with IORING_URING_CMD_REISSUE in
+ * ioucmd->flags; 6.1 and 6.12 do not, so there the driver sets the same
+ * bit itself when it returns -EAGAIN. The bit can never be left over from
+ * an earlier request: io_uring prepares every request, recycled or not,
+ * by overwriting ioucmd->flags with the SQE's uring_cmd_flags, and fails
+ * an SQE with any bit set beyond IORING_URING_CMD_MASK (6.1: _FIXED). Its
+ * pdu, in contrast, keeps whatever the previous request left there.
+ */
+#ifdef IORING_URING_CMD_REISSUE
+#define KPRIM_URING_CMD_REISSUE	IORING_URING_CMD_REISSUE
+
+static inline void kprim_uring_cmd_mark_reissue(struct io_uring_cmd *ioucmd)
+{
+	/* io_uring marks it. */
+}
+#else
+#define KPRIM_URING_CMD_REISSUE	(1U << 31)
+
+static inline void kprim_uring_cmd_mark_reissue(struct io_uring_cmd *ioucmd)
+{
+	ioucmd->flags |= KPRIM_URING_CMD_REISSUE;
+}
+#endif
+
+static inline bool kprim_uring_cmd_reissued(const struct io_uring_cmd *ioucmd)
+{
+	return ioucmd->flags & KPRIM_URING_CMD_REISSUE;
+}
+
 /* ---- shrinker API (cache.c) ---------------------------------------- */
 /*
  * 6.7 replaced register_shrinker() on a caller-owned struct shrinker with

@@ -218,5 +218,7 @@ void kprim_waitq_fail(struct kprim_waitq *q, struct kprim_waiter *w, int err);
 int kprim_wait_for_grant(struct kprim_waitq *q, struct kprim_waiter *w,
 			 struct kprim_wait_ctx *ctx,
 			 void (*abandoned)(void *owner), void *owner);
+int kprim_wait_restart(const struct kprim_wait_ctx *ctx,
+		       struct kprim_wait __user *uw);
 
 #endif /* _KPRIM_H */

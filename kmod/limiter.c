@@ -205,6 +205,8 @@ static long kprim_limiter_take(struct kprim_limiter *lim,
 
 	ret = kprim_wait_for_grant(&lim->q, &w, &ctx, kprim_limiter_abandoned,
 				   lim);
+	if (ret == -ERESTARTSYS)
+		ret = kprim_wait_restart(&ctx, &uargs->wait);
 	if (ret == -ETIMEDOUT) {
 		spin_lock_irq(&lim->q.lock);
 		args.retry_after_ns = kprim_limiter_retry_after(lim, args.n,

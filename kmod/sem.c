@@ -346,6 +346,7 @@ static void kprim_sem_release_handle(struct kprim_handle *h)
 
 static long kprim_sem_acquire(struct kprim_handle *h, void __user *uarg)
 {
+	struct kprim_sem_acquire __user *uargs = uarg;
 	struct kprim_sem *sem = h->obj->priv;
 	struct kprim_sem_fd *fd = h->priv;
 	struct kprim_sem_acquire args;
@@ -374,6 +375,8 @@ static long kprim_sem_acquire(struct kprim_handle *h, void __user *uarg)
 
 	ret = kprim_wait_for_grant(&sem->wq, &w, &ctx, kprim_sem_abandoned,
 				   sem);
+	if (ret == -ERESTARTSYS)
+		ret = kprim_wait_restart(&ctx, &uargs->wait);
 out:
 	kprim_wait_ctx_destroy(&ctx);
 	return ret;

@@ -12,6 +12,15 @@
  * becoming readable. When it ends without a grant the waiter leaves the
  * queue and its owner re-runs the grant, because the requests behind it may
  * now fit.
+ *
+ * A signal ends the wait with -ERESTARTSYS, like the kernel's own waits:
+ * the signal code turns it into -EINTR for a handler without SA_RESTART
+ * and restarts the call otherwise (SA_RESTART, a stop, ptrace, the
+ * freezer). The time left is first written back into the caller's struct
+ * kprim_wait (kprim_wait_restart()), as select() does, so a restarted call
+ * keeps its deadline. The restarted call queues again at the tail: a task
+ * that went back to user mode (to run a handler, or to be stopped for as
+ * long as it takes) must not hold up the queue behind it.
  */
 #include <linux/eventfd.h>
 #include <linux/file.h>
@@ -21,6 +30,7 @@
 #include <linux/overflow.h>
 #include <linux/sched/signal.h>
 #include <linux/sched/task.h>
+#include <linux/uaccess.h>
 #include "kprim.h"
 
 /**
@@ -221,8 +231,8 @@ void kprim_waitq_fail(struct kprim_waitq *q, struct kprim_waiter *w, int err)
  *
  * Return: 0 when granted (a grant that races with a timeout, signal or
  * cancel wins: what was granted is kept); the error passed to
- * kprim_waitq_fail(); -ETIMEDOUT, -EINTR or -ECANCELED otherwise, with @w
- * off the queue.
+ * kprim_waitq_fail(); -ETIMEDOUT, -ERESTARTSYS (a signal: see
+ * kprim_wait_restart()) or -ECANCELED otherwise, with @w off the queue.
  */
 noinline int __sched kprim_wait_for_grant(struct kprim_waitq *q,
 					  struct kprim_waiter *w,
@@ -256,7 +266,7 @@ granted:
 	return w->result;
 
 interrupted:
-	ret = -EINTR;
+	ret = -ERESTARTSYS;
 	goto abandon;
 cancelled:
 	ret = -ECANCELED;
@@ -275,4 +285,30 @@ abandon:
 	}
 	spin_unlock_irq(&q->lock);
 	return ret;
+}
+
+/**
+ * kprim_wait_restart() - prepare the restart of a wait a signal ended.
+ * @ctx:	the wait's context
+ * @uw:		the caller's struct kprim_wait, in user memory
+ *
+ * For a wait with a timeout, writes the time left into @uw->timeout_ns
+ * (at least 1 ns: 0 would turn the restarted call into a try), so that
+ * the call the signal code restarts, with the same argument, waits only
+ * for the rest. The caller returns what this returns.
+ *
+ * Return: -ERESTARTSYS; -EFAULT when the time left cannot be written.
+ */
+int kprim_wait_restart(const struct kprim_wait_ctx *ctx,
+		       struct kprim_wait __user *uw)
+{
+	s64 left;
+
+	if (ctx->deadline == KTIME_MAX)
+		return -ERESTARTSYS;
+	left = max_t(s64, ktime_to_ns(ktime_sub(ctx->deadline, ktime_get())),
+		     1);
+	if (put_user((u64)left, &uw->timeout_ns))
+		return -EFAULT;
+	return -ERESTARTSYS;
 }

@@ -94,7 +94,19 @@ struct kprim_api {
  *		the wait ends with -ECANCELED (the counter is not read)
  * @reserved:	must be 0
  *
- * Every wait is also interruptible by signals (-EINTR) and FIFO ordered.
+ * Waits are FIFO ordered. A signal ends a wait the way it ends the
+ * kernel's own waits: a handler installed without SA_RESTART makes the
+ * call fail with -EINTR; with SA_RESTART, and for a stop (SIGSTOP and
+ * SIGCONT), ptrace or the freezer, the call is restarted transparently.
+ * Restarted calls keep their deadline: before returning, the kernel
+ * writes the time left into @timeout_ns (as select() does; never 0, so a
+ * restart still waits), and the restart reads it from the same struct.
+ * Time the task spends stopped or in the handler is not counted. A caller
+ * that sees -EINTR finds the time left there too. A restarted call joins
+ * the FIFO again at its tail: a task that left the kernel to run a handler
+ * or to be stopped, for however long, holds no place in the queue.
+ * Through io_uring, a wait ended by a cancellation is -EINTR (io_uring
+ * does not restart commands).
  */
 struct kprim_wait {
 	__aligned_u64 timeout_ns;

@@ -19,6 +19,7 @@
 #include <sys/wait.h>
 #include "kselftest_harness.h"
 #include "kprim_test.h"
+#include "signal_child.h"
 
 #define NSEC	1000000000ull
 #define MSEC	1000000ull
@@ -311,6 +312,90 @@ TEST_F(lim, signal_interrupts_wait)
 	dt = kt_now_ns() - t0;
 	EXPECT_GE(dt, 900 * MSEC);	/* alarm(1) may fire up to 1 s early */
 	EXPECT_EQ(0, info(fd).waiters);
+	close(fd);
+}
+
+/* Child: one take on @fd, reported; exits 0 if it returned @want. */
+static void child_take(int fd, __u64 timeout_ns, long want)
+{
+	uint64_t t0 = kt_now_ns();
+
+	kt_report->ret = take(fd, 1, timeout_ns, -1, NULL);
+	kt_report->elapsed_ns = kt_now_ns() - t0;
+	_exit(kt_report->ret != want);
+}
+
+/*
+ * Stops and SA_RESTART handlers restart a waiting take instead of ending
+ * it: after three SIGSTOP/SIGCONT rounds and a burst of handled signals,
+ * the take is still waiting and is admitted when tokens come.
+ */
+TEST_F(lim, stopped_and_signalled_take_is_admitted)
+{
+	struct kprim_limiter_set s = { .size = sizeof(s),
+				       .flags = KPRIM_LIMITER_SET_RATE };
+	struct kt_child_report *r = kt_report_map();
+	int fd = open_limiter(self->sess, 1, 3600 * NSEC, 1, 0);
+	int status, i;
+	pid_t pid;
+
+	ASSERT_NE(NULL, r);
+	ASSERT_LE(0, fd);
+	/* Caught before the fork: the child must never die of it. */
+	ASSERT_EQ(0, kt_catch_signal(SIGUSR1, true));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0)
+		child_take(fd, KPRIM_TIMEOUT_INFINITE, 0);
+	for (i = 0; i < 3; i++) {
+		ASSERT_EQ(1, wait_waiters(fd, 1));
+		ASSERT_TRUE(kt_stop(pid));
+		EXPECT_EQ(0, info(fd).waiters);	/* stopped: not queued */
+		ASSERT_EQ(0, kill(pid, SIGCONT));
+	}
+	for (i = 0; i < 30; i++) {
+		kill(pid, SIGUSR1);
+		usleep(10000);
+	}
+	ASSERT_EQ(1, wait_waiters(fd, 1));
+	EXPECT_EQ(1, r->ret);	/* still in its call */
+	s.params.rate = 1000;
+	s.params.period_ns = NSEC;
+	ASSERT_EQ(0, kt_ioctl(fd, KPRIM_IOC_LIMITER_SET, &s));
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_TRUE(kt_child_ok(status)) TH_LOG("take: %ld", r->ret);
+	EXPECT_LT(0, r->signals);
+	EXPECT_EQ(1, info(fd).admitted);
+	close(fd);
+}
+
+/*
+ * With SA_RESTART signals every 10 ms, a take with a 500 ms timeout ends
+ * with -ETIMEDOUT after ~500 ms: each restart waits only what was left.
+ */
+TEST_F(lim, restarted_take_keeps_its_deadline)
+{
+	struct kt_child_report *r = kt_report_map();
+	int fd = open_limiter(self->sess, 1, 3600 * NSEC, 1, 0);
+	__u64 timeout = 500 * MSEC;
+	int status;
+	pid_t pid;
+
+	ASSERT_NE(NULL, r);
+	ASSERT_LE(0, fd);
+	/* Caught before the fork: the child must never die of it. */
+	ASSERT_EQ(0, kt_catch_signal(SIGUSR1, true));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0)
+		child_take(fd, timeout, -ETIMEDOUT);
+	status = kt_pester(pid, SIGUSR1, 10000, 5 * NSEC);
+	EXPECT_TRUE(kt_child_ok(status)) TH_LOG("take: %ld", r->ret);
+	EXPECT_LE(timeout, r->elapsed_ns);
+	EXPECT_GT(timeout + SLACK_NS, r->elapsed_ns);
+	EXPECT_LT(5, r->signals);
+	EXPECT_EQ(0, info(fd).waiters);
+	EXPECT_EQ(0, info(fd).admitted);
 	close(fd);
 }
 

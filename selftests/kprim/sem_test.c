@@ -19,11 +19,13 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/ptrace.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 
 #include "kselftest_harness.h"
 #include "kprim_test.h"
+#include "signal_child.h"
 
 #define SEM_PERMITS	4u
 #define MS		1000000ull
@@ -691,6 +693,157 @@ TEST_F(sem, signal_is_eintr)
 	ASSERT_EQ(0, sem_acquire(self->fd, SEM_PERMITS, 0, NOCANCEL));
 	ASSERT_EQ(0, setitimer(ITIMER_REAL, &it, NULL));
 	EXPECT_EQ(-EINTR, sem_acquire(self->fd, 1, INF, NOCANCEL));
+	ASSERT_EQ(0, sem_info(self->fd, &info, NULL, 0));
+	EXPECT_EQ(0ULL, info.waiters);
+}
+
+/*
+ * Restarts. A stop (SIGSTOP/SIGCONT) or a handler installed with
+ * SA_RESTART must not end a wait: the call restarts and is granted. A
+ * restarted call queues again at the tail, with the time it had left.
+ */
+
+/* Child: acquire @n through its own fd, report, exit 0 if it got @want. */
+static void child_acquire(int sess, const char *name, __u64 n,
+			  __u64 timeout_ns, long want)
+{
+	int fd = sem_reopen(sess, name);
+	uint64_t t0 = kt_now_ns();
+
+	kt_report->ret = sem_acquire(fd, n, timeout_ns, NOCANCEL);
+	kt_report->elapsed_ns = kt_now_ns() - t0;
+	_exit(kt_report->ret != want);
+}
+
+TEST_F(sem, stopped_and_continued_waiter_is_granted)
+{
+	struct kt_child_report *r = kt_report_map();
+	struct kprim_sem_info info;
+	int status, i;
+	pid_t pid;
+
+	ASSERT_NE(NULL, r);
+	ASSERT_EQ(0, sem_acquire(self->fd, SEM_PERMITS, 0, NOCANCEL));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0)
+		child_acquire(self->sess, self->name, 1, INF, 0);
+	for (i = 0; i < 3; i++) {
+		ASSERT_TRUE(wait_waiters(self->fd, 1));
+		ASSERT_TRUE(kt_stop(pid));
+		usleep(50000);
+		EXPECT_EQ(1, r->ret);	/* still in its call... */
+		/* ...but a stopped task holds no place in the queue. */
+		ASSERT_EQ(0, sem_info(self->fd, &info, NULL, 0));
+		EXPECT_EQ(0ULL, info.waiters);
+		ASSERT_EQ(0, kill(pid, SIGCONT));
+	}
+	ASSERT_TRUE(wait_waiters(self->fd, 1));
+	ASSERT_EQ(0, sem_release(self->fd, 1));
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_TRUE(kt_child_ok(status)) TH_LOG("acquire: %ld", r->ret);
+}
+
+/* A debugger attaching to and leaving a waiter does not end its wait. */
+TEST_F(sem, ptrace_attach_does_not_end_the_wait)
+{
+	struct kt_child_report *r = kt_report_map();
+	int status;
+	pid_t pid;
+
+	ASSERT_NE(NULL, r);
+	ASSERT_EQ(0, sem_acquire(self->fd, SEM_PERMITS, 0, NOCANCEL));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0)
+		child_acquire(self->sess, self->name, 1, INF, 0);
+	ASSERT_TRUE(wait_waiters(self->fd, 1));
+	ASSERT_EQ(0, ptrace(PTRACE_SEIZE, pid, NULL, NULL));
+	ASSERT_EQ(0, ptrace(PTRACE_INTERRUPT, pid, NULL, NULL));
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	ASSERT_TRUE(WIFSTOPPED(status));
+	ASSERT_EQ(0, ptrace(PTRACE_DETACH, pid, NULL, NULL));
+	ASSERT_TRUE(wait_waiters(self->fd, 1));
+	EXPECT_EQ(1, r->ret);	/* still in its call */
+	ASSERT_EQ(0, sem_release(self->fd, 1));
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_TRUE(kt_child_ok(status)) TH_LOG("acquire: %ld", r->ret);
+}
+
+TEST_F(sem, sa_restart_handler_does_not_end_the_wait)
+{
+	struct kt_child_report *r = kt_report_map();
+	int status;
+	pid_t pid;
+
+	ASSERT_NE(NULL, r);
+	ASSERT_EQ(0, sem_acquire(self->fd, SEM_PERMITS, 0, NOCANCEL));
+	/* Caught before the fork: the child must never die of it. */
+	ASSERT_EQ(0, kt_catch_signal(SIGUSR1, true));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0)
+		child_acquire(self->sess, self->name, 1, INF, 0);
+	ASSERT_TRUE(wait_waiters(self->fd, 1));
+	/* 300 ms of signals, then the permit. */
+	for (int i = 0; i < 30; i++) {
+		kill(pid, SIGUSR1);
+		usleep(10000);
+	}
+	ASSERT_TRUE(wait_waiters(self->fd, 1));
+	ASSERT_EQ(0, sem_release(self->fd, 1));
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_TRUE(kt_child_ok(status)) TH_LOG("acquire: %ld", r->ret);
+	EXPECT_LT(0, r->signals);
+}
+
+/*
+ * A timeout survives restarts: with SA_RESTART signals every 10 ms, a
+ * 500 ms acquire still times out after ~500 ms, not later (restarting
+ * with the whole timeout would never end while the signals go on).
+ */
+TEST_F(sem, restarted_wait_keeps_its_deadline)
+{
+	struct kt_child_report *r = kt_report_map();
+	uint64_t timeout = 500 * MS;
+	struct kprim_sem_info info;
+	int status;
+	pid_t pid;
+
+	ASSERT_NE(NULL, r);
+	ASSERT_EQ(0, sem_acquire(self->fd, SEM_PERMITS, 0, NOCANCEL));
+	/* Caught before the fork: the child must never die of it. */
+	ASSERT_EQ(0, kt_catch_signal(SIGUSR1, true));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0)
+		child_acquire(self->sess, self->name, 1, timeout, -ETIMEDOUT);
+	status = kt_pester(pid, SIGUSR1, 10000, 5000 * MS);
+	EXPECT_TRUE(kt_child_ok(status)) TH_LOG("acquire: %ld", r->ret);
+	EXPECT_LE(timeout, r->elapsed_ns);
+	EXPECT_GT(timeout + WAIT_MARGIN_NS, r->elapsed_ns);
+	EXPECT_LT(5, r->signals);
+	ASSERT_EQ(0, sem_info(self->fd, &info, NULL, 0));
+	EXPECT_EQ(0ULL, info.waiters);
+}
+
+/* Without SA_RESTART a handler still ends the wait, with the time left. */
+TEST_F(sem, eintr_reports_the_time_left)
+{
+	struct sigaction sa = { .sa_handler = on_alarm };	/* no SA_RESTART */
+	struct itimerval it = { .it_value = { .tv_usec = 100000 } };
+	struct kprim_sem_acquire a = {
+		.size = sizeof(a), .n = 1,
+		.wait = kt_wait(20000 * MS, NOCANCEL),
+	};
+	struct kprim_sem_info info;
+
+	ASSERT_EQ(0, sigaction(SIGALRM, &sa, NULL));
+	ASSERT_EQ(0, sem_acquire(self->fd, SEM_PERMITS, 0, NOCANCEL));
+	ASSERT_EQ(0, setitimer(ITIMER_REAL, &it, NULL));
+	EXPECT_EQ(-EINTR, kt_ioctl(self->fd, KPRIM_IOC_SEM_ACQUIRE, &a));
+	EXPECT_GT(20000 * MS, a.wait.timeout_ns);
+	EXPECT_LT(20000 * MS - WAIT_MARGIN_NS - 100 * MS, a.wait.timeout_ns);
 	ASSERT_EQ(0, sem_info(self->fd, &info, NULL, 0));
 	EXPECT_EQ(0ULL, info.waiters);
 }

@@ -350,4 +350,396 @@ TEST_F(uring, cancel_ends_a_blocked_take)
 	close(fd);
 }
 
+/* --- one SQ slot: recycled requests, re-issue and the argument --------- */
+
+/*
+ * A ring with one SQ entry: every SQE of a test comes from the same slot,
+ * and io_uring recycles the same few requests for them.
+ */
+static int one_slot_ring(struct io_uring *ring)
+{
+	return io_uring_queue_init(1, ring, 0);
+}
+
+/* Submit one kprim command from the slot and wait for its completion. */
+static int run1(struct io_uring *ring, int fd, unsigned int cmd, void *arg,
+		unsigned int sqe_flags)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+	struct io_uring_cqe *cqe;
+	int ret;
+
+	if (!sqe)
+		return -EBUSY;
+	prep_kprim(sqe, fd, cmd, arg, 77);
+	sqe->flags |= sqe_flags;
+	ret = io_uring_submit(ring);
+	if (ret != 1)
+		return ret < 0 ? ret : -EIO;
+	ret = io_uring_wait_cqe(ring, &cqe);
+	if (ret)
+		return ret;
+	ret = cqe->res;
+	io_uring_cqe_seen(ring, cqe);
+	return ret;
+}
+
+/* Two fds (two holders) of one new semaphore of @permits. */
+static void two_sem_fds(struct __test_metadata *_metadata, int sess,
+			__u64 permits, int *a, int *b)
+{
+	struct kprim_open n;
+	char name[64];
+
+	KT_NAME(name, "uring-sem2");
+	n = kt_open_args(KPRIM_KIND_SEM, name,
+			 KPRIM_OPEN_CREATE | KPRIM_OPEN_TRANSIENT);
+	n.sem.permits = permits;
+	*a = kt_open(sess, &n);
+	ASSERT_LE(0, *a);
+	n = kt_open_args(KPRIM_KIND_SEM, name, 0);
+	*b = kt_open(sess, &n);
+	ASSERT_LE(0, *b);
+}
+
+static struct kprim_sem_info sem_info_of(int fd)
+{
+	struct kprim_sem_info si = { .size = sizeof(si) };
+
+	if (kt_ioctl(fd, KPRIM_IOC_SEM_INFO, &si))
+		memset(&si, 0xff, sizeof(si));
+	return si;
+}
+
+static bool wait_sem_waiters(int fd, __u64 n)
+{
+	for (int i = 0; i < 2000; i++) {
+		if (sem_info_of(fd).waiters == n)
+			return true;
+		usleep(5000);
+	}
+	return false;
+}
+
+/*
+ * An acquire that waits on an io_uring worker, then a release from the
+ * same slot: the release must parse its own argument, not the acquire's
+ * (which a recycled request's leftover state would give it).
+ */
+TEST(one_slot_acquire_on_worker_then_release)
+{
+	struct kprim_sem_acquire acq = { .size = sizeof(acq), .n = 1,
+		.wait = kt_wait(10 * NSEC, -1) };
+	struct kprim_sem_acquire try1 = { .size = sizeof(try1), .n = 1,
+		.wait = kt_wait(0, -1) };
+	struct kprim_sem_release rel = { .size = sizeof(rel), .n = 1 };
+	struct io_uring_cqe *cqe;
+	struct io_uring ring;
+	int sess, holder, waiter, round, i;
+
+	sess = kt_session();
+	if (sess < 0)
+		SKIP(return, "no %s: kprim.ko not loaded", KT_DEV);
+	ASSERT_EQ(0, one_slot_ring(&ring));
+	two_sem_fds(_metadata, sess, 1, &holder, &waiter);
+	/*
+	 * 6.1 recycles a request completed by a worker only once more than
+	 * 32 such completions have piled up: run well past that.
+	 */
+	for (round = 0; round < 48; round++) {
+		ASSERT_EQ(0, kt_ioctl(holder, KPRIM_IOC_SEM_ACQUIRE, &try1));
+		prep_kprim(io_uring_get_sqe(&ring), waiter,
+			   KPRIM_IOC_SEM_ACQUIRE, &acq, 1);
+		ASSERT_EQ(1, io_uring_submit(&ring));
+		ASSERT_TRUE(wait_sem_waiters(holder, 1));
+		ASSERT_EQ(0, kt_ioctl(holder, KPRIM_IOC_SEM_RELEASE, &rel));
+		ASSERT_EQ(0, io_uring_wait_cqe(&ring, &cqe));
+		ASSERT_EQ(0, cqe->res);
+		io_uring_cqe_seen(&ring, cqe);
+		ASSERT_EQ(1, sem_info_of(waiter).held_by_me);
+		/* Same slot, on requests io_uring recycles in turn. */
+		for (i = 0; i < 8; i++) {
+			struct kprim_sem_info si = { .size = sizeof(si) };
+
+			ASSERT_EQ(0, run1(&ring, waiter, KPRIM_IOC_SEM_INFO,
+					  &si, 0))
+				TH_LOG("round %d info %d", round, i);
+			ASSERT_EQ(1, si.held_by_me);
+		}
+		ASSERT_EQ(0, run1(&ring, waiter, KPRIM_IOC_SEM_RELEASE, &rel, 0))
+			TH_LOG("round %d", round);
+		ASSERT_EQ(0, sem_info_of(waiter).held_by_me);
+		ASSERT_EQ(1, sem_info_of(holder).available);
+	}
+	io_uring_queue_exit(&ring);
+	close(waiter);
+	close(holder);
+	close(sess);
+}
+
+/*
+ * A blocking acquire queued for a worker (the only one allowed is busy)
+ * is cancelled before it ever runs. Later commands from the same slot,
+ * on recycled requests, must each run with their own argument.
+ */
+TEST(cancelled_queued_request_leaves_no_argument_behind)
+{
+	struct kprim_sem_acquire a_inf = { .size = sizeof(a_inf), .n = 1,
+		.wait = kt_wait(KPRIM_TIMEOUT_INFINITE, -1) };
+	struct kprim_sem_acquire a_tmo = { .size = sizeof(a_tmo), .n = 1,
+		.wait = kt_wait(10 * NSEC, -1) };
+	struct kprim_sem_acquire try1 = { .size = sizeof(try1), .n = 1,
+		.wait = kt_wait(0, -1) };
+	unsigned int workers[2] = { 1, 1 };
+	struct io_uring_sqe *sqe;
+	struct io_uring ring;
+	int res[4], sess, holder, waiter, i;
+
+	sess = kt_session();
+	if (sess < 0)
+		SKIP(return, "no %s: kprim.ko not loaded", KT_DEV);
+	ASSERT_EQ(0, one_slot_ring(&ring));
+	ASSERT_EQ(0, io_uring_register_iowq_max_workers(&ring, workers));
+	two_sem_fds(_metadata, sess, 1, &holder, &waiter);
+	ASSERT_EQ(0, kt_ioctl(holder, KPRIM_IOC_SEM_ACQUIRE, &try1));
+
+	/* 1 takes the only worker and waits there. */
+	prep_kprim(io_uring_get_sqe(&ring), waiter, KPRIM_IOC_SEM_ACQUIRE,
+		   &a_inf, 1);
+	ASSERT_EQ(1, io_uring_submit(&ring));
+	ASSERT_TRUE(wait_sem_waiters(holder, 1));
+	/* 2 is queued for a worker; it is cancelled before it runs. */
+	prep_kprim(io_uring_get_sqe(&ring), waiter, KPRIM_IOC_SEM_ACQUIRE,
+		   &a_tmo, 2);
+	ASSERT_EQ(1, io_uring_submit(&ring));
+	usleep(50000);
+	EXPECT_EQ(1, sem_info_of(holder).waiters);
+	sqe = io_uring_get_sqe(&ring);
+	io_uring_prep_cancel64(sqe, 2, 0);
+	sqe->user_data = 3;
+	memset(res, 0x7f, sizeof(res));
+	ASSERT_EQ(0, reap(&ring, 2, res, 4));
+	EXPECT_EQ(-ECANCELED, res[2]);
+	EXPECT_EQ(0, res[3]);
+
+	/*
+	 * The next requests from the slot: on 6.12 the first of them reuses
+	 * the cancelled one (freed last), leftover pdu and all.
+	 */
+	for (i = 0; i < 8; i++) {
+		struct kprim_sem_info si = { .size = sizeof(si) };
+
+		ASSERT_EQ(0, run1(&ring, waiter, KPRIM_IOC_SEM_INFO, &si, 0))
+			TH_LOG("info %d", i);
+		EXPECT_EQ(1, si.permits);
+		EXPECT_EQ(1, si.waiters);
+	}
+
+	/* 1 is cancelled in its wait and leaves nothing queued. */
+	sqe = io_uring_get_sqe(&ring);
+	io_uring_prep_cancel64(sqe, 1, 0);
+	sqe->user_data = 3;
+	ASSERT_EQ(0, reap(&ring, 2, res, 4));
+	EXPECT_EQ(-EINTR, res[1]);
+	EXPECT_EQ(0, sem_info_of(holder).waiters);
+
+	/*
+	 * More, every other one forced to a worker (IOSQE_ASYNC): on 6.1 that
+	 * is what gets a request completed off the submit path recycled.
+	 */
+	for (i = 0; i < 80; i++) {
+		struct kprim_sem_info si = { .size = sizeof(si) };
+
+		ASSERT_EQ(0, run1(&ring, waiter, KPRIM_IOC_SEM_INFO, &si,
+				  i % 2 ? IOSQE_ASYNC : 0))
+			TH_LOG("info %d", i);
+		EXPECT_EQ(1, si.permits);
+		EXPECT_EQ(0, si.held_by_me);
+	}
+	EXPECT_EQ(0, sem_info_of(holder).waiters);
+	io_uring_queue_exit(&ring);
+	close(waiter);
+	close(holder);
+	close(sess);
+}
+
+/*
+ * A try (timeout 0) that fails completes once, inline, with -EAGAIN: it
+ * is counted once and no io_uring worker is started to run it again.
+ */
+TEST_F(uring, failed_try_completes_once_inline)
+{
+	enum { N = 4 };
+	struct kprim_open a = kt_open_args(KPRIM_KIND_LIMITER, NULL, 0);
+	struct kprim_limiter_take t[N];
+	struct kprim_limiter_info info = { .size = sizeof(info) };
+	struct kprim_sem_acquire acq[N];
+	struct kprim_sem_acquire one = { .size = sizeof(one), .n = 1,
+		.wait = kt_wait(0, -1) };
+	struct kprim_sem_info si;
+	int res[2 * N], fd, holder, waiter, i;
+
+	a.limiter.rate = 1;
+	a.limiter.period_ns = 3600 * NSEC;
+	a.limiter.burst = 1;
+	fd = open_obj(self->sess, &a);
+	ASSERT_LE(0, fd);
+	two_sem_fds(_metadata, self->sess, 1, &holder, &waiter);
+	ASSERT_EQ(0, kt_ioctl(holder, KPRIM_IOC_SEM_ACQUIRE, &one));
+	t[0] = (struct kprim_limiter_take){
+		.size = sizeof(t[0]), .n = 1, .wait = kt_wait(0, -1),
+	};
+	ASSERT_EQ(0, kt_ioctl(fd, KPRIM_IOC_LIMITER_TAKE, &t[0]));
+	ASSERT_EQ(0, count_io_workers());
+
+	for (i = 0; i < N; i++) {
+		t[i] = (struct kprim_limiter_take){
+			.size = sizeof(t[i]), .n = 1, .wait = kt_wait(0, -1),
+		};
+		prep_kprim(io_uring_get_sqe(&self->ring), fd,
+			   KPRIM_IOC_LIMITER_TAKE, &t[i], i);
+		acq[i] = (struct kprim_sem_acquire){
+			.size = sizeof(acq[i]), .n = 1, .wait = kt_wait(0, -1),
+		};
+		prep_kprim(io_uring_get_sqe(&self->ring), waiter,
+			   KPRIM_IOC_SEM_ACQUIRE, &acq[i], N + i);
+	}
+	memset(res, 0x7f, sizeof(res));
+	ASSERT_EQ(0, reap(&self->ring, 2 * N, res, 2 * N));
+	for (i = 0; i < 2 * N; i++)
+		EXPECT_EQ(-EAGAIN, res[i]) TH_LOG("request %d", i);
+	for (i = 0; i < N; i++)
+		EXPECT_LT(0, t[i].retry_after_ns);
+	/* Nothing runs them again later either. */
+	usleep(200000);
+	EXPECT_EQ(0, count_io_workers());
+	ASSERT_EQ(0, kt_ioctl(fd, KPRIM_IOC_LIMITER_INFO, &info));
+	EXPECT_EQ(N, info.throttled);
+	EXPECT_EQ(1, info.admitted);
+	EXPECT_EQ(0, info.waiters);
+	si = sem_info_of(waiter);
+	EXPECT_EQ(0, si.held_by_me);
+	EXPECT_EQ(1, si.acquired);
+	EXPECT_EQ(0, si.waiters);
+	close(waiter);
+	close(holder);
+	close(fd);
+}
+
+/* The permit holder of the race below: grabs and returns the permit. */
+struct churn {
+	int fd;
+	volatile bool stop;
+	unsigned int seed;
+	long errors;
+};
+
+static void *churn_permit(void *arg)
+{
+	struct churn *c = arg;
+	struct kprim_sem_acquire acq = { .size = sizeof(acq), .n = 1,
+		.wait = kt_wait(KPRIM_TIMEOUT_INFINITE, -1) };
+	struct kprim_sem_release rel = { .size = sizeof(rel), .n = 1 };
+
+	while (!c->stop) {
+		if (kt_ioctl(c->fd, KPRIM_IOC_SEM_ACQUIRE, &acq)) {
+			c->errors++;
+			break;
+		}
+		usleep(rand_r(&c->seed) % 2000);
+		if (kt_ioctl(c->fd, KPRIM_IOC_SEM_RELEASE, &rel))
+			c->errors++;
+		usleep(rand_r(&c->seed) % 1000);
+	}
+	return NULL;
+}
+
+/*
+ * The re-issue/recycle window under load: blocking acquires go to the
+ * (single) worker, are granted, time out or are cancelled at random while
+ * the submitter reuses the one SQ slot at once for other commands, some
+ * forced to a worker from the start (IOSQE_ASYNC). A thread takes and
+ * returns the permit meanwhile. Every command must act on its own
+ * argument: any -E2BIG/-EINVAL/-EFAULT, wrong counts or a lost permit fail.
+ */
+TEST(reissue_and_recycle_race)
+{
+	unsigned int workers[2] = { 1, 1 };
+	struct kprim_sem_release rel = { .size = sizeof(rel), .n = 1 };
+	struct churn c = { .seed = 1 };
+	struct io_uring ring;
+	pthread_t th;
+	__u64 end, rounds = 0, granted = 0;
+	int sess, holder, waiter;
+	unsigned int seed = 7;
+
+	sess = kt_session();
+	if (sess < 0)
+		SKIP(return, "no %s: kprim.ko not loaded", KT_DEV);
+	ASSERT_EQ(0, one_slot_ring(&ring));
+	ASSERT_EQ(0, io_uring_register_iowq_max_workers(&ring, workers));
+	two_sem_fds(_metadata, sess, 1, &holder, &waiter);
+	c.fd = holder;
+	ASSERT_EQ(0, pthread_create(&th, NULL, churn_permit, &c));
+
+	end = kt_now_ns() + 3 * NSEC;
+	while (kt_now_ns() < end && !_metadata->exit_code) {
+		struct kprim_sem_acquire acq = { .size = sizeof(acq), .n = 1,
+			.wait = kt_wait((1 + rand_r(&seed) % 5) * MSEC, -1) };
+		struct kprim_sem_info si = { .size = sizeof(si) };
+		struct io_uring_sqe *sqe;
+		int res[4] = { 1, 1, 1, 1 }, n = 2;
+		bool cancel = rand_r(&seed) % 3 == 0;
+
+		sqe = io_uring_get_sqe(&ring);
+		prep_kprim(sqe, waiter, KPRIM_IOC_SEM_ACQUIRE, &acq, 1);
+		if (rand_r(&seed) % 4 == 0)
+			sqe->flags |= IOSQE_ASYNC;
+		ASSERT_EQ(1, io_uring_submit(&ring));
+		/* The slot is free again: reuse it at once. */
+		sqe = io_uring_get_sqe(&ring);
+		prep_kprim(sqe, waiter, KPRIM_IOC_SEM_INFO, &si, 2);
+		if (rand_r(&seed) % 4 == 0)
+			sqe->flags |= IOSQE_ASYNC;
+		ASSERT_EQ(1, io_uring_submit(&ring));
+		if (cancel) {
+			sqe = io_uring_get_sqe(&ring);
+			io_uring_prep_cancel64(sqe, 1, 0);
+			sqe->user_data = 3;
+			n++;
+		}
+		ASSERT_EQ(0, reap(&ring, n, res, 4));
+		ASSERT_EQ(0, res[2]) TH_LOG("info: %d", res[2]);
+		ASSERT_EQ(1, si.permits);
+		ASSERT_TRUE(res[1] == 0 || res[1] == -ETIMEDOUT ||
+			    res[1] == -ECANCELED || res[1] == -EINTR)
+			TH_LOG("acquire: %d", res[1]);
+		if (cancel)
+			ASSERT_TRUE(res[3] == 0 || res[3] == -ENOENT ||
+				    res[3] == -EALREADY)
+				TH_LOG("cancel: %d", res[3]);
+		if (res[1] == 0) {
+			granted++;
+			ASSERT_EQ(1, sem_info_of(waiter).held_by_me);
+			ASSERT_EQ(0, run1(&ring, waiter, KPRIM_IOC_SEM_RELEASE,
+					  &rel, rand_r(&seed) % 2 ?
+					  IOSQE_ASYNC : 0));
+		}
+		ASSERT_EQ(0, sem_info_of(waiter).held_by_me);
+		rounds++;
+	}
+	c.stop = true;
+	pthread_join(th, NULL);
+	EXPECT_EQ(0, c.errors);
+	TH_LOG("%llu rounds, %llu granted through the ring",
+	       (unsigned long long)rounds, (unsigned long long)granted);
+	EXPECT_LT(10, rounds);
+	EXPECT_EQ(0, sem_info_of(holder).held);
+	EXPECT_EQ(0, sem_info_of(holder).waiters);
+	io_uring_queue_exit(&ring);
+	close(waiter);
+	close(holder);
+	close(sess);
+}
+
 TEST_HARNESS_MAIN
