@@ -179,7 +179,7 @@ host-test-tsan:
 	$(MAKE) B=$(B)/tsan SAN_CFLAGS="-fsanitize=thread" host-test
 
 host-test-asan:
-	ASAN_OPTIONS="detect_leaks=1 $(ASAN_OPTIONS)" \
+	ASAN_OPTIONS="detect_leaks=1 detect_stack_use_after_return=1 $(ASAN_OPTIONS)" \
 	UBSAN_OPTIONS="print_stacktrace=1 $(UBSAN_OPTIONS)" \
 	$(MAKE) B=$(B)/asan \
 		SAN_CFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all" \

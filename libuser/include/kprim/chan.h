@@ -54,7 +54,10 @@ int kprim_chan_new(size_t elem_size, size_t capacity, struct kprim_chan **out);
 /**
  * kprim_chan_free() - free a channel nobody uses any more (NULL: no-op).
  * Freeing a channel with blocked waiters is a caller bug; close it first
- * and join the users.
+ * and join the users. A completed exchange leaves both sides done with
+ * the channel, as in Go: a client that has received its answer on a
+ * private reply channel may free it at once, while the server's send is
+ * still returning.
  */
 void kprim_chan_free(struct kprim_chan *ch);
 
