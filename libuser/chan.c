@@ -228,6 +228,7 @@ static bool try_recv_locked(struct kprim_chan *ch, void *elem, int *err,
 		return true;
 	}
 	if (ch->closed) {
+		memset(elem, 0, ch->esize);	/* Go's zero value */
 		*err = -EPIPE;
 		return true;
 	}
@@ -287,6 +288,8 @@ int kprim_chan_close(struct kprim_chan *ch)
 	ch->closed = true;
 	/* Claimed nodes are off their queue: chain them through ->next. */
 	while ((n = wq_claim(&ch->recvq)) || (n = wq_claim(&ch->sendq))) {
+		if (n->q == &ch->recvq)
+			memset(n->elem, 0, ch->esize);	/* the zero value */
 		n->err = -EPIPE;
 		n->next = wake;
 		wake = n;

@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "kselftest_harness.h"
@@ -168,6 +169,46 @@ TEST(close_drains_then_epipe)
 	kprim_chan_free(c);
 }
 
+/*
+ * A receive that completes because the channel is closed and drained gives
+ * the zero value (Go), whichever way it completes: at once, through a
+ * select case, or woken while blocked (close_wakes_blocked_receiver).
+ */
+TEST(recv_closed_gives_zero_value)
+{
+	struct kprim_chan *c;
+	struct { uint64_t a, b; } v = { 7, 7 }, zero = { 0 };
+	struct kprim_chan_case cs = { .dir = KPRIM_CHAN_RECV, .elem = &v };
+
+	ASSERT_EQ(0, kprim_chan_new(sizeof(v), 2, &c));
+	ASSERT_EQ(0, kprim_chan_close(c));
+	EXPECT_EQ(-EPIPE, kprim_chan_recv(c, &v, NULL, KPRIM_TIMEOUT_INFINITE));
+	EXPECT_EQ(0, memcmp(&v, &zero, sizeof(v)));
+	v.a = v.b = 7;
+	EXPECT_EQ(-EPIPE, kprim_chan_try_recv(c, &v));
+	EXPECT_EQ(0, memcmp(&v, &zero, sizeof(v)));
+	v.a = v.b = 7;
+	cs.ch = c;
+	EXPECT_EQ(0, kprim_chan_select(&cs, 1, NULL, 0));
+	EXPECT_EQ(-EPIPE, cs.err);
+	EXPECT_EQ(0, memcmp(&v, &zero, sizeof(v)));
+	kprim_chan_free(c);
+}
+
+/* A receive that does not complete (timeout, empty) leaves *elem alone. */
+TEST(recv_timeout_leaves_elem)
+{
+	struct kprim_chan *c;
+	int v = 7;
+
+	ASSERT_EQ(0, kprim_chan_new(sizeof(v), 1, &c));
+	EXPECT_EQ(-EAGAIN, kprim_chan_try_recv(c, &v));
+	EXPECT_EQ(7, v);
+	EXPECT_EQ(-ETIMEDOUT, kprim_chan_recv(c, &v, NULL, 1000000));
+	EXPECT_EQ(7, v);
+	kprim_chan_free(c);
+}
+
 struct op_arg {
 	struct kprim_chan *c;
 	struct kprim_ctx *ctx;
@@ -196,7 +237,7 @@ static void *send_thread(void *p)
 
 TEST(close_wakes_blocked_receiver)
 {
-	struct op_arg a = { 0 };
+	struct op_arg a = { .val = 7 };
 	pthread_t t;
 
 	ASSERT_EQ(0, kprim_chan_new(sizeof(int), 1, &a.c));
@@ -206,6 +247,7 @@ TEST(close_wakes_blocked_receiver)
 	kprim_chan_close(a.c);
 	pthread_join(t, NULL);
 	EXPECT_EQ(-EPIPE, a.rc);
+	EXPECT_EQ(0, a.val);	/* the zero value, as in Go */
 	kprim_chan_free(a.c);
 }
 
@@ -221,6 +263,7 @@ TEST(close_wakes_blocked_sender)
 	kprim_chan_close(a.c);
 	pthread_join(t, NULL);
 	EXPECT_EQ(-EPIPE, a.rc);
+	EXPECT_EQ(5, a.val);	/* a sender's element is never written */
 	kprim_chan_free(a.c);
 }
 

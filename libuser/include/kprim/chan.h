@@ -20,7 +20,11 @@
  *   -ECANCELED	@ctx was cancelled
  *   -EPIPE	send: the channel is closed;
  *		recv: the channel is closed AND drained (buffered elements are
- *		always delivered first) - the "closed" indication
+ *		always delivered first) - the "closed" indication; *elem is
+ *		then set to the zero value (all bytes 0), as in Go
+ *
+ * A receive that fails otherwise (-EAGAIN, -ETIMEDOUT, -ECANCELED, -EINVAL)
+ * leaves *elem as it was.
  *   -E2BIG	more than KPRIM_CHAN_SELECT_MAX select cases
  *   -EDEADLK	select with no enabled case, no ctx and no timeout
  */
@@ -65,7 +69,10 @@ void kprim_chan_free(struct kprim_chan *ch);
 int kprim_chan_send(struct kprim_chan *ch, const void *elem,
 		    struct kprim_ctx *ctx, uint64_t timeout_ns);
 
-/** kprim_chan_recv() - move the oldest element into *@elem. */
+/**
+ * kprim_chan_recv() - move the oldest element into *@elem; on a closed,
+ * drained channel store the zero value and return -EPIPE.
+ */
 int kprim_chan_recv(struct kprim_chan *ch, void *elem,
 		    struct kprim_ctx *ctx, uint64_t timeout_ns);
 
@@ -99,7 +106,8 @@ enum kprim_chan_dir {
  * @dir:	KPRIM_CHAN_SEND or KPRIM_CHAN_RECV
  * @elem:	send: the element to send; recv: where to store it
  * @err:	out, for the chosen case only: 0, or -EPIPE if it was chosen
- *		because the channel is closed (recv: closed and drained)
+ *		because the channel is closed (recv: closed and drained, and
+ *		*@elem is set to the zero value)
  */
 struct kprim_chan_case {
 	struct kprim_chan *ch;
