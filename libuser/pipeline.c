@@ -252,8 +252,13 @@ static int validate(const struct kprim_pipeline *p)
 		    (st->gate && !st->gate->acquire))
 			return -EINVAL;
 	}
-	if (p->buffer > KPRIM_CHAN_CAP_MAX)
-		return -EOVERFLOW;
+	/*
+	 * A limit like the others, so -EINVAL (the channel's own -EOVERFLOW
+	 * cannot happen then: items are at most KPRIM_PIPE_MAX_ITEM + HDR).
+	 */
+	if (p->buffer > KPRIM_CHAN_CAP_MAX ||
+	    (p->buffer && HDR + KPRIM_PIPE_MAX_ITEM > SIZE_MAX / p->buffer))
+		return -EINVAL;
 	return 0;
 }
 

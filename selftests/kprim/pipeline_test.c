@@ -207,10 +207,16 @@ TEST_F(pipe, gate_without_acquire)
 	EXPECT_EQ(-EINVAL, kprim_pipeline_run(&self->p, NULL, NULL));
 }
 
-TEST_F(pipe, buffer_overflow)
+/* A buffer over the limit is a bad description like any other: -EINVAL. */
+TEST_F(pipe, buffer_over_max)
 {
 	self->p.buffer = KPRIM_CHAN_CAP_MAX + 1;
-	EXPECT_EQ(-EOVERFLOW, kprim_pipeline_run(&self->p, NULL, NULL));
+	EXPECT_EQ(-EINVAL, kprim_pipeline_run(&self->p, NULL, &self->res));
+	EXPECT_EQ(-EINVAL, self->res.err);
+	EXPECT_EQ(1, self->g.next);	/* nothing ran */
+	self->p.buffer = SIZE_MAX;
+	EXPECT_EQ(-EINVAL, kprim_pipeline_run(&self->p, NULL, NULL));
+	EXPECT_EQ(1, self->g.next);
 }
 
 /* ---- results ---- */

@@ -79,7 +79,8 @@ struct kprim_stage {
 /**
  * struct kprim_pipeline - what to run.
  * @item_size:	size of the source's items (1..KPRIM_PIPE_MAX_ITEM)
- * @buffer:	capacity of each channel between threads (0 = unbuffered)
+ * @buffer:	capacity of each channel between threads (0 = unbuffered,
+ *		at most KPRIM_CHAN_CAP_MAX)
  * @ordered:	deliver to the sink in source order
  */
 struct kprim_pipeline {
@@ -117,8 +118,10 @@ struct kprim_pipeline_result {
  * @res:	optional result details
  *
  * Return: 0 (all items done, or the sink stopped early), the first error,
- * kprim_ctx_err(@ctx) if @ctx ended it, -EINVAL for a bad description,
- * -ENOMEM or a pthread_create() errno (then nothing was left running).
+ * kprim_ctx_err(@ctx) if @ctx ended it, -EINVAL for a bad description (a
+ * NULL callback, a size, count or @buffer out of its limits; nothing runs
+ * then), -ENOMEM or a pthread_create() errno (then nothing was left
+ * running).
  */
 int kprim_pipeline_run(const struct kprim_pipeline *p, struct kprim_ctx *ctx,
 		       struct kprim_pipeline_result *res);
