@@ -31,19 +31,22 @@ struct gen {
 	long next, limit;	/* limit 0: endless */
 };
 
-static int gen_fn(void *arg, void *out)
+static int gen_fn(void *arg, struct kprim_ctx *ctx, void *out)
 {
 	struct gen *g = arg;
 
+	(void)ctx;
 	if (g->limit && g->next >= g->limit)
 		return KPRIM_PIPE_END;
 	*(long *)out = g->next++;
 	return 0;
 }
 
-static int copy_fn(void *arg, const void *in, void *out)
+static int copy_fn(void *arg, struct kprim_ctx *ctx, const void *in,
+		   void *out)
 {
 	(void)arg;
+	(void)ctx;
 	*(long *)out = *(const long *)in;
 	return 0;
 }
@@ -54,12 +57,14 @@ struct conc {
 	unsigned int sleep_us;
 };
 
-static int busy_fn(void *arg, const void *in, void *out)
+static int busy_fn(void *arg, struct kprim_ctx *ctx, const void *in,
+		   void *out)
 {
 	struct conc *c = arg;
 	int now = atomic_fetch_add(&c->cur, 1) + 1;
 	int m = atomic_load(&c->max);
 
+	(void)ctx;
 	while (now > m && !atomic_compare_exchange_weak(&c->max, &m, now))
 		;
 	usleep(c->sleep_us);
@@ -68,8 +73,9 @@ static int busy_fn(void *arg, const void *in, void *out)
 	return 0;
 }
 
-static int count_sink(void *arg, const void *item)
+static int count_sink(void *arg, struct kprim_ctx *ctx, const void *item)
 {
+	(void)ctx;
 	(void)item;
 	(*(long *)arg)++;
 	return 0;

@@ -49,10 +49,12 @@ struct gen {
 	long next, limit, fail_at;
 };
 
-static int gen_fn(void *arg, void *out)
+static int gen_fn(void *arg, struct kprim_ctx *ctx, void *out)
 {
 	struct gen *g = arg;
 
+	if (!ctx)
+		return -EFAULT;	/* every callback gets the pipeline's ctx */
 	if (g->limit && g->next > g->limit)
 		return KPRIM_PIPE_END;
 	if (g->fail_at && g->next == g->fail_at)
@@ -61,10 +63,13 @@ static int gen_fn(void *arg, void *out)
 	return 0;
 }
 
-static int square_fn(void *arg, const void *in, void *out)
+static int square_fn(void *arg, struct kprim_ctx *ctx, const void *in,
+		     void *out)
 {
 	long v = *(const long *)in;
 
+	if (!ctx)
+		return -EFAULT;
 	/* Jitter so that workers finish out of order. */
 	if (arg && v % 7 == 0)
 		usleep(200);
@@ -72,17 +77,21 @@ static int square_fn(void *arg, const void *in, void *out)
 	return 0;
 }
 
-static int even_fn(void *arg, const void *in, void *out)
+static int even_fn(void *arg, struct kprim_ctx *ctx, const void *in,
+		   void *out)
 {
 	(void)arg;
+	(void)ctx;
 	*(long *)out = *(const long *)in;
 	return *(const long *)in % 2 ? KPRIM_PIPE_SKIP : 0;
 }
 
-static int fail_on_fn(void *arg, const void *in, void *out)
+static int fail_on_fn(void *arg, struct kprim_ctx *ctx, const void *in,
+		      void *out)
 {
 	long bad = *(long *)arg;
 
+	(void)ctx;
 	*(long *)out = *(const long *)in;
 	return *(const long *)in == bad ? -EIO : 0;
 }
@@ -93,10 +102,12 @@ struct collect {
 	size_t stop_after;	/* 0 = never */
 };
 
-static int collect_fn(void *arg, const void *item)
+static int collect_fn(void *arg, struct kprim_ctx *ctx, const void *item)
 {
 	struct collect *c = arg;
 
+	if (!ctx)
+		return -EFAULT;
 	if (c->n < 4096)
 		c->items[c->n] = *(const long *)item;
 	c->n++;
@@ -308,9 +319,10 @@ TEST_F(pipe, source_error)
 	EXPECT_GE(4, self->c->n);
 }
 
-static int sink_fail(void *arg, const void *item)
+static int sink_fail(void *arg, struct kprim_ctx *ctx, const void *item)
 {
 	(void)arg;
+	(void)ctx;
 	return *(const long *)item == 9 ? -ENOSPC : 0;
 }
 
@@ -364,6 +376,154 @@ TEST_F(pipe, ctx_cancel_ends_run)
 	EXPECT_EQ(0, self->res.nerrors);
 	pthread_join(t, NULL);
 	kprim_ctx_free(ctx);
+}
+
+/*
+ * Callbacks see the pipeline's context. A stage that waits on it up to
+ * 3 s must not hold a 100 ms deadline: run() returns the deadline error in
+ * about 100 ms. Bound: < 100 ms + 1 s of slack for a slow VM, far below
+ * the 3 s the stage would take. The stage's own -ETIMEDOUT comes after the
+ * ctx ended: not counted as an error.
+ */
+static int slow_stage_fn(void *arg, struct kprim_ctx *ctx, const void *in,
+			 void *out)
+{
+	int rc;
+
+	(void)arg;
+	*(long *)out = *(const long *)in;
+	/* A cancellable 3 s sleep: a select on no channel. */
+	rc = kprim_chan_select(NULL, 0, ctx, 3000 * 1000000ull);
+	return rc == -ETIMEDOUT && !kprim_ctx_done(ctx) ? 0 : rc;
+}
+
+TEST_F(pipe, deadline_reaches_a_running_stage)
+{
+	struct kprim_ctx *ctx;
+	uint64_t t0, dt;
+
+	self->st[0] = (struct kprim_stage){ .fn = slow_stage_fn,
+		.out_size = sizeof(long), .workers = 2 };
+	ASSERT_EQ(0, kprim_ctx_with_timeout(NULL, 100 * 1000000ull, &ctx));
+	t0 = kprim_now_ns();
+	EXPECT_EQ(-ETIMEDOUT, kprim_pipeline_run(&self->p, ctx, &self->res));
+	dt = kprim_now_ns() - t0;
+	EXPECT_LE(100 * 1000000ull, dt);
+	EXPECT_GT(1100 * 1000000ull, dt);
+	EXPECT_EQ(0, self->res.nerrors);
+	kprim_ctx_free(ctx);
+}
+
+/* A source blocked waiting for input is ended by a cancel (< 1 s). */
+static int blocking_source_fn(void *arg, struct kprim_ctx *ctx, void *out)
+{
+	(void)arg;
+	(void)out;
+	return kprim_chan_select(NULL, 0, ctx, KPRIM_TIMEOUT_INFINITE);
+}
+
+TEST_F(pipe, cancel_reaches_a_blocked_source)
+{
+	struct kprim_ctx *ctx;
+	uint64_t t0, dt;
+	pthread_t t;
+
+	self->p.source = blocking_source_fn;
+	ASSERT_EQ(0, kprim_ctx_new(NULL, &ctx));
+	t0 = kprim_now_ns();
+	ASSERT_EQ(0, pthread_create(&t, NULL, cancel_soon, ctx));
+	EXPECT_EQ(-ECANCELED, kprim_pipeline_run(&self->p, ctx, &self->res));
+	dt = kprim_now_ns() - t0;
+	EXPECT_GT(1000 * 1000000ull, dt);
+	EXPECT_EQ(0, self->res.nerrors);
+	EXPECT_EQ(0, self->res.produced);
+	pthread_join(t, NULL);
+	kprim_ctx_free(ctx);
+}
+
+/*
+ * The first error reaches a stage call in progress: one worker fails on
+ * item 3 while the others wait on the ctx (3 s each); run() returns the
+ * error well before 3 s, and only that one error is counted.
+ */
+static int fail_or_wait_fn(void *arg, struct kprim_ctx *ctx, const void *in,
+			   void *out)
+{
+	if (*(const long *)in == 3)
+		return -EIO;
+	return slow_stage_fn(arg, ctx, in, out);
+}
+
+TEST_F(pipe, first_error_reaches_running_stages)
+{
+	uint64_t t0, dt;
+
+	self->g.limit = 0;
+	self->st[0] = (struct kprim_stage){ .fn = fail_or_wait_fn,
+		.out_size = sizeof(long), .workers = 4 };
+	t0 = kprim_now_ns();
+	EXPECT_EQ(-EIO, kprim_pipeline_run(&self->p, NULL, &self->res));
+	dt = kprim_now_ns() - t0;
+	EXPECT_GT(1000 * 1000000ull, dt);
+	EXPECT_EQ(1, self->res.nerrors);
+	EXPECT_EQ(0, self->c->n);
+}
+
+/*
+ * The sink runs in the caller's thread and gets the ctx too: a sink
+ * waiting on it is ended by the caller's cancel (< 1 s), not counted.
+ */
+static int waiting_sink_fn(void *arg, struct kprim_ctx *ctx, const void *item)
+{
+	(void)item;
+	(*(long *)arg)++;
+	return kprim_chan_select(NULL, 0, ctx, KPRIM_TIMEOUT_INFINITE);
+}
+
+TEST_F(pipe, cancel_reaches_a_waiting_sink)
+{
+	struct kprim_ctx *ctx;
+	uint64_t t0, dt;
+	long calls = 0;
+	pthread_t t;
+
+	self->p.sink = waiting_sink_fn;
+	self->p.sink_arg = &calls;
+	ASSERT_EQ(0, kprim_ctx_new(NULL, &ctx));
+	t0 = kprim_now_ns();
+	ASSERT_EQ(0, pthread_create(&t, NULL, cancel_soon, ctx));
+	EXPECT_EQ(-ECANCELED, kprim_pipeline_run(&self->p, ctx, &self->res));
+	dt = kprim_now_ns() - t0;
+	EXPECT_GT(1000 * 1000000ull, dt);
+	EXPECT_EQ(1, calls);
+	EXPECT_EQ(0, self->res.nerrors);
+	pthread_join(t, NULL);
+	kprim_ctx_free(ctx);
+}
+
+/* An early stop by the sink ends a source that waits on the ctx. */
+static int one_then_block_fn(void *arg, struct kprim_ctx *ctx, void *out)
+{
+	long *n = arg;
+
+	if (*n == 0) {
+		*(long *)out = ++*n;
+		return 0;
+	}
+	return kprim_chan_select(NULL, 0, ctx, KPRIM_TIMEOUT_INFINITE);
+}
+
+TEST_F(pipe, early_stop_reaches_a_blocked_source)
+{
+	long n = 0;
+
+	self->p.source = one_then_block_fn;
+	self->p.source_arg = &n;
+	self->c->stop_after = 1;
+	EXPECT_EQ(0, kprim_pipeline_run(&self->p, NULL, &self->res));
+	EXPECT_EQ(1, self->res.stopped);
+	EXPECT_EQ(1, self->res.delivered);
+	EXPECT_EQ(0, self->res.nerrors);
 }
 
 /* ---- gates: a token channel acting as a semaphore of 2 ---- */
