@@ -20,11 +20,7 @@
  *   -ECANCELED	@ctx was cancelled
  *   -EPIPE	send: the channel is closed;
  *		recv: the channel is closed AND drained (buffered elements are
- *		always delivered first) - the "closed" indication; *elem is
- *		then set to the zero value (all bytes 0), as in Go
- *
- * A receive that fails otherwise (-EAGAIN, -ETIMEDOUT, -ECANCELED, -EINVAL)
- * leaves *elem as it was.
+ *		always delivered first) - the "closed" indication
  *   -E2BIG	more than KPRIM_CHAN_SELECT_MAX select cases
  *   -EDEADLK	select with no enabled case, no ctx and no timeout
  */
@@ -70,8 +66,10 @@ int kprim_chan_send(struct kprim_chan *ch, const void *elem,
 		    struct kprim_ctx *ctx, uint64_t timeout_ns);
 
 /**
- * kprim_chan_recv() - move the oldest element into *@elem; on a closed,
- * drained channel store the zero value and return -EPIPE.
+ * kprim_chan_recv() - move the oldest element into *@elem. On a closed,
+ * drained channel store the zero value (all bytes 0, as in Go) and return
+ * -EPIPE. A receive that fails otherwise (-EAGAIN, -ETIMEDOUT, -ECANCELED,
+ * -EINVAL) leaves *@elem as it was.
  */
 int kprim_chan_recv(struct kprim_chan *ch, void *elem,
 		    struct kprim_ctx *ctx, uint64_t timeout_ns);
