@@ -66,7 +66,7 @@ TOOLS := $(B)/tools/kprimctl $(B)/tools/kprim-bench
 EXAMPLES := $(KPRIM_USERLIB_EXAMPLES:%=$(B)/examples/%)
 
 .PHONY: dkms-install all module lib tools gobench daemonbench selftests examples check demo bench vm-test vm-shell \
-	host-test host-test-tsan host-test-asan lint install modules_install headers_install clean distclean
+	host-test host-test-run host-test-tsan host-test-asan lint install modules_install headers_install clean distclean
 
 all: module lib tools selftests examples
 
@@ -169,21 +169,24 @@ bench:
 vm-shell:
 	bash tools/vm/check.sh --shell
 
-host-test: $(HOST_TEST_BINS)
+host-test: host-test-run
+
+# Build and run the host tests; also what the sanitizer variants run.
+host-test-run: $(HOST_TEST_BINS)
 	@set -e; for t in $(HOST_TEST_BINS); do echo "== $$t"; $$t; done
 
 # A report fails the test it happens in: the sanitizers exit non-zero at the
 # first one (the kselftest harness counts a test's non-zero exit as failed).
 host-test-tsan:
 	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 $(TSAN_OPTIONS)" \
-	$(MAKE) B=$(B)/tsan SAN_CFLAGS="-fsanitize=thread" host-test
+	$(MAKE) B=$(B)/tsan SAN_CFLAGS="-fsanitize=thread" host-test-run
 
 host-test-asan:
 	ASAN_OPTIONS="detect_leaks=1 detect_stack_use_after_return=1 $(ASAN_OPTIONS)" \
 	UBSAN_OPTIONS="print_stacktrace=1 $(UBSAN_OPTIONS)" \
 	$(MAKE) B=$(B)/asan \
 		SAN_CFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all" \
-		host-test
+		host-test-run
 
 lint:
 	bash tools/vm/lint.sh
