@@ -365,28 +365,35 @@ static void gated_wait_in_a_storm(struct __test_metadata *_metadata,
 	struct storm st = { .tid = (pid_t)syscall(SYS_gettid) };
 	struct kprim_ctx *ctx;
 	uint64_t t0, dt;
+	int rc, hits0, hits;
 	pthread_t th;
-	int rc;
 
 	sigemptyset(&sa.sa_mask);
 	ASSERT_EQ(0, sigaction(SIGUSR1, &sa, &old));
 	atomic_store(&storm_hits, 0);
-	ASSERT_EQ(0, kprim_ctx_with_timeout(NULL, STORM_DEADLINE_NS, &ctx));
-	t0 = kprim_now_ns();
 	ASSERT_EQ(0, pthread_create(&th, NULL, storm_main, &st));
+	/* The storm is on before the wait starts (the VM may be slow). */
+	while (atomic_load(&storm_hits) == 0)
+		usleep(1000);
+	hits0 = atomic_load(&storm_hits);
+	t0 = kprim_now_ns();	/* before the deadline is set: dt >= it */
+	ASSERT_EQ(0, kprim_ctx_with_timeout(NULL, STORM_DEADLINE_NS, &ctx));
 	rc = g->acquire(g->arg, ctx);
 	dt = kprim_now_ns() - t0;
+	hits = atomic_load(&storm_hits) - hits0;
 	atomic_store(&st.stop, 1);
 	pthread_join(th, NULL);
 	sigaction(SIGUSR1, &old, NULL);
+	TH_LOG("%d signals in %llu ms", hits, (unsigned long long)(dt / MSEC));
 	EXPECT_EQ(-ETIMEDOUT, rc);
 	/* Not before the deadline; within SLACK_NS (3 s) after it. */
 	EXPECT_LE(STORM_DEADLINE_NS, dt);
 	EXPECT_GT(STORM_DEADLINE_NS + SLACK_NS, dt);
-	/* The wait was interrupted again and again (one signal per 0.5 ms). */
-	EXPECT_LE(20, atomic_load(&storm_hits));
-	TH_LOG("%d signals in %llu ms", atomic_load(&storm_hits),
-	       (unsigned long long)(dt / MSEC));
+	/*
+	 * The wait was interrupted again and again: one signal per 0.5 ms
+	 * asked, 16 seen in 300 ms on the emulated debug kernel at worst.
+	 */
+	EXPECT_LE(3, hits);
 	kprim_ctx_free(ctx);
 }
 

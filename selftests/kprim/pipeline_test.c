@@ -5,7 +5,9 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "kselftest_harness.h"
@@ -124,21 +126,28 @@ FIXTURE(pipe)
 	struct kprim_pipeline_result res;
 };
 
-static void *nop_thread(void *arg)
+static void *tid_thread(void *arg)
 {
-	return arg;
+	*(pid_t *)arg = (pid_t)syscall(SYS_gettid);
+	return NULL;
 }
 
 FIXTURE_SETUP(pipe)
 {
+	char path[64];
 	pthread_t t;
+	pid_t tid;
 
 	/*
 	 * A sanitizer runtime starts its own helper thread at the first
-	 * pthread_create(): let that happen before the baseline is taken.
+	 * pthread_create(): let that happen before the baseline is taken,
+	 * and let the joined thread leave /proc/self/task (up to 2 s).
 	 */
-	ASSERT_EQ(0, pthread_create(&t, NULL, nop_thread, NULL));
+	ASSERT_EQ(0, pthread_create(&t, NULL, tid_thread, &tid));
 	pthread_join(t, NULL);
+	snprintf(path, sizeof(path), "/proc/self/task/%d", (int)tid);
+	for (int i = 0; i < 200 && access(path, F_OK) == 0; i++)
+		usleep(10000);
 	self->tasks = count_tasks();
 	ASSERT_LT(0, self->tasks);
 	self->g = (struct gen){ .next = 1, .limit = 1000 };
@@ -471,34 +480,51 @@ TEST_F(pipe, first_error_reaches_running_stages)
 
 /*
  * The sink runs in the caller's thread and gets the ctx too: a sink
- * waiting on it is ended by the caller's cancel (< 1 s), not counted.
+ * waiting on it is ended by the caller's cancel (< 1 s after the cancel),
+ * not counted. The cancel comes once the sink is waiting.
  */
+struct sink_wait {
+	struct kprim_ctx *ctx;
+	atomic_int calls;
+	uint64_t cancelled_at;
+};
+
 static int waiting_sink_fn(void *arg, struct kprim_ctx *ctx, const void *item)
 {
+	struct sink_wait *w = arg;
+
 	(void)item;
-	(*(long *)arg)++;
+	atomic_fetch_add(&w->calls, 1);
 	return kprim_chan_select(NULL, 0, ctx, KPRIM_TIMEOUT_INFINITE);
+}
+
+static void *cancel_when_sink_waits(void *arg)
+{
+	struct sink_wait *w = arg;
+
+	while (!atomic_load(&w->calls))
+		usleep(1000);
+	usleep(20 * 1000);
+	w->cancelled_at = kprim_now_ns();
+	kprim_ctx_cancel(w->ctx);
+	return NULL;
 }
 
 TEST_F(pipe, cancel_reaches_a_waiting_sink)
 {
-	struct kprim_ctx *ctx;
-	uint64_t t0, dt;
-	long calls = 0;
+	struct sink_wait w = { 0 };
 	pthread_t t;
 
 	self->p.sink = waiting_sink_fn;
-	self->p.sink_arg = &calls;
-	ASSERT_EQ(0, kprim_ctx_new(NULL, &ctx));
-	t0 = kprim_now_ns();
-	ASSERT_EQ(0, pthread_create(&t, NULL, cancel_soon, ctx));
-	EXPECT_EQ(-ECANCELED, kprim_pipeline_run(&self->p, ctx, &self->res));
-	dt = kprim_now_ns() - t0;
-	EXPECT_GT(1000 * 1000000ull, dt);
-	EXPECT_EQ(1, calls);
-	EXPECT_EQ(0, self->res.nerrors);
+	self->p.sink_arg = &w;
+	ASSERT_EQ(0, kprim_ctx_new(NULL, &w.ctx));
+	ASSERT_EQ(0, pthread_create(&t, NULL, cancel_when_sink_waits, &w));
+	EXPECT_EQ(-ECANCELED, kprim_pipeline_run(&self->p, w.ctx, &self->res));
 	pthread_join(t, NULL);
-	kprim_ctx_free(ctx);
+	EXPECT_GT(1000 * 1000000ull, kprim_now_ns() - w.cancelled_at);
+	EXPECT_EQ(1, atomic_load(&w.calls));
+	EXPECT_EQ(0, self->res.nerrors);
+	kprim_ctx_free(w.ctx);
 }
 
 /* An early stop by the sink ends a source that waits on the ctx. */
