@@ -11,6 +11,8 @@
 #   make vm-shell        interactive shell in the test VM (module loaded)
 #   make host-test       the library tests that need no module, on this host
 #   make check-api       exports = public headers, headers compile with the uapi
+#   make host-test-tsan  the same under ThreadSanitizer (build/tsan)
+#   make host-test-asan  the same under AddressSanitizer + UBSan (build/asan)
 #   make lint            checkpatch, sparse and W=1 on kmod/
 #   make install         library, headers, pkg-config, kprimctl (PREFIX)
 #   make modules_install / headers_install / dkms-install
@@ -39,6 +41,16 @@ WFLAGS := -Wall -Wextra -Werror
 USER_CFLAGS := -std=gnu11 -O2 -g $(WFLAGS) -pthread -D_GNU_SOURCE \
 	       -Ilibuser/include -Ikmod $(CFLAGS)
 
+# Sanitizer builds (host-test-tsan, host-test-asan) are sub-makes with their
+# own B and SAN_CFLAGS, so their objects never mix with the normal build's.
+# Their tests link dynamically: the sanitizer runtimes do not link -static.
+SAN_CFLAGS ?=
+TEST_STATIC := -static
+ifneq ($(SAN_CFLAGS),)
+USER_CFLAGS += $(SAN_CFLAGS) -fno-omit-frame-pointer
+TEST_STATIC :=
+endif
+
 include libuser/userlib.mk
 
 LIB_SRCS := libuser/session.c libuser/limiter.c libuser/sem.c libuser/cache.c \
@@ -55,7 +67,7 @@ TOOLS := $(B)/tools/kprimctl $(B)/tools/kprim-bench
 EXAMPLES := $(KPRIM_USERLIB_EXAMPLES:%=$(B)/examples/%)
 
 .PHONY: dkms-install all module lib tools gobench daemonbench selftests examples check demo bench vm-test vm-shell \
-	host-test check-api lint install modules_install headers_install clean distclean
+	host-test host-test-run host-test-tsan host-test-asan check-api lint install modules_install headers_install clean distclean
 
 all: module lib tools selftests examples
 
@@ -103,7 +115,7 @@ selftests: $(TEST_BINS)
 
 $(B)/tests/%: selftests/kprim/%.c $(wildcard selftests/kprim/*.h) $(B)/libkprim.a $(LIB_HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(USER_CFLAGS) -static -isystem $(KSFT_INC) -o $@ $< $(B)/libkprim.a $(LDLIBS)
+	$(CC) $(USER_CFLAGS) $(TEST_STATIC) -isystem $(KSFT_INC) -o $@ $< $(B)/libkprim.a $(LDLIBS)
 
 $(B)/tests/uring_test $(B)/tests/fuzz_test: LDLIBS += -luring
 
@@ -158,8 +170,7 @@ bench:
 vm-shell:
 	bash tools/vm/check.sh --shell
 
-host-test: check-api $(HOST_TEST_BINS)
-	@set -e; for t in $(HOST_TEST_BINS); do echo "== $$t"; $$t; done
+host-test: check-api host-test-run
 
 # The library's interface: libkprim.so exports exactly the public headers'
 # functions and libkprim.a defines nothing outside kprim_; the public
@@ -167,6 +178,23 @@ host-test: check-api $(HOST_TEST_BINS)
 check-api: lib
 	CC="$(CC)" bash tools/check-symbols.sh $(B)/libkprim.so $(B)/libkprim.a
 	CC="$(CC)" bash tools/check-headers.sh
+
+# Build and run the host tests; also what the sanitizer variants run.
+host-test-run: $(HOST_TEST_BINS)
+	@set -e; for t in $(HOST_TEST_BINS); do echo "== $$t"; $$t; done
+
+# A report fails the test it happens in: the sanitizers exit non-zero at the
+# first one (the kselftest harness counts a test's non-zero exit as failed).
+host-test-tsan:
+	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 $(TSAN_OPTIONS)" \
+	$(MAKE) B=$(B)/tsan SAN_CFLAGS="-fsanitize=thread" host-test-run
+
+host-test-asan:
+	ASAN_OPTIONS="detect_leaks=1 detect_stack_use_after_return=1 $(ASAN_OPTIONS)" \
+	UBSAN_OPTIONS="print_stacktrace=1 $(UBSAN_OPTIONS)" \
+	$(MAKE) B=$(B)/asan \
+		SAN_CFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all" \
+		host-test-run
 
 lint:
 	bash tools/vm/lint.sh

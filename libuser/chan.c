@@ -11,6 +11,13 @@
  * already-claimed parker are stale and simply dropped by whoever meets
  * them. No allocation happens after kprim_chan_new().
  *
+ * A completed exchange means both sides are done with the channel, as in
+ * Go: the client of a reply channel may free it as soon as its receive
+ * returns. So neither side touches the channel afterwards. The claimer
+ * unlinks the waiter's other nodes on that channel while it holds the
+ * lock, and wakes the waiter only after unlocking it; the woken waiter
+ * re-locks only the other channels of its select, to unlink its nodes.
+ *
  * Lock order: channel locks (ascending address) -> parker.m;
  * ctx lock -> parker.m. A waiter holds only parker.m while sleeping.
  */
@@ -34,19 +41,24 @@ struct parker {
 	bool woken;		/* a peer finished the claimed case */
 	bool kicked;		/* the ctx ended */
 	struct kprim_ctx_waiter cw;
-};
-
-struct wnode {
-	struct wnode *prev, *next;
-	struct parker *p;
-	void *elem;
-	int idx;
-	int err;
-	bool queued;
+	struct wnode *nodes;	/* one per case (unused for a NULL channel) */
+	size_t n;
 };
 
 struct wq {
 	struct wnode *head, *tail;
+};
+
+/* Queue links and @queued are guarded by the lock of @ch. */
+struct wnode {
+	struct wnode *prev, *next;
+	struct parker *p;
+	struct kprim_chan *ch;
+	struct wq *q;
+	void *elem;
+	int idx;
+	int err;
+	bool queued;
 };
 
 struct kprim_chan {
@@ -79,8 +91,10 @@ static void wq_push(struct wq *q, struct wnode *n)
 	n->queued = true;
 }
 
-static void wq_remove(struct wq *q, struct wnode *n)
+static void wq_remove(struct wnode *n)
 {
+	struct wq *q = n->q;
+
 	if (n->prev)
 		n->prev->next = n->next;
 	else
@@ -92,28 +106,42 @@ static void wq_remove(struct wq *q, struct wnode *n)
 	n->queued = false;
 }
 
-/* Dequeue the first waiter we manage to claim; drop stale ones. */
+/*
+ * Dequeue the first waiter we manage to claim; drop stale ones. The
+ * claimed waiter's other nodes on this channel (a select may name it more
+ * than once) are unlinked here too: once woken it never locks it again.
+ * Called with the channel lock held.
+ */
 static struct wnode *wq_claim(struct wq *q)
 {
 	struct wnode *n;
+	struct parker *p;
 	int pending;
 
 	while ((n = q->head)) {
-		wq_remove(q, n);
+		wq_remove(n);
+		p = n->p;
 		pending = PARK_PENDING;
-		if (atomic_compare_exchange_strong(&n->p->done, &pending,
-						   n->idx))
-			return n;
+		if (!atomic_compare_exchange_strong(&p->done, &pending, n->idx))
+			continue;
+		/* ->ch first: ->queued of a node elsewhere is not ours. */
+		for (size_t i = 0; i < p->n; i++)
+			if (p->nodes[i].ch == n->ch && p->nodes[i].queued)
+				wq_remove(&p->nodes[i]);
+		return n;
 	}
 	return NULL;
 }
 
-/* Finish a claimed node; its owner may return (and its stack vanish). */
-static void wake_node(struct wnode *n, int err)
+/*
+ * Finish a claimed node, with the channel already unlocked: from the
+ * moment it is woken the waiter may return and free the channel (and its
+ * own stack, where @n lives). @n->err was set under the channel lock.
+ */
+static void wake_node(struct wnode *n)
 {
 	struct parker *p = n->p;
 
-	n->err = err;
 	pthread_mutex_lock(&p->m);
 	p->woken = true;
 	pthread_cond_signal(&p->c);
@@ -140,7 +168,13 @@ static unsigned char *slot(struct kprim_chan *ch, size_t i)
 	return ch->buf + (i >= ch->cap ? i - ch->cap : i) * ch->esize;
 }
 
-static bool try_send_locked(struct kprim_chan *ch, const void *elem, int *err)
+/*
+ * try_send_locked(), try_recv_locked(): complete the operation now if it
+ * can be (true, with *@err set), else false. A waiter claimed on the way
+ * is returned in *@wake, for wake_node() once the channel is unlocked.
+ */
+static bool try_send_locked(struct kprim_chan *ch, const void *elem, int *err,
+			    struct wnode **wake)
 {
 	struct wnode *r;
 
@@ -151,7 +185,8 @@ static bool try_send_locked(struct kprim_chan *ch, const void *elem, int *err)
 	r = wq_claim(&ch->recvq);
 	if (r) {
 		memcpy(r->elem, elem, ch->esize);
-		wake_node(r, 0);
+		r->err = 0;
+		*wake = r;
 		*err = 0;
 		return true;
 	}
@@ -164,7 +199,8 @@ static bool try_send_locked(struct kprim_chan *ch, const void *elem, int *err)
 	return false;
 }
 
-static bool try_recv_locked(struct kprim_chan *ch, void *elem, int *err)
+static bool try_recv_locked(struct kprim_chan *ch, void *elem, int *err,
+			    struct wnode **wake)
 {
 	struct wnode *s;
 
@@ -179,17 +215,20 @@ static bool try_recv_locked(struct kprim_chan *ch, void *elem, int *err)
 			memcpy(slot(ch, ch->head + ch->count), s->elem,
 			       ch->esize);
 			ch->count++;
-			wake_node(s, 0);
+			s->err = 0;
+			*wake = s;
 		}
 		return true;
 	}
 	s = wq_claim(&ch->sendq);
 	if (s) {
 		memcpy(elem, s->elem, ch->esize);
-		wake_node(s, 0);
+		s->err = 0;
+		*wake = s;
 		return true;
 	}
 	if (ch->closed) {
+		memset(elem, 0, ch->esize);	/* Go's zero value */
 		*err = -EPIPE;
 		return true;
 	}
@@ -237,7 +276,7 @@ void kprim_chan_free(struct kprim_chan *ch)
 
 int kprim_chan_close(struct kprim_chan *ch)
 {
-	struct wnode *n;
+	struct wnode *n, *wake = NULL;
 
 	if (!ch)
 		return -EINVAL;
@@ -247,11 +286,19 @@ int kprim_chan_close(struct kprim_chan *ch)
 		return -EPIPE;
 	}
 	ch->closed = true;
-	while ((n = wq_claim(&ch->recvq)))
-		wake_node(n, -EPIPE);
-	while ((n = wq_claim(&ch->sendq)))
-		wake_node(n, -EPIPE);
+	/* Claimed nodes are off their queue: chain them through ->next. */
+	while ((n = wq_claim(&ch->recvq)) || (n = wq_claim(&ch->sendq))) {
+		if (n->q == &ch->recvq)
+			memset(n->elem, 0, ch->esize);	/* the zero value */
+		n->err = -EPIPE;
+		n->next = wake;
+		wake = n;
+	}
 	pthread_mutex_unlock(&ch->lock);
+	while ((n = wake)) {
+		wake = n->next;	/* read before the owner may return */
+		wake_node(n);
+	}
 	return 0;
 }
 
@@ -364,11 +411,11 @@ static int select_validate(const struct kprim_chan_case *cases, size_t n)
 	return 0;
 }
 
-static bool try_case_locked(struct kprim_chan_case *c)
+static bool try_case_locked(struct kprim_chan_case *c, struct wnode **wake)
 {
 	if (c->dir == KPRIM_CHAN_SEND)
-		return try_send_locked(c->ch, c->elem, &c->err);
-	return try_recv_locked(c->ch, c->elem, &c->err);
+		return try_send_locked(c->ch, c->elem, &c->err, wake);
+	return try_recv_locked(c->ch, c->elem, &c->err, wake);
 }
 
 int kprim_chan_select(struct kprim_chan_case *cases, size_t n,
@@ -377,6 +424,8 @@ int kprim_chan_select(struct kprim_chan_case *cases, size_t n,
 	struct kprim_chan *locks[KPRIM_CHAN_SELECT_MAX];
 	struct wnode nodes[KPRIM_CHAN_SELECT_MAX];
 	uint8_t order[KPRIM_CHAN_SELECT_MAX];
+	struct wnode *wake = NULL;
+	struct kprim_chan *done_ch = NULL;
 	struct parker p;
 	uint64_t deadline = KPRIM_NO_DEADLINE, now;
 	size_t nl, i;
@@ -405,8 +454,10 @@ int kprim_chan_select(struct kprim_chan_case *cases, size_t n,
 	for (i = 0; i < n; i++) {
 		struct kprim_chan_case *c = &cases[order[i]];
 
-		if (c->ch && try_case_locked(c)) {
+		if (c->ch && try_case_locked(c, &wake)) {
 			unlock_all(locks, nl);
+			if (wake)
+				wake_node(wake);
 			return order[i];
 		}
 	}
@@ -434,18 +485,22 @@ int kprim_chan_select(struct kprim_chan_case *cases, size_t n,
 	p.woken = p.kicked = false;
 	p.cw.next = p.cw.prev = NULL;
 	p.cw.wake = ctx_kick;
+	p.nodes = nodes;
+	p.n = n;
 	for (i = 0; i < n; i++) {
 		struct kprim_chan_case *c = &cases[i];
 
 		nodes[i].queued = false;
+		nodes[i].ch = c->ch;
 		if (!c->ch)
 			continue;
 		nodes[i].p = &p;
+		nodes[i].q = c->dir == KPRIM_CHAN_SEND ? &c->ch->sendq :
+							  &c->ch->recvq;
 		nodes[i].elem = c->elem;
 		nodes[i].idx = (int)i;
 		nodes[i].err = 0;
-		wq_push(c->dir == KPRIM_CHAN_SEND ? &c->ch->sendq :
-						     &c->ch->recvq, &nodes[i]);
+		wq_push(nodes[i].q, &nodes[i]);
 	}
 	unlock_all(locks, nl);
 
@@ -468,20 +523,20 @@ int kprim_chan_select(struct kprim_chan_case *cases, size_t n,
 		pthread_mutex_unlock(&p.m);
 		ret = atomic_load(&p.done);
 		cases[ret].err = nodes[ret].err;
+		/* Done with it: the claimer unlinked our nodes there. */
+		done_ch = cases[ret].ch;
 	}
 
 	/* Unlink the nodes that nobody consumed. */
 	for (i = 0; i < n; i++) {
-		struct kprim_chan_case *c = &cases[i];
+		struct kprim_chan *ch = cases[i].ch;
 
-		if (!c->ch)
+		if (!ch || ch == done_ch)
 			continue;
-		pthread_mutex_lock(&c->ch->lock);
+		pthread_mutex_lock(&ch->lock);
 		if (nodes[i].queued)
-			wq_remove(c->dir == KPRIM_CHAN_SEND ? &c->ch->sendq :
-							       &c->ch->recvq,
-				  &nodes[i]);
-		pthread_mutex_unlock(&c->ch->lock);
+			wq_remove(&nodes[i]);
+		pthread_mutex_unlock(&ch->lock);
 	}
 	pthread_cond_destroy(&p.c);
 	pthread_mutex_destroy(&p.m);
@@ -492,6 +547,7 @@ static int chan_op(struct kprim_chan *ch, int dir, void *elem,
 		   struct kprim_ctx *ctx, uint64_t timeout_ns)
 {
 	struct kprim_chan_case c = { .ch = ch, .dir = dir, .elem = elem };
+	struct wnode *wake = NULL;
 	bool done;
 	int ret;
 
@@ -507,8 +563,10 @@ static int chan_op(struct kprim_chan *ch, int dir, void *elem,
 	 * select's machinery (shuffle, lock ordering, parker).
 	 */
 	pthread_mutex_lock(&ch->lock);
-	done = try_case_locked(&c);
+	done = try_case_locked(&c, &wake);
 	pthread_mutex_unlock(&ch->lock);
+	if (wake)
+		wake_node(wake);
 	if (done)
 		return c.err;
 	ret = kprim_chan_select(&c, 1, ctx, timeout_ns);

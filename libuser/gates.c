@@ -6,30 +6,58 @@
 
 #include "kprim/gates.h"
 
+typedef int (*gate_wait_fn)(void *arg, struct kprim_ctx *ctx,
+			    uint64_t timeout_ns);
+
 /*
- * A signal interrupting the kernel wait (-EINTR) is not the pipeline's
- * business: wait again. The context is re-checked by every call, so a
- * cancellation that raced with the signal still ends the loop.
+ * Wait until the gate opens or @ctx ends. A signal interrupting the
+ * kernel wait (-EINTR) is not the pipeline's business: wait again, but
+ * only for the time left until the deadline fixed once before the first
+ * wait (CLOCK_MONOTONIC, the kernel's clock for timeouts), never a fresh
+ * full timeout, so a signal storm cannot stretch the wait. The context is
+ * re-checked by every call, so a cancellation that raced with the signal
+ * still ends the loop.
  */
-static int limiter_acquire(void *arg, struct kprim_ctx *ctx)
+static int gate_wait(gate_wait_fn wait, void *arg, struct kprim_ctx *ctx)
 {
+	uint64_t deadline = kprim_ctx_deadline_ns(ctx), left, now;
 	int rc;
 
-	do
-		rc = kprim_limiter_take(arg, 1, ctx, KPRIM_TIMEOUT_INFINITE,
-					NULL);
-	while (rc == -EINTR);
-	return rc;
+	for (;;) {
+		left = KPRIM_TIMEOUT_INFINITE;
+		if (deadline != KPRIM_NO_DEADLINE) {
+			now = kprim_now_ns();
+			if (now >= deadline) {
+				/* kprim_ctx_err() sees the deadline too. */
+				rc = ctx ? kprim_ctx_err(ctx) : 0;
+				return rc ? rc : -ETIMEDOUT;
+			}
+			left = deadline - now;
+		}
+		rc = wait(arg, ctx, left);
+		if (rc != -EINTR)
+			return rc;
+	}
+}
+
+static int limiter_wait(void *arg, struct kprim_ctx *ctx, uint64_t timeout_ns)
+{
+	return kprim_limiter_take(arg, 1, ctx, timeout_ns, NULL);
+}
+
+static int limiter_acquire(void *arg, struct kprim_ctx *ctx)
+{
+	return gate_wait(limiter_wait, arg, ctx);
+}
+
+static int sem_wait(void *arg, struct kprim_ctx *ctx, uint64_t timeout_ns)
+{
+	return kprim_sem_acquire(arg, 1, ctx, timeout_ns);
 }
 
 static int sem_acquire(void *arg, struct kprim_ctx *ctx)
 {
-	int rc;
-
-	do
-		rc = kprim_sem_acquire(arg, 1, ctx, KPRIM_TIMEOUT_INFINITE);
-	while (rc == -EINTR);
-	return rc;
+	return gate_wait(sem_wait, arg, ctx);
 }
 
 static void sem_release(void *arg)

@@ -5,8 +5,10 @@
  * share the last channel (fan-in), and the last worker of a stage to
  * finish closes its output, so "closed" flows downstream as end-of-input.
  *
- * Cancellation: all blocking calls use one internal child ctx; the first
- * error cancels it, which unblocks every thread, and run() joins them all.
+ * Cancellation: all blocking calls use one internal child ctx, and every
+ * callback gets it too; the first error cancels it, which unblocks every
+ * thread (callbacks included, if they wait on it), and run() joins them
+ * all. An error once the ctx has ended is a consequence, not another one.
  *
  * Order: every item carries its source sequence number. In ordered mode a
  * dropped (filtered) item still travels as a tombstone so the sink can tell
@@ -86,7 +88,7 @@ static void *source_main(void *arg)
 		    kprim_chan_recv(r->tokens, &token, r->ctx,
 				    KPRIM_TIMEOUT_INFINITE))
 			break;
-		rc = p->source(p->source_arg, h + 1);
+		rc = p->source(p->source_arg, r->ctx, h + 1);
 		if (rc == KPRIM_PIPE_END)
 			break;
 		if (rc < 0) {
@@ -119,7 +121,7 @@ static int apply(struct run *r, const struct kprim_stage *st,
 		if (rc)
 			return rc;
 	}
-	rc = st->fn(st->arg, in, out);
+	rc = st->fn(st->arg, r->ctx, in, out);
 	if (g && g->release)
 		g->release(g->arg);
 	return rc;
@@ -146,8 +148,9 @@ static void *worker_main(void *arg)
 		if (!ih->tombstone) {
 			rc = apply(r, st, ih + 1, oh + 1);
 			if (rc < 0) {
-				/* A gate failing because we cancelled is
-				 * a consequence, not another error. */
+				/* A gate or stage failing because we
+				 * cancelled is a consequence, not another
+				 * error. */
 				if (!kprim_ctx_done(r->ctx))
 					fail(r, rc);
 				break;
@@ -180,9 +183,10 @@ static bool deliver(struct run *r, const struct item_hdr *h,
 		kprim_chan_try_send(r->tokens, &token);	/* cannot be full */
 	if (h->tombstone)
 		return true;
-	rc = r->p->sink(r->p->sink_arg, h + 1);
+	rc = r->p->sink(r->p->sink_arg, r->ctx, h + 1);
 	if (rc < 0) {
-		fail(r, rc);
+		if (!kprim_ctx_done(r->ctx))
+			fail(r, rc);
 		return false;
 	}
 	res->delivered++;
@@ -252,8 +256,13 @@ static int validate(const struct kprim_pipeline *p)
 		    (st->gate && !st->gate->acquire))
 			return -EINVAL;
 	}
-	if (p->buffer > KPRIM_CHAN_CAP_MAX)
-		return -EOVERFLOW;
+	/*
+	 * A limit like the others, so -EINVAL (the channel's own -EOVERFLOW
+	 * cannot happen then: items are at most KPRIM_PIPE_MAX_ITEM + HDR).
+	 */
+	if (p->buffer > KPRIM_CHAN_CAP_MAX ||
+	    (p->buffer && HDR + KPRIM_PIPE_MAX_ITEM > SIZE_MAX / p->buffer))
+		return -EINVAL;
 	return 0;
 }
 

@@ -10,31 +10,37 @@ struct job {
 	unsigned long worker;	/* which thread did it */
 };
 
-static int jobs(void *arg, void *out)
+static int jobs(void *arg, struct kprim_ctx *ctx, void *out)
 {
 	int *next = arg;
 
+	(void)ctx;
 	if (*next > 9)
 		return KPRIM_PIPE_END;
 	((struct job *)out)->n = (*next)++;
 	return 0;
 }
 
-static int work(void *arg, const void *in, void *out)
+static int work(void *arg, struct kprim_ctx *ctx, const void *in,
+		void *out)
 {
 	struct job *j = out;
 
 	(void)arg;
+	/* Long work checks the pipeline's ctx (first error, cancel). */
+	if (kprim_ctx_done(ctx))
+		return kprim_ctx_err(ctx);
 	*j = *(const struct job *)in;
 	j->n *= 10;
 	j->worker = (unsigned long)pthread_self() % 1000;
 	return 0;
 }
 
-static int collect(void *arg, const void *item)
+static int collect(void *arg, struct kprim_ctx *ctx, const void *item)
 {
 	const struct job *j = item;
 
+	(void)ctx;
 	*(int *)arg += j->n;
 	printf("result %d (worker %03lu)\n", j->n, j->worker);
 	return 0;

@@ -14,19 +14,22 @@
 
 #define CALLS_PER_PROCESS	10
 
-static int source(void *arg, void *out)
+static int source(void *arg, struct kprim_ctx *ctx, void *out)
 {
 	int *next = arg;
 
+	(void)ctx;
 	if (*next >= CALLS_PER_PROCESS)
 		return KPRIM_PIPE_END;
 	*(int *)out = (*next)++;
 	return 0;
 }
 
-static int call_api(void *arg, const void *in, void *out)
+static int call_api(void *arg, struct kprim_ctx *ctx, const void *in,
+		    void *out)
 {
 	(void)arg;
+	(void)ctx;	/* a real call would pass it on: deadline, cancel */
 	*(int *)out = *(const int *)in;	/* the call number */
 	return 0;
 }
@@ -36,10 +39,11 @@ struct sink_state {
 	uint64_t t0;
 };
 
-static int sink(void *arg, const void *item)
+static int sink(void *arg, struct kprim_ctx *ctx, const void *item)
 {
 	struct sink_state *s = arg;
 
+	(void)ctx;
 	printf("  process %c: call %2d done at +%.2fs\n", s->who,
 	       *(const int *)item, (kprim_now_ns() - s->t0) / 1e9);
 	fflush(stdout);

@@ -4,33 +4,39 @@
 
 #include "kprim/pipeline.h"
 
-static int gen(void *arg, void *out)
+static int gen(void *arg, struct kprim_ctx *ctx, void *out)
 {
 	int *next = arg;
 
+	(void)ctx;
 	if (*next > 10)
 		return KPRIM_PIPE_END;
 	*(int *)out = (*next)++;
 	return 0;
 }
 
-static int square(void *arg, const void *in, void *out)
+static int square(void *arg, struct kprim_ctx *ctx, const void *in,
+		  void *out)
 {
 	(void)arg;
+	(void)ctx;
 	*(int *)out = *(const int *)in * *(const int *)in;
 	return 0;
 }
 
-static int even(void *arg, const void *in, void *out)
+static int even(void *arg, struct kprim_ctx *ctx, const void *in,
+		void *out)
 {
 	(void)arg;
+	(void)ctx;
 	*(int *)out = *(const int *)in;
 	return *(const int *)in % 2 ? KPRIM_PIPE_SKIP : 0;
 }
 
-static int print(void *arg, const void *item)
+static int print(void *arg, struct kprim_ctx *ctx, const void *item)
 {
 	(void)arg;
+	(void)ctx;
 	printf("%d\n", *(const int *)item);
 	return 0;
 }

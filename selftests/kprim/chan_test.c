@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "kselftest_harness.h"
@@ -168,6 +169,46 @@ TEST(close_drains_then_epipe)
 	kprim_chan_free(c);
 }
 
+/*
+ * A receive that completes because the channel is closed and drained gives
+ * the zero value (Go), whichever way it completes: at once, through a
+ * select case, or woken while blocked (close_wakes_blocked_receiver).
+ */
+TEST(recv_closed_gives_zero_value)
+{
+	struct kprim_chan *c;
+	struct { uint64_t a, b; } v = { 7, 7 }, zero = { 0 };
+	struct kprim_chan_case cs = { .dir = KPRIM_CHAN_RECV, .elem = &v };
+
+	ASSERT_EQ(0, kprim_chan_new(sizeof(v), 2, &c));
+	ASSERT_EQ(0, kprim_chan_close(c));
+	EXPECT_EQ(-EPIPE, kprim_chan_recv(c, &v, NULL, KPRIM_TIMEOUT_INFINITE));
+	EXPECT_EQ(0, memcmp(&v, &zero, sizeof(v)));
+	v.a = v.b = 7;
+	EXPECT_EQ(-EPIPE, kprim_chan_try_recv(c, &v));
+	EXPECT_EQ(0, memcmp(&v, &zero, sizeof(v)));
+	v.a = v.b = 7;
+	cs.ch = c;
+	EXPECT_EQ(0, kprim_chan_select(&cs, 1, NULL, 0));
+	EXPECT_EQ(-EPIPE, cs.err);
+	EXPECT_EQ(0, memcmp(&v, &zero, sizeof(v)));
+	kprim_chan_free(c);
+}
+
+/* A receive that does not complete (timeout, empty) leaves *elem alone. */
+TEST(recv_timeout_leaves_elem)
+{
+	struct kprim_chan *c;
+	int v = 7;
+
+	ASSERT_EQ(0, kprim_chan_new(sizeof(v), 1, &c));
+	EXPECT_EQ(-EAGAIN, kprim_chan_try_recv(c, &v));
+	EXPECT_EQ(7, v);
+	EXPECT_EQ(-ETIMEDOUT, kprim_chan_recv(c, &v, NULL, 1000000));
+	EXPECT_EQ(7, v);
+	kprim_chan_free(c);
+}
+
 struct op_arg {
 	struct kprim_chan *c;
 	struct kprim_ctx *ctx;
@@ -196,7 +237,7 @@ static void *send_thread(void *p)
 
 TEST(close_wakes_blocked_receiver)
 {
-	struct op_arg a = { 0 };
+	struct op_arg a = { .val = 7 };
 	pthread_t t;
 
 	ASSERT_EQ(0, kprim_chan_new(sizeof(int), 1, &a.c));
@@ -206,6 +247,7 @@ TEST(close_wakes_blocked_receiver)
 	kprim_chan_close(a.c);
 	pthread_join(t, NULL);
 	EXPECT_EQ(-EPIPE, a.rc);
+	EXPECT_EQ(0, a.val);	/* the zero value, as in Go */
 	kprim_chan_free(a.c);
 }
 
@@ -221,6 +263,7 @@ TEST(close_wakes_blocked_sender)
 	kprim_chan_close(a.c);
 	pthread_join(t, NULL);
 	EXPECT_EQ(-EPIPE, a.rc);
+	EXPECT_EQ(5, a.val);	/* a sender's element is never written */
 	kprim_chan_free(a.c);
 }
 
@@ -630,6 +673,167 @@ TEST(mpmc_select_two_channels)
 	EXPECT_EQ(n * (n + 1) / 2, rx[0].sum + rx[1].sum);
 	kprim_chan_free(a);
 	kprim_chan_free(b);
+}
+
+/*
+ * The reply-channel pattern: a client makes a private unbuffered reply
+ * channel, sends a request carrying it, receives the answer and frees the
+ * channel at once. A completed exchange means both sides are done with the
+ * channel (Go), so the server's send must not touch it after the client's
+ * receive took the answer. Servers answer through a plain send, through a
+ * select that names the reply channel twice, and through a select that
+ * also waits on a channel never ready; the client sometimes pauses before
+ * its receive so the server is parked in the send when the answer is taken.
+ * Run under ASan and TSan (make host-test-asan / host-test-tsan).
+ */
+#define REPLY_CLIENTS	4
+#define REPLY_ROUNDS	3000
+
+struct reply_req {
+	struct kprim_chan *reply;
+	int v;
+};
+
+struct reply_srv {
+	struct kprim_chan *reqs, *never;
+	atomic_int bad;
+};
+
+static int reply_send(struct reply_srv *s, struct kprim_chan *reply, int ans,
+		      unsigned int how)
+{
+	int dummy;
+	struct kprim_chan_case cs[2] = {
+		{ .ch = reply, .dir = KPRIM_CHAN_SEND, .elem = &ans },
+		{ .ch = reply, .dir = KPRIM_CHAN_SEND, .elem = &ans },
+	};
+
+	switch (how % 3) {
+	case 0:
+		return kprim_chan_send(reply, &ans, NULL,
+				       KPRIM_TIMEOUT_INFINITE);
+	case 1:		/* the same channel in both cases */
+		return kprim_chan_select(cs, 2, NULL, KPRIM_TIMEOUT_INFINITE)
+			< 0 ? -1 : 0;
+	default:	/* plus a channel that is never ready */
+		cs[1] = (struct kprim_chan_case){ .ch = s->never,
+			.dir = KPRIM_CHAN_RECV, .elem = &dummy };
+		return kprim_chan_select(cs, 2, NULL,
+					 KPRIM_TIMEOUT_INFINITE) == 0 ? 0 : -1;
+	}
+}
+
+static void *reply_server(void *p)
+{
+	struct reply_srv *s = p;
+	struct reply_req r;
+	unsigned int n = 0;
+
+	while (!kprim_chan_recv(s->reqs, &r, NULL, KPRIM_TIMEOUT_INFINITE))
+		if (reply_send(s, r.reply, r.v + 1, n++))
+			atomic_fetch_add(&s->bad, 1);
+	return NULL;
+}
+
+static void *reply_client(void *p)
+{
+	struct reply_srv *s = p;
+	struct reply_req r;
+	int ans;
+
+	for (int i = 0; i < REPLY_ROUNDS; i++) {
+		if (kprim_chan_new(sizeof(int), 0, &r.reply))
+			goto bad;
+		r.v = i;
+		if (kprim_chan_send(s->reqs, &r, NULL, KPRIM_TIMEOUT_INFINITE))
+			goto bad;
+		if (i % 4 == 0)
+			usleep(20);	/* let the server park in its send */
+		if (kprim_chan_recv(r.reply, &ans, NULL,
+				    KPRIM_TIMEOUT_INFINITE) || ans != i + 1)
+			atomic_fetch_add(&s->bad, 1);
+		kprim_chan_free(r.reply);
+	}
+	return NULL;
+bad:
+	atomic_fetch_add(&s->bad, 1);
+	return NULL;
+}
+
+TEST(reply_channel_freed_after_exchange)
+{
+	struct reply_srv s = { 0 };
+	pthread_t srv[2], cli[REPLY_CLIENTS];
+
+	ASSERT_EQ(0, kprim_chan_new(sizeof(struct reply_req), 0, &s.reqs));
+	ASSERT_EQ(0, kprim_chan_new(sizeof(int), 0, &s.never));
+	for (int i = 0; i < 2; i++)
+		ASSERT_EQ(0, pthread_create(&srv[i], NULL, reply_server, &s));
+	for (int i = 0; i < REPLY_CLIENTS; i++)
+		ASSERT_EQ(0, pthread_create(&cli[i], NULL, reply_client, &s));
+	for (int i = 0; i < REPLY_CLIENTS; i++)
+		pthread_join(cli[i], NULL);
+	kprim_chan_close(s.reqs);
+	for (int i = 0; i < 2; i++)
+		pthread_join(srv[i], NULL);
+	EXPECT_EQ(0, atomic_load(&s.bad));
+	kprim_chan_free(s.reqs);
+	kprim_chan_free(s.never);
+}
+
+/*
+ * A select naming one channel twice: the sender that completes one case
+ * must unlink the other case's node too (the woken receiver no longer
+ * locks a channel whose exchange completed). A node left behind would
+ * point into a dead stack frame when the next value comes.
+ */
+#define TWICE_ROUNDS	20000
+
+static void *twice_sender(void *p)
+{
+	struct kprim_chan *c = p;
+
+	for (uint64_t v = 1; v <= TWICE_ROUNDS; v++)
+		if (kprim_chan_send(c, &v, NULL, KPRIM_TIMEOUT_INFINITE))
+			break;
+	return NULL;
+}
+
+static int recv_twice(struct kprim_chan *c, uint64_t *v)
+{
+	uint64_t a = 0, b = 0;
+	struct kprim_chan_case cs[2] = {
+		{ .ch = c, .dir = KPRIM_CHAN_RECV, .elem = &a },
+		{ .ch = c, .dir = KPRIM_CHAN_RECV, .elem = &b },
+	};
+	int k = kprim_chan_select(cs, 2, NULL, KPRIM_TIMEOUT_INFINITE);
+
+	if (k < 0 || cs[k].err)
+		return -1;
+	*v = k ? b : a;
+	return 0;
+}
+
+TEST(select_same_channel_twice)
+{
+	struct kprim_chan *c;
+	uint64_t v, sum = 0, n = 0;
+	pthread_t t;
+
+	ASSERT_EQ(0, kprim_chan_new(sizeof(v), 0, &c));
+	ASSERT_EQ(0, pthread_create(&t, NULL, twice_sender, c));
+	for (uint64_t i = 1; i <= TWICE_ROUNDS; i++) {
+		/* Alternate call depths so stale nodes would be garbage. */
+		if (i % 2 ? recv_twice(c, &v) :
+			    kprim_chan_recv(c, &v, NULL, KPRIM_TIMEOUT_INFINITE))
+			break;
+		sum += v;
+		n++;
+	}
+	pthread_join(t, NULL);
+	EXPECT_EQ(TWICE_ROUNDS, n);
+	EXPECT_EQ((uint64_t)TWICE_ROUNDS * (TWICE_ROUNDS + 1) / 2, sum);
+	kprim_chan_free(c);
 }
 
 /*

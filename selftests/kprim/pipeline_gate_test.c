@@ -15,6 +15,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -31,19 +32,22 @@ struct gen {
 	long next, limit;	/* limit 0: endless */
 };
 
-static int gen_fn(void *arg, void *out)
+static int gen_fn(void *arg, struct kprim_ctx *ctx, void *out)
 {
 	struct gen *g = arg;
 
+	(void)ctx;
 	if (g->limit && g->next >= g->limit)
 		return KPRIM_PIPE_END;
 	*(long *)out = g->next++;
 	return 0;
 }
 
-static int copy_fn(void *arg, const void *in, void *out)
+static int copy_fn(void *arg, struct kprim_ctx *ctx, const void *in,
+		   void *out)
 {
 	(void)arg;
+	(void)ctx;
 	*(long *)out = *(const long *)in;
 	return 0;
 }
@@ -54,12 +58,14 @@ struct conc {
 	unsigned int sleep_us;
 };
 
-static int busy_fn(void *arg, const void *in, void *out)
+static int busy_fn(void *arg, struct kprim_ctx *ctx, const void *in,
+		   void *out)
 {
 	struct conc *c = arg;
 	int now = atomic_fetch_add(&c->cur, 1) + 1;
 	int m = atomic_load(&c->max);
 
+	(void)ctx;
 	while (now > m && !atomic_compare_exchange_weak(&c->max, &m, now))
 		;
 	usleep(c->sleep_us);
@@ -68,8 +74,9 @@ static int busy_fn(void *arg, const void *in, void *out)
 	return 0;
 }
 
-static int count_sink(void *arg, const void *item)
+static int count_sink(void *arg, struct kprim_ctx *ctx, const void *item)
 {
+	(void)ctx;
 	(void)item;
 	(*(long *)arg)++;
 	return 0;
@@ -312,6 +319,140 @@ TEST_F(gate, cancel_ends_a_kernel_sem_wait)
 	EXPECT_EQ(1, st.held);		/* only the test's own permit */
 	kprim_ctx_free(c.ctx);
 	kprim_sem_close(s);
+}
+
+/*
+ * A signal storm against a gated wait bounded by its context's deadline
+ * (300 ms): every signal interrupts the kernel wait, the gate waits again,
+ * and the wait must still end near the deadline - each retry waits for
+ * the time left, not a fresh full timeout. With a handler without
+ * SA_RESTART the kernel returns -EINTR to the gate; with SA_RESTART the
+ * kernel may restart the call itself: the deadline must hold both ways.
+ */
+#define STORM_DEADLINE_NS	(300 * MSEC)
+#define STORM_EVERY_US		500
+
+static atomic_int storm_hits;
+
+static void storm_handler(int sig)
+{
+	(void)sig;
+	atomic_fetch_add(&storm_hits, 1);
+}
+
+struct storm {
+	pid_t tid;		/* the waiting thread */
+	atomic_int stop;
+};
+
+static void *storm_main(void *arg)
+{
+	struct storm *st = arg;
+
+	while (!atomic_load(&st->stop)) {
+		syscall(SYS_tgkill, getpid(), st->tid, SIGUSR1);
+		usleep(STORM_EVERY_US);
+	}
+	return NULL;
+}
+
+static void gated_wait_in_a_storm(struct __test_metadata *_metadata,
+				  const struct kprim_stage_gate *g,
+				  int sa_flags)
+{
+	struct sigaction sa = { .sa_handler = storm_handler,
+				.sa_flags = sa_flags }, old;
+	struct storm st = { .tid = (pid_t)syscall(SYS_gettid) };
+	struct kprim_ctx *ctx;
+	uint64_t t0, dt;
+	int rc, hits0, hits;
+	pthread_t th;
+
+	sigemptyset(&sa.sa_mask);
+	ASSERT_EQ(0, sigaction(SIGUSR1, &sa, &old));
+	atomic_store(&storm_hits, 0);
+	ASSERT_EQ(0, pthread_create(&th, NULL, storm_main, &st));
+	/* The storm is on before the wait starts (the VM may be slow). */
+	while (atomic_load(&storm_hits) == 0)
+		usleep(1000);
+	hits0 = atomic_load(&storm_hits);
+	t0 = kprim_now_ns();	/* before the deadline is set: dt >= it */
+	ASSERT_EQ(0, kprim_ctx_with_timeout(NULL, STORM_DEADLINE_NS, &ctx));
+	rc = g->acquire(g->arg, ctx);
+	dt = kprim_now_ns() - t0;
+	hits = atomic_load(&storm_hits) - hits0;
+	atomic_store(&st.stop, 1);
+	pthread_join(th, NULL);
+	sigaction(SIGUSR1, &old, NULL);
+	TH_LOG("%d signals in %llu ms", hits, (unsigned long long)(dt / MSEC));
+	EXPECT_EQ(-ETIMEDOUT, rc);
+	/* Not before the deadline; within SLACK_NS (3 s) after it. */
+	EXPECT_LE(STORM_DEADLINE_NS, dt);
+	EXPECT_GT(STORM_DEADLINE_NS + SLACK_NS, dt);
+	/*
+	 * The wait was interrupted again and again: one signal per 0.5 ms
+	 * asked, 16 seen in 300 ms on the emulated debug kernel at worst.
+	 */
+	EXPECT_LE(3, hits);
+	kprim_ctx_free(ctx);
+}
+
+static void sem_gate_in_a_storm(struct __test_metadata *_metadata,
+				struct kprim *k, int sa_flags)
+{
+	struct kprim_sem *s = NULL;
+	struct kprim_sem_stats st;
+	struct kprim_stage_gate g;
+
+	ASSERT_EQ(0, kprim_sem_open(k, NULL, KPRIM_CREATE, 0600, 1, &s));
+	ASSERT_EQ(0, kprim_sem_try_acquire(s, 1));	/* none left */
+	g = kprim_stage_gate_sem(s);
+	gated_wait_in_a_storm(_metadata, &g, sa_flags);
+	ASSERT_EQ(0, kprim_sem_stats(s, &st));
+	EXPECT_EQ(0, st.waiters);
+	EXPECT_EQ(1, st.held);
+	kprim_sem_close(s);
+}
+
+static void limiter_gate_in_a_storm(struct __test_metadata *_metadata,
+				    struct kprim *k, int sa_flags)
+{
+	/* One token per hour, none at the start. */
+	struct kprim_limiter_config cfg = { .rate = 1,
+					    .period_ns = 3600 * NSEC,
+					    .burst = 1, .has_initial = 1 };
+	struct kprim_limiter *l = NULL;
+	struct kprim_limiter_stats st;
+	struct kprim_stage_gate g;
+
+	ASSERT_EQ(0, kprim_limiter_open(k, NULL, KPRIM_CREATE, 0600, &cfg,
+					&l));
+	g = kprim_stage_gate_limiter(l);
+	gated_wait_in_a_storm(_metadata, &g, sa_flags);
+	ASSERT_EQ(0, kprim_limiter_stats(l, &st));
+	EXPECT_EQ(0, st.waiters);
+	EXPECT_EQ(0, st.admitted);
+	kprim_limiter_close(l);
+}
+
+TEST_F(gate, signal_storm_sem_wait_keeps_its_deadline)
+{
+	sem_gate_in_a_storm(_metadata, self->k, 0);
+}
+
+TEST_F(gate, signal_storm_sem_wait_keeps_its_deadline_sa_restart)
+{
+	sem_gate_in_a_storm(_metadata, self->k, SA_RESTART);
+}
+
+TEST_F(gate, signal_storm_limiter_wait_keeps_its_deadline)
+{
+	limiter_gate_in_a_storm(_metadata, self->k, 0);
+}
+
+TEST_F(gate, signal_storm_limiter_wait_keeps_its_deadline_sa_restart)
+{
+	limiter_gate_in_a_storm(_metadata, self->k, SA_RESTART);
 }
 
 /* A gate made from a NULL handle has no acquire: the pipeline refuses it. */

@@ -5,7 +5,9 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "kselftest_harness.h"
@@ -49,10 +51,12 @@ struct gen {
 	long next, limit, fail_at;
 };
 
-static int gen_fn(void *arg, void *out)
+static int gen_fn(void *arg, struct kprim_ctx *ctx, void *out)
 {
 	struct gen *g = arg;
 
+	if (!ctx)
+		return -EFAULT;	/* every callback gets the pipeline's ctx */
 	if (g->limit && g->next > g->limit)
 		return KPRIM_PIPE_END;
 	if (g->fail_at && g->next == g->fail_at)
@@ -61,10 +65,13 @@ static int gen_fn(void *arg, void *out)
 	return 0;
 }
 
-static int square_fn(void *arg, const void *in, void *out)
+static int square_fn(void *arg, struct kprim_ctx *ctx, const void *in,
+		     void *out)
 {
 	long v = *(const long *)in;
 
+	if (!ctx)
+		return -EFAULT;
 	/* Jitter so that workers finish out of order. */
 	if (arg && v % 7 == 0)
 		usleep(200);
@@ -72,17 +79,21 @@ static int square_fn(void *arg, const void *in, void *out)
 	return 0;
 }
 
-static int even_fn(void *arg, const void *in, void *out)
+static int even_fn(void *arg, struct kprim_ctx *ctx, const void *in,
+		   void *out)
 {
 	(void)arg;
+	(void)ctx;
 	*(long *)out = *(const long *)in;
 	return *(const long *)in % 2 ? KPRIM_PIPE_SKIP : 0;
 }
 
-static int fail_on_fn(void *arg, const void *in, void *out)
+static int fail_on_fn(void *arg, struct kprim_ctx *ctx, const void *in,
+		      void *out)
 {
 	long bad = *(long *)arg;
 
+	(void)ctx;
 	*(long *)out = *(const long *)in;
 	return *(const long *)in == bad ? -EIO : 0;
 }
@@ -93,10 +104,12 @@ struct collect {
 	size_t stop_after;	/* 0 = never */
 };
 
-static int collect_fn(void *arg, const void *item)
+static int collect_fn(void *arg, struct kprim_ctx *ctx, const void *item)
 {
 	struct collect *c = arg;
 
+	if (!ctx)
+		return -EFAULT;
 	if (c->n < 4096)
 		c->items[c->n] = *(const long *)item;
 	c->n++;
@@ -113,8 +126,28 @@ FIXTURE(pipe)
 	struct kprim_pipeline_result res;
 };
 
+static void *tid_thread(void *arg)
+{
+	*(pid_t *)arg = (pid_t)syscall(SYS_gettid);
+	return NULL;
+}
+
 FIXTURE_SETUP(pipe)
 {
+	char path[64];
+	pthread_t t;
+	pid_t tid;
+
+	/*
+	 * A sanitizer runtime starts its own helper thread at the first
+	 * pthread_create(): let that happen before the baseline is taken,
+	 * and let the joined thread leave /proc/self/task (up to 2 s).
+	 */
+	ASSERT_EQ(0, pthread_create(&t, NULL, tid_thread, &tid));
+	pthread_join(t, NULL);
+	snprintf(path, sizeof(path), "/proc/self/task/%d", (int)tid);
+	for (int i = 0; i < 200 && access(path, F_OK) == 0; i++)
+		usleep(10000);
 	self->tasks = count_tasks();
 	ASSERT_LT(0, self->tasks);
 	self->g = (struct gen){ .next = 1, .limit = 1000 };
@@ -194,10 +227,16 @@ TEST_F(pipe, gate_without_acquire)
 	EXPECT_EQ(-EINVAL, kprim_pipeline_run(&self->p, NULL, NULL));
 }
 
-TEST_F(pipe, buffer_overflow)
+/* A buffer over the limit is a bad description like any other: -EINVAL. */
+TEST_F(pipe, buffer_over_max)
 {
 	self->p.buffer = KPRIM_CHAN_CAP_MAX + 1;
-	EXPECT_EQ(-EOVERFLOW, kprim_pipeline_run(&self->p, NULL, NULL));
+	EXPECT_EQ(-EINVAL, kprim_pipeline_run(&self->p, NULL, &self->res));
+	EXPECT_EQ(-EINVAL, self->res.err);
+	EXPECT_EQ(1, self->g.next);	/* nothing ran */
+	self->p.buffer = SIZE_MAX;
+	EXPECT_EQ(-EINVAL, kprim_pipeline_run(&self->p, NULL, NULL));
+	EXPECT_EQ(1, self->g.next);
 }
 
 /* ---- results ---- */
@@ -289,9 +328,10 @@ TEST_F(pipe, source_error)
 	EXPECT_GE(4, self->c->n);
 }
 
-static int sink_fail(void *arg, const void *item)
+static int sink_fail(void *arg, struct kprim_ctx *ctx, const void *item)
 {
 	(void)arg;
+	(void)ctx;
 	return *(const long *)item == 9 ? -ENOSPC : 0;
 }
 
@@ -345,6 +385,171 @@ TEST_F(pipe, ctx_cancel_ends_run)
 	EXPECT_EQ(0, self->res.nerrors);
 	pthread_join(t, NULL);
 	kprim_ctx_free(ctx);
+}
+
+/*
+ * Callbacks see the pipeline's context. A stage that waits on it up to
+ * 3 s must not hold a 100 ms deadline: run() returns the deadline error in
+ * about 100 ms. Bound: < 100 ms + 1 s of slack for a slow VM, far below
+ * the 3 s the stage would take. The stage's own -ETIMEDOUT comes after the
+ * ctx ended: not counted as an error.
+ */
+static int slow_stage_fn(void *arg, struct kprim_ctx *ctx, const void *in,
+			 void *out)
+{
+	int rc;
+
+	(void)arg;
+	*(long *)out = *(const long *)in;
+	/* A cancellable 3 s sleep: a select on no channel. */
+	rc = kprim_chan_select(NULL, 0, ctx, 3000 * 1000000ull);
+	return rc == -ETIMEDOUT && !kprim_ctx_done(ctx) ? 0 : rc;
+}
+
+TEST_F(pipe, deadline_reaches_a_running_stage)
+{
+	struct kprim_ctx *ctx;
+	uint64_t t0, dt;
+
+	self->st[0] = (struct kprim_stage){ .fn = slow_stage_fn,
+		.out_size = sizeof(long), .workers = 2 };
+	ASSERT_EQ(0, kprim_ctx_with_timeout(NULL, 100 * 1000000ull, &ctx));
+	t0 = kprim_now_ns();
+	EXPECT_EQ(-ETIMEDOUT, kprim_pipeline_run(&self->p, ctx, &self->res));
+	dt = kprim_now_ns() - t0;
+	EXPECT_LE(100 * 1000000ull, dt);
+	EXPECT_GT(1100 * 1000000ull, dt);
+	EXPECT_EQ(0, self->res.nerrors);
+	kprim_ctx_free(ctx);
+}
+
+/* A source blocked waiting for input is ended by a cancel (< 1 s). */
+static int blocking_source_fn(void *arg, struct kprim_ctx *ctx, void *out)
+{
+	(void)arg;
+	(void)out;
+	return kprim_chan_select(NULL, 0, ctx, KPRIM_TIMEOUT_INFINITE);
+}
+
+TEST_F(pipe, cancel_reaches_a_blocked_source)
+{
+	struct kprim_ctx *ctx;
+	uint64_t t0, dt;
+	pthread_t t;
+
+	self->p.source = blocking_source_fn;
+	ASSERT_EQ(0, kprim_ctx_new(NULL, &ctx));
+	t0 = kprim_now_ns();
+	ASSERT_EQ(0, pthread_create(&t, NULL, cancel_soon, ctx));
+	EXPECT_EQ(-ECANCELED, kprim_pipeline_run(&self->p, ctx, &self->res));
+	dt = kprim_now_ns() - t0;
+	EXPECT_GT(1000 * 1000000ull, dt);
+	EXPECT_EQ(0, self->res.nerrors);
+	EXPECT_EQ(0, self->res.produced);
+	pthread_join(t, NULL);
+	kprim_ctx_free(ctx);
+}
+
+/*
+ * The first error reaches a stage call in progress: one worker fails on
+ * item 3 while the others wait on the ctx (3 s each); run() returns the
+ * error well before 3 s, and only that one error is counted.
+ */
+static int fail_or_wait_fn(void *arg, struct kprim_ctx *ctx, const void *in,
+			   void *out)
+{
+	if (*(const long *)in == 3)
+		return -EIO;
+	return slow_stage_fn(arg, ctx, in, out);
+}
+
+TEST_F(pipe, first_error_reaches_running_stages)
+{
+	uint64_t t0, dt;
+
+	self->g.limit = 0;
+	self->st[0] = (struct kprim_stage){ .fn = fail_or_wait_fn,
+		.out_size = sizeof(long), .workers = 4 };
+	t0 = kprim_now_ns();
+	EXPECT_EQ(-EIO, kprim_pipeline_run(&self->p, NULL, &self->res));
+	dt = kprim_now_ns() - t0;
+	EXPECT_GT(1000 * 1000000ull, dt);
+	EXPECT_EQ(1, self->res.nerrors);
+	EXPECT_EQ(0, self->c->n);
+}
+
+/*
+ * The sink runs in the caller's thread and gets the ctx too: a sink
+ * waiting on it is ended by the caller's cancel (< 1 s after the cancel),
+ * not counted. The cancel comes once the sink is waiting.
+ */
+struct sink_wait {
+	struct kprim_ctx *ctx;
+	atomic_int calls;
+	uint64_t cancelled_at;
+};
+
+static int waiting_sink_fn(void *arg, struct kprim_ctx *ctx, const void *item)
+{
+	struct sink_wait *w = arg;
+
+	(void)item;
+	atomic_fetch_add(&w->calls, 1);
+	return kprim_chan_select(NULL, 0, ctx, KPRIM_TIMEOUT_INFINITE);
+}
+
+static void *cancel_when_sink_waits(void *arg)
+{
+	struct sink_wait *w = arg;
+
+	while (!atomic_load(&w->calls))
+		usleep(1000);
+	usleep(20 * 1000);
+	w->cancelled_at = kprim_now_ns();
+	kprim_ctx_cancel(w->ctx);
+	return NULL;
+}
+
+TEST_F(pipe, cancel_reaches_a_waiting_sink)
+{
+	struct sink_wait w = { 0 };
+	pthread_t t;
+
+	self->p.sink = waiting_sink_fn;
+	self->p.sink_arg = &w;
+	ASSERT_EQ(0, kprim_ctx_new(NULL, &w.ctx));
+	ASSERT_EQ(0, pthread_create(&t, NULL, cancel_when_sink_waits, &w));
+	EXPECT_EQ(-ECANCELED, kprim_pipeline_run(&self->p, w.ctx, &self->res));
+	pthread_join(t, NULL);
+	EXPECT_GT(1000 * 1000000ull, kprim_now_ns() - w.cancelled_at);
+	EXPECT_EQ(1, atomic_load(&w.calls));
+	EXPECT_EQ(0, self->res.nerrors);
+	kprim_ctx_free(w.ctx);
+}
+
+/* An early stop by the sink ends a source that waits on the ctx. */
+static int one_then_block_fn(void *arg, struct kprim_ctx *ctx, void *out)
+{
+	long *n = arg;
+
+	if (*n == 0) {
+		*(long *)out = ++*n;
+		return 0;
+	}
+	return kprim_chan_select(NULL, 0, ctx, KPRIM_TIMEOUT_INFINITE);
+}
+
+TEST_F(pipe, early_stop_reaches_a_blocked_source)
+{
+	long n = 0;
+
+	self->p.source = one_then_block_fn;
+	self->p.source_arg = &n;
+	self->c->stop_after = 1;
+	EXPECT_EQ(0, kprim_pipeline_run(&self->p, NULL, &self->res));
+	EXPECT_EQ(1, self->res.stopped);
+	EXPECT_EQ(1, self->res.delivered);
+	EXPECT_EQ(0, self->res.nerrors);
 }
 
 /* ---- gates: a token channel acting as a semaphore of 2 ---- */

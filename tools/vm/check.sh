@@ -57,6 +57,16 @@ if [ $mode = check ]; then
 		make check-api || exit 1
 fi
 
+# 1b. The library's host tests under ThreadSanitizer and under Address +
+# UndefinedBehaviorSanitizer (their own build dirs, build/tsan and
+# build/asan), before any VM: a race or a use-after-free fails here.
+if [ $mode = check ]; then
+	run_logged "$run/host-test-tsan.log" "host tests under TSan" \
+		make host-test-tsan || exit 1
+	run_logged "$run/host-test-asan.log" "host tests under ASan+UBSan" \
+		make host-test-asan || exit 1
+fi
+
 # 2. Kernels.
 kernel_image() {
 	case $1 in

@@ -65,7 +65,10 @@ int kprim_chan_new(size_t elem_size, size_t capacity, struct kprim_chan **out);
 /**
  * kprim_chan_free() - free a channel nobody uses any more (NULL: no-op).
  * Freeing a channel with blocked waiters is a caller bug; close it first
- * and join the users.
+ * and join the users. A completed exchange leaves both sides done with
+ * the channel, as in Go: a client that has received its answer on a
+ * private reply channel may free it at once, while the server's send is
+ * still returning.
  */
 void kprim_chan_free(struct kprim_chan *ch);
 
@@ -73,7 +76,12 @@ void kprim_chan_free(struct kprim_chan *ch);
 int kprim_chan_send(struct kprim_chan *ch, const void *elem,
 		    struct kprim_ctx *ctx, uint64_t timeout_ns);
 
-/** kprim_chan_recv() - move the oldest element into *@elem. */
+/**
+ * kprim_chan_recv() - move the oldest element into *@elem. On a closed,
+ * drained channel store the zero value (all bytes 0, as in Go) and return
+ * -EPIPE. A receive that fails otherwise (-EAGAIN, -ETIMEDOUT, -ECANCELED,
+ * -EINVAL) leaves *@elem as it was.
+ */
 int kprim_chan_recv(struct kprim_chan *ch, void *elem,
 		    struct kprim_ctx *ctx, uint64_t timeout_ns);
 
@@ -107,7 +115,8 @@ enum kprim_chan_dir {
  * @dir:	KPRIM_CHAN_SEND or KPRIM_CHAN_RECV
  * @elem:	send: the element to send; recv: where to store it
  * @err:	out, for the chosen case only: 0, or -EPIPE if it was chosen
- *		because the channel is closed (recv: closed and drained)
+ *		because the channel is closed (recv: closed and drained, and
+ *		*@elem is set to the zero value)
  */
 struct kprim_chan_case {
 	struct kprim_chan *ch;

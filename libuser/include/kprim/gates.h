@@ -29,7 +29,9 @@ extern "C" {
  *
  * The wait uses the pipeline's context, so cancelling the pipeline (or its
  * deadline) ends a kernel wait at once. A signal does not fail the stage:
- * the wait is resumed. @l must allow a burst of at least 1.
+ * the wait is resumed for the time left until the context's deadline (a
+ * storm of signals does not stretch it). @l must allow a burst of at
+ * least 1.
  *
  * Return: the gate; for a NULL @l a gate without @acquire, which
  * kprim_pipeline_run() refuses with -EINVAL.

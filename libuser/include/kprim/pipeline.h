@@ -11,6 +11,15 @@
  * The first error (from a callback, a gate, or the caller's ctx) cancels
  * the whole pipeline; kprim_pipeline_run() joins every thread before it
  * returns, in all cases.
+ *
+ * Every callback gets the pipeline's context (as errgroup hands its ctx to
+ * every task): a child of the caller's, with its deadline, cancelled by the
+ * first error, the caller's cancel or an early stop of the sink. A callback
+ * that blocks or runs long should wait on it (pass it to kprim calls, or
+ * poll kprim_ctx_done()), or the pipeline cannot end before the callback
+ * returns. Once the context has ended, a callback's error is taken as the
+ * consequence of the cancellation: it is neither counted nor returned. The
+ * context is valid during the call only.
  */
 #ifndef KPRIM_PIPELINE_H
 #define KPRIM_PIPELINE_H
@@ -35,13 +44,19 @@ extern "C" {
 #define KPRIM_PIPE_MAX_WORKERS	256
 #define KPRIM_PIPE_MAX_ITEM	((size_t)1 << 20)
 
+/*
+ * The callbacks: @arg is the one given with the callback, @ctx the
+ * pipeline's context (see above).
+ */
 /* Write the next item to @out; return 0, KPRIM_PIPE_END or -errno. */
-typedef int (*kprim_source_fn)(void *arg, void *out);
+typedef int (*kprim_source_fn)(void *arg, struct kprim_ctx *ctx, void *out);
 /* Map @in to @out; return 0, KPRIM_PIPE_SKIP or -errno. Runs concurrently
  * in all workers of the stage. */
-typedef int (*kprim_stage_fn)(void *arg, const void *in, void *out);
+typedef int (*kprim_stage_fn)(void *arg, struct kprim_ctx *ctx,
+			      const void *in, void *out);
 /* Consume @item; return 0, KPRIM_PIPE_STOP or -errno. */
-typedef int (*kprim_sink_fn)(void *arg, const void *item);
+typedef int (*kprim_sink_fn)(void *arg, struct kprim_ctx *ctx,
+			     const void *item);
 
 /**
  * struct kprim_stage_gate - bounds or throttles one stage.
@@ -79,7 +94,8 @@ struct kprim_stage {
 /**
  * struct kprim_pipeline - what to run.
  * @item_size:	size of the source's items (1..KPRIM_PIPE_MAX_ITEM)
- * @buffer:	capacity of each channel between threads (0 = unbuffered)
+ * @buffer:	capacity of each channel between threads (0 = unbuffered,
+ *		at most KPRIM_CHAN_CAP_MAX)
  * @ordered:	deliver to the sink in source order
  */
 struct kprim_pipeline {
@@ -98,7 +114,8 @@ struct kprim_pipeline {
  * struct kprim_pipeline_result - what happened.
  * @err:	first error (as returned), 0 if none
  * @nerrors:	errors reported by callbacks and gates (the cancellation
- *		they cause in other threads is not counted)
+ *		they cause in other threads is not counted, nor any error
+ *		returned after the pipeline's context ended)
  * @produced:	items the source produced
  * @delivered:	items the sink accepted
  * @stopped:	the sink returned KPRIM_PIPE_STOP
@@ -117,8 +134,10 @@ struct kprim_pipeline_result {
  * @res:	optional result details
  *
  * Return: 0 (all items done, or the sink stopped early), the first error,
- * kprim_ctx_err(@ctx) if @ctx ended it, -EINVAL for a bad description,
- * -ENOMEM or a pthread_create() errno (then nothing was left running).
+ * kprim_ctx_err(@ctx) if @ctx ended it, -EINVAL for a bad description (a
+ * NULL callback, a size, count or @buffer out of its limits; nothing runs
+ * then), -ENOMEM or a pthread_create() errno (then nothing was left
+ * running).
  */
 int kprim_pipeline_run(const struct kprim_pipeline *p, struct kprim_ctx *ctx,
 		       struct kprim_pipeline_result *res);
