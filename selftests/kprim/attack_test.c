@@ -16,6 +16,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <grp.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include "kselftest_harness.h"
@@ -202,7 +203,8 @@ TEST(unmapped_argument_loses_no_grant)
 	ASSERT_EQ(0, pthread_create(&t, NULL, unmap_then_signal, &c));
 	ret = kt_ioctl(fd, KPRIM_IOC_SEM_ACQUIRE, a);
 	pthread_join(t, NULL);
-	EXPECT_EQ(-EFAULT, ret);
+	/* Nothing can be written back: -EINTR as select() does, or -EFAULT. */
+	EXPECT_TRUE(ret == -EFAULT || ret == -EINTR) TH_LOG("ret %ld", ret);
 	EXPECT_EQ(0ull, sem_state(fd).waiters);
 	EXPECT_EQ(0ull, sem_state(fd).held_by_me);
 	EXPECT_EQ(0, sem_rel(holder, 2));
@@ -378,9 +380,10 @@ TEST(uring_cmd_flags_high_bits_are_einval)
 	close(sess);
 }
 
+/* Unprivileged from here on (fds opened before stay usable). */
 static void drop_privileges(void)
 {
-	if (setresgid(NOBODY, NOBODY, NOBODY) || setresuid(NOBODY, NOBODY, NOBODY))
+	if (setgroups(0, NULL) || setresgid(NOBODY, NOBODY, NOBODY) || setresuid(NOBODY, NOBODY, NOBODY))
 		_exit(90);
 }
 
@@ -411,8 +414,8 @@ TEST(one_slot_ring_owner_killed_mid_wait)
 			struct io_uring_sqe *sqe;
 			int s, fd;
 
-			drop_privileges();
 			s = kt_session();
+			drop_privileges();
 			fd = sem_again(s, name);
 			if (s < 0 || fd < 0)
 				_exit(91);
@@ -596,8 +599,8 @@ static void chaos_child(const char *name, uint64_t ns)
 	pthread_t t[3];
 	int s, fd, i;
 
-	drop_privileges();
 	s = kt_session();
+	drop_privileges();
 	fd = s < 0 ? -1 : kt_open(s, &a);
 	if (fd < 0)
 		_exit(93);
