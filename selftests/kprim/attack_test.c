@@ -340,6 +340,62 @@ TEST(fifo_place_survives_own_io_uring_completion)
 	close(sess);
 }
 
+/*
+ * Through io_uring a cancelled wait is -EINTR (uapi: io_uring does not
+ * restart commands). With a read-only argument the time-left write-back
+ * fails, and that failure must not replace the documented result.
+ */
+TEST(uring_cancel_of_read_only_wait_is_eintr)
+{
+	struct kprim_sem_acquire *a;
+	struct io_uring_cqe *cqe;
+	struct io_uring_sqe *sqe;
+	struct io_uring ring;
+	int sess, holder, fd, r, i, res = 1;
+	char name[64];
+
+	sess = kt_session();
+	ASSERT_LE(0, sess);
+	r = io_uring_queue_init(2, &ring, 0);
+	if (r == -ENOSYS || r == -EPERM)
+		SKIP(return, "no io_uring");
+	ASSERT_EQ(0, r);
+	KT_NAME(name, "ucancel");
+	holder = sem_new(sess, name, 1, 0600);
+	ASSERT_LE(0, holder);
+	fd = sem_again(sess, name);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, sem_acq(holder, 1, 0));
+	a = ro_acquire(1, 5000 * MS);
+	ASSERT_NE(NULL, a);
+	sqe = io_uring_get_sqe(&ring);
+	io_uring_prep_rw(IORING_OP_URING_CMD, sqe, fd, NULL, 0, 0);
+	sqe->cmd_op = KPRIM_IOC_SEM_ACQUIRE;
+	sqe->addr3 = (uintptr_t)a;
+	sqe->user_data = 1;
+	ASSERT_EQ(1, io_uring_submit(&ring));
+	ASSERT_TRUE(wait_for_waiters(holder, 1, 3000 * MS));
+	sqe = io_uring_get_sqe(&ring);
+	io_uring_prep_cancel64(sqe, 1, 0);
+	sqe->user_data = 2;
+	ASSERT_EQ(1, io_uring_submit(&ring));
+	for (i = 0; i < 2; i++) {
+		ASSERT_EQ(0, io_uring_wait_cqe(&ring, &cqe));
+		if (cqe->user_data == 1)
+			res = cqe->res;
+		io_uring_cqe_seen(&ring, cqe);
+	}
+	EXPECT_EQ(-EINTR, res) TH_LOG("cancelled wait completed with %d", res);
+	EXPECT_EQ(0ull, sem_state(fd).waiters);
+	EXPECT_EQ(0, sem_rel(holder, 1));
+	EXPECT_EQ(1ull, sem_state(fd).available);
+	io_uring_queue_exit(&ring);
+	munmap(a, 4096);
+	close(fd);
+	close(holder);
+	close(sess);
+}
+
 /* The driver's re-issue bit (and io_uring's internal ones) are not SQE input. */
 TEST(uring_cmd_flags_high_bits_are_einval)
 {
