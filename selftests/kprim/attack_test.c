@@ -770,4 +770,62 @@ TEST(cache_chaos_accounts_back_to_zero)
 	close(sess);
 }
 
+static long cstore(int fd, const char *key, size_t len, __u32 flags)
+{
+	struct kprim_cache_store s = {
+		.size = sizeof(s), .flags = flags, .key = (uintptr_t)key,
+		.key_len = strlen(key), .value = (uintptr_t)chaos_val,
+		.value_len = len,
+	};
+
+	return kt_ioctl(fd, KPRIM_IOC_CACHE_STORE, &s);
+}
+
+/*
+ * Pinned entries hold half of max_bytes. A store that cannot fit even in
+ * an otherwise empty cache (value > max_bytes - pinned bytes) fails; a
+ * failed store must not have evicted every unpinned entry on its way to
+ * -ENOSPC (an unprivileged writer could wipe the cache with stores that
+ * never succeed).
+ */
+TEST(store_that_cannot_fit_evicts_nothing)
+{
+	struct kprim_cache_info info;
+	struct kprim_open a;
+	char key[32];
+	int sess, fd, i;
+	long ret;
+
+	memset(chaos_val, 'v', sizeof(chaos_val));
+	sess = kt_session();
+	ASSERT_LE(0, sess);
+	a = kt_open_args(KPRIM_KIND_CACHE, NULL, 0);
+	a.cache.max_entries = 64;
+	a.cache.max_bytes = 16384;
+	a.cache.max_value = 16000;
+	fd = kt_open(sess, &a);
+	ASSERT_LE(0, fd);
+	/* 8000 pinned bytes (of the 8192 allowed). */
+	for (i = 0; i < 4; i++) {
+		snprintf(key, sizeof(key), "pin%d", i);
+		ASSERT_EQ(0, cstore(fd, key, 1996, KPRIM_CACHE_PIN));
+	}
+	/* Ten small evictable entries. */
+	for (i = 0; i < 10; i++) {
+		snprintf(key, sizeof(key), "lru%d", i);
+		ASSERT_EQ(0, cstore(fd, key, 100, 0));
+	}
+	ASSERT_EQ(0, cache_info(fd, &info));
+	ASSERT_EQ(14ull, info.entries);
+	/* 9000 + 8000 pinned > 16384: can never fit. */
+	ret = cstore(fd, "big", 9000, 0);
+	EXPECT_TRUE(ret == -ENOSPC || ret == -E2BIG) TH_LOG("ret %ld", ret);
+	ASSERT_EQ(0, cache_info(fd, &info));
+	EXPECT_EQ(14ull, info.entries) TH_LOG("a failed store evicted %llu entries",
+					     14 - info.entries);
+	EXPECT_EQ(0ull, info.evictions);
+	close(fd);
+	close(sess);
+}
+
 TEST_HARNESS_MAIN
