@@ -470,6 +470,16 @@ static int kprim_cache_room_locked(struct kprim_cache *cache,
 	     cache->pinned_mem + e->mem - (old && old->pinned ? old->mem : 0) >
 	     cache->max_mem / 2))
 		return -ENOSPC;
+	/*
+	 * Eviction can free everything but the pinned entries (and @old,
+	 * which @e replaces). A store that would not fit even then fails
+	 * before it evicts anything: a failed store changes nothing.
+	 */
+	if (cache->pinned_bytes - (old && old->pinned ? ob : 0) + eb >
+	    cache->params.max_bytes ||
+	    cache->pinned_mem - (old && old->pinned ? old->mem : 0) + e->mem >
+	    cache->max_mem)
+		return -ENOSPC;
 	ev->max_bytes = cache->params.max_bytes - eb + ob;
 	ev->max_entries = cache->params.max_entries - (old ? 0 : 1);
 	ev->max_mem = cache->max_mem - e->mem + (old ? old->mem : 0);

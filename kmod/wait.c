@@ -297,7 +297,12 @@ abandon:
  * the call the signal code restarts, with the same argument, waits only
  * for the rest. The caller returns what this returns.
  *
- * Return: -ERESTARTSYS; -EFAULT when the time left cannot be written.
+ * When the time left cannot be written (a read-only or unmapped
+ * argument), the call cannot be restarted with its deadline: it ends with
+ * -EINTR instead, as select() does, and never reports -EFAULT for an
+ * argument that was read fine.
+ *
+ * Return: -ERESTARTSYS; -EINTR when the time left cannot be written.
  */
 int kprim_wait_restart(const struct kprim_wait_ctx *ctx,
 		       struct kprim_wait __user *uw)
@@ -309,6 +314,6 @@ int kprim_wait_restart(const struct kprim_wait_ctx *ctx,
 	left = max_t(s64, ktime_to_ns(ktime_sub(ctx->deadline, ktime_get())),
 		     1);
 	if (put_user((u64)left, &uw->timeout_ns))
-		return -EFAULT;
+		return -EINTR;
 	return -ERESTARTSYS;
 }

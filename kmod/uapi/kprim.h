@@ -102,9 +102,16 @@ struct kprim_api {
  * writes the time left into @timeout_ns (as select() does; never 0, so a
  * restart still waits), and the restart reads it from the same struct.
  * Time the task spends stopped or in the handler is not counted. A caller
- * that sees -EINTR finds the time left there too. A restarted call joins
- * the FIFO again at its tail: a task that left the kernel to run a handler
- * or to be stopped, for however long, holds no place in the queue.
+ * that sees -EINTR finds the time left there too. If the time left cannot
+ * be written (a read-only or unmapped struct), the call cannot be
+ * restarted with its deadline and fails with -EINTR, as select() does.
+ * A restarted call joins the FIFO again at its tail: a task that left the
+ * kernel to run a handler or to be stopped, for however long, holds no
+ * place in the queue. io_uring task work queued for the waiting thread
+ * (a completion on a ring set up without IORING_SETUP_DEFER_TASKRUN)
+ * also makes the thread leave the kernel to run it, so such a wait is
+ * restarted too and loses its place; threads that block here and own
+ * such rings should create them with DEFER_TASKRUN.
  * Through io_uring, a wait ended by a cancellation is -EINTR (io_uring
  * does not restart commands).
  */
