@@ -19,6 +19,7 @@
 
 #include "kselftest_harness.h"
 #include "kprim_test.h"
+#include "kprim/cache.h"
 
 #define CACHE_BYTES	(8ull << 20)
 #define CACHE_ENTRIES	4096ull
@@ -745,6 +746,73 @@ TEST(mget_races_stores_deletes_and_flushes)
 	EXPECT_LT(0, flushes);
 	close(r.fd);
 	close(sess);
+}
+
+/*
+ * The library wrapper: any number of items (it splits them into calls),
+ * each with its own result and out fields.
+ */
+TEST(lib_mget_many_items_each_answered)
+{
+	enum { N = 2 * KPRIM_CACHE_MGET_MAX + 3 };
+	static char keys[N][16], bufs[N][16];
+	static struct kprim_cache_mget_item it[N];
+	struct kprim_cache_config cfg = { .max_entries = 2 * N };
+	struct kprim_cache_stats st;
+	struct kprim_cache *c;
+	struct kprim *k;
+	uint64_t cas = 0;
+	int i, rc;
+
+	rc = kprim_open(&k);
+	if (rc)
+		SKIP(return, "kprim_open: %s", strerror(-rc));
+	ASSERT_EQ(0, kprim_cache_open(k, NULL, KPRIM_CREATE, 0600, &cfg, &c));
+	for (i = 0; i < N; i++) {
+		snprintf(keys[i], sizeof(keys[i]), "lib%d", i);
+		/* Every third key absent, every fifth value too long. */
+		if (i % 3 && i % 5) {
+			ASSERT_EQ(0, kprim_cache_set(c, keys[i], strlen(keys[i]),
+						     keys[i], strlen(keys[i]),
+						     0, i == 1 ? &cas : NULL));
+		} else if (i % 3) {
+			ASSERT_EQ(0, kprim_cache_set(c, keys[i], strlen(keys[i]),
+						     "0123456789abcdefXYZ", 19,
+						     0, NULL));
+		}
+		it[i] = (struct kprim_cache_mget_item){
+			.key = keys[i], .klen = strlen(keys[i]),
+			.buf = bufs[i], .len = sizeof(bufs[i]), .cas = 42,
+		};
+	}
+	it[N - 1].klen = 0;
+	rc = kprim_cache_mget(c, it, N);
+	ASSERT_LT(0, rc);
+	for (i = 0; i < N - 1; i++) {
+		if (i % 3 == 0) {
+			ASSERT_EQ(-ENOENT, it[i].result) TH_LOG("item %d", i);
+			ASSERT_EQ(42, it[i].cas);
+		} else if (i % 5 == 0) {
+			ASSERT_EQ(-EMSGSIZE, it[i].result) TH_LOG("item %d", i);
+			ASSERT_EQ(19, it[i].len);
+		} else {
+			ASSERT_EQ(0, it[i].result) TH_LOG("item %d", i);
+			ASSERT_EQ(strlen(keys[i]), it[i].len);
+			ASSERT_EQ(0, memcmp(bufs[i], keys[i], it[i].len));
+			rc--;
+		}
+	}
+	EXPECT_EQ(-EINVAL, it[N - 1].result);
+	EXPECT_EQ(0, rc);	/* the return value counted exactly the hits */
+	EXPECT_EQ(cas, it[1].cas);
+	ASSERT_EQ(0, kprim_cache_stats(c, &st));
+	EXPECT_EQ(N - 1, st.hits + st.misses);
+
+	EXPECT_EQ(0, kprim_cache_mget(c, NULL, 0));
+	EXPECT_EQ(-EINVAL, kprim_cache_mget(c, NULL, 1));
+	EXPECT_EQ(-EINVAL, kprim_cache_mget(NULL, it, 1));
+	kprim_cache_close(c);
+	kprim_close(k);
 }
 
 TEST_HARNESS_MAIN
