@@ -10,12 +10,15 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <linux/userfaultfd.h>
 
 #include "kselftest_harness.h"
 #include "kprim_test.h"
@@ -744,6 +747,100 @@ TEST(mget_races_stores_deletes_and_flushes)
 	EXPECT_LT(0, atomic_load(&r.hits));
 	EXPECT_LT(0, atomic_load(&r.misses));
 	EXPECT_LT(0, flushes);
+	close(r.fd);
+	close(sess);
+}
+
+/*
+ * The same race made deterministic where userfaultfd exists (the stock
+ * kernel; the debug kernel is built without it, and skips): the reader's
+ * copy-out blocks on a missing page while the key is deleted, the cache
+ * flushed, a grace period passes and same-sized values are stored and
+ * freed. The value the reader then copies must still be whole: it holds a
+ * reference, not just an RCU section it has long left.
+ */
+struct uf_reader {
+	int fd;
+	ment_t e;
+	long ret;
+};
+
+static void *uf_read(void *arg)
+{
+	struct uf_reader *r = arg;
+
+	r->ret = mget(r->fd, &r->e, 1);
+	return NULL;
+}
+
+TEST(mget_value_outlives_delete_while_its_copy_is_blocked)
+{
+	static __u8 val[R_MAXLEN];
+	struct uffdio_api api = { .api = UFFD_API };
+	struct uffdio_register reg = { 0 };
+	struct uffdio_zeropage zp = { 0 };
+	struct uffd_msg msg;
+	struct uf_reader r = { 0 };
+	struct pollfd pfd;
+	pthread_t th;
+	char name[64], key[16];
+	__u32 len, other;
+	__u8 *page;
+	int sess, uffd, i;
+
+	uffd = syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (uffd < 0)
+		SKIP(return, "userfaultfd: %s", strerror(errno));
+	sess = kt_session();
+	if (sess < 0)
+		SKIP(return, "%s: %s", KT_DEV, strerror(errno));
+	KT_NAME(name, "mget-uffd");
+	r.fd = cache_create(sess, name);
+	ASSERT_LE(0, r.fd);
+	ASSERT_EQ(0, ioctl(uffd, UFFDIO_API, &api));
+	page = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, page);
+	reg.range.start = (uintptr_t)page;
+	reg.range.len = 4096;
+	reg.mode = UFFDIO_REGISTER_MODE_MISSING;
+	ASSERT_EQ(0, ioctl(uffd, UFFDIO_REGISTER, &reg));
+
+	/* Out of line (a kmalloc'ed buffer), like the churn values below. */
+	len = make_value(val, 7, 1);
+	ASSERT_EQ(0, m_store(r.fd, "uf", val, len, 0, 0, NULL));
+	r.e = ment("uf", page, 4096);
+	ASSERT_EQ(0, pthread_create(&th, NULL, uf_read, &r));
+
+	pfd = (struct pollfd){ .fd = uffd, .events = POLLIN };
+	ASSERT_EQ(1, poll(&pfd, 1, 20000));
+	ASSERT_EQ(sizeof(msg), read(uffd, &msg, sizeof(msg)));
+	ASSERT_EQ(UFFD_EVENT_PAGEFAULT, msg.event);
+
+	/* The reader is inside its copy-out now. */
+	ASSERT_EQ(0, m_delete(r.fd, "uf"));
+	for (i = 0; i < 256; i++) {
+		snprintf(key, sizeof(key), "churn%d", i);
+		other = make_value(val, 8, 1);
+		ASSERT_EQ(0, m_store(r.fd, key, val, other, 0, 0, NULL));
+	}
+	ASSERT_EQ(0, m_flush(r.fd));
+	usleep(500000);		/* grace periods pass, RCU callbacks run */
+	for (i = 0; i < 256; i++) {
+		snprintf(key, sizeof(key), "churn%d", i);
+		ASSERT_EQ(0, m_store(r.fd, key, val, other, 0, 0, NULL));
+	}
+
+	zp.range.start = (uintptr_t)page;
+	zp.range.len = 4096;
+	ASSERT_EQ(0, ioctl(uffd, UFFDIO_ZEROPAGE, &zp));
+	pthread_join(th, NULL);
+	ASSERT_EQ(1, r.ret);
+	EXPECT_EQ(0, r.e.result);
+	EXPECT_EQ(len, r.e.value_len);
+	EXPECT_TRUE(value_ok(page, r.e.value_len, 7));
+	munmap(page, 4096);
+	close(uffd);
 	close(r.fd);
 	close(sess);
 }
