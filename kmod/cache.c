@@ -16,6 +16,8 @@
  * under rcu_read_lock(), takes a reference with refcount_inc_not_zero(),
  * leaves RCU and copies the value to userspace (which may fault); the last
  * reference frees the entry after an RCU grace period. Gets take no lock.
+ * A multi-get (KPRIM_IOC_CACHE_MGET) does exactly that for each of its
+ * keys in turn, one reference at a time, rescheduling between keys.
  *
  * Writes (set/add/replace/cas/delete/touch/incr/flush, eviction, sweep)
  * serialize on the per-cache spinlock. No allocation happens under it but
@@ -619,6 +621,73 @@ struct kprim_cache_entry *kprim_cache_lookup(struct kprim_cache *cache,
 	return e;
 }
 EXPORT_SYMBOL_IF_KUNIT(kprim_cache_lookup);
+
+/**
+ * kprim_cache_mget_check() - validate a KPRIM_IOC_CACHE_MGET argument.
+ * @args:	the argument as copied in
+ *
+ * Return: 0; -EINVAL for flags, reserved, a count of 0 or an entry size
+ * below the first version; -E2BIG for more than KPRIM_CACHE_MGET_MAX
+ * entries or an entry size above a page.
+ */
+int kprim_cache_mget_check(const struct kprim_cache_mget *args)
+{
+	if (args->flags || args->reserved || !args->count ||
+	    args->entry_size < KPRIM_SIZE_CACHE_MGET_ENTRY_VER0)
+		return -EINVAL;
+	if (args->count > KPRIM_CACHE_MGET_MAX || args->entry_size > PAGE_SIZE)
+		return -E2BIG;
+	return 0;
+}
+EXPORT_SYMBOL_IF_KUNIT(kprim_cache_mget_check);
+
+/**
+ * kprim_cache_mget_lookup() - one key of a multi-get, up to the copy-out.
+ * @cache:	the cache
+ * @ent:	the request: key_len and value_len (the capacity) in; result,
+ *		and on a hit value_len, ttl_ns and cas out
+ * @key:	the key bytes, already copied in
+ * @now:	the current time
+ *
+ * Looks up like a single get (kprim_cache_lookup(): counted as a hit or
+ * a miss). The value cannot be copied to userspace under RCU, so a hit
+ * that fits the buffer returns the entry with a reference for the caller
+ * to copy from outside any lock.
+ *
+ * Return: the entry, with a reference (drop it with
+ * kprim_cache_entry_put()), when its value is to be copied out; NULL when
+ * there is nothing to copy: @ent->result is then -ENOENT or -EMSGSIZE
+ * (with the needed size in @ent->value_len).
+ */
+struct kprim_cache_entry *
+kprim_cache_mget_lookup(struct kprim_cache *cache,
+			struct kprim_cache_mget_entry *ent, const u8 *key,
+			s64 now)
+{
+	struct kprim_cache_entry *e;
+	s64 expires;
+
+	e = kprim_cache_lookup(cache, key, ent->key_len, now);
+	if (IS_ERR(e)) {
+		ent->result = PTR_ERR(e);
+		return NULL;
+	}
+	if (ent->value_len < e->value_len) {
+		ent->value_len = e->value_len;
+		ent->result = -EMSGSIZE;
+		kprim_cache_entry_put(e);
+		return NULL;
+	}
+	ent->result = 0;
+	ent->value_len = e->value_len;
+	ent->cas = e->cas;
+	expires = READ_ONCE(e->expires);
+	/* As for a single get: the entry was live at now. */
+	ent->ttl_ns = expires == KPRIM_CACHE_NEVER ? 0 :
+		      expires > now ? expires - now : 1;
+	return e;
+}
+EXPORT_SYMBOL_IF_KUNIT(kprim_cache_mget_lookup);
 
 /**
  * kprim_cache_store_entry() - publish a filled entry.
@@ -1257,6 +1326,71 @@ static long kprim_cache_ioc_get(struct kprim_cache *cache, void __user *uarg)
 	return kprim_copy_args_out(uarg, &args, sizeof(args));
 }
 
+/*
+ * A key's own faults are its result (one bad buffer does not cost the
+ * caller the other keys' answers); only an entry array that cannot be read
+ * or written back fails the call, as nothing could report it otherwise.
+ */
+static long kprim_cache_ioc_mget(struct kprim_cache *cache, void __user *uarg)
+{
+	struct kprim_cache_mget_entry ent;
+	struct kprim_cache_mget args;
+	struct kprim_cache_entry *e;
+	u8 key[KPRIM_KEY_MAX];
+	char __user *src;
+	long found = 0;
+	size_t len;
+	u32 i;
+	int ret;
+
+	ret = kprim_copy_args(&args, sizeof(args), KPRIM_SIZE_CACHE_MGET_VER0,
+			      uarg);
+	if (ret)
+		return ret;
+	ret = kprim_cache_mget_check(&args);
+	if (ret)
+		return ret;
+
+	src = u64_to_user_ptr(args.entries);
+	len = min_t(size_t, args.entry_size, sizeof(ent));
+	for (i = 0; i < args.count; i++, src += args.entry_size) {
+		if (i) {
+			/* Up to 1024 copies of up to max_value each. */
+			cond_resched();
+			if (fatal_signal_pending(current))
+				return -EINTR;
+		}
+		ret = copy_struct_from_user(&ent, sizeof(ent), src,
+					    args.entry_size);
+		if (ret == -EFAULT)
+			return ret;
+		if (ret) {
+			/* A non-zero tail this module does not know. */
+			if (put_user(ret, (s32 __user *)(src +
+				     offsetof(struct kprim_cache_mget_entry,
+					      result))))
+				return -EFAULT;
+			continue;
+		}
+		ent.result = kprim_cache_copy_key(key, ent.key, ent.key_len);
+		if (!ent.result) {
+			e = kprim_cache_mget_lookup(cache, &ent, key,
+						    kprim_cache_now());
+			if (e) {
+				if (copy_to_user(u64_to_user_ptr(ent.value),
+						 e->value, e->value_len))
+					ent.result = -EFAULT;
+				kprim_cache_entry_put(e);
+			}
+		}
+		if (copy_to_user(src, &ent, len))
+			return -EFAULT;
+		if (!ent.result)
+			found++;
+	}
+	return found;
+}
+
 static long kprim_cache_ioc_store(struct kprim_cache *cache, void __user *uarg)
 {
 	struct kprim_cache_store args;
@@ -1402,7 +1536,8 @@ static long kprim_cache_ioc_info(struct kprim_cache *cache, void __user *uarg)
  * its eviction budget, or a pinned store would take the pinned entries
  * past half a limit; -EINVAL for TOUCH with both KPRIM_CACHE_DEFAULT_TTL
  * and a TTL; and the per-operation ones of the core functions above.
- * FLUSH needs ownership or CAP_SYS_ADMIN (-EPERM).
+ * FLUSH needs ownership or CAP_SYS_ADMIN (-EPERM). MGET: see struct
+ * kprim_cache_mget (per-key errnos in each entry's result).
  */
 static long kprim_cache_ioctl(struct kprim_handle *h, unsigned int cmd,
 			      void __user *uarg)
@@ -1423,6 +1558,8 @@ static long kprim_cache_ioctl(struct kprim_handle *h, unsigned int cmd,
 		return kprim_cache_ioc_flush(h->obj, uarg);
 	case KPRIM_CMD(KPRIM_IOC_CACHE_INFO):
 		return kprim_cache_ioc_info(cache, uarg);
+	case KPRIM_CMD(KPRIM_IOC_CACHE_MGET):
+		return kprim_cache_ioc_mget(cache, uarg);
 	default:
 		return -ENOTTY;
 	}

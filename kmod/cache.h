@@ -173,6 +173,11 @@ int kprim_cache_expiry(const struct kprim_cache *cache, bool has_ttl,
 struct kprim_cache_entry *kprim_cache_lookup(struct kprim_cache *cache,
 					     const u8 *key, u32 key_len,
 					     s64 now);
+int kprim_cache_mget_check(const struct kprim_cache_mget *args);
+struct kprim_cache_entry *
+kprim_cache_mget_lookup(struct kprim_cache *cache,
+			struct kprim_cache_mget_entry *ent, const u8 *key,
+			s64 now);
 int kprim_cache_store_entry(struct kprim_cache *cache,
 			    struct kprim_cache_entry *e, u32 op, s64 expires,
 			    u64 *cas, s64 now);

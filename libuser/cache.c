@@ -2,6 +2,7 @@
 /*
  * libkprim: expiring key-value cache wrappers.
  */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include "internal.h"
@@ -63,6 +64,73 @@ int kprim_cache_get(struct kprim_cache *c, const void *key, size_t klen,
 	if (!ret && cas)
 		*cas = g.cas;
 	return (int)ret;
+}
+
+/* Kernel entries per ioctl: bounded stack use, well under the bound. */
+#define KPRIM_MGET_CHUNK	64
+
+static int kprim_cache_mget_slow(struct kprim_cache *c,
+				 struct kprim_cache_mget_item *it, size_t n)
+{
+	int found = 0;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		it[i].result = kprim_cache_get(c, it[i].key, it[i].klen,
+					       it[i].buf, &it[i].len,
+					       &it[i].ttl_ns, &it[i].cas);
+		found += !it[i].result;
+	}
+	return found;
+}
+
+int kprim_cache_mget(struct kprim_cache *c,
+		     struct kprim_cache_mget_item *items, size_t n)
+{
+	struct kprim_cache_mget_entry e[KPRIM_MGET_CHUNK];
+	struct kprim_cache_mget m = {
+		.size = sizeof(m), .entry_size = sizeof(e[0]),
+		.entries = (uintptr_t)e,
+	};
+	size_t done, i, k;
+	long found = 0, ret;
+
+	if (!c || (n && !items) || n > INT_MAX)
+		return -EINVAL;
+	for (done = 0; done < n; done += k) {
+		k = n - done < KPRIM_MGET_CHUNK ? n - done : KPRIM_MGET_CHUNK;
+		memset(e, 0, k * sizeof(e[0]));
+		for (i = 0; i < k; i++) {
+			struct kprim_cache_mget_item *it = &items[done + i];
+
+			e[i].key = (uintptr_t)it->key;
+			/* Too long for the kernel's u32: still -EINVAL there. */
+			e[i].key_len = it->klen > UINT32_MAX ? UINT32_MAX :
+				       (uint32_t)it->klen;
+			e[i].value = (uintptr_t)it->buf;
+			e[i].value_len = it->len;
+		}
+		m.count = (uint32_t)k;
+		ret = kprim_do_ioctl(c->o.fd, KPRIM_IOC_CACHE_MGET, &m);
+		if (ret == -ENOTTY)	/* a module without multi-get */
+			return (int)found + kprim_cache_mget_slow(c,
+					items + done, n - done);
+		if (ret < 0)
+			return (int)ret;
+		found += ret;
+		for (i = 0; i < k; i++) {
+			struct kprim_cache_mget_item *it = &items[done + i];
+
+			it->result = e[i].result;
+			if (!e[i].result || e[i].result == -EMSGSIZE)
+				it->len = e[i].value_len;
+			if (!e[i].result) {
+				it->ttl_ns = e[i].ttl_ns;
+				it->cas = e[i].cas;
+			}
+		}
+	}
+	return (int)found;
 }
 
 _Static_assert((int)KPRIM_STORE_SET == (int)KPRIM_CACHE_SET &&

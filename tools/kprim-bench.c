@@ -153,6 +153,7 @@ struct worker {
 	struct io_uring ring;		/* batched cases */
 	struct kprim_cache_get *gets;
 	struct kprim_limiter_take *takes;
+	struct kprim_cache_mget_item *items;	/* cache multi-get */
 	char (*bufs)[64];
 	/* results */
 	uint64_t ops, ns;
@@ -579,6 +580,46 @@ static int op_kcache_set(struct worker *w)
 	return ret ? ret : 1;
 }
 
+/* --- a batch of gets in one KPRIM_IOC_CACHE_MGET call --- */
+
+static int init_kcache_mget(struct worker *w)
+{
+	int ret = init_kcache(w);
+
+	if (ret)
+		return ret;
+	w->items = calloc((size_t)opt_batch, sizeof(*w->items));
+	w->bufs = calloc((size_t)opt_batch, sizeof(*w->bufs));
+	return w->items && w->bufs ? 0 : wfail_at(w, "calloc", ENOMEM);
+}
+
+static void fini_kcache_mget(struct worker *w)
+{
+	free(w->items);
+	free(w->bufs);
+	w->items = NULL;
+	w->bufs = NULL;
+}
+
+static int op_kcache_mget(struct worker *w)
+{
+	int i, ret;
+
+	for (i = 0; i < opt_batch; i++) {
+		/* len is in/out: reset it for every get. */
+		w->items[i] = (struct kprim_cache_mget_item){
+			.key = w->key, .klen = w->klen,
+			.buf = w->bufs[i], .len = sizeof(w->bufs[i]),
+		};
+	}
+	ret = kprim_cache_mget(kcache, w->items, (size_t)opt_batch);
+	if (ret != opt_batch) {
+		w->err_what = "kprim_cache_mget (expected all hits)";
+		return ret < 0 ? ret : -EBADMSG;
+	}
+	return ret;
+}
+
 /* --- batches through io_uring: IORING_OP_URING_CMD, one enter per batch --- */
 
 /* One kprim command: cmd_op is the ioctl, addr3 (the first 8 bytes of the
@@ -737,6 +778,9 @@ static const struct bench_case cases[] = {
 	{ CASE("cache-uring", "cache: kprim get, hit, 16 B",
 	       setup_kcache, teardown_kcache, init_kcache_uring, fini_ring,
 	       op_kcache_get_uring), .batched = "io_uring" },
+	{ CASE("cache-mget", "cache: kprim get, hit, 16 B",
+	       setup_kcache, teardown_kcache, init_kcache_mget,
+	       fini_kcache_mget, op_kcache_mget), .batched = "multi-get" },
 	{ CASE("cache-set", "cache: kprim set, 16 B",
 	       setup_kcache, teardown_kcache, init_kcache, NULL,
 	       op_kcache_set) },
@@ -768,6 +812,7 @@ static const struct {
 	{ "sem-kprim", "sem-flock", "kprim sem pair / flock pair" },
 	{ "sem-kprim", "sem-pthread", "kprim sem pair / pthread condvar sem" },
 	{ "cache-uring", "cache-get", "kprim cache get: io_uring / ioctl" },
+	{ "cache-mget", "cache-get", "kprim cache get: multi-get / ioctl" },
 	{ "lim-uring", "lim-kprim", "kprim limiter take: io_uring / ioctl" },
 	{ "chan-kprim", "chan-cvq", "kprim_chan pair / mutex+condvar queue" },
 	{ "lim-kprim", "go-lim", "kprim limiter / Go x/time/rate" },
@@ -776,6 +821,7 @@ static const struct {
 	{ "cache-get", "mc-get", "kprim cache get / memcached get" },
 	{ "cache-get", "redis-get", "kprim cache get / Redis GET" },
 	{ "cache-uring", "mc-mget", "kprim get, io_uring / memcached multi-get" },
+	{ "cache-mget", "mc-mget", "kprim multi-get / memcached multi-get" },
 	{ "cache-uring", "redis-pipe", "kprim get, io_uring / Redis pipelined GET" },
 	{ "cache-set", "mc-set", "kprim cache set / memcached set" },
 	{ "cache-set", "redis-set", "kprim cache set / Redis SET" },
@@ -1033,7 +1079,8 @@ static int usage(void)
 		"  -t  measured time per case (default 0.3)\n"
 		"  -w  warm-up per case (default 0.05)\n"
 		"  -T  thread counts (default: 1, online CPUs, 4)\n"
-		"  -b  commands per io_uring_enter in the batched rows (default 32)\n"
+		"  -b  commands per io_uring_enter, keys per multi-get, in the\n"
+		"      batched rows (default 32)\n"
 		"  -x  after these cases, run PROG for more rows (tools/gobench,\n"
 		"      tools/daemonbench); up to 4 times\n",
 		prog);

@@ -808,7 +808,135 @@ static void free_releases_full_cache(struct kunit *test)
 	kprim_cache_free(cache);
 }
 
+/* One multi-get key through the core, as the ioctl does it. */
+static struct kprim_cache_mget_entry t_mget(struct kprim_cache *cache,
+					    const char *key, u64 cap, s64 now,
+					    struct kprim_cache_entry **ep)
+{
+	struct kprim_cache_mget_entry ent = {
+		.key_len = strlen(key), .value_len = cap, .result = 1,
+		.ttl_ns = 77, .cas = 77,
+	};
+
+	*ep = kprim_cache_mget_lookup(cache, &ent, key, now);
+	return ent;
+}
+
+static void mget_check_bounds_and_sizes(struct kunit *test)
+{
+	struct kprim_cache_mget a = {
+		.size = sizeof(a), .count = 1,
+		.entry_size = KPRIM_SIZE_CACHE_MGET_ENTRY_VER0,
+	};
+	struct kprim_cache_mget b;
+
+	BUILD_BUG_ON(sizeof(struct kprim_cache_mget_entry) !=
+		     KPRIM_SIZE_CACHE_MGET_ENTRY_VER0);
+	BUILD_BUG_ON(sizeof(struct kprim_cache_mget) !=
+		     KPRIM_SIZE_CACHE_MGET_VER0);
+	KUNIT_EXPECT_EQ(test, 0, kprim_cache_mget_check(&a));
+	b = a;
+	b.count = KPRIM_CACHE_MGET_MAX;
+	KUNIT_EXPECT_EQ(test, 0, kprim_cache_mget_check(&b));
+	b.count = KPRIM_CACHE_MGET_MAX + 1;
+	KUNIT_EXPECT_EQ(test, -E2BIG, kprim_cache_mget_check(&b));
+	b.count = 0;
+	KUNIT_EXPECT_EQ(test, -EINVAL, kprim_cache_mget_check(&b));
+	b = a;
+	b.entry_size = KPRIM_SIZE_CACHE_MGET_ENTRY_VER0 - 1;
+	KUNIT_EXPECT_EQ(test, -EINVAL, kprim_cache_mget_check(&b));
+	b.entry_size = PAGE_SIZE;
+	KUNIT_EXPECT_EQ(test, 0, kprim_cache_mget_check(&b));
+	b.entry_size = PAGE_SIZE + 1;
+	KUNIT_EXPECT_EQ(test, -E2BIG, kprim_cache_mget_check(&b));
+	b = a;
+	b.flags = 1;
+	KUNIT_EXPECT_EQ(test, -EINVAL, kprim_cache_mget_check(&b));
+	b = a;
+	b.reserved = 1;
+	KUNIT_EXPECT_EQ(test, -EINVAL, kprim_cache_mget_check(&b));
+}
+
+static void mget_lookup_hit_miss_short_expired(struct kunit *test)
+{
+	struct kprim_cache *cache = t_cache(test, 0, 0, 0);
+	struct kprim_cache_mget_entry ent;
+	struct kprim_cache_info info;
+	struct kprim_cache_entry *e;
+	u64 cas = 0;
+
+	KUNIT_ASSERT_EQ(test, 0, t_store(cache, "a", "hello", KPRIM_CACHE_SET,
+					 KPRIM_CACHE_NEVER, &cas, T0));
+	KUNIT_ASSERT_EQ(test, 0, t_store(cache, "t", "xy", KPRIM_CACHE_SET,
+					 T0 + 100, NULL, T0));
+
+	/* Hit: the entry comes back referenced, with the out fields. */
+	ent = t_mget(cache, "a", 5, T0, &e);
+	KUNIT_ASSERT_NOT_NULL(test, e);
+	KUNIT_EXPECT_EQ(test, 0, ent.result);
+	KUNIT_EXPECT_EQ(test, 5ULL, ent.value_len);
+	KUNIT_EXPECT_EQ(test, 0ULL, ent.ttl_ns);
+	KUNIT_EXPECT_EQ(test, cas, ent.cas);
+	KUNIT_EXPECT_EQ(test, 0, memcmp(e->value, "hello", 5));
+	KUNIT_EXPECT_EQ(test, 2U, refcount_read(&e->ref));
+	kprim_cache_entry_put(e);
+
+	/* Short buffer: nothing to copy, the needed size, no cas/ttl. */
+	ent = t_mget(cache, "a", 4, T0, &e);
+	KUNIT_EXPECT_NULL(test, e);
+	KUNIT_EXPECT_EQ(test, -EMSGSIZE, ent.result);
+	KUNIT_EXPECT_EQ(test, 5ULL, ent.value_len);
+	KUNIT_EXPECT_EQ(test, 77ULL, ent.cas);
+
+	/* Expiring key: ttl left while live, a miss at the deadline. */
+	ent = t_mget(cache, "t", 2, T0 + 40, &e);
+	KUNIT_ASSERT_NOT_NULL(test, e);
+	KUNIT_EXPECT_EQ(test, 60ULL, ent.ttl_ns);
+	kprim_cache_entry_put(e);
+	ent = t_mget(cache, "t", 2, T0 + 100, &e);
+	KUNIT_EXPECT_NULL(test, e);
+	KUNIT_EXPECT_EQ(test, -ENOENT, ent.result);
+	KUNIT_EXPECT_EQ(test, 2ULL, ent.value_len);
+
+	ent = t_mget(cache, "nope", 8, T0, &e);
+	KUNIT_EXPECT_NULL(test, e);
+	KUNIT_EXPECT_EQ(test, -ENOENT, ent.result);
+
+	/* Counted like single gets: hit, hit (short), hit, miss, miss. */
+	t_info(cache, &info);
+	KUNIT_EXPECT_EQ(test, 3ULL, info.hits);
+	KUNIT_EXPECT_EQ(test, 2ULL, info.misses);
+}
+
+/* A reader's reference keeps the value whole while the key goes away. */
+static void mget_reference_outlives_delete_and_flush(struct kunit *test)
+{
+	struct kprim_cache *cache = t_cache(test, 0, 0, 0);
+	struct kprim_cache_mget_entry ent;
+	struct kprim_cache_entry *e, *f;
+
+	KUNIT_ASSERT_EQ(test, 0, t_set(cache, "a", "first", T0));
+	KUNIT_ASSERT_EQ(test, 0, t_set(cache, "b", "second", T0));
+	ent = t_mget(cache, "a", 16, T0, &e);
+	KUNIT_ASSERT_NOT_NULL(test, e);
+	ent = t_mget(cache, "b", 16, T0, &f);
+	KUNIT_ASSERT_NOT_NULL(test, f);
+	KUNIT_EXPECT_EQ(test, 0, kprim_cache_delete(cache, "a", 1, T0));
+	KUNIT_EXPECT_EQ(test, 0, t_set(cache, "b", "other", T0));
+	kprim_cache_flush(cache);
+	KUNIT_EXPECT_EQ(test, 0, memcmp(e->value, "first", 5));
+	KUNIT_EXPECT_EQ(test, 0, memcmp(f->value, "second", 6));
+	kprim_cache_entry_put(e);
+	kprim_cache_entry_put(f);
+	ent = t_mget(cache, "b", 16, T0, &e);
+	KUNIT_EXPECT_NULL(test, e);
+	KUNIT_EXPECT_EQ(test, -ENOENT, ent.result);
+}
+
 static struct kunit_case kprim_cache_cases[] = {
+	KUNIT_CASE(mget_check_bounds_and_sizes),
+	KUNIT_CASE(mget_lookup_hit_miss_short_expired),
+	KUNIT_CASE(mget_reference_outlives_delete_and_flush),
 	KUNIT_CASE_PARAM(expiry_boundary_is_exact, t_ttl_gen_params),
 	KUNIT_CASE(expiry_default_ttl_and_overflow),
 	KUNIT_CASE(touch_moves_expiry_keeps_cas),

@@ -64,6 +64,8 @@ enum kprim_kind {
  * (modules without this bit: inherited unless KPRIM_OPEN_CLOEXEC).
  */
 #define KPRIM_FEAT_CLOEXEC_DEFAULT (1ULL << 7)
+/* KPRIM_IOC_CACHE_MGET is understood. */
+#define KPRIM_FEAT_CACHE_MGET	(1ULL << 8)
 
 /**
  * struct kprim_api - API version handshake (KPRIM_IOC_API).
@@ -613,6 +615,76 @@ struct kprim_cache_info {
 };
 #define KPRIM_SIZE_CACHE_INFO_VER0	88
 
+/* Most keys one KPRIM_IOC_CACHE_MGET call takes. */
+#define KPRIM_CACHE_MGET_MAX	1024
+
+/**
+ * struct kprim_cache_mget_entry - one key of KPRIM_IOC_CACHE_MGET.
+ * @key:	in: user pointer to the key
+ * @key_len:	in: 1..KPRIM_KEY_MAX
+ * @result:	out: 0 (found, value copied); -ENOENT (miss or expired);
+ *		-EMSGSIZE (@value_len is below the value's length: nothing
+ *		copied, @value_len is set to the needed size); -EINVAL
+ *		(@key_len); -EFAULT (@key or @value not accessible); -E2BIG
+ *		(bytes beyond the kernel's struct, within entry_size, not
+ *		zero)
+ * @value:	in: user buffer for the value
+ * @value_len:	in: capacity of @value; out: the value's length (on 0 and
+ *		-EMSGSIZE)
+ * @ttl_ns:	out, on 0: remaining time to live, 0 if the entry does not
+ *		expire
+ * @cas:	out, on 0: the entry's version, for KPRIM_CACHE_CAS
+ *
+ * Out fields other than @result are written only as stated; on a miss they
+ * keep what the caller put there.
+ */
+struct kprim_cache_mget_entry {
+	__aligned_u64 key;
+	__u32 key_len;
+	__s32 result;
+	__aligned_u64 value;
+	__aligned_u64 value_len;
+	__aligned_u64 ttl_ns;
+	__aligned_u64 cas;
+};
+#define KPRIM_SIZE_CACHE_MGET_ENTRY_VER0	48
+
+/**
+ * struct kprim_cache_mget - look up many keys (KPRIM_IOC_CACHE_MGET).
+ * @size:	sizeof the struct as the caller knows it
+ * @flags:	no flags defined, must be 0
+ * @entries:	user pointer to an array of struct kprim_cache_mget_entry
+ * @count:	entries in the array, 1..KPRIM_CACHE_MGET_MAX (0: -EINVAL,
+ *		more: -E2BIG)
+ * @entry_size:	sizeof(struct kprim_cache_mget_entry) as the caller knows
+ *		it, at least KPRIM_SIZE_CACHE_MGET_ENTRY_VER0 (-EINVAL) and at
+ *		most a page (-E2BIG); entries are @entry_size apart
+ * @reserved:	must be 0
+ *
+ * memcached's multi-get: each key is looked up exactly as by
+ * KPRIM_IOC_CACHE_GET (and counted as a hit or a miss like one), in array
+ * order, each at its own instant: the batch is not a snapshot. A key's own
+ * problems (bad length, unreadable key, unwritable value buffer, short
+ * buffer) are its @result and do not stop the others. The kernel reads
+ * the first min(@entry_size, its own size) bytes of each entry and writes
+ * them back with the out fields filled in, so callers built against any
+ * version work. The work is bounded: the kernel reschedules between keys.
+ *
+ * Return: the number of entries whose @result is 0; -EINVAL, -E2BIG as
+ * above; -EFAULT when the argument or the entry array itself cannot be
+ * read or written (entries before the bad one may have been filled in);
+ * -EINTR when a fatal signal is pending (the task is dying).
+ */
+struct kprim_cache_mget {
+	__u32 size;
+	__u32 flags;
+	__aligned_u64 entries;
+	__u32 count;
+	__u32 entry_size;
+	__aligned_u64 reserved;
+};
+#define KPRIM_SIZE_CACHE_MGET_VER0	32
+
 /* A plain header: ioctls that take no other argument (FLUSH). */
 struct kprim_hdr {
 	__u32 size;
@@ -647,5 +719,6 @@ struct kprim_hdr {
 #define KPRIM_IOC_CACHE_INCR	_IOWR(KPRIM_IOC_MAGIC, 0x34, struct kprim_cache_incr)
 #define KPRIM_IOC_CACHE_FLUSH	_IOW(KPRIM_IOC_MAGIC, 0x35, struct kprim_hdr)
 #define KPRIM_IOC_CACHE_INFO	_IOWR(KPRIM_IOC_MAGIC, 0x36, struct kprim_cache_info)
+#define KPRIM_IOC_CACHE_MGET	_IOW(KPRIM_IOC_MAGIC, 0x37, struct kprim_cache_mget)
 
 #endif /* _UAPI_LINUX_KPRIM_H */

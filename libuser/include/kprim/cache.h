@@ -81,6 +81,41 @@ int kprim_cache_replace(struct kprim_cache *c, const void *key, size_t klen,
 int kprim_cache_cas(struct kprim_cache *c, const void *key, size_t klen,
 		    const void *val, size_t vlen, uint64_t ttl_ns,
 		    uint64_t *cas);
+/**
+ * struct kprim_cache_mget_item - one key of kprim_cache_mget().
+ * @key:	the key
+ * @klen:	its length, 1..250 (else this item's -EINVAL)
+ * @buf:	buffer for the value
+ * @len:	in: capacity of @buf; out: the value's length (on 0 and
+ *		-EMSGSIZE, when @buf is too small and nothing was copied)
+ * @ttl_ns:	out, on 0: time left, 0 = no expiry
+ * @cas:	out, on 0: version for kprim_cache_cas()
+ * @result:	out: 0, -ENOENT (miss or expired), -EMSGSIZE, -EINVAL
+ *		(@klen), -EFAULT (@key or @buf not accessible)
+ */
+struct kprim_cache_mget_item {
+	const void *key;
+	size_t klen;
+	void *buf;
+	size_t len;
+	uint64_t ttl_ns;
+	uint64_t cas;
+	int result;
+};
+
+/**
+ * kprim_cache_mget() - look up many keys with one system call per 1024
+ * (memcached's multi-get); each item gets its own result, as if by
+ * kprim_cache_get() at its own instant (the batch is not a snapshot).
+ * On a kernel without the multi-get ioctl it falls back to one get per
+ * key.
+ * Return: the number of items whose result is 0, or -errno for the call
+ * itself (-EINVAL: @items is NULL with @n > 0; -EFAULT). On -errno the
+ * items may be partly filled in.
+ */
+int kprim_cache_mget(struct kprim_cache *c,
+		     struct kprim_cache_mget_item *items, size_t n);
+
 /* kprim_cache_store() operations (the same values as the kernel's). */
 enum kprim_cache_store_op {
 	KPRIM_STORE_SET = 0,		/* always */
