@@ -152,7 +152,7 @@ static const unsigned int object_cmds[] = {
 	KPRIM_IOC_SEM_INFO,
 	KPRIM_IOC_CACHE_GET, KPRIM_IOC_CACHE_STORE, KPRIM_IOC_CACHE_DELETE,
 	KPRIM_IOC_CACHE_TOUCH, KPRIM_IOC_CACHE_INCR, KPRIM_IOC_CACHE_FLUSH,
-	KPRIM_IOC_CACHE_INFO,
+	KPRIM_IOC_CACHE_INFO, KPRIM_IOC_CACHE_MGET,
 };
 
 static const unsigned int session_cmds[] = {
@@ -267,6 +267,24 @@ static size_t valid_arg(unsigned int cmd, void *buf, int cancel_fd)
 			in->flags = (uint32_t)below(4);
 			in->delta = below(1000);
 		}
+		break;
+	}
+	case KPRIM_IOC_CACHE_MGET: {
+		/* 1..4 entries in the scratch page, keys and buffers shared. */
+		struct kprim_cache_mget *a = buf;
+		struct kprim_cache_mget_entry *e = (void *)(scratch + 1536);
+		unsigned int i, n = 1 + (unsigned int)below(4);
+
+		for (i = 0; i < n; i++) {
+			memset(&e[i], 0, sizeof(e[i]));
+			e[i].key = (uintptr_t)scratch;
+			e[i].key_len = 1 + (uint32_t)below(4);
+			e[i].value = (uintptr_t)(scratch + 16);
+			e[i].value_len = below(1024);
+		}
+		a->entries = (uintptr_t)e;
+		a->count = n;
+		a->entry_size = sizeof(*e);
 		break;
 	}
 	default:	/* API, INFO, FLUSH: size and flags only */
