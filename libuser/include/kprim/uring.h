@@ -378,7 +378,7 @@ struct kprim_cache_item {
  * run as one batch on a ring private to the calling thread (created at
  * its first call, 64 entries, freed when the thread exits; a fork()ed
  * child makes its own), so a batch of up to 64 keys costs one
- * io_uring_enter(). Without io_uring (io_uring_setup() fails with
+ * io_uring_enter() (a single key: one ioctl). Without io_uring (io_uring_setup() fails with
  * -ENOSYS or -EPERM, e.g. a seccomp policy or kernel.io_uring_disabled,
  * or the kernel lacks IORING_OP_URING_CMD) the items are looked up with
  * one ioctl each, with the same results, and the process stops trying
