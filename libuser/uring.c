@@ -348,20 +348,26 @@ int kprim_uring_prep_cache_get(struct io_uring_sqe *sqe,
 	return uop_cmd(sqe, op, c->o.fd, KPRIM_IOC_CACHE_GET);
 }
 
-static int uop_cache_store(struct io_uring_sqe *sqe, struct kprim_uring_op *op,
-			   struct kprim_cache *c, uint32_t how,
-			   const void *key, size_t klen, const void *val,
-			   size_t vlen, uint64_t ttl_ns, uint64_t *cas)
+int kprim_uring_prep_cache_store(struct io_uring_sqe *sqe,
+				 struct kprim_uring_op *op,
+				 struct kprim_cache *c,
+				 enum kprim_cache_store_op how,
+				 unsigned int flags, const void *key,
+				 size_t klen, const void *val, size_t vlen,
+				 uint64_t ttl_ns, uint64_t *cas)
 {
 	struct kprim_uring_state *u;
 
 	if (uop_bad(sqe, op))
 		return -EINVAL;
-	if (!c || klen > UINT32_MAX || (how == KPRIM_CACHE_CAS && !cas))
+	if (!c || klen > UINT32_MAX || (unsigned int)how > KPRIM_STORE_CAS ||
+	    (flags & ~KPRIM_STORE_PINNED) || (how == KPRIM_STORE_CAS && !cas))
 		return uop_fail(sqe, op, -EINVAL);
 	u = uop_begin(op, KPRIM_UOP_CACHE_STORE);
 	u->arg.store.size = sizeof(u->arg.store);
 	u->arg.store.op = how;
+	if (flags & KPRIM_STORE_PINNED)
+		u->arg.store.flags |= KPRIM_CACHE_PIN;
 	u->arg.store.key = (uintptr_t)key;
 	u->arg.store.key_len = (uint32_t)klen;
 	u->arg.store.value = (uintptr_t)val;
@@ -382,7 +388,8 @@ int kprim_uring_prep_cache_set(struct io_uring_sqe *sqe,
 			       size_t klen, const void *val, size_t vlen,
 			       uint64_t ttl_ns, uint64_t *cas)
 {
-	return uop_cache_store(sqe, op, c, KPRIM_CACHE_SET, key, klen, val,
+	return kprim_uring_prep_cache_store(sqe, op, c, KPRIM_STORE_SET, 0,
+					    key, klen, val,
 			       vlen, ttl_ns, cas);
 }
 
@@ -392,7 +399,8 @@ int kprim_uring_prep_cache_add(struct io_uring_sqe *sqe,
 			       size_t klen, const void *val, size_t vlen,
 			       uint64_t ttl_ns, uint64_t *cas)
 {
-	return uop_cache_store(sqe, op, c, KPRIM_CACHE_ADD, key, klen, val,
+	return kprim_uring_prep_cache_store(sqe, op, c, KPRIM_STORE_ADD, 0,
+					    key, klen, val,
 			       vlen, ttl_ns, cas);
 }
 
@@ -402,7 +410,8 @@ int kprim_uring_prep_cache_replace(struct io_uring_sqe *sqe,
 				   size_t klen, const void *val, size_t vlen,
 				   uint64_t ttl_ns, uint64_t *cas)
 {
-	return uop_cache_store(sqe, op, c, KPRIM_CACHE_REPLACE, key, klen, val,
+	return kprim_uring_prep_cache_store(sqe, op, c, KPRIM_STORE_REPLACE, 0,
+					    key, klen, val,
 			       vlen, ttl_ns, cas);
 }
 
@@ -412,7 +421,8 @@ int kprim_uring_prep_cache_cas(struct io_uring_sqe *sqe,
 			       size_t klen, const void *val, size_t vlen,
 			       uint64_t ttl_ns, uint64_t *cas)
 {
-	return uop_cache_store(sqe, op, c, KPRIM_CACHE_CAS, key, klen, val,
+	return kprim_uring_prep_cache_store(sqe, op, c, KPRIM_STORE_CAS, 0,
+					    key, klen, val,
 			       vlen, ttl_ns, cas);
 }
 
@@ -431,6 +441,11 @@ static int uop_cache_key(struct io_uring_sqe *sqe, struct kprim_uring_op *op,
 	u->arg.key.key = (uintptr_t)key;
 	u->arg.key.key_len = (uint32_t)klen;
 	u->arg.key.ttl_ns = ttl_ns;
+	/* As kprim_cache_touch(): the cache's default, not ~585 years. */
+	if (cmd == KPRIM_IOC_CACHE_TOUCH && ttl_ns == KPRIM_TTL_DEFAULT) {
+		u->arg.key.flags = KPRIM_CACHE_DEFAULT_TTL;
+		u->arg.key.ttl_ns = 0;
+	}
 	return uop_cmd(sqe, op, c->o.fd, cmd);
 }
 

@@ -774,6 +774,88 @@ TEST_F(ul, cache_store_ops_equal_sync)
 	kprim_cache_close(c);
 }
 
+/* kprim_cache_store(): a pinned store, through the ring as directly. */
+TEST_F(ul, cache_store_pinned_equals_sync)
+{
+	struct kprim_cache *c = new_cache(_metadata, self->k);
+	struct kprim_uring_op op;
+	char buf[4];
+	size_t len = sizeof(buf);
+	uint64_t ca = 0, cb = 0, v = 0;
+
+	ASSERT_EQ(0, kprim_cache_store(c, KPRIM_STORE_SET, KPRIM_STORE_PINNED,
+				       "a", 1, "1", 1, 0, &ca));
+	ASSERT_EQ(0, kprim_uring_prep_cache_store(SQE(), &op, c, KPRIM_STORE_ADD,
+						  KPRIM_STORE_PINNED, "b", 1,
+						  "2", 1, 0, &cb));
+	EXPECT_EQ(0, RUN());
+	EXPECT_NE(0, cb);
+	EXPECT_NE(ca, cb);
+	ASSERT_EQ(0, kprim_cache_get(c, "b", 1, buf, &len, NULL, &v));
+	EXPECT_EQ(cb, v);
+	EXPECT_EQ('2', buf[0]);
+	kprim_cache_close(c);
+}
+
+TEST_F(ul, cache_store_unknown_flag_einval)
+{
+	struct kprim_cache *c = new_cache(_metadata, self->k);
+	struct kprim_uring_op op;
+	char buf[4];
+	size_t len = sizeof(buf);
+
+	EXPECT_EQ(-EINVAL, kprim_cache_store(c, KPRIM_STORE_SET, 1u << 7, "a",
+					     1, "1", 1, 0, NULL));
+	ASSERT_EQ(0, kprim_uring_prep_cache_store(SQE(), &op, c, KPRIM_STORE_SET,
+						  1u << 7, "a", 1, "1", 1, 0,
+						  NULL));
+	EXPECT_EQ(-EINVAL, RUN());
+	EXPECT_EQ(-ENOENT, kprim_cache_get(c, "a", 1, buf, &len, NULL, NULL));
+	kprim_cache_close(c);
+}
+
+TEST_F(ul, cache_store_unknown_op_einval)
+{
+	struct kprim_cache *c = new_cache(_metadata, self->k);
+	struct kprim_uring_op op;
+	char buf[4];
+	size_t len = sizeof(buf);
+
+	EXPECT_EQ(-EINVAL, kprim_cache_store(c, (enum kprim_cache_store_op)9,
+					     0, "a", 1, "1", 1, 0, NULL));
+	ASSERT_EQ(0, kprim_uring_prep_cache_store(SQE(), &op, c,
+						  (enum kprim_cache_store_op)9,
+						  0, "a", 1, "1", 1, 0, NULL));
+	EXPECT_EQ(-EINVAL, RUN());
+	EXPECT_EQ(-ENOENT, kprim_cache_get(c, "a", 1, buf, &len, NULL, NULL));
+	kprim_cache_close(c);
+}
+
+/* KPRIM_TTL_DEFAULT on a touch: the cache's default TTL, both ways. */
+TEST_F(ul, cache_touch_default_ttl)
+{
+	struct kprim_cache_config cfg = { .default_ttl_ns = HOUR_NS };
+	struct kprim_cache *c = NULL;
+	struct kprim_uring_op op;
+	char buf[4];
+	size_t len = sizeof(buf);
+	uint64_t ta = 0, tb = 0;
+
+	ASSERT_EQ(0, kprim_cache_open(self->k, NULL, KPRIM_CREATE, 0600, &cfg, &c));
+	ASSERT_EQ(0, kprim_cache_set(c, "a", 1, "1", 1, 0, NULL));
+	ASSERT_EQ(0, kprim_cache_set(c, "b", 1, "1", 1, 0, NULL));
+	ASSERT_EQ(0, kprim_cache_touch(c, "a", 1, KPRIM_TTL_DEFAULT));
+	ASSERT_EQ(0, kprim_uring_prep_cache_touch(SQE(), &op, c, "b", 1,
+						  KPRIM_TTL_DEFAULT));
+	EXPECT_EQ(0, RUN());
+	ASSERT_EQ(0, kprim_cache_get(c, "a", 1, buf, &len, &ta, NULL));
+	ASSERT_EQ(0, kprim_cache_get(c, "b", 1, buf, &len, &tb, NULL));
+	EXPECT_LT(HOUR_NS - SLACK_NS, tb);
+	EXPECT_GE(HOUR_NS, tb);
+	EXPECT_GT(SLACK_NS, absdiff(ta, tb));
+	kprim_cache_close(c);
+}
+
 TEST_F(ul, cache_cas_null_version_einval)
 {
 	struct kprim_cache *c = new_cache(_metadata, self->k);

@@ -267,6 +267,24 @@ int kprim_uring_prep_cache_cas(struct io_uring_sqe *sqe,
 			       size_t klen, const void *val, size_t vlen,
 			       uint64_t ttl_ns, uint64_t *cas);
 
+/**
+ * kprim_uring_prep_cache_store() - queue kprim_cache_store().
+ * @how:	enum kprim_cache_store_op
+ * @flags:	KPRIM_STORE_PINNED or 0
+ * @cas:	as for kprim_uring_prep_cache_cas() with KPRIM_STORE_CAS, else
+ *		as for kprim_uring_prep_cache_set()
+ *
+ * Decode: as the call @how names; -EINVAL also for an unknown @how or
+ * flag; -ENOSPC (pinned: over half a limit).
+ */
+int kprim_uring_prep_cache_store(struct io_uring_sqe *sqe,
+				 struct kprim_uring_op *op,
+				 struct kprim_cache *c,
+				 enum kprim_cache_store_op how,
+				 unsigned int flags, const void *key,
+				 size_t klen, const void *val, size_t vlen,
+				 uint64_t ttl_ns, uint64_t *cas);
+
 /** kprim_uring_prep_cache_delete() - queue kprim_cache_delete().
  * Decode: 0, -ENOENT, -EINVAL (@c NULL, key length), -EFAULT. */
 int kprim_uring_prep_cache_delete(struct io_uring_sqe *sqe,
@@ -275,6 +293,8 @@ int kprim_uring_prep_cache_delete(struct io_uring_sqe *sqe,
 				  size_t klen);
 
 /** kprim_uring_prep_cache_touch() - queue kprim_cache_touch().
+ * @ttl_ns:	the new TTL: 0 = never expires, KPRIM_TTL_DEFAULT = the
+ *		cache's default
  * Decode: 0, -ENOENT, -EINVAL, -EFAULT. */
 int kprim_uring_prep_cache_touch(struct io_uring_sqe *sqe,
 				 struct kprim_uring_op *op,
