@@ -25,8 +25,8 @@
  *
  * The objects are PREFIX-limiter (10 requests/s, burst 5, if it does not
  * exist), PREFIX-sem (2 permits) and PREFIX-cache (seeded with
- * hello=world). With -n the server exits after REQUESTS requests and
- * prints what it saw: "served=.. hits=.. misses=.. busy=.. errors=..
+ * hello=world). Once it listens it prints "ready SOCKET". With -n the
+ * server exits after REQUESTS requests and prints what it saw: "served=.. hits=.. misses=.. busy=.. errors=..
  * max_inflight=.. max_waiting=.. threads=..". Try it:
  *
  *   uring_server -s /tmp/kp.sock &
@@ -378,6 +378,9 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	arm_accept(&s);
+	/* Clients may connect from now on (a script can wait for this). */
+	printf("ready %s\n", path);
+	fflush(stdout);
 
 	while (limit < 0 || s.served < limit) {
 		unsigned int head, n = 0;

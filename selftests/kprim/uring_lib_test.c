@@ -1565,10 +1565,15 @@ TEST_F(ul, example_server_loop_under_limiter_and_sem)
 		_exit(127);
 	}
 	close(pipefd[1]);
-	/* Wait for the socket. */
-	for (i = 0; i < 500 && access(sock, F_OK); i++)
-		usleep(10000);
-	ASSERT_EQ(0, access(sock, F_OK));
+	/* Wait for "ready SOCKET\n": it listens. */
+	while (got < sizeof(out) - 1 && (n = read(pipefd[0], out + got, 1)) == 1)
+		if (out[got++] == '\n')
+			break;
+	out[got] = '\0';
+	if (strncmp(out, "ready ", 6))
+		kill(pid, SIGKILL);
+	ASSERT_EQ(0, strncmp(out, "ready ", 6)) TH_LOG("server said: %s", out);
+	got = 0;
 
 	for (i = 0; i < SRV_CLIENTS; i++) {
 		cl[i] = (struct client){ .path = sock };
@@ -1580,6 +1585,9 @@ TEST_F(ul, example_server_loop_under_limiter_and_sem)
 
 		pthread_join(th[i], NULL);
 		EXPECT_EQ(0, cl[i].err) TH_LOG("client %d", i);
+		/* A client that never asked leaves the server waiting. */
+		if (cl[i].err)
+			kill(pid, SIGKILL);
 		if (i % 2 == 0)
 			snprintf(want, sizeof(want), "VALUE v%d\n", i * 11);
 		else
