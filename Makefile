@@ -54,7 +54,7 @@ endif
 include libuser/userlib.mk
 
 LIB_SRCS := libuser/session.c libuser/limiter.c libuser/sem.c libuser/cache.c \
-	    $(KPRIM_USERLIB_SRCS)
+	    libuser/uring.c $(KPRIM_USERLIB_SRCS)
 LIB_OBJS := $(LIB_SRCS:libuser/%.c=$(B)/lib/%.o)
 LIB_HDRS := $(wildcard libuser/include/*.h libuser/include/kprim/*.h libuser/*.h) \
 	    kmod/uapi/kprim.h
@@ -103,7 +103,7 @@ $(B)/libkprim.a: $(LIB_OBJS)
 
 $(B)/libkprim.so.$(KPRIM_VERSION): $(LIB_OBJS) libuser/libkprim.map
 	$(CC) -shared -pthread -Wl,-soname,libkprim.so.$(KPRIM_MAJOR) \
-		-Wl,--version-script=libuser/libkprim.map -o $@ $(LIB_OBJS)
+		-Wl,--version-script=libuser/libkprim.map -o $@ $(LIB_OBJS) -luring
 	ln -sf libkprim.so.$(KPRIM_VERSION) $(B)/libkprim.so.$(KPRIM_MAJOR)
 	ln -sf libkprim.so.$(KPRIM_MAJOR) $(B)/libkprim.so
 
@@ -117,7 +117,8 @@ $(B)/tests/%: selftests/kprim/%.c $(wildcard selftests/kprim/*.h) $(B)/libkprim.
 	@mkdir -p $(dir $@)
 	$(CC) $(USER_CFLAGS) $(TEST_STATIC) -isystem $(KSFT_INC) -o $@ $< $(B)/libkprim.a $(LDLIBS)
 
-$(B)/tests/uring_test $(B)/tests/fuzz_test $(B)/tests/attack_test: LDLIBS += -luring
+$(B)/tests/uring_test $(B)/tests/fuzz_test $(B)/tests/attack_test \
+	$(B)/tests/uring_lib_test: LDLIBS += -luring
 
 tools: $(TOOLS)
 
@@ -152,7 +153,9 @@ examples: $(EXAMPLES)
 
 $(B)/examples/%: libuser/examples/%.c $(B)/libkprim.a $(LIB_HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(USER_CFLAGS) -static -o $@ $< $(B)/libkprim.a
+	$(CC) $(USER_CFLAGS) -static -o $@ $< $(B)/libkprim.a $(LDLIBS)
+
+$(B)/examples/uring_server: LDLIBS += -luring
 
 # --- the test VM -------------------------------------------------------------
 check:

@@ -10,7 +10,8 @@ KPRIM_USERLIB_HDRS := libuser/include/kprim/ctx.h libuser/include/kprim/chan.h \
 # they run in the VM only, like every selftests/kprim/*_test.c.)
 KPRIM_USERLIB_TESTS := ctx_test chan_test pipeline_test breaker_test lib_attack_test
 # libuser/examples/<name>.c
-KPRIM_USERLIB_EXAMPLES := pipeline_square fanout pipeline_limited breaker_demo
+KPRIM_USERLIB_EXAMPLES := pipeline_square fanout pipeline_limited breaker_demo \
+	uring_server
 KPRIM_USERLIB_CFLAGS := -std=gnu11 -Wall -Wextra -Werror -O2 -pthread -fPIC \
 	-Ilibuser/include
 # Tests: put the kselftest headers on the system path (-isystem <src>/

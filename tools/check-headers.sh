@@ -38,6 +38,8 @@ try_cc uapi-then-lib '#include <stdint.h>' '#include <linux/kprim.h>' \
 	'#include <kprim.h>' "$agree"
 try_cc ctx-then-uapi '#include <stdint.h>' '#include <kprim/ctx.h>' \
 	'#include <linux/kprim.h>' "$agree"
+try_cc uapi-then-uring '#include <stdint.h>' '#include <linux/kprim.h>' \
+	'#include <kprim/uring.h>' "$agree"
 try_cc uapi-then-chan '#include <stdint.h>' '#include <linux/kprim.h>' \
 	'#include <kprim/chan.h>' "$agree"
 

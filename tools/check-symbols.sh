@@ -21,8 +21,14 @@ fail=0
 bad() { printf 'check-symbols: %s\n' "$*" >&2; fail=1; }
 
 # The public functions: what the compiler sees declared in the installed
-# headers (-aux-info lists every prototype with the file it came from).
-echo '#include <kprim.h>' >"$tmp/all.c"
+# headers (-aux-info lists every prototype with the file it came from):
+# <kprim.h> and the headers it leaves out (kprim/uring.h needs liburing).
+{
+	echo '#include <kprim.h>'
+	for h in libuser/include/kprim/*.h; do
+		echo "#include <kprim/${h##*/}>"
+	done
+} >"$tmp/all.c"
 "$CC" -std=gnu11 -Ilibuser/include -aux-info "$tmp/aux" -c -o /dev/null \
 	"$tmp/all.c" || { echo "check-symbols: the public headers do not compile" >&2; exit 1; }
 grep '^/\* libuser/include/' "$tmp/aux" | sed 's|^/\*[^*]*\*/ *||' |

@@ -13,6 +13,8 @@
  *   kprim/pipeline.h  stages, fan-out/fan-in, cancellation
  *   kprim/gates.h     throttle/bound a stage host-wide (limiter, semaphore)
  *   kprim/breaker.h   circuit breaker, local or shared host-wide
+ * Not included here (it needs liburing's headers; include it yourself):
+ *   kprim/uring.h     the object operations on an io_uring, batched gets
  *
  * Conventions: 0 (or a count) on success, a negative errno on failure;
  * never -1 with errno. Link with -lkprim (pkg-config: kprim).

@@ -1,0 +1,1629 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * libkprim's io_uring API (<kprim/uring.h>): every prep helper, decoded
+ * with kprim_uring_complete(), gives what the synchronous call gives on an
+ * object in the same state, out-pointers included, errors included (each
+ * bad input its own test); kprim_cache_get_many() with mixed results, in
+ * batches, from threads, after fork() and without io_uring (seccomp);
+ * the uring_server example serving clients under a limiter and a
+ * semaphore from one thread.
+ *
+ * Timing bounds: the VM is emulated (TCG, maybe KASAN); upper bounds add
+ * SLACK_NS.
+ */
+#include <limits.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "kselftest_harness.h"
+#include "cancel_later.h"
+#include "kprim.h"
+#include "kprim/uring.h"
+#include "../../kmod/uapi/kprim.h"
+
+#define NSEC		1000000000ull
+#define MSEC		1000000ull
+#define SLACK_NS	(2000 * MSEC)
+#define HOUR_NS		(3600 * NSEC)
+/* A decode that never happened (submit or wait failed). */
+#define NO_CQE		12345
+/* An out-pointer's value before the call: must stay when not written. */
+#define UNTOUCHED	0x5a5a5a5a5a5a5a5aull
+
+FIXTURE(ul) {
+	struct kprim *k;
+	struct io_uring ring;
+	bool have_ring;
+};
+
+FIXTURE_SETUP(ul)
+{
+	uint64_t feat = 0;
+	int rc = kprim_open(&self->k);
+
+	self->have_ring = false;
+	if (rc == -ENODEV)
+		SKIP(return, "no /dev/kprim: kprim.ko not loaded");
+	ASSERT_EQ(0, rc);
+	ASSERT_LE(0, kprim_api_version(self->k, &feat));
+	ASSERT_NE(0, feat & KPRIM_FEAT_URING_CMD);
+	rc = io_uring_queue_init(64, &self->ring, 0);
+	if (rc == -ENOSYS || rc == -EPERM)
+		SKIP(return, "io_uring not available: %s", strerror(-rc));
+	ASSERT_EQ(0, rc);
+	self->have_ring = true;
+}
+
+FIXTURE_TEARDOWN(ul)
+{
+	if (self->have_ring)
+		io_uring_queue_exit(&self->ring);
+	kprim_close(self->k);
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * NSEC + ts.tv_nsec;
+}
+
+/* Submit what is queued (one SQE) and decode its completion. */
+static int run1(struct io_uring *ring)
+{
+	struct io_uring_cqe *cqe;
+	int ret;
+
+	if (io_uring_submit(ring) != 1)
+		return NO_CQE;
+	do
+		ret = io_uring_wait_cqe(ring, &cqe);
+	while (ret == -EINTR);
+	if (ret)
+		return NO_CQE;
+	ret = kprim_uring_complete(cqe);
+	io_uring_cqe_seen(ring, cqe);
+	return ret;
+}
+
+#define SQE()	io_uring_get_sqe(&self->ring)
+#define RUN()	run1(&self->ring)
+
+static struct kprim_limiter *new_limiter(struct __test_metadata *_metadata,
+					 struct kprim *k, uint64_t rate,
+					 uint64_t period, uint64_t burst,
+					 long initial)
+{
+	struct kprim_limiter_config cfg = {
+		.rate = rate, .period_ns = period, .burst = burst,
+		.initial = initial >= 0 ? (uint64_t)initial : 0,
+		.has_initial = initial >= 0,
+	};
+	struct kprim_limiter *l = NULL;
+
+	EXPECT_EQ(0, kprim_limiter_open(k, NULL, KPRIM_CREATE, 0600, &cfg, &l));
+	return l;
+}
+
+static struct kprim_sem *new_sem(struct __test_metadata *_metadata,
+				 struct kprim *k, uint64_t permits)
+{
+	struct kprim_sem *s = NULL;
+
+	EXPECT_EQ(0, kprim_sem_open(k, NULL, KPRIM_CREATE, 0600, permits, &s));
+	return s;
+}
+
+static struct kprim_cache *new_cache(struct __test_metadata *_metadata,
+				     struct kprim *k)
+{
+	struct kprim_cache_config cfg = { .max_value = 1024 };
+	struct kprim_cache *c = NULL;
+
+	EXPECT_EQ(0, kprim_cache_open(k, NULL, KPRIM_CREATE, 0600, &cfg, &c));
+	return c;
+}
+
+static uint64_t absdiff(uint64_t a, uint64_t b)
+{
+	return a > b ? a - b : b - a;
+}
+
+/*
+ * Limiter: two limiters in the same state, one driven by the synchronous
+ * call, one through the ring.
+ */
+
+/* A take that gets its token: 0, retry-after written as 0. */
+TEST_F(ul, limiter_take_ok_equals_sync)
+{
+	struct kprim_limiter *a = new_limiter(_metadata, self->k, 1, HOUR_NS, 2, -1);
+	struct kprim_limiter *b = new_limiter(_metadata, self->k, 1, HOUR_NS, 2, -1);
+	struct kprim_limiter_stats sa, sb;
+	struct kprim_uring_op op;
+	uint64_t ra = UNTOUCHED, rb = UNTOUCHED;
+
+	ASSERT_EQ(0, kprim_limiter_take(a, 1, NULL, KPRIM_TIMEOUT_INFINITE, &ra));
+	ASSERT_EQ(0, kprim_uring_prep_limiter_take(SQE(), &op, b, 1, NULL,
+						   KPRIM_TIMEOUT_INFINITE, &rb));
+	EXPECT_EQ(0, RUN());
+	EXPECT_EQ(ra, rb);
+	EXPECT_EQ(0, rb);
+	ASSERT_EQ(0, kprim_limiter_stats(a, &sa));
+	ASSERT_EQ(0, kprim_uring_prep_limiter_stats(SQE(), &op, b, &sb));
+	EXPECT_EQ(0, RUN());
+	EXPECT_EQ(0, memcmp(&sa, &sb, sizeof(sa)));
+	EXPECT_EQ(1, sb.tokens);
+	EXPECT_EQ(1, sb.admitted);
+	kprim_limiter_close(a);
+	kprim_limiter_close(b);
+}
+
+/* An empty bucket: -EAGAIN with the same retry-after (about an hour). */
+TEST_F(ul, limiter_try_take_eagain_retry_after)
+{
+	struct kprim_limiter *a = new_limiter(_metadata, self->k, 1, HOUR_NS, 1, 0);
+	struct kprim_limiter *b = new_limiter(_metadata, self->k, 1, HOUR_NS, 1, 0);
+	struct kprim_uring_op op;
+	uint64_t ra = 0, rb = 0;
+
+	ASSERT_EQ(-EAGAIN, kprim_limiter_try_take(a, 1, &ra));
+	ASSERT_EQ(0, kprim_uring_prep_limiter_try_take(SQE(), &op, b, 1, &rb));
+	EXPECT_EQ(-EAGAIN, RUN());
+	EXPECT_LT(HOUR_NS - SLACK_NS, rb);
+	EXPECT_GE(HOUR_NS, rb);
+	EXPECT_GT(SLACK_NS, absdiff(ra, rb));
+	kprim_limiter_close(a);
+	kprim_limiter_close(b);
+}
+
+/* A take whose own timeout ends it: -ETIMEDOUT with a retry-after. */
+TEST_F(ul, limiter_take_timeout_etimedout_retry_after)
+{
+	struct kprim_limiter *a = new_limiter(_metadata, self->k, 1, HOUR_NS, 1, 0);
+	struct kprim_limiter *b = new_limiter(_metadata, self->k, 1, HOUR_NS, 1, 0);
+	struct kprim_uring_op op;
+	uint64_t ra = 0, rb = 0, t0, dt;
+
+	ASSERT_EQ(-ETIMEDOUT, kprim_limiter_take(a, 1, NULL, 50 * MSEC, &ra));
+	t0 = now_ns();
+	ASSERT_EQ(0, kprim_uring_prep_limiter_take(SQE(), &op, b, 1, NULL,
+						   50 * MSEC, &rb));
+	EXPECT_EQ(-ETIMEDOUT, RUN());
+	dt = now_ns() - t0;
+	EXPECT_LE(50 * MSEC, dt);
+	EXPECT_GT(50 * MSEC + SLACK_NS, dt);
+	EXPECT_LT(HOUR_NS - SLACK_NS, rb);
+	EXPECT_GT(SLACK_NS, absdiff(ra, rb));
+	kprim_limiter_close(a);
+	kprim_limiter_close(b);
+}
+
+static void take_bad(struct __test_metadata *_metadata, FIXTURE_DATA(ul) *self,
+		     struct kprim_limiter *l, uint64_t n, int want)
+{
+	struct kprim_uring_op op;
+	uint64_t ra = UNTOUCHED, rb = UNTOUCHED;
+
+	EXPECT_EQ(want, kprim_limiter_take(l, n, NULL, 0, &ra));
+	ASSERT_EQ(0, kprim_uring_prep_limiter_take(SQE(), &op, l, n, NULL, 0,
+						   &rb));
+	EXPECT_EQ(want, RUN());
+	EXPECT_EQ(ra, rb);
+}
+
+TEST_F(ul, limiter_take_zero_tokens_einval)
+{
+	struct kprim_limiter *l = new_limiter(_metadata, self->k, 1, HOUR_NS, 2, -1);
+	struct kprim_limiter_stats st;
+
+	take_bad(_metadata, self, l, 0, -EINVAL);
+	ASSERT_EQ(0, kprim_limiter_stats(l, &st));
+	EXPECT_EQ(2, st.tokens);	/* nothing changed */
+	kprim_limiter_close(l);
+}
+
+TEST_F(ul, limiter_take_above_burst_einval)
+{
+	struct kprim_limiter *l = new_limiter(_metadata, self->k, 1, HOUR_NS, 2, -1);
+	struct kprim_limiter_stats st;
+
+	take_bad(_metadata, self, l, 3, -EINVAL);
+	ASSERT_EQ(0, kprim_limiter_stats(l, &st));
+	EXPECT_EQ(2, st.tokens);
+	kprim_limiter_close(l);
+}
+
+/* A library-side error: a no-op SQE, the error at decode, nothing written. */
+TEST_F(ul, limiter_take_null_handle_einval)
+{
+	take_bad(_metadata, self, NULL, 1, -EINVAL);
+}
+
+TEST_F(ul, limiter_take_cancelled_ctx_ecanceled)
+{
+	struct kprim_limiter *l = new_limiter(_metadata, self->k, 1, HOUR_NS, 1, 1);
+	struct kprim_limiter_stats st;
+	struct kprim_uring_op op;
+	struct kprim_ctx *ctx;
+	uint64_t ra = UNTOUCHED, rb = UNTOUCHED;
+
+	ASSERT_EQ(0, kprim_ctx_new(NULL, &ctx));
+	kprim_ctx_cancel(ctx);
+	EXPECT_EQ(-ECANCELED, kprim_limiter_take(l, 1, ctx, 0, &ra));
+	ASSERT_EQ(0, kprim_uring_prep_limiter_take(SQE(), &op, l, 1, ctx, 0, &rb));
+	EXPECT_EQ(-ECANCELED, RUN());
+	EXPECT_EQ(ra, rb);
+	ASSERT_EQ(0, kprim_limiter_stats(l, &st));
+	EXPECT_EQ(1, st.tokens);	/* a dead context takes nothing */
+	kprim_ctx_free(ctx);
+	kprim_limiter_close(l);
+}
+
+TEST_F(ul, limiter_take_expired_ctx_etimedout)
+{
+	struct kprim_limiter *l = new_limiter(_metadata, self->k, 1, HOUR_NS, 1, 0);
+	struct kprim_uring_op op;
+	struct kprim_ctx *ctx;
+	uint64_t rb = UNTOUCHED;
+
+	ASSERT_EQ(0, kprim_ctx_with_deadline(NULL, now_ns() - 1, &ctx));
+	EXPECT_EQ(-ETIMEDOUT, kprim_limiter_take(l, 1, ctx, KPRIM_TIMEOUT_INFINITE,
+						 NULL));
+	ASSERT_EQ(0, kprim_uring_prep_limiter_take(SQE(), &op, l, 1, ctx,
+						   KPRIM_TIMEOUT_INFINITE, &rb));
+	EXPECT_EQ(-ETIMEDOUT, RUN());
+	EXPECT_EQ(UNTOUCHED, rb);
+	kprim_ctx_free(ctx);
+	kprim_limiter_close(l);
+}
+
+/* The context's cancellation ends a take waiting in the kernel. */
+TEST_F(ul, limiter_take_ctx_cancelled_while_waiting)
+{
+	struct kprim_limiter *l = new_limiter(_metadata, self->k, 1, HOUR_NS, 1, 0);
+	struct kprim_limiter_stats st;
+	struct kprim_uring_op op;
+	struct canceller c;
+	struct kprim_ctx *ctx;
+	pthread_t th;
+	uint64_t ra = UNTOUCHED, rb = UNTOUCHED, t0, dt;
+
+	/* The synchronous call, for the out-pointer's value. */
+	ASSERT_EQ(0, kprim_ctx_new(NULL, &ctx));
+	c.ctx = ctx;
+	c.delay_ns = 100 * MSEC;
+	ASSERT_EQ(0, pthread_create(&th, NULL, cancel_later, &c));
+	EXPECT_EQ(-ECANCELED, kprim_limiter_take(l, 1, ctx,
+						 KPRIM_TIMEOUT_INFINITE, &ra));
+	pthread_join(th, NULL);
+	kprim_ctx_free(ctx);
+
+	ASSERT_EQ(0, kprim_ctx_new(NULL, &ctx));
+	c.ctx = ctx;
+	c.delay_ns = 200 * MSEC;
+	t0 = now_ns();
+	ASSERT_EQ(0, kprim_uring_prep_limiter_take(SQE(), &op, l, 1, ctx,
+						   KPRIM_TIMEOUT_INFINITE, &rb));
+	ASSERT_EQ(0, pthread_create(&th, NULL, cancel_later, &c));
+	EXPECT_EQ(-ECANCELED, RUN());
+	dt = now_ns() - t0;
+	pthread_join(th, NULL);
+	EXPECT_LE(200 * MSEC, dt);
+	EXPECT_GT(200 * MSEC + SLACK_NS, dt);
+	/* Written as the call writes it (the kernel reports none here). */
+	EXPECT_EQ(ra, rb);
+	EXPECT_NE(UNTOUCHED, rb);
+	ASSERT_EQ(0, kprim_limiter_stats(l, &st));
+	EXPECT_EQ(0, st.waiters);
+	EXPECT_EQ(0, st.admitted);
+	kprim_ctx_free(ctx);
+	kprim_limiter_close(l);
+}
+
+/*
+ * A take waiting for its token does not hold up the ring: a cache get
+ * queued after it completes first.
+ */
+TEST_F(ul, limiter_take_waits_while_the_ring_serves_others)
+{
+	struct kprim_limiter *l = new_limiter(_metadata, self->k, 5, NSEC, 1, 0);
+	struct kprim_cache *c = new_cache(_metadata, self->k);
+	struct kprim_uring_op take, get;
+	struct io_uring_cqe *cqe;
+	char buf[8];
+	size_t len = sizeof(buf);
+	uint64_t rb = UNTOUCHED;
+	int first, ret;
+
+	ASSERT_EQ(0, kprim_uring_prep_limiter_take(SQE(), &take, l, 1, NULL,
+						   KPRIM_TIMEOUT_INFINITE, &rb));
+	ASSERT_EQ(0, kprim_uring_prep_cache_get(SQE(), &get, c, "k", 1, buf,
+						&len, NULL, NULL));
+	ASSERT_EQ(2, io_uring_submit(&self->ring));
+	ASSERT_EQ(0, io_uring_wait_cqe(&self->ring, &cqe));
+	first = io_uring_cqe_get_data(cqe) == &get;
+	ret = kprim_uring_complete(cqe);
+	io_uring_cqe_seen(&self->ring, cqe);
+	EXPECT_TRUE(first);
+	EXPECT_EQ(-ENOENT, ret);
+	ASSERT_EQ(0, io_uring_wait_cqe(&self->ring, &cqe));
+	EXPECT_EQ(&take, io_uring_cqe_get_data(cqe));
+	EXPECT_EQ(0, kprim_uring_complete(cqe));
+	io_uring_cqe_seen(&self->ring, cqe);
+	EXPECT_EQ(0, rb);
+	kprim_cache_close(c);
+	kprim_limiter_close(l);
+}
+
+TEST_F(ul, limiter_set_rate_and_burst)
+{
+	struct kprim_limiter *l = new_limiter(_metadata, self->k, 1, HOUR_NS, 2, -1);
+	struct kprim_limiter_stats st;
+	struct kprim_uring_op op;
+
+	ASSERT_EQ(0, kprim_uring_prep_limiter_set_rate(SQE(), &op, l, 7, NSEC));
+	EXPECT_EQ(0, RUN());
+	ASSERT_EQ(0, kprim_uring_prep_limiter_set_burst(SQE(), &op, l, 9));
+	EXPECT_EQ(0, RUN());
+	ASSERT_EQ(0, kprim_limiter_stats(l, &st));
+	EXPECT_EQ(7, st.rate);
+	EXPECT_EQ(NSEC, st.period_ns);
+	EXPECT_EQ(9, st.burst);
+	kprim_limiter_close(l);
+}
+
+TEST_F(ul, limiter_set_rate_zero_einval)
+{
+	struct kprim_limiter *l = new_limiter(_metadata, self->k, 1, HOUR_NS, 2, -1);
+	struct kprim_limiter_stats st;
+	struct kprim_uring_op op;
+
+	EXPECT_EQ(-EINVAL, kprim_limiter_set_rate(l, 0, NSEC));
+	ASSERT_EQ(0, kprim_uring_prep_limiter_set_rate(SQE(), &op, l, 0, NSEC));
+	EXPECT_EQ(-EINVAL, RUN());
+	ASSERT_EQ(0, kprim_limiter_stats(l, &st));
+	EXPECT_EQ(1, st.rate);
+	kprim_limiter_close(l);
+}
+
+TEST_F(ul, limiter_set_burst_zero_einval)
+{
+	struct kprim_limiter *l = new_limiter(_metadata, self->k, 1, HOUR_NS, 2, -1);
+	struct kprim_limiter_stats st;
+	struct kprim_uring_op op;
+
+	EXPECT_EQ(-EINVAL, kprim_limiter_set_burst(l, 0));
+	ASSERT_EQ(0, kprim_uring_prep_limiter_set_burst(SQE(), &op, l, 0));
+	EXPECT_EQ(-EINVAL, RUN());
+	ASSERT_EQ(0, kprim_limiter_stats(l, &st));
+	EXPECT_EQ(2, st.burst);
+	kprim_limiter_close(l);
+}
+
+TEST_F(ul, limiter_stats_null_out_einval)
+{
+	struct kprim_limiter *l = new_limiter(_metadata, self->k, 1, HOUR_NS, 2, -1);
+	struct kprim_uring_op op;
+
+	EXPECT_EQ(-EINVAL, kprim_limiter_stats(l, NULL));
+	ASSERT_EQ(0, kprim_uring_prep_limiter_stats(SQE(), &op, l, NULL));
+	EXPECT_EQ(-EINVAL, RUN());
+	kprim_limiter_close(l);
+}
+
+/*
+ * Semaphore.
+ */
+
+TEST_F(ul, sem_acquire_release_equals_sync)
+{
+	struct kprim_sem *s = new_sem(_metadata, self->k, 3);
+	struct kprim_sem_stats sa, sb;
+	struct kprim_uring_op op;
+
+	ASSERT_EQ(0, kprim_uring_prep_sem_acquire(SQE(), &op, s, 2, NULL,
+						  KPRIM_TIMEOUT_INFINITE));
+	EXPECT_EQ(0, RUN());
+	ASSERT_EQ(0, kprim_uring_prep_sem_stats(SQE(), &op, s, &sb));
+	EXPECT_EQ(0, RUN());
+	ASSERT_EQ(0, kprim_sem_stats(s, &sa));
+	EXPECT_EQ(0, memcmp(&sa, &sb, sizeof(sa)));
+	EXPECT_EQ(2, sb.held_by_me);
+	EXPECT_EQ(1, sb.available);
+	/* One left: a try for two fails alike both ways. */
+	EXPECT_EQ(-EAGAIN, kprim_sem_try_acquire(s, 2));
+	ASSERT_EQ(0, kprim_uring_prep_sem_try_acquire(SQE(), &op, s, 2));
+	EXPECT_EQ(-EAGAIN, RUN());
+	ASSERT_EQ(0, kprim_uring_prep_sem_try_acquire(SQE(), &op, s, 1));
+	EXPECT_EQ(0, RUN());
+	ASSERT_EQ(0, kprim_uring_prep_sem_release(SQE(), &op, s, 3));
+	EXPECT_EQ(0, RUN());
+	ASSERT_EQ(0, kprim_sem_stats(s, &sa));
+	EXPECT_EQ(3, sa.available);
+	EXPECT_EQ(0, sa.held_by_me);
+	kprim_sem_close(s);
+}
+
+TEST_F(ul, sem_acquire_timeout_etimedout)
+{
+	struct kprim_sem *s = new_sem(_metadata, self->k, 1);
+	struct kprim_uring_op op;
+	uint64_t t0, dt;
+
+	ASSERT_EQ(0, kprim_sem_acquire(s, 1, NULL, 0));
+	EXPECT_EQ(-ETIMEDOUT, kprim_sem_acquire(s, 1, NULL, 50 * MSEC));
+	t0 = now_ns();
+	ASSERT_EQ(0, kprim_uring_prep_sem_acquire(SQE(), &op, s, 1, NULL,
+						  50 * MSEC));
+	EXPECT_EQ(-ETIMEDOUT, RUN());
+	dt = now_ns() - t0;
+	EXPECT_LE(50 * MSEC, dt);
+	EXPECT_GT(50 * MSEC + SLACK_NS, dt);
+	kprim_sem_close(s);
+}
+
+TEST_F(ul, sem_acquire_zero_einval)
+{
+	struct kprim_sem *s = new_sem(_metadata, self->k, 2);
+	struct kprim_uring_op op;
+
+	EXPECT_EQ(-EINVAL, kprim_sem_acquire(s, 0, NULL, 0));
+	ASSERT_EQ(0, kprim_uring_prep_sem_acquire(SQE(), &op, s, 0, NULL, 0));
+	EXPECT_EQ(-EINVAL, RUN());
+	kprim_sem_close(s);
+}
+
+TEST_F(ul, sem_acquire_above_permits_einval)
+{
+	struct kprim_sem *s = new_sem(_metadata, self->k, 2);
+	struct kprim_uring_op op;
+
+	EXPECT_EQ(-EINVAL, kprim_sem_acquire(s, 3, NULL, KPRIM_TIMEOUT_INFINITE));
+	ASSERT_EQ(0, kprim_uring_prep_sem_acquire(SQE(), &op, s, 3, NULL,
+						  KPRIM_TIMEOUT_INFINITE));
+	EXPECT_EQ(-EINVAL, RUN());
+	kprim_sem_close(s);
+}
+
+TEST_F(ul, sem_acquire_null_handle_einval)
+{
+	struct kprim_uring_op op;
+
+	EXPECT_EQ(-EINVAL, kprim_sem_acquire(NULL, 1, NULL, 0));
+	ASSERT_EQ(0, kprim_uring_prep_sem_acquire(SQE(), &op, NULL, 1, NULL, 0));
+	EXPECT_EQ(-EINVAL, RUN());
+}
+
+TEST_F(ul, sem_release_more_than_held_einval)
+{
+	struct kprim_sem *s = new_sem(_metadata, self->k, 2);
+	struct kprim_sem_stats st;
+	struct kprim_uring_op op;
+
+	ASSERT_EQ(0, kprim_sem_acquire(s, 1, NULL, 0));
+	EXPECT_EQ(-EINVAL, kprim_sem_release(s, 2));
+	ASSERT_EQ(0, kprim_uring_prep_sem_release(SQE(), &op, s, 2));
+	EXPECT_EQ(-EINVAL, RUN());
+	ASSERT_EQ(0, kprim_sem_stats(s, &st));
+	EXPECT_EQ(1, st.held_by_me);
+	kprim_sem_close(s);
+}
+
+TEST_F(ul, sem_resize)
+{
+	struct kprim_sem *s = new_sem(_metadata, self->k, 2);
+	struct kprim_sem_stats st;
+	struct kprim_uring_op op;
+
+	ASSERT_EQ(0, kprim_uring_prep_sem_resize(SQE(), &op, s, 5));
+	EXPECT_EQ(0, RUN());
+	ASSERT_EQ(0, kprim_sem_stats(s, &st));
+	EXPECT_EQ(5, st.permits);
+	kprim_sem_close(s);
+}
+
+TEST_F(ul, sem_resize_zero_einval)
+{
+	struct kprim_sem *s = new_sem(_metadata, self->k, 2);
+	struct kprim_sem_stats st;
+	struct kprim_uring_op op;
+
+	EXPECT_EQ(-EINVAL, kprim_sem_resize(s, 0));
+	ASSERT_EQ(0, kprim_uring_prep_sem_resize(SQE(), &op, s, 0));
+	EXPECT_EQ(-EINVAL, RUN());
+	ASSERT_EQ(0, kprim_sem_stats(s, &st));
+	EXPECT_EQ(2, st.permits);
+	kprim_sem_close(s);
+}
+
+TEST_F(ul, sem_holders_equals_sync)
+{
+	struct kprim_sem *s = new_sem(_metadata, self->k, 4);
+	struct kprim_sem_holder_info ha[2], hb[2];
+	struct kprim_uring_op op;
+
+	ASSERT_EQ(0, kprim_sem_acquire(s, 3, NULL, 0));
+	memset(ha, 0, sizeof(ha));
+	memset(hb, 0, sizeof(hb));
+	EXPECT_EQ(1, kprim_sem_holders(s, ha, 2));
+	ASSERT_EQ(0, kprim_uring_prep_sem_holders(SQE(), &op, s, hb, 2));
+	EXPECT_EQ(1, RUN());
+	EXPECT_EQ(getpid(), hb[0].pid);
+	EXPECT_EQ(3, hb[0].held);
+	EXPECT_EQ(ha[0].pid, hb[0].pid);
+	EXPECT_EQ(ha[0].held, hb[0].held);
+	/* Capacity 0: just the count. */
+	ASSERT_EQ(0, kprim_uring_prep_sem_holders(SQE(), &op, s, NULL, 0));
+	EXPECT_EQ(1, RUN());
+	kprim_sem_close(s);
+}
+
+TEST_F(ul, sem_holders_null_array_einval)
+{
+	struct kprim_sem *s = new_sem(_metadata, self->k, 4);
+	struct kprim_uring_op op;
+
+	EXPECT_EQ(-EINVAL, kprim_sem_holders(s, NULL, 2));
+	ASSERT_EQ(0, kprim_uring_prep_sem_holders(SQE(), &op, s, NULL, 2));
+	EXPECT_EQ(-EINVAL, RUN());
+	kprim_sem_close(s);
+}
+
+TEST_F(ul, sem_stats_null_out_einval)
+{
+	struct kprim_sem *s = new_sem(_metadata, self->k, 4);
+	struct kprim_uring_op op;
+
+	EXPECT_EQ(-EINVAL, kprim_sem_stats(s, NULL));
+	ASSERT_EQ(0, kprim_uring_prep_sem_stats(SQE(), &op, s, NULL));
+	EXPECT_EQ(-EINVAL, RUN());
+	kprim_sem_close(s);
+}
+
+/*
+ * Cache.
+ */
+
+TEST_F(ul, cache_get_hit_equals_sync)
+{
+	struct kprim_cache *c = new_cache(_metadata, self->k);
+	struct kprim_uring_op op;
+	char ba[16] = "", bb[16] = "";
+	size_t la = sizeof(ba), lb = sizeof(bb);
+	uint64_t ta, tb, ca, cb, cas_set = 0;
+
+	ASSERT_EQ(0, kprim_uring_prep_cache_set(SQE(), &op, c, "key", 3,
+						"value", 5, HOUR_NS, &cas_set));
+	EXPECT_EQ(0, RUN());
+	EXPECT_NE(0, cas_set);
+	ASSERT_EQ(0, kprim_cache_get(c, "key", 3, ba, &la, &ta, &ca));
+	ASSERT_EQ(0, kprim_uring_prep_cache_get(SQE(), &op, c, "key", 3, bb,
+						&lb, &tb, &cb));
+	EXPECT_EQ(0, RUN());
+	EXPECT_EQ(5, lb);
+	EXPECT_EQ(la, lb);
+	EXPECT_EQ(0, memcmp(bb, "value", 5));
+	EXPECT_EQ(cas_set, cb);
+	EXPECT_EQ(ca, cb);
+	EXPECT_LT(HOUR_NS - SLACK_NS, tb);
+	EXPECT_GT(SLACK_NS, absdiff(ta, tb));
+	kprim_cache_close(c);
+}
+
+TEST_F(ul, cache_get_miss_enoent)
+{
+	struct kprim_cache *c = new_cache(_metadata, self->k);
+	struct kprim_uring_op op;
+	char buf[16];
+	size_t la = sizeof(buf), lb = sizeof(buf);
+	uint64_t tb = UNTOUCHED, cb = UNTOUCHED;
+
+	EXPECT_EQ(-ENOENT, kprim_cache_get(c, "nope", 4, buf, &la, NULL, NULL));
+	ASSERT_EQ(0, kprim_uring_prep_cache_get(SQE(), &op, c, "nope", 4, buf,
+						&lb, &tb, &cb));
+	EXPECT_EQ(-ENOENT, RUN());
+	EXPECT_EQ(la, lb);
+	EXPECT_EQ(sizeof(buf), lb);
+	EXPECT_EQ(UNTOUCHED, tb);
+	EXPECT_EQ(UNTOUCHED, cb);
+	kprim_cache_close(c);
+}
+
+/* A short buffer: -EMSGSIZE, the needed size, nothing copied. */
+TEST_F(ul, cache_get_short_buffer_emsgsize)
+{
+	struct kprim_cache *c = new_cache(_metadata, self->k);
+	struct kprim_uring_op op;
+	char buf[4] = "xxx";
+	size_t la = 2, lb = 2;
+	uint64_t cb = UNTOUCHED;
+
+	ASSERT_EQ(0, kprim_cache_set(c, "k", 1, "abcdefgh", 8, 0, NULL));
+	EXPECT_EQ(-EMSGSIZE, kprim_cache_get(c, "k", 1, buf, &la, NULL, NULL));
+	ASSERT_EQ(0, kprim_uring_prep_cache_get(SQE(), &op, c, "k", 1, buf,
+						&lb, NULL, &cb));
+	EXPECT_EQ(-EMSGSIZE, RUN());
+	EXPECT_EQ(8, lb);
+	EXPECT_EQ(la, lb);
+	EXPECT_EQ(UNTOUCHED, cb);
+	EXPECT_EQ(0, memcmp(buf, "xxx", 4));
+	kprim_cache_close(c);
+}
+
+static void get_bad(struct __test_metadata *_metadata, FIXTURE_DATA(ul) *self,
+		    struct kprim_cache *c, size_t klen, size_t *len, int want)
+{
+	struct kprim_uring_op op;
+	char buf[8];
+	size_t before = len ? *len : 0;
+
+	EXPECT_EQ(want, kprim_cache_get(c, "key", klen, buf, len, NULL, NULL));
+	if (len)
+		EXPECT_EQ(before, *len);
+	ASSERT_EQ(0, kprim_uring_prep_cache_get(SQE(), &op, c, "key", klen,
+						buf, len, NULL, NULL));
+	EXPECT_EQ(want, RUN());
+	if (len)
+		EXPECT_EQ(before, *len);
+}
+
+TEST_F(ul, cache_get_empty_key_einval)
+{
+	struct kprim_cache *c = new_cache(_metadata, self->k);
+	size_t len = 8;
+
+	get_bad(_metadata, self, c, 0, &len, -EINVAL);
+	kprim_cache_close(c);
+}
+
+TEST_F(ul, cache_get_long_key_einval)
+{
+	struct kprim_cache *c = new_cache(_metadata, self->k);
+	size_t len = 8;
+
+	get_bad(_metadata, self, c, KPRIM_KEY_MAX + 1, &len, -EINVAL);
+	kprim_cache_close(c);
+}
+
+/* Beyond 32 bits: caught by the library, not truncated. */
+TEST_F(ul, cache_get_key_len_beyond_32_bits_einval)
+{
+	struct kprim_cache *c = new_cache(_metadata, self->k);
+	size_t len = 8;
+
+	get_bad(_metadata, self, c, (1ull << 32) + 3, &len, -EINVAL);
+	kprim_cache_close(c);
+}
+
+TEST_F(ul, cache_get_null_len_einval)
+{
+	struct kprim_cache *c = new_cache(_metadata, self->k);
+
+	get_bad(_metadata, self, c, 3, NULL, -EINVAL);
+	kprim_cache_close(c);
+}
+
+TEST_F(ul, cache_get_null_handle_einval)
+{
+	size_t len = 8;
+
+	get_bad(_metadata, self, NULL, 3, &len, -EINVAL);
+}
+
+TEST_F(ul, cache_store_ops_equal_sync)
+{
+	struct kprim_cache *c = new_cache(_metadata, self->k);
+	struct kprim_uring_op op;
+	uint64_t cas = 0, old, ca = UNTOUCHED, cb = UNTOUCHED;
+
+	ASSERT_EQ(0, kprim_uring_prep_cache_add(SQE(), &op, c, "a", 1, "1", 1,
+						0, &cas));
+	EXPECT_EQ(0, RUN());
+	/* Present: add fails alike. */
+	EXPECT_EQ(-EEXIST, kprim_cache_add(c, "a", 1, "2", 1, 0, &ca));
+	ASSERT_EQ(0, kprim_uring_prep_cache_add(SQE(), &op, c, "a", 1, "2", 1,
+						0, &cb));
+	EXPECT_EQ(-EEXIST, RUN());
+	EXPECT_EQ(UNTOUCHED, ca);
+	EXPECT_EQ(UNTOUCHED, cb);
+	/* Absent: replace fails alike. */
+	EXPECT_EQ(-ENOENT, kprim_cache_replace(c, "b", 1, "2", 1, 0, NULL));
+	ASSERT_EQ(0, kprim_uring_prep_cache_replace(SQE(), &op, c, "b", 1, "2",
+						    1, 0, NULL));
+	EXPECT_EQ(-ENOENT, RUN());
+	ASSERT_EQ(0, kprim_uring_prep_cache_replace(SQE(), &op, c, "a", 1, "3",
+						    1, KPRIM_TTL_DEFAULT, NULL));
+	EXPECT_EQ(0, RUN());
+	/* The version moved on: a CAS with the old one is stale. */
+	old = cas;
+	EXPECT_EQ(-ESTALE, kprim_cache_cas(c, "a", 1, "4", 1, 0, &old));
+	EXPECT_EQ(cas, old);
+	ASSERT_EQ(0, kprim_uring_prep_cache_cas(SQE(), &op, c, "a", 1, "4", 1,
+						0, &old));
+	EXPECT_EQ(-ESTALE, RUN());
+	EXPECT_EQ(cas, old);
+	/* With the current version it stores and returns the new one. */
+	{
+		char buf[4];
+		size_t len = sizeof(buf);
+
+		ASSERT_EQ(0, kprim_cache_get(c, "a", 1, buf, &len, NULL, &old));
+		cas = old;
+		ASSERT_EQ(0, kprim_uring_prep_cache_cas(SQE(), &op, c, "a", 1,
+							"5", 1, 0, &cas));
+		EXPECT_EQ(0, RUN());
+		EXPECT_NE(old, cas);
+		ASSERT_EQ(0, kprim_cache_get(c, "a", 1, buf, &len, NULL, &old));
+		EXPECT_EQ(cas, old);
+		EXPECT_EQ('5', buf[0]);
+	}
+	kprim_cache_close(c);
+}
+
+/* kprim_cache_store(): a pinned store, through the ring as directly. */
+TEST_F(ul, cache_store_pinned_equals_sync)
+{
+	struct kprim_cache *c = new_cache(_metadata, self->k);
+	struct kprim_uring_op op;
+	char buf[4];
+	size_t len = sizeof(buf);
+	uint64_t ca = 0, cb = 0, v = 0;
+
+	ASSERT_EQ(0, kprim_cache_store(c, KPRIM_STORE_SET, KPRIM_STORE_PINNED,
+				       "a", 1, "1", 1, 0, &ca));
+	ASSERT_EQ(0, kprim_uring_prep_cache_store(SQE(), &op, c, KPRIM_STORE_ADD,
+						  KPRIM_STORE_PINNED, "b", 1,
+						  "2", 1, 0, &cb));
+	EXPECT_EQ(0, RUN());
+	EXPECT_NE(0, cb);
+	EXPECT_NE(ca, cb);
+	ASSERT_EQ(0, kprim_cache_get(c, "b", 1, buf, &len, NULL, &v));
+	EXPECT_EQ(cb, v);
+	EXPECT_EQ('2', buf[0]);
+	kprim_cache_close(c);
+}
+
+TEST_F(ul, cache_store_unknown_flag_einval)
+{
+	struct kprim_cache *c = new_cache(_metadata, self->k);
+	struct kprim_uring_op op;
+	char buf[4];
+	size_t len = sizeof(buf);
+
+	EXPECT_EQ(-EINVAL, kprim_cache_store(c, KPRIM_STORE_SET, 1u << 7, "a",
+					     1, "1", 1, 0, NULL));
+	ASSERT_EQ(0, kprim_uring_prep_cache_store(SQE(), &op, c, KPRIM_STORE_SET,
+						  1u << 7, "a", 1, "1", 1, 0,
+						  NULL));
+	EXPECT_EQ(-EINVAL, RUN());
+	EXPECT_EQ(-ENOENT, kprim_cache_get(c, "a", 1, buf, &len, NULL, NULL));
+	kprim_cache_close(c);
+}
+
+TEST_F(ul, cache_store_unknown_op_einval)
+{
+	struct kprim_cache *c = new_cache(_metadata, self->k);
+	struct kprim_uring_op op;
+	char buf[4];
+	size_t len = sizeof(buf);
+
+	EXPECT_EQ(-EINVAL, kprim_cache_store(c, (enum kprim_cache_store_op)9,
+					     0, "a", 1, "1", 1, 0, NULL));
+	ASSERT_EQ(0, kprim_uring_prep_cache_store(SQE(), &op, c,
+						  (enum kprim_cache_store_op)9,
+						  0, "a", 1, "1", 1, 0, NULL));
+	EXPECT_EQ(-EINVAL, RUN());
+	EXPECT_EQ(-ENOENT, kprim_cache_get(c, "a", 1, buf, &len, NULL, NULL));
+	kprim_cache_close(c);
+}
+
+/* KPRIM_TTL_DEFAULT on a touch: the cache's default TTL, both ways. */
+TEST_F(ul, cache_touch_default_ttl)
+{
+	struct kprim_cache_config cfg = { .default_ttl_ns = HOUR_NS };
+	struct kprim_cache *c = NULL;
+	struct kprim_uring_op op;
+	char buf[4];
+	size_t len = sizeof(buf);
+	uint64_t ta = 0, tb = 0;
+
+	ASSERT_EQ(0, kprim_cache_open(self->k, NULL, KPRIM_CREATE, 0600, &cfg, &c));
+	ASSERT_EQ(0, kprim_cache_set(c, "a", 1, "1", 1, 0, NULL));
+	ASSERT_EQ(0, kprim_cache_set(c, "b", 1, "1", 1, 0, NULL));
+	ASSERT_EQ(0, kprim_cache_touch(c, "a", 1, KPRIM_TTL_DEFAULT));
+	ASSERT_EQ(0, kprim_uring_prep_cache_touch(SQE(), &op, c, "b", 1,
+						  KPRIM_TTL_DEFAULT));
+	EXPECT_EQ(0, RUN());
+	ASSERT_EQ(0, kprim_cache_get(c, "a", 1, buf, &len, &ta, NULL));
+	ASSERT_EQ(0, kprim_cache_get(c, "b", 1, buf, &len, &tb, NULL));
+	EXPECT_LT(HOUR_NS - SLACK_NS, tb);
+	EXPECT_GE(HOUR_NS, tb);
+	EXPECT_GT(SLACK_NS, absdiff(ta, tb));
+	kprim_cache_close(c);
+}
+
+TEST_F(ul, cache_cas_null_version_einval)
+{
+	struct kprim_cache *c = new_cache(_metadata, self->k);
+	struct kprim_uring_op op;
+
+	EXPECT_EQ(-EINVAL, kprim_cache_cas(c, "a", 1, "4", 1, 0, NULL));
+	ASSERT_EQ(0, kprim_uring_prep_cache_cas(SQE(), &op, c, "a", 1, "4", 1,
+						0, NULL));
+	EXPECT_EQ(-EINVAL, RUN());
+	kprim_cache_close(c);
+}
+
+TEST_F(ul, cache_set_value_too_big_e2big)
+{
+	struct kprim_cache *c = new_cache(_metadata, self->k);
+	struct kprim_uring_op op;
+	static char big[2048];
+	char buf[4];
+	size_t len = sizeof(buf);
+
+	EXPECT_EQ(-E2BIG, kprim_cache_set(c, "a", 1, big, sizeof(big), 0, NULL));
+	ASSERT_EQ(0, kprim_uring_prep_cache_set(SQE(), &op, c, "a", 1, big,
+						sizeof(big), 0, NULL));
+	EXPECT_EQ(-E2BIG, RUN());
+	EXPECT_EQ(-ENOENT, kprim_cache_get(c, "a", 1, buf, &len, NULL, NULL));
+	kprim_cache_close(c);
+}
+
+TEST_F(ul, cache_delete_touch_flush)
+{
+	struct kprim_cache *c = new_cache(_metadata, self->k);
+	struct kprim_cache_stats sa, sb;
+	struct kprim_uring_op op;
+	char buf[4];
+	size_t len = sizeof(buf);
+	uint64_t ttl = 0;
+
+	ASSERT_EQ(0, kprim_cache_set(c, "a", 1, "1", 1, 0, NULL));
+	ASSERT_EQ(0, kprim_cache_set(c, "b", 1, "1", 1, 0, NULL));
+	ASSERT_EQ(0, kprim_uring_prep_cache_touch(SQE(), &op, c, "a", 1, HOUR_NS));
+	EXPECT_EQ(0, RUN());
+	ASSERT_EQ(0, kprim_cache_get(c, "a", 1, buf, &len, &ttl, NULL));
+	EXPECT_LT(HOUR_NS - SLACK_NS, ttl);
+	ASSERT_EQ(0, kprim_uring_prep_cache_delete(SQE(), &op, c, "a", 1));
+	EXPECT_EQ(0, RUN());
+	EXPECT_EQ(-ENOENT, kprim_cache_delete(c, "a", 1));
+	ASSERT_EQ(0, kprim_uring_prep_cache_delete(SQE(), &op, c, "a", 1));
+	EXPECT_EQ(-ENOENT, RUN());
+	EXPECT_EQ(-ENOENT, kprim_cache_touch(c, "a", 1, 0));
+	ASSERT_EQ(0, kprim_uring_prep_cache_touch(SQE(), &op, c, "a", 1, 0));
+	EXPECT_EQ(-ENOENT, RUN());
+	ASSERT_EQ(0, kprim_uring_prep_cache_flush(SQE(), &op, c));
+	EXPECT_EQ(0, RUN());
+	ASSERT_EQ(0, kprim_cache_stats(c, &sa));
+	ASSERT_EQ(0, kprim_uring_prep_cache_stats(SQE(), &op, c, &sb));
+	EXPECT_EQ(0, RUN());
+	EXPECT_EQ(0, memcmp(&sa, &sb, sizeof(sa)));
+	EXPECT_EQ(0, sb.entries);
+	EXPECT_EQ(1024, sb.config.max_value);
+	kprim_cache_close(c);
+}
+
+TEST_F(ul, cache_delete_empty_key_einval)
+{
+	struct kprim_cache *c = new_cache(_metadata, self->k);
+	struct kprim_uring_op op;
+
+	EXPECT_EQ(-EINVAL, kprim_cache_delete(c, "a", 0));
+	ASSERT_EQ(0, kprim_uring_prep_cache_delete(SQE(), &op, c, "a", 0));
+	EXPECT_EQ(-EINVAL, RUN());
+	kprim_cache_close(c);
+}
+
+TEST_F(ul, cache_incr_decr_equal_sync)
+{
+	struct kprim_cache *c = new_cache(_metadata, self->k);
+	struct kprim_uring_op op;
+	uint64_t v = UNTOUCHED;
+
+	ASSERT_EQ(0, kprim_cache_set(c, "n", 1, "10", 2, 0, NULL));
+	ASSERT_EQ(0, kprim_uring_prep_cache_incr(SQE(), &op, c, "n", 1, 5, &v));
+	EXPECT_EQ(0, RUN());
+	EXPECT_EQ(15, v);
+	ASSERT_EQ(0, kprim_uring_prep_cache_decr(SQE(), &op, c, "n", 1, 100, &v));
+	EXPECT_EQ(0, RUN());
+	EXPECT_EQ(0, v);	/* saturates */
+	ASSERT_EQ(0, kprim_cache_incr(c, "n", 1, 3, &v));
+	EXPECT_EQ(3, v);
+	v = UNTOUCHED;
+	EXPECT_EQ(-ENOENT, kprim_cache_incr(c, "m", 1, 1, &v));
+	ASSERT_EQ(0, kprim_uring_prep_cache_incr(SQE(), &op, c, "m", 1, 1, &v));
+	EXPECT_EQ(-ENOENT, RUN());
+	EXPECT_EQ(UNTOUCHED, v);
+	kprim_cache_close(c);
+}
+
+TEST_F(ul, cache_incr_not_a_number_einval)
+{
+	struct kprim_cache *c = new_cache(_metadata, self->k);
+	struct kprim_uring_op op;
+	uint64_t v = UNTOUCHED;
+
+	ASSERT_EQ(0, kprim_cache_set(c, "n", 1, "ten", 3, 0, NULL));
+	EXPECT_EQ(-EINVAL, kprim_cache_incr(c, "n", 1, 1, &v));
+	ASSERT_EQ(0, kprim_uring_prep_cache_incr(SQE(), &op, c, "n", 1, 1, &v));
+	EXPECT_EQ(-EINVAL, RUN());
+	EXPECT_EQ(UNTOUCHED, v);
+	kprim_cache_close(c);
+}
+
+/*
+ * The decode itself.
+ */
+
+TEST_F(ul, prep_null_sqe_einval)
+{
+	struct kprim_uring_op op;
+	size_t len = 4;
+
+	EXPECT_EQ(-EINVAL, kprim_uring_prep_sem_release(NULL, &op, NULL, 1));
+	EXPECT_EQ(-EINVAL, kprim_uring_prep_cache_get(NULL, &op, NULL, "k", 1,
+						      NULL, &len, NULL, NULL));
+	/* Nothing was queued. */
+	EXPECT_EQ(0, io_uring_submit(&self->ring));
+}
+
+/* A NULL op: the SQE still completes (a no-op) and decodes to -EINVAL. */
+TEST_F(ul, prep_null_op_einval)
+{
+	struct kprim_sem *s = new_sem(_metadata, self->k, 1);
+	struct kprim_sem_stats st;
+
+	EXPECT_EQ(-EINVAL, kprim_uring_prep_sem_acquire(SQE(), NULL, s, 1, NULL, 0));
+	EXPECT_EQ(-EINVAL, RUN());
+	ASSERT_EQ(0, kprim_sem_stats(s, &st));
+	EXPECT_EQ(0, st.held);
+	kprim_sem_close(s);
+}
+
+TEST_F(ul, complete_null_cqe_einval)
+{
+	EXPECT_EQ(-EINVAL, kprim_uring_complete(NULL));
+	EXPECT_EQ(-EINVAL, kprim_uring_op_result(NULL, 0));
+}
+
+/* A second decode of the same op is refused and writes nothing. */
+TEST_F(ul, complete_twice_einval)
+{
+	struct kprim_cache *c = new_cache(_metadata, self->k);
+	struct io_uring_cqe *cqe;
+	struct kprim_uring_op op;
+	char buf[8];
+	size_t len = sizeof(buf);
+
+	ASSERT_EQ(0, kprim_cache_set(c, "k", 1, "abc", 3, 0, NULL));
+	ASSERT_EQ(0, kprim_uring_prep_cache_get(SQE(), &op, c, "k", 1, buf,
+						&len, NULL, NULL));
+	ASSERT_EQ(1, io_uring_submit(&self->ring));
+	ASSERT_EQ(0, io_uring_wait_cqe(&self->ring, &cqe));
+	EXPECT_EQ(0, kprim_uring_complete(cqe));
+	EXPECT_EQ(3, len);
+	len = 99;
+	EXPECT_EQ(-EINVAL, kprim_uring_complete(cqe));
+	EXPECT_EQ(99, len);
+	io_uring_cqe_seen(&self->ring, cqe);
+	kprim_cache_close(c);
+}
+
+/* The caller's own user_data, decoded with kprim_uring_op_result(). */
+TEST_F(ul, op_result_with_own_user_data)
+{
+	struct kprim_limiter *l = new_limiter(_metadata, self->k, 1, HOUR_NS, 1, 0);
+	struct io_uring_sqe *sqe = SQE();
+	struct io_uring_cqe *cqe;
+	struct kprim_uring_op op;
+	uint64_t rb = 0;
+
+	op.data = (void *)0x1234;
+	ASSERT_EQ(0, kprim_uring_prep_limiter_try_take(sqe, &op, l, 1, &rb));
+	EXPECT_EQ((uintptr_t)&op, sqe->user_data);
+	sqe->user_data = 77;
+	ASSERT_EQ(1, io_uring_submit(&self->ring));
+	ASSERT_EQ(0, io_uring_wait_cqe(&self->ring, &cqe));
+	EXPECT_EQ(77, cqe->user_data);
+	EXPECT_EQ(-EAGAIN, kprim_uring_op_result(&op, cqe->res));
+	io_uring_cqe_seen(&self->ring, cqe);
+	EXPECT_LT(HOUR_NS - SLACK_NS, rb);
+	EXPECT_EQ((void *)0x1234, op.data);	/* the caller's, untouched */
+	kprim_limiter_close(l);
+}
+
+/* Linked: acquire, then get; a failed acquire cancels the get. */
+TEST_F(ul, linked_acquire_then_get)
+{
+	struct kprim_sem *s = new_sem(_metadata, self->k, 1);
+	struct kprim_cache *c = new_cache(_metadata, self->k);
+	struct kprim_uring_op acq, get;
+	struct io_uring_sqe *sqe;
+	struct io_uring_cqe *cqe;
+	char buf[8];
+	size_t len = sizeof(buf);
+	int i, res[2];
+
+	ASSERT_EQ(0, kprim_sem_acquire(s, 1, NULL, 0));
+	sqe = SQE();
+	ASSERT_EQ(0, kprim_uring_prep_sem_try_acquire(sqe, &acq, s, 1));
+	sqe->flags |= IOSQE_IO_LINK;
+	ASSERT_EQ(0, kprim_uring_prep_cache_get(SQE(), &get, c, "k", 1, buf,
+						&len, NULL, NULL));
+	ASSERT_EQ(2, io_uring_submit(&self->ring));
+	for (i = 0; i < 2; i++) {
+		ASSERT_EQ(0, io_uring_wait_cqe(&self->ring, &cqe));
+		res[io_uring_cqe_get_data(cqe) == &get] = kprim_uring_complete(cqe);
+		io_uring_cqe_seen(&self->ring, cqe);
+	}
+	EXPECT_EQ(-EAGAIN, res[0]);
+	EXPECT_EQ(-ECANCELED, res[1]);
+	EXPECT_EQ(sizeof(buf), len);
+	kprim_cache_close(c);
+	kprim_sem_close(s);
+}
+
+/*
+ * kprim_cache_get_many().
+ */
+
+#define MANY_KEYS	200
+
+struct many {
+	char keys[MANY_KEYS][16];
+	char bufs[MANY_KEYS][32];
+	struct kprim_cache_item items[MANY_KEYS];
+};
+
+/*
+ * Key i holds "value-i" when i % 3 != 2 (else a miss); item i's buffer is
+ * 3 bytes when i % 5 == 0 (short for a hit), else 32; item i % 7 == 6
+ * has an empty key.
+ */
+static void many_fill_tag(struct kprim_cache *c, struct many *m, size_t n,
+			  bool store, const char *tag)
+{
+	for (size_t i = 0; i < n; i++) {
+		char val[32];
+
+		snprintf(m->keys[i], sizeof(m->keys[i]), "key-%zu", i);
+		if (store && i % 3 != 2) {
+			snprintf(val, sizeof(val), "%s-%zu", tag, i);
+			kprim_cache_set(c, m->keys[i], strlen(m->keys[i]), val,
+					strlen(val), 0, NULL);
+		}
+		m->items[i] = (struct kprim_cache_item){
+			.key = m->keys[i],
+			.klen = i % 7 == 6 ? 0 : strlen(m->keys[i]),
+			.buf = m->bufs[i],
+			.len = i % 5 == 0 ? 3 : sizeof(m->bufs[i]),
+			.ttl_ns = UNTOUCHED, .cas = UNTOUCHED, .err = 1,
+		};
+	}
+}
+
+static void many_fill(struct kprim_cache *c, struct many *m, size_t n,
+		      bool store)
+{
+	many_fill_tag(c, m, n, store, "value");
+}
+
+/* The items hold what many_fill_tag(..., @tag) stored (no kernel call). */
+static bool many_ok(struct many *m, size_t n, const char *tag)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct kprim_cache_item *it = &m->items[i];
+		int want = i % 7 == 6 ? -EINVAL : i % 3 == 2 ? -ENOENT :
+			   i % 5 == 0 ? -EMSGSIZE : 0;
+		char val[32];
+		size_t vlen = (size_t)snprintf(val, sizeof(val), "%s-%zu",
+					       tag, i);
+
+		if (it->err != want)
+			return false;
+		if ((want == 0 || want == -EMSGSIZE) && it->len != vlen)
+			return false;
+		if (want == 0 && memcmp(it->buf, val, vlen))
+			return false;
+	}
+	return true;
+}
+
+/* Each item as kprim_cache_get() gives it; returns the hits, or -1. */
+static int many_check(struct __test_metadata *_metadata,
+		      struct kprim_cache *c, struct many *m, size_t n)
+{
+	int hits = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		struct kprim_cache_item *it = &m->items[i];
+		char buf[32];
+		size_t len = i % 5 == 0 ? 3 : sizeof(buf);
+		uint64_t cas = UNTOUCHED;
+		int want = kprim_cache_get(c, it->key, it->klen, buf, &len,
+					   NULL, &cas);
+
+		EXPECT_EQ(want, it->err) TH_LOG("item %zu", i);
+		EXPECT_EQ(len, it->len) TH_LOG("item %zu", i);
+		if (want == 0) {
+			hits++;
+			EXPECT_EQ(0, memcmp(buf, it->buf, len));
+			EXPECT_EQ(cas, it->cas);
+			EXPECT_EQ(0, it->ttl_ns);
+		} else {
+			EXPECT_EQ(UNTOUCHED, it->cas);
+			EXPECT_EQ(UNTOUCHED, it->ttl_ns);
+		}
+		EXPECT_EQ(i % 7 == 6 ? -EINVAL : i % 3 == 2 ? -ENOENT :
+			  i % 5 == 0 ? -EMSGSIZE : 0, it->err)
+			TH_LOG("item %zu", i);
+		if (_metadata->exit_code)
+			return -1;
+	}
+	return hits;
+}
+
+static struct kprim_cache *many_cache(struct __test_metadata *_metadata,
+				      struct kprim *k)
+{
+	struct kprim_cache_config cfg = { .max_entries = 1024 };
+	struct kprim_cache *c = NULL;
+
+	EXPECT_EQ(0, kprim_cache_open(k, NULL, KPRIM_CREATE, 0600, &cfg, &c));
+	return c;
+}
+
+TEST_F(ul, get_many_mixed_hits_misses_short_buffers)
+{
+	struct kprim_cache *c = many_cache(_metadata, self->k);
+	struct many *m = calloc(1, sizeof(*m));
+	int hits;
+
+	ASSERT_NE(NULL, m);
+	many_fill(c, m, 20, true);
+	hits = kprim_cache_get_many(c, m->items, 20);
+	EXPECT_LT(0, hits);
+	EXPECT_EQ(many_check(_metadata, c, m, 20), hits);
+	free(m);
+	kprim_cache_close(c);
+}
+
+/* More items than one batch of the ring (64). */
+TEST_F(ul, get_many_several_batches)
+{
+	struct kprim_cache *c = many_cache(_metadata, self->k);
+	struct many *m = calloc(1, sizeof(*m));
+	int hits;
+
+	ASSERT_NE(NULL, m);
+	many_fill(c, m, MANY_KEYS, true);
+	hits = kprim_cache_get_many(c, m->items, MANY_KEYS);
+	EXPECT_EQ(many_check(_metadata, c, m, MANY_KEYS), hits);
+	/* Again on the same (thread's) ring. */
+	many_fill(c, m, MANY_KEYS, false);
+	EXPECT_EQ(hits, kprim_cache_get_many(c, m->items, MANY_KEYS));
+	EXPECT_EQ(many_check(_metadata, c, m, MANY_KEYS), hits);
+	free(m);
+	kprim_cache_close(c);
+}
+
+TEST_F(ul, get_many_no_items)
+{
+	struct kprim_cache *c = many_cache(_metadata, self->k);
+
+	EXPECT_EQ(0, kprim_cache_get_many(c, NULL, 0));
+	kprim_cache_close(c);
+}
+
+TEST_F(ul, get_many_null_cache_einval)
+{
+	struct kprim_cache_item it = { .key = "k", .klen = 1, .err = 1 };
+
+	EXPECT_EQ(-EINVAL, kprim_cache_get_many(NULL, &it, 1));
+	EXPECT_EQ(1, it.err);
+}
+
+TEST_F(ul, get_many_null_items_einval)
+{
+	struct kprim_cache *c = many_cache(_metadata, self->k);
+
+	EXPECT_EQ(-EINVAL, kprim_cache_get_many(c, NULL, 1));
+	kprim_cache_close(c);
+}
+
+TEST_F(ul, get_many_too_many_einval)
+{
+	struct kprim_cache *c = many_cache(_metadata, self->k);
+	struct kprim_cache_item it = { .key = "k", .klen = 1, .err = 1 };
+
+	EXPECT_EQ(-EINVAL, kprim_cache_get_many(c, &it, (size_t)INT_MAX + 1));
+	EXPECT_EQ(1, it.err);
+	kprim_cache_close(c);
+}
+
+struct many_thread {
+	struct kprim_cache *c;
+	struct many m;
+	int bad;
+};
+
+static void *many_thread_fn(void *arg)
+{
+	struct many_thread *t = arg;
+
+	for (int r = 0; r < 50; r++) {
+		many_fill(t->c, &t->m, 100, false);
+		if (kprim_cache_get_many(t->c, t->m.items, 100) < 0)
+			t->bad++;
+		for (int i = 0; i < 100; i++) {
+			int want = i % 7 == 6 ? -EINVAL : i % 3 == 2 ? -ENOENT :
+				   i % 5 == 0 ? -EMSGSIZE : 0;
+
+			if (t->m.items[i].err != want)
+				t->bad++;
+		}
+	}
+	return NULL;
+}
+
+/* Threads batch at once, each on its own ring. */
+TEST_F(ul, get_many_from_threads)
+{
+	enum { T = 4 };
+	struct kprim_cache *c = many_cache(_metadata, self->k);
+	struct many_thread *t = calloc(T, sizeof(*t));
+	pthread_t th[T];
+	int i;
+
+	ASSERT_NE(NULL, t);
+	many_fill(c, &t[0].m, 100, true);
+	for (i = 0; i < T; i++) {
+		t[i].c = c;
+		ASSERT_EQ(0, pthread_create(&th[i], NULL, many_thread_fn, &t[i]));
+	}
+	for (i = 0; i < T; i++) {
+		pthread_join(th[i], NULL);
+		EXPECT_EQ(0, t[i].bad) TH_LOG("thread %d", i);
+	}
+	free(t);
+	kprim_cache_close(c);
+}
+
+/*
+ * A child does not submit on the ring it inherited (shared memory with the
+ * parent's): it makes its own. Parent and child batch at the same time,
+ * on two caches holding different values: a shared ring would mix their
+ * completions (wrong lengths and values) or lose some (a hang).
+ */
+TEST_F(ul, get_many_after_fork)
+{
+	enum { ROUNDS = 300 };
+	struct kprim_cache *pc = many_cache(_metadata, self->k);
+	struct kprim_cache *cc = many_cache(_metadata, self->k);
+	struct many *m = calloc(1, sizeof(*m));
+	int hits, status, go[2], r, bad = 0;
+	char b = 'g';
+	pid_t pid;
+
+	ASSERT_NE(NULL, m);
+	many_fill_tag(cc, m, 100, true, "child-value");
+	many_fill_tag(pc, m, 100, true, "value");
+	hits = kprim_cache_get_many(pc, m->items, 100);	/* the parent's ring */
+	ASSERT_TRUE(many_ok(m, 100, "value"));
+	ASSERT_EQ(0, pipe(go));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		if (read(go[0], &b, 1) != 1)
+			_exit(3);
+		for (r = 0; r < ROUNDS; r++) {
+			many_fill_tag(cc, m, 100, false, "child-value");
+			if (kprim_cache_get_many(cc, m->items, 100) != hits)
+				_exit(1);
+			if (!many_ok(m, 100, "child-value"))
+				_exit(2);
+		}
+		_exit(0);
+	}
+	ASSERT_EQ(1, write(go[1], &b, 1));
+	for (r = 0; r < ROUNDS; r++) {
+		many_fill(pc, m, 100, false);
+		bad += kprim_cache_get_many(pc, m->items, 100) != hits;
+		bad += !many_ok(m, 100, "value");
+	}
+	EXPECT_EQ(0, bad);
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_TRUE(WIFEXITED(status));
+	EXPECT_EQ(0, WEXITSTATUS(status));
+	free(m);
+	kprim_cache_close(pc);
+	kprim_cache_close(cc);
+}
+
+#define URING_SYSCTL	"/proc/sys/kernel/io_uring_disabled"
+
+/*
+ * Make io_uring_setup() fail with @err in this process (the harness runs
+ * each test in its own): a seccomp filter. Kernels without seccomp (the
+ * debug kernel) get -EPERM host-wide through kernel.io_uring_disabled=2
+ * (6.6+) instead, restored by the caller (the VM runs one test at a
+ * time). Return: 0 (seccomp), 1 (sysctl, *old holds its value), -errno.
+ */
+static int forbid_io_uring(int err, char *old)
+{
+	struct sock_filter f[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+			 offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (err & 0xfff)),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = { .len = 4, .filter = f };
+	FILE *fp;
+
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
+		return -errno;
+	if (!prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog))
+		return 0;
+	if (errno != EINVAL || err != EPERM)
+		return -errno;
+	fp = fopen(URING_SYSCTL, "r+");
+	if (!fp)
+		return -ENOSYS;
+	if (!fgets(old, 8, fp) || fseek(fp, 0, SEEK_SET) ||
+	    fputs("2\n", fp) < 0) {
+		fclose(fp);
+		return -EIO;
+	}
+	return fclose(fp) ? -errno : 1;
+}
+
+static void permit_io_uring(const char *old)
+{
+	FILE *fp = fopen(URING_SYSCTL, "w");
+
+	if (fp) {
+		fputs(old, fp);
+		fclose(fp);
+	}
+}
+
+static void get_many_without_uring(struct __test_metadata *_metadata,
+				   struct kprim *k, int err)
+{
+	struct kprim_cache *c = many_cache(_metadata, k);
+	struct many *m = calloc(1, sizeof(*m));
+	char old[8] = "0\n";
+	struct io_uring r;
+	int hits, how;
+
+	ASSERT_NE(NULL, m);
+	how = forbid_io_uring(err, old);
+	if (how == -EINVAL || how == -ENOSYS) {
+		free(m);
+		kprim_cache_close(c);
+		SKIP(return, "cannot make io_uring_setup() fail with %s here "
+		     "(no seccomp filter%s)", strerror(err),
+		     err == EPERM ? ", no kernel.io_uring_disabled" : "");
+	}
+	ASSERT_LE(0, how);
+	EXPECT_EQ(-err, io_uring_queue_init(8, &r, 0));
+	many_fill(c, m, MANY_KEYS, true);
+	hits = kprim_cache_get_many(c, m->items, MANY_KEYS);
+	EXPECT_LT(0, hits);
+	EXPECT_EQ(many_check(_metadata, c, m, MANY_KEYS), hits);
+	/* Again, now knowing there is no io_uring. */
+	many_fill(c, m, MANY_KEYS, false);
+	EXPECT_EQ(hits, kprim_cache_get_many(c, m->items, MANY_KEYS));
+	EXPECT_EQ(many_check(_metadata, c, m, MANY_KEYS), hits);
+	if (how == 1)
+		permit_io_uring(old);
+	free(m);
+	kprim_cache_close(c);
+}
+
+TEST_F(ul, get_many_falls_back_on_eperm)
+{
+	get_many_without_uring(_metadata, self->k, EPERM);
+}
+
+TEST_F(ul, get_many_falls_back_on_enosys)
+{
+	get_many_without_uring(_metadata, self->k, ENOSYS);
+}
+
+/*
+ * The uring_server example: one thread serves concurrent clients through
+ * a limiter (burst 2, 10/s) and a semaphore (2 permits) with 300 ms of
+ * work per request: requests wait in the kernel side by side, at most two
+ * work at once, and every client gets its answer.
+ */
+#define SRV_CLIENTS	10
+
+static const char *example_path(char *buf, size_t len)
+{
+	const char *dir = getenv("KPRIM_EXAMPLES_DIR");
+	char self_exe[256];
+	ssize_t n;
+
+	if (dir) {
+		snprintf(buf, len, "%s/uring_server", dir);
+		return buf;
+	}
+	if (!access("/demo/uring_server", X_OK))
+		return "/demo/uring_server";
+	/* build/tests/<test> -> build/examples/uring_server */
+	n = readlink("/proc/self/exe", self_exe, sizeof(self_exe) - 1);
+	if (n <= 0)
+		return NULL;
+	self_exe[n] = '\0';
+	*strrchr(self_exe, '/') = '\0';
+	snprintf(buf, len, "%s/../examples/uring_server", self_exe);
+	return buf;
+}
+
+struct client {
+	const char *path;
+	char key[32];
+	char reply[128];
+	int err;
+};
+
+static void *client_fn(void *arg)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	struct client *cl = arg;
+	char req[64];
+	size_t got = 0;
+	ssize_t n;
+	int fd;
+
+	snprintf(a.sun_path, sizeof(a.sun_path), "%s", cl->path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a))) {
+		cl->err = errno;
+		return NULL;
+	}
+	n = snprintf(req, sizeof(req), "GET %s\n", cl->key);
+	if (write(fd, req, n) != n) {
+		cl->err = errno;
+		close(fd);
+		return NULL;
+	}
+	while (got < sizeof(cl->reply) - 1 &&
+	       (n = read(fd, cl->reply + got, sizeof(cl->reply) - 1 - got)) > 0)
+		got += n;
+	cl->reply[got] = '\0';
+	close(fd);
+	return NULL;
+}
+
+TEST_F(ul, example_server_loop_under_limiter_and_sem)
+{
+	struct kprim_limiter_config lc = { .rate = 10, .period_ns = NSEC,
+					   .burst = 2 };
+	struct kprim_limiter_stats ls;
+	struct kprim_sem_stats ss;
+	struct kprim_limiter *lim;
+	struct kprim_cache *cache;
+	struct kprim_sem *sem;
+	struct client cl[SRV_CLIENTS];
+	pthread_t th[SRV_CLIENTS];
+	char prefix[64], name[96], sock[108], exe[300], nreq[16], out[512];
+	const char *path = example_path(exe, sizeof(exe));
+	int pipefd[2], status, i, served = -1, misses = -1, busy = -1;
+	int errors = -1, inflight = -1, waiting = -1, threads = -1, hits = -1;
+	ssize_t n;
+	size_t got = 0;
+	pid_t pid;
+
+	ASSERT_NE(NULL, path);
+	ASSERT_EQ(0, access(path, X_OK)) TH_LOG("no example at %s", path);
+	snprintf(prefix, sizeof(prefix), "ul-srv-%d", getpid());
+	snprintf(sock, sizeof(sock), "/tmp/%s.sock", prefix);
+	snprintf(name, sizeof(name), "%s-limiter", prefix);
+	ASSERT_EQ(0, kprim_limiter_open(self->k, name, KPRIM_CREATE |
+					KPRIM_TRANSIENT, 0600, &lc, &lim));
+	snprintf(name, sizeof(name), "%s-sem", prefix);
+	ASSERT_EQ(0, kprim_sem_open(self->k, name, KPRIM_CREATE | KPRIM_TRANSIENT,
+				    0600, 2, &sem));
+	snprintf(name, sizeof(name), "%s-cache", prefix);
+	ASSERT_EQ(0, kprim_cache_open(self->k, name, KPRIM_CREATE |
+				      KPRIM_TRANSIENT, 0600, NULL, &cache));
+	for (i = 0; i < SRV_CLIENTS; i += 2) {
+		char k[16], v[16];
+
+		snprintf(k, sizeof(k), "k%d", i);
+		snprintf(v, sizeof(v), "v%d", i * 11);
+		ASSERT_EQ(0, kprim_cache_set(cache, k, strlen(k), v, strlen(v),
+					     0, NULL));
+	}
+
+	ASSERT_EQ(0, pipe(pipefd));
+	snprintf(nreq, sizeof(nreq), "%d", SRV_CLIENTS);
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		dup2(pipefd[1], 1);
+		execl(path, path, "-s", sock, "-p", prefix, "-n", nreq,
+		      "-w", "300", (char *)NULL);
+		_exit(127);
+	}
+	close(pipefd[1]);
+	/* Wait for "ready SOCKET\n": it listens. */
+	while (got < sizeof(out) - 1 && (n = read(pipefd[0], out + got, 1)) == 1)
+		if (out[got++] == '\n')
+			break;
+	out[got] = '\0';
+	if (strncmp(out, "ready ", 6))
+		kill(pid, SIGKILL);
+	ASSERT_EQ(0, strncmp(out, "ready ", 6)) TH_LOG("server said: %s", out);
+	got = 0;
+
+	for (i = 0; i < SRV_CLIENTS; i++) {
+		cl[i] = (struct client){ .path = sock };
+		snprintf(cl[i].key, sizeof(cl[i].key), "k%d", i);
+		ASSERT_EQ(0, pthread_create(&th[i], NULL, client_fn, &cl[i]));
+	}
+	for (i = 0; i < SRV_CLIENTS; i++) {
+		char want[32];
+
+		pthread_join(th[i], NULL);
+		EXPECT_EQ(0, cl[i].err) TH_LOG("client %d", i);
+		/* A client that never asked leaves the server waiting. */
+		if (cl[i].err)
+			kill(pid, SIGKILL);
+		if (i % 2 == 0)
+			snprintf(want, sizeof(want), "VALUE v%d\n", i * 11);
+		else
+			snprintf(want, sizeof(want), "MISS\n");
+		EXPECT_STREQ(want, cl[i].reply) TH_LOG("client %d", i);
+	}
+	while (got < sizeof(out) - 1 &&
+	       (n = read(pipefd[0], out + got, sizeof(out) - 1 - got)) > 0)
+		got += n;
+	out[got] = '\0';
+	close(pipefd[0]);
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_TRUE(WIFEXITED(status));
+	EXPECT_EQ(0, WEXITSTATUS(status));
+	TH_LOG("server: %s", out);
+	ASSERT_EQ(8, sscanf(out, "served=%d hits=%d misses=%d busy=%d errors=%d "
+			    "max_inflight=%d max_waiting=%d threads=%d",
+			    &served, &hits, &misses, &busy, &errors, &inflight,
+			    &waiting, &threads));
+	EXPECT_EQ(SRV_CLIENTS, served);
+	EXPECT_EQ(SRV_CLIENTS / 2, hits);
+	EXPECT_EQ(SRV_CLIENTS / 2, misses);
+	EXPECT_EQ(0, busy);
+	EXPECT_EQ(0, errors);
+	/* Two at work at once (the bound, reached), several waiting. */
+	EXPECT_EQ(2, inflight);
+	EXPECT_LE(2, waiting);
+	EXPECT_EQ(1, threads);
+	ASSERT_EQ(0, kprim_limiter_stats(lim, &ls));
+	EXPECT_EQ(SRV_CLIENTS, ls.admitted);
+	ASSERT_EQ(0, kprim_sem_stats(sem, &ss));
+	EXPECT_EQ(SRV_CLIENTS, ss.acquired);
+	EXPECT_EQ(0, ss.held);
+	kprim_limiter_close(lim);
+	kprim_sem_close(sem);
+	kprim_cache_close(cache);
+}
+
+TEST_HARNESS_MAIN
