@@ -646,6 +646,7 @@ static void pair_cb(void *arg, int from, int to)
 	p->last_to = to;
 	p->notes++;
 	r = rand_r(&pair_seed);
+	usleep(20);		/* widen the window for the other thread */
 	/* Call into the other breaker half of the time (chains end). */
 	if (r & 1) {
 		if (r & 2)
@@ -704,6 +705,100 @@ TEST(callbacks_of_two_breakers_call_each_other)
 	}
 	for (int i = 0; i < 2; i++)
 		kprim_breaker_free(side[i].b);
+}
+
+/*
+ * The deterministic case of the above: a call made inside breaker 1's
+ * callback into breaker 2 while another thread is running breaker 2's
+ * callback returns without waiting for it, and that thread notifies the
+ * inner call's transition before its own call returns, though nobody
+ * calls breaker 2 again.
+ */
+struct busy {
+	struct kprim_breaker *b1, *b2;
+	atomic_int armed, in_cb2, inner_returned;
+	int notes2, from2[2], to2[2];
+	int inner_rc;
+	bool timed_out;
+};
+
+static void busy_cb1(void *arg, int from, int to)
+{
+	struct busy *x = arg;
+
+	(void)from;
+	(void)to;
+	/* b2's callback is running in the other thread: b2 is busy. */
+	x->inner_rc = kprim_breaker_force_open(x->b2);
+	atomic_store(&x->inner_returned, 1);
+}
+
+static void busy_cb2(void *arg, int from, int to)
+{
+	struct busy *x = arg;
+
+	if (x->notes2 < 2) {
+		x->from2[x->notes2] = from;
+		x->to2[x->notes2] = to;
+	}
+	x->notes2++;
+	if (!atomic_exchange(&x->armed, 0))
+		return;
+	atomic_store(&x->in_cb2, 1);
+	/* Held until the inner call has returned (5 s: it waited). */
+	for (int i = 0; i < 5000 && !atomic_load(&x->inner_returned); i++)
+		usleep(1000);
+	x->timed_out = !atomic_load(&x->inner_returned);
+}
+
+static void *busy_b2(void *arg)
+{
+	struct busy *x = arg;
+
+	kprim_breaker_force_close(x->b2);	/* open -> closed: notified */
+	return NULL;
+}
+
+TEST(nested_call_notified_by_the_thread_delivering)
+{
+	struct kprim_breaker_settings s = {
+		.consecutive_failures = 1, .open_timeout_ns = 1,
+		.half_open_probes = 1, .success_threshold = 1,
+	};
+	struct busy x = { 0 };
+	struct kprim_breaker_counts c;
+	pthread_t th;
+
+	atomic_init(&x.armed, 0);
+	atomic_init(&x.in_cb2, 0);
+	atomic_init(&x.inner_returned, 0);
+	s.cb_arg = &x;
+	s.on_state_change = busy_cb1;
+	ASSERT_EQ(0, kprim_breaker_new(&s, &x.b1));
+	s.on_state_change = busy_cb2;
+	ASSERT_EQ(0, kprim_breaker_new(&s, &x.b2));
+	ASSERT_EQ(0, kprim_breaker_force_open(x.b2));
+	/* That one was notified: count from here, the next one blocks. */
+	ASSERT_EQ(1, x.notes2);
+	x.notes2 = 0;
+	atomic_store(&x.armed, 1);
+	ASSERT_EQ(0, pthread_create(&th, NULL, busy_b2, &x));
+	while (!atomic_load(&x.in_cb2))
+		usleep(100);
+	ASSERT_EQ(0, kprim_breaker_force_open(x.b1));	/* cb1 -> b2 */
+	pthread_join(th, NULL);
+	EXPECT_FALSE(x.timed_out) TH_LOG("the inner call waited");
+	EXPECT_EQ(0, x.inner_rc);
+	ASSERT_EQ(0, kprim_breaker_counts(x.b2, &c));
+	EXPECT_EQ(3, c.transitions);
+	/* Both notified by the time busy_b2's call returned, in order. */
+	ASSERT_EQ(2, x.notes2);
+	EXPECT_EQ(OPEN, x.from2[0]);
+	EXPECT_EQ(CLOSED, x.to2[0]);
+	EXPECT_EQ(CLOSED, x.from2[1]);
+	EXPECT_EQ(OPEN, x.to2[1]);
+	kprim_breaker_free(x.b1);
+	kprim_breaker_free(x.b2);
 }
 
 TEST(force_open_pins_until_force_close)
