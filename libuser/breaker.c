@@ -120,15 +120,24 @@ struct kprim_breaker {
 
 	/*
 	 * Transitions not yet passed to on_state_change, oldest first: a
-	 * ring of @q_cap, @q_len from @q_head. Filled under @lock in the
-	 * order the transitions are made, drained by one thread at a time
-	 * (@delivering), which calls back with @lock dropped: the callback
-	 * sees the transitions in order, never two at once, and may call
-	 * into the breaker (what it does then is queued behind).
+	 * ring of @q_cap, @q_len from @q_head; note number @q_seq was the
+	 * last queued, @q_done the last delivered. Filled under @lock in
+	 * the order the transitions are made. Delivered by one thread at a
+	 * time (@delivering), with @lock dropped around the callback: in
+	 * order, never two at once. A call that queued notes up to number
+	 * T delivers, or waits on @q_cond while another thread delivers,
+	 * until T is delivered, and never delivers past T for others: the
+	 * queue holds at most the notes of the calls in progress. The
+	 * threads in deliver_notes() (@q_users) hand delivery over under
+	 * @lock; the last to leave also delivers what calls that could not
+	 * wait (made from another breaker's callback) left, up to @q_owed.
 	 */
 	struct state_note { int from, to; } *q;
 	uint32_t q_head, q_len, q_cap;
+	uint64_t q_seq, q_done, q_owed;
+	uint32_t q_users;
 	bool delivering;
+	pthread_cond_t q_cond;
 };
 
 #define NOTE_QUEUE_MIN	16
@@ -143,9 +152,9 @@ static void note_transition(struct kprim_breaker *b, int from, int to)
 		return;
 	if (b->q_len == b->q_cap) {
 		/*
-		 * Only a callback slower than the transitions of the other
-		 * threads gets here. Out of memory: the transition still
-		 * happens, only its notification is lost.
+		 * More calls in progress at once than the ring holds (or a
+		 * callback calling in many times). Out of memory: the
+		 * transition still happens, only its notification is lost.
 		 */
 		cap = b->q_cap * 2;
 		q = cap > b->q_cap ? malloc(cap * sizeof(*q)) : NULL;
@@ -162,36 +171,112 @@ static void note_transition(struct kprim_breaker *b, int from, int to)
 		.from = from, .to = to,
 	};
 	b->q_len++;
+	b->q_seq++;
 }
 
 /*
- * Pass queued transitions to on_state_change, in order, with @lock
- * dropped (called without it, at the end of every call that may have
- * made a transition). If another thread is already delivering, it will
- * also deliver ours: it drains the queue before it stops.
+ * The breakers this thread is delivering notes of, innermost first: a
+ * call from inside a callback finds its breaker here and leaves its notes
+ * to the delivery loop below it on this very stack (waiting for them
+ * would wait for itself).
  */
-static void deliver_notes(struct kprim_breaker *b)
-{
-	struct state_note n;
+struct deliver_frame {
+	struct kprim_breaker *b;
+	uint64_t target;		/* deliver up to this note */
+	struct deliver_frame *up;
+};
 
-	if (!b->s.on_state_change)
-		return;
-	pthread_mutex_lock(&b->lock);
-	if (b->delivering) {
-		pthread_mutex_unlock(&b->lock);
-		return;
-	}
-	b->delivering = true;
-	while (b->q_len) {
-		n = b->q[b->q_head];
-		b->q_head = (b->q_head + 1) % b->q_cap;
-		b->q_len--;
-		pthread_mutex_unlock(&b->lock);
-		b->s.on_state_change(b->s.cb_arg, n.from, n.to);
-		pthread_mutex_lock(&b->lock);
-	}
-	b->delivering = false;
+static __thread struct deliver_frame *delivering_here;
+
+/* Deliver the oldest note; @lock held (dropped around the callback). */
+static void deliver_one(struct kprim_breaker *b)
+{
+	struct state_note n = b->q[b->q_head];
+
+	b->q_head = (b->q_head + 1) % b->q_cap;
+	b->q_len--;
 	pthread_mutex_unlock(&b->lock);
+	b->s.on_state_change(b->s.cb_arg, n.from, n.to);
+	pthread_mutex_lock(&b->lock);
+	b->q_done++;
+}
+
+/*
+ * Pass transitions up to note number @target (the caller's last) to
+ * on_state_change, in order, with @lock dropped; called without it at
+ * the end of every call that queued a note. Returns once @target has
+ * been delivered, by this thread or by another one it waited for, except
+ * for a call made inside a callback (see delivering_here).
+ */
+static void deliver_notes(struct kprim_breaker *b, uint64_t target)
+{
+	struct deliver_frame *f, me = { .b = b, .target = target };
+	bool nested = delivering_here;
+
+	for (f = delivering_here; f; f = f->up) {
+		if (f->b == b) {
+			/* Re-entry from our own callback: after it returns. */
+			if (target > f->target)
+				f->target = target;
+			return;
+		}
+	}
+	pthread_mutex_lock(&b->lock);
+	b->q_users++;
+	for (;;) {
+		/* Delivered far enough; the last one out covers q_owed. */
+		if (b->q_done >= me.target &&
+		    (b->q_done >= b->q_owed || b->q_users > 1))
+			break;
+		if (!b->delivering) {
+			b->delivering = true;
+			me.up = delivering_here;
+			delivering_here = &me;
+			while (b->q_len && (b->q_done < me.target ||
+					    (b->q_done < b->q_owed &&
+					     b->q_users == 1))) {
+				deliver_one(b);
+				/* Waiters whose note this was may go. */
+				if (b->q_users > 1)
+					pthread_cond_broadcast(&b->q_cond);
+			}
+			delivering_here = me.up;
+			b->delivering = false;
+			continue;
+		}
+		if (nested) {
+			/*
+			 * Inside another breaker's callback: waiting here could
+			 * wait for a thread waiting for ours. The thread
+			 * delivering now, or the last one after it, delivers
+			 * our notes.
+			 */
+			if (me.target > b->q_owed)
+				b->q_owed = me.target;
+			break;
+		}
+		pthread_cond_wait(&b->q_cond, &b->lock);
+	}
+	b->q_users--;
+	/* A hand-off, or the last one left takes over q_owed. */
+	if (b->q_users)
+		pthread_cond_broadcast(&b->q_cond);
+	pthread_mutex_unlock(&b->lock);
+}
+
+/*
+ * Number of the last note queued, for deliver_notes() after the caller
+ * dropped @lock; 0 if it queued none (@before: q_seq when it took @lock).
+ */
+static uint64_t notes_target(struct kprim_breaker *b, uint64_t before)
+{
+	return b->q_seq != before ? b->q_seq : 0;
+}
+
+static void deliver_own(struct kprim_breaker *b, uint64_t target)
+{
+	if (target)
+		deliver_notes(b, target);
 }
 
 static uint64_t now_ns(struct kprim_breaker *b)
@@ -363,6 +448,7 @@ int kprim__breaker_create(const struct kprim_breaker_settings *s,
 		return -ENOMEM;
 	}
 	pthread_mutex_init(&b->lock, NULL);
+	pthread_cond_init(&b->q_cond, NULL);
 	b->ops = ops;
 	b->be = be ? be : &b->local;
 	b->local.word.since_ns = now_ns(b);
@@ -390,6 +476,7 @@ void kprim_breaker_free(struct kprim_breaker *b)
 		return;
 	if (b->ops->destroy)
 		b->ops->destroy(b->be);
+	pthread_cond_destroy(&b->q_cond);
 	pthread_mutex_destroy(&b->lock);
 	free(b->outcomes);
 	free(b->buckets);
@@ -400,12 +487,13 @@ void kprim_breaker_free(struct kprim_breaker *b)
 int kprim_breaker_allow(struct kprim_breaker *b, struct kprim_breaker_ticket *t)
 {
 	struct breaker_word w, next;
-	uint64_t now;
+	uint64_t now, seq;
 	int rc;
 
 	if (!b || !t)
 		return -EINVAL;
 	pthread_mutex_lock(&b->lock);
+	seq = b->q_seq;
 	for (;;) {
 		rc = load(b, &w);
 		if (rc)
@@ -456,8 +544,9 @@ int kprim_breaker_allow(struct kprim_breaker *b, struct kprim_breaker_ticket *t)
 		t->probe = w.state == KPRIM_BREAKER_HALF_OPEN;
 		t->reserved = 0;
 	}
+	seq = notes_target(b, seq);
 	pthread_mutex_unlock(&b->lock);
-	deliver_notes(b);
+	deliver_own(b, seq);
 	return rc;
 }
 
@@ -466,12 +555,13 @@ int kprim_breaker_done(struct kprim_breaker *b,
 {
 	struct breaker_word w, next;
 	bool recorded = false, window_trip = false, trip;
-	uint64_t now;
+	uint64_t now, seq;
 	int rc;
 
 	if (!b || !t)
 		return -EINVAL;
 	pthread_mutex_lock(&b->lock);
+	seq = b->q_seq;
 	for (;;) {
 		rc = load(b, &w);
 		if (rc)
@@ -546,27 +636,31 @@ int kprim_breaker_done(struct kprim_breaker *b,
 		else
 			b->c.failures++;
 	}
+	seq = notes_target(b, seq);
 	pthread_mutex_unlock(&b->lock);
-	deliver_notes(b);
+	deliver_own(b, seq);
 	return rc;
 }
 
 static int force(struct kprim_breaker *b, uint32_t state, uint32_t forced)
 {
 	struct breaker_word w, next;
+	uint64_t seq;
 	int rc;
 
 	if (!b)
 		return -EINVAL;
 	pthread_mutex_lock(&b->lock);
+	seq = b->q_seq;
 	do {
 		rc = load(b, &w);
 		if (rc)
 			break;
 		rc = transition(b, &w, state, forced, now_ns(b), &next);
 	} while (rc == -EAGAIN);
+	seq = notes_target(b, seq);
 	pthread_mutex_unlock(&b->lock);
-	deliver_notes(b);
+	deliver_own(b, seq);
 	return rc;
 }
 

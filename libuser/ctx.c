@@ -17,8 +17,9 @@
  * from then on. The only thing a copy shares with its original is the
  * cancel eventfd (fork duplicates the descriptor, not the eventfd), and
  * its waiter list names threads of the parent. So the first use of a
- * node in a child "adopts" it (ctx_own()): the inherited descriptor is
- * closed (the child gets a fresh eventfd on demand), the waiters are
+ * node in a child "adopts" it (ctx_own()): the inherited descriptor
+ * number is forgotten, not closed (the child may have reused it; the
+ * child gets a fresh eventfd on demand), the waiters are
  * forgotten, the lock is re-initialised (a parent thread may have held
  * it). A fork generation counter, bumped in every child by an atfork
  * handler, tells an inherited node from one of this process at the cost
@@ -107,9 +108,13 @@ static void ctx_adopt(struct kprim_ctx *ctx, unsigned int gen)
 			w->next = w->prev = NULL;
 		}
 		ctx->waiters.next = ctx->waiters.prev = &ctx->waiters;
-		/* The parent's eventfd: never signal it from here. */
-		if (ctx->efd >= 0)
-			close(ctx->efd);
+		/*
+		 * The parent's eventfd: never signal it from here, and do
+		 * not close the number either. The child may have closed
+		 * it already and reused it for a file of its own; it is
+		 * close-on-exec, so at worst it stays open until exec or
+		 * exit. From here on the library does not touch it.
+		 */
 		ctx->efd = -1;
 		atomic_store_explicit(&ctx->fork_gen, gen, memory_order_release);
 	}

@@ -541,6 +541,266 @@ TEST(callback_reentry_transition_follows)
 	kprim_breaker_free(r.b);
 }
 
+/*
+ * A call that made a transition returns once it has been notified, and
+ * delivers nothing queued after its own: the backlog never exceeds the
+ * calls in progress (one transition each here), however slow the
+ * callback. Measured from inside the callback: transitions made so far
+ * minus those notified before this one.
+ */
+#define BACKLOG_THREADS	4
+
+struct backlog {
+	struct kprim_breaker *b;
+	atomic_ulong notified;
+	uint64_t worst;		/* the callback runs one at a time */
+	atomic_bool stop;
+};
+
+static void backlog_cb(void *arg, int from, int to)
+{
+	struct backlog *bl = arg;
+	struct kprim_breaker_counts c;
+	uint64_t lag;
+
+	(void)from;
+	(void)to;
+	if (!kprim_breaker_counts(bl->b, &c)) {
+		lag = c.transitions - atomic_load(&bl->notified);
+		if (lag > bl->worst)
+			bl->worst = lag;
+	}
+	usleep(100);		/* slower than the threads' transitions */
+	atomic_fetch_add(&bl->notified, 1);
+}
+
+static void *backlog_flip(void *arg)
+{
+	struct backlog *bl = arg;
+
+	/* Bounded: unthrottled flips would leave minutes of backlog. */
+	for (int i = 0; i < 500 && !atomic_load(&bl->stop); i++) {
+		kprim_breaker_force_open(bl->b);
+		kprim_breaker_force_close(bl->b);
+	}
+	return NULL;
+}
+
+TEST(notes_backlog_bounded_by_calls_in_progress)
+{
+	struct kprim_breaker_settings s = {
+		.consecutive_failures = 1, .open_timeout_ns = 1,
+		.half_open_probes = 1, .success_threshold = 1,
+	};
+	pthread_t th[BACKLOG_THREADS];
+	struct kprim_breaker_counts c;
+	struct backlog bl = { 0 };
+
+	atomic_init(&bl.notified, 0);
+	atomic_init(&bl.stop, false);
+	s.on_state_change = backlog_cb;
+	s.cb_arg = &bl;
+	ASSERT_EQ(0, kprim_breaker_new(&s, &bl.b));
+	for (int i = 0; i < BACKLOG_THREADS; i++)
+		ASSERT_EQ(0, pthread_create(&th[i], NULL, backlog_flip, &bl));
+	usleep(500 * 1000);
+	atomic_store(&bl.stop, true);
+	for (int i = 0; i < BACKLOG_THREADS; i++)
+		pthread_join(th[i], NULL);
+	ASSERT_EQ(0, kprim_breaker_counts(bl.b, &c));
+	EXPECT_EQ(c.transitions, atomic_load(&bl.notified));
+	EXPECT_LT(100, c.transitions);
+	/* This note and at most one per other thread's call in progress. */
+	EXPECT_GE(BACKLOG_THREADS, bl.worst)
+		TH_LOG("backlog reached %llu notes",
+		       (unsigned long long)bl.worst);
+	kprim_breaker_free(bl.b);
+}
+
+/*
+ * Two breakers whose callbacks call into each other, each driven by its
+ * own thread: a call made inside one breaker's callback must not wait for
+ * the other breaker's delivering thread (which may be waiting for it),
+ * and nothing is left undelivered once the calls have returned.
+ */
+struct pair_side {
+	struct kprim_breaker *b;
+	struct pair_side *other;
+	atomic_int inside;
+	int last_to, bad;
+	unsigned long notes;
+	atomic_bool *stop;
+};
+
+static __thread unsigned int pair_seed;
+
+static void pair_cb(void *arg, int from, int to)
+{
+	struct pair_side *p = arg;
+	unsigned int r;
+
+	if (atomic_fetch_add(&p->inside, 1))
+		p->bad++;
+	if (from != p->last_to)
+		p->bad++;
+	p->last_to = to;
+	p->notes++;
+	r = rand_r(&pair_seed);
+	usleep(20);		/* widen the window for the other thread */
+	/* Call into the other breaker half of the time (chains end). */
+	if (r & 1) {
+		if (r & 2)
+			kprim_breaker_force_open(p->other->b);
+		else
+			kprim_breaker_force_close(p->other->b);
+	}
+	atomic_fetch_sub(&p->inside, 1);
+}
+
+static void *pair_drive(void *arg)
+{
+	struct pair_side *p = arg;
+
+	pair_seed = (unsigned int)(uintptr_t)arg;
+	while (!atomic_load(p->stop)) {
+		kprim_breaker_force_open(p->b);
+		kprim_breaker_force_close(p->b);
+	}
+	return NULL;
+}
+
+TEST(callbacks_of_two_breakers_call_each_other)
+{
+	struct kprim_breaker_settings s = {
+		.consecutive_failures = 1, .open_timeout_ns = 1,
+		.half_open_probes = 1, .success_threshold = 1,
+		.on_state_change = pair_cb,
+	};
+	struct pair_side side[2];
+	struct kprim_breaker_counts c;
+	atomic_bool stop;
+	pthread_t th[2];
+
+	atomic_init(&stop, false);
+	for (int i = 0; i < 2; i++) {
+		side[i] = (struct pair_side){
+			.other = &side[!i], .last_to = CLOSED, .stop = &stop,
+		};
+		atomic_init(&side[i].inside, 0);
+		s.cb_arg = &side[i];
+		ASSERT_EQ(0, kprim_breaker_new(&s, &side[i].b));
+	}
+	for (int i = 0; i < 2; i++)
+		ASSERT_EQ(0, pthread_create(&th[i], NULL, pair_drive, &side[i]));
+	usleep(500 * 1000);
+	atomic_store(&stop, true);
+	for (int i = 0; i < 2; i++)
+		pthread_join(th[i], NULL);
+	for (int i = 0; i < 2; i++) {
+		ASSERT_EQ(0, kprim_breaker_counts(side[i].b, &c));
+		EXPECT_EQ(c.transitions, side[i].notes) TH_LOG("breaker %d", i);
+		EXPECT_EQ(0, side[i].bad) TH_LOG("breaker %d", i);
+		EXPECT_EQ(kprim_breaker_state(side[i].b), side[i].last_to);
+		EXPECT_LT(100, side[i].notes);
+	}
+	for (int i = 0; i < 2; i++)
+		kprim_breaker_free(side[i].b);
+}
+
+/*
+ * The deterministic case of the above: a call made inside breaker 1's
+ * callback into breaker 2 while another thread is running breaker 2's
+ * callback returns without waiting for it, and that thread notifies the
+ * inner call's transition before its own call returns, though nobody
+ * calls breaker 2 again.
+ */
+struct busy {
+	struct kprim_breaker *b1, *b2;
+	atomic_int armed, in_cb2, inner_returned;
+	int notes2, from2[2], to2[2];
+	int inner_rc;
+	bool timed_out;
+};
+
+static void busy_cb1(void *arg, int from, int to)
+{
+	struct busy *x = arg;
+
+	(void)from;
+	(void)to;
+	/* b2's callback is running in the other thread: b2 is busy. */
+	x->inner_rc = kprim_breaker_force_open(x->b2);
+	atomic_store(&x->inner_returned, 1);
+}
+
+static void busy_cb2(void *arg, int from, int to)
+{
+	struct busy *x = arg;
+
+	if (x->notes2 < 2) {
+		x->from2[x->notes2] = from;
+		x->to2[x->notes2] = to;
+	}
+	x->notes2++;
+	if (!atomic_exchange(&x->armed, 0))
+		return;
+	atomic_store(&x->in_cb2, 1);
+	/* Held until the inner call has returned (5 s: it waited). */
+	for (int i = 0; i < 5000 && !atomic_load(&x->inner_returned); i++)
+		usleep(1000);
+	x->timed_out = !atomic_load(&x->inner_returned);
+}
+
+static void *busy_b2(void *arg)
+{
+	struct busy *x = arg;
+
+	kprim_breaker_force_close(x->b2);	/* open -> closed: notified */
+	return NULL;
+}
+
+TEST(nested_call_notified_by_the_thread_delivering)
+{
+	struct kprim_breaker_settings s = {
+		.consecutive_failures = 1, .open_timeout_ns = 1,
+		.half_open_probes = 1, .success_threshold = 1,
+	};
+	struct busy x = { 0 };
+	struct kprim_breaker_counts c;
+	pthread_t th;
+
+	atomic_init(&x.armed, 0);
+	atomic_init(&x.in_cb2, 0);
+	atomic_init(&x.inner_returned, 0);
+	s.cb_arg = &x;
+	s.on_state_change = busy_cb1;
+	ASSERT_EQ(0, kprim_breaker_new(&s, &x.b1));
+	s.on_state_change = busy_cb2;
+	ASSERT_EQ(0, kprim_breaker_new(&s, &x.b2));
+	ASSERT_EQ(0, kprim_breaker_force_open(x.b2));
+	/* That one was notified: count from here, the next one blocks. */
+	ASSERT_EQ(1, x.notes2);
+	x.notes2 = 0;
+	atomic_store(&x.armed, 1);
+	ASSERT_EQ(0, pthread_create(&th, NULL, busy_b2, &x));
+	while (!atomic_load(&x.in_cb2))
+		usleep(100);
+	ASSERT_EQ(0, kprim_breaker_force_open(x.b1));	/* cb1 -> b2 */
+	pthread_join(th, NULL);
+	EXPECT_FALSE(x.timed_out) TH_LOG("the inner call waited");
+	EXPECT_EQ(0, x.inner_rc);
+	ASSERT_EQ(0, kprim_breaker_counts(x.b2, &c));
+	EXPECT_EQ(3, c.transitions);
+	/* Both notified by the time busy_b2's call returned, in order. */
+	ASSERT_EQ(2, x.notes2);
+	EXPECT_EQ(OPEN, x.from2[0]);
+	EXPECT_EQ(CLOSED, x.to2[0]);
+	EXPECT_EQ(CLOSED, x.from2[1]);
+	EXPECT_EQ(OPEN, x.to2[1]);
+	kprim_breaker_free(x.b1);
+	kprim_breaker_free(x.b2);
+}
+
 TEST(force_open_pins_until_force_close)
 {
 	struct kprim_breaker_settings s = base();

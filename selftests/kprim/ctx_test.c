@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /* kprim_ctx: cancellation, deadlines, the cancel eventfd, bad input. */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -438,6 +439,69 @@ TEST(fork_child_cancel_and_free_leave_parent_alone)
 	ASSERT_EQ(0, kprim_ctx_cancel(root));
 	EXPECT_EQ(-ECANCELED, kprim_ctx_err(c));
 	EXPECT_TRUE(fd_readable(fd));
+	kprim_ctx_free(c);
+	kprim_ctx_free(root);
+}
+
+/*
+ * The inherited cancel fd's number belongs to the child: the library
+ * neither closes nor signals it, whether the child reuses the number
+ * before or after its first use of the context (ctx.h: it stays open).
+ * A pipe's write end put at both numbers catches a stray signal too.
+ */
+static int child_reuses_fd_numbers(struct kprim_ctx *root, struct kprim_ctx *c,
+				   int rfd, int cfd)
+{
+	int nfd, p[2];
+
+	/* First use of @c before the reuse: a new fd, the old one open. */
+	nfd = kprim_ctx_cancel_fd(c);
+	if (nfd < 0 || nfd == cfd || nfd == rfd)
+		return 1;
+	if (fcntl(cfd, F_GETFD) < 0)
+		return 2;
+	if (pipe(p))
+		return 3;
+	/* The child's own files at both inherited numbers. */
+	if (dup2(p[1], rfd) != rfd || dup2(p[1], cfd) != cfd)
+		return 4;
+	/* @root's first use is here: it ends @c's copy too. */
+	if (kprim_ctx_cancel(root) || kprim_ctx_err(c) != -ECANCELED)
+		return 5;
+	if (!fd_readable(nfd))
+		return 6;
+	kprim_ctx_free(c);
+	kprim_ctx_free(root);
+	if (fcntl(rfd, F_GETFD) < 0 || fcntl(cfd, F_GETFD) < 0)
+		return 7;		/* closed by the library */
+	if (fd_readable(p[0]))
+		return 8;		/* signalled by the library */
+	return 0;
+}
+
+TEST(fork_child_inherited_fd_numbers_left_alone)
+{
+	struct kprim_ctx *root, *c;
+	int rfd, cfd;
+	pid_t pid;
+
+	ASSERT_EQ(0, kprim_ctx_new(NULL, &root));
+	ASSERT_EQ(0, kprim_ctx_new(root, &c));
+	rfd = kprim_ctx_cancel_fd(root);
+	cfd = kprim_ctx_cancel_fd(c);
+	ASSERT_LE(0, rfd);
+	ASSERT_LE(0, cfd);
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0)
+		_exit(child_reuses_fd_numbers(root, c, rfd, cfd));
+	EXPECT_EQ(0, wait_child(pid));
+	/* The parent's fds are its own, untouched by the child. */
+	EXPECT_FALSE(fd_readable(rfd));
+	EXPECT_EQ(rfd, kprim_ctx_cancel_fd(root));
+	EXPECT_EQ(cfd, kprim_ctx_cancel_fd(c));
+	ASSERT_EQ(0, kprim_ctx_cancel(root));
+	EXPECT_TRUE(fd_readable(cfd));
 	kprim_ctx_free(c);
 	kprim_ctx_free(root);
 }

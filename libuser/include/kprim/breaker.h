@@ -80,16 +80,31 @@ struct kprim_breaker;
  *		shared mode: must be NULL)
  * @on_state_change: optional; called once per transition, in the order
  *		the transitions were made (each @from is the previous @to),
- *		never twice at once, with no breaker lock held: it may call
- *		back into the breaker (a transition it makes is notified
- *		after it returns). Calls are serialised, not bound to the
- *		thread that made the transition: a thread finding another
- *		one delivering leaves its own notifications to that one, so
- *		a call may return before its transition is notified (by the
- *		time every call has returned, all are). Notifications wait in
- *		a queue that grows while the callback is slower than the
- *		transitions; should that growth fail (out of memory), the
- *		notification is dropped, the transition is not
+ *		never twice at once, with no breaker lock held. A call
+ *		that made a transition returns only once it has been
+ *		notified: the call runs the callback itself for the
+ *		transitions up to and including its own, or waits while
+ *		another thread runs it for them (one thread at a time:
+ *		when one stops, a waiting call whose transition is not
+ *		yet notified takes over); it never runs it for a
+ *		transition made after its own. So a call
+ *		runs the callback at most for the transitions of the calls
+ *		in progress (a few each), and at most that many wait in
+ *		the queue. Calls that made no transition never run it.
+ *		The callback may call back into the breaker: a transition
+ *		made there is notified by the same thread right after the
+ *		callback returns (the inner call returns first). A call
+ *		made inside any breaker's callback into another breaker
+ *		does not wait (two breakers' callbacks calling each other
+ *		would deadlock): it notifies its transitions itself if no
+ *		thread is delivering; if another thread is, that
+ *		thread, or the last call still delivering or waiting
+ *		after it, also notifies the inner call's transitions,
+ *		which may then go on for as long as such calls keep
+ *		coming. By the time every call has returned, every
+ *		transition has been notified. Should growing the queue
+ *		fail (out of memory), the notification is dropped, the
+ *		transition is not
  * @shared_mode: shared mode: permission bits of the kernel objects when
  *		this call creates them (0 = 0600, the owner's processes only;
  *		0660 shares with the group); at most 0777. Local mode: must

@@ -16,9 +16,13 @@
  * children). From then on the copies are independent: cancelling or
  * freeing a context in one process, or a deadline observed there, ends
  * only that process's copy. Each process has its own cancel fd: in the
- * child, kprim_ctx_cancel_fd() returns a new eventfd (the descriptor
- * inherited from the parent is closed by the library on the child's first
- * use of the context; do not use the number obtained before the fork).
+ * child, kprim_ctx_cancel_fd() returns a new eventfd; do not use the
+ * number obtained before the fork. The library never closes, signals or
+ * otherwise touches the inherited descriptor in the child (the child may
+ * have closed it and reused its number for a file of its own): it stays
+ * open in the child, one descriptor per inherited context that had a
+ * cancel fd, until the child closes it itself (closefrom() is fine),
+ * execs (it is close-on-exec) or exits.
  * Threads of the parent waiting on a context do not exist in the child and
  * are not woken there. As for anything after fork() in a multi-threaded
  * process, a context that another thread was inside a kprim_ctx_* call on
