@@ -68,13 +68,14 @@ int kprim_cache_get(struct kprim_cache *c, const void *key, size_t klen,
 }
 
 /*
- * Kernel entries kept on the stack: a small batch needs no allocation.
- * Larger batches get a heap array of up to KPRIM_CACHE_MGET_MAX entries
- * (48 KiB, too much for a thread's stack), so each ioctl takes as many
- * keys as the kernel does; if that allocation fails, the stack array is
- * used for more, smaller calls rather than failing the lookup.
+ * Kernel entries kept on the stack (3 KiB): a batch this small needs no
+ * allocation. Larger batches get a heap array of up to
+ * KPRIM_CACHE_MGET_MAX entries (48 KiB, too much for a thread's stack), so
+ * each ioctl takes as many keys as the kernel does; if that allocation
+ * fails, the stack array is used for more, smaller calls rather than
+ * failing the lookup.
  */
-#define KPRIM_MGET_STACK	16
+#define KPRIM_MGET_STACK	64
 
 /* A module without KPRIM_IOC_CACHE_MGET: one get per key. */
 static int kprim_cache_mget_each(struct kprim_cache *c,
