@@ -32,6 +32,7 @@ int kprim_cache_open(struct kprim *k, const char *name, unsigned int flags,
 		free(c);
 		return ret;
 	}
+	c->mget = !!(k->features & KPRIM_FEAT_CACHE_MGET);
 	*out = c;
 	return 0;
 }
@@ -66,10 +67,18 @@ int kprim_cache_get(struct kprim_cache *c, const void *key, size_t klen,
 	return (int)ret;
 }
 
-/* Kernel entries per ioctl: bounded stack use, well under the bound. */
-#define KPRIM_MGET_CHUNK	64
+/*
+ * Kernel entries kept on the stack (3 KiB): a batch this small needs no
+ * allocation. Larger batches get a heap array of up to
+ * KPRIM_CACHE_MGET_MAX entries (48 KiB, too much for a thread's stack), so
+ * each ioctl takes as many keys as the kernel does; if that allocation
+ * fails, the stack array is used for more, smaller calls rather than
+ * failing the lookup.
+ */
+#define KPRIM_MGET_STACK	64
 
-static int kprim_cache_mget_slow(struct kprim_cache *c,
+/* A module without KPRIM_IOC_CACHE_MGET: one get per key. */
+static int kprim_cache_mget_each(struct kprim_cache *c,
 				 struct kprim_cache_mget_item *it, size_t n)
 {
 	int found = 0;
@@ -87,18 +96,31 @@ static int kprim_cache_mget_slow(struct kprim_cache *c,
 int kprim_cache_mget(struct kprim_cache *c,
 		     struct kprim_cache_mget_item *items, size_t n)
 {
-	struct kprim_cache_mget_entry e[KPRIM_MGET_CHUNK];
+	struct kprim_cache_mget_entry stack[KPRIM_MGET_STACK], *e = stack;
 	struct kprim_cache_mget m = {
 		.size = sizeof(m), .entry_size = sizeof(e[0]),
-		.entries = (uintptr_t)e,
 	};
-	size_t done, i, k;
-	long found = 0, ret;
+	size_t chunk = KPRIM_MGET_STACK, done, i, k;
+	long found = 0, ret = 0;
 
 	if (!c || (n && !items) || n > INT_MAX)
 		return -EINVAL;
+	if (!c->mget)
+		return kprim_cache_mget_each(c, items, n);
+	if (n > KPRIM_MGET_STACK) {
+		size_t want = n < KPRIM_CACHE_MGET_MAX ? n :
+			      KPRIM_CACHE_MGET_MAX;
+		struct kprim_cache_mget_entry *heap =
+			malloc(want * sizeof(*heap));
+
+		if (heap) {
+			e = heap;
+			chunk = want;
+		}
+	}
+	m.entries = (uintptr_t)e;
 	for (done = 0; done < n; done += k) {
-		k = n - done < KPRIM_MGET_CHUNK ? n - done : KPRIM_MGET_CHUNK;
+		k = n - done < chunk ? n - done : chunk;
 		memset(e, 0, k * sizeof(e[0]));
 		for (i = 0; i < k; i++) {
 			struct kprim_cache_mget_item *it = &items[done + i];
@@ -112,11 +134,8 @@ int kprim_cache_mget(struct kprim_cache *c,
 		}
 		m.count = (uint32_t)k;
 		ret = kprim_do_ioctl(c->o.fd, KPRIM_IOC_CACHE_MGET, &m);
-		if (ret == -ENOTTY)	/* a module without multi-get */
-			return (int)found + kprim_cache_mget_slow(c,
-					items + done, n - done);
 		if (ret < 0)
-			return (int)ret;
+			break;
 		found += ret;
 		for (i = 0; i < k; i++) {
 			struct kprim_cache_mget_item *it = &items[done + i];
@@ -130,7 +149,9 @@ int kprim_cache_mget(struct kprim_cache *c,
 			}
 		}
 	}
-	return (int)found;
+	if (e != stack)
+		free(e);
+	return ret < 0 ? (int)ret : (int)found;
 }
 
 _Static_assert((int)KPRIM_STORE_SET == (int)KPRIM_CACHE_SET &&

@@ -7,6 +7,7 @@
 #define KPRIM_INTERNAL_H
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/ioctl.h>
 #include "uapi/kprim.h"		/* before kprim.h: it defines the constants */
@@ -33,7 +34,10 @@ struct kprim {
 
 struct kprim_limiter { struct kprim_obj o; };
 struct kprim_sem { struct kprim_obj o; };
-struct kprim_cache { struct kprim_obj o; };
+struct kprim_cache {
+	struct kprim_obj o;
+	bool mget;	/* the module has KPRIM_IOC_CACHE_MGET (handshake) */
+};
 
 /* ioctl() as 0/positive or a negative errno; restarts nothing. */
 static inline long kprim_do_ioctl(int fd, unsigned long cmd, void *arg)

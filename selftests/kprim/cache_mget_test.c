@@ -5,12 +5,19 @@
  * checking that nothing changed: no entry result written, no statistic
  * counted), and a race of two multi-getters against a writer that stores,
  * deletes and flushes the same keys (values carry a self-checking pattern,
- * so a torn or stale-freed value is caught).
+ * so a torn or stale-freed value is caught). Then the library's
+ * kprim_cache_mget(): results equal to kprim_cache_get()'s for mixed
+ * hits, misses, short buffers and bad keys; one ioctl per
+ * KPRIM_CACHE_MGET_MAX keys; from threads and after fork(); and on a module
+ * without the multi-get, which this program simulates at the system-call
+ * boundary (its own ioctl(), below).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include <limits.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -18,6 +25,7 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <linux/userfaultfd.h>
 
 #include "kselftest_harness.h"
@@ -34,6 +42,38 @@
 #define UNTOUCHED	0x5a5a5a5a
 
 typedef struct kprim_cache_mget_entry ment_t;
+
+/*
+ * The ioctl() every call in this program makes, libkprim's included (a
+ * program's own definition wins over libc's): it counts multi-get calls
+ * and, with old_module set, answers as a module without the multi-get
+ * does (the handshake lacks KPRIM_FEAT_CACHE_MGET, the ioctl is -ENOTTY).
+ * The harness runs each test in its own process, so each starts at zero.
+ */
+static atomic_int mget_calls;
+static atomic_bool old_module;
+
+int ioctl(int fd, unsigned long req, ...)
+{
+	va_list ap;
+	void *arg;
+	long ret;
+
+	va_start(ap, req);
+	arg = va_arg(ap, void *);
+	va_end(ap);
+	if (req == KPRIM_IOC_CACHE_MGET) {
+		atomic_fetch_add(&mget_calls, 1);
+		if (atomic_load(&old_module)) {
+			errno = ENOTTY;
+			return -1;
+		}
+	}
+	ret = syscall(SYS_ioctl, fd, req, arg);
+	if (!ret && req == KPRIM_IOC_API && atomic_load(&old_module))
+		((struct kprim_api *)arg)->features &= ~KPRIM_FEAT_CACHE_MGET;
+	return (int)ret;
+}
 
 static int cache_create(int sess, const char *name)
 {
@@ -910,6 +950,314 @@ TEST(lib_mget_many_items_each_answered)
 	EXPECT_EQ(-EINVAL, kprim_cache_mget(NULL, it, 1));
 	kprim_cache_close(c);
 	kprim_close(k);
+}
+
+/*
+ * kprim_cache_mget() against kprim_cache_get(), on MANY_KEYS items: key i
+ * holds "<tag>-i" when i % 3 != 2 (else a miss); item i's buffer is 3
+ * bytes when i % 5 == 0 (short for a hit), else 32; item i % 7 == 6 has
+ * an empty key (-EINVAL).
+ */
+#define MANY_KEYS	(KPRIM_CACHE_MGET_MAX + 200)
+/* Out fields' value before the call: must stay when not written. */
+#define UNSET		0x5a5a5a5a5a5a5a5aull
+
+struct many {
+	char keys[MANY_KEYS][24];
+	char bufs[MANY_KEYS][32];
+	struct kprim_cache_mget_item items[MANY_KEYS];
+};
+
+static int many_want(size_t i)
+{
+	return i % 7 == 6 ? -EINVAL : i % 3 == 2 ? -ENOENT :
+	       i % 5 == 0 ? -EMSGSIZE : 0;
+}
+
+static void many_fill_tag(struct kprim_cache *c, struct many *m, size_t n,
+			  bool store, const char *tag)
+{
+	for (size_t i = 0; i < n; i++) {
+		char val[32];
+
+		snprintf(m->keys[i], sizeof(m->keys[i]), "key-%zu", i);
+		if (store && i % 3 != 2) {
+			snprintf(val, sizeof(val), "%s-%zu", tag, i);
+			kprim_cache_set(c, m->keys[i], strlen(m->keys[i]), val,
+					strlen(val), 0, NULL);
+		}
+		memset(m->bufs[i], '#', sizeof(m->bufs[i]));
+		m->items[i] = (struct kprim_cache_mget_item){
+			.key = m->keys[i],
+			.klen = i % 7 == 6 ? 0 : strlen(m->keys[i]),
+			.buf = m->bufs[i],
+			.len = i % 5 == 0 ? 3 : sizeof(m->bufs[i]),
+			.ttl_ns = UNSET, .cas = UNSET, .result = 1,
+		};
+	}
+}
+
+static void many_fill(struct kprim_cache *c, struct many *m, size_t n,
+		      bool store)
+{
+	many_fill_tag(c, m, n, store, "value");
+}
+
+/* The items hold what many_fill_tag(..., @tag) stored (no kernel call). */
+static bool many_ok(struct many *m, size_t n, const char *tag)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct kprim_cache_mget_item *it = &m->items[i];
+		int want = many_want(i);
+		char val[32];
+		size_t vlen = (size_t)snprintf(val, sizeof(val), "%s-%zu",
+					       tag, i);
+
+		if (it->result != want)
+			return false;
+		if ((want == 0 || want == -EMSGSIZE) && it->len != vlen)
+			return false;
+		if (want == 0 && memcmp(it->buf, val, vlen))
+			return false;
+	}
+	return true;
+}
+
+/* Each item as kprim_cache_get() gives it; returns the hits, or -1. */
+static int many_check(struct __test_metadata *_metadata,
+		      struct kprim_cache *c, struct many *m, size_t n)
+{
+	int hits = 0, failed = _metadata->exit_code;
+
+	for (size_t i = 0; i < n; i++) {
+		struct kprim_cache_mget_item *it = &m->items[i];
+		char buf[32];
+		size_t len = i % 5 == 0 ? 3 : sizeof(buf);
+		uint64_t cas = UNSET;
+		int want = kprim_cache_get(c, it->key, it->klen, buf, &len,
+					   NULL, &cas);
+
+		EXPECT_EQ(want, it->result) TH_LOG("item %zu", i);
+		EXPECT_EQ(len, it->len) TH_LOG("item %zu", i);
+		if (want == 0) {
+			hits++;
+			EXPECT_EQ(0, memcmp(buf, it->buf, len));
+			EXPECT_EQ(cas, it->cas);
+			EXPECT_EQ(0, it->ttl_ns);
+		} else {
+			EXPECT_EQ(UNSET, it->cas);
+			EXPECT_EQ(UNSET, it->ttl_ns);
+			EXPECT_EQ('#', m->bufs[i][0]);
+		}
+		EXPECT_EQ(many_want(i), it->result) TH_LOG("item %zu", i);
+		if (_metadata->exit_code != failed)
+			return -1;
+	}
+	return hits;
+}
+
+FIXTURE(lib) {
+	struct kprim *k;
+	struct kprim_cache *c;
+	struct many *m;
+};
+
+FIXTURE_SETUP(lib)
+{
+	struct kprim_cache_config cfg = { .max_entries = 2 * MANY_KEYS };
+	int rc;
+
+	self->c = NULL;
+	self->m = NULL;
+	rc = kprim_open(&self->k);
+	if (rc)
+		SKIP(return, "kprim_open: %s", strerror(-rc));
+	ASSERT_EQ(0, kprim_cache_open(self->k, NULL, KPRIM_CREATE, 0600,
+				      &cfg, &self->c));
+	self->m = calloc(1, sizeof(*self->m));
+	ASSERT_NE(NULL, self->m);
+}
+
+FIXTURE_TEARDOWN(lib)
+{
+	free(self->m);
+	kprim_cache_close(self->c);
+	kprim_close(self->k);
+}
+
+TEST_F(lib, mixed_hits_misses_short_buffers_bad_keys)
+{
+	int hits;
+
+	many_fill(self->c, self->m, 20, true);
+	hits = kprim_cache_mget(self->c, self->m->items, 20);
+	EXPECT_LT(0, hits);
+	EXPECT_EQ(many_check(_metadata, self->c, self->m, 20), hits);
+	EXPECT_EQ(1, atomic_load(&mget_calls));
+}
+
+/*
+ * As many keys per system call as the kernel takes: 1024 items are one
+ * ioctl, 1025 two, MANY_KEYS (1224) two.
+ */
+TEST_F(lib, one_ioctl_per_kernel_maximum)
+{
+	static const size_t n[] = {
+		KPRIM_CACHE_MGET_MAX, KPRIM_CACHE_MGET_MAX + 1, MANY_KEYS,
+	};
+	static const int calls[] = { 1, 2, 2 };
+
+	many_fill(self->c, self->m, MANY_KEYS, true);
+	for (size_t t = 0; t < sizeof(n) / sizeof(n[0]); t++) {
+		int hits;
+
+		many_fill(self->c, self->m, n[t], false);
+		atomic_store(&mget_calls, 0);
+		hits = kprim_cache_mget(self->c, self->m->items, n[t]);
+		EXPECT_EQ(calls[t], atomic_load(&mget_calls))
+			TH_LOG("%zu items", n[t]);
+		EXPECT_EQ(many_check(_metadata, self->c, self->m, n[t]), hits);
+	}
+}
+
+TEST_F(lib, no_items_is_zero_and_no_call)
+{
+	EXPECT_EQ(0, kprim_cache_mget(self->c, NULL, 0));
+	EXPECT_EQ(0, atomic_load(&mget_calls));
+}
+
+TEST_F(lib, bad_arguments_are_einval_and_look_up_nothing)
+{
+	struct kprim_cache_mget_item it = { .key = "k", .klen = 1, .result = 1 };
+	struct kprim_cache_stats st;
+
+	EXPECT_EQ(-EINVAL, kprim_cache_mget(NULL, &it, 1));
+	EXPECT_EQ(-EINVAL, kprim_cache_mget(self->c, NULL, 1));
+	EXPECT_EQ(-EINVAL, kprim_cache_mget(self->c, &it, (size_t)INT_MAX + 1));
+	EXPECT_EQ(1, it.result);
+	EXPECT_EQ(0, atomic_load(&mget_calls));
+	ASSERT_EQ(0, kprim_cache_stats(self->c, &st));
+	EXPECT_EQ(0, st.hits + st.misses);
+}
+
+/*
+ * A module without the multi-get (simulated by ioctl() above: the
+ * handshake of a session opened now lacks KPRIM_FEAT_CACHE_MGET): the
+ * library never tries the ioctl and gives every item what a single get
+ * gives it, for more items than one multi-get takes.
+ */
+TEST_F(lib, module_without_multi_get_gets_each_key)
+{
+	struct kprim_cache_config cfg = { .max_entries = 2 * MANY_KEYS };
+	struct kprim_cache *c;
+	struct kprim *k;
+	uint64_t feat = 0;
+	int hits;
+
+	atomic_store(&old_module, true);
+	ASSERT_EQ(0, kprim_open(&k));
+	ASSERT_LE(0, kprim_api_version(k, &feat));
+	ASSERT_EQ(0, feat & KPRIM_FEAT_CACHE_MGET);
+	ASSERT_EQ(0, kprim_cache_open(k, NULL, KPRIM_CREATE, 0600, &cfg, &c));
+	many_fill(c, self->m, MANY_KEYS, true);
+	hits = kprim_cache_mget(c, self->m->items, MANY_KEYS);
+	EXPECT_LT(0, hits);
+	EXPECT_EQ(0, atomic_load(&mget_calls));
+	EXPECT_EQ(many_check(_metadata, c, self->m, MANY_KEYS), hits);
+	EXPECT_TRUE(many_ok(self->m, MANY_KEYS, "value"));
+	kprim_cache_close(c);
+	kprim_close(k);
+}
+
+struct many_thread {
+	struct kprim_cache *c;
+	struct many m;
+	int bad;
+};
+
+static void *many_thread_fn(void *arg)
+{
+	struct many_thread *t = arg;
+
+	for (int r = 0; r < 50; r++) {
+		many_fill(t->c, &t->m, 100, false);
+		if (kprim_cache_mget(t->c, t->m.items, 100) < 0)
+			t->bad++;
+		if (!many_ok(&t->m, 100, "value"))
+			t->bad++;
+	}
+	return NULL;
+}
+
+/* Threads batch at once on one cache: no state shared between calls. */
+TEST_F(lib, from_threads)
+{
+	enum { T = 4 };
+	struct many_thread *t = calloc(T, sizeof(*t));
+	pthread_t th[T];
+	int i;
+
+	ASSERT_NE(NULL, t);
+	many_fill(self->c, self->m, 100, true);
+	for (i = 0; i < T; i++) {
+		t[i].c = self->c;
+		ASSERT_EQ(0, pthread_create(&th[i], NULL, many_thread_fn,
+					    &t[i]));
+	}
+	for (i = 0; i < T; i++) {
+		pthread_join(th[i], NULL);
+		EXPECT_EQ(0, t[i].bad) TH_LOG("thread %d", i);
+	}
+	free(t);
+}
+
+/*
+ * Parent and forked child batch at the same time, on two caches holding
+ * different values: each gets its own cache's values, nothing mixed.
+ */
+TEST_F(lib, after_fork)
+{
+	enum { ROUNDS = 300 };
+	struct kprim_cache_config cfg = { .max_entries = 2 * MANY_KEYS };
+	struct kprim_cache *cc;
+	int hits, status, go[2], r, bad = 0;
+	char b = 'g';
+	pid_t pid;
+
+	ASSERT_EQ(0, kprim_cache_open(self->k, NULL, KPRIM_CREATE, 0600,
+				      &cfg, &cc));
+	many_fill_tag(cc, self->m, 100, true, "child-value");
+	many_fill_tag(self->c, self->m, 100, true, "value");
+	hits = kprim_cache_mget(self->c, self->m->items, 100);
+	ASSERT_TRUE(many_ok(self->m, 100, "value"));
+	ASSERT_EQ(0, pipe(go));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		if (read(go[0], &b, 1) != 1)
+			_exit(3);
+		for (r = 0; r < ROUNDS; r++) {
+			many_fill_tag(cc, self->m, 100, false, "child-value");
+			if (kprim_cache_mget(cc, self->m->items, 100) != hits)
+				_exit(1);
+			if (!many_ok(self->m, 100, "child-value"))
+				_exit(2);
+		}
+		_exit(0);
+	}
+	ASSERT_EQ(1, write(go[1], &b, 1));
+	for (r = 0; r < ROUNDS; r++) {
+		many_fill(self->c, self->m, 100, false);
+		bad += kprim_cache_mget(self->c, self->m->items, 100) != hits;
+		bad += !many_ok(self->m, 100, "value");
+	}
+	EXPECT_EQ(0, bad);
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_TRUE(WIFEXITED(status));
+	EXPECT_EQ(0, WEXITSTATUS(status));
+	close(go[0]);
+	close(go[1]);
+	kprim_cache_close(cc);
 }
 
 TEST_HARNESS_MAIN

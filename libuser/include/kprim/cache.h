@@ -92,6 +92,9 @@ int kprim_cache_cas(struct kprim_cache *c, const void *key, size_t klen,
  * @cas:	out, on 0: version for kprim_cache_cas()
  * @result:	out: 0, -ENOENT (miss or expired), -EMSGSIZE, -EINVAL
  *		(@klen), -EFAULT (@key or @buf not accessible)
+ *
+ * Out fields are written only in the cases stated; otherwise they keep
+ * what the caller put there.
  */
 struct kprim_cache_mget_item {
 	const void *key;
@@ -104,14 +107,27 @@ struct kprim_cache_mget_item {
 };
 
 /**
- * kprim_cache_mget() - look up many keys with one system call per 1024
- * (memcached's multi-get); each item gets its own result, as if by
- * kprim_cache_get() at its own instant (the batch is not a snapshot).
- * On a kernel without the multi-get ioctl it falls back to one get per
- * key.
- * Return: the number of items whose result is 0, or -errno for the call
- * itself (-EINVAL: @items is NULL with @n > 0; -EFAULT). On -errno the
- * items may be partly filled in.
+ * kprim_cache_mget() - look up many keys in one system call (memcached's
+ * multi-get); the library's only batched get.
+ * @c:		cache
+ * @items:	@n keys with their buffers; results written in place
+ * @n:		number of items (0 is allowed)
+ *
+ * Each item gets exactly what kprim_cache_get() would give it (result,
+ * length, TTL, version, and the cache counts it as a hit or a miss like
+ * one), at its own instant: the batch is not a snapshot. The keys go to
+ * the kernel in one KPRIM_IOC_CACHE_MGET per KPRIM_CACHE_MGET_MAX (1024)
+ * items; no ring or other hidden state is involved, so it is safe from any
+ * number of threads and after fork(). With a module that lacks the
+ * multi-get (no KPRIM_FEAT_CACHE_MGET at kprim_open()'s handshake) the
+ * items are looked up with one get each, with the same results.
+ * (io_uring users batch gets on their own ring with
+ * kprim_uring_prep_cache_get(), <kprim/uring.h>.)
+ *
+ * Return: the number of items whose @result is 0, or a negative errno:
+ * -EINVAL (@c NULL, @items NULL with @n > 0, @n above INT_MAX; no item
+ * looked up), or the kernel's error for a call as a whole (-EINTR when the
+ * process is being killed; items of earlier calls are filled in).
  */
 int kprim_cache_mget(struct kprim_cache *c,
 		     struct kprim_cache_mget_item *items, size_t n);

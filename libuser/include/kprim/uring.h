@@ -58,6 +58,10 @@
  * SQE after the prep helper (which clears them); IOSQE_CQE_SKIP_SUCCESS
  * must not be (the out-pointers are written only when the CQE is decoded).
  * Ops are not tied to a thread or ring.
+ *
+ * Batched gets without a ring of one's own: kprim_cache_mget()
+ * (<kprim/cache.h>), one system call for up to 1024 keys. On a ring, queue
+ * one kprim_uring_prep_cache_get() per key and submit them together.
  */
 #ifndef KPRIM_URING_H
 #define KPRIM_URING_H
@@ -361,55 +365,6 @@ int kprim_uring_complete(const struct io_uring_cqe *cqe);
  * waiting to be decoded.
  */
 int kprim_uring_op_result(struct kprim_uring_op *op, int res);
-
-/*
- * Batched gets without a ring of one's own.
- */
-
-/**
- * struct kprim_cache_item - one key of kprim_cache_get_many().
- * @key:	in: the key
- * @klen:	in: its length
- * @buf:	in: the value buffer
- * @len:	in: capacity of @buf; out: the value's length on 0 and on
- *		-EMSGSIZE (the size @buf needs), else unchanged
- * @ttl_ns:	out on 0: time left, 0 = no expiry
- * @cas:	out on 0: the entry's version
- * @err:	out: what kprim_cache_get() returns for this key: 0, -ENOENT,
- *		-EMSGSIZE, -EINVAL (key length), -EFAULT
- */
-struct kprim_cache_item {
-	const void *key;
-	size_t klen;
-	void *buf;
-	size_t len;
-	uint64_t ttl_ns;
-	uint64_t cas;
-	int err;
-};
-
-/**
- * kprim_cache_get_many() - look up @n keys in one system call.
- * @c:		cache
- * @items:	@n keys with their buffers; results written in place
- * @n:		number of items (0 is allowed)
- *
- * Each item gets exactly what kprim_cache_get() would give it. The gets
- * run as one batch on a ring private to the calling thread (created at
- * its first call, 64 entries, freed when the thread exits; a fork()ed
- * child makes its own), so a batch of up to 64 keys costs one
- * io_uring_enter() (a single key: one ioctl). Without io_uring (io_uring_setup() fails with
- * -ENOSYS or -EPERM, e.g. a seccomp policy or kernel.io_uring_disabled,
- * or the kernel lacks IORING_OP_URING_CMD) the items are looked up with
- * one ioctl each, with the same results, and the process stops trying
- * io_uring. Safe to call from several threads at once.
- *
- * Return: the number of hits (items with @err 0), or a negative errno
- * with no item looked up: -EINVAL (@c NULL, @items NULL with @n > 0, @n
- * above INT_MAX).
- */
-int kprim_cache_get_many(struct kprim_cache *c, struct kprim_cache_item *items,
-			 size_t n);
 
 #ifdef __cplusplus
 }
