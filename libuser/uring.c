@@ -384,8 +384,7 @@ int kprim_uring_prep_cache_set(struct io_uring_sqe *sqe,
 			       uint64_t ttl_ns, uint64_t *cas)
 {
 	return kprim_uring_prep_cache_store(sqe, op, c, KPRIM_STORE_SET, 0,
-					    key, klen, val,
-			       vlen, ttl_ns, cas);
+					    key, klen, val, vlen, ttl_ns, cas);
 }
 
 int kprim_uring_prep_cache_add(struct io_uring_sqe *sqe,
@@ -395,8 +394,7 @@ int kprim_uring_prep_cache_add(struct io_uring_sqe *sqe,
 			       uint64_t ttl_ns, uint64_t *cas)
 {
 	return kprim_uring_prep_cache_store(sqe, op, c, KPRIM_STORE_ADD, 0,
-					    key, klen, val,
-			       vlen, ttl_ns, cas);
+					    key, klen, val, vlen, ttl_ns, cas);
 }
 
 int kprim_uring_prep_cache_replace(struct io_uring_sqe *sqe,
@@ -406,8 +404,7 @@ int kprim_uring_prep_cache_replace(struct io_uring_sqe *sqe,
 				   uint64_t ttl_ns, uint64_t *cas)
 {
 	return kprim_uring_prep_cache_store(sqe, op, c, KPRIM_STORE_REPLACE, 0,
-					    key, klen, val,
-			       vlen, ttl_ns, cas);
+					    key, klen, val, vlen, ttl_ns, cas);
 }
 
 int kprim_uring_prep_cache_cas(struct io_uring_sqe *sqe,
@@ -417,8 +414,7 @@ int kprim_uring_prep_cache_cas(struct io_uring_sqe *sqe,
 			       uint64_t ttl_ns, uint64_t *cas)
 {
 	return kprim_uring_prep_cache_store(sqe, op, c, KPRIM_STORE_CAS, 0,
-					    key, klen, val,
-			       vlen, ttl_ns, cas);
+					    key, klen, val, vlen, ttl_ns, cas);
 }
 
 static int uop_cache_key(struct io_uring_sqe *sqe, struct kprim_uring_op *op,
