@@ -9,7 +9,10 @@
 #define _GNU_SOURCE
 #endif
 #include <grp.h>
+#include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -333,6 +336,179 @@ TEST(mget_entry_array_in_odd_memory)
 	EXPECT_EQ(0, info.bytes);
 	munmap(map, 2 * pg);
 	close(fd);
+	close(sess);
+}
+
+#define RK	48	/* evictable keys */
+#define RP	8	/* pinned keys */
+#define RV	3000	/* largest value */
+
+struct race {
+	int fd;
+	atomic_bool stop;
+	atomic_long bad, hits;
+};
+
+static void rkey(char *buf, unsigned int i)
+{
+	if (i < RK)
+		sprintf(buf, "k%u", i);
+	else
+		sprintf(buf, "p%u", i - RK);
+}
+
+/* Every byte of a value is its length's low byte xor its key's index. */
+static long rstore(int fd, unsigned int i, unsigned int len, __u32 flags,
+		   __u64 ttl)
+{
+	static __thread char val[RV];
+	char key[16];
+	struct kprim_cache_store s = {
+		.size = sizeof(s), .flags = flags, .op = KPRIM_CACHE_SET,
+		.value = (uintptr_t)val, .value_len = len, .ttl_ns = ttl,
+	};
+
+	rkey(key, i);
+	memset(val, (len & 0xff) ^ i, len);
+	s.key = (uintptr_t)key;
+	s.key_len = strlen(key);
+	return kt_ioctl(fd, KPRIM_IOC_CACHE_STORE, &s);
+}
+
+static void *race_mget(void *arg)
+{
+	struct race *r = arg;
+	static __thread char keys[RK + RP][16];
+	static __thread char vals[RK + RP][RV];
+	ment_t ents[RK + RP];
+	unsigned int i, j;
+
+	for (i = 0; i < RK + RP; i++)
+		rkey(keys[i], i);
+	while (!atomic_load(&r->stop)) {
+		memset(ents, 0, sizeof(ents));
+		for (i = 0; i < RK + RP; i++) {
+			ents[i].key = (uintptr_t)keys[i];
+			ents[i].key_len = strlen(keys[i]);
+			ents[i].value = (uintptr_t)vals[i];
+			ents[i].value_len = RV;
+		}
+		if (mget(r->fd, ents, RK + RP, sizeof(ment_t)) < 0) {
+			atomic_fetch_add(&r->bad, 1);
+			continue;
+		}
+		for (i = 0; i < RK + RP; i++) {
+			if (ents[i].result == -ENOENT)
+				continue;
+			if (ents[i].result || ents[i].value_len > RV) {
+				atomic_fetch_add(&r->bad, 1);
+				continue;
+			}
+			atomic_fetch_add(&r->hits, 1);
+			for (j = 0; j < ents[i].value_len; j++)
+				if ((unsigned char)vals[i][j] !=
+				    ((ents[i].value_len & 0xff) ^ i)) {
+					atomic_fetch_add(&r->bad, 1);
+					break;
+				}
+		}
+	}
+	return NULL;
+}
+
+static void *race_shrink(void *arg)
+{
+	struct race *r = arg;
+
+	while (!atomic_load(&r->stop)) {
+		int fd = open("/proc/sys/vm/drop_caches", O_WRONLY);
+
+		if (fd < 0)
+			return NULL;
+		if (write(fd, "2", 1) != 1)
+			atomic_fetch_add(&r->bad, 1);
+		close(fd);
+		usleep(20000);
+	}
+	return NULL;
+}
+
+/*
+ * Two multi-getters against a writer (stores of every size with short
+ * TTLs, deletes, flushes, re-pins), the shrinker and the sweep, on a cache
+ * kept full: every value read back is whole, pinned entries outlive the
+ * shrinker, and the cache empties to 0.
+ */
+TEST(mget_races_writer_shrinker_expiry_and_pins)
+{
+	struct kprim_open a = kt_open_args(KPRIM_KIND_CACHE, NULL,
+					   KPRIM_OPEN_CREATE |
+					   KPRIM_OPEN_CLOEXEC);
+	struct kprim_cache_info info;
+	struct kprim_hdr h = { .size = sizeof(h) };
+	struct race r = { 0 };
+	pthread_t t[3];
+	unsigned int i, n = 0;
+	uint64_t end;
+	int sess;
+
+	sess = kt_session();
+	ASSERT_LE(0, sess);
+	a.cache.max_bytes = 32 * RV;
+	a.cache.max_entries = 32;
+	a.cache.max_value = RV;
+	r.fd = kt_open(sess, &a);
+	ASSERT_LE(0, r.fd);
+	for (i = 0; i < RP; i++)
+		ASSERT_EQ(0, rstore(r.fd, RK + i, 100 + i, KPRIM_CACHE_PIN, 0));
+	ASSERT_EQ(0, pthread_create(&t[0], NULL, race_mget, &r));
+	ASSERT_EQ(0, pthread_create(&t[1], NULL, race_mget, &r));
+	ASSERT_EQ(0, pthread_create(&t[2], NULL, race_shrink, &r));
+	end = kt_now_ns() + 2500 * MS;
+	while (kt_now_ns() < end) {
+		long ret;
+
+		i = rand() % RK;
+		switch (n++ % 64) {
+		case 0:
+			ret = kt_ioctl(r.fd, KPRIM_IOC_CACHE_FLUSH, &h);
+			for (i = 0; !ret && i < RP; i++)
+				ret = rstore(r.fd, RK + i, 100 + i,
+					     KPRIM_CACHE_PIN, 0);
+			break;
+		case 1 ... 8:
+			ret = c_delete(r.fd, "k1");
+			ret = ret == -ENOENT ? 0 : ret;
+			break;
+		default:
+			ret = rstore(r.fd, i, 1 + rand() % RV,
+				     n & 1 ? KPRIM_CACHE_TTL : 0,
+				     1 + rand() % (2 * MS));
+			break;
+		}
+		if (ret && ret != -ENOSPC)
+			atomic_fetch_add(&r.bad, 1);
+	}
+	atomic_store(&r.stop, true);
+	for (i = 0; i < 3; i++)
+		pthread_join(t[i], NULL);
+	EXPECT_EQ(0, atomic_load(&r.bad));
+	EXPECT_LT(0, atomic_load(&r.hits));
+	for (i = 0; i < RP; i++) {
+		char key[16], out[RV];
+		ment_t e = { .value = (uintptr_t)out, .value_len = RV };
+
+		rkey(key, RK + i);
+		e.key = (uintptr_t)key;
+		e.key_len = strlen(key);
+		EXPECT_EQ(1, mget(r.fd, &e, 1, sizeof(e)));
+		EXPECT_EQ(100 + i, e.value_len);
+	}
+	ASSERT_EQ(0, kt_ioctl(r.fd, KPRIM_IOC_CACHE_FLUSH, &h));
+	ASSERT_EQ(0, c_info(r.fd, &info));
+	EXPECT_EQ(0, info.entries);
+	EXPECT_EQ(0, info.bytes);
+	close(r.fd);
 	close(sess);
 }
 
