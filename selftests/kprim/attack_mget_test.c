@@ -125,7 +125,10 @@ static bool reaped_within(pid_t pid, int ms, int *status)
  * unkillable, for as long as the batch lasts: up to SQ size x 1024 x
  * max_value bytes of copying, far past the hung-task timeout.
  */
-TEST(uring_mget_batch_does_not_block_a_ring_sharer)
+#define GETS	4096
+
+/* The owner submits 8 MGETs of 1024 x BIG, or GETS GETs of BIG each. */
+static void ring_sharer_case(struct __test_metadata *_metadata, bool multi)
 {
 	int go[2], done[2], status, i;
 	pid_t owner;
@@ -142,6 +145,8 @@ TEST(uring_mget_batch_does_not_block_a_ring_sharer)
 		ment_t *ents;
 		int sess, fd;
 		struct kprim_cache_mget m[8];
+		struct kprim_cache_get *g;
+		unsigned int nsqe = multi ? 8 : GETS;
 		pid_t sharer;
 
 		/* /dev/kprim is root's: open it, then drop to nobody. */
@@ -157,7 +162,8 @@ TEST(uring_mget_batch_does_not_block_a_ring_sharer)
 		if (c_store(fd, "big", val, BIG))
 			_exit(92);
 		ents = same_key_entries(KPRIM_CACHE_MGET_MAX, "big", buf, BIG);
-		if (!ents || io_uring_queue_init(8, &ring, 0))
+		g = calloc(GETS, sizeof(*g));
+		if (!ents || !g || io_uring_queue_init(nsqe, &ring, 0))
 			_exit(93);
 		sharer = fork();
 		if (sharer < 0)
@@ -175,17 +181,28 @@ TEST(uring_mget_batch_does_not_block_a_ring_sharer)
 			free(p);
 			_exit(write(done[1], "b", 1) == 1 ? 0 : 96);
 		}
-		for (i = 0; i < 8; i++) {
+		for (i = 0; i < (int)nsqe; i++) {
 			struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
 
+			io_uring_prep_rw(IORING_OP_URING_CMD, sqe, fd, NULL, 0,
+					 0);
+			if (!multi) {
+				g[i] = (struct kprim_cache_get){
+					.size = sizeof(g[i]),
+					.key = (uintptr_t)"big", .key_len = 3,
+					.value = (uintptr_t)buf,
+					.value_len = BIG,
+				};
+				sqe->cmd_op = KPRIM_IOC_CACHE_GET;
+				sqe->addr3 = (uintptr_t)&g[i];
+				continue;
+			}
 			m[i] = (struct kprim_cache_mget){
 				.size = sizeof(m[i]),
 				.entries = (uintptr_t)ents,
 				.count = KPRIM_CACHE_MGET_MAX,
 				.entry_size = sizeof(*ents),
 			};
-			io_uring_prep_rw(IORING_OP_URING_CMD, sqe, fd, NULL, 0,
-					 0);
 			sqe->cmd_op = KPRIM_IOC_CACHE_MGET;
 			sqe->addr3 = (uintptr_t)&m[i];
 		}
@@ -210,7 +227,8 @@ TEST(uring_mget_batch_does_not_block_a_ring_sharer)
 	EXPECT_TRUE(WIFSIGNALED(status)) TH_LOG("owner exit status %d", status);
 	/* The sharer, now an orphan, ends once the ring's lock is free. */
 	EXPECT_TRUE(got) TH_LOG("a ring sharer's io_uring_register() waited "
-				"> 2 s for the owner's inline MGET batch");
+				"> 2 s for the owner's inline %s batch",
+				multi ? "MGET" : "GET");
 	close(go[0]);
 	close(go[1]);
 	close(done[0]);
@@ -225,6 +243,17 @@ static long mget(int fd, void *ents, __u32 count, __u32 entry_size)
 	};
 
 	return kt_ioctl(fd, KPRIM_IOC_CACHE_MGET, &m);
+}
+
+TEST(uring_mget_batch_does_not_block_a_ring_sharer)
+{
+	ring_sharer_case(_metadata, true);
+}
+
+/* The same with single GETs of big values: 4096 x 4 MiB per enter. */
+TEST(uring_big_get_batch_does_not_block_a_ring_sharer)
+{
+	ring_sharer_case(_metadata, false);
 }
 
 /*
