@@ -1354,12 +1354,15 @@ static long kprim_cache_ioc_mget(struct kprim_cache *cache, void __user *uarg)
 	src = u64_to_user_ptr(args.entries);
 	len = min_t(size_t, args.entry_size, sizeof(ent));
 	for (i = 0; i < args.count; i++, src += args.entry_size) {
-		if (i) {
-			/* Up to 1024 copies of up to max_value each. */
+		/*
+		 * Up to 1024 copies of up to max_value each. Checked before
+		 * the first key too: io_uring issues a batch of these one
+		 * after the other, and a dying task should copy no more.
+		 */
+		if (i)
 			cond_resched();
-			if (fatal_signal_pending(current))
-				return -EINTR;
-		}
+		if (fatal_signal_pending(current))
+			return -EINTR;
 		ret = copy_struct_from_user(&ent, sizeof(ent), src,
 					    args.entry_size);
 		if (ret == -EFAULT)
@@ -1651,6 +1654,37 @@ static void kprim_cache_fill_info(struct kprim_object *obj,
 	oi->cache.expirations = info.expirations;
 }
 
+/* Most value bytes a get or a store copies inline in io_uring_enter(). */
+#define KPRIM_CACHE_URING_INLINE	(64 << 10)
+
+/*
+ * io_uring_enter() holds the ring's uring_lock across the inline issue of
+ * a whole batch of SQEs, keeping every other user of the ring (a forked
+ * sharer, io_uring_register()) in an unkillable sleep meanwhile. So only
+ * cheap calls run inline: a multi-get (up to 1024 * max_value bytes) and
+ * a get or store of a big value go to io_uring's workers. The value
+ * length is an advisory peek, as for a wait's timeout (uring.c).
+ */
+static bool kprim_cache_may_block(unsigned int cmd, void __user *arg)
+{
+	struct kprim_cache_store __user *store = arg;
+	struct kprim_cache_get __user *get = arg;
+	u64 len;
+
+	switch (KPRIM_CMD(cmd)) {
+	case KPRIM_CMD(KPRIM_IOC_CACHE_MGET):
+		return true;
+	case KPRIM_CMD(KPRIM_IOC_CACHE_GET):
+		return !get_user(len, &get->value_len) &&
+		       len > KPRIM_CACHE_URING_INLINE;
+	case KPRIM_CMD(KPRIM_IOC_CACHE_STORE):
+		return !get_user(len, &store->value_len) &&
+		       len > KPRIM_CACHE_URING_INLINE;
+	default:
+		return false;
+	}
+}
+
 const struct kprim_kind_ops kprim_cache_ops = {
 	.kind		= KPRIM_KIND_CACHE,
 	.name		= "cache",
@@ -1662,6 +1696,7 @@ const struct kprim_kind_ops kprim_cache_ops = {
 	.poll		= kprim_cache_poll,
 	.show_fdinfo	= kprim_cache_show_fdinfo,
 	.fill_info	= kprim_cache_fill_info,
+	.may_block	= kprim_cache_may_block,
 };
 
 /**
