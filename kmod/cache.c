@@ -1654,35 +1654,15 @@ static void kprim_cache_fill_info(struct kprim_object *obj,
 	oi->cache.expirations = info.expirations;
 }
 
-/* Most value bytes a get or a store copies inline in io_uring_enter(). */
-#define KPRIM_CACHE_URING_INLINE	(64 << 10)
-
 /*
- * io_uring_enter() holds the ring's uring_lock across the inline issue of
- * a whole batch of SQEs, keeping every other user of the ring (a forked
- * sharer, io_uring_register()) in an unkillable sleep meanwhile. So only
- * cheap calls run inline: a multi-get (up to 1024 * max_value bytes) and
- * a get or store of a big value go to io_uring's workers. The value
- * length is an advisory peek, as for a wait's timeout (uring.c).
+ * A multi-get may copy up to 1024 * max_value bytes: never inline in
+ * io_uring_enter(), which holds the ring's uring_lock across a whole
+ * batch of SQEs and so would keep every other user of the ring (a forked
+ * sharer, io_uring_register()) in an unkillable sleep for all of it.
  */
 static bool kprim_cache_may_block(unsigned int cmd, void __user *arg)
 {
-	struct kprim_cache_store __user *store = arg;
-	struct kprim_cache_get __user *get = arg;
-	u64 len;
-
-	switch (KPRIM_CMD(cmd)) {
-	case KPRIM_CMD(KPRIM_IOC_CACHE_MGET):
-		return true;
-	case KPRIM_CMD(KPRIM_IOC_CACHE_GET):
-		return !get_user(len, &get->value_len) &&
-		       len > KPRIM_CACHE_URING_INLINE;
-	case KPRIM_CMD(KPRIM_IOC_CACHE_STORE):
-		return !get_user(len, &store->value_len) &&
-		       len > KPRIM_CACHE_URING_INLINE;
-	default:
-		return false;
-	}
+	return KPRIM_CMD(cmd) == KPRIM_CMD(KPRIM_IOC_CACHE_MGET);
 }
 
 const struct kprim_kind_ops kprim_cache_ops = {

@@ -18,11 +18,10 @@
  * recycled request inherits unchanged from the one before it.
  *
  * Operations that may sleep or run long (a take or an acquire with a
- * timeout, a cache multi-get, a get or store of a big value) are never
- * run on the non-blocking issue path: -EAGAIN there makes io_uring
- * re-issue them from its worker threads, where they wait exactly like the
- * ioctl. Whether a call may sleep is decided from its timeout (or value
- * length), peeked before the
+ * timeout, a cache multi-get) are never run on the non-blocking issue
+ * path: -EAGAIN there makes io_uring re-issue them from its worker
+ * threads, where they wait exactly like the ioctl.
+ * Whether a call may sleep is decided from its timeout, peeked before the
  * handler copies the arguments; a submitter that changes the timeout in
  * between only moves its own call to or from a worker (at worst, its
  * io_uring_enter() waits like the ioctl would). A cancellation
