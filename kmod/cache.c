@@ -1354,15 +1354,12 @@ static long kprim_cache_ioc_mget(struct kprim_cache *cache, void __user *uarg)
 	src = u64_to_user_ptr(args.entries);
 	len = min_t(size_t, args.entry_size, sizeof(ent));
 	for (i = 0; i < args.count; i++, src += args.entry_size) {
-		/*
-		 * Up to 1024 copies of up to max_value each. Checked before
-		 * the first key too: io_uring issues a batch of these one
-		 * after the other, and a dying task should copy no more.
-		 */
-		if (i)
+		if (i) {
+			/* Up to 1024 copies of up to max_value each. */
 			cond_resched();
-		if (fatal_signal_pending(current))
-			return -EINTR;
+			if (fatal_signal_pending(current))
+				return -EINTR;
+		}
 		ret = copy_struct_from_user(&ent, sizeof(ent), src,
 					    args.entry_size);
 		if (ret == -EFAULT)
@@ -1654,17 +1651,6 @@ static void kprim_cache_fill_info(struct kprim_object *obj,
 	oi->cache.expirations = info.expirations;
 }
 
-/*
- * A multi-get may copy up to 1024 * max_value bytes: never inline in
- * io_uring_enter(), which holds the ring's uring_lock across a whole
- * batch of SQEs and so would keep every other user of the ring (a forked
- * sharer, io_uring_register()) in an unkillable sleep for all of it.
- */
-static bool kprim_cache_may_block(unsigned int cmd, void __user *arg)
-{
-	return KPRIM_CMD(cmd) == KPRIM_CMD(KPRIM_IOC_CACHE_MGET);
-}
-
 const struct kprim_kind_ops kprim_cache_ops = {
 	.kind		= KPRIM_KIND_CACHE,
 	.name		= "cache",
@@ -1676,7 +1662,6 @@ const struct kprim_kind_ops kprim_cache_ops = {
 	.poll		= kprim_cache_poll,
 	.show_fdinfo	= kprim_cache_show_fdinfo,
 	.fill_info	= kprim_cache_fill_info,
-	.may_block	= kprim_cache_may_block,
 };
 
 /**

@@ -17,10 +17,9 @@
  * request (kprim_uring_cmd_reissued(), compat.h), never the pdu, which a
  * recycled request inherits unchanged from the one before it.
  *
- * Operations that may sleep or run long (a take or an acquire with a
- * timeout, a cache multi-get) are never run on the non-blocking issue
- * path: -EAGAIN there makes io_uring re-issue them from its worker
- * threads, where they wait exactly like the ioctl.
+ * Operations that may sleep (a take or an acquire with a timeout) are never
+ * run on the non-blocking issue path: -EAGAIN there makes io_uring re-issue
+ * them from its worker threads, where they wait exactly like the ioctl.
  * Whether a call may sleep is decided from its timeout, peeked before the
  * handler copies the arguments; a submitter that changes the timeout in
  * between only moves its own call to or from a worker (at worst, its

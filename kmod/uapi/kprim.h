@@ -669,8 +669,6 @@ struct kprim_cache_mget_entry {
  * the first min(@entry_size, its own size) bytes of each entry and writes
  * them back with the out fields filled in, so callers built against any
  * version work. The work is bounded: the kernel reschedules between keys.
- * Through io_uring it always runs from io_uring's worker threads, never
- * inline in io_uring_enter().
  *
  * Return: the number of entries whose @result is 0; -EINVAL, -E2BIG as
  * above; -EFAULT when the argument or the entry array itself cannot be
