@@ -61,7 +61,17 @@ import socket, sys, time
 s = socket.socket(socket.AF_UNIX)
 s.settimeout(5)
 try:
-    s.connect(sys.argv[1])
+    # A QEMU that is slow to start (a busy host) may not have made its
+    # socket yet: wait for it rather than report no answer.
+    deadline = time.time() + 10
+    while True:
+        try:
+            s.connect(sys.argv[1])
+            break
+        except (FileNotFoundError, ConnectionRefusedError):
+            if time.time() > deadline:
+                raise
+            time.sleep(0.1)
     cmds = sys.argv[2:]
     s.sendall(b''.join(c.encode() + b'\n' for c in cmds))
     out, end = b'', time.time() + 5
