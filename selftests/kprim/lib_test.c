@@ -20,6 +20,7 @@
 #include "cancel_later.h"
 #include "exec_probe.h"
 #include "kprim.h"
+#include "lib_objects.h"
 
 #define NSEC		1000000000ull
 #define MSEC		1000000ull
@@ -49,39 +50,12 @@ FIXTURE_TEARDOWN(lib)
 	kprim_close(self->k);
 }
 
-static struct kprim_limiter *new_limiter(struct __test_metadata *_metadata,
-					 struct kprim *k, uint64_t rate,
-					 uint64_t period, uint64_t burst,
-					 long initial)
-{
-	struct kprim_limiter_config cfg = {
-		.rate = rate, .period_ns = period, .burst = burst,
-		.initial = initial >= 0 ? (uint64_t)initial : 0,
-		.has_initial = initial >= 0,
-	};
-	struct kprim_limiter *l = NULL;
-
-	EXPECT_EQ(0, kprim_limiter_open(k, NULL, KPRIM_CREATE, 0600, &cfg, &l));
-	return l;
-}
-
-static struct kprim_sem *new_sem(struct __test_metadata *_metadata,
-				 struct kprim *k, uint64_t permits)
-{
-	struct kprim_sem *s = NULL;
-
-	EXPECT_EQ(0, kprim_sem_open(k, NULL, KPRIM_CREATE, 0600, permits, &s));
-	return s;
-}
-
 static struct kprim_cache *new_cache(struct __test_metadata *_metadata,
 				     struct kprim *k)
 {
 	struct kprim_cache_config cfg = { .max_entries = 16 };
-	struct kprim_cache *c = NULL;
 
-	EXPECT_EQ(0, kprim_cache_open(k, NULL, KPRIM_CREATE, 0600, &cfg, &c));
-	return c;
+	return new_cache_cfg(_metadata, k, &cfg);
 }
 
 /* ---- session ---- */

@@ -27,6 +27,7 @@
 #include "cancel_later.h"
 #include "kprim.h"
 #include "kprim/uring.h"
+#include "lib_objects.h"
 #include "../../kmod/uapi/kprim.h"
 
 #define NSEC		1000000000ull
@@ -98,39 +99,12 @@ static int run1(struct io_uring *ring)
 #define SQE()	io_uring_get_sqe(&self->ring)
 #define RUN()	run1(&self->ring)
 
-static struct kprim_limiter *new_limiter(struct __test_metadata *_metadata,
-					 struct kprim *k, uint64_t rate,
-					 uint64_t period, uint64_t burst,
-					 long initial)
-{
-	struct kprim_limiter_config cfg = {
-		.rate = rate, .period_ns = period, .burst = burst,
-		.initial = initial >= 0 ? (uint64_t)initial : 0,
-		.has_initial = initial >= 0,
-	};
-	struct kprim_limiter *l = NULL;
-
-	EXPECT_EQ(0, kprim_limiter_open(k, NULL, KPRIM_CREATE, 0600, &cfg, &l));
-	return l;
-}
-
-static struct kprim_sem *new_sem(struct __test_metadata *_metadata,
-				 struct kprim *k, uint64_t permits)
-{
-	struct kprim_sem *s = NULL;
-
-	EXPECT_EQ(0, kprim_sem_open(k, NULL, KPRIM_CREATE, 0600, permits, &s));
-	return s;
-}
-
 static struct kprim_cache *new_cache(struct __test_metadata *_metadata,
 				     struct kprim *k)
 {
 	struct kprim_cache_config cfg = { .max_value = 1024 };
-	struct kprim_cache *c = NULL;
 
-	EXPECT_EQ(0, kprim_cache_open(k, NULL, KPRIM_CREATE, 0600, &cfg, &c));
-	return c;
+	return new_cache_cfg(_metadata, k, &cfg);
 }
 
 static uint64_t absdiff(uint64_t a, uint64_t b)
