@@ -8,6 +8,7 @@
  * uids never hand one uid an object owned by the other.
  */
 #include <fcntl.h>
+#include <grp.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -23,7 +24,8 @@
 
 static int drop_to(uid_t uid)
 {
-	if (setresgid(uid, uid, uid) || setresuid(uid, uid, uid))
+	if (setgroups(0, NULL) || setresgid(uid, uid, uid) ||
+	    setresuid(uid, uid, uid))
 		return -1;
 	return 0;
 }
@@ -155,6 +157,8 @@ TEST(userns_root_cannot_take_foreign)
 		struct kprim_open a;
 		int s, fd, r;
 
+		s = kt_session();
+		CHK(s >= 0, "session %d", errno);
 		CHK(!drop_to(NOBODY), "drop");
 		r = become_ns_root(NOBODY, 0);
 		if (r) {
@@ -162,8 +166,6 @@ TEST(userns_root_cannot_take_foreign)
 			_exit(99);
 		}
 		CHK(getuid() == 0 && geteuid() == 0, "not ns root");
-		s = kt_session();
-		CHK(s >= 0, "session %d", errno);
 
 		/* OWNED: -EPERM although the ns-root may open it. */
 		a = kt_open_args(KPRIM_KIND_SEM, sname, KPRIM_OPEN_OWNED);
@@ -244,11 +246,11 @@ TEST(userns_owned_is_kuid)
 		int s, fd, r;
 
 		close(p[0]);
+		s = kt_session();
 		CHK(!drop_to(NOBODY), "drop");
 		r = become_ns_root(NOBODY, 0);
 		if (r)
 			_exit(99);
-		s = kt_session();
 		fd = sem_create(s, name, KPRIM_OPEN_EXCL | KPRIM_OPEN_OWNED,
 				0666);
 		CHK(fd >= 0, "create: %d", fd);
@@ -279,8 +281,8 @@ TEST(userns_owned_is_kuid)
 		struct kprim_open a;
 		int s, r;
 
-		CHK(!drop_to(NOBODY), "drop");
 		s = kt_session();
+		CHK(!drop_to(NOBODY), "drop");
 		a = kt_open_args(KPRIM_KIND_SEM, name, KPRIM_OPEN_OWNED);
 		r = kt_open(s, &a);
 		CHK(r >= 0, "nobody OWNED open of its ns-made sem: %d", r);
@@ -294,8 +296,8 @@ TEST(userns_owned_is_kuid)
 		struct kprim_open a;
 		int s, r;
 
-		CHK(!drop_to(OTHER), "drop");
 		s = kt_session();
+		CHK(!drop_to(OTHER), "drop");
 		a = kt_open_args(KPRIM_KIND_SEM, name, KPRIM_OPEN_OWNED);
 		r = kt_open(s, &a);
 		CHK(r == -EPERM, "other uid OWNED open: %d", r);
@@ -343,12 +345,11 @@ TEST(child_ipc_ns_isolated)
 
 		close(p[0]);
 		close(q[1]);
-		CHK(!drop_to(NOBODY), "drop");
-		r = become_ns_root(NOBODY, CLONE_NEWIPC);
-		if (r)
+		if (unshare(CLONE_NEWIPC))
 			_exit(99);
 		s = kt_session();
 		CHK(s >= 0, "session");
+		CHK(!drop_to(NOBODY), "drop");
 		r = list_find(s, KPRIM_KIND_SEM, "x", NULL);
 		if (r == -EOPNOTSUPP) {
 			a = kt_open_args(KPRIM_KIND_SEM, name, 0);
@@ -371,7 +372,7 @@ TEST(child_ipc_ns_isolated)
 		CHK(cfd >= 0, "create in child: %d", cfd);
 		r = list_find(s, KPRIM_KIND_SEM, name, &info);
 		CHK(r == 1 && (info.flags & KPRIM_OBJ_TRANSIENT) &&
-		    info.uid == 0 && info.sem.permits == 4,
+		    info.uid == NOBODY && info.sem.permits == 4,
 		    "child sem %d flags %x uid %u", r, info.flags, info.uid);
 		CHK(sem_resize(cfd, 9) == 0, "resize own");
 		CHK(write(p[1], "x", 1) == 1, "sync");
@@ -437,13 +438,12 @@ TEST(child_ipc_ns_dies_with_objects)
 		ASSERT_GE(pid, 0);
 		if (!pid) {
 			char name[64];
-			int s, fd, r;
+			int s, fd;
 
-			CHK(!drop_to(NOBODY), "drop");
-			r = become_ns_root(NOBODY, CLONE_NEWIPC);
-			if (r)
+			if (unshare(CLONE_NEWIPC))
 				_exit(99);
 			s = kt_session();
+			CHK(!drop_to(NOBODY), "drop");
 			KT_NAME(name, "nsd");
 			fd = sem_create(s, name, 0, 0600);
 			if (fd == -EOPNOTSUPP)
@@ -486,11 +486,11 @@ static int race_side(uid_t uid, const char *name, int excl, int rounds)
 {
 	int s, i, wins = 0;
 
-	if (drop_to(uid))
-		return 2;
 	s = kt_session();
 	if (s < 0)
 		return 3;
+	if (drop_to(uid))
+		return 2;
 	for (i = 0; i < rounds; i++) {
 		int fd = sem_create(s, name, KPRIM_OPEN_OWNED |
 				    (excl ? KPRIM_OPEN_EXCL : 0), 0666);
