@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include "kselftest_harness.h"
 #include "kprim_test.h"
@@ -36,6 +37,9 @@ static int become_ns_root(uid_t outer, int extra)
 	char map[64];
 	int fd, n;
 
+	/* setresuid() made us non-dumpable: /proc/self would be root's. */
+	if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0))
+		return -errno;
 	if (unshare(CLONE_NEWUSER | extra))
 		return -errno;
 	fd = open("/proc/self/uid_map", O_WRONLY);
