@@ -31,26 +31,72 @@ static int drop_to(uid_t uid)
 	return 0;
 }
 
-/* New user namespace in which the caller (@outer) is uid 0. */
-static int become_ns_root(uid_t outer, int extra)
+static int write_file(const char *path, const char *text)
 {
-	char map[64];
-	int fd, n;
+	int fd = open(path, O_WRONLY), n = strlen(text), ret = 0;
 
-	/* setresuid() made us non-dumpable: /proc/self would be root's. */
-	if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0))
-		return -errno;
-	if (unshare(CLONE_NEWUSER | extra))
-		return -errno;
-	fd = open("/proc/self/uid_map", O_WRONLY);
 	if (fd < 0)
 		return -errno;
-	n = snprintf(map, sizeof(map), "0 %u 1\n", outer);
-	if (write(fd, map, n) != n) {
-		close(fd);
-		return -errno;
-	}
+	if (write(fd, text, n) != n)
+		ret = -errno;
 	close(fd);
+	return ret;
+}
+
+/*
+ * Called as root: enter a new user namespace (plus @extra) in which the
+ * caller is uid/gid 0, mapped to @outer outside. A helper left behind in
+ * the initial namespace writes the maps, as an unprivileged process
+ * cannot always (Debian, non-dumpable after setresuid).
+ */
+static int become_ns_root(uid_t outer, int extra)
+{
+	char path[64], map[64];
+	int a[2], b[2], r = 0;
+	pid_t me = getpid(), h;
+
+	if (pipe(a) || pipe(b))
+		return -errno;
+	h = fork();
+	if (h < 0)
+		return -errno;
+	if (!h) {
+		char c;
+
+		if (read(a[0], &c, 1) != 1 || c != 'g')
+			_exit(0);
+		snprintf(map, sizeof(map), "0 %u 1\n", outer);
+		snprintf(path, sizeof(path), "/proc/%d/uid_map", me);
+		r = write_file(path, map);
+		snprintf(path, sizeof(path), "/proc/%d/gid_map", me);
+		if (!r)
+			r = write_file(path, map);
+		c = r ? -r : 0;
+		if (write(b[1], &c, 1) != 1)
+			_exit(1);
+		_exit(0);
+	}
+	if (unshare(CLONE_NEWUSER | extra)) {
+		r = -errno;
+		if (write(a[1], "q", 1) != 1)
+			r = -EIO;
+	} else {
+		char c = 0;
+
+		if (write(a[1], "g", 1) != 1 || read(b[0], &c, 1) != 1)
+			r = -EIO;
+		else if (c)
+			r = -c;
+	}
+	waitpid(h, NULL, 0);
+	close(a[0]);
+	close(a[1]);
+	close(b[0]);
+	close(b[1]);
+	if (r)
+		return r;
+	if (setresgid(0, 0, 0) || setresuid(0, 0, 0) || setgroups(0, NULL))
+		return -errno;
 	return 0;
 }
 
@@ -163,7 +209,6 @@ TEST(userns_root_cannot_take_foreign)
 
 		s = kt_session();
 		CHK(s >= 0, "session %d", errno);
-		CHK(!drop_to(NOBODY), "drop");
 		r = become_ns_root(NOBODY, 0);
 		if (r) {
 			fprintf(stderr, "unshare(NEWUSER): %s\n", strerror(-r));
@@ -251,7 +296,6 @@ TEST(userns_owned_is_kuid)
 
 		close(p[0]);
 		s = kt_session();
-		CHK(!drop_to(NOBODY), "drop");
 		r = become_ns_root(NOBODY, 0);
 		if (r)
 			_exit(99);
@@ -305,6 +349,17 @@ TEST(userns_owned_is_kuid)
 		a = kt_open_args(KPRIM_KIND_SEM, name, KPRIM_OPEN_OWNED);
 		r = kt_open(s, &a);
 		CHK(r == -EPERM, "other uid OWNED open: %d", r);
+		_exit(0);
+	}
+	EXPECT_EQ(0, wait_child(pid));
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (!pid) {
+		struct kprim_open a;
+		int s, r;
+
+		s = kt_session();
+		a = kt_open_args(KPRIM_KIND_SEM, name, KPRIM_OPEN_OWNED);
 		/* Other uid in its own userns, also mapped to 0. */
 		r = become_ns_root(OTHER, 0);
 		if (r)
@@ -316,6 +371,13 @@ TEST(userns_owned_is_kuid)
 		_exit(0);
 	}
 	EXPECT_EQ(0, wait_child(pid));
+	{
+		/* "Even for root": init-ns root gets -EPERM from OWNED too. */
+		struct kprim_open a = kt_open_args(KPRIM_KIND_SEM, name,
+						   KPRIM_OPEN_OWNED);
+
+		EXPECT_EQ(-EPERM, kt_open(sess, &a));
+	}
 	EXPECT_EQ(0, kt_unlink(sess, KPRIM_KIND_SEM, name));
 	close(sess);
 }
