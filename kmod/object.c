@@ -689,8 +689,8 @@ static void kprim_obj_show_fdinfo(struct seq_file *m, struct file *file)
 	} else
 		seq_puts(m, "kprim-name:\t(anonymous)\n");
 	seq_printf(m, "kprim-owner:\t%u:%u mode %04o\n",
-		   from_kuid_munged(current_user_ns(), obj->uid),
-		   from_kgid_munged(current_user_ns(), obj->gid),
+		   from_kuid_munged(seq_user_ns(m), obj->uid),
+		   from_kgid_munged(seq_user_ns(m), obj->gid),
 		   READ_ONCE(obj->mode));
 	obj->ops->show_fdinfo(h, m);
 }
