@@ -66,6 +66,12 @@ enum kprim_kind {
 #define KPRIM_FEAT_CLOEXEC_DEFAULT (1ULL << 7)
 /* KPRIM_IOC_CACHE_MGET is understood. */
 #define KPRIM_FEAT_CACHE_MGET	(1ULL << 8)
+/*
+ * A take or acquire that must wait, sent through io_uring, is queued at
+ * submission and completed by whoever grants it: it holds no io_uring
+ * worker thread. KPRIM_IOC_WAIT_CANCEL is understood.
+ */
+#define KPRIM_FEAT_URING_ASYNC	(1ULL << 9)
 
 /**
  * struct kprim_api - API version handshake (KPRIM_IOC_API).
@@ -114,8 +120,12 @@ struct kprim_api {
  * also makes the thread leave the kernel to run it, so such a wait is
  * restarted too and loses its place; threads that block here and own
  * such rings should create them with DEFER_TASKRUN.
- * Through io_uring, a wait ended by a cancellation is -EINTR (io_uring
- * does not restart commands).
+ * Through io_uring (KPRIM_FEAT_URING_ASYNC), a wait holds no thread: it
+ * is queued when the SQE is issued, in the same FIFO as ioctl waiters, its
+ * timeout runs from then, and its CQE is posted when it is granted, times
+ * out, or is cancelled (-ECANCELED: its cancel eventfd, KPRIM_IOC_WAIT_CANCEL,
+ * the exit of the thread that submitted it, or the ring's teardown).
+ * Signals do not end it.
  */
 struct kprim_wait {
 	__aligned_u64 timeout_ns;
@@ -685,6 +695,30 @@ struct kprim_cache_mget {
 };
 #define KPRIM_SIZE_CACHE_MGET_VER0	32
 
+/**
+ * struct kprim_wait_cancel - end waits queued through io_uring
+ *	(KPRIM_IOC_WAIT_CANCEL).
+ * @size:	sizeof the struct as the caller knows it
+ * @flags:	KPRIM_WAIT_CANCEL_ALL: every wait the submitting ring has
+ *		queued on the object, whatever its user_data
+ * @user_data:	the user_data of the SQE whose wait is to end
+ *
+ * Only as an io_uring command (an ioctl gets -EOPNOTSUPP), sent on any fd
+ * of the object the wait is queued on, through the ring that queued it.
+ * Each wait it ends completes with -ECANCELED; its own CQE's result is how
+ * many it ended, or -ENOENT for none (already granted, timed out, or never
+ * queued). IORING_OP_ASYNC_CANCEL cannot do this: io_uring does not pass
+ * it on to IORING_OP_URING_CMD requests.
+ */
+struct kprim_wait_cancel {
+	__u32 size;
+	__u32 flags;
+	__aligned_u64 user_data;
+};
+#define KPRIM_SIZE_WAIT_CANCEL_VER0	16
+
+#define KPRIM_WAIT_CANCEL_ALL	(1U << 0)
+
 /* A plain header: ioctls that take no other argument (FLUSH). */
 struct kprim_hdr {
 	__u32 size;
@@ -699,6 +733,9 @@ struct kprim_hdr {
 #define KPRIM_IOC_OPEN		_IOW(KPRIM_IOC_MAGIC, 0x01, struct kprim_open)
 #define KPRIM_IOC_UNLINK	_IOW(KPRIM_IOC_MAGIC, 0x02, struct kprim_unlink)
 #define KPRIM_IOC_LIST		_IOWR(KPRIM_IOC_MAGIC, 0x03, struct kprim_list)
+
+/* Any object fd, as an io_uring command only. */
+#define KPRIM_IOC_WAIT_CANCEL	_IOW(KPRIM_IOC_MAGIC, 0x08, struct kprim_wait_cancel)
 
 /* Limiter fd. */
 #define KPRIM_IOC_LIMITER_TAKE	_IOWR(KPRIM_IOC_MAGIC, 0x10, struct kprim_limiter_take)
