@@ -15,14 +15,20 @@
  *  - its deadline: an hrtimer;
  *  - its cancel eventfd becoming readable;
  *  - KPRIM_IOC_WAIT_CANCEL sent through the same ring;
- *  - its submitting task exiting or its ring being torn down: io_uring
- *    calls ->uring_cmd() with IO_URING_F_CANCEL for requests marked
- *    cancelable; 6.1 has no such call, so there a watcher looks every
- *    KPRIM_ASYNC_WATCH_PERIOD for queued requests whose task is exiting or
- *    whose ring is dying (kprim_uring_cmd_orphaned()). 6.1's exit path
- *    does not wait for such requests, so the process still exits at once;
- *    what it held comes back when the watcher has ended its waits and
- *    io_uring has dropped their file references.
+ *  - its ring being torn down (its last fd closed, as when the process
+ *    exits) or, on 6.12, an exec of its submitter: io_uring calls
+ *    ->uring_cmd() with IO_URING_F_CANCEL for requests marked cancelable.
+ *    6.1 has no such call, so there a watcher looks every
+ *    KPRIM_ASYNC_WATCH_PERIOD for queued requests whose ring is dying
+ *    (kprim_uring_cmd_orphaned()). Neither kernel's exit path waits for
+ *    such requests, so a process still exits at once; what it held comes
+ *    back when its waits are ended and io_uring has dropped their file
+ *    references.
+ *
+ * The exit of the submitting thread alone does not end a wait: like
+ * io_uring's other untracked requests it belongs to the ring, whose other
+ * users reap its CQE (io_uring cancels on thread exit only requests it
+ * tracks, which uring_cmds are not).
  *
  * Whoever ends it takes it off the queue (the grant pass already has), and
  * unless it was a grant, lets the owner grant the requests behind it. The
@@ -460,7 +466,7 @@ int kprim_async_discard(struct kprim_async *a, int ret,
  * @ioucmd:	the request (not completed yet, io_uring guarantees)
  * @issue_flags: IO_URING_F_CANCEL and the context's flags
  *
- * Called when the submitting task exits or the ring is torn down. A
+ * Called when the ring is torn down or its submitter execs. A
  * request still queued is completed here, with -ECANCELED; one already
  * ended completes through its task work; one still being issued (from an
  * io_uring worker) is told to give up.

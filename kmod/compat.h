@@ -12,7 +12,6 @@
 #include <linux/nsproxy.h>
 #include <linux/proc_ns.h>
 #include <linux/sched.h>
-#include <linux/sched/signal.h>
 
 /*
  * IPC namespace scoping. Objects are keyed by the caller's IPC namespace and
@@ -124,11 +123,12 @@ kprim_uring_cmd_task(struct io_uring_cmd *ioucmd)
 }
 
 /*
- * Cancelling a queued wait when its submitter exits or its ring is torn
- * down. Kernels with cancelable uring_cmds (6.7+) call the driver's
- * ->uring_cmd() with IO_URING_F_CANCEL for requests marked cancelable.
- * 6.1 has no such call, and its exit path does not wait for such requests
- * either; there async.c looks for them (kprim_uring_cmd_orphaned()).
+ * Cancelling a queued wait when its ring is torn down. Kernels with
+ * cancelable uring_cmds (6.7+) call the driver's ->uring_cmd() with
+ * IO_URING_F_CANCEL for requests marked cancelable (at ring teardown, and
+ * for an exec). 6.1 has no such call, and its exit path does not wait for
+ * such requests either; there async.c looks for them
+ * (kprim_uring_cmd_orphaned()).
  */
 #ifdef KPRIM_HAVE_URING_CMD_CANCELABLE
 #define KPRIM_URING_CANCELABLE	true
@@ -162,17 +162,12 @@ static inline bool kprim_uring_cmd_is_cancel(unsigned int issue_flags)
 }
 
 /*
- * Has the request lost whoever would reap it: its submitter is exiting
- * (or about to: a fatal signal), or its ring is being torn down? The
- * request holds references on both its task and its ring.
+ * Has the request lost whoever would reap it: is its ring being torn down?
+ * The request holds a reference on its ring.
  */
 static inline bool kprim_uring_cmd_orphaned(struct io_uring_cmd *ioucmd)
 {
-	struct io_kiocb *req = cmd_to_io_kiocb(ioucmd);
-
-	return (READ_ONCE(req->task->flags) & PF_EXITING) ||
-	       __fatal_signal_pending(req->task) ||
-	       percpu_ref_is_dying(&req->ctx->refs);
+	return percpu_ref_is_dying(&cmd_to_io_kiocb(ioucmd)->ctx->refs);
 }
 #endif
 

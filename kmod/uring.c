@@ -25,7 +25,7 @@
  * time.
  *
  * Cancellation: io_uring calls here with IO_URING_F_CANCEL for a queued
- * wait whose submitter exits or whose ring is torn down (kernels with
+ * wait whose ring is torn down or whose submitter execs (kernels with
  * cancelable uring_cmds; async.c covers 6.1). IORING_OP_ASYNC_CANCEL does
  * not reach uring_cmd requests at all, hence KPRIM_IOC_WAIT_CANCEL.
  */

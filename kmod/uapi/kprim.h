@@ -123,9 +123,10 @@ struct kprim_api {
  * Through io_uring (KPRIM_FEAT_URING_ASYNC), a wait holds no thread: it
  * is queued when the SQE is issued, in the same FIFO as ioctl waiters, its
  * timeout runs from then, and its CQE is posted when it is granted, times
- * out, or is cancelled (-ECANCELED: its cancel eventfd, KPRIM_IOC_WAIT_CANCEL,
- * the exit of the thread that submitted it, or the ring's teardown).
- * Signals do not end it.
+ * out, or is cancelled (-ECANCELED: its cancel eventfd,
+ * KPRIM_IOC_WAIT_CANCEL, or the ring's teardown, which the exit of the
+ * last process holding the ring causes). Signals do not end it, nor does
+ * the exit of the thread that submitted it: it belongs to the ring.
  */
 struct kprim_wait {
 	__aligned_u64 timeout_ns;
