@@ -18,14 +18,14 @@
  *    kprim_async_cancel_fired());
  *  - KPRIM_IOC_WAIT_CANCEL sent through the same ring;
  *  - its ring being torn down (its last fd closed, as when the process
- *    exits) or, on 6.12, an exec of its submitter: io_uring calls
- *    ->uring_cmd() with IO_URING_F_CANCEL for requests marked cancelable.
- *    6.1 has no such call, so there a watcher looks every
- *    KPRIM_ASYNC_WATCH_PERIOD for queued requests whose ring is dying
- *    (kprim_uring_cmd_orphaned()). Neither kernel's exit path waits for
- *    such requests, so a process still exits at once; what it held comes
- *    back when its waits are ended and io_uring has dropped their file
- *    references.
+ *    exits) or an exec of its submitter: io_uring calls ->uring_cmd()
+ *    with IO_URING_F_CANCEL for requests marked cancelable. 6.1 has no
+ *    such call, so there a watcher looks every KPRIM_ASYNC_WATCH_PERIOD
+ *    for queued requests whose ring is dying or whose submitter is
+ *    exec()ing (kprim_uring_cmd_orphaned()). Neither kernel's exit path
+ *    waits for such requests, so a process still exits at once; what it
+ *    held comes back when its waits are ended and io_uring has dropped
+ *    their file references.
  *
  * The exit of the submitting thread alone does not end a wait: like
  * io_uring's other untracked requests it belongs to the ring, whose other

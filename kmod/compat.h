@@ -126,8 +126,7 @@ kprim_uring_cmd_task(struct io_uring_cmd *ioucmd)
  * Cancelling a queued wait when its ring is torn down. Kernels with
  * cancelable uring_cmds (6.7+) call the driver's ->uring_cmd() with
  * IO_URING_F_CANCEL for requests marked cancelable (at ring teardown, and
- * for an exec). 6.1 has no such call, and its exit path does not wait for
- * such requests either; there async.c looks for them
+ * for an exec). 6.1 has no such call; there async.c looks for them
  * (kprim_uring_cmd_orphaned()).
  */
 #ifdef KPRIM_HAVE_URING_CMD_CANCELABLE
@@ -162,12 +161,23 @@ static inline bool kprim_uring_cmd_is_cancel(unsigned int issue_flags)
 }
 
 /*
- * Has the request lost whoever would reap it: is its ring being torn down?
- * The request holds a reference on its ring.
+ * Must the request be ended: is its ring being torn down, or is its
+ * submitter exec()ing? 6.1's exec runs io_uring_task_cancel(), which waits
+ * until every request of the task has completed, with tctx->in_idle
+ * raised. (A thread's exit raises it too, but that does not wait for
+ * requests io_uring does not track, and the request outlives its thread,
+ * as on later kernels.) The request holds references on its task, hence
+ * its io_uring_task, and on its ring.
  */
 static inline bool kprim_uring_cmd_orphaned(struct io_uring_cmd *ioucmd)
 {
-	return percpu_ref_is_dying(&cmd_to_io_kiocb(ioucmd)->ctx->refs);
+	struct io_kiocb *req = cmd_to_io_kiocb(ioucmd);
+	struct io_uring_task *tctx = READ_ONCE(req->task->io_uring);
+
+	if (percpu_ref_is_dying(&req->ctx->refs))
+		return true;
+	return tctx && atomic_read(&tctx->in_idle) &&
+	       !(READ_ONCE(req->task->flags) & PF_EXITING);
 }
 #endif
 
