@@ -1115,13 +1115,14 @@ static uint64_t limiter_waiters_reach(struct kprim_limiter *l, uint64_t want)
 }
 
 /*
- * Wait for @n CQEs and decode each; an op's result goes to res[index],
- * its index being op - ops (NULL ops: ops that are not in the array go
- * to *other, which must be given then). Return: CQEs seen.
+ * Wait for @n CQEs, at most 10 s each, and decode each: the result of op
+ * ops[i] goes to res[i], that of @other to *other_res. Return: how many
+ * were decoded (it stops at a CQE of neither).
  */
 static int reap(struct io_uring *ring, int n, struct kprim_uring_op *ops,
 		int nops, int *res, struct kprim_uring_op *other, int *other_res)
 {
+	struct __kernel_timespec ts = { .tv_sec = 10 };
 	struct io_uring_cqe *cqe;
 	int i, ret;
 
@@ -1129,7 +1130,7 @@ static int reap(struct io_uring *ring, int n, struct kprim_uring_op *ops,
 		struct kprim_uring_op *op;
 
 		do
-			ret = io_uring_wait_cqe(ring, &cqe);
+			ret = io_uring_wait_cqe_timeout(ring, &cqe, &ts);
 		while (ret == -EINTR);
 		if (ret)
 			return i;
