@@ -1358,6 +1358,34 @@ TEST_F(ul, cancel_all_ends_this_rings_waits_only)
 	kprim_sem_close(s);
 }
 
+/*
+ * A handle made from a bare fd (nothing known of the module's features):
+ * the cancel is sent, through another fd of the same object, and works.
+ */
+TEST_F(ul, cancel_all_through_handle_from_other_fd)
+{
+	struct kprim_limiter *l = new_limiter(_metadata, self->k, 1, HOUR_NS, 1, 0);
+	struct kprim_uring_op take, cancel;
+	struct kprim_limiter *l2 = NULL;
+	int fd2, res = NO_CQE, cres = NO_CQE;
+
+	fd2 = dup(kprim_limiter_fd(l));
+	ASSERT_LE(0, fd2);
+	ASSERT_EQ(0, kprim_limiter_from_fd(fd2, &l2));
+	ASSERT_EQ(0, kprim_uring_prep_limiter_take(SQE(), &take, l, 1, NULL,
+						   KPRIM_TIMEOUT_INFINITE, NULL));
+	ASSERT_EQ(1, io_uring_submit(&self->ring));
+	ASSERT_EQ(1, limiter_waiters_reach(l, 1));
+	ASSERT_EQ(0, kprim_uring_prep_limiter_cancel_all(SQE(), &cancel, l2));
+	ASSERT_EQ(1, io_uring_submit(&self->ring));
+	ASSERT_EQ(2, reap(&self->ring, 2, &take, 1, &res, &cancel, &cres));
+	EXPECT_EQ(-ECANCELED, res);
+	EXPECT_EQ(1, cres);
+	EXPECT_EQ(0, limiter_waiters_reach(l, 0));
+	kprim_limiter_close(l2);
+	kprim_limiter_close(l);
+}
+
 #define NPEND	100
 
 /*
