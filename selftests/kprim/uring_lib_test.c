@@ -1386,6 +1386,53 @@ TEST_F(ul, cancel_all_through_handle_from_other_fd)
 	kprim_limiter_close(l);
 }
 
+struct submitter {
+	struct io_uring *ring;
+	struct kprim_uring_op *op;
+	struct kprim_sem *s;
+	int ret;
+};
+
+/* Queue one acquire on the shared ring, then exit. */
+static void *submit_and_exit(void *arg)
+{
+	struct submitter *sb = arg;
+
+	sb->ret = kprim_uring_prep_sem_acquire(io_uring_get_sqe(sb->ring),
+					       sb->op, sb->s, 1, NULL,
+					       KPRIM_TIMEOUT_INFINITE);
+	if (!sb->ret)
+		sb->ret = io_uring_submit(sb->ring);
+	return NULL;
+}
+
+/*
+ * A wait belongs to the thread that submitted it: when that thread exits,
+ * the wait ends with -ECANCELED (6.1: within the module's 100 ms watch),
+ * and another thread reaping the ring decodes it.
+ */
+TEST_F(ul, submitter_exit_cancels_its_wait)
+{
+	struct kprim_sem *s = new_sem(_metadata, self->k, 1);
+	struct submitter sb = { .ring = &self->ring, .s = s, .ret = -1 };
+	struct kprim_uring_op acq;
+	struct kprim_sem_stats st;
+	pthread_t th;
+	int res = NO_CQE;
+
+	sb.op = &acq;
+	ASSERT_EQ(0, kprim_sem_acquire(s, 1, NULL, 0));
+	ASSERT_EQ(0, pthread_create(&th, NULL, submit_and_exit, &sb));
+	pthread_join(th, NULL);
+	ASSERT_EQ(1, sb.ret);
+	ASSERT_EQ(1, reap(&self->ring, 1, &acq, 1, &res, NULL, NULL));
+	EXPECT_EQ(-ECANCELED, res);
+	ASSERT_EQ(0, kprim_sem_stats(s, &st));
+	EXPECT_EQ(0, st.waiters);
+	EXPECT_EQ(1, st.held);
+	kprim_sem_close(s);
+}
+
 #define NPEND	100
 
 /*
