@@ -13,10 +13,18 @@
 #include "uapi/kprim.h"		/* before kprim.h: it defines the constants */
 #include "kprim.h"
 
-/* An object handle: the kernel object fd and its kind. */
+/* What the session's handshake said about an object's module. */
+#define KPRIM_OBJ_FEATURES_KNOWN	(1U << 0)	/* opened through a session */
+#define KPRIM_OBJ_URING_ASYNC		(1U << 1)	/* KPRIM_FEAT_URING_ASYNC */
+
+/*
+ * An object handle: the kernel object fd, its kind, and KPRIM_OBJ_* (0 for
+ * a handle made from a bare fd: nothing is known about the module then).
+ */
 struct kprim_obj {
 	int fd;
 	uint32_t kind;
+	uint32_t caps;
 };
 
 struct kprim {

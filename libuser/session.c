@@ -187,6 +187,9 @@ int kprim_obj_open(struct kprim *k, uint32_t kind, const char *name,
 		return (int)fd;
 	out->fd = (int)fd;
 	out->kind = kind;
+	out->caps = KPRIM_OBJ_FEATURES_KNOWN;
+	if (k->features & KPRIM_FEAT_URING_ASYNC)
+		out->caps |= KPRIM_OBJ_URING_ASYNC;
 	return 0;
 }
 

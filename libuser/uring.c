@@ -26,6 +26,7 @@ enum kprim_uop {
 	KPRIM_UOP_CACHE_STORE,
 	KPRIM_UOP_CACHE_INCR,
 	KPRIM_UOP_CACHE_STATS,
+	KPRIM_UOP_WAIT_CANCEL,
 };
 
 /* Marks an op prepared and not yet decoded. */
@@ -35,6 +36,8 @@ struct kprim_uring_state {
 	uint32_t magic;
 	uint32_t code;		/* enum kprim_uop */
 	int32_t err;		/* KPRIM_UOP_FAILED: the result */
+	int32_t fd;		/* the object fd the SQE names (a cancel's) */
+	uint32_t caps;		/* that handle's KPRIM_OBJ_* */
 	uint32_t pad;
 	struct kprim_ctx *ctx;	/* TAKE, ACQUIRE: maps the wait's end */
 	void *out[3];		/* the caller's out-pointers */
@@ -52,6 +55,7 @@ struct kprim_uring_state {
 		struct kprim_cache_incr incr;
 		struct kprim_hdr hdr;
 		struct kprim_cache_info cinfo;
+		struct kprim_wait_cancel wcancel;
 	} arg;
 };
 
@@ -98,13 +102,16 @@ static int uop_fail(struct io_uring_sqe *sqe, struct kprim_uring_op *op,
 	return 0;
 }
 
-/* The object command on @fd with the op's argument. */
+/* The object command on @o's fd with the op's argument. */
 static int uop_cmd(struct io_uring_sqe *sqe, struct kprim_uring_op *op,
-		   int fd, uint32_t cmd)
+		   const struct kprim_obj *o, uint32_t cmd)
 {
 	struct kprim_uring_state *u = uop_state(op);
 
-	io_uring_prep_rw(IORING_OP_URING_CMD, sqe, fd, NULL, 0, 0);
+	/* Kept for a cancel of this op, which goes to the same object. */
+	u->fd = o->fd;
+	u->caps = o->caps;
+	io_uring_prep_rw(IORING_OP_URING_CMD, sqe, o->fd, NULL, 0, 0);
 	sqe->cmd_op = cmd;
 	/* The first 8 bytes of the command area: the argument pointer. */
 	sqe->addr3 = (uintptr_t)&u->arg;
@@ -150,7 +157,7 @@ int kprim_uring_prep_limiter_take(struct io_uring_sqe *sqe,
 		return uop_fail(sqe, op, ret);
 	u->ctx = ctx;
 	u->out[0] = retry_after_ns;
-	return uop_cmd(sqe, op, l->o.fd, KPRIM_IOC_LIMITER_TAKE);
+	return uop_cmd(sqe, op, &l->o, KPRIM_IOC_LIMITER_TAKE);
 }
 
 int kprim_uring_prep_limiter_try_take(struct io_uring_sqe *sqe,
@@ -178,7 +185,7 @@ static int uop_limiter_set(struct io_uring_sqe *sqe, struct kprim_uring_op *op,
 	u->arg.lset.params.rate = rate;
 	u->arg.lset.params.period_ns = period_ns;
 	u->arg.lset.params.burst = burst;
-	return uop_cmd(sqe, op, l->o.fd, KPRIM_IOC_LIMITER_SET);
+	return uop_cmd(sqe, op, &l->o, KPRIM_IOC_LIMITER_SET);
 }
 
 int kprim_uring_prep_limiter_set_rate(struct io_uring_sqe *sqe,
@@ -212,7 +219,7 @@ int kprim_uring_prep_limiter_stats(struct io_uring_sqe *sqe,
 	u = uop_begin(op, KPRIM_UOP_LIMITER_STATS);
 	u->arg.linfo.size = sizeof(u->arg.linfo);
 	u->out[0] = st;
-	return uop_cmd(sqe, op, l->o.fd, KPRIM_IOC_LIMITER_INFO);
+	return uop_cmd(sqe, op, &l->o, KPRIM_IOC_LIMITER_INFO);
 }
 
 /*
@@ -238,7 +245,7 @@ int kprim_uring_prep_sem_acquire(struct io_uring_sqe *sqe,
 	if (ret)
 		return uop_fail(sqe, op, ret);
 	u->ctx = ctx;
-	return uop_cmd(sqe, op, s->o.fd, KPRIM_IOC_SEM_ACQUIRE);
+	return uop_cmd(sqe, op, &s->o, KPRIM_IOC_SEM_ACQUIRE);
 }
 
 int kprim_uring_prep_sem_try_acquire(struct io_uring_sqe *sqe,
@@ -261,7 +268,7 @@ int kprim_uring_prep_sem_release(struct io_uring_sqe *sqe,
 	u = uop_begin(op, KPRIM_UOP_PLAIN);
 	u->arg.rel.size = sizeof(u->arg.rel);
 	u->arg.rel.n = n;
-	return uop_cmd(sqe, op, s->o.fd, KPRIM_IOC_SEM_RELEASE);
+	return uop_cmd(sqe, op, &s->o, KPRIM_IOC_SEM_RELEASE);
 }
 
 int kprim_uring_prep_sem_resize(struct io_uring_sqe *sqe,
@@ -277,7 +284,7 @@ int kprim_uring_prep_sem_resize(struct io_uring_sqe *sqe,
 	u = uop_begin(op, KPRIM_UOP_PLAIN);
 	u->arg.resize.size = sizeof(u->arg.resize);
 	u->arg.resize.permits = permits;
-	return uop_cmd(sqe, op, s->o.fd, KPRIM_IOC_SEM_RESIZE);
+	return uop_cmd(sqe, op, &s->o, KPRIM_IOC_SEM_RESIZE);
 }
 
 int kprim_uring_prep_sem_stats(struct io_uring_sqe *sqe,
@@ -293,7 +300,7 @@ int kprim_uring_prep_sem_stats(struct io_uring_sqe *sqe,
 	u = uop_begin(op, KPRIM_UOP_SEM_STATS);
 	u->arg.sinfo.size = sizeof(u->arg.sinfo);
 	u->out[0] = st;
-	return uop_cmd(sqe, op, s->o.fd, KPRIM_IOC_SEM_INFO);
+	return uop_cmd(sqe, op, &s->o, KPRIM_IOC_SEM_INFO);
 }
 
 int kprim_uring_prep_sem_holders(struct io_uring_sqe *sqe,
@@ -312,7 +319,7 @@ int kprim_uring_prep_sem_holders(struct io_uring_sqe *sqe,
 	/* Same layout (asserted above): the kernel fills @h directly. */
 	u->arg.sinfo.holders = cap ? (uintptr_t)h : 0;
 	u->arg.sinfo.nr_holders = cap > UINT32_MAX ? UINT32_MAX : (uint32_t)cap;
-	return uop_cmd(sqe, op, s->o.fd, KPRIM_IOC_SEM_INFO);
+	return uop_cmd(sqe, op, &s->o, KPRIM_IOC_SEM_INFO);
 }
 
 /*
@@ -340,7 +347,7 @@ int kprim_uring_prep_cache_get(struct io_uring_sqe *sqe,
 	u->out[0] = len;
 	u->out[1] = ttl_ns;
 	u->out[2] = cas;
-	return uop_cmd(sqe, op, c->o.fd, KPRIM_IOC_CACHE_GET);
+	return uop_cmd(sqe, op, &c->o, KPRIM_IOC_CACHE_GET);
 }
 
 int kprim_uring_prep_cache_store(struct io_uring_sqe *sqe,
@@ -374,7 +381,7 @@ int kprim_uring_prep_cache_store(struct io_uring_sqe *sqe,
 	if (cas)
 		u->arg.store.cas = *cas;
 	u->out[0] = cas;
-	return uop_cmd(sqe, op, c->o.fd, KPRIM_IOC_CACHE_STORE);
+	return uop_cmd(sqe, op, &c->o, KPRIM_IOC_CACHE_STORE);
 }
 
 int kprim_uring_prep_cache_set(struct io_uring_sqe *sqe,
@@ -437,7 +444,7 @@ static int uop_cache_key(struct io_uring_sqe *sqe, struct kprim_uring_op *op,
 		u->arg.key.flags = KPRIM_CACHE_DEFAULT_TTL;
 		u->arg.key.ttl_ns = 0;
 	}
-	return uop_cmd(sqe, op, c->o.fd, cmd);
+	return uop_cmd(sqe, op, &c->o, cmd);
 }
 
 int kprim_uring_prep_cache_delete(struct io_uring_sqe *sqe,
@@ -475,7 +482,7 @@ static int uop_cache_count(struct io_uring_sqe *sqe, struct kprim_uring_op *op,
 	u->arg.incr.key_len = (uint32_t)klen;
 	u->arg.incr.delta = delta;
 	u->out[0] = value;
-	return uop_cmd(sqe, op, c->o.fd, KPRIM_IOC_CACHE_INCR);
+	return uop_cmd(sqe, op, &c->o, KPRIM_IOC_CACHE_INCR);
 }
 
 int kprim_uring_prep_cache_incr(struct io_uring_sqe *sqe,
@@ -507,7 +514,7 @@ int kprim_uring_prep_cache_flush(struct io_uring_sqe *sqe,
 		return uop_fail(sqe, op, -EINVAL);
 	u = uop_begin(op, KPRIM_UOP_PLAIN);
 	u->arg.hdr.size = sizeof(u->arg.hdr);
-	return uop_cmd(sqe, op, c->o.fd, KPRIM_IOC_CACHE_FLUSH);
+	return uop_cmd(sqe, op, &c->o, KPRIM_IOC_CACHE_FLUSH);
 }
 
 int kprim_uring_prep_cache_stats(struct io_uring_sqe *sqe,
@@ -524,7 +531,76 @@ int kprim_uring_prep_cache_stats(struct io_uring_sqe *sqe,
 	u = uop_begin(op, KPRIM_UOP_CACHE_STATS);
 	u->arg.cinfo.size = sizeof(u->arg.cinfo);
 	u->out[0] = st;
-	return uop_cmd(sqe, op, c->o.fd, KPRIM_IOC_CACHE_INFO);
+	return uop_cmd(sqe, op, &c->o, KPRIM_IOC_CACHE_INFO);
+}
+
+/*
+ * Ending queued waits: KPRIM_IOC_WAIT_CANCEL, sent on an fd of the
+ * object the wait is queued on, names it by the user_data of its SQE.
+ */
+
+static int uop_wait_cancel(struct io_uring_sqe *sqe, struct kprim_uring_op *op,
+			   const struct kprim_obj *o, uint32_t flags,
+			   uint64_t user_data)
+{
+	struct kprim_uring_state *u;
+
+	/* The handshake said the module has no such command: send none. */
+	if ((o->caps & KPRIM_OBJ_FEATURES_KNOWN) &&
+	    !(o->caps & KPRIM_OBJ_URING_ASYNC))
+		return uop_fail(sqe, op, -EOPNOTSUPP);
+	u = uop_begin(op, KPRIM_UOP_WAIT_CANCEL);
+	u->arg.wcancel.size = sizeof(u->arg.wcancel);
+	u->arg.wcancel.flags = flags;
+	u->arg.wcancel.user_data = user_data;
+	return uop_cmd(sqe, op, o, KPRIM_IOC_WAIT_CANCEL);
+}
+
+int kprim_uring_prep_cancel(struct io_uring_sqe *sqe, struct kprim_uring_op *op,
+			    const struct kprim_uring_op *target)
+{
+	const struct kprim_uring_state *t;
+	struct kprim_obj o = { 0 };
+
+	if (uop_bad(sqe, op))
+		return -EINVAL;
+	if (!target || target == op)
+		return uop_fail(sqe, op, -EINVAL);
+	t = (const struct kprim_uring_state *)(const void *)target->priv;
+	/* Only a take or an acquire waits; TAKE/ACQUIRE went through uop_cmd. */
+	if (t->code != KPRIM_UOP_TAKE && t->code != KPRIM_UOP_ACQUIRE)
+		return uop_fail(sqe, op, -ENOENT);
+	o.fd = t->fd;
+	o.caps = t->caps;
+	if ((o.caps & KPRIM_OBJ_FEATURES_KNOWN) &&
+	    !(o.caps & KPRIM_OBJ_URING_ASYNC))
+		return uop_fail(sqe, op, -EOPNOTSUPP);
+	/* Already decoded: its wait is over. */
+	if (t->magic != KPRIM_UOP_MAGIC)
+		return uop_fail(sqe, op, -ENOENT);
+	return uop_wait_cancel(sqe, op, &o, 0, (uintptr_t)target);
+}
+
+int kprim_uring_prep_limiter_cancel_all(struct io_uring_sqe *sqe,
+					struct kprim_uring_op *op,
+					struct kprim_limiter *l)
+{
+	if (uop_bad(sqe, op))
+		return -EINVAL;
+	if (!l)
+		return uop_fail(sqe, op, -EINVAL);
+	return uop_wait_cancel(sqe, op, &l->o, KPRIM_WAIT_CANCEL_ALL, 0);
+}
+
+int kprim_uring_prep_sem_cancel_all(struct io_uring_sqe *sqe,
+				    struct kprim_uring_op *op,
+				    struct kprim_sem *s)
+{
+	if (uop_bad(sqe, op))
+		return -EINVAL;
+	if (!s)
+		return uop_fail(sqe, op, -EINVAL);
+	return uop_wait_cancel(sqe, op, &s->o, KPRIM_WAIT_CANCEL_ALL, 0);
 }
 
 /*
@@ -620,6 +696,9 @@ int kprim_uring_op_result(struct kprim_uring_op *op, int res)
 		if (!res)
 			decode_cache_stats(&u->arg.cinfo, u->out[0]);
 		return res;
+	case KPRIM_UOP_WAIT_CANCEL:
+		/* A module without the command (a handle from a bare fd). */
+		return res == -ENOTTY ? -EOPNOTSUPP : res;
 	default:
 		return res;
 	}

@@ -15,8 +15,12 @@
  * Every step is an SQE on the same ring; the kprim ones are prepared with
  * <kprim/uring.h> and decoded with kprim_uring_op_result(), which gives
  * exactly what kprim_limiter_take() & co. would have returned (the
- * retry-after of a refused take included). No step blocks the thread: a
- * request waiting for a token or a permit is just an SQE in flight.
+ * retry-after of a refused take included). No step blocks a thread: a
+ * request waiting for a token or a permit is an SQE the kernel has queued
+ * on the limiter or the semaphore (KPRIM_FEAT_URING_ASYNC), in FIFO order
+ * with every other process's waiters, and completed by whoever frees the
+ * token or the permit. No io_uring worker thread waits for it either;
+ * the server checks that and reports it (workers=).
  *
  * Answers: "VALUE <value>\n", "MISS\n", "BUSY <retry_after_ms>\n" (no token
  * or permit in time), "ERR <errno>\n".
@@ -26,8 +30,11 @@
  * The objects are PREFIX-limiter (10 requests/s, burst 5, if it does not
  * exist), PREFIX-sem (2 permits) and PREFIX-cache (seeded with
  * hello=world). Once it listens it prints "ready SOCKET". With -n the
- * server exits after REQUESTS requests and prints what it saw: "served=.. hits=.. misses=.. busy=.. errors=..
- * max_inflight=.. max_waiting=.. threads=..". Try it:
+ * server exits after REQUESTS requests and prints what it saw:
+ * "served=.. hits=.. misses=.. busy=.. errors=.. max_inflight=..
+ * max_waiting=.. threads=.. workers=..", threads being its own threads and
+ * workers the most io_uring worker threads seen while requests waited.
+ * Try it:
  *
  *   uring_server -s /tmp/kp.sock &
  *   for i in 1 2 3 4 5 6 7 8; do echo "GET hello" | nc -U /tmp/kp.sock & done
@@ -77,10 +84,11 @@ struct server {
 	long served, hits, misses, busy, errors;
 	int inflight, max_inflight;	/* holding a permit */
 	int waiting, max_waiting;	/* in a take or an acquire */
+	int max_workers;		/* io_uring workers seen meanwhile */
 	int conns;
 };
 
-static struct io_uring_sqe *sqe_for(struct server *s, struct conn *c)
+static struct io_uring_sqe *sqe_for(struct server *s)
 {
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&s->ring);
 
@@ -93,21 +101,40 @@ static struct io_uring_sqe *sqe_for(struct server *s, struct conn *c)
 		fprintf(stderr, "uring_server: no SQE\n");
 		exit(1);
 	}
-	/* Ours are set by the kprim prep helpers; the others by us. */
-	io_uring_sqe_set_data(sqe, c ? &c->op : &s->accept_op);
 	return sqe;
 }
 
+/*
+ * Every SQE's user_data is an op: a conn's for its steps (the kprim prep
+ * helpers set it, the others do it here, after the prep), accept_op for
+ * the listener.
+ */
 static void arm_accept(struct server *s)
 {
-	io_uring_prep_accept(sqe_for(s, NULL), s->lfd, NULL, NULL, SOCK_CLOEXEC);
+	struct io_uring_sqe *sqe = sqe_for(s);
+
+	io_uring_prep_accept(sqe, s->lfd, NULL, NULL, SOCK_CLOEXEC);
+	io_uring_sqe_set_data(sqe, &s->accept_op);
 }
 
 static void arm_recv(struct server *s, struct conn *c)
 {
+	struct io_uring_sqe *sqe = sqe_for(s);
+
 	c->step = RECV;
-	io_uring_prep_recv(sqe_for(s, c), c->fd, c->in + c->in_len,
+	io_uring_prep_recv(sqe, c->fd, c->in + c->in_len,
 			   sizeof(c->in) - 1 - c->in_len, 0);
+	io_uring_sqe_set_data(sqe, &c->op);
+}
+
+static void arm_send(struct server *s, struct conn *c)
+{
+	struct io_uring_sqe *sqe = sqe_for(s);
+
+	c->step = SEND;
+	io_uring_prep_send(sqe, c->fd, c->out + c->out_sent,
+			   c->out_len - c->out_sent, MSG_NOSIGNAL);
+	io_uring_sqe_set_data(sqe, &c->op);
 }
 
 static void set_waiting(struct server *s, int delta)
@@ -122,16 +149,14 @@ static void answer(struct server *s, struct conn *c, const char *fmt,
 {
 	c->out_len = (size_t)snprintf(c->out, sizeof(c->out), fmt, v);
 	c->out_sent = 0;
-	c->step = SEND;
-	io_uring_prep_send(sqe_for(s, c), c->fd, c->out, c->out_len,
-			   MSG_NOSIGNAL);
+	arm_send(s, c);
 }
 
 static void finish(struct server *s, struct conn *c)
 {
 	if (c->holding) {
 		c->step = RELEASE;
-		kprim_uring_prep_sem_release(sqe_for(s, c), &c->op, s->sem, 1);
+		kprim_uring_prep_sem_release(sqe_for(s), &c->op, s->sem, 1);
 		return;
 	}
 	close(c->fd);
@@ -145,12 +170,13 @@ static void start_request(struct server *s, struct conn *c)
 {
 	c->step = TAKE;
 	set_waiting(s, 1);
-	kprim_uring_prep_limiter_take(sqe_for(s, c), &c->op, s->lim, 1, NULL,
+	kprim_uring_prep_limiter_take(sqe_for(s), &c->op, s->lim, 1, NULL,
 				      TAKE_TIMEOUT_NS, &c->retry_after_ns);
 }
 
 static void on_conn(struct server *s, struct conn *c, int res)
 {
+	struct io_uring_sqe *sqe;
 	char *nl;
 
 	switch (c->step) {
@@ -186,7 +212,7 @@ static void on_conn(struct server *s, struct conn *c, int res)
 		}
 		c->step = ACQUIRE;
 		set_waiting(s, 1);
-		kprim_uring_prep_sem_acquire(sqe_for(s, c), &c->op, s->sem, 1,
+		kprim_uring_prep_sem_acquire(sqe_for(s), &c->op, s->sem, 1,
 					     NULL, ACQ_TIMEOUT_NS);
 		return;
 	case ACQUIRE:
@@ -202,7 +228,7 @@ static void on_conn(struct server *s, struct conn *c, int res)
 			s->max_inflight = s->inflight;
 		c->step = GET;
 		c->val_len = sizeof(c->val) - 1;
-		kprim_uring_prep_cache_get(sqe_for(s, c), &c->op, s->cache,
+		kprim_uring_prep_cache_get(sqe_for(s), &c->op, s->cache,
 					   c->in + 4, strlen(c->in + 4), c->val,
 					   &c->val_len, NULL, NULL);
 		return;
@@ -226,20 +252,17 @@ static void on_conn(struct server *s, struct conn *c, int res)
 		c->step = WORK;
 		c->work.tv_sec = s->work_ms / 1000;
 		c->work.tv_nsec = (s->work_ms % 1000) * 1000000;
-		io_uring_prep_timeout(sqe_for(s, c), &c->work, 0, 0);
+		sqe = sqe_for(s);
+		io_uring_prep_timeout(sqe, &c->work, 0, 0);
+		io_uring_sqe_set_data(sqe, &c->op);
 		return;
 	case WORK:
 		c->out_sent = 0;
-		c->step = SEND;
-		io_uring_prep_send(sqe_for(s, c), c->fd, c->out, c->out_len,
-				   MSG_NOSIGNAL);
+		arm_send(s, c);
 		return;
 	case SEND:
 		if (res > 0 && (c->out_sent += (size_t)res) < c->out_len) {
-			io_uring_prep_send(sqe_for(s, c), c->fd,
-					   c->out + c->out_sent,
-					   c->out_len - c->out_sent,
-					   MSG_NOSIGNAL);
+			arm_send(s, c);
 			return;
 		}
 		if (c->holding)
@@ -279,14 +302,18 @@ static void on_accept(struct server *s, int res)
 	arm_recv(s, c);
 }
 
-/* Threads of this process that are not io_uring's own workers. */
-static int count_threads(void)
+/*
+ * Threads of this process: its own, and io_uring's workers ("iou-wrk-N",
+ * which a wait would occupy with a module without KPRIM_FEAT_URING_ASYNC).
+ */
+static int count_threads(int *workers)
 {
 	DIR *d = opendir("/proc/self/task");
 	struct dirent *e;
 	char path[300], comm[32];
 	int n = 0;
 
+	*workers = 0;
 	if (!d)
 		return -1;
 	while ((e = readdir(d))) {
@@ -299,7 +326,11 @@ static int count_threads(void)
 		f = fopen(path, "r");
 		if (!f)
 			continue;
-		if (fgets(comm, sizeof(comm), f) && strncmp(comm, "iou-", 4))
+		if (!fgets(comm, sizeof(comm), f))
+			comm[0] = '\0';
+		if (!strncmp(comm, "iou-wrk", 7))
+			(*workers)++;
+		else if (strncmp(comm, "iou-", 4))
 			n++;
 		fclose(f);
 	}
@@ -345,7 +376,7 @@ int main(int argc, char **argv)
 	struct server s = { .work_ms = 100 };
 	struct io_uring_cqe *cqe;
 	long limit = -1;
-	int opt, ret;
+	int opt, ret, workers;
 
 	while ((opt = getopt(argc, argv, "s:p:n:w:")) != -1) {
 		switch (opt) {
@@ -402,11 +433,19 @@ int main(int argc, char **argv)
 			n++;
 		}
 		io_uring_cq_advance(&s.ring, n);
+		/* For the report: look for workers while the most wait. */
+		if (limit >= 0 && s.waiting && s.waiting == s.max_waiting) {
+			count_threads(&workers);
+			if (workers > s.max_workers)
+				s.max_workers = workers;
+		}
 	}
+	ret = count_threads(&workers);
 	printf("served=%ld hits=%ld misses=%ld busy=%ld errors=%ld "
-	       "max_inflight=%d max_waiting=%d threads=%d\n",
+	       "max_inflight=%d max_waiting=%d threads=%d workers=%d\n",
 	       s.served, s.hits, s.misses, s.busy, s.errors, s.max_inflight,
-	       s.max_waiting, count_threads());
+	       s.max_waiting, ret,
+	       workers > s.max_workers ? workers : s.max_workers);
 	unlink(path);
 	io_uring_queue_exit(&s.ring);
 	close(s.lfd);

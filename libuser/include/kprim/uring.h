@@ -41,23 +41,47 @@
  * every prepared SQE yields exactly one CQE and one result.
  *
  * Beyond the synchronous call's errnos, a completion may carry io_uring's
- * own: -ECANCELED (cancelled before it ran: IORING_OP_ASYNC_CANCEL, or a
- * failed link predecessor), -EINTR (cancelled or the ring torn down while
- * it waited), -EOPNOTSUPP or -EINVAL (a kernel or module without
- * IORING_OP_URING_CMD on object fds; KPRIM_FEAT_URING_CMD tells).
+ * own: -ECANCELED (a failed link predecessor, or IORING_OP_ASYNC_CANCEL
+ * before the request was issued), -EOPNOTSUPP or -EINVAL (a kernel or
+ * module without IORING_OP_URING_CMD on object fds; KPRIM_FEAT_URING_CMD
+ * tells).
  *
- * Waiting. A take or acquire with a timeout may wait in the kernel; the
- * ring goes on serving other requests meanwhile (where the wait happens,
- * an io_uring worker today, is the kernel's business; this API does not
- * depend on it). The timeout, or the context's remaining time, is
- * converted to a relative timeout when the op is prepared; a context's
- * cancellation ends the wait with its error, as in the synchronous call.
+ * Waiting. A take or acquire with a timeout that cannot be granted at once
+ * is queued on the object when the kernel issues the SQE (normally
+ * within io_uring_submit()), in the same FIFO as the threads blocked in the
+ * synchronous calls, and completes when a release, a refill, a resize or
+ * a set grants it. It holds no thread meanwhile, neither the caller's nor
+ * one of io_uring's workers, and the ring goes on serving other requests.
+ * Its timeout runs from that issue; the timeout, or the context's
+ * remaining time, is converted to a relative one when the op is prepared,
+ * so prepare shortly before submitting. Signals do not end it. It ends
+ * (CQE) when it is:
+ *   - granted: 0;
+ *   - timed out: -ETIMEDOUT (a take's retry-after is written);
+ *   - cancelled: -ECANCELED, by its context (its cancel eventfd; the
+ *     decode then returns the context's error, as the synchronous call
+ *     does), by kprim_uring_prep_cancel() or a ..._cancel_all() below, by
+ *     the exit of the thread that submitted it (on 6.12 today only when
+ *     its whole process exits or execs), or by the ring's teardown;
+ *   - made impossible: -EINVAL (a resize or set left fewer permits or a
+ *     smaller burst than it asks for).
+ * IORING_OP_ASYNC_CANCEL cannot end such a wait: io_uring does not pass
+ * it on to IORING_OP_URING_CMD requests, so it completes with -ENOENT and
+ * the wait stays queued. The permits an acquire gets belong to the object
+ * fd the SQE named (the handle's), as with the synchronous call: closing
+ * that fd, or the death of the process, gives them back. Each queued wait
+ * costs the kernel one small allocation, charged to the submitter's
+ * memory cgroup. With a module without KPRIM_FEAT_URING_ASYNC (older
+ * than this header) a wait instead occupies one of io_uring's worker
+ * threads, its timeout starts when a worker picks it up, a cancelled wait
+ * completes with -EINTR, and the cancels below decode -EOPNOTSUPP.
  *
  * Rules: one op per SQE in flight; an op may be reused for another prep
  * once its CQE is decoded. Flags such as IOSQE_IO_LINK may be set on the
  * SQE after the prep helper (which clears them); IOSQE_CQE_SKIP_SUCCESS
  * must not be (the out-pointers are written only when the CQE is decoded).
- * Ops are not tied to a thread or ring.
+ * Ops are not tied to a ring, but a queued wait is tied to the thread
+ * that submitted it: submit waits from a thread that outlives them.
  *
  * Batched gets without a ring of one's own: kprim_cache_mget()
  * (<kprim/cache.h>), one system call for up to 1024 keys. On a ring, queue
@@ -115,9 +139,10 @@ struct kprim_uring_op {
  *		until @n tokens would be there for a new request; 0 on success
  *
  * Decode: 0; -EAGAIN (timeout 0, not enough tokens); -ETIMEDOUT;
- * -ECANCELED (@ctx cancelled; -ETIMEDOUT for its deadline, also when it
- * has already ended at prep time); -EINTR (the request was cancelled
- * while waiting); -EINVAL (@l NULL, @n 0 or above burst).
+ * -ECANCELED (@ctx cancelled, also when it has already ended at prep
+ * time; -ETIMEDOUT for its deadline; or the wait was cancelled, see
+ * "Waiting"); -EINVAL (@l NULL, @n 0 or above burst, also when a set
+ * lowers the burst below @n while it waits).
  */
 int kprim_uring_prep_limiter_take(struct io_uring_sqe *sqe,
 				  struct kprim_uring_op *op,
@@ -163,8 +188,9 @@ int kprim_uring_prep_limiter_stats(struct io_uring_sqe *sqe,
  *
  * The permits are held by @s's object fd, as with the synchronous call.
  * Decode: 0; -EAGAIN (timeout 0); -ETIMEDOUT; -ECANCELED (@ctx; its
- * deadline gives -ETIMEDOUT); -EINTR (cancelled while waiting); -EINVAL
- * (@s NULL, @n 0 or above the permit count).
+ * deadline gives -ETIMEDOUT; or the wait was cancelled, see "Waiting");
+ * -EINVAL (@s NULL, @n 0 or above the permit count, also when a resize
+ * lowers the count below @n while it waits).
  */
 int kprim_uring_prep_sem_acquire(struct io_uring_sqe *sqe,
 				 struct kprim_uring_op *op,
@@ -336,6 +362,45 @@ int kprim_uring_prep_cache_stats(struct io_uring_sqe *sqe,
 				 struct kprim_uring_op *op,
 				 struct kprim_cache *c,
 				 struct kprim_cache_stats *st);
+
+/*
+ * Ending queued waits (KPRIM_IOC_WAIT_CANCEL). The SQE must be submitted
+ * through the ring that queued the waits; the ended waits complete with
+ * -ECANCELED (their decode: the context's error if their context has
+ * ended too), the cancel with its own CQE. Decode of a cancel: how many
+ * waits it ended (>= 1); -ENOENT (none: granted, timed out or cancelled
+ * already, or never queued); -EOPNOTSUPP (a module without
+ * KPRIM_FEAT_URING_ASYNC); -EINVAL (a NULL @target or handle, or @target
+ * == @op).
+ */
+
+/**
+ * kprim_uring_prep_cancel() - end the wait of one take or acquire.
+ * @target:	an op prepared by kprim_uring_prep_limiter_take() or
+ *		kprim_uring_prep_sem_acquire() (or their try variants), whose
+ *		SQE still has the user_data the prep helper set (@target's
+ *		address). It is read now, so it must not be decoded by another
+ *		thread at the same time; an op already decoded, or prepared
+ *		for anything else, gives -ENOENT without a kernel command.
+ *
+ * The cancel goes to the object fd @target's SQE named. Like
+ * io_uring_prep_cancel(): the target completes on its own CQE, -ECANCELED
+ * if the cancel reached it, else with whatever ended it first.
+ */
+int kprim_uring_prep_cancel(struct io_uring_sqe *sqe, struct kprim_uring_op *op,
+			    const struct kprim_uring_op *target);
+
+/** kprim_uring_prep_limiter_cancel_all() - end every take this ring has
+ * queued on @l's limiter (through any of its fds). Decode: as above. */
+int kprim_uring_prep_limiter_cancel_all(struct io_uring_sqe *sqe,
+					struct kprim_uring_op *op,
+					struct kprim_limiter *l);
+
+/** kprim_uring_prep_sem_cancel_all() - end every acquire this ring has
+ * queued on @s's semaphore (through any of its fds). Decode: as above. */
+int kprim_uring_prep_sem_cancel_all(struct io_uring_sqe *sqe,
+				    struct kprim_uring_op *op,
+				    struct kprim_sem *s);
 
 /*
  * Decoding.
