@@ -61,8 +61,9 @@
  *   - cancelled: -ECANCELED, by its context (its cancel eventfd; the
  *     decode then returns the context's error, as the synchronous call
  *     does), by kprim_uring_prep_cancel() or a ..._cancel_all() below, by
- *     the exit of the thread that submitted it (on 6.12 today only when
- *     its whole process exits or execs), or by the ring's teardown;
+ *     the ring's teardown (its process gone) or an exec() of the thread
+ *     that submitted it. The exit of that thread alone does not end it:
+ *     it belongs to the ring, whose other threads reap its CQE;
  *   - made impossible: -EINVAL (a resize or set left fewer permits or a
  *     smaller burst than it asks for).
  * IORING_OP_ASYNC_CANCEL cannot end such a wait: io_uring does not pass
