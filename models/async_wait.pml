@@ -46,16 +46,31 @@
  * Every dereference of the struct in the C code after it may be visible to
  * another party has one.
  *
- * Configurations (-D on the spin command line; models/check.sh runs them):
- *   default       6.12, inline issue: must pass
- *   K61           6.1: watcher instead of IO_URING_F_CANCEL: must pass
- *   IOWQ          issue also from io-wq (IOSQE_ASYNC): fails, a real bug
- *                 (see models/README)
- *   IOWQ FIX_DONE_FIRST  the same with io_uring_cmd_done() before kfree():
- *                 must pass
- *   RING_EVFD     the cancel eventfd is also the ring's registered eventfd
- *                 on a DEFER_TASKRUN ring: fails (deadlock), a real bug
- *   MUT_*         deliberate mutations, each must fail.
+ * Configurations (-D flags). models/check.sh runs each "@check" line:
+ * EXPECT (pass; fail: a deliberate mutation that must be caught; bug: a
+ * real bug of kmod/async.c that must be reproduced until it is fixed -
+ * then the model follows the fix and the line says pass), MODE (safety:
+ * assertions and invalid end states; cycles: no cycle at all, so every
+ * run ends), the flags, and what it checks.
+ *
+ * @check pass safety : 6.12, inline issue, every party
+ * @check pass safety -DP=2 -DNEED0=2 -DNO_WAITER : FIFO, 2 permits, a head request for 2
+ * @check pass safety -DK61 -DNO_WAITER : 6.1, the watcher instead of IO_URING_F_CANCEL
+ * @check pass safety -DIOWQ -DFIX_DONE_FIRST -DNO_WAITER : io-wq issue, io_uring_cmd_done() before kfree()
+ * @check pass cycles -DNO_WAITER -DNO_EVENTFD : no cycles: every run terminates
+ * @check bug safety -DIOWQ -DNO_WAITER : io-wq issue (IOSQE_ASYNC): IO_URING_F_CANCEL uses the freed struct
+ * @check bug safety -DRING_EVFD : cancel eventfd = the ring's eventfd (DEFER_TASKRUN): deadlock
+ * @check fail safety -DMUT_NO_BARRIER : completion without the lock barrier
+ * @check fail safety -DMUT_NO_HRTIMER_WAIT : completion not waiting for the timer callback
+ * @check fail safety -DMUT_TIMER_NOSTATE : timer callback not checking the state
+ * @check fail safety -DMUT_FCANCEL_NOSTATE : IO_URING_F_CANCEL completing an ended request
+ * @check fail safety -DP=2 -DNEED0=2 -DNO_WAITER -DMUT_BARGE : fast path ignoring the queue
+ *
+ * Other flags: R (requests, 2), P (permits, 1), NTIMER (requests with a
+ * deadline, 1: the others wait without one, KTIME_MAX), NPASS (cancel
+ * passes, 1), NEED0 (permits request 0 asks for), NO_WAITER, NO_EVENTFD,
+ * NO_WAITCANCEL, NO_UCANCEL (leave a party out to keep a configuration
+ * small: the default one has them all).
  */
 
 #ifndef R
@@ -460,7 +475,12 @@ proctype Issuer(byte r)
 	d_step {
 		qlock == 0;
 		if
+#ifndef MUT_BARGE
 		:: qlen == 0 && avail >= need[r] ->
+#else
+		/* the fast path ignores the queue */
+		:: avail >= need[r] ->
+#endif
 			take(r);
 			ret = RES_OK
 		:: else ->
@@ -563,38 +583,35 @@ proctype WaitCancel()
 	:: target = ALL
 	:: target = 0
 	fi;
-	if
-	:: else ->
-		d_step {
-			qlock == 0 -> qlock = 1;
-			r = 0;
-			do
-			:: r < R ->
+	d_step {
+		qlock == 0 -> qlock = 1;
+		r = 0;
+		do
+		:: r < R ->
+			if
+			:: inq[r] && (target == ALL || target == r) ->
+				stop_locked(r, RES_CANCELED, ok);
 				if
-				:: inq[r] && (target == ALL || target == r) ->
-					stop_locked(r, RES_CANCELED, ok);
-					if
-					:: ok -> post(r); ended = r
-					:: else
-					fi
+				:: ok -> post(r); ended = r
 				:: else
-				fi;
-				r++
-			:: else -> break
-			od;
-			r = 0;
-			ok = 0;
-			target = NONE
-		}
-		/* ended->abandoned(ended->owner), after its post */
-		if
-		:: ended != NONE ->
-			d_step { TOUCH(ended); ended = NONE; grant_pass() }
-		:: else
-		fi;
-		RING_EVFD_AFTER;
-		unlock(qlock)
-	fi
+				fi
+			:: else
+			fi;
+			r++
+		:: else -> break
+		od;
+		r = 0;
+		ok = 0;
+		target = NONE
+	}
+	/* ended->abandoned(ended->owner), after its post */
+	if
+	:: ended != NONE ->
+		d_step { TOUCH(ended); ended = NONE; grant_pass() }
+	:: else
+	fi;
+	RING_EVFD_AFTER;
+	unlock(qlock)
 }
 
 #ifndef K61
