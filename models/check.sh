@@ -93,9 +93,11 @@ check() {
 			return 0
 		fi
 		echo "FAIL $name [${*:-default}] $desc: $what ($states states, ${t}s)"
-		(cd "$dir" && spin -t "$@" "$name.pml" 2>&1 | tail -n 30 |
-			sed 's/^/    /')
-		echo "    replay: cd models && spin -a $* $name.pml && gcc -DSAFETY -o pan pan.c && ./pan && spin -t -p $* $name.pml"
+		echo "    last steps of the counterexample:"
+		(cd "$dir" && spin -t -p "$@" "$name.pml" 2>&1 |
+			grep -E '^ *[0-9]+:[[:space:]]+proc|Error|failed' |
+			tail -n 25 | sed 's/^/    /')
+		echo "    replay: cp $model /tmp && cd /tmp && spin -a $* $name.pml && gcc -DSAFETY -o pan pan.c && ./pan -m100000 && spin -t -p $* $name.pml"
 		return 1
 		;;
 	fail|bug)
