@@ -14,6 +14,7 @@
 #   make host-test-tsan  the same under ThreadSanitizer (build/tsan)
 #   make host-test-asan  the same under AddressSanitizer + UBSan (build/asan)
 #   make lint            checkpatch, sparse and W=1 on kmod/
+#   make model-check     the protocol models (models/*.pml) under spin
 #   make install         library, headers, pkg-config, kprimctl (PREFIX)
 #   make modules_install / headers_install / dkms-install
 
@@ -67,7 +68,7 @@ TOOLS := $(B)/tools/kprimctl $(B)/tools/kprim-bench
 EXAMPLES := $(KPRIM_USERLIB_EXAMPLES:%=$(B)/examples/%)
 
 .PHONY: dkms-install all module lib tools gobench daemonbench selftests examples check demo bench vm-test vm-shell \
-	host-test host-test-run host-test-tsan host-test-asan check-api lint install modules_install headers_install clean distclean
+	host-test host-test-run host-test-tsan host-test-asan check-api lint model-check install modules_install headers_install clean distclean
 
 all: module lib tools selftests examples
 
@@ -201,6 +202,11 @@ host-test-asan:
 
 lint:
 	bash tools/vm/lint.sh
+
+# Exhaustive checks of the protocol models (Debian's spin): correct
+# configurations must pass, deliberate mutations must fail.
+model-check:
+	bash models/check.sh
 
 # --- install -----------------------------------------------------------------
 install: lib $(B)/tools/kprimctl

@@ -57,6 +57,13 @@ if [ $mode = check ]; then
 		make check-api || exit 1
 fi
 
+# 1a. The protocol models under spin (models/check.sh): seconds to a
+# minute, host only.
+if [ $mode = check ]; then
+	run_logged "$run/model-check.log" "protocol models under spin (make model-check)" \
+		make model-check || exit 1
+fi
+
 # 1b. The library's host tests under ThreadSanitizer and under Address +
 # UndefinedBehaviorSanitizer (their own build dirs, build/tsan and
 # build/asan), before any VM: a race or a use-after-free fails here.
