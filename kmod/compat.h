@@ -12,6 +12,7 @@
 #include <linux/nsproxy.h>
 #include <linux/proc_ns.h>
 #include <linux/sched.h>
+#include <linux/sched/signal.h>
 
 /*
  * IPC namespace scoping. Objects are keyed by the caller's IPC namespace and
@@ -99,35 +100,81 @@ static inline const void *kprim_uring_cmd_area(struct io_uring_cmd *ioucmd)
 #endif
 
 /*
- * A command that returned -EAGAIN is issued again from an io_uring worker.
- * Newer kernels mark that second issue with IORING_URING_CMD_REISSUE in
- * ioucmd->flags; 6.1 and 6.12 do not, so there the driver sets the same
- * bit itself when it returns -EAGAIN. The bit can never be left over from
- * an earlier request: io_uring prepares every request, recycled or not,
- * by overwriting ioucmd->flags with the SQE's uring_cmd_flags, and fails
- * an SQE with any bit set beyond IORING_URING_CMD_MASK (6.1: _FIXED). Its
- * pdu, in contrast, keeps whatever the previous request left there.
+ * What a queued io_uring wait (async.c) needs to know of its request: the
+ * ring it came from and its user_data (to match KPRIM_IOC_WAIT_CANCEL),
+ * and the task that submitted it (where its completion runs). Both
+ * kernels define struct io_kiocb in <linux/io_uring_types.h>.
  */
-#ifdef IORING_URING_CMD_REISSUE
-#define KPRIM_URING_CMD_REISSUE	IORING_URING_CMD_REISSUE
+#include <linux/io_uring_types.h>
 
-static inline void kprim_uring_cmd_mark_reissue(struct io_uring_cmd *ioucmd)
+static inline const void *kprim_uring_cmd_ring(struct io_uring_cmd *ioucmd)
 {
-	/* io_uring marks it. */
+	return cmd_to_io_kiocb(ioucmd)->ctx;
+}
+
+static inline u64 kprim_uring_cmd_user_data(struct io_uring_cmd *ioucmd)
+{
+	return cmd_to_io_kiocb(ioucmd)->cqe.user_data;
+}
+
+static inline struct task_struct *
+kprim_uring_cmd_task(struct io_uring_cmd *ioucmd)
+{
+	return cmd_to_io_kiocb(ioucmd)->task;
+}
+
+/*
+ * Cancelling a queued wait when its submitter exits or its ring is torn
+ * down. Kernels with cancelable uring_cmds (6.7+) call the driver's
+ * ->uring_cmd() with IO_URING_F_CANCEL for requests marked cancelable.
+ * 6.1 has no such call, and its exit path does not wait for such requests
+ * either; there async.c looks for them (kprim_uring_cmd_orphaned()).
+ */
+#ifdef KPRIM_HAVE_URING_CMD_CANCELABLE
+#define KPRIM_URING_CANCELABLE	true
+
+static inline void kprim_uring_cmd_mark_cancelable(struct io_uring_cmd *ioucmd,
+						   unsigned int issue_flags)
+{
+	io_uring_cmd_mark_cancelable(ioucmd, issue_flags);
+}
+
+static inline bool kprim_uring_cmd_is_cancel(unsigned int issue_flags)
+{
+	return issue_flags & IO_URING_F_CANCEL;
+}
+
+static inline bool kprim_uring_cmd_orphaned(struct io_uring_cmd *ioucmd)
+{
+	return false;
 }
 #else
-#define KPRIM_URING_CMD_REISSUE	(1U << 31)
+#define KPRIM_URING_CANCELABLE	false
 
-static inline void kprim_uring_cmd_mark_reissue(struct io_uring_cmd *ioucmd)
+static inline void kprim_uring_cmd_mark_cancelable(struct io_uring_cmd *ioucmd,
+						   unsigned int issue_flags)
 {
-	ioucmd->flags |= KPRIM_URING_CMD_REISSUE;
+}
+
+static inline bool kprim_uring_cmd_is_cancel(unsigned int issue_flags)
+{
+	return false;
+}
+
+/*
+ * Has the request lost whoever would reap it: its submitter is exiting
+ * (or about to: a fatal signal), or its ring is being torn down? The
+ * request holds references on both its task and its ring.
+ */
+static inline bool kprim_uring_cmd_orphaned(struct io_uring_cmd *ioucmd)
+{
+	struct io_kiocb *req = cmd_to_io_kiocb(ioucmd);
+
+	return (READ_ONCE(req->task->flags) & PF_EXITING) ||
+	       __fatal_signal_pending(req->task) ||
+	       percpu_ref_is_dying(&req->ctx->refs);
 }
 #endif
-
-static inline bool kprim_uring_cmd_reissued(const struct io_uring_cmd *ioucmd)
-{
-	return ioucmd->flags & KPRIM_URING_CMD_REISSUE;
-}
 
 /* ---- shrinker API (cache.c) ---------------------------------------- */
 /*

@@ -19,6 +19,9 @@
 
 struct kprim_object;
 struct kprim_handle;
+struct kprim_waitq;
+struct kprim_async;
+struct io_uring_cmd;
 
 /**
  * struct kprim_kind_ops - what each object kind implements.
@@ -36,8 +39,11 @@ struct kprim_handle;
  * @poll:	poll() on an object fd
  * @show_fdinfo: kind-specific lines of /proc/<pid>/fdinfo/<fd>
  * @fill_info:	kind-specific part of a LIST entry
- * @may_block:	optional: may the ioctl @cmd with argument @arg sleep
- *		(io_uring runs those from its workers, uring.c)
+ * @wait_cmd:	optional: run @cmd, which may wait, for an io_uring request
+ *		(uring.c): a wait is queued without a thread (async.c) and the
+ *		call returns -EIOCBQUEUED; -ENOIOCTLCMD for a command that
+ *		never waits, which then goes to @ioctl
+ * @waitq:	optional: the object's waiter queue (KPRIM_IOC_WAIT_CANCEL)
  */
 struct kprim_kind_ops {
 	u32 kind;
@@ -54,7 +60,10 @@ struct kprim_kind_ops {
 			 poll_table *pt);
 	void (*show_fdinfo)(struct kprim_handle *h, struct seq_file *m);
 	void (*fill_info)(struct kprim_object *obj, struct kprim_obj_info *info);
-	bool (*may_block)(unsigned int cmd, void __user *arg);
+	long (*wait_cmd)(struct kprim_handle *h, unsigned int cmd,
+			 void __user *arg, struct io_uring_cmd *ioucmd,
+			 unsigned int issue_flags);
+	struct kprim_waitq *(*waitq)(struct kprim_object *obj);
 };
 
 /**
@@ -128,8 +137,18 @@ unsigned int kprim_max_objects(void);
 unsigned int kprim_max_objects_per_user(void);
 
 /* uring.c */
-struct io_uring_cmd;
 int kprim_obj_uring_cmd(struct io_uring_cmd *ioucmd, unsigned int issue_flags);
+
+/**
+ * struct kprim_uring_pdu - our part of an io_uring command (ioucmd->pdu).
+ * @async:	the wait of a request that waits without a thread (async.c)
+ *
+ * A recycled request inherits the pdu of the one before it: @async is
+ * valid only while the current request waits.
+ */
+struct kprim_uring_pdu {
+	struct kprim_async *async;
+};
 
 /* uargs.c */
 int kprim_copy_args(void *dst, size_t ksize, size_t min_size,
@@ -154,6 +173,9 @@ int kprim_copy_args_out(void __user *dst, const void *src, size_t ksize);
  * @result:	0 for a real grant; the error of a request the owner had to
  *		refuse while it waited (kprim_waitq_fail())
  * @holder:	the kind's per-fd record the grant is accounted to
+ * @async:	NULL for a sleeping task; for an io_uring request that holds
+ *		no thread, its wait (async.c), which a grant completes
+ *		instead of waking @task
  */
 struct kprim_waiter {
 	struct list_head node;
@@ -162,6 +184,7 @@ struct kprim_waiter {
 	bool granted;
 	int result;
 	void *holder;
+	struct kprim_async *async;
 };
 
 /**
@@ -185,6 +208,9 @@ struct kprim_waitq {
  * @entry:	woken by the eventfd when it is signalled
  * @pt:		used once, to find @wqh through vfs_poll()
  * @task:	the waiting task
+ * @fire:	NULL: wake @task when the eventfd fires; otherwise called
+ *		instead, under the eventfd's queue lock (an io_uring wait,
+ *		async.c)
  * @fired:	the eventfd became readable: the wait is cancelled
  */
 struct kprim_cancel {
@@ -193,6 +219,7 @@ struct kprim_cancel {
 	wait_queue_entry_t entry;
 	poll_table pt;
 	struct task_struct *task;
+	void (*fire)(struct kprim_cancel *c);
 	bool fired;
 };
 
@@ -210,9 +237,12 @@ struct kprim_wait_ctx {
 
 void kprim_waitq_init(struct kprim_waitq *q);
 int kprim_wait_ctx_init(struct kprim_wait_ctx *ctx, const struct kprim_wait *w);
-bool kprim_wait_may_block(const struct kprim_wait __user *uw);
+int kprim_wait_ctx_init_fire(struct kprim_wait_ctx *ctx,
+			     const struct kprim_wait *w,
+			     void (*fire)(struct kprim_cancel *c));
 void kprim_wait_ctx_destroy(struct kprim_wait_ctx *ctx);
 void kprim_waitq_add(struct kprim_waitq *q, struct kprim_waiter *w);
+void kprim_waitq_del(struct kprim_waitq *q, struct kprim_waiter *w);
 void kprim_waitq_grant(struct kprim_waitq *q, struct kprim_waiter *w);
 void kprim_waitq_fail(struct kprim_waitq *q, struct kprim_waiter *w, int err);
 int kprim_wait_for_grant(struct kprim_waitq *q, struct kprim_waiter *w,
@@ -220,5 +250,28 @@ int kprim_wait_for_grant(struct kprim_waitq *q, struct kprim_waiter *w,
 			 void (*abandoned)(void *owner), void *owner);
 int kprim_wait_restart(const struct kprim_wait_ctx *ctx,
 		       struct kprim_wait __user *uw);
+
+/* async.c */
+struct kprim_async *kprim_async_new(struct io_uring_cmd *ioucmd,
+				    unsigned int issue_flags,
+				    struct kprim_waitq *q,
+				    const struct kprim_wait *wait,
+				    void __user *uarg,
+				    void (*abandoned)(void *owner),
+				    void *owner);
+void kprim_async_set_finish(struct kprim_async *a,
+			    int (*finish)(struct kprim_async *a, int result));
+void *kprim_async_owner(const struct kprim_async *a);
+void __user *kprim_async_uarg(const struct kprim_async *a);
+u64 kprim_async_n(const struct kprim_async *a);
+int kprim_async_queue_locked(struct kprim_async *a, u64 n, void *holder);
+int kprim_async_discard(struct kprim_async *a, int ret,
+			unsigned int issue_flags);
+void kprim_async_end_locked(struct kprim_async *a, int result);
+void kprim_async_uring_cancel(struct io_uring_cmd *ioucmd,
+			      unsigned int issue_flags);
+int kprim_async_cancel_cmd(struct kprim_handle *h, void __user *uarg,
+			   struct io_uring_cmd *ioucmd);
+void kprim_async_exit(void);
 
 #endif /* _KPRIM_H */

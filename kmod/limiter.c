@@ -157,8 +157,72 @@ static u64 kprim_limiter_retry_after(struct kprim_limiter *lim, u64 n, u64 now)
 	return kprim_bucket_wait_ns(&lim->bucket, total, now);
 }
 
+/* An io_uring take that timed out: tell it when to retry, as the ioctl. */
+static int kprim_limiter_async_finish(struct kprim_async *a, int result)
+{
+	struct kprim_limiter_take __user *uargs = kprim_async_uarg(a);
+	struct kprim_limiter *lim = kprim_async_owner(a);
+	u64 retry_after;
+
+	if (result != -ETIMEDOUT)
+		return result;
+	spin_lock_irq(&lim->q.lock);
+	retry_after = kprim_limiter_retry_after(lim, kprim_async_n(a),
+						kprim_now());
+	spin_unlock_irq(&lim->q.lock);
+	if (put_user(retry_after, &uargs->retry_after_ns))
+		return -EFAULT;
+	return result;
+}
+
+/*
+ * A take through io_uring that may wait: queued without a thread
+ * (async.c) if the bucket is short.
+ */
+static long kprim_limiter_take_async(struct kprim_limiter *lim,
+				     struct kprim_limiter_take __user *uargs,
+				     const struct kprim_limiter_take *args,
+				     struct io_uring_cmd *ioucmd,
+				     unsigned int issue_flags)
+{
+	struct kprim_async *a;
+	bool queued_first;
+	u64 now;
+	int ret;
+
+	a = kprim_async_new(ioucmd, issue_flags, &lim->q, &args->wait, uargs,
+			    kprim_limiter_abandoned, lim);
+	if (IS_ERR(a))
+		return PTR_ERR(a);
+	kprim_async_set_finish(a, kprim_limiter_async_finish);
+
+	spin_lock_irq(&lim->q.lock);
+	now = kprim_now();
+	if (args->n > lim->bucket.burst) {
+		ret = -EINVAL;
+	} else if (list_empty(&lim->q.waiters) &&
+		   kprim_bucket_take(&lim->bucket, args->n, now)) {
+		lim->admitted += args->n;
+		ret = 0;
+	} else {
+		lim->throttled++;
+		queued_first = list_empty(&lim->q.waiters);
+		ret = kprim_async_queue_locked(a, args->n, NULL);
+		/* Arms the timer for the new head. */
+		if (ret == -EIOCBQUEUED && queued_first)
+			kprim_limiter_grant(lim, now);
+	}
+	spin_unlock_irq(&lim->q.lock);
+	if (ret == -EIOCBQUEUED)
+		return ret;
+	return kprim_async_discard(a, ret, issue_flags);
+}
+
+/* @ioucmd: NULL for the ioctl; the io_uring request otherwise. */
 static long kprim_limiter_take(struct kprim_limiter *lim,
-			       struct kprim_limiter_take __user *uargs)
+			       struct kprim_limiter_take __user *uargs,
+			       struct io_uring_cmd *ioucmd,
+			       unsigned int issue_flags)
 {
 	struct kprim_limiter_take args;
 	struct kprim_wait_ctx ctx;
@@ -173,6 +237,9 @@ static long kprim_limiter_take(struct kprim_limiter *lim,
 		return ret;
 	if (args.flags || !args.n)
 		return -EINVAL;
+	if (ioucmd && args.wait.timeout_ns)
+		return kprim_limiter_take_async(lim, uargs, &args, ioucmd,
+						issue_flags);
 	ret = kprim_wait_ctx_init(&ctx, &args.wait);
 	if (ret)
 		return ret;
@@ -307,7 +374,7 @@ static long kprim_limiter_ioctl(struct kprim_handle *h, unsigned int cmd,
 
 	switch (KPRIM_CMD(cmd)) {
 	case KPRIM_CMD(KPRIM_IOC_LIMITER_TAKE):
-		return kprim_limiter_take(lim, arg);
+		return kprim_limiter_take(lim, arg, NULL, 0);
 	case KPRIM_CMD(KPRIM_IOC_LIMITER_SET):
 		return kprim_limiter_set(h->obj, arg);
 	case KPRIM_CMD(KPRIM_IOC_LIMITER_INFO):
@@ -366,13 +433,20 @@ static void kprim_limiter_fill_info(struct kprim_object *obj,
 			       &info->limiter.throttled);
 }
 
-/* Only a take with a timeout can sleep (advisory peek, see uring.c). */
-static bool kprim_limiter_may_block(unsigned int cmd, void __user *arg)
+static long kprim_limiter_wait_cmd(struct kprim_handle *h, unsigned int cmd,
+				   void __user *arg,
+				   struct io_uring_cmd *ioucmd,
+				   unsigned int issue_flags)
 {
-	struct kprim_limiter_take __user *uargs = arg;
+	if (KPRIM_CMD(cmd) != KPRIM_CMD(KPRIM_IOC_LIMITER_TAKE))
+		return -ENOIOCTLCMD;
+	return kprim_limiter_take(kprim_limiter(h->obj), arg, ioucmd,
+				  issue_flags);
+}
 
-	return KPRIM_CMD(cmd) == KPRIM_CMD(KPRIM_IOC_LIMITER_TAKE) &&
-	       kprim_wait_may_block(&uargs->wait);
+static struct kprim_waitq *kprim_limiter_waitq(struct kprim_object *obj)
+{
+	return &kprim_limiter(obj)->q;
 }
 
 const struct kprim_kind_ops kprim_limiter_ops = {
@@ -386,5 +460,6 @@ const struct kprim_kind_ops kprim_limiter_ops = {
 	.poll		= kprim_limiter_poll,
 	.show_fdinfo	= kprim_limiter_show_fdinfo,
 	.fill_info	= kprim_limiter_fill_info,
-	.may_block	= kprim_limiter_may_block,
+	.wait_cmd	= kprim_limiter_wait_cmd,
+	.waitq		= kprim_limiter_waitq,
 };

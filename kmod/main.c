@@ -17,7 +17,8 @@
 #define KPRIM_FEATURES	(KPRIM_FEAT_LIMITER | KPRIM_FEAT_SEM | \
 			 KPRIM_FEAT_CACHE | KPRIM_FEAT_LIST | \
 			 KPRIM_FEAT_URING_CMD | KPRIM_FEAT_OPEN_OWNED | \
-			 KPRIM_FEAT_CLOEXEC_DEFAULT | KPRIM_FEAT_CACHE_MGET)
+			 KPRIM_FEAT_CLOEXEC_DEFAULT | KPRIM_FEAT_CACHE_MGET | \
+			 KPRIM_FEAT_URING_ASYNC)
 
 static long kprim_api(struct kprim_api __user *uargs)
 {
@@ -104,6 +105,8 @@ static void kprim_check_abi(void)
 	BUILD_BUG_ON(sizeof(struct kprim_cache_info) !=
 		     KPRIM_SIZE_CACHE_INFO_VER0);
 	BUILD_BUG_ON(sizeof(struct kprim_hdr) != KPRIM_SIZE_HDR_VER0);
+	BUILD_BUG_ON(sizeof(struct kprim_wait_cancel) !=
+		     KPRIM_SIZE_WAIT_CANCEL_VER0);
 	BUILD_BUG_ON(sizeof(struct kprim_wait) != 16);
 	BUILD_BUG_ON(offsetof(struct kprim_open, limiter) != 32);
 }
@@ -135,6 +138,7 @@ static void __exit kprim_exit(void)
 	misc_deregister(&kprim_misc);
 	kprim_registry_exit();
 	kprim_cache_module_exit();
+	kprim_async_exit();
 }
 
 module_init(kprim_init);

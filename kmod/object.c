@@ -664,6 +664,9 @@ static long kprim_obj_ioctl(struct file *file, unsigned int cmd,
 
 	if (_IOC_TYPE(cmd) != KPRIM_IOC_MAGIC)
 		return -ENOTTY;
+	/* It ends io_uring waits of the ring it is sent through. */
+	if (KPRIM_CMD(cmd) == KPRIM_CMD(KPRIM_IOC_WAIT_CANCEL))
+		return -EOPNOTSUPP;
 	return h->obj->ops->ioctl(h, cmd, (void __user *)arg);
 }
 

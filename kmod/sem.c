@@ -344,7 +344,37 @@ static void kprim_sem_release_handle(struct kprim_handle *h)
 	h->priv = NULL;
 }
 
-static long kprim_sem_acquire(struct kprim_handle *h, void __user *uarg)
+/*
+ * An acquire through io_uring that has to wait: queued without a thread
+ * (async.c). Granted permits are accounted to @h's fd as for the ioctl.
+ */
+static long kprim_sem_acquire_async(struct kprim_handle *h, void __user *uarg,
+				    const struct kprim_sem_acquire *args,
+				    struct io_uring_cmd *ioucmd,
+				    unsigned int issue_flags)
+{
+	struct kprim_sem *sem = h->obj->priv;
+	struct kprim_async *a;
+	int ret;
+
+	a = kprim_async_new(ioucmd, issue_flags, &sem->wq, &args->wait, uarg,
+			    kprim_sem_abandoned, sem);
+	if (IS_ERR(a))
+		return PTR_ERR(a);
+	spin_lock_irq(&sem->wq.lock);
+	ret = kprim_sem_try_acquire(sem, h->priv, args->n);
+	if (ret == -EAGAIN)
+		ret = kprim_async_queue_locked(a, args->n, h->priv);
+	spin_unlock_irq(&sem->wq.lock);
+	if (ret == -EIOCBQUEUED)
+		return ret;
+	return kprim_async_discard(a, ret, issue_flags);
+}
+
+/* @ioucmd: NULL for the ioctl; the io_uring request otherwise. */
+static long kprim_sem_acquire(struct kprim_handle *h, void __user *uarg,
+			      struct io_uring_cmd *ioucmd,
+			      unsigned int issue_flags)
 {
 	struct kprim_sem_acquire __user *uargs = uarg;
 	struct kprim_sem *sem = h->obj->priv;
@@ -360,6 +390,9 @@ static long kprim_sem_acquire(struct kprim_handle *h, void __user *uarg)
 		return ret;
 	if (args.flags || !args.n)
 		return -EINVAL;
+	if (ioucmd && args.wait.timeout_ns)
+		return kprim_sem_acquire_async(h, uarg, &args, ioucmd,
+					       issue_flags);
 	ret = kprim_wait_ctx_init(&ctx, &args.wait);
 	if (ret)
 		goto out;
@@ -508,7 +541,7 @@ static long kprim_sem_ioctl(struct kprim_handle *h, unsigned int cmd,
 {
 	switch (KPRIM_CMD(cmd)) {
 	case KPRIM_CMD(KPRIM_IOC_SEM_ACQUIRE):
-		return kprim_sem_acquire(h, arg);
+		return kprim_sem_acquire(h, arg, NULL, 0);
 	case KPRIM_CMD(KPRIM_IOC_SEM_RELEASE):
 		return kprim_sem_release(h, arg);
 	case KPRIM_CMD(KPRIM_IOC_SEM_RESIZE):
@@ -587,13 +620,20 @@ static void kprim_sem_fill_info(struct kprim_object *obj,
 	spin_unlock_irq(&sem->wq.lock);
 }
 
-/* Only an acquire with a timeout can sleep (advisory peek, see uring.c). */
-static bool kprim_sem_may_block(unsigned int cmd, void __user *arg)
+static long kprim_sem_wait_cmd(struct kprim_handle *h, unsigned int cmd,
+			       void __user *arg, struct io_uring_cmd *ioucmd,
+			       unsigned int issue_flags)
 {
-	struct kprim_sem_acquire __user *uargs = arg;
+	if (KPRIM_CMD(cmd) != KPRIM_CMD(KPRIM_IOC_SEM_ACQUIRE))
+		return -ENOIOCTLCMD;
+	return kprim_sem_acquire(h, arg, ioucmd, issue_flags);
+}
 
-	return KPRIM_CMD(cmd) == KPRIM_CMD(KPRIM_IOC_SEM_ACQUIRE) &&
-	       kprim_wait_may_block(&uargs->wait);
+static struct kprim_waitq *kprim_sem_waitq(struct kprim_object *obj)
+{
+	struct kprim_sem *sem = obj->priv;
+
+	return &sem->wq;
 }
 
 const struct kprim_kind_ops kprim_sem_ops = {
@@ -609,5 +649,6 @@ const struct kprim_kind_ops kprim_sem_ops = {
 	.poll		= kprim_sem_poll,
 	.show_fdinfo	= kprim_sem_show_fdinfo,
 	.fill_info	= kprim_sem_fill_info,
-	.may_block	= kprim_sem_may_block,
+	.wait_cmd	= kprim_sem_wait_cmd,
+	.waitq		= kprim_sem_waitq,
 };

@@ -59,8 +59,14 @@ void kprim_waitq_add(struct kprim_waitq *q, struct kprim_waiter *w)
 		q->queued = U64_MAX;
 }
 
-static void kprim_waitq_del(struct kprim_waitq *q, struct kprim_waiter *w)
+/**
+ * kprim_waitq_del() - take a waiter off the queue without a grant.
+ * @q:	the queue; its lock is held
+ * @w:	a queued waiter
+ */
+void kprim_waitq_del(struct kprim_waitq *q, struct kprim_waiter *w)
 {
+	lockdep_assert_held(&q->lock);
 	list_del(&w->node);
 	q->nr_waiters--;
 	q->queued -= min(q->queued, w->n);
@@ -75,7 +81,10 @@ static int kprim_cancel_wake(wait_queue_entry_t *entry, unsigned int mode,
 	if (key && !(key_to_poll(key) & EPOLLIN))
 		return 0;
 	WRITE_ONCE(c->fired, true);
-	wake_up_process(c->task);
+	if (c->fire)
+		c->fire(c);
+	else
+		wake_up_process(c->task);
 	return 0;
 }
 
@@ -128,7 +137,26 @@ static int kprim_cancel_watch(struct kprim_cancel *c, int fd)
  */
 int kprim_wait_ctx_init(struct kprim_wait_ctx *ctx, const struct kprim_wait *w)
 {
+	return kprim_wait_ctx_init_fire(ctx, w, NULL);
+}
+
+/**
+ * kprim_wait_ctx_init_fire() - kprim_wait_ctx_init() for a wait that no
+ *	task sleeps in.
+ * @ctx:	filled in; release with kprim_wait_ctx_destroy()
+ * @w:		the caller's wait description
+ * @fire:	called when the cancel eventfd becomes readable, in the
+ *		eventfd's wake-up context (its queue lock held, interrupts
+ *		off); NULL to wake the calling task instead
+ *
+ * Return: as kprim_wait_ctx_init().
+ */
+int kprim_wait_ctx_init_fire(struct kprim_wait_ctx *ctx,
+			     const struct kprim_wait *w,
+			     void (*fire)(struct kprim_cancel *c))
+{
 	memset(ctx, 0, sizeof(*ctx));
+	ctx->cancel.fire = fire;
 	if (w->reserved)
 		return -EINVAL;
 
@@ -145,26 +173,6 @@ int kprim_wait_ctx_init(struct kprim_wait_ctx *ctx, const struct kprim_wait *w)
 	if (w->cancel_fd < 0)
 		return -EBADF;
 	return kprim_cancel_watch(&ctx->cancel, w->cancel_fd);
-}
-
-/**
- * kprim_wait_may_block() - would a wait described by @uw sleep?
- * @uw:	a struct kprim_wait in user memory, inside an ioctl argument
- *
- * An advisory peek for the io_uring path (uring.c): only a non-zero
- * timeout can sleep. A fault or a racing change only moves the call to or
- * from an io_uring worker; the ioctl reads its argument again properly.
- *
- * Return: true if the timeout read is non-zero, false otherwise or on a
- * fault.
- */
-bool kprim_wait_may_block(const struct kprim_wait __user *uw)
-{
-	u64 timeout;
-
-	if (get_user(timeout, &uw->timeout_ns))
-		return false;
-	return timeout != 0;
 }
 
 /**
@@ -197,6 +205,11 @@ void kprim_waitq_grant(struct kprim_waitq *q, struct kprim_waiter *w)
 
 	lockdep_assert_held(&q->lock);
 	kprim_waitq_del(q, w);
+	if (w->async) {
+		/* An io_uring request: post its completion instead. */
+		kprim_async_end_locked(w->async, w->result);
+		return;
+	}
 	get_task_struct(task);
 	/*
 	 * Pairs with the acquire in kprim_wait_for_grant(): the grant's
