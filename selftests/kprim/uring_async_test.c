@@ -1228,6 +1228,167 @@ TEST_F_TIMEOUT(async, grants_race_cancels, 300)
 	free(seen);
 }
 
+/*
+ * Cancel eventfds fired from a third thread race the grants: waits whose
+ * eventfd fires end with -ECANCELED (in the eventfd's wake-up, under its
+ * lock), the others are granted or time out; nothing is lost or doubled.
+ */
+struct firer {
+	int efd;
+	pthread_barrier_t *go, *done;
+	volatile bool stop;
+	unsigned int seed;
+	long errors;
+};
+
+static void *firer_fn(void *arg)
+{
+	struct firer *f = arg;
+
+	for (;;) {
+		pthread_barrier_wait(f->go);
+		if (f->stop)
+			break;
+		spin(rand_r(&f->seed) % 20000);
+		if (eventfd_write(f->efd, 1))
+			f->errors++;
+		pthread_barrier_wait(f->done);
+	}
+	return NULL;
+}
+
+#define EBATCHES 300
+
+TEST_F_TIMEOUT(async, cancel_eventfds_race_grants, 200)
+{
+	struct kprim_sem_acquire with_efd, plain = acq_arg(1, INF, NOFD);
+	struct releaser rel = { .seed = 3 };
+	struct firer f = { .seed = 5 };
+	__u64 granted_total = 0, cancelled_total = 0, t0 = kt_now_ns();
+	struct kprim_sem_info si;
+	struct io_uring ring;
+	pthread_t th[2];
+	int b;
+
+	SEM2(RPERMITS);
+	ASSERT_EQ(0, big_ring(&ring, 256, 1024, 0));
+	rel.fd = self->holder;
+	f.efd = eventfd(0, EFD_CLOEXEC);
+	ASSERT_LE(0, f.efd);
+	with_efd = acq_arg(1, INF, f.efd);
+	ASSERT_EQ(0, pthread_barrier_init(&rel.go, NULL, 3));
+	ASSERT_EQ(0, pthread_barrier_init(&rel.done, NULL, 3));
+	f.go = &rel.go;
+	f.done = &rel.done;
+	ASSERT_EQ(0, pthread_create(&th[0], NULL, releaser_fn, &rel));
+	ASSERT_EQ(0, pthread_create(&th[1], NULL, firer_fn, &f));
+
+	for (b = 0; b < EBATCHES && !_metadata->exit_code; b++) {
+		int res_of[RB], i, granted = 0, cancelled = 0;
+		int even_cancelled = 0, all = -2, expect;
+		struct kprim_wait_cancel c = wc_arg(0, KPRIM_WAIT_CANCEL_ALL);
+		eventfd_t v;
+		__u64 ud;
+		int res;
+
+		ASSERT_EQ(0, sem_acq(self->holder, RPERMITS, 0));
+		/* Odd ones carry the eventfd; even ones do not. */
+		for (i = 0; i < RB; i++)
+			prep_kprim(io_uring_get_sqe(&ring), self->w,
+				   KPRIM_IOC_SEM_ACQUIRE,
+				   i & 1 ? &with_efd : &plain, i);
+		ASSERT_EQ(RB, io_uring_submit(&ring));
+		/* The releaser grants while the firer fires the eventfd. */
+		pthread_barrier_wait(&rel.go);
+		pthread_barrier_wait(&rel.done);
+		/* Every odd one has ended; the even ones left end with ALL. */
+		ASSERT_EQ(0, submit1(&ring, self->w, KPRIM_IOC_WAIT_CANCEL, &c,
+				     TAG_CTL));
+		for (i = 0; i < RB; i++)
+			res_of[i] = 1;
+		for (expect = RB + 1; expect > 0; expect--) {
+			ASSERT_EQ(0, next_cqe(&ring, 10000, &ud, &res))
+				TH_LOG("batch %d: %d CQEs missing", b, expect);
+			if (ud == TAG_CTL) {
+				ASSERT_EQ(-2, all);
+				all = res;
+				continue;
+			}
+			ASSERT_LT(ud, RB);
+			ASSERT_EQ(1, res_of[ud]) TH_LOG("second CQE for %llu",
+							(unsigned long long)ud);
+			res_of[ud] = res;
+		}
+		for (i = 0; i < RB; i++) {
+			ASSERT_TRUE(res_of[i] == 0 || res_of[i] == -ECANCELED)
+				TH_LOG("batch %d acquire %d: %d", b, i, res_of[i]);
+			granted += res_of[i] == 0;
+			cancelled += res_of[i] == -ECANCELED;
+			even_cancelled += !(i & 1) && res_of[i] == -ECANCELED;
+		}
+		/* ALL ended exactly the even ones not granted. */
+		ASSERT_EQ(even_cancelled ? even_cancelled : -ENOENT, all)
+			TH_LOG("batch %d", b);
+		si = sem_info(self->w);
+		ASSERT_EQ(granted, si.held_by_me) TH_LOG("batch %d", b);
+		ASSERT_EQ(0, si.waiters);
+		ASSERT_EQ(RPERMITS, si.available + si.held);
+		ASSERT_EQ(0, eventfd_read(f.efd, &v));	/* reset it */
+		if (granted)
+			ASSERT_EQ(0, sem_rel(self->w, granted));
+		granted_total += granted;
+		cancelled_total += cancelled;
+	}
+	rel.stop = f.stop = true;
+	pthread_barrier_wait(&rel.go);
+	pthread_join(th[0], NULL);
+	pthread_join(th[1], NULL);
+	EXPECT_EQ(0, rel.errors);
+	EXPECT_EQ(0, f.errors);
+	TH_LOG("%d batches in %llu ms: %llu granted, %llu cancelled", b,
+	       (unsigned long long)((kt_now_ns() - t0) / MSEC),
+	       (unsigned long long)granted_total,
+	       (unsigned long long)cancelled_total);
+	EXPECT_EQ((__u64)RB * EBATCHES, granted_total + cancelled_total);
+	EXPECT_LT(0, granted_total);
+	EXPECT_LT(0, cancelled_total);
+	si = sem_info(self->w);
+	EXPECT_EQ(0, si.held_by_me);
+	EXPECT_EQ(RPERMITS, si.available);
+	EXPECT_FALSE(cqe_ready(&ring));
+	io_uring_queue_exit(&ring);
+	close(f.efd);
+}
+
+/*
+ * Permits granted to a wait whose object fd was closed meanwhile are held
+ * by that fd's file while the request keeps it open, and come back when
+ * the completed request lets it go.
+ */
+TEST_F(async, grant_to_a_closed_fd_comes_back)
+{
+	struct kprim_sem_acquire a = acq_arg(2, INF, NOFD);
+	__u64 ud;
+	int res, fd2;
+
+	SEM2(2);
+	fd2 = sem_again(self->sess, self->name);
+	ASSERT_LE(0, fd2);
+	ASSERT_EQ(0, sem_acq(self->holder, 2, 0));
+	ASSERT_EQ(0, submit1(&self->ring, fd2, KPRIM_IOC_SEM_ACQUIRE, &a, 1));
+	ASSERT_EQ(0, close(fd2));
+	EXPECT_EQ(1, sem_info(self->holder).waiters);
+	ASSERT_EQ(0, sem_rel(self->holder, 2));
+	ASSERT_EQ(0, next_cqe(&self->ring, 5000, &ud, &res));
+	EXPECT_EQ(1, ud);
+	EXPECT_EQ(0, res);
+	EXPECT_TRUE(sem_settle(self->holder, 0, 2, 2000))
+		TH_LOG("available %llu, held %llu",
+		       (unsigned long long)sem_info(self->holder).available,
+		       (unsigned long long)sem_info(self->holder).held);
+	EXPECT_EQ(0, sem_info(self->holder).holders);
+}
+
 /* --- resize and set make a queued request impossible -------------------- */
 
 TEST_F(async, resize_below_a_queued_n_is_einval)
@@ -1334,7 +1495,8 @@ TEST_F(async, submitting_thread_exit_cancels_its_waits)
 	ASSERT_EQ(0, s.err);
 	for (i = 0; i < 3; i++) {
 		ASSERT_EQ(0, next_cqe(&self->ring, 5000, &ud, &r))
-			TH_LOG("the waits of an exited thread did not end (%d)", i);
+			TH_LOG("the waits of an exited thread did not end (%d of 3 CQEs seen; waiters %llu)",
+			       i, (unsigned long long)sem_info(self->holder).waiters);
 		ASSERT_LE(100, ud);
 		ASSERT_GT(103, ud);
 		res[ud - 100] = r;
