@@ -1689,6 +1689,83 @@ TEST_F_TIMEOUT(killed, sigkill_with_pending_waits, 60)
 	EXPECT_EQ(0, si.holders);
 }
 
+/*
+ * execve() with io_uring waits pending: exec cancels the task's io_uring
+ * requests (io_uring_task_cancel()) and waits for them to finish, then
+ * closes the ring (io_uring fds are close-on-exec). The waits must end so
+ * that exec goes on; the new image exits at once (exec_exit_early()).
+ */
+#define EXEC_ENV	"KPRIM_ASYNC_TEST_EXEC_EXIT"
+
+__attribute__((constructor)) static void exec_exit_early(void)
+{
+	if (getenv(EXEC_ENV))
+		_exit(42);
+}
+
+TEST_F_TIMEOUT(async, exec_with_pending_waits, 60)
+{
+	struct kprim_sem_info si;
+	struct pollfd p;
+	int pipefd[2], status = 0;
+	__u64 t0, end;
+	pid_t pid, r;
+	char c;
+
+	SEM2(2);
+	ASSERT_EQ(0, pipe(pipefd));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		struct kprim_sem_acquire a = acq_arg(1, INF, NOFD);
+		char *argv[] = { "uring_async_test", NULL };
+		struct io_uring ring;
+		int i;
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		close(pipefd[0]);
+		if (sem_acq(self->w, 2, 0) || io_uring_queue_init(128, &ring, 0))
+			_exit(10);
+		for (i = 0; i < 100; i++)
+			prep_kprim(io_uring_get_sqe(&ring), self->holder,
+				   KPRIM_IOC_SEM_ACQUIRE, &a, i);
+		if (io_uring_submit(&ring) != 100)
+			_exit(11);
+		if (write(pipefd[1], "r", 1) != 1)
+			_exit(12);
+		setenv(EXEC_ENV, "1", 1);
+		execv("/proc/self/exe", argv);
+		_exit(13);
+	}
+	close(pipefd[1]);
+	p = (struct pollfd){ .fd = pipefd[0], .events = POLLIN };
+	ASSERT_EQ(1, poll(&p, 1, 30000));
+	ASSERT_EQ(1, read(pipefd[0], &c, 1));
+	close(pipefd[0]);
+	t0 = kt_now_ns();
+	end = t0 + 3 * NSEC;
+	while ((r = waitpid(pid, &status, WNOHANG)) == 0 && kt_now_ns() < end)
+		usleep(5000);
+	if (r == 0) {
+		si = sem_info(self->holder);
+		TH_LOG("execve() still blocked 3 s later, waiters %llu",
+		       (unsigned long long)si.waiters);
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+	}
+	ASSERT_EQ(pid, r) TH_LOG("exec with pending io_uring waits did not complete");
+	EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 42)
+		TH_LOG("status %#x", status);
+	TH_LOG("exec done %llu ms after the waits were queued",
+	       (unsigned long long)((kt_now_ns() - t0) / MSEC));
+	/* The child held 2 on its copy of w: that fd is shared with us. */
+	EXPECT_TRUE(sem_settle(self->holder, 0, ~0ull, 2000))
+		TH_LOG("waiters %llu", (unsigned long long)sem_info(self->holder).waiters);
+	si = sem_info(self->w);
+	EXPECT_EQ(2, si.held_by_me);
+	EXPECT_EQ(0, sem_info(self->holder).held_by_me);
+}
+
 /* --- ring flavours ------------------------------------------------------- */
 
 TEST_F(async, defer_taskrun_ring)
