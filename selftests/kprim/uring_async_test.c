@@ -1049,8 +1049,22 @@ struct releaser {
 	pthread_barrier_t go, done;
 	volatile bool stop;
 	unsigned int seed;
+	unsigned int max_spin;	/* between releases; set between batches */
+	unsigned int max_sleep_us;	/* or sleep between them, if set */
 	long errors;
 };
+
+/*
+ * Aim the releases at the cancels: slower when they were all over before
+ * the cancels came (@early), faster when the cancels came first (@late).
+ */
+static void aim(struct releaser *r, bool early, bool late)
+{
+	if (early && r->max_spin < 400000)
+		r->max_spin += r->max_spin / 4 + 1;
+	else if (late && r->max_spin > 16)
+		r->max_spin -= r->max_spin / 5;
+}
 
 static void spin(unsigned int n)
 {
@@ -1067,7 +1081,10 @@ static void *releaser_fn(void *arg)
 		if (r->stop)
 			break;
 		for (int i = 0; i < RPERMITS; i++) {
-			spin(rand_r(&r->seed) % 3000);
+			if (r->max_sleep_us)
+				usleep(rand_r(&r->seed) % r->max_sleep_us);
+			else
+				spin(rand_r(&r->seed) % r->max_spin);
 			if (sem_rel(r->fd, 1))
 				r->errors++;
 		}
@@ -1079,11 +1096,11 @@ static void *releaser_fn(void *arg)
 TEST_F_TIMEOUT(async, grants_race_cancels, 300)
 {
 	struct kprim_sem_acquire a = acq_arg(1, INF, NOFD);
-	struct releaser rel = { .seed = 1 };
+	struct releaser rel = { .seed = 1, .max_spin = 3000 };
 	unsigned char *seen;
 	unsigned int seed = 42;
 	__u64 granted_total = 0, released_total = 0, cancelled_total = 0;
-	__u64 t0 = kt_now_ns(), lost_to_grants = 0;
+	__u64 t0 = kt_now_ns(), interleaved = 0;
 	struct kprim_sem_info si;
 	struct io_uring ring;
 	pthread_t th;
@@ -1184,10 +1201,6 @@ TEST_F_TIMEOUT(async, grants_race_cancels, 300)
 				TH_LOG("batch %d cancel %d: %d", b, i, cancel_res[i]);
 			if (cancel_res[i] > 0)
 				ended_by_cancels += cancel_res[i];
-			/* A cancel that found its wait granted already. */
-			if (cancel_res[i] == -ENOENT && !wc[i].flags &&
-			    res_of[wc[i].user_data - base] == 0)
-				lost_to_grants++;
 		}
 		/* Every wait ended once, by exactly one cancel or a grant. */
 		ASSERT_EQ(cancelled, ended_by_cancels) TH_LOG("batch %d", b);
@@ -1197,6 +1210,15 @@ TEST_F_TIMEOUT(async, grants_race_cancels, 300)
 		ASSERT_EQ(0, si.waiters) TH_LOG("batch %d", b);
 		ASSERT_EQ(granted, si.held);
 		ASSERT_EQ(RPERMITS, si.available + si.held);
+		/*
+		 * Did grants and cancels interleave? Not if the permits went to
+		 * the first RPERMITS waits (all released before any cancel)
+		 * or to none (all cancelled first).
+		 */
+		for (i = 0, j = 0; i < RPERMITS; i++)
+			j += res_of[i] == 0;
+		interleaved += granted && j < RPERMITS;
+		aim(&rel, j == RPERMITS, granted == 0);
 		granted_total += granted;
 		cancelled_total += cancelled;
 		if (granted) {
@@ -1208,11 +1230,13 @@ TEST_F_TIMEOUT(async, grants_race_cancels, 300)
 	pthread_barrier_wait(&rel.go);
 	pthread_join(th, NULL);
 	EXPECT_EQ(0, rel.errors);
-	TH_LOG("%d batches of %d in %llu ms: %llu granted, %llu cancelled, %llu cancels came after the grant",
+	TH_LOG("%d batches of %d in %llu ms: %llu granted, %llu cancelled, %llu batches interleaved (spin %u)",
 	       b, RB, (unsigned long long)((kt_now_ns() - t0) / MSEC),
 	       (unsigned long long)granted_total,
 	       (unsigned long long)cancelled_total,
-	       (unsigned long long)lost_to_grants);
+	       (unsigned long long)interleaved, rel.max_spin);
+	/* The window was hit, or the race was not run. */
+	EXPECT_LT(0, interleaved);
 	EXPECT_EQ((__u64)RB * RBATCHES, granted_total + cancelled_total);
 	/* Some of each, or the race was not run. */
 	EXPECT_LT(0, granted_total);
@@ -1242,7 +1266,7 @@ struct firer {
 	int efd;
 	pthread_barrier_t *go, *done;
 	volatile bool stop;
-	unsigned int seed, max_spin;	/* max_spin: set between batches */
+	unsigned int seed, max_sleep_us;
 	long errors;
 };
 
@@ -1254,7 +1278,7 @@ static void *firer_fn(void *arg)
 		pthread_barrier_wait(f->go);
 		if (f->stop)
 			break;
-		spin(rand_r(&f->seed) % f->max_spin);
+		usleep(rand_r(&f->seed) % f->max_sleep_us);
 		if (eventfd_write(f->efd, 1))
 			f->errors++;
 		pthread_barrier_wait(f->done);
@@ -1267,8 +1291,13 @@ static void *firer_fn(void *arg)
 TEST_F_TIMEOUT(async, cancel_eventfds_race_grants, 200)
 {
 	struct kprim_sem_acquire with_efd, plain = acq_arg(1, INF, NOFD);
-	struct releaser rel = { .seed = 3 };
-	struct firer f = { .seed = 5, .max_spin = 20000 };
+	/*
+	 * Sleeps, not spins: the releases of a batch spread over about 1 ms
+	 * and the eventfd fires somewhere in 0..2 ms, whatever the host's
+	 * scheduling of the VM's CPUs.
+	 */
+	struct releaser rel = { .seed = 3, .max_sleep_us = 250 };
+	struct firer f = { .seed = 5, .max_sleep_us = 2000 };
 	__u64 granted_total = 0, cancelled_total = 0, t0 = kt_now_ns();
 	struct kprim_sem_info si;
 	struct io_uring ring;
@@ -1332,16 +1361,8 @@ TEST_F_TIMEOUT(async, cancel_eventfds_race_grants, 200)
 			even_cancelled += !(i & 1) && res_of[i] == -ECANCELED;
 			odd_granted += (i & 1) && res_of[i] == 0;
 		}
-		/*
-		 * The eventfd fired between two grants of the batch. Aim the
-		 * firer at the releases: later if it fired before all of them,
-		 * earlier if after.
-		 */
+		/* The eventfd fired between two grants of the batch. */
 		mixed += odd_granted > 0 && odd_granted < RPERMITS / 2;
-		if (odd_granted == 0)
-			f.max_spin += f.max_spin / 4 + 1;
-		else if (odd_granted == RPERMITS / 2 && f.max_spin > 16)
-			f.max_spin -= f.max_spin / 5;
 		/* ALL ended exactly the even ones not granted. */
 		ASSERT_EQ(even_cancelled ? even_cancelled : -ENOENT, all)
 			TH_LOG("batch %d", b);
@@ -1361,10 +1382,10 @@ TEST_F_TIMEOUT(async, cancel_eventfds_race_grants, 200)
 	pthread_join(th[1], NULL);
 	EXPECT_EQ(0, rel.errors);
 	EXPECT_EQ(0, f.errors);
-	TH_LOG("%d batches in %llu ms: %llu granted, %llu cancelled, %d with the eventfd fired amid the grants (spin %u)",
+	TH_LOG("%d batches in %llu ms: %llu granted, %llu cancelled, %d with the eventfd fired amid the grants",
 	       b, (unsigned long long)((kt_now_ns() - t0) / MSEC),
 	       (unsigned long long)granted_total,
-	       (unsigned long long)cancelled_total, mixed, f.max_spin);
+	       (unsigned long long)cancelled_total, mixed);
 	/* The window was hit, or the race was not run. */
 	EXPECT_LT(0, mixed);
 	EXPECT_EQ((__u64)RB * EBATCHES, granted_total + cancelled_total);
