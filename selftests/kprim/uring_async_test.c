@@ -1598,12 +1598,17 @@ FIXTURE(killed) {
 };
 
 FIXTURE_VARIANT(killed) {
-	int mode;	/* 0: as is, 1: ring fd closed first, 2: object fd closed first */
+	/*
+	 * 0: as is, 1: ring fd closed first, 2: object fd closed first,
+	 * 3: not killed: it exits by itself (exit_group) once told to
+	 */
+	int mode;
 };
 
 FIXTURE_VARIANT_ADD(killed, pending) { .mode = 0 };
 FIXTURE_VARIANT_ADD(killed, ring_closed_first) { .mode = 1 };
 FIXTURE_VARIANT_ADD(killed, object_fd_closed_first) { .mode = 2 };
+FIXTURE_VARIANT_ADD(killed, exits_by_itself) { .mode = 3 };
 
 FIXTURE_SETUP(killed)
 {
@@ -1630,7 +1635,7 @@ FIXTURE_TEARDOWN(killed)
 #define KILL_PERMITS	3
 
 /* The child: holds 2 permits on one fd, queues KILL_N waits on another. */
-static void killed_child(const char *name, int mode, int ready)
+static void killed_child(const char *name, int mode, int ready, int go)
 {
 	struct kprim_sem_acquire a = acq_arg(1, INF, NOFD);
 	struct io_uring ring;
@@ -1661,6 +1666,13 @@ static void killed_child(const char *name, int mode, int ready)
 		close(c2);
 	if (write(ready, "r", 1) != 1)
 		_exit(15);
+	if (mode == 3) {
+		char c;
+
+		if (read(go, &c, 1) == 1)
+			exit(0);
+		_exit(16);
+	}
 	for (;;)
 		pause();
 }
@@ -1669,7 +1681,7 @@ TEST_F_TIMEOUT(killed, sigkill_with_pending_waits, 60)
 {
 	struct kprim_sem_info si;
 	struct pollfd p;
-	int pipefd[2], status;
+	int pipefd[2], gofd[2], status;
 	__u64 t0, dt, end;
 	char c;
 	pid_t pid;
@@ -1679,13 +1691,16 @@ TEST_F_TIMEOUT(killed, sigkill_with_pending_waits, 60)
 	ASSERT_LE(0, self->holder);
 	ASSERT_EQ(0, sem_acq(self->holder, 1, 0));
 	ASSERT_EQ(0, pipe(pipefd));
+	ASSERT_EQ(0, pipe(gofd));
 	pid = fork();
 	ASSERT_LE(0, pid);
 	if (pid == 0) {
 		close(pipefd[0]);
-		killed_child(self->name, variant->mode, pipefd[1]);
+		close(gofd[1]);
+		killed_child(self->name, variant->mode, pipefd[1], gofd[0]);
 	}
 	close(pipefd[1]);
+	close(gofd[0]);
 	p = (struct pollfd){ .fd = pipefd[0], .events = POLLIN };
 	if (poll(&p, 1, 60000) != 1 || read(pipefd[0], &c, 1) != 1) {
 		kill(pid, SIGKILL);
@@ -1701,12 +1716,23 @@ TEST_F_TIMEOUT(killed, sigkill_with_pending_waits, 60)
 	ASSERT_EQ(0, sem_rel(self->holder, 1));
 
 	t0 = kt_now_ns();
-	ASSERT_EQ(0, kill(pid, SIGKILL));
+	if (variant->mode == 3) {
+		ASSERT_EQ(1, write(gofd[1], "g", 1));
+	} else {
+		ASSERT_EQ(0, kill(pid, SIGKILL));
+	}
 	ASSERT_EQ(pid, waitpid(pid, &status, 0));
 	dt = kt_now_ns() - t0;
-	EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
-		TH_LOG("status %#x", status);
-	TH_LOG("exited %llu ms after SIGKILL", (unsigned long long)(dt / MSEC));
+	close(gofd[1]);
+	if (variant->mode == 3) {
+		EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+			TH_LOG("status %#x", status);
+	} else {
+		EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
+			TH_LOG("status %#x", status);
+	}
+	TH_LOG("exited %llu ms after SIGKILL (or being told to exit)",
+	       (unsigned long long)(dt / MSEC));
 	EXPECT_GT(NSEC, dt);
 
 	/* Everything comes back (6.1: a watcher notices within ~100 ms). */
