@@ -2103,4 +2103,34 @@ TEST_F(async, argument_read_once_at_issue)
 	close(lim);
 }
 
+/*
+ * A take whose struct is read-only by the time it times out: its
+ * retry_after_ns cannot be written, so the CQE is -EFAULT, as the ioctl
+ * returns; the take leaves the queue all the same.
+ */
+TEST_F(async, timed_out_take_with_read_only_struct_is_efault)
+{
+	struct kprim_limiter_take *t;
+	__u64 ud;
+	int fd, res;
+
+	fd = lim_new(self->sess, 1, 3600 * NSEC, 1, 0);
+	ASSERT_LE(0, fd);
+	t = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, t);
+	*t = take_arg(1, 100 * MSEC, NOFD);
+	ASSERT_EQ(0, mprotect(t, 4096, PROT_READ));
+	ASSERT_EQ(0, submit1(&self->ring, fd, KPRIM_IOC_LIMITER_TAKE, t, 1));
+	EXPECT_EQ(1, lim_info(fd).waiters);
+	ASSERT_EQ(0, next_cqe(&self->ring, 5000, &ud, &res));
+	EXPECT_EQ(1, ud);
+	EXPECT_EQ(-EFAULT, res);
+	EXPECT_EQ(0, t->retry_after_ns);
+	EXPECT_EQ(0, lim_info(fd).waiters);
+	EXPECT_EQ(0, lim_info(fd).admitted);
+	munmap(t, 4096);
+	close(fd);
+}
+
 TEST_HARNESS_MAIN
