@@ -8,8 +8,14 @@
  * submission) runs out, -ECANCELED for its cancel eventfd,
  * KPRIM_IOC_WAIT_CANCEL, the exit of the thread that submitted it or the
  * ring's teardown, -EINVAL when a resize or set makes it impossible.
- * Signals do not end it, and IORING_OP_ASYNC_CANCEL does not reach it
- * (io_uring does not pass cancellations on to uring_cmd requests).
+ * Signals do not end it, and neither IORING_OP_ASYNC_CANCEL nor a linked
+ * IORING_OP_LINK_TIMEOUT reaches it (io_uring does not pass cancellations
+ * on to uring_cmd requests): KPRIM_IOC_WAIT_CANCEL is the way.
+ *
+ * Also here: FIFO with ioctl waiters (10,000 through one ring), grants
+ * racing WAIT_CANCEL and cancel eventfds (invariants after every batch),
+ * SIGKILL, exit and execve() with waits pending, DEFER_TASKRUN and SQPOLL
+ * rings, IOSQE_ASYNC, links, and the argument read once at issue.
  */
 #include <dirent.h>
 #include <liburing.h>
