@@ -118,7 +118,8 @@ $(B)/tests/%: selftests/kprim/%.c $(wildcard selftests/kprim/*.h) $(B)/libkprim.
 	@mkdir -p $(dir $@)
 	$(CC) $(USER_CFLAGS) $(TEST_STATIC) -isystem $(KSFT_INC) -o $@ $< $(B)/libkprim.a $(LDLIBS)
 
-$(B)/tests/uring_test $(B)/tests/fuzz_test $(B)/tests/lifecycle_test $(B)/tests/attack_test $(B)/tests/attack_mget_test \
+$(B)/tests/uring_test $(B)/tests/uring_async_test $(B)/tests/fuzz_test $(B)/tests/lifecycle_test \
+	$(B)/tests/attack_test $(B)/tests/attack_mget_test \
 	$(B)/tests/uring_lib_test: LDLIBS += -luring
 
 tools: $(TOOLS)

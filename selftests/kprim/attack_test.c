@@ -386,17 +386,19 @@ TEST(fifo_place_kept_with_defer_taskrun_ring)
 }
 
 /*
- * Through io_uring a cancelled wait is -EINTR (uapi: io_uring does not
- * restart commands). With a read-only argument the time-left write-back
- * fails, and that failure must not replace the documented result.
+ * Through io_uring a wait is queued at issue and its argument read then,
+ * once: a read-only argument is fine. Cancelled (KPRIM_IOC_WAIT_CANCEL),
+ * it ends with -ECANCELED, the documented result, which nothing written
+ * back (or failing to be) may replace.
  */
-TEST(uring_cancel_of_read_only_wait_is_eintr)
+TEST(uring_cancel_of_read_only_wait_is_ecanceled)
 {
+	struct kprim_wait_cancel c = { .size = sizeof(c), .user_data = 1 };
 	struct kprim_sem_acquire *a;
 	struct io_uring_cqe *cqe;
 	struct io_uring_sqe *sqe;
 	struct io_uring ring;
-	int sess, holder, fd, r, i, res = 1;
+	int sess, holder, fd, r, i, res = 1, cres = 1;
 	char name[64];
 
 	sess = kt_session();
@@ -421,16 +423,21 @@ TEST(uring_cancel_of_read_only_wait_is_eintr)
 	ASSERT_EQ(1, io_uring_submit(&ring));
 	ASSERT_TRUE(wait_for_waiters(holder, 1, 3000 * MS));
 	sqe = io_uring_get_sqe(&ring);
-	io_uring_prep_cancel64(sqe, 1, 0);
+	io_uring_prep_rw(IORING_OP_URING_CMD, sqe, fd, NULL, 0, 0);
+	sqe->cmd_op = KPRIM_IOC_WAIT_CANCEL;
+	sqe->addr3 = (uintptr_t)&c;
 	sqe->user_data = 2;
 	ASSERT_EQ(1, io_uring_submit(&ring));
 	for (i = 0; i < 2; i++) {
 		ASSERT_EQ(0, io_uring_wait_cqe(&ring, &cqe));
 		if (cqe->user_data == 1)
 			res = cqe->res;
+		else
+			cres = cqe->res;
 		io_uring_cqe_seen(&ring, cqe);
 	}
-	EXPECT_EQ(-EINTR, res) TH_LOG("cancelled wait completed with %d", res);
+	EXPECT_EQ(-ECANCELED, res) TH_LOG("cancelled wait completed with %d", res);
+	EXPECT_EQ(1, cres);
 	EXPECT_EQ(0ull, sem_state(fd).waiters);
 	EXPECT_EQ(0, sem_rel(holder, 1));
 	EXPECT_EQ(1ull, sem_state(fd).available);
@@ -490,7 +497,7 @@ static void drop_privileges(void)
 
 /*
  * An unprivileged process with a 1-entry ring queues a blocking acquire
- * (it runs on an io_uring worker) whose argument is read-only, and is
+ * (queued at issue, no worker) whose argument is read-only, and is
  * SIGKILLed mid-wait. Its wait ends, nothing stays queued, its fd's
  * permits (none) and the holder's come back, and the kernel stays quiet.
  */

@@ -9,8 +9,8 @@
  * ones, sizes around the struct's, bad and kernel pointers), or is sent
  * with the wrong fd, a bad argument pointer, or an unknown command. A
  * quarter of the calls go through io_uring (IORING_OP_URING_CMD) instead
- * of ioctl(); some of those are still in flight, on io_uring's workers,
- * when their process is killed. Between them, poll() and fdinfo reads on
+ * of ioctl(); some of those are still queued (io_uring waits) when their
+ * process is killed, and KPRIM_IOC_WAIT_CANCEL is thrown at them too. Between them, poll() and fdinfo reads on
  * the same fds (their failures are shown, not judged: see side_op()).
  *
  * What must hold:
@@ -152,7 +152,7 @@ static const unsigned int object_cmds[] = {
 	KPRIM_IOC_SEM_INFO,
 	KPRIM_IOC_CACHE_GET, KPRIM_IOC_CACHE_STORE, KPRIM_IOC_CACHE_DELETE,
 	KPRIM_IOC_CACHE_TOUCH, KPRIM_IOC_CACHE_INCR, KPRIM_IOC_CACHE_FLUSH,
-	KPRIM_IOC_CACHE_INFO, KPRIM_IOC_CACHE_MGET,
+	KPRIM_IOC_CACHE_INFO, KPRIM_IOC_CACHE_MGET, KPRIM_IOC_WAIT_CANCEL,
 };
 
 static const unsigned int session_cmds[] = {
@@ -267,6 +267,15 @@ static size_t valid_arg(unsigned int cmd, void *buf, int cancel_fd)
 			in->flags = (uint32_t)below(4);
 			in->delta = below(1000);
 		}
+		break;
+	}
+	case KPRIM_IOC_WAIT_CANCEL: {
+		/* via_uring() tags a command with its number: aim at one. */
+		struct kprim_wait_cancel *a = buf;
+
+		a->flags = (uint32_t)below(2);
+		a->user_data = below(2) ? KPRIM_IOC_SEM_ACQUIRE :
+					  KPRIM_IOC_LIMITER_TAKE;
 		break;
 	}
 	case KPRIM_IOC_CACHE_MGET: {
