@@ -916,22 +916,22 @@ static const struct bench_case cases[] = {
 	{ CASE("uring-nop-fast", "empty: IORING_OP_NOP",
 	       NULL, NULL, init_nop_uring, fini_ring, op_nop_uring),
 	  .batched = "io_uring", .ring = RING_REGFD | RING_DEFER },
-	{ CASE("ioctl-enotty", "empty: ioctl() kprim refuses (ENOTTY)",
+	{ CASE("ioctl-enotty", "empty: ioctl(), -ENOTTY",
 	       setup_kcache, teardown_kcache, NULL, NULL, op_enotty_ioctl) },
-	{ CASE("uring-enotty", "empty: uring_cmd kprim refuses",
+	{ CASE("uring-enotty", "empty: uring_cmd, -ENOTTY",
 	       setup_kcache, teardown_kcache, init_enotty_uring, fini_ring,
 	       op_enotty_uring), .batched = "io_uring" },
-	{ CASE("uring-enotty-fix", "empty: uring_cmd kprim refuses",
+	{ CASE("uring-enotty-fix", "empty: uring_cmd, -ENOTTY",
 	       setup_kcache, teardown_kcache, init_enotty_uring, fini_ring,
 	       op_enotty_uring), .batched = "io_uring", .ring = RING_FIXED },
-	{ CASE("uring-enotty-rfd", "empty: uring_cmd kprim refuses",
+	{ CASE("uring-enotty-rfd", "empty: uring_cmd, -ENOTTY",
 	       setup_kcache, teardown_kcache, init_enotty_uring, fini_ring,
 	       op_enotty_uring), .batched = "io_uring",
 	  .ring = RING_FIXED | RING_REGFD },
-	{ CASE("uring-enotty-fast", "empty: uring_cmd kprim refuses",
+	{ CASE("uring-enotty-fast", "empty: uring_cmd, -ENOTTY",
 	       setup_kcache, teardown_kcache, init_enotty_uring, fini_ring,
 	       op_enotty_uring), .batched = "io_uring", .ring = RING_FAST },
-	{ CASE("uring-enotty-128", "empty: uring_cmd kprim refuses",
+	{ CASE("uring-enotty-128", "empty: uring_cmd, -ENOTTY",
 	       setup_kcache, teardown_kcache, init_enotty_uring, fini_ring,
 	       op_enotty_uring), .batched = "io_uring",
 	  .ring = RING_FAST | RING_SQE128 },
@@ -1193,14 +1193,14 @@ static void print_table(int ti, int nthreads, const struct result *one)
 	int i;
 
 	printf("\n%d thread%s\n", nthreads, nthreads == 1 ? "" : "s");
-	printf("%-58s %10s %9s %8s%s\n", "operation", "ns/op", "Mops/s",
+	printf("%-60s %10s %9s %8s%s\n", "operation", "ns/op", "Mops/s",
 	       "x floor", one ? "   scale" : "");
 	for (i = 0; i < NCASES; i++) {
 		const struct result *r = &row[i];
 
 		if (!r->ran)	/* an external row, no -x program */
 			continue;
-		printf("%-58s ", case_label(&cases[i]));
+		printf("%-60s ", case_label(&cases[i]));
 		if (r->err) {
 			printf("%s: %s: %s\n",
 			       r->setup_failed ? "SETUP FAILED" : "FAILED",
@@ -1225,7 +1225,7 @@ static void print_ratios(int ncounts, const int *counts)
 
 	printf("\nkprim vs peers: ns/op ratio at each thread count "
 	       "(below 1 = kprim is cheaper)\n");
-	printf("%-58s", "comparison");
+	printf("%-60s", "comparison");
 	for (t = 0; t < ncounts; t++)
 		printf(" %7d thr", counts[t]);
 	printf("\n");
@@ -1234,7 +1234,7 @@ static void print_ratios(int ncounts, const int *counts)
 
 		if (!results[0][a].ran || !results[0][b].ran)
 			continue;
-		printf("%-58s", ratios[i].label);
+		printf("%-60s", ratios[i].label);
 		for (t = 0; t < ncounts; t++) {
 			const struct result *ra = &results[t][a];
 			const struct result *rb = &results[t][b];
