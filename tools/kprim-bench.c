@@ -4,7 +4,7 @@
  * instead, measured side by side in one run.
  *
  *   kprim-bench [-t SECONDS] [-w SECONDS] [-T THREADS,...] [-b BATCH]
- *               [-x PROG]...
+ *               [-o CASES] [-x PROG]...
  *
  * Every case runs for a fixed time (-t, default 0.3 s) after a warm-up (-w,
  * default 0.05 s), at 1 thread, at one thread per online CPU and at 4
@@ -20,6 +20,16 @@
  * with PROG's file name: tools/gobench/gobench.go measures Go's peers that
  * way, tools/daemonbench/daemonbench.c memcached and Redis. When PROG is not
  * there, its rows are left out.
+ *
+ * -o (or $KPRIM_BENCH_ONLY) runs only the cases named, by id or fnmatch()
+ * pattern ("cache-*:mc-mget"), and the floor; $KPRIM_BENCH_THREADS stands
+ * for -T. Both can reach the test VM through make bench's KPRIM_GUEST_ENV.
+ *
+ * The io_uring rows come with the ring's options: "+fix" the object's fd
+ * registered, "+rfd" the ring's fd registered, "+dt" SINGLE_ISSUER |
+ * DEFER_TASKRUN | COOP_TASKRUN, "+128" 128-byte SQEs. The "empty" rows
+ * take io_uring's own cost apart from kprim's: NOPs, and a uring_cmd and
+ * an ioctl() that kprim refuses at its first line.
  *
  * Exit status: 0 when every case could be set up (an operation failing
  * while measured is reported in its row), 1 otherwise, 2 on bad usage.
