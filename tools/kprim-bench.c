@@ -4,7 +4,7 @@
  * instead, measured side by side in one run.
  *
  *   kprim-bench [-t SECONDS] [-w SECONDS] [-T THREADS,...] [-b BATCH]
- *               [-x PROG]...
+ *               [-o CASES] [-x PROG]...
  *
  * Every case runs for a fixed time (-t, default 0.3 s) after a warm-up (-w,
  * default 0.05 s), at 1 thread, at one thread per online CPU and at 4
@@ -21,11 +21,22 @@
  * way, tools/daemonbench/daemonbench.c memcached and Redis. When PROG is not
  * there, its rows are left out.
  *
+ * -o (or $KPRIM_BENCH_ONLY) runs only the cases named, by id or fnmatch()
+ * pattern ("cache-*:mc-mget"), and the floor; $KPRIM_BENCH_THREADS stands
+ * for -T. Both can reach the test VM through make bench's KPRIM_GUEST_ENV.
+ *
+ * The io_uring rows come with the ring's options: "+fix" the object's fd
+ * registered, "+rfd" the ring's fd registered, "+dt" SINGLE_ISSUER |
+ * DEFER_TASKRUN | COOP_TASKRUN, "+128" 128-byte SQEs. The "empty" rows
+ * take io_uring's own cost apart from kprim's: NOPs, and a uring_cmd and
+ * an ioctl() that kprim refuses at its first line.
+ *
  * Exit status: 0 when every case could be set up (an operation failing
  * while measured is reported in its row), 1 otherwise, 2 on bad usage.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <fnmatch.h>
 #include <liburing.h>
 #include <pthread.h>
 #include <semaphore.h>
@@ -38,6 +49,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/ipc.h>
 #include <sys/sem.h>
 #include <sys/syscall.h>
@@ -61,6 +73,7 @@ static int opt_batch = 32;
 #define MAX_EXTERN	4
 static const char *opt_extern[MAX_EXTERN];
 static int n_extern;
+static const char *opt_only;	/* -o: the cases to run, all when NULL */
 
 /* ------------------------------------------------------------------------
  * Peers that live in the process: the obvious C a user would write instead
@@ -151,9 +164,13 @@ struct worker {
 	size_t klen;
 	bool have_ring;
 	struct io_uring ring;		/* batched cases */
+	int sqe_fd;			/* the object's fd, or its fixed index */
+	unsigned char sqe_flags;	/* IOSQE_FIXED_FILE with a fixed file */
 	struct kprim_cache_get *gets;
 	struct kprim_limiter_take *takes;
 	struct kprim_cache_mget_item *items;	/* cache multi-get */
+	struct kprim_cache_mget_entry *ents;	/* multi-get via io_uring */
+	struct kprim_cache_mget mget;
 	char (*bufs)[64];
 	/* results */
 	uint64_t ops, ns;
@@ -163,10 +180,11 @@ struct worker {
 };
 
 struct bench_case {
-	const char *id;		/* for the ratio table */
+	const char *id;		/* for the ratio table and -o */
 	const char *label;
 	const char *batched;	/* label gets ", <batched> xBATCH" */
 	const char *external;	/* measured by the -x program of this name */
+	unsigned int ring;	/* io_uring cases: RING_* */
 	int (*setup)(int nthreads);		/* 0 or -errno */
 	void (*teardown)(void);
 	int (*thread_init)(struct worker *w);	/* 0 or -errno */
@@ -177,6 +195,9 @@ struct bench_case {
 
 /* Where a case's setup failed, for the message (set by the main thread). */
 static const char *setup_what;
+
+/* The case being run. */
+static const struct bench_case *cur;
 
 static int fail_at(const char *what, int err)
 {
@@ -620,25 +641,66 @@ static int op_kcache_mget(struct worker *w)
 	return ret;
 }
 
-/* --- batches through io_uring: IORING_OP_URING_CMD, one enter per batch --- */
+/*
+ * --- batches through io_uring: IORING_OP_URING_CMD, one enter per batch ---
+ *
+ * How a case sets up its ring. The kprim rows use what a liburing user
+ * after speed would: the object's fd registered (IOSQE_FIXED_FILE: no
+ * fget/fput per command), the ring fd registered (no fdget per enter) and
+ * a single-issuer ring with deferred task work. The "io_uring cost" rows
+ * add these one at a time to an empty command, to show what each is worth.
+ */
+#define RING_FIXED	(1U << 0)	/* the object's fd as a fixed file */
+#define RING_REGFD	(1U << 1)	/* io_uring_register_ring_fd() */
+#define RING_DEFER	(1U << 2)	/* SINGLE_ISSUER|DEFER_TASKRUN|COOP_TASKRUN */
+#define RING_SQE128	(1U << 3)	/* 128-byte SQEs */
+#define RING_FAST	(RING_FIXED | RING_REGFD | RING_DEFER)
 
 /* One kprim command: cmd_op is the ioctl, addr3 (the first 8 bytes of the
  * command area) the pointer the ioctl would take. */
-static void prep_kprim(struct io_uring_sqe *sqe, int fd, unsigned int cmd,
-		       void *arg)
+static void prep_kprim(struct worker *w, unsigned int cmd, void *arg)
 {
-	io_uring_prep_rw(IORING_OP_URING_CMD, sqe, fd, NULL, 0, 0);
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&w->ring);
+
+	io_uring_prep_rw(IORING_OP_URING_CMD, sqe, w->sqe_fd, NULL, 0, 0);
+	sqe->flags = w->sqe_flags;
 	sqe->cmd_op = cmd;
 	sqe->addr3 = (uintptr_t)arg;
 }
 
-static int init_ring(struct worker *w)
+/* A ring for @fd (-1: commands that take no file) as cur->ring says. */
+static int init_ring_fd(struct worker *w, int fd)
 {
-	int ret = io_uring_queue_init((unsigned int)opt_batch, &w->ring, 0);
+	struct io_uring_params p = { 0 };
+	unsigned int how = cur->ring;
+	int ret;
 
+	if (how & RING_DEFER)
+		p.flags |= IORING_SETUP_SINGLE_ISSUER |
+			   IORING_SETUP_DEFER_TASKRUN |
+			   IORING_SETUP_COOP_TASKRUN;
+	if (how & RING_SQE128)
+		p.flags |= IORING_SETUP_SQE128;
+	ret = io_uring_queue_init_params((unsigned int)opt_batch, &w->ring, &p);
 	if (ret)
-		return wfail_at(w, "io_uring_queue_init", ret);
+		return wfail_at(w, "io_uring_queue_init_params", ret);
 	w->have_ring = true;
+	w->sqe_fd = fd;
+	w->sqe_flags = 0;
+	if ((how & RING_FIXED) && fd >= 0) {
+		ret = io_uring_register_files(&w->ring, &fd, 1);
+		if (ret)
+			return wfail_at(w, "io_uring_register_files", ret);
+		w->sqe_fd = 0;
+		w->sqe_flags = IOSQE_FIXED_FILE;
+	}
+	if (how & RING_REGFD) {
+		/* Returns how many were registered: 1. */
+		ret = io_uring_register_ring_fd(&w->ring);
+		if (ret != 1)
+			return wfail_at(w, "io_uring_register_ring_fd",
+					ret < 0 ? ret : -EIO);
+	}
 	return 0;
 }
 
@@ -650,13 +712,20 @@ static void fini_ring(struct worker *w)
 	free(w->gets);
 	free(w->takes);
 	free(w->bufs);
+	free(w->ents);
+	w->gets = NULL;
+	w->takes = NULL;
+	w->bufs = NULL;
+	w->ents = NULL;
 }
 
 /*
  * Submit the queued batch and reap it with the same io_uring_enter(): the
- * cost of the batch is one syscall plus the commands themselves.
+ * cost of the batch is one syscall plus the commands themselves. Every
+ * command must complete with @want (0, or the errno an empty command is
+ * expected to fail with).
  */
-static int submit_batch(struct worker *w, const char *what)
+static int submit_batch_want(struct worker *w, const char *what, int want)
 {
 	struct io_uring_cqe *cqe;
 	unsigned int head, seen = 0;
@@ -668,8 +737,8 @@ static int submit_batch(struct worker *w, const char *what)
 		return ret;
 	}
 	io_uring_for_each_cqe(&w->ring, head, cqe) {
-		if (cqe->res < 0 && !err)
-			err = cqe->res;
+		if (cqe->res != want && !err)
+			err = cqe->res < 0 ? cqe->res : -EBADMSG;
 		seen++;
 	}
 	io_uring_cq_advance(&w->ring, seen);
@@ -680,12 +749,62 @@ static int submit_batch(struct worker *w, const char *what)
 	return (int)seen;
 }
 
+static int submit_batch(struct worker *w, const char *what)
+{
+	return submit_batch_want(w, what, 0);
+}
+
+/* --- what io_uring itself costs: commands that do nothing --- */
+
+static int init_nop_uring(struct worker *w)
+{
+	return init_ring_fd(w, -1);
+}
+
+static int op_nop_uring(struct worker *w)
+{
+	int i;
+
+	for (i = 0; i < opt_batch; i++)
+		io_uring_prep_nop(io_uring_get_sqe(&w->ring));
+	return submit_batch(w, "IORING_OP_NOP");
+}
+
+/*
+ * A uring_cmd that kprim refuses at its first line: cmd_op 0 is not a
+ * kprim ioctl, so kprim_obj_uring_cmd() returns -ENOTTY before it reads
+ * anything. On the cache's fd, which every case here has open.
+ */
+static int init_enotty_uring(struct worker *w)
+{
+	return init_ring_fd(w, kprim_cache_fd(kcache));
+}
+
+static int op_enotty_uring(struct worker *w)
+{
+	int i;
+
+	for (i = 0; i < opt_batch; i++)
+		prep_kprim(w, 0, NULL);
+	return submit_batch_want(w, "uring_cmd 0 (expected -ENOTTY)",
+				 -ENOTTY);
+}
+
+/* The same refusal through ioctl(): the syscall, fdget and the dispatch. */
+static int op_enotty_ioctl(struct worker *w)
+{
+	if (ioctl(kprim_cache_fd(kcache), 0, NULL) == -1 && errno == ENOTTY)
+		return 1;
+	w->err_what = "ioctl 0 (expected ENOTTY)";
+	return errno ? -errno : -EBADMSG;
+}
+
 static int init_kcache_uring(struct worker *w)
 {
 	int ret = init_kcache(w);
 
 	if (!ret)
-		ret = init_ring(w);
+		ret = init_ring_fd(w, kprim_cache_fd(kcache));
 	if (ret)
 		return ret;
 	w->gets = calloc((size_t)opt_batch, sizeof(*w->gets));
@@ -695,7 +814,7 @@ static int init_kcache_uring(struct worker *w)
 
 static int op_kcache_get_uring(struct worker *w)
 {
-	int fd = kprim_cache_fd(kcache), i;
+	int i;
 
 	for (i = 0; i < opt_batch; i++) {
 		/* value_len is in/out: reset it for every get. */
@@ -705,15 +824,69 @@ static int op_kcache_get_uring(struct worker *w)
 			.value = (uintptr_t)w->bufs[i],
 			.value_len = sizeof(w->bufs[i]),
 		};
-		prep_kprim(io_uring_get_sqe(&w->ring), fd, KPRIM_IOC_CACHE_GET,
-			   &w->gets[i]);
+		prep_kprim(w, KPRIM_IOC_CACHE_GET, &w->gets[i]);
 	}
 	return submit_batch(w, "cache get via io_uring");
 }
 
+/*
+ * The whole batch in one command: a KPRIM_IOC_CACHE_MGET of BATCH keys as
+ * a single uring_cmd, so io_uring's cost per request is paid once per
+ * batch, not once per key. Counted per key.
+ */
+static int init_kcache_mget_uring(struct worker *w)
+{
+	int ret = init_kcache(w);
+
+	if (!ret)
+		ret = init_ring_fd(w, kprim_cache_fd(kcache));
+	if (ret)
+		return ret;
+	w->ents = calloc((size_t)opt_batch, sizeof(*w->ents));
+	w->bufs = calloc((size_t)opt_batch, sizeof(*w->bufs));
+	return w->ents && w->bufs ? 0 : wfail_at(w, "calloc", ENOMEM);
+}
+
+static int op_kcache_mget_uring(struct worker *w)
+{
+	struct io_uring_cqe *cqe;
+	int i, ret;
+
+	for (i = 0; i < opt_batch; i++) {
+		/* value_len is in/out: reset it for every get. */
+		w->ents[i] = (struct kprim_cache_mget_entry){
+			.key = (uintptr_t)w->key, .key_len = (__u32)w->klen,
+			.value = (uintptr_t)w->bufs[i],
+			.value_len = sizeof(w->bufs[i]),
+		};
+	}
+	w->mget = (struct kprim_cache_mget){
+		.size = sizeof(w->mget), .entries = (uintptr_t)w->ents,
+		.count = (__u32)opt_batch, .entry_size = sizeof(w->ents[0]),
+	};
+	prep_kprim(w, KPRIM_IOC_CACHE_MGET, &w->mget);
+	ret = io_uring_submit_and_wait(&w->ring, 1);
+	if (ret < 0) {
+		w->err_what = "io_uring_submit_and_wait";
+		return ret;
+	}
+	ret = io_uring_peek_cqe(&w->ring, &cqe);
+	if (ret) {
+		w->err_what = "io_uring_peek_cqe";
+		return ret;
+	}
+	ret = cqe->res;
+	io_uring_cqe_seen(&w->ring, cqe);
+	if (ret != opt_batch) {
+		w->err_what = "multi-get via io_uring (expected all hits)";
+		return ret < 0 ? ret : -EBADMSG;
+	}
+	return ret;
+}
+
 static int init_klim_uring(struct worker *w)
 {
-	int ret = init_ring(w);
+	int ret = init_ring_fd(w, kprim_limiter_fd(klim));
 
 	if (ret)
 		return ret;
@@ -723,7 +896,7 @@ static int init_klim_uring(struct worker *w)
 
 static int op_klim_uring(struct worker *w)
 {
-	int fd = kprim_limiter_fd(klim), i;
+	int i;
 
 	for (i = 0; i < opt_batch; i++) {
 		/* Timeout 0: a try-take, the same request as op_klim(). */
@@ -732,8 +905,7 @@ static int op_klim_uring(struct worker *w)
 			.wait = { .timeout_ns = 0,
 				  .cancel_fd = KPRIM_NO_CANCEL_FD },
 		};
-		prep_kprim(io_uring_get_sqe(&w->ring), fd,
-			   KPRIM_IOC_LIMITER_TAKE, &w->takes[i]);
+		prep_kprim(w, KPRIM_IOC_LIMITER_TAKE, &w->takes[i]);
 	}
 	return submit_batch(w, "limiter take via io_uring");
 }
@@ -756,6 +928,9 @@ static const struct bench_case cases[] = {
 	       setup_klim, teardown_klim, NULL, NULL, op_klim) },
 	{ CASE("lim-uring", "limiter: kprim try-take",
 	       setup_klim, teardown_klim, init_klim_uring, fini_ring,
+	       op_klim_uring), .batched = "io_uring", .ring = RING_FAST },
+	{ CASE("lim-uring-fd", "limiter: kprim try-take",
+	       setup_klim, teardown_klim, init_klim_uring, fini_ring,
 	       op_klim_uring), .batched = "io_uring" },
 	{ CASE("lim-pthread", "limiter: pthread mutex token bucket",
 	       setup_tbucket, teardown_tbucket, NULL, NULL, op_tbucket) },
@@ -775,31 +950,67 @@ static const struct bench_case cases[] = {
 	{ CASE("cache-get", "cache: kprim get, hit, 16 B",
 	       setup_kcache, teardown_kcache, init_kcache, NULL,
 	       op_kcache_get) },
+	{ DAEMON_PEER("mc-get", "cache: memcached get, hit, 16 B, unix") },
+	{ DAEMON_PEER("redis-get", "cache: Redis GET, hit, 16 B, unix") },
+	{ CASE("cache-set", "cache: kprim set, 16 B",
+	       setup_kcache, teardown_kcache, init_kcache, NULL,
+	       op_kcache_set) },
+	{ DAEMON_PEER("mc-set", "cache: memcached set, 16 B, unix") },
+	{ DAEMON_PEER("redis-set", "cache: Redis SET, 16 B, unix") },
 	{ CASE("cache-uring", "cache: kprim get, hit, 16 B",
+	       setup_kcache, teardown_kcache, init_kcache_uring, fini_ring,
+	       op_kcache_get_uring), .batched = "io_uring", .ring = RING_FAST },
+	{ CASE("cache-uring-fd", "cache: kprim get, hit, 16 B",
 	       setup_kcache, teardown_kcache, init_kcache_uring, fini_ring,
 	       op_kcache_get_uring), .batched = "io_uring" },
 	{ CASE("cache-mget", "cache: kprim get, hit, 16 B",
 	       setup_kcache, teardown_kcache, init_kcache_mget,
 	       fini_kcache_mget, op_kcache_mget), .batched = "multi-get" },
-	{ CASE("cache-set", "cache: kprim set, 16 B",
-	       setup_kcache, teardown_kcache, init_kcache, NULL,
-	       op_kcache_set) },
-	{ DAEMON_PEER("mc-get", "cache: memcached get, hit, 16 B, unix") },
+	{ CASE("cache-uring-mget", "cache: kprim get, hit, 16 B",
+	       setup_kcache, teardown_kcache, init_kcache_mget_uring, fini_ring,
+	       op_kcache_mget_uring), .batched = "uring MGET",
+	  .ring = RING_FAST },
 	{ DAEMON_PEER("mc-mget", "cache: memcached get, hit, 16 B, unix"),
 	  .batched = "multi-get" },
-	{ DAEMON_PEER("mc-set", "cache: memcached set, 16 B, unix") },
-	{ DAEMON_PEER("redis-get", "cache: Redis GET, hit, 16 B, unix") },
 	{ DAEMON_PEER("redis-pipe", "cache: Redis GET, hit, 16 B, unix"),
 	  .batched = "pipelined" },
-	{ DAEMON_PEER("redis-set", "cache: Redis SET, 16 B, unix") },
 	{ CASE("chan-kprim", "chan pair: kprim_chan send+recv, cap 64",
 	       setup_chan, teardown_chan, NULL, NULL, op_chan) },
 	{ CASE("chan-cvq", "chan pair: mutex+condvar queue, cap 64",
 	       setup_cvq, teardown_cvq, NULL, NULL, op_cvq) },
 	{ GO_PEER("go-chan", "chan pair: Go chan send+recv, cap 64") },
+	/*
+	 * What the io_uring rows pay before kprim does anything: commands
+	 * that do nothing, the ring's options added one at a time.
+	 */
+	{ CASE("uring-nop", "empty: IORING_OP_NOP",
+	       NULL, NULL, init_nop_uring, fini_ring, op_nop_uring),
+	  .batched = "io_uring" },
+	{ CASE("uring-nop-fast", "empty: IORING_OP_NOP",
+	       NULL, NULL, init_nop_uring, fini_ring, op_nop_uring),
+	  .batched = "io_uring", .ring = RING_REGFD | RING_DEFER },
+	{ CASE("ioctl-enotty", "empty: ioctl(), -ENOTTY",
+	       setup_kcache, teardown_kcache, NULL, NULL, op_enotty_ioctl) },
+	{ CASE("uring-enotty", "empty: uring_cmd, -ENOTTY",
+	       setup_kcache, teardown_kcache, init_enotty_uring, fini_ring,
+	       op_enotty_uring), .batched = "io_uring" },
+	{ CASE("uring-enotty-fix", "empty: uring_cmd, -ENOTTY",
+	       setup_kcache, teardown_kcache, init_enotty_uring, fini_ring,
+	       op_enotty_uring), .batched = "io_uring", .ring = RING_FIXED },
+	{ CASE("uring-enotty-rfd", "empty: uring_cmd, -ENOTTY",
+	       setup_kcache, teardown_kcache, init_enotty_uring, fini_ring,
+	       op_enotty_uring), .batched = "io_uring",
+	  .ring = RING_FIXED | RING_REGFD },
+	{ CASE("uring-enotty-fast", "empty: uring_cmd, -ENOTTY",
+	       setup_kcache, teardown_kcache, init_enotty_uring, fini_ring,
+	       op_enotty_uring), .batched = "io_uring", .ring = RING_FAST },
+	{ CASE("uring-enotty-128", "empty: uring_cmd, -ENOTTY",
+	       setup_kcache, teardown_kcache, init_enotty_uring, fini_ring,
+	       op_enotty_uring), .batched = "io_uring",
+	  .ring = RING_FAST | RING_SQE128 },
 };
 #define NCASES	((int)(sizeof(cases) / sizeof(cases[0])))
-#define MAX_CASES	32
+#define MAX_CASES	48
 _Static_assert(NCASES <= MAX_CASES, "results[] holds MAX_CASES rows");
 
 /* Rows compared in the ratio table: a / b, below 1 = a is cheaper. */
@@ -812,8 +1023,12 @@ static const struct {
 	{ "sem-kprim", "sem-flock", "kprim sem pair / flock pair" },
 	{ "sem-kprim", "sem-pthread", "kprim sem pair / pthread condvar sem" },
 	{ "cache-uring", "cache-get", "kprim cache get: io_uring / ioctl" },
+	{ "cache-uring", "cache-uring-fd",
+	  "kprim cache get, io_uring: +fix+rfd+dt / plain fd" },
 	{ "cache-mget", "cache-get", "kprim cache get: multi-get / ioctl" },
 	{ "lim-uring", "lim-kprim", "kprim limiter take: io_uring / ioctl" },
+	{ "lim-uring", "lim-uring-fd",
+	  "kprim limiter take, io_uring: +fix+rfd+dt / plain fd" },
 	{ "chan-kprim", "chan-cvq", "kprim_chan pair / mutex+condvar queue" },
 	{ "lim-kprim", "go-lim", "kprim limiter / Go x/time/rate" },
 	{ "sem-kprim", "go-sem", "kprim sem pair / Go x/sync/semaphore" },
@@ -822,6 +1037,8 @@ static const struct {
 	{ "cache-get", "redis-get", "kprim cache get / Redis GET" },
 	{ "cache-uring", "mc-mget", "kprim get, io_uring / memcached multi-get" },
 	{ "cache-mget", "mc-mget", "kprim multi-get / memcached multi-get" },
+	{ "cache-uring-mget", "mc-mget",
+	  "kprim multi-get in 1 uring_cmd / memcached multi-get" },
 	{ "cache-uring", "redis-pipe", "kprim get, io_uring / Redis pipelined GET" },
 	{ "cache-set", "mc-set", "kprim cache set / memcached set" },
 	{ "cache-set", "redis-set", "kprim cache set / Redis SET" },
@@ -842,8 +1059,6 @@ struct result {
 	double ns_per_op;	/* wall time one thread spends per operation */
 	double mops;		/* all threads together */
 };
-
-static const struct bench_case *cur;
 
 static int worker_step(void *arg)
 {
@@ -928,6 +1143,33 @@ static int case_index(const char *id)
 }
 
 /*
+ * -o: whether case @id is to run. The list holds ids or fnmatch() patterns
+ * separated by ',' or ':' (':' survives the test VM's kprim.env, which
+ * splits on commas). The floor always runs: every row is read against it.
+ */
+static bool selected(const char *id)
+{
+	const char *p = opt_only, *end;
+	char pat[64];
+	size_t n;
+
+	if (!p || !strcmp(id, "floor"))
+		return true;
+	while (*p) {
+		end = p + strcspn(p, ",:");
+		n = (size_t)(end - p);
+		if (n && n < sizeof(pat)) {
+			memcpy(pat, p, n);
+			pat[n] = '\0';
+			if (!fnmatch(pat, id, 0))
+				return true;
+		}
+		p = *end ? end + 1 : end;
+	}
+	return false;
+}
+
+/*
  * A -x program's rows: run it with this run's time, warm-up, batch and
  * thread counts and take its "CASE THREADS NS_PER_OP" lines. When it is not
  * there its rows stay unmeasured and are left out of the tables; when it
@@ -948,6 +1190,12 @@ static bool run_external(const char *path, int ncounts, const int *counts)
 
 	if (access(path, X_OK))
 		return true;
+	for (i = 0; i < NCASES; i++)
+		if (cases[i].external && !strcmp(cases[i].external, name) &&
+		    selected(cases[i].id))
+			break;
+	if (i == NCASES)	/* none of its rows asked for */
+		return true;
 	len = (size_t)snprintf(cmd, sizeof(cmd), "'%s' -t %g -w %g -b %d -T",
 			       path, opt_secs, opt_warm, opt_batch);
 	for (t = 0; t < ncounts && len < sizeof(cmd); t++)
@@ -964,7 +1212,8 @@ static bool run_external(const char *path, int ncounts, const int *counts)
 			for (t = 0; t < ncounts && counts[t] != n; t++)
 				;
 			if (i < 0 || !cases[i].external || t == ncounts ||
-			    strcmp(cases[i].external, name))
+			    strcmp(cases[i].external, name) ||
+			    !selected(cases[i].id))
 				continue;
 			results[t][i] = (struct result){
 				.ran = true, .ns_per_op = ns,
@@ -979,7 +1228,8 @@ static bool run_external(const char *path, int ncounts, const int *counts)
 			struct result *r = &results[t][i];
 
 			if (!cases[i].external || r->ran ||
-			    strcmp(cases[i].external, name))
+			    strcmp(cases[i].external, name) ||
+			    !selected(cases[i].id))
 				continue;
 			*r = (struct result){
 				.ran = true, .err = -ENODATA,
@@ -993,14 +1243,18 @@ static bool run_external(const char *path, int ncounts, const int *counts)
 
 static const char *case_label(const struct bench_case *c)
 {
-	static char buf[96];
+	static char buf[128];
 
 	if (!c->batched)
 		return c->label;
-	snprintf(buf, sizeof(buf), "%s, %s x%d", c->label, c->batched,
-		 opt_batch);
+	snprintf(buf, sizeof(buf), "%s, %s x%d%s%s%s%s", c->label, c->batched,
+		 opt_batch, c->ring & RING_FIXED ? " +fix" : "",
+		 c->ring & RING_REGFD ? " +rfd" : "",
+		 c->ring & RING_DEFER ? " +dt" : "",
+		 c->ring & RING_SQE128 ? " +128" : "");
 	return buf;
 }
+
 
 static bool usable(const struct result *r)
 {
@@ -1014,14 +1268,14 @@ static void print_table(int ti, int nthreads, const struct result *one)
 	int i;
 
 	printf("\n%d thread%s\n", nthreads, nthreads == 1 ? "" : "s");
-	printf("%-52s %10s %9s %8s%s\n", "operation", "ns/op", "Mops/s",
+	printf("%-60s %10s %9s %8s%s\n", "operation", "ns/op", "Mops/s",
 	       "x floor", one ? "   scale" : "");
 	for (i = 0; i < NCASES; i++) {
 		const struct result *r = &row[i];
 
 		if (!r->ran)	/* an external row, no -x program */
 			continue;
-		printf("%-52s ", case_label(&cases[i]));
+		printf("%-60s ", case_label(&cases[i]));
 		if (r->err) {
 			printf("%s: %s: %s\n",
 			       r->setup_failed ? "SETUP FAILED" : "FAILED",
@@ -1046,7 +1300,7 @@ static void print_ratios(int ncounts, const int *counts)
 
 	printf("\nkprim vs peers: ns/op ratio at each thread count "
 	       "(below 1 = kprim is cheaper)\n");
-	printf("%-52s", "comparison");
+	printf("%-60s", "comparison");
 	for (t = 0; t < ncounts; t++)
 		printf(" %7d thr", counts[t]);
 	printf("\n");
@@ -1055,7 +1309,7 @@ static void print_ratios(int ncounts, const int *counts)
 
 		if (!results[0][a].ran || !results[0][b].ran)
 			continue;
-		printf("%-52s", ratios[i].label);
+		printf("%-60s", ratios[i].label);
 		for (t = 0; t < ncounts; t++) {
 			const struct result *ra = &results[t][a];
 			const struct result *rb = &results[t][b];
@@ -1073,17 +1327,30 @@ static void print_ratios(int ncounts, const int *counts)
 
 static int usage(void)
 {
+	int i;
+
 	fprintf(stderr,
 		"usage: %s [-t SECONDS] [-w SECONDS] [-T THREADS,...] [-b BATCH]"
-		" [-x PROG]...\n"
+		" [-o CASES] [-x PROG]...\n"
 		"  -t  measured time per case (default 0.3)\n"
 		"  -w  warm-up per case (default 0.05)\n"
-		"  -T  thread counts (default: 1, online CPUs, 4)\n"
+		"  -T  thread counts (default: $KPRIM_BENCH_THREADS, else 1,\n"
+		"      online CPUs, 4; ':' separates too)\n"
 		"  -b  commands per io_uring_enter, keys per multi-get, in the\n"
 		"      batched rows (default 32)\n"
+		"  -o  only these cases (default: $KPRIM_BENCH_ONLY, else all):\n"
+		"      ids or fnmatch patterns separated by ',' or ':', e.g.\n"
+		"      'cache-*:mc-mget'; the floor (getppid) always runs\n"
 		"  -x  after these cases, run PROG for more rows (tools/gobench,\n"
-		"      tools/daemonbench); up to 4 times\n",
+		"      tools/daemonbench); up to 4 times\n"
+		"io_uring rows: +fix the object's fd registered (IOSQE_FIXED_FILE),\n"
+		"+rfd the ring fd registered, +dt SINGLE_ISSUER|DEFER_TASKRUN|\n"
+		"COOP_TASKRUN, +128 128-byte SQEs.\n"
+		"case ids:",
 		prog);
+	for (i = 0; i < NCASES; i++)
+		fprintf(stderr, "%s%s", i % 6 ? " " : "\n  ", cases[i].id);
+	fprintf(stderr, "\n");
 	return 2;
 }
 
@@ -1106,11 +1373,16 @@ static int add_count(int *counts, int n, int c)
 int main(int argc, char **argv)
 {
 	int counts[MAX_COUNTS], ncounts = 0, ncpu, opt, i, t, ret;
-	const char *tlist = NULL;
+	const char *tlist = getenv("KPRIM_BENCH_THREADS");
 	struct utsname uts;
 	bool setup_failed = false;
 
-	while ((opt = getopt(argc, argv, "t:w:T:b:x:h")) != -1) {
+	opt_only = getenv("KPRIM_BENCH_ONLY");
+	if (tlist && !*tlist)
+		tlist = NULL;
+	if (opt_only && !*opt_only)
+		opt_only = NULL;
+	while ((opt = getopt(argc, argv, "t:w:T:b:o:x:h")) != -1) {
 		switch (opt) {
 		case 't':
 			opt_secs = atof(optarg);
@@ -1123,6 +1395,9 @@ int main(int argc, char **argv)
 			break;
 		case 'b':
 			opt_batch = atoi(optarg);
+			break;
+		case 'o':
+			opt_only = optarg;
 			break;
 		case 'x':
 			if (n_extern == MAX_EXTERN)
@@ -1143,8 +1418,8 @@ int main(int argc, char **argv)
 	if (tlist) {
 		char *copy = strdup(tlist), *tok, *save = NULL;
 
-		for (tok = strtok_r(copy, ",", &save); tok;
-		     tok = strtok_r(NULL, ",", &save))
+		for (tok = strtok_r(copy, ",:", &save); tok;
+		     tok = strtok_r(NULL, ",:", &save))
 			ncounts = add_count(counts, ncounts, atoi(tok));
 		free(copy);
 		if (!ncounts)
@@ -1173,13 +1448,16 @@ int main(int argc, char **argv)
 	printf("ns/op: wall time one thread spends per operation (a pair counts "
 	       "as one);\nMops/s: all threads together; x floor: ns/op over "
 	       "getppid()'s at the same thread count;\nscale: Mops/s over the "
-	       "1-thread Mops/s. All threads share one object.\n");
+	       "1-thread Mops/s. All threads share one object.\nio_uring rows: "
+	       "+fix registered object fd (IOSQE_FIXED_FILE), +rfd registered "
+	       "ring fd,\n+dt SINGLE_ISSUER|DEFER_TASKRUN|COOP_TASKRUN, +128 "
+	       "128-byte SQEs; none: plain fd.\n");
 	fflush(stdout);
 
 	/* Every case first, then the -x program's, then the tables. */
 	for (t = 0; t < ncounts; t++) {
 		for (i = 0; i < NCASES; i++) {
-			if (cases[i].external)
+			if (cases[i].external || !selected(cases[i].id))
 				continue;
 			run_case(&cases[i], counts[t], &results[t][i]);
 			setup_failed |= results[t][i].setup_failed;
