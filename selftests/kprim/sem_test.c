@@ -1147,9 +1147,10 @@ static void *block_forever(void *arg)
 /*
  * 200 times: a child opens its own fd, takes permits and is SIGKILLed;
  * every fourth child also has a thread blocked in an acquire at the time.
- * Afterwards every permit is back and nobody waits.
+ * Afterwards every permit is back and nobody waits. (200 forks and kills
+ * take longer than the harness's default 30 s on a busy debug VM.)
  */
-TEST_F(sem, sigkill_of_holders_returns_permits)
+TEST_F_TIMEOUT(sem, sigkill_of_holders_returns_permits, 180)
 {
 	struct kprim_sem_info info;
 	int pipefd[2], i;
