@@ -54,6 +54,12 @@ static inline void *kprim_ns_current(void)
 	return current->nsproxy->ipc_ns;
 }
 
+/* The user namespace that owns an object's IPC namespace. */
+static inline struct user_namespace *kprim_ns_user_ns(const void *ns)
+{
+	return ((const struct ipc_namespace *)ns)->user_ns;
+}
+
 static inline bool kprim_ns_is_initial(const void *ns)
 {
 	return ((const struct ipc_namespace *)ns)->ns.inum == PROC_IPC_INIT_INO;

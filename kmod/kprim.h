@@ -74,6 +74,8 @@ struct kprim_kind_ops {
  * @id:		unique while the module is loaded
  * @ns:		IPC namespace the object lives in (pinned where possible)
  * @uid:	owner
+ * @quota_uid:	whose quota it is charged to (the owner, or the user that
+ *		created the owner's user namespace, object.c)
  * @gid:	owner group
  * @mode:	permission bits
  * @transient:	the name goes with the last fd
@@ -96,6 +98,7 @@ struct kprim_object {
 	u64 id;
 	void *ns;
 	kuid_t uid;
+	kuid_t quota_uid;
 	kgid_t gid;
 	umode_t mode;
 	bool transient;

@@ -20,6 +20,7 @@
 #include <linux/mutex.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
+#include <linux/user_namespace.h>
 #include <linux/xarray.h>
 #include "kprim.h"
 
@@ -118,6 +119,28 @@ static struct kprim_object *kprim_name_find(const void *ns, u32 kind,
 	return NULL;
 }
 
+/*
+ * Who pays for what the caller creates. In the initial user namespace, its
+ * euid. Inside user namespaces, the user that created the outermost one
+ * (the ancestor whose parent is the initial namespace): the uids mapped
+ * into it are that user's subordinate ids, and handing each of them its
+ * own quota would multiply the user's. Namespaces created by root are
+ * exempt: root maps distinct users into them on purpose (containers), and
+ * those keep a quota each.
+ */
+static kuid_t kprim_quota_uid(void)
+{
+	const struct user_namespace *ns = current_user_ns();
+
+	if (ns == &init_user_ns)
+		return current_euid();
+	while (ns->parent != &init_user_ns)
+		ns = ns->parent;
+	if (uid_eq(ns->owner, GLOBAL_ROOT_UID))
+		return current_euid();
+	return ns->owner;
+}
+
 /* Count one more object for @uid, or fail with -EDQUOT. */
 static int kprim_user_charge(kuid_t uid)
 {
@@ -149,7 +172,7 @@ static int kprim_user_charge(kuid_t uid)
 /* Undo kprim_user_charge() and any bytes @obj reserved. */
 static void kprim_user_uncharge(struct kprim_object *obj)
 {
-	unsigned long key = __kuid_val(obj->uid);
+	unsigned long key = __kuid_val(obj->quota_uid);
 	struct kprim_user *u;
 
 	lockdep_assert_held(&kprim_registry_lock);
@@ -179,7 +202,7 @@ int kprim_obj_reserve_bytes(struct kprim_object *obj, u64 bytes)
 	struct kprim_user *u;
 
 	lockdep_assert_held(&kprim_registry_lock);
-	u = xa_load(&kprim_users, __kuid_val(obj->uid));
+	u = xa_load(&kprim_users, __kuid_val(obj->quota_uid));
 	if (WARN_ON_ONCE(!u || obj->reserved_bytes))
 		return -EINVAL;
 	if (bytes > READ_ONCE(max_bytes_per_user) ||
@@ -228,9 +251,16 @@ static bool kprim_obj_unhash(struct kprim_object *obj)
 	return !obj->transient;
 }
 
-/* SysV-style check: the owner, group or other bits must grant @want. */
-static bool kprim_obj_permitted(const struct kprim_object *obj, umode_t want)
+/*
+ * SysV-style check: the owner, group or other bits must grant @want, or
+ * the caller has CAP_IPC_OWNER over the object's IPC namespace (as
+ * ipcperms()). @listing: only filtering a listing, which must not fill the
+ * audit log with denials.
+ */
+static bool kprim_obj_permitted(const struct kprim_object *obj, umode_t want,
+				bool listing)
 {
+	struct user_namespace *user_ns = kprim_ns_user_ns(obj->ns);
 	kuid_t euid = current_euid();
 	umode_t granted;
 
@@ -242,18 +272,23 @@ static bool kprim_obj_permitted(const struct kprim_object *obj, umode_t want)
 		granted = obj->mode;
 	if ((granted & want) == want)
 		return true;
-	return capable(CAP_IPC_OWNER);
+	if (listing)
+		return ns_capable_noaudit(user_ns, CAP_IPC_OWNER);
+	return ns_capable(user_ns, CAP_IPC_OWNER);
 }
 
 /**
  * kprim_obj_owner_or_admin() - may the caller change or remove @obj?
  * @obj: the object
  *
- * Return: true for the owner and for CAP_SYS_ADMIN.
+ * Return: true for the owner and for CAP_SYS_ADMIN over the object's IPC
+ * namespace (root of a child user namespace has no power over objects of
+ * the initial one).
  */
 bool kprim_obj_owner_or_admin(const struct kprim_object *obj)
 {
-	return uid_eq(current_euid(), obj->uid) || capable(CAP_SYS_ADMIN);
+	return uid_eq(current_euid(), obj->uid) ||
+	       ns_capable(kprim_ns_user_ns(obj->ns), CAP_SYS_ADMIN);
 }
 
 /**
@@ -299,6 +334,7 @@ static struct kprim_object *kprim_obj_create(const struct kprim_kind_ops *ops,
 	obj->ops = ops;
 	obj->uid = current_euid();
 	obj->gid = current_egid();
+	obj->quota_uid = kprim_quota_uid();
 	obj->mode = args->mode;
 	/*
 	 * Outside the initial IPC namespace every name is transient: nothing
@@ -311,7 +347,7 @@ static struct kprim_object *kprim_obj_create(const struct kprim_kind_ops *ops,
 	memcpy(obj->name, name, args->name_len);
 
 	/* Charged first: ->create may reserve bytes against the owner. */
-	ret = kprim_user_charge(obj->uid);
+	ret = kprim_user_charge(obj->quota_uid);
 	if (ret)
 		goto free_obj;
 	ret = ops->create(obj, args);
@@ -363,7 +399,7 @@ static struct kprim_object *kprim_obj_get_or_create(const struct kprim_kind_ops 
 	if (obj) {
 		if (args->flags & KPRIM_OPEN_EXCL) {
 			obj = ERR_PTR(-EEXIST);
-		} else if (!kprim_obj_permitted(obj, 06)) {
+		} else if (!kprim_obj_permitted(obj, 06, false)) {
 			obj = ERR_PTR(-EACCES);
 		} else if ((args->flags & KPRIM_OPEN_OWNED) &&
 			   !uid_eq(current_euid(), obj->uid)) {
@@ -617,7 +653,7 @@ long kprim_obj_list(struct kprim_list __user *uargs)
 			args.next_id = id;
 			break;
 		}
-		if (obj->ns != ns || !kprim_obj_permitted(obj, 04))
+		if (obj->ns != ns || !kprim_obj_permitted(obj, 04, true))
 			continue;
 		kref_get(&obj->ref);
 		batch[n++] = obj;

@@ -548,15 +548,20 @@ TEST(child_ipc_ns_dies_with_objects)
  * got. Whoever gets an fd must own the object (resize succeeds); the loser
  * sees only -EEXIST (EXCL) or -EPERM (no EXCL).
  */
-static int race_side(uid_t uid, const char *name, int excl, int rounds)
+static int race_side(uid_t uid, const char *name, int excl, int rounds,
+		     int go)
 {
 	int s, i, wins = 0;
+	char c;
 
 	s = kt_session();
 	if (s < 0)
 		return 3;
 	if (drop_to(uid))
 		return 2;
+	/* Start together: a side that ran alone would win every round. */
+	if (read(go, &c, 1) != 0)
+		return 8;
 	for (i = 0; i < rounds; i++) {
 		int fd = sem_create(s, name, KPRIM_OPEN_OWNED |
 				    (excl ? KPRIM_OPEN_EXCL : 0), 0666);
@@ -589,20 +594,27 @@ static int race_side(uid_t uid, const char *name, int excl, int rounds)
 static void owned_race(struct __test_metadata *_metadata, int excl)
 {
 	char name[64];
+	int sess, go[2];
 	pid_t a, b;
-	int sess;
 
 	KT_NAME(name, excl ? "nre" : "nro");
 	sess = kt_session();
 	ASSERT_GE(sess, 0);
+	ASSERT_EQ(0, pipe(go));
 	a = fork();
 	ASSERT_GE(a, 0);
-	if (!a)
-		_exit(race_side(NOBODY, name, excl, 3000));
+	if (!a) {
+		close(go[1]);
+		_exit(race_side(NOBODY, name, excl, 3000, go[0]));
+	}
 	b = fork();
 	ASSERT_GE(b, 0);
-	if (!b)
-		_exit(race_side(OTHER, name, excl, 3000));
+	if (!b) {
+		close(go[1]);
+		_exit(race_side(OTHER, name, excl, 3000, go[0]));
+	}
+	close(go[0]);
+	close(go[1]);	/* both sides read EOF: go */
 	EXPECT_EQ(0, wait_child(a));
 	EXPECT_EQ(0, wait_child(b));
 	kt_unlink(sess, KPRIM_KIND_SEM, name);
@@ -617,6 +629,274 @@ TEST(owned_excl_race_two_uids)
 TEST(owned_race_two_uids)
 {
 	owned_race(_metadata, 0);
+}
+
+/* Read an integer file (sysctl, module parameter); -errno on failure. */
+static long read_num(const char *path)
+{
+	char buf[32] = "";
+	int fd = open(path, O_RDONLY), n;
+
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -EIO;
+	return strtol(buf, NULL, 10);
+}
+
+static int write_num(const char *path, long v)
+{
+	char buf[32];
+
+	snprintf(buf, sizeof(buf), "%ld\n", v);
+	return write_file(path, buf);
+}
+
+#define QUOTA_PARAM	"/sys/module/kprim/parameters/max_objects_per_user"
+#define USERNS_SYSCTL	"/proc/sys/kernel/unprivileged_userns_clone"
+#define QUOTA_OWNER	4242
+#define QUOTA_SUBUIDS	300000
+#define QUOTA		6
+
+/* The test process: names below are unique to it. */
+static pid_t quota_base;
+
+/* As the current uid: create @n persistent sems kt-quota-<base>-<tag>-<i>. */
+static int create_named(int sess, const char *tag, int n)
+{
+	char name[64];
+	int i, fd;
+
+	for (i = 0; i < n; i++) {
+		snprintf(name, sizeof(name), "kt-quota-%d-%s-%d", quota_base,
+			 tag, i);
+		fd = sem_create(sess, name, KPRIM_OPEN_EXCL, 0600);
+		if (fd < 0)
+			return fd;
+		close(fd);
+	}
+	return 0;
+}
+
+/*
+ * An unprivileged user (QUOTA_OWNER) creates a user namespace and has
+ * sub-uids mapped into it, as newuidmap would. Objects its namespace's
+ * uids create are charged to it: together they hit its quota, and it
+ * cannot create more from outside either. Before, each mapped kuid had a
+ * quota of its own, so sub-uids multiplied the owner's quota.
+ */
+TEST(userns_subuids_share_their_creators_quota)
+{
+	long old_quota, old_clone;
+	int sess, rc, a[2], b[2], i;
+	char name[64], c;
+	pid_t pid, h;
+
+	quota_base = getpid();
+	old_quota = read_num(QUOTA_PARAM);
+	ASSERT_GT(old_quota, 0);
+	old_clone = read_num(USERNS_SYSCTL);
+	if (old_clone >= 0)
+		ASSERT_EQ(0, write_num(USERNS_SYSCTL, 1));
+	ASSERT_EQ(0, write_num(QUOTA_PARAM, QUOTA));
+	sess = kt_session();
+	ASSERT_GE(sess, 0);
+	ASSERT_EQ(0, pipe(a));
+	ASSERT_EQ(0, pipe(b));
+
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (!pid) {
+		int r;
+
+		CHK(!drop_to(QUOTA_OWNER), "drop: %d", errno);
+		prctl(PR_SET_DUMPABLE, 1);
+		if (unshare(CLONE_NEWUSER)) {
+			fprintf(stderr, "unprivileged unshare: %s\n",
+				strerror(errno));
+			c = 'q';
+			CHK(write(a[1], &c, 1) == 1, "pipe");
+			_exit(99);
+		}
+		c = 'g';
+		CHK(write(a[1], &c, 1) == 1, "pipe");
+		CHK(read(b[0], &c, 1) == 1 && c == 'k', "maps not written");
+		CHK(!setresgid(0, 0, 0) && !setresuid(0, 0, 0), "ns root");
+
+		/* ns uids 0, 1, 2: two objects each, fills the quota. */
+		for (i = 0; i < 3; i++) {
+			pid_t k = fork();
+
+			CHK(k >= 0, "fork");
+			if (!k) {
+				char tag[8];
+
+				snprintf(tag, sizeof(tag), "u%d", i);
+				CHK(!setresuid(i, i, i), "setresuid(%d)", i);
+				r = create_named(sess, tag, 2);
+				CHK(!r, "ns uid %d create: %d", i, r);
+				_exit(0);
+			}
+			CHK(wait_child(k) == 0, "ns uid %d", i);
+		}
+		/* ns uid 3 (kuid QUOTA_SUBUIDS + 3): the owner's quota. */
+		CHK(!setresuid(3, 3, 3), "setresuid(3)");
+		r = create_named(sess, "u3", 1);
+		CHK(r == -EDQUOT, "sub-uid 3 created beyond its owner's quota: %d",
+		    r);
+		_exit(0);
+	}
+	/* Root writes the maps, as newuidmap/newgidmap would. */
+	ASSERT_EQ(1, read(a[0], &c, 1));
+	if (c == 'g') {
+		char path[64], map[64];
+
+		snprintf(map, sizeof(map), "0 %d 1\n1 %d 16\n", QUOTA_OWNER,
+			 QUOTA_SUBUIDS + 1);
+		snprintf(path, sizeof(path), "/proc/%d/uid_map", pid);
+		EXPECT_EQ(0, write_file(path, map));
+		snprintf(path, sizeof(path), "/proc/%d/setgroups", pid);
+		write_file(path, "deny");
+		snprintf(path, sizeof(path), "/proc/%d/gid_map", pid);
+		EXPECT_EQ(0, write_file(path, map));
+		c = 'k';
+		ASSERT_EQ(1, write(b[1], &c, 1));
+	}
+	rc = wait_child(pid);
+
+	/* The owner itself, outside: nothing left either. */
+	if (rc == 0) {
+		h = fork();
+		ASSERT_GE(h, 0);
+		if (!h) {
+			int r;
+
+			CHK(!drop_to(QUOTA_OWNER), "drop");
+			r = create_named(sess, "outer", 1);
+			CHK(r == -EDQUOT, "owner created beyond its quota: %d", r);
+			_exit(0);
+		}
+		EXPECT_EQ(0, wait_child(h));
+	}
+
+	for (i = 0; i < 3; i++) {
+		int j;
+
+		for (j = 0; j < 2; j++) {
+			snprintf(name, sizeof(name), "kt-quota-%d-u%d-%d",
+				 getpid(), i, j);
+			kt_unlink(sess, KPRIM_KIND_SEM, name);
+		}
+	}
+	snprintf(name, sizeof(name), "kt-quota-%d-u3-0", getpid());
+	kt_unlink(sess, KPRIM_KIND_SEM, name);
+	snprintf(name, sizeof(name), "kt-quota-%d-outer-0", getpid());
+	kt_unlink(sess, KPRIM_KIND_SEM, name);
+	write_num(QUOTA_PARAM, old_quota);
+	if (old_clone >= 0)
+		write_num(USERNS_SYSCTL, old_clone);
+	close(sess);
+	if (rc == 99)
+		SKIP(return, "no unprivileged user namespaces");
+	EXPECT_EQ(0, rc);
+}
+
+/*
+ * Root of a user namespace that owns a child IPC namespace administers the
+ * objects of that IPC namespace (CAP_SYS_ADMIN there, as for SysV IPC),
+ * also those of other users; it has no such power in the initial one
+ * (userns_root_cannot_take_foreign).
+ */
+TEST(userns_root_administers_its_own_ipc_ns)
+{
+	int sess, ready[2], go[2], made[2], done[2], rc, hrc;
+	char name[64], c;
+	pid_t child, helper;
+
+	KT_NAME(name, "nsa");
+	sess = kt_session();
+	ASSERT_GE(sess, 0);
+	ASSERT_EQ(0, pipe(ready));
+	ASSERT_EQ(0, pipe(go));
+	ASSERT_EQ(0, pipe(made));
+	ASSERT_EQ(0, pipe(done));
+
+	child = fork();
+	ASSERT_GE(child, 0);
+	if (!child) {
+		int s = kt_session(), fd, r;
+		struct kprim_open a;
+
+		CHK(s >= 0, "session");
+		r = become_ns_root(NOBODY, CLONE_NEWIPC);
+		if (r) {
+			fprintf(stderr, "unshare(NEWUSER|NEWIPC): %s\n",
+				strerror(-r));
+			_exit(99);
+		}
+		CHK(write(ready[1], "r", 1) == 1, "ready");
+		CHK(read(go[0], &c, 1) == 1, "go");
+		a = kt_open_args(KPRIM_KIND_SEM, name, 0);
+		fd = kt_open(s, &a);
+		if (fd == -EOPNOTSUPP)
+			_exit(98);
+		CHK(fd >= 0, "open the other user's sem: %d", fd);
+		r = sem_resize(fd, 7);
+		CHK(r == 0, "resize by the IPC ns's root: %d", r);
+		r = kt_unlink(s, KPRIM_KIND_SEM, name);
+		CHK(r == 0, "unlink by the IPC ns's root: %d", r);
+		_exit(0);
+	}
+	if (read(ready[0], &c, 1) != 1) {
+		rc = wait_child(child);
+		if (rc == 99)
+			SKIP(goto out, "no user namespaces");
+		ASSERT_EQ(0, rc);
+	}
+
+	/* Another uid of the initial user ns joins that IPC ns, creates. */
+	helper = fork();
+	ASSERT_GE(helper, 0);
+	if (!helper) {
+		char path[64];
+		int nsfd, s, fd;
+
+		snprintf(path, sizeof(path), "/proc/%d/ns/ipc", child);
+		nsfd = open(path, O_RDONLY);
+		CHK(nsfd >= 0 && !setns(nsfd, CLONE_NEWIPC), "setns");
+		s = kt_session();
+		CHK(s >= 0 && !drop_to(OTHER), "drop");
+		fd = sem_create(s, name, KPRIM_OPEN_EXCL, 0666);
+		if (fd == -EOPNOTSUPP) {
+			CHK(write(made[1], "n", 1) == 1, "made");
+			_exit(98);
+		}
+		CHK(fd >= 0, "create in the child IPC ns: %d", fd);
+		CHK(write(made[1], "y", 1) == 1, "made");
+		CHK(read(done[0], &c, 1) == 1, "done");
+		_exit(0);
+	}
+	ASSERT_EQ(1, read(made[0], &c, 1));
+	ASSERT_EQ(1, write(go[1], "g", 1));
+	rc = wait_child(child);
+	ASSERT_EQ(1, write(done[1], "d", 1));
+	hrc = wait_child(helper);
+	if (c == 'n' || rc == 98)
+		SKIP(goto out, "child IPC namespaces unsupported (6.1)");
+	EXPECT_EQ(0, hrc);
+	EXPECT_EQ(0, rc);
+out:
+	close(ready[0]);
+	close(ready[1]);
+	close(go[0]);
+	close(go[1]);
+	close(made[0]);
+	close(made[1]);
+	close(done[0]);
+	close(done[1]);
+	close(sess);
 }
 
 TEST_HARNESS_MAIN
