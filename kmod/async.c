@@ -47,9 +47,14 @@
  * happen: the first to take the queue's lock decides.
  *
  * Memory: one struct kprim_async per queued request, charged to the
- * submitter's memory cgroup like io_uring's own requests.
+ * submitter's memory cgroup like io_uring's own requests. An object's
+ * queue takes io_uring waits only while it holds fewer than
+ * max_uring_waits waiters (-ENOSPC beyond): a grant pass (a resize, a
+ * release of many permits) or a teardown walks the queue under its lock,
+ * and that bounds how long.
  */
 #include <linux/hrtimer.h>
+#include <linux/moduleparam.h>
 #include <linux/sched.h>
 #include <linux/sched/signal.h>
 #include <linux/slab.h>
@@ -112,6 +117,14 @@ struct kprim_async {
 	int stop;
 	struct list_head watch;
 };
+
+static unsigned int max_uring_waits = 16384;
+module_param(max_uring_waits, uint, 0644);
+MODULE_PARM_DESC(max_uring_waits,
+		 "Most waiters an object may have queued for an io_uring wait to join them (default 16384); -ENOSPC beyond");
+
+/* KPRIM_IOC_WAIT_CANCEL ends at most this many waits per lock hold. */
+#define KPRIM_ASYNC_CANCEL_BATCH	64
 
 static struct kprim_uring_pdu *kprim_pdu(struct io_uring_cmd *ioucmd)
 {
@@ -446,8 +459,9 @@ u64 kprim_async_n(const struct kprim_async *a)
  * complete at any time: the caller must not touch @a or the request again.
  *
  * Return: -EIOCBQUEUED when queued; -ECANCELED when its cancel eventfd
- * has already fired or io_uring cancelled it meanwhile (not queued: end
- * it with kprim_async_discard()).
+ * has already fired or io_uring cancelled it meanwhile; -ENOSPC when the
+ * queue already holds max_uring_waits waiters (not queued: end it with
+ * kprim_async_discard()).
  */
 int kprim_async_queue_locked(struct kprim_async *a, u64 n, void *holder)
 {
@@ -456,6 +470,8 @@ int kprim_async_queue_locked(struct kprim_async *a, u64 n, void *holder)
 		return -ECANCELED;
 	if (a->stop)
 		return a->stop;
+	if (a->q->nr_waiters >= READ_ONCE(max_uring_waits))
+		return -ENOSPC;
 	a->w.n = n;
 	a->w.holder = holder;
 	a->w.async = a;
@@ -542,8 +558,8 @@ int kprim_async_cancel_cmd(struct kprim_handle *h, void __user *uarg,
 			   struct io_uring_cmd *ioucmd)
 {
 	const void *ring = kprim_uring_cmd_ring(ioucmd);
-	struct kprim_async *a, *ended = NULL;
 	struct kprim_wait_cancel args;
+	struct kprim_async *a;
 	struct kprim_waiter *w, *tmp;
 	struct kprim_waitq *q;
 	bool all;
@@ -561,24 +577,35 @@ int kprim_async_cancel_cmd(struct kprim_handle *h, void __user *uarg,
 	q = h->obj->ops->waitq(h->obj);
 
 	/*
-	 * One pass over the queue, bounded by its length. The owner's grant
-	 * pass, which may take other waiters off the queue, runs only after
-	 * it.
+	 * In batches: a batch ends KPRIM_ASYNC_CANCEL_BATCH waits at most,
+	 * then the owner's grant pass (which may take other waiters off the
+	 * queue) runs and the lock is dropped; the next batch starts again
+	 * from the head. Scanning is cheap, ending is not.
 	 */
-	spin_lock_irq(&q->lock);
-	list_for_each_entry_safe(w, tmp, &q->waiters, node) {
-		a = w->async;
-		if (!a || a->ring != ring ||
-		    (!all && a->user_data != args.user_data))
-			continue;
-		if (kprim_async_stop_locked(a, -ECANCELED)) {
-			kprim_async_post(a);
-			ended = a;	/* freed only after we unlock */
-			n++;
+	for (;;) {
+		struct kprim_async *ended = NULL;
+		unsigned int batch = 0;
+
+		spin_lock_irq(&q->lock);
+		list_for_each_entry_safe(w, tmp, &q->waiters, node) {
+			a = w->async;
+			if (!a || a->ring != ring ||
+			    (!all && a->user_data != args.user_data))
+				continue;
+			if (kprim_async_stop_locked(a, -ECANCELED)) {
+				kprim_async_post(a);
+				ended = a;	/* freed only after we unlock */
+				if (++batch == KPRIM_ASYNC_CANCEL_BATCH)
+					break;
+			}
 		}
+		if (ended)
+			ended->abandoned(ended->owner);
+		spin_unlock_irq(&q->lock);
+		n += batch;
+		if (batch < KPRIM_ASYNC_CANCEL_BATCH)
+			break;
+		cond_resched();
 	}
-	if (ended)
-		ended->abandoned(ended->owner);
-	spin_unlock_irq(&q->lock);
 	return n ? n : -ENOENT;
 }

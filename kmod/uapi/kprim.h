@@ -127,6 +127,9 @@ struct kprim_api {
  * KPRIM_IOC_WAIT_CANCEL, or the ring's teardown, which the exit of the
  * last process holding the ring causes). Signals do not end it, nor does
  * the exit of the thread that submitted it: it belongs to the ring.
+ * An object queues an io_uring wait only while it has fewer waiters than
+ * the module parameter max_uring_waits (16384 by default); beyond, the
+ * wait completes at once with -ENOSPC.
  */
 struct kprim_wait {
 	__aligned_u64 timeout_ns;
