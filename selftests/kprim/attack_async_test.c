@@ -433,11 +433,19 @@ TEST(cq_eventfd_is_cancel_fd_timeout)
 static void exec_with_pending_wait(struct __test_metadata *_metadata,
 				   enum ring_kind kind)
 {
-	char name[64];
-	int sess, h, status = 0;
+	char *const argv[] = { "attack_async_test", EXEC_ARG, NULL };
+	int sess, h, exe, status = 0;
 	struct kprim_sem_info st;
 	uint64_t t0, waited;
+	char name[64];
 	pid_t pid, r = 0;
+
+	/*
+	 * Opened while still root: nobody may not search the path to it
+	 * (the test VM's / is 0700), and needs no path with execveat().
+	 */
+	exe = open("/proc/self/exe", O_PATH | O_CLOEXEC);
+	ASSERT_LE(0, exe);
 
 	sess = kt_session();
 	ASSERT_LE(0, sess);
@@ -464,7 +472,7 @@ static void exec_with_pending_wait(struct __test_metadata *_metadata,
 			_exit(93);
 		if (!sem_waiters_reach(w, 1, 2 * SEC))
 			_exit(94);
-		execl("/proc/self/exe", "attack_async_test", EXEC_ARG, NULL);
+		syscall(__NR_execveat, exe, "", argv, environ, AT_EMPTY_PATH);
 		_exit(95);
 	}
 	t0 = kt_now_ns();
