@@ -945,6 +945,102 @@ TEST(close_fds_and_ring_while_pending)
 	EXPECT_TRUE(sem_settles(h, 0, 2 * SEC, &st));
 }
 
+/* One /proc/stat "cpu" line from @fd: 0, or -1. */
+static int read_cpu(int fd, unsigned long long v[8])
+{
+	char buf[512];
+	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+
+	if (n <= 0)
+		return -1;
+	buf[n] = 0;
+	return sscanf(buf, "cpu %llu %llu %llu %llu %llu %llu %llu %llu",
+		      &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6],
+		      &v[7]) == 8 ? 0 : -1;
+}
+
+/*
+ * Busy (not idle, not iowait) share of all CPUs over @ms, in percent;
+ * @fd is /proc/stat (opened while / could still be searched).
+ */
+static int busy_percent(int fd, unsigned int ms)
+{
+	unsigned long long v0[8], v1[8], tot = 0, idle;
+	int i;
+
+	if (read_cpu(fd, v0))
+		return -1;
+	usleep(ms * 1000);
+	if (read_cpu(fd, v1))
+		return -1;
+	for (i = 0; i < 8; i++)
+		tot += v1[i] - v0[i];
+	idle = (v1[3] - v0[3]) + (v1[4] - v0[4]);
+	return tot ? (int)(100 * (tot - idle) / tot) : -1;
+}
+
+/*
+ * A wait ends (its deadline) while the task that submitted it is stopped,
+ * so its completion - task work of that task - cannot run; then the ring
+ * is torn down. io_uring's teardown worker asks kprim to cancel every
+ * request still marked cancelable, and retries at once for as long as one
+ * is: a request whose end is decided but whose completion waits for a
+ * stopped task must not make the kernel spin until the task is continued.
+ */
+TEST(teardown_while_the_submitter_is_stopped_does_not_spin)
+{
+	static struct kprim_sem_acquire a;
+	struct io_uring ring;
+	char name[64];
+	int sess, h, w, status, busy, idle_busy, statfd;
+	struct kprim_sem_info st;
+	pid_t pid;
+
+	statfd = open("/proc/stat", O_RDONLY | O_CLOEXEC);
+	ASSERT_LE(0, statfd);
+	sess = kt_session();
+	ASSERT_LE(0, sess);
+	REQUIRE_ASYNC(sess);
+	KT_NAME(name, "st");
+	h = sem_new(sess, name, 1);
+	ASSERT_LE(0, h);
+	w = sem_again(sess, name);
+	ASSERT_LE(0, w);
+	drop_privileges();
+	ASSERT_EQ(0, sem_acq(h, 1, 0));
+	ASSERT_EQ(0, ring_init(&ring, 2, RING_NORMAL));
+	idle_busy = busy_percent(statfd, 1000);
+	ASSERT_LE(0, idle_busy);
+
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		a = acq_args(1, 200 * MS, KPRIM_NO_CANCEL_FD);
+		if (submit_acq(&ring, w, &a, 1, 0))
+			_exit(1);
+		/* The request needs the ring, not this process's fd of it. */
+		io_uring_queue_exit(&ring);
+		raise(SIGSTOP);
+		_exit(0);
+	}
+	ASSERT_EQ(pid, waitpid(pid, &status, WUNTRACED));
+	ASSERT_TRUE(WIFSTOPPED(status));
+	/* Its deadline passes while it is stopped; then the ring goes. */
+	usleep(500000);
+	io_uring_queue_exit(&ring);
+	usleep(200000);
+	busy = busy_percent(statfd, 2000);
+	kill(pid, SIGCONT);
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_EQ(0, status);
+	TH_LOG("busy %d%% idle, %d%% with the submitter stopped", idle_busy,
+	       busy);
+	EXPECT_LE(0, busy);
+	EXPECT_GT(30, busy) TH_LOG("the kernel spins while the task is stopped");
+	EXPECT_EQ(0, sem_rel(h, 1));
+	EXPECT_TRUE(sem_settles(h, 0, 2 * SEC, &st));
+}
+
 /*
  * The object fd is a registered (fixed) file, unregistered while a wait
  * through it pends. The unregister must not hang, the wait must still
