@@ -13,7 +13,9 @@
  *  - a grant (release, refill timer, resize, close of a holder), or a
  *    refusal (kprim_waitq_fail()), by the owner's grant pass;
  *  - its deadline: an hrtimer;
- *  - its cancel eventfd becoming readable;
+ *  - its cancel eventfd becoming readable (ended from a worker: the
+ *    eventfd's lock may be taken inside the queue's, see
+ *    kprim_async_cancel_fired());
  *  - KPRIM_IOC_WAIT_CANCEL sent through the same ring;
  *  - its submitting task exiting or its ring being torn down: io_uring
  *    calls ->uring_cmd() with IO_URING_F_CANCEL for requests marked
@@ -77,6 +79,8 @@ enum kprim_async_state {
  * @finish:	optional: the kind's last word, in the submitter's context
  *		(may copy results out); returns the CQE's result
  * @timer:	fires at the deadline
+ * @cancel_work: ends the request when its cancel eventfd fires (see
+ *		kprim_async_cancel_fired())
  * @state:	enum kprim_async_state; @q's lock
  * @result:	the CQE's result once ENDED; @q's lock
  * @stop:	an error that ended the request while NEW (io_uring's cancel
@@ -96,6 +100,7 @@ struct kprim_async {
 	void *owner;
 	int (*finish)(struct kprim_async *a, int result);
 	struct hrtimer timer;
+	struct work_struct cancel_work;
 	enum kprim_async_state state;
 	int result;
 	int stop;
@@ -200,7 +205,9 @@ static void kprim_async_complete(struct kprim_async *a,
 	spin_lock_irq(&a->q->lock);
 	spin_unlock_irq(&a->q->lock);
 	hrtimer_cancel(&a->timer);
+	/* Unhooked from the eventfd, it cannot be queued again. */
 	kprim_wait_ctx_destroy(&a->ctx);
+	cancel_work_sync(&a->cancel_work);
 	kprim_async_watch_stop(a);
 
 	/* Results go to user memory only from the submitter itself. */
@@ -275,17 +282,31 @@ static enum hrtimer_restart kprim_async_timeout(struct hrtimer *timer)
 	return HRTIMER_NORESTART;
 }
 
-/* The cancel eventfd became readable (its queue lock held, irqs off). */
+static void kprim_async_cancel_work(struct work_struct *work)
+{
+	struct kprim_async *a = container_of(work, struct kprim_async,
+					     cancel_work);
+
+	/* A request not queued yet sees ctx.cancel.fired when it queues. */
+	spin_lock_irq(&a->q->lock);
+	kprim_async_cancel_locked(a, -ECANCELED);
+	spin_unlock_irq(&a->q->lock);
+}
+
+/*
+ * The cancel eventfd became readable: called under the eventfd's
+ * wait-queue lock. The queue's lock must not be taken here: a grant or a
+ * deadline, holding it, posts a completion, and io_uring signals a
+ * DEFER_TASKRUN ring's registered eventfd from there - possibly this very
+ * eventfd. So the wait is ended from a worker; kprim_async_complete()
+ * waits for that worker before it frees the request.
+ */
 static void kprim_async_cancel_fired(struct kprim_cancel *c)
 {
 	struct kprim_async *a = container_of(c, struct kprim_async,
 					     ctx.cancel);
-	unsigned long flags;
 
-	/* A request not queued yet sees @c->fired when it tries to queue. */
-	spin_lock_irqsave(&a->q->lock, flags);
-	kprim_async_cancel_locked(a, -ECANCELED);
-	spin_unlock_irqrestore(&a->q->lock, flags);
+	schedule_work(&a->cancel_work);
 }
 
 /* ---- the issue path --------------------------------------------------- */
@@ -336,9 +357,11 @@ struct kprim_async *kprim_async_new(struct io_uring_cmd *ioucmd,
 	INIT_LIST_HEAD(&a->w.node);
 	hrtimer_init(&a->timer, CLOCK_MONOTONIC, HRTIMER_MODE_ABS);
 	a->timer.function = kprim_async_timeout;
+	INIT_WORK(&a->cancel_work, kprim_async_cancel_work);
 	ret = kprim_wait_ctx_init_fire(&a->ctx, wait, kprim_async_cancel_fired);
 	if (ret) {
 		kprim_wait_ctx_destroy(&a->ctx);
+		cancel_work_sync(&a->cancel_work);
 		kfree(a);
 		return ERR_PTR(ret);
 	}

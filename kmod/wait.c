@@ -147,7 +147,9 @@ int kprim_wait_ctx_init(struct kprim_wait_ctx *ctx, const struct kprim_wait *w)
  * @w:		the caller's wait description
  * @fire:	called when the cancel eventfd becomes readable, in the
  *		eventfd's wake-up context (its queue lock held, interrupts
- *		off); NULL to wake the calling task instead
+ *		off), so it must not take a waiter queue's lock: grants post
+ *		io_uring completions, which may signal eventfds, under it;
+ *		NULL to wake the calling task instead
  *
  * Return: as kprim_wait_ctx_init().
  */
