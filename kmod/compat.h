@@ -163,15 +163,20 @@ static inline bool kprim_uring_cmd_is_cancel(unsigned int issue_flags)
 
 /*
  * Has the request lost whoever would reap it: its submitter is exiting
- * (or about to: a fatal signal), or its ring is being torn down? The
- * request holds references on both its task and its ring.
+ * (or about to: a fatal signal), io_uring is cancelling the submitter's
+ * requests (exec: io_uring_task_cancel() waits for every one of them to
+ * complete, with tctx->in_idle raised), or its ring is being torn down?
+ * The request holds references on its task, hence its io_uring_task, and
+ * on its ring.
  */
 static inline bool kprim_uring_cmd_orphaned(struct io_uring_cmd *ioucmd)
 {
 	struct io_kiocb *req = cmd_to_io_kiocb(ioucmd);
+	struct io_uring_task *tctx = READ_ONCE(req->task->io_uring);
 
 	return (READ_ONCE(req->task->flags) & PF_EXITING) ||
 	       __fatal_signal_pending(req->task) ||
+	       (tctx && atomic_read(&tctx->in_idle)) ||
 	       percpu_ref_is_dying(&req->ctx->refs);
 }
 #endif
