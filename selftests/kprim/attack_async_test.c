@@ -1215,6 +1215,144 @@ TEST(rmmod_refused_while_wait_pends)
 }
 
 /*
+ * A thread on the same CPU as the caller that notes the longest time it
+ * could not run: how long the kernel kept that CPU to itself (a section
+ * with the queue's lock held and interrupts off, say).
+ */
+struct ticker {
+	pthread_t t;
+	volatile bool stop, started;
+	uint64_t worst;
+};
+
+static void pin_to_cpu0(pthread_t t)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(0, &set);
+	pthread_setaffinity_np(t, sizeof(set), &set);
+}
+
+static void *tick(void *arg)
+{
+	struct ticker *k = arg;
+	uint64_t prev = kt_now_ns(), now;
+
+	k->started = true;
+	while (!k->stop) {
+		now = kt_now_ns();
+		if (now - prev > k->worst)
+			k->worst = now - prev;
+		prev = now;
+		sched_yield();
+	}
+	return NULL;
+}
+
+static int ticker_start(struct ticker *k)
+{
+	memset(k, 0, sizeof(*k));
+	pin_to_cpu0(pthread_self());
+	if (pthread_create(&k->t, NULL, tick, k))
+		return -1;
+	pin_to_cpu0(k->t);
+	while (!k->started)
+		usleep(1000);
+	usleep(20000);
+	k->worst = 0;
+	return 0;
+}
+
+static uint64_t ticker_stop(struct ticker *k)
+{
+	k->stop = true;
+	pthread_join(k->t, NULL);
+	return k->worst;
+}
+
+/* Queue @total acquires of one permit on @fd through @ring. */
+static int queue_many(struct io_uring *ring, int fd,
+		      struct kprim_sem_acquire *a, unsigned int total,
+		      unsigned int batch)
+{
+	unsigned int i, n;
+
+	for (i = 0; i < total; i += n) {
+		for (n = 0; n < batch && i + n < total; n++) {
+			a[i + n] = acq_args(1, 120 * SEC, KPRIM_NO_CANCEL_FD);
+			prep_kprim(io_uring_get_sqe(ring), fd,
+				   KPRIM_IOC_SEM_ACQUIRE, &a[i + n], i + n);
+		}
+		if (io_uring_submit(ring) != (int)n)
+			return -1;
+	}
+	return 0;
+}
+
+/*
+ * Many waits queued by an unprivileged user, then granted all at once by
+ * one resize (of a semaphore that user made). Every CQE once; the grant
+ * pass must not keep a CPU to itself for long.
+ */
+TEST_F_TIMEOUT(slow, many_pending_waits_granted_by_one_resize, 300)
+{
+	const unsigned int total = 20000, batch = 1024;
+	struct kprim_sem_acquire *a;
+	struct io_uring_params p;
+	struct io_uring ring;
+	struct ticker k;
+	unsigned int i, granted = 0;
+	int sess, h, w, res;
+	uint64_t t0, t_resize, gap;
+	struct kprim_sem_info st;
+	char name[64];
+	__u64 ud;
+
+	sess = kt_session();
+	ASSERT_LE(0, sess);
+	REQUIRE_ASYNC(sess);
+	drop_privileges();
+	KT_NAME(name, "rs");
+	h = sem_new(sess, name, 1);
+	ASSERT_LE(0, h);
+	w = sem_again(sess, name);
+	ASSERT_LE(0, w);
+	memset(&p, 0, sizeof(p));
+	p.flags = IORING_SETUP_CQSIZE;
+	p.cq_entries = 32768;
+	ASSERT_EQ(0, io_uring_queue_init_params(batch, &ring, &p));
+	ASSERT_EQ(0, sem_acq(h, 1, 0));
+	a = calloc(total, sizeof(*a));
+	ASSERT_NE(NULL, a);
+	ASSERT_EQ(0, queue_many(&ring, w, a, total, batch));
+	EXPECT_EQ(total, sem_state(h).waiters);
+
+	ASSERT_EQ(0, ticker_start(&k));
+	t0 = kt_now_ns();
+	ASSERT_EQ(0, sem_resize(h, total + 1));
+	t_resize = kt_now_ns() - t0;
+	gap = ticker_stop(&k);
+	for (i = 0; i < total; i++) {
+		if (reap(&ring, 10000, &ud, &res))
+			break;
+		if (res == 0)
+			granted++;
+	}
+	TH_LOG("one resize granted %u waits in %llu ms; CPU 0 held for up to %llu ms",
+	       granted, (unsigned long long)(t_resize / MS),
+	       (unsigned long long)(gap / MS));
+	EXPECT_EQ(total, granted);
+	EXPECT_EQ(-ETIME, reap(&ring, 100, &ud, &res));
+	EXPECT_GT(SEC, gap);
+	EXPECT_EQ(0, sem_rel(w, total));
+	EXPECT_EQ(0, sem_rel(h, 1));
+	EXPECT_TRUE(sem_settles(h, 0, 2 * SEC, &st));
+	io_uring_queue_exit(&ring);
+	free(a);
+}
+
+/*
  * Many waits pending on one object from one unprivileged process, then
  * one WAIT_CANCEL for all of them. Each gets exactly one CQE; the cancel
  * reports how many it ended; nothing stays queued.
@@ -1227,10 +1365,10 @@ TEST_F_TIMEOUT(slow, many_pending_waits_then_cancel_all, 300)
 					.flags = KPRIM_WAIT_CANCEL_ALL };
 	struct io_uring_params p;
 	struct io_uring ring;
-	struct io_uring_sqe *sqe;
-	unsigned int i, n, cancelled = 0, others = 0;
+	unsigned int i, cancelled = 0, others = 0;
 	int sess, h, w, res, cancel_res = 0, statfd, busy, other;
-	uint64_t t0, t_submit, t_cancel, t_walk, worst = 0;
+	uint64_t t0, t_submit, t_cancel, t_walk, gap, worst = 0;
+	struct ticker k;
 	struct kprim_sem_acquire one;
 	struct kprim_sem_info st;
 	char name[64], name2[64];
@@ -1259,15 +1397,7 @@ TEST_F_TIMEOUT(slow, many_pending_waits_then_cancel_all, 300)
 	ASSERT_NE(NULL, a);
 
 	t0 = kt_now_ns();
-	for (i = 0; i < total; i += n) {
-		for (n = 0; n < batch && i + n < total; n++) {
-			a[i + n] = acq_args(1, 120 * SEC, KPRIM_NO_CANCEL_FD);
-			sqe = io_uring_get_sqe(&ring);
-			prep_kprim(sqe, w, KPRIM_IOC_SEM_ACQUIRE, &a[i + n],
-				   i + n);
-		}
-		ASSERT_EQ((int)n, io_uring_submit(&ring));
-	}
+	ASSERT_EQ(0, queue_many(&ring, w, a, total, batch));
 	t_submit = kt_now_ns() - t0;
 	st = sem_state(h);
 	EXPECT_EQ(total, st.waiters);
@@ -1296,10 +1426,12 @@ TEST_F_TIMEOUT(slow, many_pending_waits_then_cancel_all, 300)
 	EXPECT_GT(50, busy);
 	EXPECT_GT(100 * MS, worst);
 
+	ASSERT_EQ(0, ticker_start(&k));
 	t0 = kt_now_ns();
 	ASSERT_EQ(0, submit_wait_cancel(&ring, w, &wc, UD_CANCEL));
 	/* The one pass over the queue, under its lock: in the submit. */
 	t_walk = kt_now_ns() - t0;
+	gap = ticker_stop(&k);
 	for (i = 0; i < total + 1; i++) {
 		if (reap(&ring, 10000, &ud, &res))
 			break;
@@ -1311,10 +1443,12 @@ TEST_F_TIMEOUT(slow, many_pending_waits_then_cancel_all, 300)
 			others++;
 	}
 	t_cancel = kt_now_ns() - t0;
-	TH_LOG("%u waits queued in %llu ms, cancelled in %llu ms (the cancel's submit %llu ms)",
+	TH_LOG("%u waits queued in %llu ms, cancelled in %llu ms (the cancel's submit %llu ms); CPU 0 held for up to %llu ms",
 	       total, (unsigned long long)(t_submit / MS),
 	       (unsigned long long)(t_cancel / MS),
-	       (unsigned long long)(t_walk / MS));
+	       (unsigned long long)(t_walk / MS),
+	       (unsigned long long)(gap / MS));
+	EXPECT_GT(SEC, gap);
 	EXPECT_EQ((int)total, cancel_res);
 	EXPECT_EQ(total, cancelled);
 	EXPECT_EQ(0, others);
