@@ -1042,6 +1042,66 @@ TEST(teardown_while_the_submitter_is_stopped_does_not_spin)
 }
 
 /*
+ * Requests issued from io-wq (IOSQE_ASYNC) that end at issue (granted at
+ * once, or refused) while the ring is being torn down: io_uring asks
+ * kprim to cancel every request still marked cancelable, over and over,
+ * until each is done, and a request stays marked until io_uring_cmd_done()
+ * - kprim's record of it must live that long. KASAN watches.
+ */
+TEST_F_TIMEOUT(slow, teardown_races_waits_ending_at_issue_on_io_wq, 120)
+{
+	static struct kprim_sem_acquire a[8];
+	char name[64];
+	int sess, h, efd, round, i, status;
+	struct kprim_sem_info st;
+	pid_t pid;
+
+	sess = kt_session();
+	ASSERT_LE(0, sess);
+	REQUIRE_ASYNC(sess);
+	drop_privileges();
+	KT_NAME(name, "iw");
+	h = sem_new(sess, name, 1000);
+	ASSERT_LE(0, h);
+	efd = eventfd(0, EFD_CLOEXEC);
+	ASSERT_LE(0, efd);
+	for (round = 0; round < 150; round++) {
+		pid = fork();
+		ASSERT_LE(0, pid);
+		if (pid == 0) {
+			int cw = sem_again(sess, name);
+			struct io_uring ring;
+			struct io_uring_sqe *sqe;
+
+			if (cw < 0 || ring_init(&ring, 8, RING_NORMAL))
+				_exit(1);
+			for (i = 0; i < 8; i++) {
+				/* Granted at once, refused (n > permits), or queued. */
+				a[i] = acq_args(i == 7 ? 5000 : 1 + (i == 6) * 999,
+						SEC, i % 2 ? efd : KPRIM_NO_CANCEL_FD);
+				sqe = io_uring_get_sqe(&ring);
+				prep_kprim(sqe, cw, KPRIM_IOC_SEM_ACQUIRE, &a[i], i);
+				sqe->flags |= IOSQE_ASYNC;
+			}
+			io_uring_submit(&ring);
+			if (round % 2)
+				usleep(round % 7 * 100);
+			io_uring_queue_exit(&ring);
+			_exit(0);
+		}
+		ASSERT_EQ(pid, waitpid(pid, &status, 0));
+		EXPECT_EQ(0, status);
+		/* Whatever the child was granted went back with its requests. */
+		if (!sem_settles(h, 0, 3 * SEC, &st))
+			break;
+	}
+	EXPECT_TRUE(sem_settles(h, 0, 3 * SEC, &st))
+		TH_LOG("round %d: waiters %llu held %llu", round,
+		       (unsigned long long)st.waiters,
+		       (unsigned long long)st.held);
+}
+
+/*
  * The object fd is a registered (fixed) file, unregistered while a wait
  * through it pends. The unregister must not hang, the wait must still
  * end (here: granted by a release from another thread), and what it was
