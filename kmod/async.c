@@ -189,7 +189,7 @@ void kprim_async_exit(void)
 
 /* ---- completion ----------------------------------------------------- */
 
-/* Frees @a and posts its CQE; nobody else can reach it any more. */
+/* Posts @a's CQE and frees it; nobody else can reach it any more. */
 static void kprim_async_complete(struct kprim_async *a,
 				 unsigned int issue_flags)
 {
@@ -214,8 +214,15 @@ static void kprim_async_complete(struct kprim_async *a,
 	if (a->finish && current == a->task &&
 	    !(current->flags & (PF_EXITING | PF_KTHREAD)))
 		ret = a->finish(a, ret);
-	kfree(a);
+	/*
+	 * io_uring may call kprim_async_uring_cancel() for the request, which
+	 * reads @a, for as long as it is marked cancelable: until
+	 * io_uring_cmd_done() unmarks it (under the ring's uring_lock, which
+	 * the cancel runs under). A request issued from io-wq is completed
+	 * here without that lock, while a teardown cancels in a loop.
+	 */
 	io_uring_cmd_done(ioucmd, ret, 0, issue_flags);
+	kfree(a);
 }
 
 static void kprim_async_task_work(struct io_uring_cmd *ioucmd,
