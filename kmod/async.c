@@ -485,24 +485,38 @@ int kprim_async_discard(struct kprim_async *a, int ret,
  *
  * Called when the submitting task exits or the ring is torn down. A
  * request still queued is completed here, with -ECANCELED; one already
- * ended completes through its task work; one still being issued (from an
- * io_uring worker) is told to give up.
+ * ended completes through its task work (this waits a tick for it when
+ * called from another task); one still being issued (from an io_uring
+ * worker) is told to give up.
  */
 void kprim_async_uring_cancel(struct io_uring_cmd *ioucmd,
 			      unsigned int issue_flags)
 {
 	struct kprim_async *a = kprim_pdu(ioucmd)->async;
-	bool stopped;
+	bool stopped, ended;
 
 	spin_lock_irq(&a->q->lock);
 	if (a->state == KPRIM_ASYNC_NEW)
 		a->stop = -ECANCELED;
+	ended = a->state == KPRIM_ASYNC_ENDED;
 	stopped = kprim_async_stop_locked(a, -ECANCELED);
 	if (stopped)
 		a->abandoned(a->owner);
 	spin_unlock_irq(&a->q->lock);
-	if (stopped)
+	if (stopped) {
 		kprim_async_complete(a, issue_flags);
+		return;
+	}
+	/*
+	 * Already ended: its completion is task work of its submitter, and
+	 * io_uring calls here again, at once, until that has run. A stopped
+	 * or frozen submitter runs nothing: a ring teardown would spin for
+	 * as long. Give the submitter a tick instead. (@a stays valid: it is
+	 * freed only after io_uring_cmd_done(), which needs the uring_lock
+	 * held around this call.)
+	 */
+	if (ended && a->task != current)
+		schedule_timeout_uninterruptible(1);
 }
 
 /**
