@@ -1102,6 +1102,64 @@ TEST_F_TIMEOUT(slow, teardown_races_waits_ending_at_issue_on_io_wq, 120)
 }
 
 /*
+ * Waits pending through SQPOLL, DEFER_TASKRUN and normal rings (four each,
+ * one with a cancel eventfd) when the ring is closed without reaping:
+ * the teardown ends them all, nothing stays queued.
+ */
+static void teardown_ends_waits(struct __test_metadata *_metadata,
+				enum ring_kind kind)
+{
+	static struct kprim_sem_acquire a[4];
+	struct io_uring ring;
+	char name[64];
+	int sess, h, w, efd, i, ret;
+	struct kprim_sem_info st;
+
+	sess = kt_session();
+	ASSERT_LE(0, sess);
+	REQUIRE_ASYNC(sess);
+	KT_NAME(name, "td");
+	h = sem_new(sess, name, 1);
+	ASSERT_LE(0, h);
+	w = sem_again(sess, name);
+	ASSERT_LE(0, w);
+	drop_privileges();
+	efd = eventfd(0, EFD_CLOEXEC);
+	ASSERT_LE(0, efd);
+	ret = ring_init(&ring, 4, kind);
+	if (ret == -EOPNOTSUPP)
+		SKIP(return, "ring kind not supported");
+	ASSERT_EQ(0, ret);
+	ASSERT_EQ(0, sem_acq(h, 1, 0));
+	for (i = 0; i < 4; i++) {
+		a[i] = acq_args(1, 60 * SEC, i ? KPRIM_NO_CANCEL_FD : efd);
+		ASSERT_EQ(0, submit_acq(&ring, w, &a[i], i, 0));
+	}
+	ASSERT_TRUE(sem_waiters_reach(h, 4, 2 * SEC));
+	io_uring_queue_exit(&ring);
+	EXPECT_TRUE(sem_waiters_reach(h, 0, 3 * SEC))
+		TH_LOG("%llu waits still queued after the ring was closed",
+		       (unsigned long long)sem_state(h).waiters);
+	EXPECT_EQ(0, sem_rel(h, 1));
+	EXPECT_TRUE(sem_settles(h, 0, 2 * SEC, &st));
+}
+
+TEST(teardown_ends_pending_waits_normal)
+{
+	teardown_ends_waits(_metadata, RING_NORMAL);
+}
+
+TEST(teardown_ends_pending_waits_sqpoll)
+{
+	teardown_ends_waits(_metadata, RING_SQPOLL);
+}
+
+TEST(teardown_ends_pending_waits_defer_taskrun)
+{
+	teardown_ends_waits(_metadata, RING_DEFER);
+}
+
+/*
  * The object fd is a registered (fixed) file, unregistered while a wait
  * through it pends. The unregister must not hang, the wait must still
  * end (here: granted by a release from another thread), and what it was
@@ -1331,6 +1389,19 @@ static uint64_t ticker_stop(struct ticker *k)
 	return k->worst;
 }
 
+/* The Slab line of /proc/meminfo (@fd), in kB; -1 if unreadable. */
+static long long slab_kb(int fd)
+{
+	char buf[4096], *p;
+	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+
+	if (n <= 0)
+		return -1;
+	buf[n] = 0;
+	p = strstr(buf, "\nSlab:");
+	return p ? atoll(p + 6) : -1;
+}
+
 /* Queue @total acquires of one permit on @fd through @ring. */
 static int queue_many(struct io_uring *ring, int fd,
 		      struct kprim_sem_acquire *a, unsigned int total,
@@ -1363,12 +1434,15 @@ TEST_F_TIMEOUT(slow, many_pending_waits_granted_by_one_resize, 300)
 	struct io_uring ring;
 	struct ticker k;
 	unsigned int i, granted = 0;
-	int sess, h, w, res;
+	int sess, h, w, res, memfd;
 	uint64_t t0, t_resize, gap;
 	struct kprim_sem_info st;
+	long long slab0, slab1;
 	char name[64];
 	__u64 ud;
 
+	memfd = open("/proc/meminfo", O_RDONLY | O_CLOEXEC);
+	ASSERT_LE(0, memfd);
 	sess = kt_session();
 	ASSERT_LE(0, sess);
 	REQUIRE_ASYNC(sess);
@@ -1385,8 +1459,12 @@ TEST_F_TIMEOUT(slow, many_pending_waits_granted_by_one_resize, 300)
 	ASSERT_EQ(0, sem_acq(h, 1, 0));
 	a = calloc(total, sizeof(*a));
 	ASSERT_NE(NULL, a);
+	slab0 = slab_kb(memfd);
 	ASSERT_EQ(0, queue_many(&ring, w, a, total, batch));
+	slab1 = slab_kb(memfd);
 	EXPECT_EQ(total, sem_state(h).waiters);
+	TH_LOG("slab grew by %lld kB for %u pending waits (%lld bytes each)",
+	       slab1 - slab0, total, (slab1 - slab0) * 1024 / total);
 
 	ASSERT_EQ(0, ticker_start(&k));
 	t0 = kt_now_ns();
