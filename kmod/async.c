@@ -485,9 +485,9 @@ int kprim_async_discard(struct kprim_async *a, int ret,
  *
  * Called when the submitting task exits or the ring is torn down. A
  * request still queued is completed here, with -ECANCELED; one already
- * ended completes through its task work (this waits a tick for it when
- * called from another task); one still being issued (from an io_uring
- * worker) is told to give up.
+ * ended completes through its task work (the teardown worker waits a
+ * tick for it here); one still being issued (from an io_uring worker) is
+ * told to give up.
  */
 void kprim_async_uring_cancel(struct io_uring_cmd *ioucmd,
 			      unsigned int issue_flags)
@@ -510,12 +510,13 @@ void kprim_async_uring_cancel(struct io_uring_cmd *ioucmd,
 	/*
 	 * Already ended: its completion is task work of its submitter, and
 	 * io_uring calls here again, at once, until that has run. A stopped
-	 * or frozen submitter runs nothing: a ring teardown would spin for
-	 * as long. Give the submitter a tick instead. (@a stays valid: it is
-	 * freed only after io_uring_cmd_done(), which needs the uring_lock
-	 * held around this call.)
+	 * or frozen submitter runs nothing: the teardown worker would spin
+	 * for as long. Give the submitter a tick instead. (exec and exit
+	 * call from a task, which runs its own task work right after.) @a
+	 * stays valid: it is freed only after io_uring_cmd_done(), which
+	 * needs the uring_lock held around this call.
 	 */
-	if (ended && a->task != current)
+	if (ended && (current->flags & PF_KTHREAD))
 		schedule_timeout_uninterruptible(1);
 }
 
