@@ -1133,8 +1133,10 @@ static void teardown_ends_waits(struct __test_metadata *_metadata,
 	ASSERT_EQ(0, sem_acq(h, 1, 0));
 	for (i = 0; i < 4; i++) {
 		a[i] = acq_args(1, 60 * SEC, i ? KPRIM_NO_CANCEL_FD : efd);
-		ASSERT_EQ(0, submit_acq(&ring, w, &a[i], i, 0));
+		prep_kprim(io_uring_get_sqe(&ring), w, KPRIM_IOC_SEM_ACQUIRE,
+			   &a[i], i);
 	}
+	ASSERT_EQ(4, io_uring_submit(&ring));
 	ASSERT_TRUE(sem_waiters_reach(h, 4, 2 * SEC));
 	io_uring_queue_exit(&ring);
 	EXPECT_TRUE(sem_waiters_reach(h, 0, 3 * SEC))
