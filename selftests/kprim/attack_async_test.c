@@ -13,8 +13,12 @@
  *    SQPOLL and DEFER_TASKRUN 1-entry rings, with IOSQE_ASYNC;
  *  - two threads sharing a 1-entry ring: waits, eventfd cancels,
  *    WAIT_CANCEL storms and resizes, every CQE counted;
+ *  - ring teardown: with waits pending on each kind of ring, racing
+ *    io-wq issues that end at once (use-after-free), and while the
+ *    submitter of an ended wait is stopped (the teardown worker spun);
  *  - fds closed, fixed files unregistered, links and link timeouts,
- *    many pending waits, rmmod while waits pend.
+ *    many pending waits (CPU held by one WAIT_CANCEL or one resize
+ *    over all of them, memory per wait), rmmod while waits pend.
  *
  * Every test ends by checking the object: nothing queued, and what is
  * held is exactly what its holders hold.
