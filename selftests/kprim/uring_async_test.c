@@ -2154,4 +2154,79 @@ TEST_F(async, timed_out_take_with_read_only_struct_is_efault)
 	close(fd);
 }
 
+#define MAX_WAITS_PARAM	"/sys/module/kprim/parameters/max_uring_waits"
+
+static long param_read(const char *path)
+{
+	char buf[32] = "";
+	int fd = open(path, O_RDONLY), n;
+
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	return n > 0 ? strtol(buf, NULL, 10) : -EIO;
+}
+
+static int param_write(const char *path, long v)
+{
+	char buf[32];
+	int fd = open(path, O_WRONLY), n, r = 0;
+
+	if (fd < 0)
+		return -errno;
+	n = snprintf(buf, sizeof(buf), "%ld\n", v);
+	if (write(fd, buf, n) != n)
+		r = -errno;
+	close(fd);
+	return r;
+}
+
+/*
+ * An object takes io_uring waits only while it has fewer waiters than
+ * max_uring_waits: beyond, a wait completes at once with -ENOSPC and
+ * changes nothing; the queued ones are untouched and granted as before.
+ * An ioctl waiter counts as a waiter too.
+ */
+TEST_F(async, queue_full_of_waiters_refuses_io_uring_waits)
+{
+	struct kprim_sem_acquire a[8];
+	long old = param_read(MAX_WAITS_PARAM);
+	__u64 ud;
+	int i, r;
+
+	if (old < 0)
+		SKIP(return, "no %s: %s", MAX_WAITS_PARAM, strerror(-old));
+	SEM2(1);
+	ASSERT_EQ(0, sem_acq(self->holder, 1, 0));
+	/* No ASSERT until the parameter is back: later tests need it. */
+	EXPECT_EQ(0, param_write(MAX_WAITS_PARAM, 4));
+	for (i = 0; i < 6; i++) {
+		a[i] = acq_arg(1, INF, NOFD);
+		EXPECT_EQ(0, submit1(&self->ring, self->w,
+				     KPRIM_IOC_SEM_ACQUIRE, &a[i], 10 + i));
+	}
+	/* Waits 4 and 5 found 4 waiters queued. */
+	for (i = 0; i < 2; i++) {
+		r = 0;
+		EXPECT_EQ(0, next_cqe(&self->ring, 2000, &ud, &r));
+		EXPECT_EQ(14 + i, ud);
+		EXPECT_EQ(-ENOSPC, r);
+	}
+	EXPECT_FALSE(cqe_ready(&self->ring));
+	EXPECT_EQ(4, sem_info(self->holder).waiters);
+	ASSERT_EQ(0, param_write(MAX_WAITS_PARAM, old));
+
+	/* The four queued ones are granted in order as permits come back. */
+	ASSERT_EQ(0, sem_rel(self->holder, 1));
+	for (i = 0; i < 4; i++) {
+		ASSERT_EQ(0, next_cqe(&self->ring, 2000, &ud, &r));
+		EXPECT_EQ(10 + i, ud);
+		EXPECT_EQ(0, r);
+		ASSERT_EQ(0, sem_rel(self->w, 1));
+	}
+	EXPECT_EQ(0, sem_info(self->holder).waiters);
+	EXPECT_EQ(0, sem_info(self->holder).held);
+}
+
 TEST_HARNESS_MAIN
