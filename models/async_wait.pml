@@ -71,7 +71,7 @@
  * @check pass safety -DP=2 -DNEED0=2 -DNO_WAITER -DNO_WAITCANCEL : FIFO, 2 permits, a head request for 2
  * @check pass safety -DK61 -DNO_WAITER -DNO_WAITCANCEL : 6.1, the watcher instead of IO_URING_F_CANCEL
  * @check pass safety -DIOWQ -DNO_WAITER -DNO_WAITCANCEL : io-wq issue (IOSQE_ASYNC) racing IO_URING_F_CANCEL
- * @check pass safety -DRING_EVFD -DNO_WAITER -DNO_WAITCANCEL : cancel eventfd = the ring's eventfd (DEFER_TASKRUN)
+ * @check pass safety -DRING_EVFD -DNO_WAITER : cancel eventfd = the ring's eventfd (DEFER_TASKRUN)
  * @check pass cycles -DNO_WAITER -DNO_EVENTFD : no cycles: every run terminates
  * @check fail safety -DIOWQ -DNO_WAITER -DNO_WAITCANCEL -DMUT_FREE_FIRST : kfree() before io_uring_cmd_done() (before 6718c33): IO_URING_F_CANCEL uses the freed struct
  * @check fail safety -DRING_EVFD -DNO_WAITER -DNO_WAITCANCEL -DMUT_SYNC_FIRE : the eventfd callback ending the wait under the eventfd's lock (before 9d4f0e6): deadlock
