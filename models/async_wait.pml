@@ -13,14 +13,19 @@
  *                         kprim_async_end_locked(), run by every release
  *   its deadline          hrtimer -> kprim_async_timeout()
  *   its cancel eventfd    kprim_cancel_wake() -> kprim_async_cancel_fired()
+ *                         -> schedule_work(): kprim_async_cancel_work()
  *   KPRIM_IOC_WAIT_CANCEL kprim_async_cancel_cmd()
  *   IO_URING_F_CANCEL     kprim_async_uring_cancel(), completes inline
+ *                         (ring teardown, or an exec of the submitter)
  *   the 6.1 watcher       kprim_async_watch_fn() (with -DK61, instead of
  *                         IO_URING_F_CANCEL, which 6.1 lacks)
  *
  * and its completion (kprim_async_complete(): task work, the inline cancel
- * or kprim_async_discard() at issue) frees the struct after the lock
- * barrier, hrtimer_cancel(), the eventfd unhook and leaving the watch list.
+ * or kprim_async_discard() at issue), after the lock barrier,
+ * hrtimer_cancel(), the eventfd unhook, cancel_work_sync() and leaving the
+ * watch list, posts the CQE (io_uring_cmd_done()) and then frees the
+ * struct. The exit of the submitting thread alone ends nothing (the wait
+ * belongs to the ring), so it is no party here.
  *
  * What a process here is:
  *   Issuer(r)    the submitter of request r: issues it (inline, holding
@@ -28,19 +33,26 @@
  *                worker, without it), then waits for its CQE running its
  *                task work, then, as the user, releases what it got.
  *   Timer(r)     r's hrtimer.
+ *   CancelWork(r) r's cancel_work: kprim_async_cancel_work(), run by a
+ *                kworker at any time after schedule_work(), as often as it
+ *                was queued (a run clears "pending" first, so a signal
+ *                during a run queues it again).
  *   Eventfd      a write to the cancel eventfd all requests share.
  *   WaitCancel   KPRIM_IOC_WAIT_CANCEL for one request or for all.
- *   UringCancel  io_uring_try_cancel_uring_cmd(): task exit or ring teardown
- *                (6.12); Watcher instead with -DK61.
+ *   UringCancel  io_uring_try_cancel_uring_cmd(): ring teardown (the
+ *                teardown kthread) or an exec of the submitter (6.12);
+ *                Watcher instead with -DK61 (a dying ring or an exec'ing
+ *                submitter).
  *   Waiter       the ioctl acquire (its timeout/signal/cancel included).
  *   Holder       the fd holding the P permits; releases them.
  *   Permits      a monitor: available + held == P in every state.
  *
- * Locks: qlock = sem->wq.lock (spinlock, always innermost: nobody waits for
- * anything while holding it); ulock = the ring's uring_lock (io_uring takes
+ * Locks: qlock = sem->wq.lock (spinlock, innermost but for evlock: nobody
+ * waits for anything else while holding it); ulock = the ring's uring_lock (io_uring takes
  * it around task work, around its cancel pass and around the cancelable
  * list); evlock = the eventfd's wait-queue lock (held while it runs its
- * wake-up callbacks); wmutex = kprim_async_watch_lock.
+ * wake-up callbacks; with -DRING_EVFD taken inside qlock, so nothing may
+ * take qlock under it); wmutex = kprim_async_watch_lock.
  *
  * Touching the struct is TOUCH(r): an assertion that it is not freed yet.
  * Every dereference of the struct in the C code after it may be visible to
@@ -53,24 +65,34 @@
  * assertions and invalid end states; cycles: no cycle at all, so every
  * run ends), the flags, and what it checks.
  *
- * @check pass safety : 6.12, inline issue, every party
- * @check pass safety -DP=2 -DNEED0=2 -DNO_WAITER : FIFO, 2 permits, a head request for 2
- * @check pass safety -DK61 -DNO_WAITER : 6.1, the watcher instead of IO_URING_F_CANCEL
- * @check pass safety -DIOWQ -DFIX_DONE_FIRST -DNO_WAITER : io-wq issue, io_uring_cmd_done() before kfree()
+ * @check pass safety -DNO_WAITCANCEL -DNO_UCANCEL : 6.12, inline issue, the cancel eventfd and the ioctl waiter
+ * @check pass safety -DNO_WAITER : 6.12, every io_uring party
+ * @check pass safety -DNO_EVENTFD : 6.12, every party but the eventfd writer
+ * @check pass safety -DP=2 -DNEED0=2 -DNO_WAITER -DNO_WAITCANCEL : FIFO, 2 permits, a head request for 2
+ * @check pass safety -DK61 -DNO_WAITER -DNO_WAITCANCEL : 6.1, the watcher instead of IO_URING_F_CANCEL
+ * @check pass safety -DIOWQ -DNO_WAITER -DNO_WAITCANCEL : io-wq issue (IOSQE_ASYNC) racing IO_URING_F_CANCEL
+ * @check pass safety -DRING_EVFD -DNO_WAITER : cancel eventfd = the ring's eventfd (DEFER_TASKRUN)
  * @check pass cycles -DNO_WAITER -DNO_EVENTFD : no cycles: every run terminates
- * @check bug safety -DIOWQ -DNO_WAITER : io-wq issue (IOSQE_ASYNC): IO_URING_F_CANCEL uses the freed struct
- * @check bug safety -DRING_EVFD : cancel eventfd = the ring's eventfd (DEFER_TASKRUN): deadlock
- * @check fail safety -DMUT_NO_BARRIER : completion without the lock barrier
+ * @check fail safety -DIOWQ -DNO_WAITER -DNO_WAITCANCEL -DMUT_FREE_FIRST : kfree() before io_uring_cmd_done() (before 6718c33): IO_URING_F_CANCEL uses the freed struct
+ * @check fail safety -DRING_EVFD -DNO_WAITER -DNO_WAITCANCEL -DMUT_SYNC_FIRE : the eventfd callback ending the wait under the eventfd's lock (before 9d4f0e6): deadlock
+ * @check fail safety -DMUT_NO_WORK_SYNC : completion not waiting for the cancel worker
+ * @check fail safety -DMUT_WORK_SYNC_FIRST : cancel_work_sync() before the eventfd unhook
+ * @check fail safety -DNO_WAITER -DMUT_NO_BARRIER : completion without the lock barrier
  * @check fail safety -DMUT_NO_HRTIMER_WAIT : completion not waiting for the timer callback
  * @check fail safety -DMUT_TIMER_NOSTATE : timer callback not checking the state
- * @check fail safety -DMUT_FCANCEL_NOSTATE : IO_URING_F_CANCEL completing an ended request
+ * @check fail safety -DNO_WAITER -DMUT_FCANCEL_NOSTATE : IO_URING_F_CANCEL completing an ended request
  * @check fail safety -DP=2 -DNEED0=2 -DNO_WAITER -DMUT_BARGE : fast path ignoring the queue
+ *
+ * The first three 6.12 configurations together put every two parties in
+ * one search. All of them at once (no flags) passes too, but explores
+ * about 20 million states (a minute, 2 GB): too long for make check.
  *
  * Other flags: R (requests, 2), P (permits, 1), NTIMER (requests with a
  * deadline, 1: the others wait without one, KTIME_MAX), NPASS (cancel
- * passes, 1), NEED0 (permits request 0 asks for), NO_WAITER, NO_EVENTFD,
- * NO_WAITCANCEL, NO_UCANCEL (leave a party out to keep a configuration
- * small: the default one has them all).
+ * passes, 1), NEED0 (permits request 0 asks for), NO_WAITER, NO_EVENTFD
+ * (no writer; with -DRING_EVFD io_uring still signals it), NO_WAITCANCEL,
+ * NO_UCANCEL (leave a party out to keep a configuration small: the
+ * default one has them all).
  */
 
 #ifndef R
@@ -126,6 +148,8 @@ bool fired[R];			/* @ctx.cancel.fired */
 bool hooked[R];			/* @ctx.cancel.entry on the eventfd's queue */
 bool armed[R];			/* @timer enqueued */
 bool trun[R];			/* @timer callback running */
+bool pending[R];		/* @cancel_work queued (WORK_STRUCT_PENDING) */
+bool wrun[R];			/* @cancel_work running */
 bool watched[R];		/* on kprim_async_watched (6.1) */
 bool freed[R];			/* kfree()d */
 bool tw[R];			/* completion task work queued */
@@ -206,9 +230,8 @@ inline put(w, k)
  * kprim_async_post(): io_uring_cmd_complete_in_task(). With -DRING_EVFD
  * the ring (DEFER_TASKRUN) has the cancel eventfd registered, and adding
  * task work signals it synchronously (io_req_local_work_add() ->
- * io_eventfd_signal()) unless the poster already runs in an eventfd
- * wake-up: the caller does that through RING_EVFD_AFTER, still holding
- * whatever it holds.
+ * io_eventfd_signal()): the caller does that through RING_EVFD_AFTER,
+ * still holding whatever it holds (the queue's lock).
  */
 inline post(r)
 {
@@ -298,11 +321,21 @@ inline stop_nocheck(r, err, done_)
 
 /*
  * kprim_async_cancel_fired(), called by kprim_cancel_wake() with the
- * eventfd's lock held (a->q read first, then the lock; the unlock goes
- * through a->q again: a touch).
+ * eventfd's lock held: schedule_work(&a->cancel_work) (a no-op while it is
+ * pending; CancelWork(r) runs it).
+ *
+ * -DMUT_SYNC_FIRE: the callback before 9d4f0e6, which ended the wait
+ * itself under the eventfd's lock (a->q read first, then the lock; the
+ * unlock goes through a->q again: a touch). Its post runs inside an
+ * eventfd wake-up, where io_uring defers the signal (io_eventfd_do_signal()
+ * from RCU): left out, the mutation deadlocks without it.
  */
 inline cancel_fired(r)
 {
+#ifndef MUT_SYNC_FIRE
+	atomic { TOUCH(r); fired[r] = 1; pending[r] = 1 }
+#else
+	atomic { TOUCH(r); fired[r] = 1 };
 	d_step {
 		qlock == 0 -> qlock = 1;
 		stop_locked(r, RES_CANCELED, ok);
@@ -310,9 +343,11 @@ inline cancel_fired(r)
 		:: ok -> grant_pass(); post(r)
 		:: else
 		fi;
-		ok = 0
+		ok = 0;
+		evp = 0
 	}
 	atomic { TOUCH(r); unlock(qlock) }
+#endif
 }
 
 /*
@@ -325,9 +360,7 @@ inline signal_eventfd()
 	do
 	:: k < R ->
 		if
-		:: hooked[k] ->
-			atomic { TOUCH(k); fired[k] = 1 };
-			cancel_fired(k)
+		:: hooked[k] -> cancel_fired(k)
 		:: else
 		fi;
 		k++
@@ -380,24 +413,40 @@ inline complete(r, unlocked)
 #else
 	atomic { TOUCH(r); armed[r] = 0 };
 #endif
+#ifdef MUT_WORK_SYNC_FIRST
+	/* cancel_work_sync() while the eventfd can still queue the work */
+	atomic { !wrun[r] -> TOUCH(r); pending[r] = 0 };
+#endif
 	/* kprim_wait_ctx_destroy(): remove_wait_queue() */
 	atomic { evlock == 0 -> TOUCH(r); hooked[r] = 0 };
+#if !defined(MUT_NO_WORK_SYNC) && !defined(MUT_WORK_SYNC_FIRST)
+	/*
+	 * cancel_work_sync(): takes a pending run off the queue, waits for a
+	 * running one. Unhooked, nothing can queue it again.
+	 */
+	atomic { !wrun[r] -> TOUCH(r); pending[r] = 0 };
+#endif
 #ifdef K61
 	/* kprim_async_watch_stop() */
 	atomic { wmutex == 0 -> TOUCH(r); watched[r] = 0 };
 #endif
-#ifdef FIX_DONE_FIRST
+#ifndef MUT_FREE_FIRST
 	cmd_done(r, unlocked);
-	atomic { TOUCH(r); freed[r] = 1 }
+	atomic { TOUCH(r); freed[r] = 1 }	/* kfree(a) */
 #else
-	atomic { TOUCH(r); freed[r] = 1 };	/* kfree(a) */
+	/* the order before 6718c33 */
+	atomic { TOUCH(r); freed[r] = 1 };
 	cmd_done(r, unlocked)
 #endif
 }
 
 /*
  * kprim_async_uring_cancel(), called by io_uring with its ring lock held.
- * a = pdu->async and &a->q->lock are read before the lock: a touch.
+ * a = pdu->async and &a->q->lock are read before the lock: a touch. For an
+ * ENDED request the teardown kthread then sleeps a tick (still holding the
+ * ring lock) so that the submitter can run the completion's task work:
+ * time only, which the model does not have; the task work waits for the
+ * ring lock either way.
  */
 inline uring_cancel(r)
 {
@@ -560,6 +609,40 @@ proctype Timer(byte r)
 	fi
 }
 
+/*
+ * r's cancel_work: kprim_async_cancel_work(), run by a kworker at any time
+ * after schedule_work(). A run clears "pending" as it starts, so the
+ * eventfd can queue it again meanwhile; here that start and the queue's
+ * lock (through a->q: a touch, in stop_locked()) are one step: a run that
+ * has started but waits for the lock only makes cancel_work_sync() wait,
+ * and its caller holds nothing that a holder of the queue's lock waits
+ * for. The unlock goes through a->q again, and the work function returns.
+ * Done once the struct is freed: nobody may queue the work then (checked:
+ * a run still pending then touches the freed struct).
+ */
+proctype CancelWork(byte r)
+{
+	LOCALS;
+
+	do
+	:: d_step {
+			pending[r] && qlock == 0 ->
+			pending[r] = 0;
+			wrun[r] = 1;
+			qlock = 1;
+			stop_locked(r, RES_CANCELED, ok);
+			if
+			:: ok -> grant_pass(); post(r)
+			:: else
+			fi;
+			ok = 0
+		}
+		RING_EVFD_AFTER;
+		atomic { TOUCH(r); unlock(qlock); wrun[r] = 0 }
+	:: freed[r] -> break
+	od
+}
+
 /* A write to the cancel eventfd (or none). */
 proctype Eventfd()
 {
@@ -615,7 +698,11 @@ proctype WaitCancel()
 }
 
 #ifndef K61
-/* io_uring_try_cancel_uring_cmd(): task exit or ring teardown (6.12). */
+/*
+ * io_uring_try_cancel_uring_cmd() (6.12): the ring's teardown (its last
+ * fd closed, as at process exit) or an exec of the submitter; the exit of
+ * the submitting thread alone does not cancel uring_cmds.
+ */
 proctype UringCancel()
 {
 	LOCALS;
@@ -639,7 +726,10 @@ proctype UringCancel()
 	od
 }
 #else
-/* kprim_async_watch_fn() (6.1): ends the requests it finds orphaned. */
+/*
+ * kprim_async_watch_fn() (6.1): ends the requests it finds orphaned
+ * (kprim_uring_cmd_orphaned(): a dying ring or an exec'ing submitter).
+ */
 proctype Watcher()
 {
 	LOCALS;
@@ -787,6 +877,9 @@ init {
 			:: r < NTIMER -> run Timer(r)
 			:: else
 			fi;
+#if (!defined(NO_EVENTFD) || defined(RING_EVFD)) && !defined(MUT_SYNC_FIRE)
+			run CancelWork(r);
+#endif
 			r++
 		:: else -> break
 		od;
@@ -817,6 +910,7 @@ init {
 	:: r < R ->
 		assert(cqe[r] == 1 && freed[r] && !tw[r] && !inq[r]);
 		assert(!armed[r] && !trun[r] && !hooked[r]);
+		assert(!pending[r] && !wrun[r]);
 		assert(!cancelable[r] && !watched[r]);
 		r++
 	:: else -> break
