@@ -533,8 +533,10 @@ void kprim_async_uring_cancel(struct io_uring_cmd *ioucmd,
 	 * Already ended: its completion is task work of its submitter, and
 	 * io_uring calls here again, at once, until that has run. A stopped
 	 * or frozen submitter runs nothing: the teardown worker would spin
-	 * for as long. Give the submitter a tick instead. (exec and exit
-	 * call from a task, which runs its own task work right after.) @a
+	 * for as long. Sleeping a tick here (with the ring's uring_lock
+	 * held: the completion runs between the worker's passes) limits
+	 * that loop to one pass a tick. (exec and exit call from a task,
+	 * which runs its own task work right after.) @a
 	 * stays valid: it is freed only after io_uring_cmd_done(), which
 	 * needs the uring_lock held around this call.
 	 */
