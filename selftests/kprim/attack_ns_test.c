@@ -849,6 +849,8 @@ TEST(userns_root_administers_its_own_ipc_ns)
 		CHK(r == 0, "unlink by the IPC ns's root: %d", r);
 		_exit(0);
 	}
+	close(ready[1]);	/* a child that gives up leaves us EOF */
+	ready[1] = -1;
 	if (read(ready[0], &c, 1) != 1) {
 		rc = wait_child(child);
 		if (rc == 99)
@@ -878,6 +880,8 @@ TEST(userns_root_administers_its_own_ipc_ns)
 		CHK(read(done[0], &c, 1) == 1, "done");
 		_exit(0);
 	}
+	close(made[1]);
+	made[1] = -1;
 	ASSERT_EQ(1, read(made[0], &c, 1));
 	ASSERT_EQ(1, write(go[1], "g", 1));
 	rc = wait_child(child);
