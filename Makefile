@@ -118,7 +118,7 @@ $(B)/tests/%: selftests/kprim/%.c $(wildcard selftests/kprim/*.h) $(B)/libkprim.
 	$(CC) $(USER_CFLAGS) $(TEST_STATIC) -isystem $(KSFT_INC) -o $@ $< $(B)/libkprim.a $(LDLIBS)
 
 $(B)/tests/uring_test $(B)/tests/fuzz_test $(B)/tests/attack_test $(B)/tests/attack_mget_test \
-	$(B)/tests/uring_lib_test: LDLIBS += -luring
+	$(B)/tests/uring_lib_test $(B)/tests/fault_test: LDLIBS += -luring
 
 tools: $(TOOLS)
 
