@@ -92,7 +92,11 @@ struct ctx {
 	bool helper_on;
 	int helper_fd;			/* RELEASE 1 on it after 20 ms */
 	int stage;			/* io_uring: 1 submit, 2 completion */
+	int waiter_res;			/* CQE of the queued wait (WAIT_CANCEL) */
+	bool waiter_done;
 	/* Arguments: static for the call, in locked memory. */
+	struct kprim_api api;
+	struct kprim_wait_cancel wcancel;
 	struct kprim_open open;
 	struct kprim_unlink unlink;
 	struct kprim_list list;
@@ -1052,7 +1056,20 @@ static void ok_unlink(struct __test_metadata *_metadata, struct ctx *c,
 	c->name[0][0] = '\0';
 }
 
+static long c_api(struct ctx *c)
+{
+	memset(&c->api, 0, sizeof(c->api));
+	c->api.size = sizeof(c->api);
+	return kt_ioctl(c->sess, KPRIM_IOC_API, &c->api);
+}
+
+static void ok_api(struct __test_metadata *_metadata, struct ctx *c, long ret)
+{
+	EXPECT_EQ(KPRIM_API_VERSION, c->api.api_version);
+}
+
 static const struct op session_ops[] = {
+	{ "API", 0, 0, 0, NULL, NULL, NULL, c_api, NULL, ok_api, NULL },
 	{ "OPEN create limiter", 1, 0, OP_FD | OP_NAME_FREE, s_open_lim, NULL,
 	  NULL, c_open, NULL, ok_open, NULL },
 	{ "OPEN create sem", 2, 0, OP_FD | OP_NAME_FREE, s_open_sem, NULL,
@@ -1709,7 +1726,101 @@ static long u_get(struct ctx *c)
 	return uring_call(c, c->fd[0], KPRIM_IOC_CACHE_GET, &c->get);
 }
 
+/* Reap CQEs until @tag's; remembers the queued wait's (tag 1) on the way. */
+static long reap_tag(struct ctx *c, __u64 tag)
+{
+	struct __kernel_timespec ts = { .tv_sec = 10 };
+	struct io_uring_cqe *cqe;
+	int ret, tries = 0;
+	__u64 got;
+
+	for (;;) {
+		ret = io_uring_wait_cqe_timeout(&c->ring, &cqe, &ts);
+		if (ret == -EFAULT || ret == -ENOMEM || ret == -EINTR ||
+		    ret == -EAGAIN) {
+			if (++tries < 5)
+				continue;
+		}
+		if (ret)
+			return -ETIME;
+		got = cqe->user_data;
+		ret = cqe->res;
+		io_uring_cqe_seen(&c->ring, cqe);
+		if (got == 1) {
+			c->waiter_done = true;
+			c->waiter_res = ret;
+		}
+		if (got == tag)
+			return ret;
+	}
+}
+
+static void prep_sqe(struct ctx *c, int fd, unsigned int cmd, void *arg,
+		     __u64 tag)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&c->ring);
+
+	io_uring_prep_rw(IORING_OP_URING_CMD, sqe, fd, NULL, 0, 0);
+	sqe->cmd_op = cmd;
+	sqe->addr3 = (uintptr_t)arg;
+	sqe->user_data = tag;
+}
+
+/* An acquire (tag 1) queued through the ring, for WAIT_CANCEL to end. */
+static void prep_queued(struct __test_metadata *_metadata, struct ctx *c)
+{
+	ring_up(_metadata, c);
+	c->waiter_done = false;
+	c->acq = (struct kprim_sem_acquire) {
+		.size = sizeof(c->acq), .n = 1,
+		.wait = kt_wait(5000 * MSEC, KPRIM_NO_CANCEL_FD),
+	};
+	prep_sqe(c, c->fd[0], KPRIM_IOC_SEM_ACQUIRE, &c->acq, 1);
+	ASSERT_EQ(1, io_uring_submit(&c->ring));
+}
+
+static long u_wait_cancel(struct ctx *c)
+{
+	int ret;
+
+	c->wcancel = (struct kprim_wait_cancel) {
+		.size = sizeof(c->wcancel), .user_data = 1,
+	};
+	prep_sqe(c, c->fd[0], KPRIM_IOC_WAIT_CANCEL, &c->wcancel, 2);
+	c->stage = 1;
+	ret = io_uring_submit(&c->ring);
+	if (ret != 1)
+		return ret < 0 ? ret : -EPROTO;
+	c->stage = 2;
+	return reap_tag(c, 2);
+}
+
+/* Whatever the cancel did, the wait ends before the state is compared. */
+static void settle_queued(struct __test_metadata *_metadata, struct ctx *c)
+{
+	if (!c->waiter_done) {
+		long ret;
+
+		/* The cancel failed: the wait is still queued. End it. */
+		if (c->stage == 1 && io_uring_sq_ready(&c->ring)) {
+			/* io_uring refused the SQE: it is still in the ring. */
+			io_uring_submit(&c->ring);
+			ret = reap_tag(c, 2);
+		} else {
+			ret = u_wait_cancel(c);
+		}
+		EXPECT_EQ(1, ret);
+		if (!c->waiter_done)
+			reap_tag(c, 1);
+	}
+	EXPECT_TRUE(c->waiter_done);
+	EXPECT_EQ(-ECANCELED, c->waiter_res);
+	ring_down(c);
+}
+
 static const struct op uring_ops[] = {
+	{ "uring WAIT_CANCEL", 2, 1, OP_URING, s_sem1_held, NULL, prep_queued,
+	  u_wait_cancel, settle_queued, NULL, NULL },
 	{ "uring LIMITER_TAKE waiting", 1, 0, OP_URING | OP_NO_TOKENS,
 	  s_lim_fast, pre_drain, prep_ring, u_take_wait, settle_ring, NULL,
 	  NULL },
