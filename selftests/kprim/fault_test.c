@@ -93,6 +93,7 @@ struct ctx {
 	int helper_fd;			/* RELEASE 1 on it after 20 ms */
 	int stage;			/* io_uring: 1 submit, 2 completion */
 	int waiter_res;			/* CQE of the queued wait (WAIT_CANCEL) */
+	long cancel_res;		/* CQE of the WAIT_CANCEL */
 	bool waiter_done;
 	/* Arguments: static for the call, in locked memory. */
 	struct kprim_api api;
@@ -1787,17 +1788,22 @@ static long u_wait_cancel(struct ctx *c)
 		.size = sizeof(c->wcancel), .user_data = 1,
 	};
 	prep_sqe(c, c->fd[0], KPRIM_IOC_WAIT_CANCEL, &c->wcancel, 2);
+	c->cancel_res = -EPROTO;
 	c->stage = 1;
 	ret = io_uring_submit(&c->ring);
 	if (ret != 1)
 		return ret < 0 ? ret : -EPROTO;
 	c->stage = 2;
-	return reap_tag(c, 2);
+	c->cancel_res = reap_tag(c, 2);
+	return c->cancel_res;
 }
 
 /* Whatever the cancel did, the wait ends before the state is compared. */
 static void settle_queued(struct __test_metadata *_metadata, struct ctx *c)
 {
+	/* Ended by the cancel: its CQE may come after the cancel's own. */
+	if (!c->waiter_done && c->cancel_res == 1)
+		reap_tag(c, 1);
 	if (!c->waiter_done) {
 		long ret;
 
