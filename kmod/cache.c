@@ -525,6 +525,12 @@ static void kprim_cache_arm_sweep_locked(struct kprim_cache *cache, s64 now)
 			       KPRIM_CACHE_SWEEP_MAX_DELAY));
 }
 
+/* A version no entry of @cache has had. */
+static u64 kprim_cache_new_cas(struct kprim_cache *cache)
+{
+	return atomic64_inc_return(&cache->next_cas);
+}
+
 /*
  * Publish @e in place of @old (or as new when @old is NULL); the caller
  * made room (kprim_cache_room_locked()). On error @e is not published and
@@ -538,7 +544,9 @@ static int kprim_cache_publish_locked(struct kprim_cache *cache,
 	int ret;
 
 	lockdep_assert_held(&cache->lock);
-	e->cas = ++cache->next_cas;
+	/* A version already reported to the caller is kept. */
+	if (!e->cas)
+		e->cas = kprim_cache_new_cas(cache);
 	if (old) {
 		ret = rhashtable_replace_fast(&cache->ht, &old->node, &e->node,
 					      kprim_cache_rht_params);
@@ -858,7 +866,8 @@ int kprim_cache_parse_u64(const u8 *s, u32 len, u64 *val)
 EXPORT_SYMBOL_IF_KUNIT(kprim_cache_parse_u64);
 
 /**
- * kprim_cache_incr() - add to or subtract from a decimal counter.
+ * kprim_cache_incr_report() - add to or subtract from a decimal counter,
+ *	reporting the result before it is published.
  * @cache:	the cache
  * @key:	the key
  * @key_len:	its length
@@ -869,6 +878,12 @@ EXPORT_SYMBOL_IF_KUNIT(kprim_cache_parse_u64);
  * @now:	the current time
  * @value:	out: the new value
  * @cas:	out: the new version
+ * @report:	NULL, or called without the lock with the new value and
+ *		version before they are published (to copy them out): if it
+ *		fails, the counter is left alone and its error returned. If
+ *		the counter changes before the result is published, the new
+ *		result is computed and reported again.
+ * @arg:	argument of @report
  *
  * The entry keeps its expiry; it gets a new version.
  *
@@ -876,17 +891,23 @@ EXPORT_SYMBOL_IF_KUNIT(kprim_cache_parse_u64);
  * u64 of at most 20 digits; -ENOENT when absent without
  * KPRIM_CACHE_INCR_CREATE; -EOVERFLOW when the default TTL overflows;
  * -E2BIG when the number does not fit max_value/max_bytes; -ENOSPC as for
- * kprim_cache_store_entry(); -ENOMEM.
+ * kprim_cache_store_entry(); -ENOMEM; @report's error; -EINTR when a
+ * fatal signal is pending while the counter keeps changing under it.
  */
-int kprim_cache_incr(struct kprim_cache *cache, const u8 *key, u32 key_len,
-		     u32 flags, u64 delta, u64 initial, s64 now, u64 *value,
-		     u64 *cas)
+int kprim_cache_incr_report(struct kprim_cache *cache, const u8 *key,
+			    u32 key_len, u32 flags, u64 delta, u64 initial,
+			    s64 now, u64 *value, u64 *cas,
+			    int (*report)(void *arg, u64 value, u64 cas),
+			    void *arg)
 {
 	struct kprim_cache_lkey k = { .data = key, .len = key_len };
 	char digits[KPRIM_CACHE_U64_DIGITS + 1];
 	struct kprim_cache_entry *e, *old;
+	const struct kprim_cache_entry *seen = NULL;
 	struct kprim_cache_evict ev = { };
 	unsigned long budget = 0;
+	bool reported = false;
+	u64 seen_cas = 0;
 	s64 expires;
 	u64 v;
 	int ret, n;
@@ -901,6 +922,9 @@ int kprim_cache_incr(struct kprim_cache *cache, const u8 *key, u32 key_len,
 again:
 	spin_lock(&cache->lock);
 	old = kprim_cache_find_locked(cache, &k, now);
+	/* Versions are never reused: same entry and version, same counter. */
+	if (reported && (old != seen || (old && old->cas != seen_cas)))
+		reported = false;
 	if (!old) {
 		ret = -ENOENT;
 		if (!(flags & KPRIM_CACHE_INCR_CREATE))
@@ -929,6 +953,27 @@ again:
 	if (e->value_len > cache->params.max_value ||
 	    kprim_cache_charge(e) > cache->params.max_bytes)
 		goto unlock;
+	if (report && !reported) {
+		/*
+		 * The caller learns the result before anyone else can see
+		 * it: a result that cannot be reported is not published.
+		 */
+		seen = old;
+		seen_cas = old ? old->cas : 0;
+		if (!e->cas)
+			e->cas = kprim_cache_new_cas(cache);
+		spin_unlock(&cache->lock);
+		ret = report(arg, v, e->cas);
+		if (ret)
+			goto put;
+		reported = true;
+		if (fatal_signal_pending(current)) {
+			ret = -EINTR;
+			goto put;
+		}
+		cond_resched();
+		goto again;
+	}
 	ret = kprim_cache_room_locked(cache, old, e, &ev, &budget, now);
 	if (ret == -EAGAIN) {
 		spin_unlock(&cache->lock);
@@ -946,8 +991,34 @@ again:
 
 unlock:
 	spin_unlock(&cache->lock);
+put:
 	kprim_cache_entry_put(e);
 	return ret;
+}
+EXPORT_SYMBOL_IF_KUNIT(kprim_cache_incr_report);
+
+/**
+ * kprim_cache_incr() - add to or subtract from a decimal counter.
+ * @cache:	the cache
+ * @key:	the key
+ * @key_len:	its length
+ * @flags:	KPRIM_CACHE_DECR, KPRIM_CACHE_INCR_CREATE
+ * @delta:	the amount; incr wraps modulo 2^64, decr stops at 0
+ * @initial:	with KPRIM_CACHE_INCR_CREATE, stored when the key is absent
+ * @now:	the current time
+ * @value:	out: the new value
+ * @cas:	out: the new version
+ *
+ * kprim_cache_incr_report() with nothing to report to.
+ *
+ * Return: as kprim_cache_incr_report().
+ */
+int kprim_cache_incr(struct kprim_cache *cache, const u8 *key, u32 key_len,
+		     u32 flags, u64 delta, u64 initial, s64 now, u64 *value,
+		     u64 *cas)
+{
+	return kprim_cache_incr_report(cache, key, key_len, flags, delta,
+				       initial, now, value, cas, NULL, NULL);
 }
 EXPORT_SYMBOL_IF_KUNIT(kprim_cache_incr);
 
@@ -1407,6 +1478,7 @@ static long kprim_cache_ioc_store(struct kprim_cache *cache, void __user *uarg)
 	struct kprim_cache_entry *e;
 	u8 key[KPRIM_KEY_MAX];
 	s64 now, expires;
+	u64 expect;
 	int ret;
 
 	ret = kprim_copy_args(&args, sizeof(args), KPRIM_SIZE_CACHE_STORE_VER0,
@@ -1439,11 +1511,27 @@ static long kprim_cache_ioc_store(struct kprim_cache *cache, void __user *uarg)
 		return -EFAULT;
 	}
 	e->pinned = args.flags & KPRIM_CACHE_PIN;
-	ret = kprim_cache_store_entry(cache, e, args.op, expires, &args.cas,
-				      now);
-	if (ret)
-		return ret;
-	return kprim_copy_args_out(uarg, &args, sizeof(args));
+	/*
+	 * The new version goes to the caller before the entry is published:
+	 * a store whose version cannot be reported does not happen. A store
+	 * that fails gives the caller back its own cas.
+	 */
+	expect = args.cas;
+	e->cas = kprim_cache_new_cas(cache);
+	args.cas = e->cas;
+	if (kprim_copy_args_out(uarg, &args, sizeof(args))) {
+		kprim_cache_entry_put(e);
+		ret = -EFAULT;
+		goto restore;
+	}
+	ret = kprim_cache_store_entry(cache, e, args.op, expires, &expect, now);
+	if (!ret)
+		return 0;
+restore:
+	args.cas = expect;
+	if (kprim_copy_args_out(uarg, &args, sizeof(args)))
+		return -EFAULT;
+	return ret;
 }
 
 static long kprim_cache_ioc_key(struct kprim_cache *cache, unsigned int cmd,
@@ -1480,8 +1568,26 @@ static long kprim_cache_ioc_key(struct kprim_cache *cache, unsigned int cmd,
 	return kprim_cache_touch(cache, key, args.key_len, expires, now);
 }
 
+/* Where KPRIM_IOC_CACHE_INCR reports its result, before it is published. */
+struct kprim_cache_incr_out {
+	void __user *uarg;
+	struct kprim_cache_incr args;
+	bool written;
+};
+
+static int kprim_cache_incr_copy_out(void *arg, u64 value, u64 cas)
+{
+	struct kprim_cache_incr_out *out = arg;
+
+	out->written = true;
+	out->args.value = value;
+	out->args.cas = cas;
+	return kprim_copy_args_out(out->uarg, &out->args, sizeof(out->args));
+}
+
 static long kprim_cache_ioc_incr(struct kprim_cache *cache, void __user *uarg)
 {
+	struct kprim_cache_incr_out out = { .uarg = uarg };
 	struct kprim_cache_incr args;
 	u8 key[KPRIM_KEY_MAX];
 	int ret;
@@ -1496,12 +1602,21 @@ static long kprim_cache_ioc_incr(struct kprim_cache *cache, void __user *uarg)
 	ret = kprim_cache_copy_key(key, args.key, args.key_len);
 	if (ret)
 		return ret;
-	ret = kprim_cache_incr(cache, key, args.key_len, args.flags,
-			       args.delta, args.initial, kprim_cache_now(),
-			       &args.value, &args.cas);
-	if (ret)
-		return ret;
-	return kprim_copy_args_out(uarg, &args, sizeof(args));
+	/*
+	 * The result is copied out before it is published (an increment
+	 * that cannot be reported does not happen); a failed one gives the
+	 * caller back its value and cas fields.
+	 */
+	out.args = args;
+	ret = kprim_cache_incr_report(cache, key, args.key_len, args.flags,
+				      args.delta, args.initial,
+				      kprim_cache_now(), &out.args.value,
+				      &out.args.cas, kprim_cache_incr_copy_out,
+				      &out);
+	if (ret && out.written &&
+	    kprim_copy_args_out(uarg, &args, sizeof(args)))
+		return -EFAULT;
+	return ret;
 }
 
 static long kprim_cache_ioc_flush(struct kprim_object *obj, void __user *uarg)
@@ -1547,7 +1662,10 @@ static long kprim_cache_ioc_info(struct kprim_cache *cache, void __user *uarg)
  * past half a limit; -EINVAL for TOUCH with both KPRIM_CACHE_DEFAULT_TTL
  * and a TTL; and the per-operation ones of the core functions above.
  * FLUSH needs ownership or CAP_SYS_ADMIN (-EPERM). MGET: see struct
- * kprim_cache_mget (per-key errnos in each entry's result).
+ * kprim_cache_mget (per-key errnos in each entry's result). STORE and
+ * INCR write their results back before they take effect: one that cannot
+ * (-EFAULT) changes nothing, and one that fails otherwise leaves the
+ * caller's out fields as they were.
  */
 static long kprim_cache_ioctl(struct kprim_handle *h, unsigned int cmd,
 			      void __user *uarg)

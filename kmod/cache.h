@@ -123,7 +123,7 @@ struct kprim_cache_pcpu {
  *		pops what expired and re-arms for the first left); @lock
  * @sweep_at:	when the armed sweep runs (CLOCK_MONOTONIC ns); @lock
  * @sweep_seen:	entries the sweep has looked at, in all (its cost); @lock
- * @next_cas:	last version handed out; @lock
+ * @next_cas:	last version handed out (kprim_cache_new_cas())
  * @evictions:	entries dropped for space (limits or shrinker); @lock
  * @expirations: expired entries freed (sweep or access); @lock
  * @params:	effective parameters; immutable
@@ -148,7 +148,7 @@ struct kprim_cache {
 	struct rb_root_cached expiry;
 	s64 sweep_at;
 	u64 sweep_seen;
-	u64 next_cas;
+	atomic64_t next_cas;
 	u64 evictions;
 	u64 expirations;
 	struct kprim_cache_params params;
@@ -189,6 +189,11 @@ int kprim_cache_parse_u64(const u8 *s, u32 len, u64 *val);
 int kprim_cache_incr(struct kprim_cache *cache, const u8 *key, u32 key_len,
 		     u32 flags, u64 delta, u64 initial, s64 now, u64 *value,
 		     u64 *cas);
+int kprim_cache_incr_report(struct kprim_cache *cache, const u8 *key,
+			    u32 key_len, u32 flags, u64 delta, u64 initial,
+			    s64 now, u64 *value, u64 *cas,
+			    int (*report)(void *arg, u64 value, u64 cas),
+			    void *arg);
 void kprim_cache_flush(struct kprim_cache *cache);
 unsigned long kprim_cache_sweep(struct kprim_cache *cache, s64 now);
 unsigned long kprim_cache_shrink(struct kprim_cache *cache,

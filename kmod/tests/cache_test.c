@@ -743,6 +743,63 @@ static void counter_is_bounded_by_max_value(struct kunit *test)
 	KUNIT_EXPECT_TRUE(test, t_has(test, cache, "n", "99", T0));
 }
 
+static int t_report_fail(void *arg, u64 value, u64 cas)
+{
+	return -EFAULT;
+}
+
+struct t_report {
+	struct kprim_cache *cache;
+	unsigned int calls;
+	u64 value[2];
+};
+
+/* The first report races a writer: the counter changes under it. */
+static int t_report_race(void *arg, u64 value, u64 cas)
+{
+	struct t_report *r = arg;
+
+	if (r->calls < ARRAY_SIZE(r->value))
+		r->value[r->calls] = value;
+	if (r->calls++ == 0)
+		return t_set(r->cache, "n", "100", T0);
+	return 0;
+}
+
+/*
+ * INCR reports its result before publishing it: a result that cannot be
+ * reported is not published, and one the counter moved away from is
+ * computed and reported anew.
+ */
+static void counter_reports_before_publishing(struct kunit *test)
+{
+	struct kprim_cache *cache = t_cache(test, 0, 0, 0);
+	struct t_report r = { .cache = cache };
+	u64 val = 0, cas = 0;
+
+	KUNIT_ASSERT_EQ(test, 0, t_set(cache, "n", "41", T0));
+	KUNIT_EXPECT_EQ(test, -EFAULT,
+			kprim_cache_incr_report(cache, "n", 1, 0, 1, 0, T0,
+						&val, &cas, t_report_fail,
+						NULL));
+	KUNIT_EXPECT_TRUE(test, t_has(test, cache, "n", "41", T0));
+	KUNIT_EXPECT_EQ(test, -EFAULT,
+			kprim_cache_incr_report(cache, "m", 1,
+						KPRIM_CACHE_INCR_CREATE, 1, 7,
+						T0, &val, &cas, t_report_fail,
+						NULL));
+	KUNIT_EXPECT_FALSE(test, t_has(test, cache, "m", NULL, T0));
+
+	KUNIT_EXPECT_EQ(test, 0,
+			kprim_cache_incr_report(cache, "n", 1, 0, 1, 0, T0,
+						&val, &cas, t_report_race, &r));
+	KUNIT_EXPECT_EQ(test, 2U, r.calls);
+	KUNIT_EXPECT_EQ(test, 42ULL, r.value[0]);
+	KUNIT_EXPECT_EQ(test, 101ULL, r.value[1]);
+	KUNIT_EXPECT_EQ(test, 101ULL, val);
+	KUNIT_EXPECT_TRUE(test, t_has(test, cache, "n", "101", T0));
+}
+
 /* Parameter validation. */
 struct t_param_case {
 	const char *name;
@@ -956,6 +1013,7 @@ static struct kunit_case kprim_cache_cases[] = {
 	KUNIT_CASE_PARAM(counter_parse, t_parse_gen_params),
 	KUNIT_CASE_PARAM(counter_incr_decr, t_incr_gen_params),
 	KUNIT_CASE(counter_is_bounded_by_max_value),
+	KUNIT_CASE(counter_reports_before_publishing),
 	KUNIT_CASE_PARAM(params_are_validated, t_param_gen_params),
 	KUNIT_CASE(free_releases_full_cache),
 	{}
