@@ -123,6 +123,9 @@ module_param(max_uring_waits, uint, 0644);
 MODULE_PARM_DESC(max_uring_waits,
 		 "Most waiters an object may have queued for an io_uring wait to join them (default 16384); -ENOSPC beyond");
 
+/* When a ring teardown last slept for an ended request (ktime, ns). */
+static u64 kprim_async_last_nap;
+
 /* KPRIM_IOC_WAIT_CANCEL ends at most this many waits per lock hold. */
 #define KPRIM_ASYNC_CANCEL_BATCH	64
 
@@ -540,8 +543,15 @@ void kprim_async_uring_cancel(struct io_uring_cmd *ioucmd,
 	 * stays valid: it is freed only after io_uring_cmd_done(), which
 	 * needs the uring_lock held around this call.
 	 */
-	if (ended && (current->flags & PF_KTHREAD))
+	if (ended && (current->flags & PF_KTHREAD)) {
+		u64 now = ktime_get_ns();
+
+		/* Once a tick, not once a request: a pass may meet many. */
+		if (now - READ_ONCE(kprim_async_last_nap) < TICK_NSEC)
+			return;
+		WRITE_ONCE(kprim_async_last_nap, now);
 		schedule_timeout_uninterruptible(1);
+	}
 }
 
 /**

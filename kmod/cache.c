@@ -891,8 +891,9 @@ EXPORT_SYMBOL_IF_KUNIT(kprim_cache_parse_u64);
  * u64 of at most 20 digits; -ENOENT when absent without
  * KPRIM_CACHE_INCR_CREATE; -EOVERFLOW when the default TTL overflows;
  * -E2BIG when the number does not fit max_value/max_bytes; -ENOSPC as for
- * kprim_cache_store_entry(); -ENOMEM; @report's error; -EINTR when a
- * fatal signal is pending while the counter keeps changing under it.
+ * kprim_cache_store_entry(); -ENOMEM; @report's error; -ERESTARTSYS
+ * when a signal is pending while the counter keeps changing under it
+ * (nothing was published: the call is restarted or fails with -EINTR).
  */
 int kprim_cache_incr_report(struct kprim_cache *cache, const u8 *key,
 			    u32 key_len, u32 flags, u64 delta, u64 initial,
@@ -967,8 +968,9 @@ again:
 		if (ret)
 			goto put;
 		reported = true;
-		if (fatal_signal_pending(current)) {
-			ret = -EINTR;
+		/* Nothing is published yet: a signal may end or restart it. */
+		if (signal_pending(current)) {
+			ret = -ERESTARTSYS;
 			goto put;
 		}
 		cond_resched();

@@ -182,7 +182,8 @@ static inline bool kprim_uring_cmd_orphaned(struct io_uring_cmd *ioucmd)
 
 	if (percpu_ref_is_dying(&req->ctx->refs))
 		return true;
-	return tctx && atomic_read(&tctx->in_idle) &&
+	/* in_execve: do_exit() raises in_idle before it sets PF_EXITING. */
+	return tctx && atomic_read(&tctx->in_idle) && req->task->in_execve &&
 	       !(READ_ONCE(req->task->flags) & PF_EXITING);
 }
 #endif

@@ -71,5 +71,8 @@ int kprim_obj_uring_cmd(struct io_uring_cmd *ioucmd, unsigned int issue_flags)
 		io_uring_cmd_done(ioucmd, ret, 0, issue_flags);
 		return -EIOCBQUEUED;
 	}
+	/* io_uring does not restart a command a signal interrupted. */
+	if (ret == -ERESTARTSYS)
+		ret = -EINTR;
 	return ret;
 }
