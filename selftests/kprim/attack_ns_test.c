@@ -551,6 +551,7 @@ TEST(child_ipc_ns_dies_with_objects)
 static int race_side(uid_t uid, const char *name, int excl, int rounds,
 		     int go)
 {
+	unsigned int seed = uid;
 	int s, i, wins = 0;
 	char c;
 
@@ -582,6 +583,13 @@ static int race_side(uid_t uid, const char *name, int excl, int rounds,
 				return 5;
 			}
 			close(fd);
+			/*
+			 * Leave the name free a moment: on a VM whose vCPUs
+			 * the host runs by turns, the side that just won
+			 * would otherwise win again before the other side
+			 * is scheduled at all.
+			 */
+			usleep(rand_r(&seed) % 200);
 		} else if (fd != (excl ? -EEXIST : -EPERM)) {
 			fprintf(stderr, "uid %u: open %d\n", uid, fd);
 			return 6;
