@@ -105,7 +105,16 @@ fi
 # 3. The module, once per kernel, each in its own copy of the sources.
 for k in $kernels; do
 	out="$top/build/kmod-$k"
+	# Objects built against another kernel tree (a changed debug config)
+	# must not be linked in: kbuild would keep them, as the old tree's
+	# headers are still there, and the module would then see another
+	# layout of the kernel's structs (task_struct: a write of
+	# task_state_change landed on objcg).
+	if [ "$(cat "$out/.kdir" 2>/dev/null)" != "$(kernel_kdir "$k")" ]; then
+		rm -rf "$out"
+	fi
 	mkdir -p "$out"
+	kernel_kdir "$k" > "$out/.kdir"
 	rsync -a --delete --exclude='*.o' --exclude='*.ko' --exclude='.*.cmd' \
 		--exclude='*.mod*' "$top/kmod/" "$out/kmod/"
 	cp "$top/Kbuild" "$out/Kbuild"
