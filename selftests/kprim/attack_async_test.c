@@ -38,6 +38,7 @@
 #include <sys/wait.h>
 #include "kselftest_harness.h"
 #include "kprim_test.h"
+#include "kt_uring.h"
 
 #define MS	1000000ull
 #define SEC	1000000000ull
@@ -162,16 +163,6 @@ static bool sem_waiters_reach(int fd, __u64 n, uint64_t max_ns)
 		usleep(1000);
 	}
 	return false;
-}
-
-/* Queue one kprim command: @cmd is the ioctl, @arg its argument. */
-static void prep_kprim(struct io_uring_sqe *sqe, int fd, unsigned int cmd,
-		       void *arg, __u64 tag)
-{
-	io_uring_prep_rw(IORING_OP_URING_CMD, sqe, fd, NULL, 0, 0);
-	sqe->cmd_op = cmd;
-	sqe->addr3 = (uintptr_t)arg;	/* first 8 bytes of the command area */
-	sqe->user_data = tag;
 }
 
 static struct kprim_sem_acquire acq_args(__u64 n, __u64 timeout_ns, int cfd)

@@ -21,6 +21,7 @@
 #include <sys/wait.h>
 #include "kselftest_harness.h"
 #include "kprim_test.h"
+#include "kt_uring.h"
 
 #define KO		"/lib/kprim/kprim.ko"
 #define KUNIT_KO	"/lib/kprim/kprim_kunit.ko"
@@ -51,15 +52,6 @@ static bool loaded(const char *name)
 
 	snprintf(path, sizeof(path), "/sys/module/%s/initstate", name);
 	return access(path, F_OK) == 0;
-}
-
-static void prep_kprim(struct io_uring_sqe *sqe, int fd, unsigned int cmd,
-		       void *arg, __u64 tag)
-{
-	io_uring_prep_rw(IORING_OP_URING_CMD, sqe, fd, NULL, 0, 0);
-	sqe->cmd_op = cmd;
-	sqe->addr3 = (uintptr_t)arg;
-	sqe->user_data = tag;
 }
 
 /*

@@ -31,6 +31,7 @@
 #include <sys/wait.h>
 #include "kselftest_harness.h"
 #include "kprim_test.h"
+#include "kt_uring.h"
 
 #define NSEC	1000000000ull
 #define MSEC	1000000ull
@@ -41,15 +42,6 @@
 #define TAG_CTL	(1ull << 62)
 
 /* --- helpers ------------------------------------------------------------- */
-
-static void prep_kprim(struct io_uring_sqe *sqe, int fd, unsigned int cmd,
-		       void *arg, __u64 ud)
-{
-	io_uring_prep_rw(IORING_OP_URING_CMD, sqe, fd, NULL, 0, 0);
-	sqe->cmd_op = cmd;
-	sqe->addr3 = (uintptr_t)arg;	/* first 8 bytes of the command area */
-	sqe->user_data = ud;
-}
 
 /* Queue and submit one kprim command: 0 or a negative errno. */
 static int submit1(struct io_uring *ring, int fd, unsigned int cmd, void *arg,
@@ -241,34 +233,6 @@ static struct kprim_limiter_take take_arg(__u64 n, __u64 timeout, int cfd)
 	};
 
 	return t;
-}
-
-/* Threads of this process named like io_uring's workers ("iou-wrk-N"). */
-static int count_io_workers(void)
-{
-	char path[300], comm[32];
-	struct dirent *e;
-	int n = 0;
-	DIR *d = opendir("/proc/self/task");
-
-	if (!d)
-		return -1;
-	while ((e = readdir(d))) {
-		FILE *f;
-
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "/proc/self/task/%s/comm",
-			 e->d_name);
-		f = fopen(path, "r");
-		if (!f)
-			continue;
-		if (fgets(comm, sizeof(comm), f) && !strncmp(comm, "iou-wrk", 7))
-			n++;
-		fclose(f);
-	}
-	closedir(d);
-	return n;
 }
 
 /* A ring of @sq SQ entries and @cq CQ entries. */

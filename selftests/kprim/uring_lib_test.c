@@ -29,6 +29,7 @@
 #include "kprim.h"
 #include "kprim/uring.h"
 #include "lib_objects.h"
+#include "kt_uring.h"
 #include "../../kmod/uapi/kprim.h"
 
 #define NSEC		1000000000ull
@@ -1055,34 +1056,6 @@ TEST_F(ul, linked_acquire_then_get)
  * cancel helpers end it through KPRIM_IOC_WAIT_CANCEL.
  */
 
-/* Threads of this process that are io_uring workers ("iou-wrk-N"). */
-static int iou_workers(void)
-{
-	DIR *d = opendir("/proc/self/task");
-	struct dirent *e;
-	char path[300], comm[32];
-	int n = 0;
-
-	if (!d)
-		return -1;
-	while ((e = readdir(d))) {
-		FILE *f;
-
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "/proc/self/task/%s/comm",
-			 e->d_name);
-		f = fopen(path, "r");
-		if (!f)
-			continue;
-		if (fgets(comm, sizeof(comm), f) && !strncmp(comm, "iou-wrk", 7))
-			n++;
-		fclose(f);
-	}
-	closedir(d);
-	return n;
-}
-
 /* Poll @s's waiter count until it is @want or 20 s pass; the last count. */
 static uint64_t sem_waiters_reach(struct kprim_sem *s, uint64_t want)
 {
@@ -1470,7 +1443,7 @@ TEST_F(ul, ctx_cancel_ends_100_pending_acquires)
 	}
 	ASSERT_EQ(NPEND, io_uring_submit(&ring));
 	ASSERT_EQ(NPEND, sem_waiters_reach(s, NPEND));
-	EXPECT_EQ(0, iou_workers());
+	EXPECT_EQ(0, count_io_workers());
 	c.ctx = ctx;
 	c.delay_ns = 50 * MSEC;
 	ASSERT_EQ(0, pthread_create(&th, NULL, cancel_later, &c));
@@ -1558,7 +1531,7 @@ TEST_F(ul, many_pending_acquires_hold_no_thread)
 	}
 	ASSERT_EQ(NMANY, io_uring_submit(&ring));
 	EXPECT_EQ(NMANY, sem_waiters_reach(s, NMANY));
-	EXPECT_EQ(0, iou_workers());
+	EXPECT_EQ(0, count_io_workers());
 	ASSERT_EQ(0, kprim_sem_resize(s, 1 + NMANY / 2));
 	EXPECT_EQ(NMANY / 2, reap(&ring, NMANY / 2, ops, NMANY, res, NULL, NULL));
 	for (i = 0; i < NMANY; i++)
@@ -1572,7 +1545,7 @@ TEST_F(ul, many_pending_acquires_hold_no_thread)
 	EXPECT_EQ(NMANY / 2, cres);
 	for (i = NMANY / 2; i < NMANY; i++)
 		EXPECT_EQ(-ECANCELED, res[i]) TH_LOG("acquire %d", i);
-	EXPECT_EQ(0, iou_workers());
+	EXPECT_EQ(0, count_io_workers());
 	ASSERT_EQ(0, kprim_sem_stats(s, &st));
 	EXPECT_EQ(0, st.waiters);
 	EXPECT_EQ(1 + NMANY / 2, st.held_by_me);

@@ -12,19 +12,10 @@
 #include <stdlib.h>
 #include "kselftest_harness.h"
 #include "kprim_test.h"
+#include "kt_uring.h"
 
 #define NSEC	1000000000ull
 #define MSEC	1000000ull
-
-/* Queue one kprim command: @cmd is the ioctl, @arg its argument. */
-static void prep_kprim(struct io_uring_sqe *sqe, int fd, unsigned int cmd,
-		       void *arg, __u64 tag)
-{
-	io_uring_prep_rw(IORING_OP_URING_CMD, sqe, fd, NULL, 0, 0);
-	sqe->cmd_op = cmd;
-	sqe->addr3 = (uintptr_t)arg;	/* first 8 bytes of the command area */
-	sqe->user_data = tag;
-}
 
 static int open_obj(int sess, struct kprim_open *a)
 {
@@ -189,34 +180,6 @@ TEST_F(uring, limiter_takes_in_a_batch_obey_the_bucket)
 	ASSERT_EQ(0, kt_ioctl(fd, KPRIM_IOC_LIMITER_INFO, &info));
 	EXPECT_EQ(5, info.admitted);
 	close(fd);
-}
-
-/* Threads of this process named like io_uring's workers ("iou-wrk-N"). */
-static int count_io_workers(void)
-{
-	char path[300], comm[32];
-	struct dirent *e;
-	int n = 0;
-	DIR *d = opendir("/proc/self/task");
-
-	if (!d)
-		return -1;
-	while ((e = readdir(d))) {
-		FILE *f;
-
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "/proc/self/task/%s/comm",
-			 e->d_name);
-		f = fopen(path, "r");
-		if (!f)
-			continue;
-		if (fgets(comm, sizeof(comm), f) && !strncmp(comm, "iou-wrk", 7))
-			n++;
-		fclose(f);
-	}
-	closedir(d);
-	return n;
 }
 
 /*
