@@ -2,6 +2,7 @@
 /*
  * kprim - copying versioned ioctl arguments (size + flags header).
  */
+#include <linux/fault-inject-usercopy.h>
 #include <linux/uaccess.h>
 #include <linux/ioctl.h>
 #include "kprim.h"
@@ -13,6 +14,7 @@
  * size of a struct the compiler knows, like constant-size copy_from_user()
  * calls, which skip hardened usercopy's run-time object check too: on a
  * cache get that check cost more instructions than the copies themselves.
+ * Like copy_from_user(), they honour fail_usercopy fault injection.
  */
 static bool kprim_args_fast(size_t usize, size_t ksize)
 {
@@ -49,7 +51,8 @@ int kprim_copy_args(void *dst, size_t ksize, size_t min_size,
 		u64 *d = dst;
 		size_t i;
 
-		if (!user_read_access_begin(src, ksize))
+		if (should_fail_usercopy() ||
+		    !user_read_access_begin(src, ksize))
 			return -EFAULT;
 		for (i = 0; i < ksize / sizeof(u64); i++)
 			unsafe_get_user(d[i], &s[i], efault_read);
@@ -88,7 +91,8 @@ int kprim_copy_args_out(void __user *dst, const void *src, size_t ksize)
 		size_t i;
 
 		might_fault();
-		if (!user_write_access_begin(dst, ksize))
+		if (should_fail_usercopy() ||
+		    !user_write_access_begin(dst, ksize))
 			return -EFAULT;
 		for (i = 0; i < ksize / sizeof(u64); i++)
 			unsafe_put_user(s[i], &d[i], efault);
