@@ -205,9 +205,11 @@ static long kprim_limiter_take_async(struct kprim_limiter *lim,
 		lim->admitted += args->n;
 		ret = 0;
 	} else {
-		lim->throttled++;
 		queued_first = list_empty(&lim->q.waiters);
 		ret = kprim_async_queue_locked(a, args->n, NULL);
+		/* A take the full queue refused never found the bucket. */
+		if (ret != -ENOSPC)
+			lim->throttled++;
 		/* Arms the timer for the new head. */
 		if (ret == -EIOCBQUEUED && queued_first)
 			kprim_limiter_grant(lim, now);
