@@ -14,9 +14,11 @@ tarball=/usr/src/linux-source-6.12.tar.xz
 [ -f "$tarball" ] || die "$tarball missing (apt-get install linux-source-6.12)"
 dir=$(debug_kernel_dir) || die "cannot read linux-source-6.12 version"
 
-# One build at a time: a second caller waits for the first, then uses it.
+# One build of a tree at a time: a second caller for the same tree waits
+# for the first, then uses it; callers for other trees (another config) do
+# not wait.
 mkdir -p "$KPRIM_CACHE"
-exec 9>"$KPRIM_CACHE/.debug-kernel.lock"
+exec 9>"$dir.lock"
 if ! flock -n 9; then
 	say "another debug kernel build is running; waiting for it" >&2
 	flock 9
