@@ -233,8 +233,8 @@ install: lib $(B)/tools/kprimctl install-man
 MAN_PAGES := $(wildcard man/man[1-8]/*.[1-8])
 
 .PHONY: man-check install-man
-man-check:
-	CC="$(CC)" bash tools/man-check.sh
+man-check: lib
+	CC="$(CC)" bash tools/man-check.sh $(B)/libkprim.so
 
 install-man:
 	@set -e; for d in $(sort $(dir $(MAN_PAGES))); do \

@@ -7,17 +7,19 @@
 #    on (groff -man -ww -z), with nothing on stderr; a page that is only a
 #    ".so" link must point at a page that exists;
 #  - every public function of libkprim (the prototypes of the public
-#    headers, found as tools/check-symbols.sh finds them, plus the names of
-#    libuser/libkprim.map) has man/man3/<function>.3, and the page it is or
-#    links to names the function;
+#    headers, found as tools/check-symbols.sh finds them, the names of
+#    libuser/libkprim.map and the exports of a built libkprim.so) has
+#    man/man3/<function>.3, and the page it is or links to names it;
 #  - every ioctl/io_uring command (KPRIM_IOC_*) and feature bit
 #    (KPRIM_FEAT_*) of kmod/uapi/kprim.h appears in kprim_ioctl(2), every
 #    module parameter of kmod/*.c in kprim(7), and every kprimctl command
 #    in kprimctl(8).
 #
+# Usage: man-check.sh [libkprim.so] (its exports are checked too).
 # Run from the top of the tree (make man-check). Needs groff (groff-base)
 # and a C compiler; tools/vm/deps.sh installs them.
 set -u
+so=${1:-}
 CC=${CC:-gcc}
 man=man
 fail=0
@@ -74,6 +76,11 @@ else
 fi
 grep -oE '^[[:space:]]+kprim_[A-Za-z0-9_]+;' libuser/libkprim.map |
 	tr -d ' \t;' >>"$tmp/funcs"
+# And what a built libkprim.so really exports, when given one.
+if [ -n "$so" ]; then
+	nm -D --defined-only "$so" | awk '$2 == "T" || $2 == "W" { print $3 }' |
+		sed 's/@.*//' >>"$tmp/funcs" || bad "nm -D $so failed"
+fi
 sort -u -o "$tmp/funcs" "$tmp/funcs"
 [ -s "$tmp/funcs" ] || bad "no public function found"
 while read -r fn; do
