@@ -5,7 +5,8 @@
 #
 #  - every page under man/ renders with groff's man macros and all warnings
 #    on (groff -man -ww -z), with nothing on stderr; a page that is only a
-#    ".so" link must point at a page that exists;
+#    ".so" link must point at a page that exists; NAME sections parse
+#    (lexgrog, when man-db is installed);
 #  - every public function of libkprim (the prototypes of the public
 #    headers, found as tools/check-symbols.sh finds them, the names of
 #    libuser/libkprim.map and the exports of a built libkprim.so) has
@@ -53,6 +54,11 @@ for f in "$man"/man[1-8]/*.[1-8]; do
 	if ! (cd "$man" && groff -man -ww -z "$rel") >"$tmp/out" 2>&1 || [ -s "$tmp/out" ]; then
 		bad "$rel: groff -man -ww reports:"
 		sed 's/^/    /' "$tmp/out" >&2
+	fi
+	# mandb indexes the NAME section (whatis, apropos): it must parse.
+	if command -v lexgrog >/dev/null && [ "${first#.so }" = "$first" ] &&
+	   ! lexgrog "$f" >/dev/null 2>&1; then
+		bad "$rel: lexgrog cannot parse its NAME section"
 	fi
 done
 [ "$pages" -gt 0 ] || bad "no page found under $man/"
