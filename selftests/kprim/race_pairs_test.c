@@ -49,6 +49,8 @@ struct shared {
 	atomic_long inside;
 	atomic_long max_inside;
 	atomic_ulong aux[4];
+	/* Thread ids of the waiters a signal is aimed at. */
+	atomic_int tid[MAX_THREADS];
 	char why[512];
 };
 
@@ -478,6 +480,7 @@ static void flush_round(void *p, int who, unsigned int *seed)
 	r = kt_ioctl(c->fd, KPRIM_IOC_CACHE_FLUSH, &h);
 	if (r)
 		fail("FLUSH: %ld", r);
+	atomic_fetch_add(&sh->aux[0], 1);
 }
 
 static void store_incr_round(void *p, int who, unsigned int *seed)
@@ -520,6 +523,7 @@ TEST_F_TIMEOUT(race, cache_flush_vs_store_incr, 120)
 	ASSERT_GE(c.fd, 0);
 	EXPECT_NE(0, run_pair("cache flush vs store/incr", &c, &a, &b));
 	CHECK_SHARED();
+	printf("# flush vs store/incr: %lu flushes\n", atomic_load(&sh->aux[0]));
 	/* Take the counters out of the walk's way, then walk. */
 	for (int i = 1; i < 3; i++) {
 		struct kprim_cache_key k = {
@@ -540,7 +544,24 @@ static void expire_store_round(void *p, int who, unsigned int *seed)
 	struct cache_ctx *c = p;
 	long r;
 
-	(void)who;
+	if (who == 2) {
+		/*
+		 * A cache closed about when its first sweep runs (1 s after
+		 * the first store): destroy vs the sweep work.
+		 */
+		int fd = new_cache(4096, 0);
+
+		if (fd < 0) {
+			fail("cache: %d", fd);
+			return;
+		}
+		for (unsigned int i = 0; i < NKEYS; i++)
+			c_store(fd, i, (1 + rnd(seed, 5)) * MS);
+		usleep(800000 + rnd(seed, 400000));
+		close(fd);
+		atomic_fetch_add(&sh->aux[1], 1);
+		return;
+	}
 	/* Expiries spread over 1..300 ms: every sweep has a batch to pop. */
 	r = c_store(c->fd, rnd(seed, NKEYS), (1 + rnd(seed, 300)) * MS);
 	if (r)
@@ -566,7 +587,7 @@ static void touch_get_round(void *p, int who, unsigned int *seed)
 TEST_F_TIMEOUT(race, cache_sweep_vs_touch_get, 120)
 {
 	struct cache_ctx c = { .fd = new_cache(4096, 0) };
-	const struct side a = { "store-ttl", expire_store_round, 2 };
+	const struct side a = { "store-ttl", expire_store_round, 3 };
 	const struct side b = { "touch+get", touch_get_round, 2 };
 	struct kprim_cache_info info;
 	uint64_t t0;
@@ -583,8 +604,8 @@ TEST_F_TIMEOUT(race, cache_sweep_vs_touch_get, 120)
 	EXPECT_EQ(0, info.entries);
 	EXPECT_EQ(0, info.bytes);
 	EXPECT_GT(info.expirations, 0);
-	printf("# sweep: %llu expirations\n",
-	       (unsigned long long)info.expirations);
+	printf("# sweep: %llu expirations; %lu caches closed about their sweep\n",
+	       (unsigned long long)info.expirations, atomic_load(&sh->aux[1]));
 	c_check_walk(c.fd, "sweep vs touch");
 	CHECK_SHARED();
 	close(c.fd);
@@ -684,7 +705,20 @@ static void get_round(void *p, int who, unsigned int *seed)
 {
 	struct shrink_ctx *s = p;
 
-	(void)who;
+	if (who == 3) {
+		/* Caches joining and leaving the shrinker's list. */
+		int fd = new_cache(4096, 0);
+
+		if (fd < 0) {
+			fail("cache: %d", fd);
+			return;
+		}
+		for (unsigned int i = 0; i < 64; i++)
+			c_store(fd, rnd(seed, NKEYS), 0);
+		close(fd);
+		atomic_fetch_add(&sh->aux[1], 1);
+		return;
+	}
 	c_get(s->c.fd, rnd(seed, NKEYS), NULL);
 }
 
@@ -692,7 +726,7 @@ TEST_F_TIMEOUT(race, cache_shrinker_vs_get, 120)
 {
 	struct shrink_ctx s = { .c.fd = new_cache(4096, 0) };
 	const struct side a = { "shrink+fill", shrink_round, 2 };
-	const struct side b = { "get", get_round, 3 };
+	const struct side b = { "get+cache-churn", get_round, 4 };
 	struct kprim_cache_info info;
 
 	if (geteuid())
@@ -708,10 +742,10 @@ TEST_F_TIMEOUT(race, cache_shrinker_vs_get, 120)
 	EXPECT_NE(0, run_pair("cache shrinker vs get", &s, &a, &b));
 	CHECK_SHARED();
 	info = c_info(s.c.fd);
-	printf("# shrinker: %lu scans through %s, %llu evictions\n",
+	printf("# shrinker: %lu scans through %s, %llu evictions, %lu caches created and closed\n",
 	       atomic_load(&sh->aux[0]),
 	       s.drop_caches ? "drop_caches" : s.scan,
-	       (unsigned long long)info.evictions);
+	       (unsigned long long)info.evictions, atomic_load(&sh->aux[1]));
 	EXPECT_GT(info.evictions, 0);
 	c_check_walk(s.c.fd, "shrinker vs get");
 	CHECK_SHARED();
@@ -955,6 +989,44 @@ static void close_grant_round(void *p, int who, unsigned int *seed)
 	close(fd);
 }
 
+/*
+ * SEM_INFO with a holder list drops the lock to allocate the buffer, then
+ * looks again: against holders coming and going, what it reports must
+ * still be one moment's state.
+ */
+static void info_or_close_round(void *p, int who, unsigned int *seed)
+{
+	struct sem_ctx *c = p;
+	struct kprim_sem_holder h[8];
+	struct kprim_sem_info i = {
+		.size = sizeof(i), .holders = (uintptr_t)h, .nr_holders = 8,
+	};
+	__u64 sum = 0;
+	long r;
+
+	if (who < 2) {
+		close_grant_round(p, who, seed);
+		return;
+	}
+	r = kt_ioctl(c->fd, KPRIM_IOC_SEM_INFO, &i);
+	if (r) {
+		fail("SEM_INFO: %ld", r);
+		return;
+	}
+	for (unsigned int j = 0; j < i.nr_holders && j < 8; j++) {
+		if (h[j].pid <= 0 || !h[j].held || h[j].held > CLOSE_PERMITS)
+			fail("SEM_INFO holder %u: pid %d holds %llu", j,
+			     h[j].pid, (unsigned long long)h[j].held);
+		sum += h[j].held;
+	}
+	if (i.held > CLOSE_PERMITS || i.held + i.available != CLOSE_PERMITS ||
+	    (i.nr_holders <= 8 && sum != i.held))
+		fail("SEM_INFO: held %llu, available %llu, holders hold %llu",
+		     (unsigned long long)i.held,
+		     (unsigned long long)i.available,
+		     (unsigned long long)sum);
+}
+
 static void check_sem_idle(struct __test_metadata *_metadata, int fd,
 			   __u64 permits)
 {
@@ -970,7 +1042,7 @@ TEST_F_TIMEOUT(race, close_vs_grant, 120)
 {
 	struct sem_ctx c;
 	const struct side a = { "acquire+close", close_grant_round, 2 };
-	const struct side b = { "acquire+close", close_grant_round, 2 };
+	const struct side b = { "acquire+close+info", info_or_close_round, 3 };
 	struct kprim_sem_info i;
 
 	KT_NAME(c.name, "close");
@@ -1039,6 +1111,37 @@ TEST_F_TIMEOUT(race, sem_resize_vs_waiters, 120)
 	close(c.fd);
 }
 
+/*
+ * A limiter closed while its refill timer is due: a take that waits arms
+ * the timer for 1 ms; the take gives up about then and the fd is closed.
+ */
+static void lim_timer_close_round(unsigned int *seed)
+{
+	struct kprim_open o = kt_open_args(KPRIM_KIND_LIMITER, NULL,
+					   KPRIM_OPEN_CREATE |
+					   KPRIM_OPEN_INITIAL);
+	struct kprim_limiter_take t = {
+		.size = sizeof(t), .n = 1,
+		.wait = kt_wait((1 + rnd(seed, 1500)) * 1000, -1),
+	};
+	int fd;
+	long r;
+
+	o.limiter.rate = 1000;
+	o.limiter.period_ns = SEC;
+	o.limiter.burst = 1;
+	fd = open_obj(KPRIM_KIND_LIMITER, NULL, o.flags, &o);
+	if (fd < 0) {
+		fail("limiter: %d", fd);
+		return;
+	}
+	r = kt_ioctl(fd, KPRIM_IOC_LIMITER_TAKE, &t);
+	if (r && r != -ETIMEDOUT)
+		fail("TAKE on a new limiter: %ld", r);
+	close(fd);
+	atomic_fetch_add(&sh->aux[0], 1);
+}
+
 static void lim_set_round(void *p, int who, unsigned int *seed)
 {
 	struct sem_ctx *c = p;
@@ -1052,7 +1155,10 @@ static void lim_set_round(void *p, int who, unsigned int *seed)
 	};
 	long r;
 
-	(void)who;
+	if (who) {
+		lim_timer_close_round(seed);
+		return;
+	}
 	r = kt_ioctl(c->fd, KPRIM_IOC_LIMITER_SET, &s);
 	if (r)
 		fail("LIMITER_SET: %ld", r);
@@ -1077,7 +1183,7 @@ static void lim_take_round(void *p, int who, unsigned int *seed)
 TEST_F_TIMEOUT(race, limiter_set_vs_waiters, 120)
 {
 	struct sem_ctx c;
-	const struct side a = { "set", lim_set_round, 1 };
+	const struct side a = { "set+timer-close", lim_set_round, 2 };
 	const struct side b = { "take", lim_take_round, 3 };
 	struct kprim_open o = kt_open_args(KPRIM_KIND_LIMITER, NULL,
 					   KPRIM_OPEN_CREATE);
@@ -1092,9 +1198,9 @@ TEST_F_TIMEOUT(race, limiter_set_vs_waiters, 120)
 	CHECK_SHARED();
 	ASSERT_EQ(0, kt_ioctl(c.fd, KPRIM_IOC_LIMITER_INFO, &i));
 	EXPECT_EQ(0, i.waiters);
-	printf("# limiter: %llu admitted, %llu throttled\n",
+	printf("# limiter: %llu admitted, %llu throttled; %lu limiters closed with the timer due\n",
 	       (unsigned long long)i.admitted,
-	       (unsigned long long)i.throttled);
+	       (unsigned long long)i.throttled, atomic_load(&sh->aux[0]));
 	close(c.fd);
 }
 
@@ -1129,6 +1235,7 @@ static void cancel_waiter_round(void *p, int who, unsigned int *seed)
 	eventfd_t v;
 	long r;
 
+	atomic_store(&sh->tid[who], gettid());
 	if (cfd >= 0)
 		eventfd_read(cfd, &v);	/* left over from the last round */
 	r = sem_acquire(c->wfd[who], 1, timeout, cfd);
@@ -1169,7 +1276,12 @@ static void canceller_round(void *p, int who, unsigned int *seed)
 	}
 	for (int i = 0; i < 2; i++)
 		eventfd_write(c->efd[rnd(seed, 2)], 1);
-	kill(c->victim, SIGUSR1);
+	{
+		int tid = atomic_load(&sh->tid[rnd(seed, 2)]);
+
+		if (tid)
+			syscall(SYS_tgkill, c->victim, tid, SIGUSR1);
+	}
 	usleep(rnd(seed, 200));
 }
 
@@ -1333,7 +1445,9 @@ static void modcycle_round(void *p, int who, unsigned int *seed)
 
 static void devopen_round(void *p, int who, unsigned int *seed)
 {
-	struct kprim_limiter_take t = { .size = sizeof(t), .n = 1 };
+	struct kprim_limiter_take t = {
+		.size = sizeof(t), .n = 1, .wait = kt_wait(0, -1),
+	};
 	struct kprim_open a;
 	int s, fd;
 	long r;
