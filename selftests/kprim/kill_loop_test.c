@@ -21,10 +21,12 @@
  *
  * The parent kills one worker 0..20 ms after the previous kill, sometimes
  * several at once, sometimes all of them, reaps each with waitpid() and
- * respawns it. Every KILLS_PER_CHECK kills (or CHECK_EVERY_NS, where
- * forks and exits are slow: the debug kernel under TCG), and at the end,
- * it kills them all, reaps them and checks, polling up to 2 s (on Debian's 6.1 a
- * watcher ends the io_uring waits of a dead ring every 100 ms):
+ * respawns it (workers run at nice 10 so that they do not starve the
+ * parent; a victim is reniced to 0 just before its SIGKILL). Every
+ * KILLS_PER_CHECK kills (or CHECK_EVERY_NS, where forks and exits are
+ * slow: the debug kernel under TCG), and at the end, it kills them all,
+ * reaps them and checks, polling up to 2 s (on Debian's 6.1 a watcher
+ * ends the io_uring waits of a dead ring every 100 ms):
  *   - semaphore: available == permits, held 0, no holder, no waiter;
  *   - limiter: no waiter and, within burst/rate + 1 s, tokens == burst
  *     (no token stays reserved by a dead waiter);
@@ -233,7 +235,7 @@ static bool timed_out(long ret)
 	return ret == -ETIMEDOUT || ret == -EAGAIN || ret == -EINTR;
 }
 
-/* --- the worker ------------------------------------------------------------ */
+/* --- the worker --------------------------------------------------------- */
 
 struct slot {
 	bool busy, sem;
@@ -592,7 +594,7 @@ static void __attribute__((noreturn)) worker(pid_t parent, int *inherited,
 	}
 }
 
-/* --- the parent ------------------------------------------------------------ */
+/* --- the parent --------------------------------------------------------- */
 
 /* What one checkpoint found, with every worker dead. */
 struct check {
