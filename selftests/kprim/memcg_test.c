@@ -537,6 +537,17 @@ struct pin_report {
 	long long kernel0, kernel1, cur0, cur1;
 };
 
+/* One byte each way between the parent and pin_child(). */
+static int pin_to[2], pin_from[2];
+
+static int pin_sync(void)
+{
+	char c = 's';
+
+	return write(pin_from[1], &c, 1) == 1 && read(pin_to[0], &c, 1) == 1 ?
+	       0 : -1;
+}
+
 static int pin_child(const char *cg, struct pin_report *r, long max_objs)
 {
 	static char val[2049];
@@ -555,8 +566,9 @@ static int pin_child(const char *cg, struct pin_report *r, long max_objs)
 		return 32;
 	if (setgroups(0, NULL) || setgid(QUOTA_UID) || setuid(QUOTA_UID))
 		return 31;
-	r->kernel0 = cg_key(cg, "memory.stat", "kernel");
-	r->cur0 = cg_num(cg, "memory.current");
+	/* The parent (root) reads the cgroup's figures now. */
+	if (pin_sync())
+		return 33;
 	/* Caches of 64 KiB and 32 entries until the quota says no. */
 	for (;;) {
 		fd = cache_create(sess, NULL, 64 << 10, 32, 4096);
@@ -609,8 +621,9 @@ static int pin_child(const char *cg, struct pin_report *r, long max_objs)
 		else
 			r->limiters++;
 	}
-	r->kernel1 = cg_key(cg, "memory.stat", "kernel");
-	r->cur1 = cg_num(cg, "memory.current");
+	/* And again, with everything still held. */
+	if (pin_sync())
+		return 34;
 	return 0;
 }
 
@@ -656,16 +669,31 @@ TEST_F_TIMEOUT(quota, pinned_by_a_1mib_user, 300)
 	long long kernel, cur;
 	int status;
 	pid_t pid;
+	char c;
 
 	ASSERT_EQ(0, write_str(QUOTA_PARAM, "1048576"));
 	objs = strtoull(saved_objs, NULL, 10);
 	ASSERT_LT(0ull, objs);
 	ASSERT_EQ(0, cg_create(self->cg, sizeof(self->cg), "kt-memcg-quota",
 			       0));
+	ASSERT_EQ(0, pipe(pin_to));
+	ASSERT_EQ(0, pipe(pin_from));
 	pid = fork();
 	ASSERT_LE(0, pid);
 	if (!pid)
 		_exit(pin_child(self->cg, r, objs));
+	close(pin_from[1]);
+	/* Before and after: the child holds what it made until told. */
+	if (read(pin_from[0], &c, 1) == 1) {
+		r->kernel0 = cg_key(self->cg, "memory.stat", "kernel");
+		r->cur0 = cg_num(self->cg, "memory.current");
+		ASSERT_EQ(1, write(pin_to[1], "g", 1));
+		if (read(pin_from[0], &c, 1) == 1) {
+			r->kernel1 = cg_key(self->cg, "memory.stat", "kernel");
+			r->cur1 = cg_num(self->cg, "memory.current");
+		}
+		ASSERT_EQ(1, write(pin_to[1], "g", 1));
+	}
 	status = wait_status(pid);
 	kernel = r->kernel1 - r->kernel0;
 	cur = r->cur1 - r->cur0;
