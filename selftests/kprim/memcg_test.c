@@ -47,9 +47,12 @@
 /*
  * The overhead beyond max_bytes_per_user that a user's objects may pin,
  * per object it may own (max_objects_per_user), as SECURITY.md documents:
- * the kprim object, its kind's state, its struct file and fd slot.
+ * the kprim object, its kind's state, its struct file, dentry and fd slot.
+ * A debugging kernel (lockdep: a map in every lock; KASAN: redzones
+ * around every slab object) makes each of those bigger.
  */
-#define OBJ_OVERHEAD	2048ull
+#define OBJ_OVERHEAD		2048ull
+#define OBJ_OVERHEAD_DEBUG	4096ull
 
 static int write_str(const char *path, const char *val)
 {
@@ -665,7 +668,7 @@ FIXTURE_TEARDOWN(quota)
 TEST_F_TIMEOUT(quota, pinned_by_a_1mib_user, 300)
 {
 	struct pin_report *r = self->r;
-	unsigned long long bound, objs;
+	unsigned long long bound, objs, per_obj;
 	long long kernel, cur;
 	int status;
 	pid_t pid;
@@ -697,11 +700,13 @@ TEST_F_TIMEOUT(quota, pinned_by_a_1mib_user, 300)
 	status = wait_status(pid);
 	kernel = r->kernel1 - r->kernel0;
 	cur = r->cur1 - r->cur0;
-	bound = MIB + objs * OBJ_OVERHEAD;
+	per_obj = access("/proc/lockdep", F_OK) ? OBJ_OVERHEAD :
+		  OBJ_OVERHEAD_DEBUG;
+	bound = MIB + objs * per_obj;
 	TH_LOG("%s: status %#x stage %d err %ld: %d caches (%d entries), %d limiters, %d sems; pinned: memory.stat kernel +%lld, memory.current +%lld bytes; bound 1 MiB + %llu objects * %llu = %llu",
 	       kernel_name(), status, r->stage, r->err, r->caches,
 	       r->entries, r->limiters, r->sems, kernel, cur, objs,
-	       OBJ_OVERHEAD, bound);
+	       per_obj, bound);
 	ASSERT_TRUE(WIFEXITED(status));
 	ASSERT_EQ(0, WEXITSTATUS(status));
 	/* The quota was what stopped the caches. */
