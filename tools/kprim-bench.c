@@ -965,9 +965,9 @@ static int op_lim_unknown(struct worker *w)
 			   "unknown kprim ioctl (expected ENOTTY)");
 }
 
-/* A take the kernel refuses at @stage: 0 none (a try-take), 1 the size
- * word, 2 the flags (after the whole copy), 3 the wait's reserved word,
- * 4 n above the burst (under the lock, after the clock read). */
+/* A take the kernel refuses at @stage: 0 none (a try-take), 2 the flags
+ * (after the whole copy), 4 n above the burst (under the lock, after the
+ * clock read). */
 static int lim_take_probe(struct worker *w, int stage)
 {
 	struct kprim_limiter_take t = {
@@ -976,9 +976,7 @@ static int lim_take_probe(struct worker *w, int stage)
 	};
 
 	switch (stage) {
-	case 1: t.size = 0; break;
 	case 2: t.flags = 1; break;
-	case 3: t.wait.reserved = 1; break;
 	case 4: t.n = NSEC + 1; break;
 	}
 	return probe_ioctl(w, kprim_limiter_fd(klim), KPRIM_IOC_LIMITER_TAKE,
@@ -986,9 +984,7 @@ static int lim_take_probe(struct worker *w, int stage)
 }
 
 static int op_lim_raw(struct worker *w) { return lim_take_probe(w, 0); }
-static int op_lim_size(struct worker *w) { return lim_take_probe(w, 1); }
 static int op_lim_flags(struct worker *w) { return lim_take_probe(w, 2); }
-static int op_lim_wres(struct worker *w) { return lim_take_probe(w, 3); }
 static int op_lim_big(struct worker *w) { return lim_take_probe(w, 4); }
 
 static int op_lim_info(struct worker *w)
@@ -1174,12 +1170,8 @@ static const struct bench_case cases[] = {
 	      setup_klim, teardown_klim, NULL, op_lim_enotty),
 	PROBE("p-lim-unknown", "probe: limiter fd, unknown kprim ioctl",
 	      setup_klim, teardown_klim, NULL, op_lim_unknown),
-	PROBE("p-lim-size", "probe: take, size 0, -EINVAL",
-	      setup_klim, teardown_klim, NULL, op_lim_size),
 	PROBE("p-lim-flags", "probe: take, flags 1, -EINVAL",
 	      setup_klim, teardown_klim, NULL, op_lim_flags),
-	PROBE("p-lim-wres", "probe: take, wait.reserved 1, -EINVAL",
-	      setup_klim, teardown_klim, NULL, op_lim_wres),
 	PROBE("p-lim-big", "probe: take, n > burst, -EINVAL",
 	      setup_klim, teardown_klim, NULL, op_lim_big),
 	PROBE("p-lim-raw", "probe: try-take, raw ioctl",
@@ -1252,12 +1244,9 @@ static const struct {
 	{ NULL, "fd lookup, LSM hook, VFS ioctl switch", "p-lim-enotty", "floor" },
 	{ NULL, "kprim dispatch (object, kind, command)", "p-lim-unknown",
 	  "p-lim-enotty" },
-	{ NULL, "argument copy: size word", "p-lim-size", "p-lim-unknown" },
-	{ NULL, "argument copy: the rest, flag checks", "p-lim-flags",
-	  "p-lim-size" },
-	{ NULL, "wait context set-up", "p-lim-wres", "p-lim-flags" },
-	{ NULL, "lock, clock read, unlock, wait context end", "p-lim-big",
-	  "p-lim-wres" },
+	{ NULL, "argument copy, flag checks", "p-lim-flags", "p-lim-unknown" },
+	{ NULL, "lock, clock read, burst check, unlock", "p-lim-big",
+	  "p-lim-flags" },
 	{ NULL, "  of which a clock read, at most", "p-clock", "floor" },
 	{ NULL, "the work: refill, take, statistics", "p-lim-raw",
 	  "p-lim-big" },
@@ -1269,7 +1258,7 @@ static const struct {
 	  "p-lim-unknown", "floor" },
 	{ NULL, "acquire: argument copy, flag checks", "p-sem-flags",
 	  "p-lim-unknown" },
-	{ NULL, "acquire: wait context, lock, checks, unlock", "p-sem-big",
+	{ NULL, "acquire: lock, checks, unlock", "p-sem-big",
 	  "p-sem-flags" },
 	{ NULL, "release: argument copy, lock, checks, unlock",
 	  "p-sem-rel0", "p-lim-unknown" },
