@@ -11,6 +11,10 @@
 #                       pick one kernel, KPRIM_ONLY=a_test,b_test for tests
 #   check.sh --demo     boot the stock kernel and run the demo (make demo)
 #   check.sh --bench    boot the stock kernel and run kprim-bench (make bench)
+#   check.sh --bench-insn  the same counting instructions (make bench-insn):
+#                       one vCPU, single-threaded TCG, -icount shift=0, so a
+#                       guest ns is one instruction; 1 thread, with the
+#                       breakdown probes (kprim-bench -I)
 #   check.sh --shell    interactive shell in the VM (make vm-shell);
 #                       KPRIM_KERNELS=debug for the debug kernel
 set -u
@@ -24,9 +28,17 @@ case "${1:-}" in
 --fast) mode=fast ;;
 --demo) mode=demo ;;
 --bench) mode=bench ;;
+--bench-insn)
+	mode=bench
+	# One vCPU and one TCG thread: the instruction counter is exact and
+	# nothing runs beside the measured thread but what it wakes.
+	export KPRIM_ACCEL="tcg,thread=single" KPRIM_VM_CPUS=1
+	export KPRIM_QEMU_ARGS="-icount shift=0,sleep=off ${KPRIM_QEMU_ARGS:-}"
+	export KPRIM_GUEST_ENV="KPRIM_BENCH_INSN=1,KPRIM_BENCH_THREADS=1${KPRIM_GUEST_ENV:+,$KPRIM_GUEST_ENV}"
+	;;
 --shell) mode=shell ;;
 "") ;;
-*) die "usage: check.sh [--fast|--demo|--bench|--shell]" ;;
+*) die "usage: check.sh [--fast|--demo|--bench|--bench-insn|--shell]" ;;
 esac
 
 case $mode in
