@@ -16,6 +16,8 @@
 #include <linux/workqueue.h>
 #include "uapi/kprim.h"
 
+struct kprim_object;
+
 /* Parameter defaults (a 0 field picks them) and hard caps (-EINVAL). */
 #define KPRIM_CACHE_DEF_BYTES		(64ULL << 20)
 #define KPRIM_CACHE_DEF_ENTRIES		65536ULL
@@ -131,6 +133,8 @@ struct kprim_cache_pcpu {
  * @stats:	hits and misses, per CPU, lockless
  * @sweep:	self-rearming expiry sweep; armed under @lock
  * @node:	in the list the shrinker scans; kprim_cache_list_lock
+ * @obj:	the object, for the tracepoints (NULL for a KUnit cache);
+ *		set by ->create, immutable
  */
 struct kprim_cache {
 	struct rhashtable ht;
@@ -156,6 +160,7 @@ struct kprim_cache {
 	struct kprim_cache_pcpu __percpu *stats;
 	struct delayed_work sweep;
 	struct list_head node;
+	const struct kprim_object *obj;
 };
 
 int kprim_cache_module_init(void);
