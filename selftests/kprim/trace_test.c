@@ -783,7 +783,7 @@ TEST_F(trace, cache_expired)
 	 */
 	n = EVENTS(id, evs);
 	ASSERT_EQ(2, n);
-	i = ev_is(&evs[0], "kprim_cache_evict", NULL);
+	i = !ev_is(&evs[0], "kprim_cache_evict", NULL);
 	EXPECT_TRUE(ev_is(&evs[!i], "kprim_cache_access", "hit=0",
 			  "key_len=3", NULL));
 	EXPECT_TRUE(ev_is(&evs[i], "kprim_cache_evict", "reason=expired",
