@@ -57,7 +57,7 @@ static const char *tracing_dir(const char **why)
 {
 	unsigned int i;
 
-	for (i = 0; i < sizeof(tracing_dirs) / sizeof(tracing_dirs[0]); i++)
+	for (i = 0; i < ARRAY_SIZE(tracing_dirs); i++)
 		if (has_file(tracing_dirs[i], "available_events"))
 			return tracing_dirs[i];
 	if (mount("tracefs", tracing_dirs[0], "tracefs", 0, NULL) &&
@@ -463,7 +463,7 @@ FIXTURE_TEARDOWN(trace)
 		self->trace = read_trace(self->dir);			\
 		ASSERT_NE(NULL, self->trace);				\
 		__n = events_of(self->trace, (id), (evs),		\
-				sizeof(evs) / sizeof((evs)[0]));	\
+				ARRAY_SIZE(evs));			\
 		ev_dump(_metadata, (evs), __n);				\
 		__n;							\
 	})
@@ -479,7 +479,7 @@ TEST_F(trace, events_listed)
 	char path[300];
 	unsigned int i;
 
-	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+	for (i = 0; i < ARRAY_SIZE(names); i++) {
 		snprintf(path, sizeof(path), "events/kprim/%s/format",
 			 names[i]);
 		EXPECT_TRUE(has_file(self->dir, path)) TH_LOG("%s", path);
