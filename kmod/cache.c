@@ -116,6 +116,7 @@
 #include <linux/uaccess.h>
 #include "kprim.h"
 #include "cache.h"
+#include "kprim_trace.h"
 
 #define KPRIM_CACHE_SWEEP_MIN_NS	NSEC_PER_SEC
 #define KPRIM_CACHE_SWEEP_MAX_DELAY	(3600 * HZ)
@@ -391,6 +392,7 @@ kprim_cache_find_locked(struct kprim_cache *cache,
 	lockdep_assert_held(&cache->lock);
 	e = rhashtable_lookup_fast(&cache->ht, k, kprim_cache_rht_params);
 	if (e && kprim_cache_expired(e, now)) {
+		trace_kprim_cache_evict(cache, e, KPRIM_EVICT_EXPIRED);
 		kprim_cache_unlink_locked(cache, e);
 		cache->expirations++;
 		e = NULL;
@@ -408,6 +410,7 @@ kprim_cache_find_locked(struct kprim_cache *cache,
  *		referenced entries are evicted too, so gets cannot stall it
  * @keep:	never evicted (the entry a store replaces), or NULL
  * @freed:	entries freed so far
+ * @reason:	KPRIM_EVICT_* of what it evicts (0: a store's room)
  */
 struct kprim_cache_evict {
 	u64 max_bytes;
@@ -417,6 +420,7 @@ struct kprim_cache_evict {
 	u64 chances;
 	const struct kprim_cache_entry *keep;
 	unsigned long freed;
+	int reason;
 };
 
 static bool kprim_cache_over(const struct kprim_cache *cache,
@@ -448,6 +452,8 @@ static bool kprim_cache_evict_locked(struct kprim_cache *cache,
 			e = list_last_entry(&cache->doomed,
 					    struct kprim_cache_entry, lru);
 			if (e != ev->keep) {
+				trace_kprim_cache_evict(cache, e,
+							KPRIM_EVICT_FLUSHED);
 				kprim_cache_unlink_locked(cache, e);
 				ev->freed++;
 				continue;
@@ -462,6 +468,7 @@ static bool kprim_cache_evict_locked(struct kprim_cache *cache,
 			return false;
 		e = list_last_entry(&cache->lru, struct kprim_cache_entry, lru);
 		if (kprim_cache_expired(e, now)) {
+			trace_kprim_cache_evict(cache, e, KPRIM_EVICT_EXPIRED);
 			kprim_cache_unlink_locked(cache, e);
 			cache->expirations++;
 			ev->freed++;
@@ -477,6 +484,7 @@ static bool kprim_cache_evict_locked(struct kprim_cache *cache,
 				ev->chances--;
 			continue;
 		}
+		trace_kprim_cache_evict(cache, e, ev->reason);
 		kprim_cache_unlink_locked(cache, e);
 		cache->evictions++;
 		ev->freed++;
@@ -690,6 +698,7 @@ struct kprim_cache_entry *kprim_cache_lookup(struct kprim_cache *cache,
 	if (e && (kprim_cache_expired(e, now) || !refcount_inc_not_zero(&e->ref)))
 		e = NULL;
 	rcu_read_unlock();
+	trace_kprim_cache_access(cache, e, key_len);
 	if (!e) {
 		this_cpu_inc(cache->stats->misses);
 		return ERR_PTR(-ENOENT);
@@ -1137,6 +1146,7 @@ void kprim_cache_flush(struct kprim_cache *cache)
 		     !list_empty(&cache->doomed); i++, left--) {
 			e = list_first_entry(&cache->doomed,
 					     struct kprim_cache_entry, lru);
+			trace_kprim_cache_evict(cache, e, KPRIM_EVICT_FLUSHED);
 			kprim_cache_unlink_locked(cache, e);
 		}
 		more = left && !list_empty(&cache->doomed);
@@ -1176,6 +1186,7 @@ unsigned long kprim_cache_sweep(struct kprim_cache *cache, s64 now)
 			e = first ? kprim_cache_exp_entry(first) : NULL;
 			if (!e || !kprim_cache_expired(e, now))
 				break;
+			trace_kprim_cache_evict(cache, e, KPRIM_EVICT_EXPIRED);
 			kprim_cache_unlink_locked(cache, e);
 			cache->expirations++;
 			freed++;
@@ -1217,6 +1228,7 @@ unsigned long kprim_cache_shrink(struct kprim_cache *cache, unsigned long nr,
 		.max_bytes = U64_MAX,
 		.max_mem = U64_MAX,
 		.chances = nr,
+		.reason = KPRIM_EVICT_SHRINKER,
 		/* Bounded like a store's eviction, whatever @nr is. */
 		.steps = min_t(unsigned long, nr, KPRIM_CACHE_SHRINK_BATCH) * 2,
 	};
@@ -1442,6 +1454,8 @@ static enum lru_status kprim_cache_lru_isolate(struct list_head *item,
 	e->on_lru = false;
 	WARN_ON_ONCE(rhashtable_remove_fast(&cache->ht, &e->node,
 					    kprim_cache_rht_params));
+	trace_kprim_cache_evict(cache, e, expired ? KPRIM_EVICT_EXPIRED :
+				KPRIM_EVICT_SHRINKER);
 	kprim_cache_drop_locked(cache, e);
 	spin_unlock(&cache->lock);
 	/* A reader copying the value out frees it (call_rcu) when done. */
@@ -1859,6 +1873,7 @@ static int kprim_cache_create(struct kprim_object *obj,
 	cache = kprim_cache_alloc(&args->cache, 0);
 	if (IS_ERR(cache))
 		return PTR_ERR(cache);
+	cache->obj = obj;
 	/* Reserve all the cache may come to hold against its owner. */
 	ret = kprim_obj_reserve_bytes(obj,
 				      kprim_cache_reservation(&cache->params));

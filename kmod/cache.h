@@ -17,6 +17,8 @@
 #include <linux/workqueue.h>
 #include "uapi/kprim.h"
 
+struct kprim_object;
+
 /* Parameter defaults (a 0 field picks them) and hard caps (-EINVAL). */
 #define KPRIM_CACHE_DEF_BYTES		(64ULL << 20)
 #define KPRIM_CACHE_DEF_ENTRIES		65536ULL
@@ -149,6 +151,8 @@ struct kprim_cache_pcpu {
  * @sweep:	self-rearming expiry sweep; armed under @lock
  * @dying:	set by kprim_cache_free() before it frees the entries: the
  *		shrinker leaves the cache alone from then on; @lock
+ * @obj:	the object, for the tracepoints (NULL for a KUnit cache);
+ *		set by ->create, immutable
  */
 struct kprim_cache {
 	struct rhashtable ht;
@@ -175,6 +179,7 @@ struct kprim_cache {
 	struct kprim_cache_pcpu __percpu *stats;
 	struct delayed_work sweep;
 	bool dying;
+	const struct kprim_object *obj;
 };
 
 int kprim_cache_module_init(void);

@@ -238,6 +238,7 @@ general:
  * @async:	NULL for a sleeping task; for an io_uring request that holds
  *		no thread, its wait (async.c), which a grant completes
  *		instead of waking @task
+ * @queued_at:	when kprim_waitq_add() queued it (ktime ns; tracepoints)
  */
 struct kprim_waiter {
 	struct list_head node;
@@ -247,6 +248,7 @@ struct kprim_waiter {
 	int result;
 	void *holder;
 	struct kprim_async *async;
+	u64 queued_at;
 };
 
 /**
@@ -255,12 +257,15 @@ struct kprim_waiter {
  * @waiters:	struct kprim_waiter, oldest first
  * @nr_waiters:	length of @waiters
  * @queued:	sum of the waiters' n, saturating at U64_MAX
+ * @obj:	the object it belongs to, for the tracepoints (set by the
+ *		kind's ->create; NULL for a KUnit object); immutable
  */
 struct kprim_waitq {
 	spinlock_t lock;
 	struct list_head waiters;
 	u64 nr_waiters;
 	u64 queued;
+	const struct kprim_object *obj;
 };
 
 /**

@@ -12,6 +12,7 @@
 #include <linux/uaccess.h>
 #include "kprim.h"
 #include "bucket.h"
+#include "kprim_trace.h"
 
 /**
  * struct kprim_limiter - a limiter object's state.
@@ -128,6 +129,7 @@ static int kprim_limiter_create(struct kprim_object *obj,
 	if (!lim)
 		return -ENOMEM;
 	kprim_waitq_init(&lim->q);
+	lim->q.obj = obj;
 	kprim_bucket_init(&lim->bucket, &args->limiter, initial, kprim_now());
 	lim->initial = initial ? args->limiter.initial : args->limiter.burst;
 	hrtimer_init(&lim->timer, CLOCK_MONOTONIC, HRTIMER_MODE_ABS);
@@ -214,6 +216,7 @@ static long kprim_limiter_take_async(struct kprim_limiter *lim,
 		if (ret == -EIOCBQUEUED && queued_first)
 			kprim_limiter_grant(lim, now);
 	}
+	trace_kprim_limiter_take(&lim->q, args->n, ret, true);
 	spin_unlock_irq(&lim->q.lock);
 	if (ret == -EIOCBQUEUED)
 		return ret;
@@ -274,6 +277,7 @@ static noinline int kprim_limiter_take_wait(struct kprim_limiter *lim,
 	w.n = args->n;
 	queued_first = list_empty(&lim->q.waiters);
 	kprim_waitq_add(&lim->q, &w);
+	trace_kprim_limiter_take(&lim->q, args->n, -EIOCBQUEUED, false);
 	if (queued_first)
 		kprim_limiter_grant(lim, now);
 	spin_unlock_irq(&lim->q.lock);
@@ -291,6 +295,7 @@ static noinline int kprim_limiter_take_wait(struct kprim_limiter *lim,
 	goto out;
 
 unlock:
+	trace_kprim_limiter_take(&lim->q, args->n, ret, false);
 	spin_unlock_irq(&lim->q.lock);
 out:
 	kprim_wait_ctx_destroy(&ctx);
@@ -333,6 +338,7 @@ kprim_limiter_take(struct kprim_limiter *lim,
 		if (ret == -EAGAIN)
 			args.retry_after_ns =
 				kprim_limiter_retry_after(lim, args.n, now);
+		trace_kprim_limiter_take(&lim->q, args.n, ret, false);
 		spin_unlock_irq(&lim->q.lock);
 	}
 	if ((ret == -EAGAIN || ret == -ETIMEDOUT) &&

@@ -31,6 +31,7 @@
 #include <linux/uaccess.h>
 #include "kprim.h"
 #include "sem.h"
+#include "kprim_trace.h"
 
 #define KPRIM_SEM_PERMITS_MAX	U32_MAX
 
@@ -101,6 +102,7 @@ static void kprim_sem_put(struct kprim_sem *sem, struct kprim_sem_fd *fd,
 	lockdep_assert_held(&sem->wq.lock);
 	fd->held -= n;
 	sem->held -= n;
+	trace_kprim_sem_release(&sem->wq, n, sem->held);
 	if (!fd->held) {
 		list_del_init(&fd->node);
 		sem->nr_holders--;
@@ -306,6 +308,7 @@ static int kprim_sem_create(struct kprim_object *obj,
 	if (!sem)
 		return -ENOMEM;
 	kprim_sem_init(sem, p->permits);
+	sem->wq.obj = obj;
 	obj->priv = sem;
 	return 0;
 }
@@ -365,6 +368,7 @@ static long kprim_sem_acquire_async(struct kprim_handle *h, void __user *uarg,
 	ret = kprim_sem_try_acquire(sem, h->priv, args->n);
 	if (ret == -EAGAIN)
 		ret = kprim_async_queue_locked(a, args->n, h->priv);
+	trace_kprim_sem_acquire(&sem->wq, args->n, ret, true);
 	spin_unlock_irq(&sem->wq.lock);
 	if (ret == -EIOCBQUEUED)
 		return ret;
@@ -393,10 +397,12 @@ static noinline int kprim_sem_acquire_wait(struct kprim_handle *h,
 	spin_lock_irq(&sem->wq.lock);
 	ret = kprim_sem_try_acquire(sem, fd, args->n);
 	if (ret != -EAGAIN || ctx.nonblock) {
+		trace_kprim_sem_acquire(&sem->wq, args->n, ret, false);
 		spin_unlock_irq(&sem->wq.lock);
 		goto out;
 	}
 	kprim_sem_enqueue(sem, &w, fd, args->n);
+	trace_kprim_sem_acquire(&sem->wq, args->n, -EIOCBQUEUED, false);
 	spin_unlock_irq(&sem->wq.lock);
 
 	ret = kprim_wait_for_grant(&sem->wq, &w, &ctx, kprim_sem_abandoned,
@@ -438,6 +444,7 @@ kprim_sem_acquire(struct kprim_handle *h, void __user *uarg,
 
 	spin_lock_irq(&sem->wq.lock);
 	ret = kprim_sem_try_acquire(sem, h->priv, args.n);
+	trace_kprim_sem_acquire(&sem->wq, args.n, ret, false);
 	spin_unlock_irq(&sem->wq.lock);
 	return ret;
 }
