@@ -594,6 +594,9 @@ FIXTURE_VARIANT(bad) {
 /* The historical bug: a bad TTL said "not a number" and stored anyway. */
 BAD(put_ttl_not_a_number, { "put", "%N", "k", "v", "5x" }, "5x", "cache",
     { "get", "%N", "k" });
+/* Old kprimctl stored with the valid prefix as nanoseconds: here 50 min. */
+BAD(put_ttl_junk_after_digits, { "put", "%N", "k", "v", "3000000000000x" },
+    "3000000000000x", "cache", { "get", "%N", "k" });
 BAD(put_ttl_fraction_without_unit, { "put", "%N", "k", "v", "1.5" }, "1.5",
     "cache", { "get", "%N", "k" });
 BAD(put_ttl_negative, { "put", "%N", "k", "v", "-1" }, "-1", "cache",
