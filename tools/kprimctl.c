@@ -710,7 +710,7 @@ static void state_text(const struct kprim_object_info *o, char *buf,
 		       size_t len)
 {
 	const uint64_t *v = o->v;
-	char a[32], b[32], c[32], d[32];
+	char a[32], b[32], c[32], d[32], e[32];
 
 	switch (o->kind) {
 	case KPRIM_LIMITER_KIND:
@@ -734,7 +734,7 @@ static void state_text(const struct kprim_object_info *o, char *buf,
 			 fmt_count(c, sizeof(c), v[6]),
 			 fmt_count(d, sizeof(d), v[7]), v[8], v[9],
 			 v[3] ? " ttl=" : "",
-			 v[3] ? fmt_duration(a, sizeof(a), v[3]) : "");
+			 v[3] ? fmt_duration(e, sizeof(e), v[3]) : "");
 		break;
 	default:
 		snprintf(buf, len, "?");
@@ -1274,7 +1274,7 @@ static int info_one(struct kprim *k, const struct kprim_object_info *o,
 			printf("  holders: unknown (%s)\n", open_err ?
 			       strerror(-open_err) : "no fd found");
 		} else {
-			printf("  holders: %s\n", nholders ? "" : "none");
+			printf("  holders:%s\n", nholders ? "" : " none");
 			for (int h = 0; h < nholders; h++) {
 				comm_of(holders[h].pid, a, sizeof(a));
 				printf("    pid %d (%s) holds %" PRIu64 "\n",
@@ -1283,13 +1283,13 @@ static int info_one(struct kprim *k, const struct kprim_object_info *o,
 		}
 	}
 	if (o->kind != KPRIM_CACHE_KIND) {
-		printf("  waiting: %s\n", ps.nwaiters ? "" : "none seen");
+		printf("  waiting:%s\n", ps.nwaiters ? "" : " none seen");
 		for (i = 0; i < ps.nwaiters; i++)
 			printf("    pid %d tid %d (%s) in %s\n", ps.waiters[i].pid,
 			       ps.waiters[i].tid, ps.waiters[i].comm,
 			       ps.waiters[i].op);
 	}
-	printf("  open by: %s\n", ps.nfds ? "" : "no process seen");
+	printf("  open by:%s\n", ps.nfds ? "" : " no other process seen");
 	for (i = 0; i < ps.nfds; i++) {
 		printf("    pid %d (%s) fd %d", ps.fds[i].pid, ps.fds[i].comm,
 		       ps.fds[i].fd);
@@ -1379,7 +1379,7 @@ static const char *fmt_ps(char *buf, size_t len, double r)
 }
 
 static void watch_row(const struct kprim_object_info *o,
-		      const struct kprim_object_info *p, double secs)
+		      const struct kprim_object_info *p, double secs, int width)
 {
 	char name[4 * KPRIM_NAME_MAX + 8], lim[48], now[48], act[96];
 	char a[32], b[32], c[32];
@@ -1420,8 +1420,8 @@ static void watch_row(const struct kprim_object_info *o,
 	default:
 		lim[0] = now[0] = act[0] = '\0';
 	}
-	printf("%-6" PRIu64 " %-8s %-20.20s %-18s %-16s %7" PRIu64 "  %s\n",
-	       o->id, o->kind_name, name, lim, now,
+	printf("%-6" PRIu64 " %-8s %-*.*s %-18s %-16s %7" PRIu64 "  %s\n",
+	       o->id, o->kind_name, width, width, name, lim, now,
 	       o->kind == KPRIM_SEM_KIND ? v[3] :
 	       o->kind == KPRIM_LIMITER_KIND ? v[5] : 0, act);
 }
@@ -1443,8 +1443,8 @@ static int cmd_watch(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	for (uint64_t frame = 0; !stop && (!opt.count || frame < opt.count);
 	     frame++) {
+		char ts[32], every[32];
 		double secs;
-		char ts[32];
 		time_t wall;
 
 		if (frame) {
@@ -1497,14 +1497,25 @@ static int cmd_watch(int argc, char **argv)
 				putchar('\n');
 			printf("kprimctl watch  %s  %zu object%s  every %s%s\n",
 			       ts, cur_os.n, cur_os.n == 1 ? "" : "s",
-			       fmt_duration(ts, sizeof(ts), opt.interval_ns),
+			       fmt_duration(every, sizeof(every), opt.interval_ns),
 			       tty ? "  (Ctrl-C quits)" : "");
-			printf("%-6s %-8s %-20s %-18s %-16s %7s  %s\n", "ID",
-			       "KIND", "NAME", "LIMIT", "NOW", "WAITERS",
+			/* The names' column: as wide as they need, up to 48. */
+			int width = 12;
+
+			for (size_t i = 0; i < cur_os.n; i++) {
+				char nm[4 * KPRIM_NAME_MAX + 8];
+
+				text_name(nm, sizeof(nm), cur_os.v[i].name);
+				if ((int)strlen(nm) > width)
+					width = strlen(nm) > 48 ? 48 : strlen(nm);
+			}
+			printf("%-6s %-8s %-*s %-18s %-16s %7s  %s\n", "ID",
+			       "KIND", width, "NAME", "LIMIT", "NOW", "WAITERS",
 			       "ACTIVITY");
 			for (size_t i = 0; i < cur_os.n; i++)
 				watch_row(&cur_os.v[i].i,
-					  find_prev(&prev, cur_os.v[i].i.id), secs);
+					  find_prev(&prev, cur_os.v[i].i.id), secs,
+					  width);
 		}
 		fflush(stdout);
 		tmp = prev;
