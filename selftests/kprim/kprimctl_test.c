@@ -554,12 +554,12 @@ TEST_F(ctl, size_and_duration_units)
 	EXPECT_EQ(2000000, json_u64(self->r.out, "max_bytes"));
 
 	/* A TTL in units: the entry is there, then gone. */
-	RUN(&self->r, "put", self->name, "k", "v", "300ms");
+	RUN(&self->r, "put", self->name, "k", "v", "1.5s");
 	ASSERT_EQ(0, self->r.status) TH_LOG("%s", self->r.err);
 	RUN(&self->r, "get", self->name, "k");
 	EXPECT_EQ(0, self->r.status);
 	EXPECT_STREQ("v\n", self->r.out);
-	usleep(600 * 1000);
+	usleep(2000 * 1000);
 	RUN(&self->r, "get", self->name, "k");
 	EXPECT_EQ(3, self->r.status);
 
