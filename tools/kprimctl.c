@@ -92,6 +92,20 @@ static int fail(const char *what, int err)
 	return exit_code_of(err);
 }
 
+/* As fail(), and what the kernel accepts when it said -EINVAL. */
+static int fail_hint(const char *what, int err, const char *hint)
+{
+	if (err != -EINVAL && err != -EOVERFLOW)
+		return fail(what, err);
+	fprintf(stderr, "%s: %s: %s (%s)\n", prog, what, strerror(-err), hint);
+	return EXIT_FAILED;
+}
+
+#define HINT_LIMITER	"expected RATE, PERIOD and BURST of at least 1, BURST * PERIOD_NS below 2^64"
+#define HINT_SEM	"expected PERMITS from 1 to 4294967295"
+#define HINT_TAKE	"expected N from 1 to the limiter's burst"
+#define HINT_ACQUIRE	"expected N from 1 to the semaphore's permits"
+
 /* ---- numbers with units ------------------------------------------------ */
 
 typedef unsigned __int128 u128;
@@ -1585,7 +1599,7 @@ static int cmd_create(int argc, char **argv)
 		SESSION(k);
 		ret = kprim_limiter_open(k, name, flags, mode, &cfg, &l);
 		if (ret)
-			return fail("create limiter", ret);
+			return fail_hint("create limiter", ret, HINT_LIMITER);
 		kprim_limiter_close(l);
 	} else if (kind == KPRIM_SEM_KIND) {
 		struct kprim_sem *s;
@@ -1602,7 +1616,7 @@ static int cmd_create(int argc, char **argv)
 		SESSION(k);
 		ret = kprim_sem_open(k, name, flags, mode, permits, &s);
 		if (ret)
-			return fail("create sem", ret);
+			return fail_hint("create sem", ret, HINT_SEM);
 		kprim_sem_close(s);
 	} else {
 		struct kprim_cache_config cfg = { 0 };
@@ -1678,7 +1692,7 @@ static int cmd_set_rate(int argc, char **argv)
 		return ret;
 	ret = kprim_limiter_set_rate(l, rate, period);
 	kprim_limiter_close(l);
-	return ret ? fail("set-rate", ret) : 0;
+	return ret ? fail_hint("set-rate", ret, HINT_LIMITER) : 0;
 }
 
 static int cmd_set_burst(int argc, char **argv)
@@ -1695,7 +1709,7 @@ static int cmd_set_burst(int argc, char **argv)
 		return ret;
 	ret = kprim_limiter_set_burst(l, burst);
 	kprim_limiter_close(l);
-	return ret ? fail("set-burst", ret) : 0;
+	return ret ? fail_hint("set-burst", ret, HINT_LIMITER) : 0;
 }
 
 static int cmd_take(int argc, char **argv)
@@ -1716,7 +1730,7 @@ static int cmd_take(int argc, char **argv)
 	if (ret == -EAGAIN || ret == -ETIMEDOUT)
 		printf("retry after %s\n", fmt_duration(buf, sizeof(buf), retry));
 	kprim_limiter_close(l);
-	return ret ? fail("take", ret) : 0;
+	return ret ? fail_hint("take", ret, HINT_TAKE) : 0;
 }
 
 /* Acquire permits (waiting as long as it takes), hold them, exit. */
@@ -1747,7 +1761,7 @@ static int cmd_acquire(int argc, char **argv)
 			;
 	}
 	kprim_sem_close(s);	/* returns the permits */
-	return ret ? fail("acquire", ret) : 0;
+	return ret ? fail_hint("acquire", ret, HINT_ACQUIRE) : 0;
 }
 
 static int cmd_resize(int argc, char **argv)
@@ -1766,7 +1780,7 @@ static int cmd_resize(int argc, char **argv)
 		return fail(argv[0], ret);
 	ret = kprim_sem_resize(s, n);
 	kprim_sem_close(s);
-	return ret ? fail("resize", ret) : 0;
+	return ret ? fail_hint("resize", ret, HINT_SEM) : 0;
 }
 
 static int open_cache(const char *name, struct kprim_cache **c)

@@ -957,6 +957,12 @@ TEST_F(ctl, exit_codes)
 	EXPECT_EQ(4, self->r.status);
 	RUN(&self->r, "take", self->name, "2");
 	EXPECT_EQ(1, self->r.status);	/* above the burst: EINVAL */
+	EXPECT_NE(NULL, strstr(self->r.err, "expected N from 1 to the limiter's burst"))
+		TH_LOG("%s", self->r.err);
+	RUN(&self->r, "create", "sem", self->name, "0");
+	EXPECT_EQ(1, self->r.status);	/* the kernel refuses 0 permits */
+	EXPECT_EQ(1, count_lines(self->r.err));
+	EXPECT_NE(NULL, strstr(self->r.err, "expected PERMITS from 1")) TH_LOG("%s", self->r.err);
 
 	RUN(&self->r, "create", "cache", self->name, "1M");
 	RUN(&self->r, "get", self->name, "nope");
