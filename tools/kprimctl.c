@@ -802,8 +802,6 @@ struct cmd {
 	const char *help;
 };
 
-static const struct cmd commands[];
-
 static const char *cmd_name(void)
 {
 	return cur->name;
@@ -1154,11 +1152,6 @@ static int proc_scan(struct proc_scan *ps, int self_fd)
 	return ret;
 }
 
-static void comm_of(int pid, char *buf, size_t len)
-{
-	read_comm(pid, buf, len);
-}
-
 static void json_comm(const char *comm)
 {
 	fputs(",\"comm\":", stdout);
@@ -1215,7 +1208,7 @@ static int info_one(struct kprim *k, const struct kprim_object_info *o,
 		if (o->kind == KPRIM_SEM_KIND && nholders >= 0) {
 			fputs(",\"holders\":[", stdout);
 			for (int h = 0; h < nholders; h++) {
-				comm_of(holders[h].pid, a, sizeof(a));
+				read_comm(holders[h].pid, a, sizeof(a));
 				printf("%s{\"pid\":%d", h ? "," : "",
 				       holders[h].pid);
 				json_comm(a);
@@ -1290,7 +1283,7 @@ static int info_one(struct kprim *k, const struct kprim_object_info *o,
 		} else {
 			printf("  holders:%s\n", nholders ? "" : " none");
 			for (int h = 0; h < nholders; h++) {
-				comm_of(holders[h].pid, a, sizeof(a));
+				read_comm(holders[h].pid, a, sizeof(a));
 				printf("    pid %d (%s) holds %" PRIu64 "\n",
 				       holders[h].pid, a, holders[h].held);
 			}
@@ -1446,7 +1439,7 @@ static int cmd_watch(int argc, char **argv)
 	struct objs cur_os = { 0 }, prev = { 0 }, tmp;
 	bool tty = isatty(STDOUT_FILENO);
 	struct sigaction sa = { .sa_handler = on_signal };
-	struct timespec t0, t1, prev_t = { 0, 0 };
+	struct timespec t1, prev_t = { 0, 0 };
 	int ret = 0;
 
 	if (argc > 0 && parse_kind(argv[0], &cur_os.kind))
@@ -1537,7 +1530,6 @@ static int cmd_watch(int argc, char **argv)
 		cur_os = tmp;
 		prev_t = t1;
 	}
-	(void)t0;
 	free(cur_os.v);
 	free(prev.v);
 	return ret ? fail("watch", ret) : 0;
