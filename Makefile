@@ -238,6 +238,8 @@ install: lib $(B)/tools/kprimctl install-man
 	install -D -m 644 kmod/uapi/kprim.h $(DESTDIR)$(INCDIR)/linux/kprim.h
 	install -m 644 $(B)/kprim.pc $(DESTDIR)$(PKGCONFIGDIR)/
 	install -m 755 $(B)/tools/kprimctl $(DESTDIR)$(BINDIR)/
+	install -D -m 644 tools/kprimctl.bash-completion \
+		$(DESTDIR)$(PREFIX)/share/bash-completion/completions/kprimctl
 
 # --- man pages ---------------------------------------------------------------
 # man/manN/*.N: kprim(7), kprim_ioctl(2), libkprim(3) and its pages (one

@@ -14,7 +14,7 @@
 #  - every ioctl/io_uring command (KPRIM_IOC_*) and feature bit
 #    (KPRIM_FEAT_*) of kmod/uapi/kprim.h appears in kprim_ioctl(2), every
 #    module parameter of kmod/*.c in kprim(7), and every kprimctl command
-#    in kprimctl(8).
+#    (its command table), option and exit status in kprimctl(8).
 #
 # Usage: man-check.sh [libkprim.so] (its exports are checked too).
 # Run from the top of the tree (make man-check). Needs groff (groff-base)
@@ -119,11 +119,34 @@ if [ -f "$man/man7/kprim.7" ]; then
 else
 	bad "man/man7/kprim.7 is missing"
 fi
+# kprimctl's commands are the entries '{ "NAME", cmd_...' of its table,
+# its options the "--option" strings, its exit statuses the EXIT_* values.
+ctl=tools/kprimctl.c
 if [ -f "$man/man8/kprimctl.8" ]; then
-	for c in $(grep -oE 'strcmp\(argv\[1\], "[a-z-]+"\)' tools/kprimctl.c |
-		   sed 's/.*"\(.*\)".*/\1/' | sort -u); do
+	cmds=$(grep -oE '^[[:space:]]*\{ "[a-z-]+", cmd_' "$ctl" |
+	       sed 's/.*"\(.*\)".*/\1/' | sort -u)
+	n=$(sed -n '/^static const struct cmd commands\[\] = {/,/^};/p' "$ctl" |
+	    grep -cE '[{,][[:space:]]*cmd_[a-z_]+[[:space:]]*,')
+	[ -n "$cmds" ] && [ "$n" = "$(wc -w <<<"$cmds")" ] ||
+		bad "read $(wc -w <<<"$cmds") kprimctl commands of the $n in the table of $ctl (did its shape change?)"
+	for c in $cmds; do
 		grep -q -- "^\.B[IR]* \"\\?kprimctl ${c//-/\\\\-}\b" "$man/man8/kprimctl.8" ||
 			bad "kprimctl $c is not in the synopsis of kprimctl(8)"
+	done
+	# The bash completion offers every command too.
+	comp=$(sed -n 's/^[[:space:]]*local commands="\(.*\)"$/\1/p' tools/kprimctl.bash-completion)
+	for c in $cmds; do
+		[[ " $comp " == *" $c "* ]] ||
+			bad "kprimctl $c is not among the commands of tools/kprimctl.bash-completion"
+	done
+	for o in $(grep -oE '"--[a-z-]+' "$ctl" | tr -d '"' | sort -u); do
+		grep -qF -- "${o//-/\\-}" "$man/man8/kprimctl.8" ||
+			bad "kprimctl option $o is not in kprimctl(8)"
+	done
+	sed -n '/^\.SH EXIT STATUS/,/^\.SH /p' "$man/man8/kprimctl.8" >"$tmp/exit"
+	for v in $(grep -oE '^#define EXIT_[A-Z]+[[:space:]]+[0-9]+' "$ctl" | awk '{ print $3 }'); do
+		grep -qx "\.B $v" "$tmp/exit" ||
+			bad "kprimctl exit status $v is not in EXIT STATUS of kprimctl(8)"
 	done
 else
 	bad "man/man8/kprimctl.8 is missing"
