@@ -77,7 +77,8 @@ func (lim *Limiter) Close() error { return lim.close() }
 // period of at most 10^6 s. burst*period must fit 64 bits (the kernel's
 // bucket size in its units). Inf is 2^62 tokens per ns: the bucket is full
 // whenever it is looked at. A limit of 0 or less is one token per the
-// longest period the burst allows (centuries).
+// longest period the burst allows (centuries), and so is
+// any limit too slow for it.
 func toKernelRate(l Limit, burst uint64) (uint64, uint64) {
 	maxPer := math.MaxUint64 / burst
 	switch {
@@ -90,7 +91,7 @@ func toKernelRate(l Limit, burst uint64) (uint64, uint64) {
 	if f == math.Trunc(f) && 1e9 <= maxPer {
 		return uint64(f), 1e9
 	}
-	if d := 1e9 / f; math.Abs(d-math.Round(d)) < 1e-6*d && d < float64(maxPer) {
+	if d := 1e9 / f; math.Abs(d-math.Round(d)) < 0.01 && d < float64(maxPer) {
 		return 1, uint64(math.Round(d))
 	}
 	per := uint64(1e9)
@@ -99,7 +100,12 @@ func toKernelRate(l Limit, burst uint64) (uint64, uint64) {
 	}
 	r := math.Round(f * float64(per) / 1e9)
 	if r < 1 {
-		return 1, uint64(math.Min(math.Round(1e9/f), float64(maxPer)))
+		// Slower than one token per 11 days: one token per period,
+		// as long a period as the burst allows.
+		if d := math.Round(1e9 / f); d < float64(maxPer) {
+			return 1, uint64(d)
+		}
+		return 1, maxPer
 	}
 	return uint64(r), per
 }
