@@ -62,8 +62,12 @@ func (s *Weighted) Acquire(ctx context.Context, n int64) error {
 	if err != unix.EAGAIN {
 		if err == unix.EINVAL {
 			if st, e := s.Stats(); e == nil && uint64(n) > st.Permits {
-				<-ctx.Done()
-				return ctx.Err()
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-s.closing:
+					return errClosed
+				}
 			}
 		}
 		return err
