@@ -44,6 +44,14 @@
 // without exec. The kernel returns a Weighted's permits, and a Breaker's
 // half-open probe slot, when the process that holds them dies.
 //
+// # Blocking calls
+//
+// Wait, WaitN and Acquire block in the kernel (FIFO order with every other
+// waiter, in any process). A goroutine blocked there holds an OS thread, as
+// in any blocking system call: many thousands of goroutines blocked at once
+// need as many threads (Go's limit is 10000, runtime/debug.SetMaxThreads).
+// Their context's cancellation and Close of the handle end the wait.
+//
 // # Errors
 //
 // Kernel errors are returned as unix.Errno values (compare with errors.Is,
@@ -54,6 +62,7 @@ import (
 	"errors"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -85,38 +94,41 @@ type session struct {
 }
 
 var (
-	sessOnce sync.Once
-	sess     session
-	sessErr  error
+	sessMu sync.Mutex
+	sessp  atomic.Pointer[session]
 )
 
-// The /dev/kprim session every object is opened through: opened once per
-// process (close-on-exec) and kept, like the C library's struct kprim.
+// The /dev/kprim session every object is opened through: opened on first
+// use (close-on-exec) and kept for the process, like the C library's
+// struct kprim. A failure is not kept: a later call tries again (the
+// module may have been loaded since).
 func getSession() (*session, error) {
-	sessOnce.Do(func() {
-		fd, err := unix.Open("/dev/kprim", unix.O_RDWR|unix.O_CLOEXEC, 0)
-		if err != nil {
-			if err == unix.ENOENT || err == unix.ENXIO {
-				err = unix.ENODEV
-			}
-			sessErr = err
-			return
-		}
-		api := kAPI{Size: uint32(unsafe.Sizeof(kAPI{}))}
-		if _, err = ioctl(fd, iocAPI, unsafe.Pointer(&api)); err != nil || api.APIVersion != apiVersion {
-			unix.Close(fd)
-			if err == nil || err == unix.ENOTTY {
-				err = unix.EPROTO
-			}
-			sessErr = err
-			return
-		}
-		sess = session{fd: fd, features: api.Features}
-	})
-	if sessErr != nil {
-		return nil, sessErr
+	if s := sessp.Load(); s != nil {
+		return s, nil
 	}
-	return &sess, nil
+	sessMu.Lock()
+	defer sessMu.Unlock()
+	if s := sessp.Load(); s != nil {
+		return s, nil
+	}
+	fd, err := unix.Open("/dev/kprim", unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		if err == unix.ENOENT || err == unix.ENXIO {
+			err = unix.ENODEV
+		}
+		return nil, err
+	}
+	api := kAPI{Size: uint32(unsafe.Sizeof(kAPI{}))}
+	if _, err = ioctl(fd, iocAPI, unsafe.Pointer(&api)); err != nil || api.APIVersion != apiVersion {
+		unix.Close(fd)
+		if err == nil || err == unix.ENOTTY {
+			err = unix.EPROTO
+		}
+		return nil, err
+	}
+	s := &session{fd: fd, features: api.Features}
+	sessp.Store(s)
+	return s, nil
 }
 
 // Features reports the module's KPRIM_FEAT_* bits (and ENODEV when it is

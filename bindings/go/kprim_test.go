@@ -649,40 +649,56 @@ func TestCache(t *testing.T) {
 	}
 }
 
-// Gets racing Sets that change the value's size: each Get sees one whole
-// value, never a torn or short one.
+// Gets racing Sets of the same key: the key is present throughout, so
+// every Get returns one whole value some Set stored (of whatever size:
+// the buffer is regrown when the value outgrows it), never a miss, never
+// a torn or short value.
 func TestCacheGetRacesSet(t *testing.T) {
 	needModule(t)
 	c, err := OpenCache("", 0, 0, nil)
 	must(t, err, "open")
 	defer c.Close()
-	vals := [][]byte{bytes.Repeat([]byte("a"), 10), bytes.Repeat([]byte("b"), 5000), bytes.Repeat([]byte("c"), 70000)}
+	vals := [][]byte{bytes.Repeat([]byte("a"), 10), bytes.Repeat([]byte("b"), 5000), bytes.Repeat([]byte("c"), 30000)}
 	must(t, c.Set(&Item{Key: "k", Value: vals[0]}), "Set")
 	var wg sync.WaitGroup
-	stop := make(chan struct{})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			default:
+	var mu sync.Mutex
+	gets, misses, torn := 0, 0, 0
+	end := time.Now().Add(2 * time.Second)
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := g; time.Now().Before(end); i++ {
+				if g < 2 {
+					if err := c.Set(&Item{Key: "k", Value: vals[i%3]}); err != nil {
+						t.Errorf("Set: %v", err)
+						return
+					}
+					continue
+				}
+				it, err := c.Get("k")
+				mu.Lock()
+				gets++
+				switch {
+				case err == ErrCacheMiss:
+					misses++
+				case err != nil:
+					t.Errorf("Get: %v", err)
+				case !bytes.Equal(it.Value, vals[0]) && !bytes.Equal(it.Value, vals[1]) &&
+					!bytes.Equal(it.Value, vals[2]):
+					torn++
+				}
+				mu.Unlock()
 			}
-			c.Set(&Item{Key: "k", Value: vals[i%3]})
-		}
-	}()
-	for i := 0; i < 3000; i++ {
-		it, err := c.Get("k")
-		if err != nil {
-			t.Fatalf("Get: %v", err)
-		}
-		if !bytes.Equal(it.Value, vals[0]) && !bytes.Equal(it.Value, vals[1]) && !bytes.Equal(it.Value, vals[2]) {
-			t.Fatalf("Get returned %d bytes that no Set stored", len(it.Value))
-		}
+		}(g)
 	}
-	close(stop)
 	wg.Wait()
+	st, _ := c.Stats()
+	t.Logf("%d gets: %d misses, %d torn; %d evictions", gets, misses, torn, st.Evictions)
+	if misses > 0 || torn > 0 {
+		t.Errorf("a key present throughout: %d of %d gets missed, %d torn (%d evictions)",
+			misses, gets, torn, st.Evictions)
+	}
 }
 
 func breakerName(t *testing.T) string {
@@ -887,4 +903,135 @@ func TestCPeerShares(t *testing.T) {
 	err = cmd.Wait()
 	t.Log(strings.TrimSpace(cout.String()))
 	must(t, err, "go_peer wait")
+}
+
+// Cancels racing grants: every Wait ends granted or cancelled, and a
+// cancel eventfd that fired just as its wait was granted goes back to the
+// pool drained (a stale one would end a later, uncancelled wait at once).
+func TestWaitCancelRace(t *testing.T) {
+	needModule(t)
+	l, err := OpenLimiterInitial("", 0, 0, 2000, 1, 0)
+	must(t, err, "limiter")
+	defer l.Close()
+	s, err := OpenWeighted("", 0, 0, 1)
+	must(t, err, "semaphore")
+	defer s.Close()
+	var granted, cancelled [2]int64
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := 0; i < 150; i++ {
+				ctx, cancel := context.WithCancel(context.Background())
+				d := time.Duration((g*150+i)%7) * 150 * time.Microsecond
+				go func() { time.Sleep(d); cancel() }()
+				k := i % 2
+				var err error
+				if k == 0 {
+					err = l.Wait(ctx)
+				} else if err = s.Acquire(ctx, 1); err == nil {
+					time.Sleep(50 * time.Microsecond)
+					s.Release(1)
+				}
+				mu.Lock()
+				switch err {
+				case nil:
+					granted[k]++
+				case context.Canceled:
+					cancelled[k]++
+				default:
+					t.Errorf("goroutine %d, wait %d: %v", g, i, err)
+				}
+				mu.Unlock()
+				cancel()
+			}
+		}(g)
+	}
+	wg.Wait()
+	t.Logf("limiter: %d granted, %d cancelled; semaphore: %d granted, %d cancelled",
+		granted[0], cancelled[0], granted[1], cancelled[1])
+	if cancelled[0]+cancelled[1] == 0 {
+		t.Error("no wait was cancelled: the race was not run")
+	}
+	// Every pooled eventfd is clean: uncancelled waits all succeed.
+	for i := 0; i < 2*efdPoolMax; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := l.Wait(ctx); err != nil {
+			t.Errorf("uncancelled Wait %d: %v", i, err)
+		}
+		cancel()
+	}
+}
+
+// Go goroutines (two handles) and a C process drive one shared breaker
+// at once: every result is one the state machine may give, both sides
+// see transitions, and no probe slot is left held.
+func TestBreakerHammerWithC(t *testing.T) {
+	needModule(t)
+	p := peer(t)
+	pre := fmt.Sprintf("gohammer%d", os.Getpid())
+	n := pre + ".hb"
+	t.Cleanup(func() {
+		Unlink(KindCache, breakerPrefix+n)
+		Unlink(KindSem, breakerPrefix+n)
+	})
+	s := BreakerSettings{ConsecutiveFailures: 2, OpenTimeout: 2 * time.Millisecond,
+		HalfOpenProbes: 2, SuccessThreshold: 2}
+	b1, err := OpenBreaker(n, s)
+	must(t, err, "breaker")
+	defer b1.Close()
+	b2, err := OpenBreaker(n, s)
+	must(t, err, "second handle")
+	defer b2.Close()
+	cmd := exec.Command(p, "hammer", pre, "3")
+	var cout bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &cout, &cout
+	must(t, cmd.Start(), "go_peer hammer")
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	outcomes := map[string]int{}
+	end := time.Now().Add(3 * time.Second)
+	for g := 0; g < 4; g++ {
+		b := b1
+		if g == 3 {
+			b = b2
+		}
+		wg.Add(1)
+		go func(g int, b *Breaker) {
+			defer wg.Done()
+			for i := 0; time.Now().Before(end); i++ {
+				tk, err := b.AllowTicket()
+				if err == nil {
+					err = b.Done(tk, (i+g)%3 != 0)
+				}
+				mu.Lock()
+				switch err {
+				case nil, ErrOpenState, ErrTooManyRequests, ErrStale:
+					outcomes[fmt.Sprint(err)]++
+				default:
+					t.Errorf("goroutine %d: %v", g, err)
+				}
+				mu.Unlock()
+			}
+		}(g, b)
+	}
+	wg.Wait()
+	err = cmd.Wait()
+	t.Log(strings.TrimSpace(cout.String()))
+	must(t, err, "go_peer hammer")
+	t.Logf("Go outcomes: %v", outcomes)
+	c1, err := b1.Counts()
+	must(t, err, "counts")
+	c2, _ := b2.Counts()
+	if c1.Transitions+c2.Transitions == 0 {
+		t.Error("the Go handles made no transition")
+	}
+	if c1.ProbesInFlight != 0 {
+		t.Errorf("%d probe slots still held", c1.ProbesInFlight)
+	}
+	if _, err := b1.StateErr(); err != nil {
+		t.Errorf("state after the hammer: %v", err)
+	}
 }

@@ -9,6 +9,10 @@
  *                        that the Go side prepared, check the state it
  *                        left, change each (see below)
  *   go_peer wait P       block until one permit of P.sem is free
+ *   go_peer hammer P S   for S seconds, allow and report (half of them
+ *                        failures) on the breaker P.hb while the Go side
+ *                        does the same: every result must be one the
+ *                        state machine may give
  *
  * One line per check on stdout; "FAIL ..." and exit 1 on the first that
  * does not hold.
@@ -149,6 +153,50 @@ static int wait_permit(struct kprim *k, const char *p)
 	return 0;
 }
 
+/* go_test's TestBreakerHammerWithC settings. */
+static const struct kprim_breaker_settings hs = {
+	.consecutive_failures = 2,
+	.open_timeout_ns = 2000000,
+	.half_open_probes = 2,
+	.success_threshold = 2,
+};
+
+static int hammer(struct kprim *k, const char *p, int secs)
+{
+	unsigned long long allowed = 0, rejected = 0, stale = 0;
+	struct kprim_breaker_ticket t;
+	struct kprim_breaker_counts bc;
+	struct kprim_breaker *br;
+	unsigned int seed = 1;
+	uint64_t end;
+	int rc;
+
+	rc = kprim_breaker_new_shared(k, obj(p, "hb"), &hs, &br);
+	CHECK(!rc, "open the Go breaker (%d)", rc);
+	end = kprim_now_ns() + (uint64_t)secs * 1000000000ull;
+	while (kprim_now_ns() < end) {
+		rc = kprim_breaker_allow(br, &t);
+		if (rc == -EBUSY) {
+			rejected++;
+			continue;
+		}
+		if (rc)
+			CHECK(0, "hammer: allow returned %d", rc);
+		allowed++;
+		rc = kprim_breaker_done(br, &t, rand_r(&seed) & 1);
+		if (rc == -ESTALE)
+			stale++;
+		else if (rc)
+			CHECK(0, "hammer: done returned %d", rc);
+	}
+	rc = kprim_breaker_counts(br, &bc);
+	CHECK(!rc, "hammer: %llu allowed, %llu rejected, %llu stale, %llu transitions",
+	      allowed, rejected, stale, (unsigned long long)bc.transitions);
+	CHECK(allowed && bc.transitions, "hammer: C made calls and transitions");
+	kprim_breaker_free(br);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct kprim *k;
@@ -157,8 +205,13 @@ int main(int argc, char **argv)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (argc == 2 && !strcmp(argv[1], "abi"))
 		return abi();
+	if (argc == 4 && !strcmp(argv[1], "hammer")) {
+		rc = kprim_open(&k);
+		CHECK(!rc, "kprim_open (%d)", rc);
+		return hammer(k, argv[2], atoi(argv[3]));
+	}
 	if (argc != 3) {
-		fprintf(stderr, "usage: go_peer abi | check PREFIX | wait PREFIX\n");
+		fprintf(stderr, "usage: go_peer abi | check PREFIX | wait PREFIX | hammer PREFIX SECONDS\n");
 		return 2;
 	}
 	rc = kprim_open(&k);
