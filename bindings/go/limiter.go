@@ -27,6 +27,12 @@ func Every(interval time.Duration) Limit { return rate.Every(interval) }
 // opens its name, with the method set of x/time/rate's *rate.Limiter.
 // The kernel keeps exact integer time and serves waiters in FIFO order.
 // Methods are safe for concurrent use.
+//
+// Differences from x/time/rate: there is no Reserve (the kernel queues
+// waiters itself and holds no reservations to cancel); the kernel's clock
+// decides, so the time arguments of AllowN are ignored; Tokens counts
+// whole tokens; and n above the burst fails even at an Inf limit (the
+// bucket holds burst tokens).
 type Limiter struct {
 	object
 }
