@@ -694,9 +694,21 @@ struct kprim_cache_entry *kprim_cache_lookup(struct kprim_cache *cache,
 	struct kprim_cache_entry *e;
 
 	rcu_read_lock();
-	e = rhashtable_lookup(&cache->ht, &k, kprim_cache_rht_params);
-	if (e && (kprim_cache_expired(e, now) || !refcount_inc_not_zero(&e->ref)))
-		e = NULL;
+	for (;;) {
+		e = rhashtable_lookup(&cache->ht, &k, kprim_cache_rht_params);
+		if (!e || kprim_cache_expired(e, now)) {
+			e = NULL;
+			break;
+		}
+		if (refcount_inc_not_zero(&e->ref))
+			break;
+		/*
+		 * Its last reference is gone: a store replaced it (or a
+		 * delete removed it) after we found it. The key may still
+		 * be there in a new entry: look again rather than report a
+		 * miss for a key that never went away.
+		 */
+	}
 	rcu_read_unlock();
 	trace_kprim_cache_access(cache, e, key_len);
 	if (!e) {

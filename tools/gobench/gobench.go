@@ -17,8 +17,8 @@
 // where NS_PER_OP is the wall time one goroutine spends per operation. A
 // case that fails is reported on stderr and left out.
 //
-// Built without modules against Debian's golang-golang-x-{time,sync}-dev
-// (see the Makefile's gobench target).
+// Built without modules against Debian's golang-golang-x-{time,sync,sys}-dev
+// and the kprim Go package (see the Makefile's gobench target).
 package main
 
 import (
@@ -33,6 +33,8 @@ import (
 
 	"golang.org/x/sync/semaphore"
 	"golang.org/x/time/rate"
+
+	"kprim"
 )
 
 const (
@@ -66,6 +68,33 @@ var cases = []benchCase{
 	// As many permits as goroutines: nobody waits for a permit.
 	{"go-sem", func(n int) func() error {
 		sem := semaphore.NewWeighted(int64(n))
+		return func() error {
+			if !sem.TryAcquire(1) {
+				return fmt.Errorf("TryAcquire(1) failed")
+			}
+			sem.Release(1)
+			return nil
+		}
+	}},
+	// The same two through the Go binding (bindings/go): the kernel's
+	// objects, so the cost of the binding shows next to the C rows.
+	{"go-kprim-lim", func(int) func() error {
+		lim, err := kprim.OpenLimiter("", 0, 0, 1e9, 1e9)
+		if err != nil {
+			return func() error { return err }
+		}
+		return func() error {
+			if !lim.Allow() {
+				return fmt.Errorf("Allow() refused")
+			}
+			return nil
+		}
+	}},
+	{"go-kprim-sem", func(n int) func() error {
+		sem, err := kprim.OpenWeighted("", 0, 0, int64(n))
+		if err != nil {
+			return func() error { return err }
+		}
 		return func() error {
 			if !sem.TryAcquire(1) {
 				return fmt.Errorf("TryAcquire(1) failed")

@@ -15,6 +15,7 @@ packages=(
 	qemu-system-x86 busybox-static
 	linux-image-amd64 linux-headers-amd64 linux-source-6.12
 	liburing-dev pkg-config spin groff-base man-db
+	golang-go golang-golang-x-sys-dev golang-golang-x-time-dev
 	"$@"
 )
 

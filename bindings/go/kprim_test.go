@@ -1,0 +1,1045 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+
+package kprim
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// needModule skips on a host without the module (go test outside the
+// VM); in the VM (TAP mode) a missing module is a failure.
+func needModule(t *testing.T) {
+	t.Helper()
+	if _, err := Features(); err != nil {
+		if tapMode {
+			t.Fatalf("/dev/kprim: %v", err)
+		}
+		t.Skipf("/dev/kprim: %v", err)
+	}
+}
+
+func name(t *testing.T, what string) string {
+	return fmt.Sprintf("gotest.%d.%s.%s", os.Getpid(), t.Name(), what)
+}
+
+func must(t *testing.T, err error, what string) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// waitFor polls cond for up to 10 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
+
+// The structs have the uapi's sizes (KPRIM_SIZE_*_VER0, which are also
+// the sizes of today's structs).
+func TestABISizes(t *testing.T) {
+	for _, c := range []struct {
+		what string
+		got  uintptr
+		want uintptr
+	}{
+		{"kprim_api", unsafe.Sizeof(kAPI{}), 32},
+		{"kprim_open", unsafe.Sizeof(kOpen{}), 96},
+		{"kprim_unlink", unsafe.Sizeof(kUnlink{}), 24},
+		{"kprim_limiter_take", unsafe.Sizeof(kLimiterTake{}), 40},
+		{"kprim_limiter_set", unsafe.Sizeof(kLimiterSet{}), 40},
+		{"kprim_limiter_info", unsafe.Sizeof(kLimiterInfo{}), 72},
+		{"kprim_sem_acquire", unsafe.Sizeof(kSemAcquire{}), 32},
+		{"kprim_sem_release", unsafe.Sizeof(kSemRelease{}), 16},
+		{"kprim_sem_info", unsafe.Sizeof(kSemInfo{}), 72},
+		{"kprim_cache_get", unsafe.Sizeof(kCacheGet{}), 56},
+		{"kprim_cache_store", unsafe.Sizeof(kCacheStore{}), 56},
+		{"kprim_cache_key", unsafe.Sizeof(kCacheKey{}), 32},
+		{"kprim_cache_incr", unsafe.Sizeof(kCacheIncr{}), 56},
+		{"kprim_cache_info", unsafe.Sizeof(kCacheInfo{}), 88},
+		{"kprim_cache_mget", unsafe.Sizeof(kCacheMget{}), 32},
+		{"kprim_cache_mget_entry", unsafe.Sizeof(kMgetEntry{}), 48},
+		{"kprim_hdr", unsafe.Sizeof(kHdr{}), 8},
+	} {
+		if c.got != c.want {
+			t.Errorf("struct %s: %d bytes, the uapi's is %d", c.what, c.got, c.want)
+		}
+	}
+	if off := unsafe.Offsetof(kLimiterTake{}.RetryAfterNs); off != 32 {
+		t.Errorf("kprim_limiter_take.retry_after_ns at %d, want 32", off)
+	}
+	if off := unsafe.Offsetof(kOpen{}.Params); off != 32 {
+		t.Errorf("kprim_open params at %d, want 32", off)
+	}
+}
+
+// peer is the C program of the cross-language tests: KPRIM_GO_PEER, else
+// /demo/go_peer (the VM), else the build tree's.
+func peer(t *testing.T) string {
+	t.Helper()
+	for _, p := range []string{os.Getenv("KPRIM_GO_PEER"), "/demo/go_peer", "../../build/tools/go_peer"} {
+		if p == "" {
+			continue
+		}
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	if tapMode {
+		t.Fatal("go_peer not found (KPRIM_GO_PEER, /demo/go_peer)")
+	}
+	t.Skip("go_peer not built (make tools)")
+	return ""
+}
+
+// The ioctl numbers this package computes are the C header's.
+func TestABIIoctlNumbers(t *testing.T) {
+	out, err := exec.Command(peer(t), "abi").Output()
+	must(t, err, "go_peer abi")
+	mine := map[string]uintptr{
+		"KPRIM_IOC_API": iocAPI, "KPRIM_IOC_OPEN": iocOpen, "KPRIM_IOC_UNLINK": iocUnlink,
+		"KPRIM_IOC_LIMITER_TAKE": iocLimiterTake, "KPRIM_IOC_LIMITER_SET": iocLimiterSet,
+		"KPRIM_IOC_LIMITER_INFO": iocLimiterInfo, "KPRIM_IOC_SEM_ACQUIRE": iocSemAcquire,
+		"KPRIM_IOC_SEM_RELEASE": iocSemRelease, "KPRIM_IOC_SEM_INFO": iocSemInfo,
+		"KPRIM_IOC_CACHE_GET": iocCacheGet, "KPRIM_IOC_CACHE_STORE": iocCacheStore,
+		"KPRIM_IOC_CACHE_DELETE": iocCacheDelete, "KPRIM_IOC_CACHE_TOUCH": iocCacheTouch,
+		"KPRIM_IOC_CACHE_INCR": iocCacheIncr, "KPRIM_IOC_CACHE_FLUSH": iocCacheFlush,
+		"KPRIM_IOC_CACHE_INFO": iocCacheInfo, "KPRIM_IOC_CACHE_MGET": iocCacheMget,
+		"sizeof(struct kprim_cache_mget_entry)": unsafe.Sizeof(kMgetEntry{}),
+	}
+	seen := 0
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Fields(line)
+		v, err := strconv.ParseUint(f[len(f)-1], 10, 64)
+		k := strings.Join(f[:len(f)-1], " ")
+		want, ok := mine[k]
+		if err != nil || !ok {
+			t.Errorf("go_peer abi: unexpected line %q", line)
+			continue
+		}
+		seen++
+		if uintptr(v) != want {
+			t.Errorf("%s: C 0x%x, Go 0x%x", k, v, want)
+		}
+	}
+	if seen != len(mine) {
+		t.Errorf("go_peer abi: %d values, want %d", seen, len(mine))
+	}
+}
+
+func TestOpenFlags(t *testing.T) {
+	needModule(t)
+	n := name(t, "lim")
+	l, err := OpenLimiter(n, Create|Excl|Transient, 0600, 10, 5)
+	must(t, err, "create")
+	defer l.Close()
+	if _, err := OpenLimiter(n, Create|Excl, 0600, 10, 5); !errors.Is(err, unix.EEXIST) {
+		t.Errorf("Create|Excl of an existing name: %v, want EEXIST", err)
+	}
+	if _, err := OpenLimiter(name(t, "absent"), 0, 0, 10, 5); !errors.Is(err, unix.ENOENT) {
+		t.Errorf("open of an absent name: %v, want ENOENT", err)
+	}
+	if _, err := OpenLimiter(n, Create|Owned|AnyOwner, 0600, 10, 5); !errors.Is(err, unix.EINVAL) {
+		t.Errorf("Owned|AnyOwner: %v, want EINVAL", err)
+	}
+	if _, err := OpenLimiter(n, Create, 01000, 10, 5); !errors.Is(err, unix.EINVAL) {
+		t.Errorf("mode 01000: %v, want EINVAL", err)
+	}
+	if _, err := OpenLimiter(strings.Repeat("x", 256), Create, 0600, 10, 5); !errors.Is(err, unix.ENAMETOOLONG) {
+		t.Errorf("256-byte name: %v, want ENAMETOOLONG", err)
+	}
+	if _, err := OpenLimiter("a/b", Create, 0600, 10, 5); !errors.Is(err, unix.EINVAL) {
+		t.Errorf("name with '/': %v, want EINVAL", err)
+	}
+	// Close-on-exec unless Inherit.
+	fl, err := unix.FcntlInt(uintptr(l.Fd()), unix.F_GETFD, 0)
+	if err != nil || fl&unix.FD_CLOEXEC == 0 {
+		t.Errorf("object fd flags %#x (%v): want FD_CLOEXEC", fl, err)
+	}
+	s, _ := getSession()
+	if fl, err = unix.FcntlInt(uintptr(s.fd), unix.F_GETFD, 0); err != nil || fl&unix.FD_CLOEXEC == 0 {
+		t.Errorf("session fd flags %#x (%v): want FD_CLOEXEC", fl, err)
+	}
+	li, err := OpenLimiter(n, Inherit, 0, 0, 1)
+	must(t, err, "open Inherit")
+	if fl, err = unix.FcntlInt(uintptr(li.Fd()), unix.F_GETFD, 0); err != nil || fl&unix.FD_CLOEXEC != 0 {
+		t.Errorf("Inherit fd flags %#x (%v): want no FD_CLOEXEC", fl, err)
+	}
+	li.Close()
+	if err := li.Close(); err != errClosed {
+		t.Errorf("second Close: %v", err)
+	}
+	if li.Allow() {
+		t.Error("Allow on a closed handle said yes")
+	}
+}
+
+func TestLimiterAllow(t *testing.T) {
+	needModule(t)
+	l, err := OpenLimiter("", 0, 0, Every(time.Hour), 5)
+	must(t, err, "open")
+	defer l.Close()
+	for i := 0; i < 5; i++ {
+		if !l.Allow() {
+			t.Fatalf("Allow %d of a full bucket of 5: false", i+1)
+		}
+	}
+	if l.Allow() {
+		t.Error("6th Allow: true")
+	}
+	if tk := l.Tokens(); tk != 0 {
+		t.Errorf("Tokens %v, want 0", tk)
+	}
+	if b := l.Burst(); b != 5 {
+		t.Errorf("Burst %d, want 5", b)
+	}
+	if lim := l.Limit(); lim != Every(time.Hour) {
+		t.Errorf("Limit %v, want %v", lim, Every(time.Hour))
+	}
+	if l.AllowN(time.Now(), 6) {
+		t.Error("AllowN above the burst: true")
+	}
+	if !l.AllowN(time.Now(), 0) {
+		t.Error("AllowN(0): false")
+	}
+	st, err := l.Stats()
+	must(t, err, "stats")
+	if st.Admitted != 5 || st.Rate != 1 || st.PeriodNs != uint64(time.Hour) {
+		t.Errorf("stats %+v: want 5 admitted, 1 per hour", st)
+	}
+}
+
+func TestLimiterRates(t *testing.T) {
+	for _, c := range []struct {
+		l       Limit
+		r, p    uint64
+		exactly bool
+	}{
+		{100, 100, 1e9, true},
+		{Every(250 * time.Millisecond), 4, 1e9, true},
+		{Every(3 * time.Second), 1, 3e9, true},
+		{Every(time.Hour), 1, 3600e9, true},
+		{2.5, 1, 4e8, true},
+		{0.3, 3, 1e10, true},
+		{1e9, 1e9, 1e9, true},
+		{Inf, 1 << 62, 1, true},
+	} {
+		r, p := toKernelRate(c.l, 100)
+		if r != c.r || p != c.p {
+			t.Errorf("toKernelRate(%v) = %d/%dns, want %d/%dns", c.l, r, p, c.r, c.p)
+		}
+		if back := fromKernelRate(r, p); c.exactly && back != c.l {
+			t.Errorf("fromKernelRate(toKernelRate(%v)) = %v", c.l, back)
+		}
+	}
+	// Anything else: close, and burst*period fits 64 bits.
+	for _, l := range []Limit{1.0 / 7, 123.456, 1e-6} {
+		r, p := toKernelRate(l, 1000)
+		if p > ^uint64(0)/1000 {
+			t.Errorf("toKernelRate(%v): period %d overflows a burst of 1000", l, p)
+		}
+		if back := float64(fromKernelRate(r, p)); back < float64(l)*0.999 || back > float64(l)*1.001 {
+			t.Errorf("toKernelRate(%v) = %d/%dns = %v", l, r, p, back)
+		}
+	}
+	// Too slow for the burst: the slowest it allows.
+	if r, p := toKernelRate(1e-9, 1000); r != 1 || p != ^uint64(0)/1000 {
+		t.Errorf("toKernelRate(1e-9) with a burst of 1000: %d/%dns", r, p)
+	}
+}
+
+func TestLimiterSet(t *testing.T) {
+	needModule(t)
+	l, err := OpenLimiter("", 0, 0, 10, 5)
+	must(t, err, "open")
+	defer l.Close()
+	for _, lim := range []Limit{100, 2.5, Every(250 * time.Millisecond), Every(time.Hour), Inf} {
+		l.SetLimit(lim)
+		if got := l.Limit(); got != lim {
+			t.Errorf("SetLimit(%v): Limit %v", lim, got)
+		}
+	}
+	l.SetBurst(7)
+	if b := l.Burst(); b != 7 {
+		t.Errorf("SetBurst(7): Burst %d", b)
+	}
+	// Inf: the bucket is full whenever it is looked at.
+	for i := 0; i < 100; i++ {
+		if !l.AllowN(time.Now(), 7) {
+			t.Fatalf("Inf: AllowN(7) %d false", i)
+		}
+	}
+	if err := l.SetBurstErr(0); !errors.Is(err, unix.EINVAL) {
+		t.Errorf("SetBurstErr(0): %v, want EINVAL", err)
+	}
+}
+
+func TestLimiterWait(t *testing.T) {
+	needModule(t)
+	// The bucket starts empty when it is created, after start: its first
+	// token comes 50 ms after that.
+	start := time.Now()
+	l, err := OpenLimiterInitial("", 0, 0, 20, 1, 0)
+	must(t, err, "open")
+	defer l.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	must(t, l.Wait(ctx), "Wait")
+	if d := time.Since(start); d < 45*time.Millisecond {
+		t.Errorf("Wait for a token of a 20/s limiter returned after %v", d)
+	}
+	// Without a Done channel: no eventfd, the kernel's own wait.
+	must(t, l.Wait(context.Background()), "Wait(Background)")
+	if err := l.WaitN(ctx, 2); err == nil || !strings.Contains(err.Error(), "exceeds limiter's burst 1") {
+		t.Errorf("WaitN above the burst: %v", err)
+	}
+}
+
+// x/time/rate: a WaitN that cannot be done by the deadline fails at once.
+func TestLimiterWaitDeadline(t *testing.T) {
+	needModule(t)
+	l, err := OpenLimiterInitial("", 0, 0, Every(time.Hour), 1, 0)
+	must(t, err, "open")
+	defer l.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	err = l.Wait(ctx)
+	if err == nil || !strings.Contains(err.Error(), "would exceed context deadline") {
+		t.Errorf("Wait for a token an hour away with 5 s left: %v", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("it took %v: it should fail at once", d)
+	}
+	// A deadline already past: ctx.Err().
+	ctx2, cancel2 := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+	defer cancel2()
+	if err := l.Wait(ctx2); err != context.DeadlineExceeded {
+		t.Errorf("Wait with an expired ctx: %v", err)
+	}
+}
+
+// A cancel reaches the kernel wait (through the cancel eventfd).
+func TestLimiterWaitCancel(t *testing.T) {
+	needModule(t)
+	l, err := OpenLimiterInitial("", 0, 0, Every(time.Hour), 1, 0)
+	must(t, err, "open")
+	defer l.Close()
+	for i := 0; i < 3; i++ { // the eventfd goes back to the pool drained
+		ctx, cancel := context.WithCancel(context.Background())
+		res := make(chan error, 1)
+		go func() { res <- l.Wait(ctx) }()
+		waitFor(t, "the waiter in the kernel", func() bool {
+			st, _ := l.Stats()
+			return st.Waiters == 1
+		})
+		cancel()
+		select {
+		case err := <-res:
+			if err != context.Canceled {
+				t.Errorf("cancelled Wait: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("cancel did not end the kernel wait")
+		}
+		if st, _ := l.Stats(); st.Waiters != 0 {
+			t.Errorf("%d waiters left", st.Waiters)
+		}
+	}
+	// A deadline is the kernel wait's timeout: a token 200 ms away
+	// with 100 ms left fails at once; with 2 s left it comes.
+	l.SetLimit(5)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	must(t, l.Wait(ctx), "Wait for a 5/s token with 2 s left")
+}
+
+func TestLimiterCloseEndsWait(t *testing.T) {
+	needModule(t)
+	l, err := OpenLimiterInitial("", 0, 0, Every(time.Hour), 1, 0)
+	must(t, err, "open")
+	res := make(chan error, 1)
+	go func() { res <- l.Wait(context.Background()) }()
+	waitFor(t, "the waiter in the kernel", func() bool {
+		st, _ := l.Stats()
+		return st.Waiters == 1
+	})
+	l.Close()
+	select {
+	case err := <-res:
+		if err != errClosed {
+			t.Errorf("Wait ended by Close: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not end the wait")
+	}
+}
+
+func TestWeighted(t *testing.T) {
+	needModule(t)
+	n := name(t, "sem")
+	s, err := OpenWeighted(n, Create|Transient, 0600, 3)
+	must(t, err, "open")
+	defer s.Close()
+	ctx := context.Background()
+	must(t, s.Acquire(ctx, 2), "Acquire 2")
+	if s.TryAcquire(2) {
+		t.Error("TryAcquire 2 of the 1 left: true")
+	}
+	if !s.TryAcquire(1) {
+		t.Error("TryAcquire 1: false")
+	}
+	st, _ := s.Stats()
+	if st.Held != 3 || st.HeldByMe != 3 || st.Available != 0 {
+		t.Errorf("stats %+v: want 3 held", st)
+	}
+	// Another handle waits; a release wakes it.
+	s2, err := OpenWeighted(n, 0, 0, 0)
+	must(t, err, "second handle")
+	defer s2.Close()
+	res := make(chan error, 1)
+	go func() { res <- s2.Acquire(ctx, 2) }()
+	waitFor(t, "the waiter", func() bool { st, _ := s.Stats(); return st.Waiters == 1 })
+	s.Release(2)
+	must(t, <-res, "Acquire woken by Release")
+	if st, _ = s2.Stats(); st.HeldByMe != 2 {
+		t.Errorf("second handle holds %d, want 2", st.HeldByMe)
+	}
+	func() {
+		defer func() {
+			if r := recover(); r != "semaphore: released more than held" {
+				t.Errorf("Release of more than held: panic %v", r)
+			}
+		}()
+		s.Release(2)
+	}()
+	if st, _ = s.Stats(); st.HeldByMe != 1 {
+		t.Errorf("after the refused Release: %d held, want 1", st.HeldByMe)
+	}
+	// Closing a handle returns its permits.
+	s2.Close()
+	if st, _ = s.Stats(); st.Held != 1 {
+		t.Errorf("after Close of the second handle: %d held, want 1", st.Held)
+	}
+}
+
+func TestWeightedAcquireCtx(t *testing.T) {
+	needModule(t)
+	s, err := OpenWeighted("", 0, 0, 2)
+	must(t, err, "open")
+	defer s.Close()
+	must(t, s.Acquire(context.Background(), 2), "Acquire all")
+	// Cancel: the kernel wait ends, nothing acquired.
+	ctx, cancel := context.WithCancel(context.Background())
+	res := make(chan error, 1)
+	go func() { res <- s.Acquire(ctx, 1) }()
+	waitFor(t, "the waiter", func() bool { st, _ := s.Stats(); return st.Waiters == 1 })
+	cancel()
+	if err := <-res; err != context.Canceled {
+		t.Errorf("cancelled Acquire: %v", err)
+	}
+	// Deadline: the kernel's timeout.
+	ctx, cancel = context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if err := s.Acquire(ctx, 1); err != context.DeadlineExceeded {
+		t.Errorf("Acquire past its deadline: %v", err)
+	}
+	if d := time.Since(start); d < 250*time.Millisecond || d > 5*time.Second {
+		t.Errorf("Acquire with 300 ms: returned after %v", d)
+	}
+	// More than the size: blocks until ctx is done (x/sync's behaviour).
+	ctx, cancel = context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if err := s.Acquire(ctx, 3); err != context.DeadlineExceeded {
+		t.Errorf("Acquire 3 of 2: %v", err)
+	}
+	// An ended ctx still succeeds when the permits are free.
+	s.Release(2)
+	ctx, cancel = context.WithCancel(context.Background())
+	cancel()
+	if err := s.Acquire(ctx, 1); err != nil {
+		t.Errorf("Acquire of a free permit with a cancelled ctx: %v", err)
+	}
+	if st, _ := s.Stats(); st.Held != 1 || st.Waiters != 0 {
+		t.Errorf("stats %+v: want 1 held, no waiter", st)
+	}
+}
+
+// The kernel gives a dead process's permits back.
+func TestWeightedDeathReturnsPermits(t *testing.T) {
+	needModule(t)
+	n := name(t, "sem")
+	s, err := OpenWeighted(n, Create|Transient, 0600, 3)
+	must(t, err, "open")
+	defer s.Close()
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), "KPRIM_GO_HELPER=hold", "KPRIM_GO_NAME="+n)
+	out, err := cmd.StdoutPipe()
+	must(t, err, "pipe")
+	must(t, cmd.Start(), "start the helper")
+	line, _ := bufio.NewReader(out).ReadString('\n')
+	if line != "held\n" {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("helper said %q", line)
+	}
+	if st, _ := s.Stats(); st.Held != 2 {
+		t.Errorf("helper holds %d, want 2", st.Held)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	waitFor(t, "the permits back", func() bool { st, _ := s.Stats(); return st.Held == 0 })
+	if !s.TryAcquire(3) {
+		t.Error("TryAcquire 3 after the helper died: false")
+	}
+}
+
+func helper(what string) int {
+	switch what {
+	case "hold":
+		s, err := OpenWeighted(os.Getenv("KPRIM_GO_NAME"), 0, 0, 0)
+		if err == nil {
+			err = s.Acquire(context.Background(), 2)
+		}
+		if err != nil {
+			fmt.Println(err)
+			return 1
+		}
+		fmt.Println("held")
+		select {}
+	}
+	return 2
+}
+
+func TestCache(t *testing.T) {
+	needModule(t)
+	c, err := OpenCache(name(t, "cache"), Create|Transient, 0600, nil)
+	must(t, err, "open")
+	defer c.Close()
+	must(t, c.Set(&Item{Key: "a", Value: []byte("1")}), "Set")
+	it, err := c.Get("a")
+	if err != nil || string(it.Value) != "1" || it.Key != "a" || it.CasID == 0 {
+		t.Fatalf("Get a: %+v %v", it, err)
+	}
+	if _, err := c.Get("nope"); err != ErrCacheMiss {
+		t.Errorf("Get of an absent key: %v", err)
+	}
+	if err := c.Add(&Item{Key: "a", Value: []byte("2")}); err != ErrNotStored {
+		t.Errorf("Add of a present key: %v", err)
+	}
+	if err := c.Replace(&Item{Key: "b", Value: []byte("2")}); err != ErrNotStored {
+		t.Errorf("Replace of an absent key: %v", err)
+	}
+	must(t, c.Add(&Item{Key: "b", Value: []byte("x")}), "Add")
+	must(t, c.Replace(&Item{Key: "b", Value: []byte("y")}), "Replace")
+	// CompareAndSwap: the version of the Get, or a conflict.
+	old := *it
+	must(t, c.Set(&Item{Key: "a", Value: []byte("other")}), "Set")
+	old.Value = []byte("mine")
+	if err := c.CompareAndSwap(&old); err != ErrCASConflict {
+		t.Errorf("CompareAndSwap after another Set: %v", err)
+	}
+	it, _ = c.Get("a")
+	it.Value = []byte("mine")
+	must(t, c.CompareAndSwap(it), "CompareAndSwap at the current version")
+	if it2, _ := c.Get("a"); it2 == nil || string(it2.Value) != "mine" || it2.CasID != it.CasID {
+		t.Errorf("after CompareAndSwap: %+v, want mine at %d", it2, it.CasID)
+	}
+	must(t, c.Delete("a"), "Delete")
+	if err := c.Delete("a"); err != ErrCacheMiss {
+		t.Errorf("Delete of an absent key: %v", err)
+	}
+	if err := c.CompareAndSwap(it); err != ErrNotStored {
+		t.Errorf("CompareAndSwap of a deleted key: %v", err)
+	}
+	// Counters.
+	if _, err := c.Increment("n", 1); err != ErrCacheMiss {
+		t.Errorf("Increment of an absent key: %v", err)
+	}
+	must(t, c.Set(&Item{Key: "n", Value: []byte("40")}), "Set n")
+	if v, err := c.Increment("n", 2); v != 42 || err != nil {
+		t.Errorf("Increment: %d %v", v, err)
+	}
+	if v, err := c.Decrement("n", 50); v != 0 || err != nil {
+		t.Errorf("Decrement below 0: %d %v (memcached stops at 0)", v, err)
+	}
+	if _, err := c.Increment("b", 1); err == nil {
+		t.Error("Increment of a non-number: no error")
+	}
+	// Keys, values, flags.
+	for _, k := range []string{"", strings.Repeat("k", 251)} {
+		if err := c.Set(&Item{Key: k}); err != ErrMalformedKey {
+			t.Errorf("Set of a %d-byte key: %v", len(k), err)
+		}
+		if _, err := c.Get(k); err != ErrMalformedKey {
+			t.Errorf("Get of a %d-byte key: %v", len(k), err)
+		}
+	}
+	if err := c.Set(&Item{Key: "f", Flags: 1}); err != ErrFlags {
+		t.Errorf("Set with flags: %v", err)
+	}
+	big := bytes.Repeat([]byte("0123456789abcdef"), 10000)
+	bin := string([]byte{0, 1, 2, ' ', 0xff})
+	must(t, c.Set(&Item{Key: "big", Value: big}), "Set 160 KB")
+	must(t, c.Set(&Item{Key: bin, Value: nil}), "Set an empty value under a binary key")
+	must(t, c.Set(&Item{Key: strings.Repeat("k", 250), Value: []byte("long")}), "Set a 250-byte key")
+	if it, err := c.Get("big"); err != nil || !bytes.Equal(it.Value, big) {
+		t.Errorf("Get 160 KB: %v", err)
+	}
+	if it, err := c.Get(bin); err != nil || len(it.Value) != 0 {
+		t.Errorf("Get of the empty value: %+v %v", it, err)
+	}
+	// Expiration: negative is gone at once; seconds run out.
+	must(t, c.Set(&Item{Key: "gone", Value: []byte("x"), Expiration: -1}), "Set expired")
+	if _, err := c.Get("gone"); err != ErrCacheMiss {
+		t.Errorf("Get of an expired item: %v", err)
+	}
+	must(t, c.Set(&Item{Key: "soon", Value: []byte("x"), Expiration: 1}), "Set 1 s")
+	must(t, c.Touch("b", 1), "Touch 1 s")
+	if err := c.Touch("nope", 1); err != ErrCacheMiss {
+		t.Errorf("Touch of an absent key: %v", err)
+	}
+	time.Sleep(1200 * time.Millisecond)
+	for _, k := range []string{"soon", "b"} {
+		if _, err := c.Get(k); err != ErrCacheMiss {
+			t.Errorf("Get %s after its second: %v", k, err)
+		}
+	}
+	// GetMulti: found ones only, big values included.
+	keys := []string{"big", "nope", bin, "n", "nope2"}
+	m, err := c.GetMulti(keys)
+	must(t, err, "GetMulti")
+	if len(m) != 3 || !bytes.Equal(m["big"].Value, big) || string(m["n"].Value) != "0" ||
+		m[bin] == nil || m["nope"] != nil {
+		t.Errorf("GetMulti: %d items %v", len(m), m)
+	}
+	many := make([]string, 1500)
+	for i := range many {
+		many[i] = fmt.Sprintf("m%d", i)
+		if i%3 == 0 {
+			must(t, c.Set(&Item{Key: many[i], Value: []byte(many[i])}), "Set")
+		}
+	}
+	m, err = c.GetMulti(many)
+	must(t, err, "GetMulti of 1500")
+	if len(m) != 500 || string(m["m1497"].Value) != "m1497" {
+		t.Errorf("GetMulti of 1500 keys: %d found", len(m))
+	}
+	must(t, c.DeleteAll(), "DeleteAll")
+	if st, _ := c.Stats(); st.Entries != 0 {
+		t.Errorf("after DeleteAll: %d entries", st.Entries)
+	}
+}
+
+// Gets racing Sets of the same key: the key is present throughout, so
+// every Get returns one whole value some Set stored (of whatever size:
+// the buffer is regrown when the value outgrows it), never a miss, never
+// a torn or short value.
+func TestCacheGetRacesSet(t *testing.T) {
+	needModule(t)
+	c, err := OpenCache("", 0, 0, nil)
+	must(t, err, "open")
+	defer c.Close()
+	// Small values mostly (more rounds), and one beyond Get's first
+	// buffer (4 KiB) now and then.
+	vals := [][]byte{bytes.Repeat([]byte("a"), 10), bytes.Repeat([]byte("b"), 20), bytes.Repeat([]byte("c"), 5000)}
+	must(t, c.Set(&Item{Key: "k", Value: vals[0]}), "Set")
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	gets, misses, torn := 0, 0, 0
+	end := time.Now().Add(3 * time.Second)
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := g; time.Now().Before(end); i++ {
+				if g < 2 {
+					v := vals[i%2]
+					if i%16 == 0 {
+						v = vals[2]
+					}
+					if err := c.Set(&Item{Key: "k", Value: v}); err != nil {
+						t.Errorf("Set: %v", err)
+						return
+					}
+					continue
+				}
+				it, err := c.Get("k")
+				mu.Lock()
+				gets++
+				switch {
+				case err == ErrCacheMiss:
+					misses++
+				case err != nil:
+					t.Errorf("Get: %v", err)
+				case !bytes.Equal(it.Value, vals[0]) && !bytes.Equal(it.Value, vals[1]) &&
+					!bytes.Equal(it.Value, vals[2]):
+					torn++
+				}
+				mu.Unlock()
+			}
+		}(g)
+	}
+	wg.Wait()
+	st, _ := c.Stats()
+	t.Logf("%d gets: %d misses, %d torn; %d evictions", gets, misses, torn, st.Evictions)
+	if misses > 0 || torn > 0 {
+		t.Errorf("a key present throughout: %d of %d gets missed, %d torn (%d evictions)",
+			misses, gets, torn, st.Evictions)
+	}
+}
+
+func breakerName(t *testing.T) string {
+	n := fmt.Sprintf("go%d.%s", os.Getpid(), t.Name())
+	t.Cleanup(func() {
+		Unlink(KindCache, breakerPrefix+n)
+		Unlink(KindSem, breakerPrefix+n)
+	})
+	return n
+}
+
+func TestBreaker(t *testing.T) {
+	needModule(t)
+	n := breakerName(t)
+	var mu sync.Mutex
+	var seen []string
+	s := BreakerSettings{ConsecutiveFailures: 3, OpenTimeout: 300 * time.Millisecond,
+		HalfOpenProbes: 1, SuccessThreshold: 2,
+		OnStateChange: func(name string, from, to State) {
+			mu.Lock()
+			seen = append(seen, from.String()+">"+to.String())
+			mu.Unlock()
+		}}
+	b, err := OpenBreaker(n, s)
+	must(t, err, "open")
+	defer b.Close()
+	if st := b.State(); st != StateClosed {
+		t.Fatalf("new breaker: %v", st)
+	}
+	fail := errors.New("fail")
+	for i := 0; i < 3; i++ {
+		if _, err := b.Execute(func() (interface{}, error) { return nil, fail }); err != fail {
+			t.Fatalf("Execute %d: %v", i, err)
+		}
+	}
+	if st := b.State(); st != StateOpen {
+		t.Fatalf("after 3 failures: %v", st)
+	}
+	if _, err := b.Allow(); err != ErrOpenState {
+		t.Errorf("Allow while open: %v", err)
+	}
+	// A second handle (another process would be the same) sees it.
+	s2 := s
+	s2.OnStateChange = nil
+	b2, err := OpenBreaker(n, s2)
+	must(t, err, "second handle")
+	defer b2.Close()
+	if st := b2.State(); st != StateOpen {
+		t.Errorf("second handle: %v", st)
+	}
+	time.Sleep(350 * time.Millisecond)
+	done, err := b.Allow()
+	must(t, err, "Allow after the open timeout")
+	if st := b.State(); st != StateHalfOpen {
+		t.Errorf("after the timeout: %v", st)
+	}
+	if _, err := b2.Allow(); err != ErrTooManyRequests {
+		t.Errorf("second probe of 1: %v", err)
+	}
+	if c, _ := b.Counts(); c.ProbesInFlight != 1 {
+		t.Errorf("probes in flight %d", c.ProbesInFlight)
+	}
+	done(true)
+	done2, err := b2.Allow()
+	must(t, err, "second probe, after the first reported")
+	done2(true)
+	if st := b.State(); st != StateClosed {
+		t.Errorf("after 2 probe successes: %v", st)
+	}
+	mu.Lock()
+	got := strings.Join(seen, " ")
+	mu.Unlock()
+	// The last transition was b2's: b reports its own only.
+	if got != "closed>open open>half-open" {
+		t.Errorf("OnStateChange: %q", got)
+	}
+	must(t, b2.ForceOpen(), "ForceOpen")
+	time.Sleep(350 * time.Millisecond)
+	if _, err := b.Allow(); err != ErrOpenState {
+		t.Errorf("forced open, past the timeout: %v", err)
+	}
+	must(t, b.ForceClose(), "ForceClose")
+	// The shared settings must agree.
+	s3 := s2
+	s3.SuccessThreshold = 3
+	if _, err := OpenBreaker(n, s3); !errors.Is(err, unix.EEXIST) {
+		t.Errorf("other shared settings: %v, want EEXIST", err)
+	}
+	s3 = s2
+	s3.HalfOpenProbes = 2
+	if _, err := OpenBreaker(n, s3); !errors.Is(err, unix.EEXIST) {
+		t.Errorf("other probe count: %v, want EEXIST", err)
+	}
+	if _, err := OpenBreaker("a/b", s2); !errors.Is(err, unix.EINVAL) {
+		t.Errorf("name with '/': %v", err)
+	}
+	if _, err := OpenBreaker(n, BreakerSettings{OpenTimeout: 1, HalfOpenProbes: 1, SuccessThreshold: 1}); !errors.Is(err, unix.EINVAL) {
+		t.Errorf("no trip condition: %v", err)
+	}
+}
+
+func TestBreakerWindow(t *testing.T) {
+	needModule(t)
+	b, err := OpenBreaker(breakerName(t), BreakerSettings{Window: WindowCount, WindowSize: 10,
+		MinCalls: 4, FailureRatePct: 50, OpenTimeout: time.Hour, HalfOpenProbes: 1, SuccessThreshold: 1})
+	must(t, err, "open")
+	defer b.Close()
+	for i, ok := range []bool{true, false, true, true, false, true, false} {
+		done, err := b.Allow()
+		must(t, err, fmt.Sprintf("Allow %d", i))
+		done(ok)
+	}
+	// 3 of 7 failed: below 50%.
+	if st := b.State(); st != StateClosed {
+		t.Fatalf("3 of 7 failed: %v", st)
+	}
+	done, _ := b.Allow()
+	done(false)
+	if st := b.State(); st != StateOpen {
+		t.Errorf("4 of 8 failed: %v", st)
+	}
+}
+
+// A Go and a C process (go_peer, built on libkprim) share one limiter,
+// semaphore, cache and breaker.
+func TestCPeerShares(t *testing.T) {
+	needModule(t)
+	p := peer(t)
+	pre := fmt.Sprintf("gopeer%d", os.Getpid())
+	t.Cleanup(func() {
+		Unlink(KindCache, breakerPrefix+pre+".br")
+		Unlink(KindSem, breakerPrefix+pre+".br")
+	})
+	l, err := OpenLimiter(pre+".lim", Create|Transient, 0600, Every(time.Hour), 10)
+	must(t, err, "limiter")
+	defer l.Close()
+	s, err := OpenWeighted(pre+".sem", Create|Transient, 0600, 3)
+	must(t, err, "semaphore")
+	defer s.Close()
+	c, err := OpenCache(pre+".cache", Create|Transient, 0600, nil)
+	must(t, err, "cache")
+	defer c.Close()
+	b, err := OpenBreaker(pre+".br", BreakerSettings{ConsecutiveFailures: 3, OpenTimeout: time.Hour,
+		HalfOpenProbes: 1, SuccessThreshold: 1})
+	must(t, err, "breaker")
+	defer b.Close()
+
+	if !l.AllowN(time.Now(), 4) {
+		t.Fatal("AllowN 4 of 10")
+	}
+	must(t, s.Acquire(context.Background(), 2), "Acquire 2")
+	must(t, c.Set(&Item{Key: "k", Value: []byte("from-go")}), "Set k")
+	must(t, c.Set(&Item{Key: "ctr", Value: []byte("5")}), "Set ctr")
+	for i := 0; i < 3; i++ {
+		done, err := b.Allow()
+		must(t, err, "breaker Allow")
+		done(false)
+	}
+
+	out, err := exec.Command(p, "check", pre).CombinedOutput()
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		t.Log(line)
+	}
+	must(t, err, "go_peer check")
+
+	if tk := l.Tokens(); tk != 0 {
+		t.Errorf("limiter: %v tokens after C took the 6 left", tk)
+	}
+	if st, _ := s.Stats(); st.Held != 2 || st.HeldByMe != 2 {
+		t.Errorf("sem: %d held after C exited holding 1, want Go's 2", st.Held)
+	}
+	if it, err := c.Get("k2"); err != nil || string(it.Value) != "from-c" {
+		t.Errorf("cache: k2 from C: %+v %v", it, err)
+	}
+	if it, err := c.Get("ctr"); err != nil || string(it.Value) != "6" {
+		t.Errorf("cache: ctr after C's incr: %+v %v", it, err)
+	}
+	if st := b.State(); st != StateClosed {
+		t.Errorf("breaker: %v after C's force close", st)
+	}
+	if cn, _ := b.Counts(); cn.ConsecutiveFailures != 1 {
+		t.Errorf("breaker: %d failures in a row, C reported 1", cn.ConsecutiveFailures)
+	}
+	// C's failure and two of Go's make the row of 3.
+	for i := 0; i < 2; i++ {
+		done, err := b.Allow()
+		must(t, err, "breaker Allow")
+		done(false)
+	}
+	if st := b.State(); st != StateOpen {
+		t.Errorf("breaker: %v after 1 C + 2 Go failures", st)
+	}
+
+	// A C waiter is woken by a Go release.
+	must(t, s.Acquire(context.Background(), 1), "Acquire the last permit")
+	cmd := exec.Command(p, "wait", pre)
+	var cout bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &cout, &cout
+	must(t, cmd.Start(), "go_peer wait")
+	waitFor(t, "the C waiter", func() bool { st, _ := s.Stats(); return st.Waiters == 1 })
+	s.Release(1)
+	err = cmd.Wait()
+	t.Log(strings.TrimSpace(cout.String()))
+	must(t, err, "go_peer wait")
+}
+
+// Cancels racing grants: every Wait ends granted or cancelled, and a
+// cancel eventfd that fired just as its wait was granted goes back to the
+// pool drained (a stale one would end a later, uncancelled wait at once).
+func TestWaitCancelRace(t *testing.T) {
+	needModule(t)
+	l, err := OpenLimiterInitial("", 0, 0, 2000, 1, 0)
+	must(t, err, "limiter")
+	defer l.Close()
+	s, err := OpenWeighted("", 0, 0, 1)
+	must(t, err, "semaphore")
+	defer s.Close()
+	var granted, cancelled [2]int64
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := 0; i < 150; i++ {
+				ctx, cancel := context.WithCancel(context.Background())
+				d := time.Duration((g*150+i)%7) * 150 * time.Microsecond
+				go func() { time.Sleep(d); cancel() }()
+				k := i % 2
+				var err error
+				if k == 0 {
+					err = l.Wait(ctx)
+				} else if err = s.Acquire(ctx, 1); err == nil {
+					time.Sleep(50 * time.Microsecond)
+					s.Release(1)
+				}
+				mu.Lock()
+				switch err {
+				case nil:
+					granted[k]++
+				case context.Canceled:
+					cancelled[k]++
+				default:
+					t.Errorf("goroutine %d, wait %d: %v", g, i, err)
+				}
+				mu.Unlock()
+				cancel()
+			}
+		}(g)
+	}
+	wg.Wait()
+	t.Logf("limiter: %d granted, %d cancelled; semaphore: %d granted, %d cancelled",
+		granted[0], cancelled[0], granted[1], cancelled[1])
+	if cancelled[0]+cancelled[1] == 0 {
+		t.Error("no wait was cancelled: the race was not run")
+	}
+	// Every pooled eventfd is clean: uncancelled waits all succeed.
+	for i := 0; i < 2*efdPoolMax; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := l.Wait(ctx); err != nil {
+			t.Errorf("uncancelled Wait %d: %v", i, err)
+		}
+		cancel()
+	}
+}
+
+// Go goroutines (two handles) and a C process drive one shared breaker
+// at once: every result is one the state machine may give, both sides
+// see transitions, and no probe slot is left held.
+func TestBreakerHammerWithC(t *testing.T) {
+	needModule(t)
+	p := peer(t)
+	pre := fmt.Sprintf("gohammer%d", os.Getpid())
+	n := pre + ".hb"
+	t.Cleanup(func() {
+		Unlink(KindCache, breakerPrefix+n)
+		Unlink(KindSem, breakerPrefix+n)
+	})
+	s := BreakerSettings{ConsecutiveFailures: 2, OpenTimeout: 2 * time.Millisecond,
+		HalfOpenProbes: 2, SuccessThreshold: 2}
+	b1, err := OpenBreaker(n, s)
+	must(t, err, "breaker")
+	defer b1.Close()
+	b2, err := OpenBreaker(n, s)
+	must(t, err, "second handle")
+	defer b2.Close()
+	cmd := exec.Command(p, "hammer", pre, "3")
+	var cout bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &cout, &cout
+	must(t, cmd.Start(), "go_peer hammer")
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	outcomes := map[string]int{}
+	end := time.Now().Add(3 * time.Second)
+	for g := 0; g < 4; g++ {
+		b := b1
+		if g == 3 {
+			b = b2
+		}
+		wg.Add(1)
+		go func(g int, b *Breaker) {
+			defer wg.Done()
+			for i := 0; time.Now().Before(end); i++ {
+				tk, err := b.AllowTicket()
+				if err == nil {
+					err = b.Done(tk, (i+g)%3 != 0)
+				}
+				mu.Lock()
+				switch err {
+				case nil, ErrOpenState, ErrTooManyRequests, ErrStale:
+					outcomes[fmt.Sprint(err)]++
+				default:
+					t.Errorf("goroutine %d: %v", g, err)
+				}
+				mu.Unlock()
+			}
+		}(g, b)
+	}
+	wg.Wait()
+	err = cmd.Wait()
+	t.Log(strings.TrimSpace(cout.String()))
+	must(t, err, "go_peer hammer")
+	t.Logf("Go outcomes: %v", outcomes)
+	c1, err := b1.Counts()
+	must(t, err, "counts")
+	c2, _ := b2.Counts()
+	if c1.Transitions+c2.Transitions == 0 {
+		t.Error("the Go handles made no transition")
+	}
+	if c1.ProbesInFlight != 0 {
+		t.Errorf("%d probe slots still held", c1.ProbesInFlight)
+	}
+	if _, err := b1.StateErr(); err != nil {
+		t.Errorf("state after the hammer: %v", err)
+	}
+}
