@@ -125,6 +125,7 @@
 #define KPRIM_CACHE_SHRINK_BATCH	128
 #define KPRIM_CACHE_EVICT_BATCH		64
 #define KPRIM_CACHE_U64_DIGITS		20
+#define KPRIM_CACHE_LOOKUP_RETRIES	8
 /* Waits for the hash table to grow before a store gives up (-ENOMEM). */
 #define KPRIM_CACHE_GROW_TRIES		2
 
@@ -692,6 +693,7 @@ struct kprim_cache_entry *kprim_cache_lookup(struct kprim_cache *cache,
 {
 	struct kprim_cache_lkey k = { .data = key, .len = key_len };
 	struct kprim_cache_entry *e;
+	unsigned int tries = 0;
 
 	rcu_read_lock();
 	for (;;) {
@@ -706,8 +708,15 @@ struct kprim_cache_entry *kprim_cache_lookup(struct kprim_cache *cache,
 		 * Its last reference is gone: a store replaced it (or a
 		 * delete removed it) after we found it. The key may still
 		 * be there in a new entry: look again rather than report a
-		 * miss for a key that never went away.
+		 * miss for a key that never went away. Each retry needs
+		 * another store to finish inside this window, so a few
+		 * suffice; the bound keeps a store storm from holding us in
+		 * the RCU read section (then: a miss, as for a delete).
 		 */
+		if (++tries > KPRIM_CACHE_LOOKUP_RETRIES) {
+			e = NULL;
+			break;
+		}
 	}
 	rcu_read_unlock();
 	trace_kprim_cache_access(cache, e, key_len);
