@@ -15,7 +15,8 @@
 #   make host-test-asan  the same under AddressSanitizer + UBSan (build/asan)
 #   make lint            checkpatch, sparse and W=1 on kmod/
 #   make model-check     the protocol models (models/*.pml) under spin
-#   make install         library, headers, pkg-config, kprimctl (PREFIX)
+#   make install         library, headers, pkg-config, kprimctl, man pages (PREFIX)
+#   make man-check       the man pages render without warnings and cover the API
 #   make modules_install / headers_install / dkms-install
 
 # The kernel to build the module against: the running one when its headers
@@ -29,6 +30,7 @@ LIBDIR ?= $(PREFIX)/lib
 INCDIR ?= $(PREFIX)/include
 BINDIR ?= $(PREFIX)/bin
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+MANDIR ?= $(PREFIX)/share/man
 
 B := build
 CC ?= gcc
@@ -215,7 +217,7 @@ model-check:
 	bash models/check.sh
 
 # --- install -----------------------------------------------------------------
-install: lib $(B)/tools/kprimctl
+install: lib $(B)/tools/kprimctl install-man
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR)/kprim \
 		$(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(BINDIR)
 	install -m 755 $(B)/libkprim.so.$(KPRIM_VERSION) $(DESTDIR)$(LIBDIR)/
@@ -227,6 +229,23 @@ install: lib $(B)/tools/kprimctl
 	install -D -m 644 kmod/uapi/kprim.h $(DESTDIR)$(INCDIR)/linux/kprim.h
 	install -m 644 $(B)/kprim.pc $(DESTDIR)$(PKGCONFIGDIR)/
 	install -m 755 $(B)/tools/kprimctl $(DESTDIR)$(BINDIR)/
+
+# --- man pages ---------------------------------------------------------------
+# man/manN/*.N: kprim(7), kprim_ioctl(2), libkprim(3) and its pages (one
+# .so link per function), kprimctl(8). man-check renders each with all
+# warnings on and checks that every public function, ioctl, feature bit,
+# module parameter and kprimctl command is documented.
+MAN_PAGES := $(wildcard man/man[1-8]/*.[1-8])
+
+.PHONY: man-check install-man
+man-check: lib
+	CC="$(CC)" bash tools/man-check.sh $(B)/libkprim.so
+
+install-man:
+	@set -e; for d in $(sort $(dir $(MAN_PAGES))); do \
+		s=$$(basename $$d); install -d $(DESTDIR)$(MANDIR)/$$s; \
+		install -m 644 $$d*.[1-8] $(DESTDIR)$(MANDIR)/$$s/; \
+	done; echo "installed $(words $(MAN_PAGES)) man pages in $(DESTDIR)$(MANDIR)"
 
 clean:
 	-$(MAKE) -C $(KDIR) M=$(CURDIR) clean

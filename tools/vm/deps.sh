@@ -14,7 +14,7 @@ packages=(
 	libelf-dev libssl-dev dwarves sparse
 	qemu-system-x86 busybox-static
 	linux-image-amd64 linux-headers-amd64 linux-source-6.12
-	liburing-dev pkg-config spin
+	liburing-dev pkg-config spin groff-base man-db
 	"$@"
 )
 
