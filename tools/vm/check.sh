@@ -67,6 +67,14 @@ if [ $mode = check ]; then
 		make check-api || exit 1
 fi
 
+# 1a'. The manual pages: they render without a warning and document every
+# exported function, ioctl, feature bit, module parameter and kprimctl
+# command (make man-check).
+if [ $mode = check ]; then
+	run_logged "$run/man-check.log" "manual pages (make man-check)" \
+		make man-check || exit 1
+fi
+
 # 1a. The protocol models under spin (models/check.sh): seconds to a
 # minute, host only.
 if [ $mode = check ]; then
