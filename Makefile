@@ -6,7 +6,11 @@
 #   make check           the whole test pipeline in QEMU, both kernels
 #   make demo            boot the VM and show kprim at work
 #   make bench           boot the VM and run kprim-bench (kprim next to its peers,
-#                        Go's among them: installs golang-go, x/time, x/sync)
+#                        Go's among them: installs golang-go, x/time, x/sync),
+#                        timed (bench-time), then in instructions (bench-insn)
+#   make bench-time      the timed tables only
+#   make bench-insn      1 thread in instructions per operation (QEMU -icount,
+#                        one vCPU), with the per-stage breakdown
 #   make vm-test         rebuild module + tests, rerun them in the VM (fast)
 #   make vm-shell        interactive shell in the test VM (module loaded)
 #   make host-test       the library tests that need no module, on this host
@@ -69,7 +73,7 @@ HOST_TEST_BINS := $(KPRIM_USERLIB_TESTS:%=$(B)/tests/%)
 TOOLS := $(B)/tools/kprimctl $(B)/tools/kprim-bench
 EXAMPLES := $(KPRIM_USERLIB_EXAMPLES:%=$(B)/examples/%)
 
-.PHONY: soak dkms-install all module lib tools gobench daemonbench selftests examples check demo bench vm-test vm-shell \
+.PHONY: soak dkms-install all module lib tools gobench daemonbench selftests examples check demo bench bench-time bench-insn vm-test vm-shell \
 	host-test host-test-run host-test-tsan host-test-asan check-api lint model-check install modules_install headers_install clean distclean
 
 all: module lib tools selftests examples
@@ -122,7 +126,8 @@ $(B)/tests/%: selftests/kprim/%.c $(wildcard selftests/kprim/*.h) $(B)/libkprim.
 
 $(B)/tests/uring_test $(B)/tests/uring_async_test $(B)/tests/fuzz_test $(B)/tests/lifecycle_test \
 	$(B)/tests/attack_test $(B)/tests/attack_mget_test $(B)/tests/attack_async_test \
-	$(B)/tests/fault_test $(B)/tests/uring_lib_test $(B)/tests/attack_final_test: LDLIBS += -luring
+	$(B)/tests/fault_test $(B)/tests/uring_lib_test $(B)/tests/attack_final_test \
+	$(B)/tests/kill_loop_test $(B)/tests/trace_test: LDLIBS += -luring
 
 tools: $(TOOLS)
 
@@ -171,8 +176,17 @@ vm-test:
 demo:
 	bash tools/vm/check.sh --demo
 
+# Two boots, one after the other: the timed tables, then the same cases in
+# instructions (repeatable to the instruction; see README, Performance).
 bench:
 	bash tools/vm/check.sh --bench
+	bash tools/vm/check.sh --bench-insn
+
+bench-time:
+	bash tools/vm/check.sh --bench
+
+bench-insn:
+	bash tools/vm/check.sh --bench-insn
 
 vm-shell:
 	bash tools/vm/check.sh --shell

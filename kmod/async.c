@@ -61,6 +61,7 @@
 #include <linux/uaccess.h>
 #include <linux/workqueue.h>
 #include "kprim.h"
+#include "kprim_trace.h"
 
 /**
  * enum kprim_async_state - where a request is; guarded by the queue's lock.
@@ -286,6 +287,7 @@ static bool kprim_async_stop_locked(struct kprim_async *a, int err)
 	if (a->state != KPRIM_ASYNC_QUEUED)
 		return false;
 	kprim_waitq_del(a->q, &a->w);
+	trace_kprim_wait_end(a->q, &a->w, err);
 	a->state = KPRIM_ASYNC_ENDED;
 	a->result = err;
 	return true;

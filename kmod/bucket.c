@@ -55,41 +55,6 @@ void kprim_bucket_init(struct kprim_bucket *b,
 }
 EXPORT_SYMBOL_IF_KUNIT(kprim_bucket_init);
 
-/* Bring @b up to @now. Time never runs backwards for a bucket. */
-static void kprim_bucket_refill(struct kprim_bucket *b, u64 now)
-{
-	u64 add;
-
-	if (now <= b->last)
-		return;
-	if (check_mul_overflow(now - b->last, b->rate, &add) ||
-	    add >= b->cap - b->fill)
-		b->fill = b->cap;
-	else
-		b->fill += add;
-	b->last = now;
-}
-
-/**
- * kprim_bucket_take() - take @n tokens if they are there.
- * @b:		the bucket
- * @n:		tokens, 1..burst
- * @now:	current time, ns
- *
- * Return: true when the tokens were taken.
- */
-bool kprim_bucket_take(struct kprim_bucket *b, u64 n, u64 now)
-{
-	u64 cost;
-
-	kprim_bucket_refill(b, now);
-	if (check_mul_overflow(n, b->period_ns, &cost) || cost > b->fill)
-		return false;
-	b->fill -= cost;
-	return true;
-}
-EXPORT_SYMBOL_IF_KUNIT(kprim_bucket_take);
-
 /**
  * kprim_bucket_wait_ns() - time until @n tokens will have accumulated.
  * @b:		the bucket

@@ -69,17 +69,42 @@
  * with cond_resched(), so the sweep costs O(log n) per expired entry and
  * nothing for the entries that do not expire.
  *
- * Shrinker. One global shrinker: count = entries of every cache; scan
- * evicts round-robin over the caches (not memcg aware).
+ * Shrinker. Memory pressure is answered where the memory is charged:
+ * every evictable entry of every shrinkable cache is also on one
+ * memcg-aware, per-node list_lru (entry->mlru), on the list of the memory
+ * cgroup its header was charged to (the storing task's: the entry is
+ * allocated with kmem_cache_alloc_lru(), which also allocates that
+ * cgroup's lists). The shrinker is SHRINKER_MEMCG_AWARE |
+ * SHRINKER_NUMA_AWARE: reclaim in a cgroup at its memory.max counts and
+ * scans that cgroup's entries on that node (list_lru_shrink_count() /
+ * list_lru_shrink_walk()), whatever caches they are in, and never touches
+ * another cgroup's; global reclaim walks every cgroup's lists. The walk
+ * holds the list_lru's lock and calls kprim_cache_lru_isolate() per entry,
+ * which may not sleep and only spin_trylock()s the entry's cache->lock
+ * (the opposite order to linking, which adds to the list_lru under
+ * cache->lock): a busy cache is skipped (LRU_SKIP). A referenced entry
+ * gets its second chance (bit cleared, LRU_ROTATE to the tail of its
+ * list), an expired one is freed as an expiration, any other is evicted
+ * (counted in evictions and in shrunk) and unlinked from its cache, all
+ * under both locks: one entry per cache->lock hold, at most nr_to_scan
+ * (SHRINK_BATCH) per walk. Pinned entries and the entries of
+ * KPRIM_CACHE_F_MANUAL caches are never on the list_lru. The entries
+ * whose last reference the shrinker dropped are freed by the shrinker
+ * itself after one synchronize_rcu() per walk rather than by call_rcu():
+ * the cgroup's charge is released before the reclaim that is waiting for
+ * it gives up and calls the OOM killer.
  *
  * Teardown of a cache (kprim_cache_free(), from ->destroy with no fd left):
- * 1. unlist it, so the shrinker cannot reach it;
+ * 1. set cache->dying under cache->lock, so the shrinker leaves the
+ *    cache's entries alone (it checks under the same lock);
  * 2. cancel_delayed_work_sync() the sweep (nothing re-arms it: no fd);
  * 3. rhashtable_free_and_destroy() frees the linked entries at once (no
- *    reader can exist); unlinked ones wait in call_rcu;
+ *    reader can exist), taking each off the list_lru first: once the last
+ *    is off (under the list_lru's lock), no walk can reach the cache;
+ *    unlinked ones wait in call_rcu;
  * 4. free the per-CPU stats and the cache.
- * Module exit: unregister the shrinker, rcu_barrier() for the pending
- * frees, destroy the kmem_cache.
+ * Module exit: unregister the shrinker, destroy the list_lru,
+ * rcu_barrier() for the pending frees, destroy the kmem_cache.
  */
 #include <linux/jhash.h>
 #include <linux/ktime.h>
@@ -91,6 +116,7 @@
 #include <linux/uaccess.h>
 #include "kprim.h"
 #include "cache.h"
+#include "kprim_trace.h"
 
 #define KPRIM_CACHE_SWEEP_MIN_NS	NSEC_PER_SEC
 #define KPRIM_CACHE_SWEEP_MAX_DELAY	(3600 * HZ)
@@ -99,14 +125,21 @@
 #define KPRIM_CACHE_SHRINK_BATCH	128
 #define KPRIM_CACHE_EVICT_BATCH		64
 #define KPRIM_CACHE_U64_DIGITS		20
+/* Waits for the hash table to grow before a store gives up (-ENOMEM). */
+#define KPRIM_CACHE_GROW_TRIES		2
 
 static struct kmem_cache *kprim_cache_entry_slab;
 static struct shrinker *kprim_cache_shrinker;
-static DEFINE_MUTEX(kprim_cache_list_lock);
-/* Caches the shrinker may scan; kprim_cache_list_lock. */
-static LIST_HEAD(kprim_cache_list);
-/* Linked entries of all caches, for the shrinker's count; atomic. */
-static atomic_long_t kprim_cache_nr_entries = ATOMIC_LONG_INIT(0);
+/*
+ * The evictable entries of all shrinkable caches, per memory cgroup and
+ * node (entry->mlru); its per-node lock nests inside cache->lock.
+ */
+static struct list_lru kprim_cache_lru;
+/*
+ * kprim_cache_lru is bound to the shrinker: set (release) once it is, as
+ * the shrinker must be registered before (compat.h) and may run before.
+ */
+static bool kprim_cache_lru_ready;
 
 /* What a lookup hashes: the key bytes and their length. */
 struct kprim_cache_lkey {
@@ -211,7 +244,9 @@ struct kprim_cache_entry *kprim_cache_entry_alloc(const u8 *key, u32 key_len,
 	size_t len = (size_t)key_len + value_len;
 	u8 *buf;
 
-	e = kmem_cache_alloc(kprim_cache_entry_slab, GFP_KERNEL_ACCOUNT);
+	/* Also allocates the storing task's cgroup's lists in the list_lru. */
+	e = kmem_cache_alloc_lru(kprim_cache_entry_slab, &kprim_cache_lru,
+				 GFP_KERNEL_ACCOUNT);
 	if (!e)
 		return NULL;
 	if (len <= KPRIM_CACHE_INLINE) {
@@ -224,10 +259,13 @@ struct kprim_cache_entry *kprim_cache_entry_alloc(const u8 *key, u32 key_len,
 		}
 	}
 	INIT_LIST_HEAD(&e->lru);
+	INIT_LIST_HEAD(&e->mlru);
+	e->cache = NULL;
 	refcount_set(&e->ref, 1);
 	e->referenced = false;
 	e->linked = false;
 	e->pinned = false;
+	e->on_lru = false;
 	e->key_len = key_len;
 	e->value_len = value_len;
 	e->mem = KPRIM_CACHE_ENTRY_COST;
@@ -279,6 +317,9 @@ static void kprim_cache_account_locked(struct kprim_cache *cache,
 {
 	lockdep_assert_held(&cache->lock);
 	e->linked = true;
+	e->cache = cache;
+	if (!e->pinned && !(cache->flags & KPRIM_CACHE_F_MANUAL))
+		e->on_lru = kprim_list_lru_add_obj(&kprim_cache_lru, &e->mlru);
 	if (e->pinned) {
 		list_add(&e->lru, &cache->pinned);
 		cache->nr_pinned++;
@@ -293,15 +334,22 @@ static void kprim_cache_account_locked(struct kprim_cache *cache,
 	if (e->expires != KPRIM_CACHE_NEVER)
 		rb_add_cached(&e->exp_node, &cache->expiry,
 			      kprim_cache_expires_less);
-	atomic_long_inc(&kprim_cache_nr_entries);
 }
 
-/* Forget @e (already out of the table) and drop the table's reference. */
-static void kprim_cache_forget_locked(struct kprim_cache *cache,
-				      struct kprim_cache_entry *e)
+/*
+ * Forget @e (already out of the table), keeping the table's reference for
+ * the caller to drop. The shrinker's walk takes @e off the list_lru itself
+ * (it holds the list_lru's lock) before it calls this.
+ */
+static void kprim_cache_drop_locked(struct kprim_cache *cache,
+				    struct kprim_cache_entry *e)
 {
 	lockdep_assert_held(&cache->lock);
 	e->linked = false;
+	if (e->on_lru) {
+		kprim_list_lru_del_obj(&kprim_cache_lru, &e->mlru);
+		e->on_lru = false;
+	}
 	list_del_init(&e->lru);
 	if (e->pinned) {
 		cache->nr_pinned--;
@@ -313,7 +361,13 @@ static void kprim_cache_forget_locked(struct kprim_cache *cache,
 	cache->mem -= e->mem;
 	if (e->expires != KPRIM_CACHE_NEVER)
 		rb_erase_cached(&e->exp_node, &cache->expiry);
-	atomic_long_dec(&kprim_cache_nr_entries);
+}
+
+/* Forget @e (already out of the table) and drop the table's reference. */
+static void kprim_cache_forget_locked(struct kprim_cache *cache,
+				      struct kprim_cache_entry *e)
+{
+	kprim_cache_drop_locked(cache, e);
 	kprim_cache_entry_put(e);
 }
 
@@ -338,6 +392,7 @@ kprim_cache_find_locked(struct kprim_cache *cache,
 	lockdep_assert_held(&cache->lock);
 	e = rhashtable_lookup_fast(&cache->ht, k, kprim_cache_rht_params);
 	if (e && kprim_cache_expired(e, now)) {
+		trace_kprim_cache_evict(cache, e, KPRIM_EVICT_EXPIRED);
 		kprim_cache_unlink_locked(cache, e);
 		cache->expirations++;
 		e = NULL;
@@ -355,6 +410,7 @@ kprim_cache_find_locked(struct kprim_cache *cache,
  *		referenced entries are evicted too, so gets cannot stall it
  * @keep:	never evicted (the entry a store replaces), or NULL
  * @freed:	entries freed so far
+ * @reason:	KPRIM_EVICT_* of what it evicts (0: a store's room)
  */
 struct kprim_cache_evict {
 	u64 max_bytes;
@@ -364,6 +420,7 @@ struct kprim_cache_evict {
 	u64 chances;
 	const struct kprim_cache_entry *keep;
 	unsigned long freed;
+	int reason;
 };
 
 static bool kprim_cache_over(const struct kprim_cache *cache,
@@ -395,6 +452,8 @@ static bool kprim_cache_evict_locked(struct kprim_cache *cache,
 			e = list_last_entry(&cache->doomed,
 					    struct kprim_cache_entry, lru);
 			if (e != ev->keep) {
+				trace_kprim_cache_evict(cache, e,
+							KPRIM_EVICT_FLUSHED);
 				kprim_cache_unlink_locked(cache, e);
 				ev->freed++;
 				continue;
@@ -409,6 +468,7 @@ static bool kprim_cache_evict_locked(struct kprim_cache *cache,
 			return false;
 		e = list_last_entry(&cache->lru, struct kprim_cache_entry, lru);
 		if (kprim_cache_expired(e, now)) {
+			trace_kprim_cache_evict(cache, e, KPRIM_EVICT_EXPIRED);
 			kprim_cache_unlink_locked(cache, e);
 			cache->expirations++;
 			ev->freed++;
@@ -424,6 +484,7 @@ static bool kprim_cache_evict_locked(struct kprim_cache *cache,
 				ev->chances--;
 			continue;
 		}
+		trace_kprim_cache_evict(cache, e, ev->reason);
 		kprim_cache_unlink_locked(cache, e);
 		cache->evictions++;
 		ev->freed++;
@@ -534,7 +595,10 @@ static u64 kprim_cache_new_cas(struct kprim_cache *cache)
 /*
  * Publish @e in place of @old (or as new when @old is NULL); the caller
  * made room (kprim_cache_room_locked()). On error @e is not published and
- * still owned by the caller.
+ * still owned by the caller: -ENOMEM when the table must grow first and
+ * could not without sleeping (rhashtable's GFP_ATOMIC table: -ENOMEM, or
+ * -EBUSY while a resize is already under way); the caller may wait for
+ * the table's own resize (kprim_cache_wait_grow()) and try again.
  */
 static int kprim_cache_publish_locked(struct kprim_cache *cache,
 				      struct kprim_cache_entry *old,
@@ -556,6 +620,8 @@ static int kprim_cache_publish_locked(struct kprim_cache *cache,
 	} else {
 		ret = rhashtable_lookup_insert_key(&cache->ht, &k, &e->node,
 						   kprim_cache_rht_params);
+		if (ret == -EBUSY)
+			ret = -ENOMEM;
 		if (ret)
 			return ret;
 	}
@@ -563,6 +629,19 @@ static int kprim_cache_publish_locked(struct kprim_cache *cache,
 	if (e->expires != KPRIM_CACHE_NEVER)
 		kprim_cache_arm_sweep_locked(cache, now);
 	return 0;
+}
+
+/*
+ * After a publish failed with -ENOMEM (the table could not grow without
+ * sleeping): wait, unlocked, for the table's deferred resize, which
+ * allocates with GFP_KERNEL. Returns whether to try once more.
+ */
+static bool kprim_cache_wait_grow(struct kprim_cache *cache, int *tries)
+{
+	if ((*tries)++ >= KPRIM_CACHE_GROW_TRIES)
+		return false;
+	flush_work(&cache->ht.run_work);
+	return true;
 }
 
 /*
@@ -619,6 +698,7 @@ struct kprim_cache_entry *kprim_cache_lookup(struct kprim_cache *cache,
 	if (e && (kprim_cache_expired(e, now) || !refcount_inc_not_zero(&e->ref)))
 		e = NULL;
 	rcu_read_unlock();
+	trace_kprim_cache_access(cache, e, key_len);
 	if (!e) {
 		this_cpu_inc(cache->stats->misses);
 		return ERR_PTR(-ENOENT);
@@ -711,7 +791,9 @@ EXPORT_SYMBOL_IF_KUNIT(kprim_cache_mget_lookup);
  * beyond the cache's limits; -EEXIST (ADD, key live); -ENOENT (REPLACE,
  * CAS: no live key); -ESTALE (CAS: version mismatch); -ENOSPC when no room
  * could be made within the eviction budget (concurrent writers); -ENOMEM
- * or -EBUSY from the hash table.
+ * when the hash table cannot grow to take the entry, even after waiting
+ * for its resize (entries evicted to make room for it stay evicted: a
+ * cache never promises to keep an entry).
  */
 int kprim_cache_store_entry(struct kprim_cache *cache,
 			    struct kprim_cache_entry *e, u32 op, s64 expires,
@@ -721,7 +803,7 @@ int kprim_cache_store_entry(struct kprim_cache *cache,
 	struct kprim_cache_evict ev = { };
 	struct kprim_cache_entry *old;
 	unsigned long budget = 0;
-	int ret = 0;
+	int ret = 0, grow = 0;
 
 	if (op > KPRIM_CACHE_CAS) {
 		ret = -EINVAL;
@@ -765,6 +847,10 @@ int kprim_cache_store_entry(struct kprim_cache *cache,
 		if (!ret)
 			*cas = e->cas;
 		spin_unlock(&cache->lock);
+		if (ret == -ENOMEM && kprim_cache_wait_grow(cache, &grow)) {
+			ret = 0;
+			continue;
+		}
 		if (ret != -EAGAIN)
 			break;
 		ret = 0;
@@ -909,9 +995,9 @@ int kprim_cache_incr_report(struct kprim_cache *cache, const u8 *key,
 	unsigned long budget = 0;
 	bool reported = false;
 	u64 seen_cas = 0;
+	int ret, n, grow = 0;
 	s64 expires;
 	u64 v;
-	int ret, n;
 
 	if (flags & ~(KPRIM_CACHE_DECR | KPRIM_CACHE_INCR_CREATE))
 		return -EINVAL;
@@ -984,6 +1070,12 @@ again:
 	}
 	if (!ret)
 		ret = kprim_cache_publish_locked(cache, old, e, now);
+	if (ret == -ENOMEM) {
+		spin_unlock(&cache->lock);
+		if (kprim_cache_wait_grow(cache, &grow))
+			goto again;
+		goto put;
+	}
 	if (ret)
 		goto unlock;
 	*value = v;
@@ -1054,6 +1146,7 @@ void kprim_cache_flush(struct kprim_cache *cache)
 		     !list_empty(&cache->doomed); i++, left--) {
 			e = list_first_entry(&cache->doomed,
 					     struct kprim_cache_entry, lru);
+			trace_kprim_cache_evict(cache, e, KPRIM_EVICT_FLUSHED);
 			kprim_cache_unlink_locked(cache, e);
 		}
 		more = left && !list_empty(&cache->doomed);
@@ -1093,6 +1186,7 @@ unsigned long kprim_cache_sweep(struct kprim_cache *cache, s64 now)
 			e = first ? kprim_cache_exp_entry(first) : NULL;
 			if (!e || !kprim_cache_expired(e, now))
 				break;
+			trace_kprim_cache_evict(cache, e, KPRIM_EVICT_EXPIRED);
 			kprim_cache_unlink_locked(cache, e);
 			cache->expirations++;
 			freed++;
@@ -1134,6 +1228,7 @@ unsigned long kprim_cache_shrink(struct kprim_cache *cache, unsigned long nr,
 		.max_bytes = U64_MAX,
 		.max_mem = U64_MAX,
 		.chances = nr,
+		.reason = KPRIM_EVICT_SHRINKER,
 		/* Bounded like a store's eviction, whatever @nr is. */
 		.steps = min_t(unsigned long, nr, KPRIM_CACHE_SHRINK_BATCH) * 2,
 	};
@@ -1248,7 +1343,6 @@ struct kprim_cache *kprim_cache_alloc(const struct kprim_cache_params *p,
 	INIT_LIST_HEAD(&cache->pinned);
 	INIT_LIST_HEAD(&cache->doomed);
 	cache->expiry = RB_ROOT_CACHED;
-	INIT_LIST_HEAD(&cache->node);
 	INIT_DELAYED_WORK(&cache->sweep, kprim_cache_sweep_work);
 	ret = -ENOMEM;
 	cache->stats = alloc_percpu_gfp(struct kprim_cache_pcpu,
@@ -1258,11 +1352,6 @@ struct kprim_cache *kprim_cache_alloc(const struct kprim_cache_params *p,
 	ret = rhashtable_init(&cache->ht, &kprim_cache_rht_params);
 	if (ret)
 		goto free_stats;
-	if (!(flags & KPRIM_CACHE_F_MANUAL)) {
-		mutex_lock(&kprim_cache_list_lock);
-		list_add_tail(&cache->node, &kprim_cache_list);
-		mutex_unlock(&kprim_cache_list_lock);
-	}
 	return cache;
 
 free_stats:
@@ -1273,12 +1362,17 @@ free_cache:
 }
 EXPORT_SYMBOL_IF_KUNIT(kprim_cache_alloc);
 
-/* rhashtable_free_and_destroy() callback: no reader can exist any more. */
+/*
+ * rhashtable_free_and_destroy() callback: no reader can exist any more,
+ * and the shrinker skips the entries of a dying cache (@on_lru cannot
+ * change): take @e off the list_lru, under its lock, before freeing it.
+ */
 static void kprim_cache_free_entry(void *ptr, void *arg)
 {
 	struct kprim_cache_entry *e = ptr;
 
-	atomic_long_dec(&kprim_cache_nr_entries);
+	if (e->on_lru)
+		kprim_list_lru_del_obj(&kprim_cache_lru, &e->mlru);
 	kprim_cache_entry_free_now(e);
 }
 
@@ -1286,16 +1380,15 @@ static void kprim_cache_free_entry(void *ptr, void *arg)
  * kprim_cache_free() - free a cache and all its entries.
  * @cache: the cache; nobody may use it any more
  *
- * Teardown order: unlist (shrinker), stop the sweep, free the entries,
- * free the cache.
+ * Teardown order: mark it dying (the shrinker leaves it alone), stop the
+ * sweep, free the entries (each off the shrinker's list_lru first), free
+ * the cache.
  */
 void kprim_cache_free(struct kprim_cache *cache)
 {
-	if (!(cache->flags & KPRIM_CACHE_F_MANUAL)) {
-		mutex_lock(&kprim_cache_list_lock);
-		list_del(&cache->node);
-		mutex_unlock(&kprim_cache_list_lock);
-	}
+	spin_lock(&cache->lock);
+	cache->dying = true;
+	spin_unlock(&cache->lock);
 	cancel_delayed_work_sync(&cache->sweep);
 	rhashtable_free_and_destroy(&cache->ht, kprim_cache_free_entry, NULL);
 	free_percpu(cache->stats);
@@ -1307,41 +1400,102 @@ EXPORT_SYMBOL_IF_KUNIT(kprim_cache_free);
  * The shrinker.
  */
 
+/**
+ * struct kprim_cache_reap - one walk of the shrinker.
+ * @now:	the current time (expired entries are expirations)
+ * @dispose:	entries whose last reference the walk dropped, on their
+ *		->lru, to free after a grace period
+ */
+struct kprim_cache_reap {
+	s64 now;
+	struct list_head dispose;
+};
+
+/*
+ * list_lru walk callback, called with the list_lru's lock held for @item,
+ * an entry of the memory cgroup and node being shrunk: may not sleep nor
+ * drop that lock. cache->lock nests outside it, so it is only tried.
+ */
+static enum lru_status kprim_cache_lru_isolate(struct list_head *item,
+					       struct list_lru_one *list,
+					       spinlock_t *lru_lock, void *arg)
+{
+	struct kprim_cache_entry *e = container_of(item,
+						   struct kprim_cache_entry,
+						   mlru);
+	struct kprim_cache *cache = e->cache;
+	struct kprim_cache_reap *r = arg;
+	bool expired;
+
+	/*
+	 * On the list_lru, @e is linked in @cache, which kprim_cache_free()
+	 * cannot free before it took @e off under the lock we hold.
+	 */
+	if (!spin_trylock(&cache->lock))
+		return LRU_SKIP;
+	if (cache->dying) {
+		spin_unlock(&cache->lock);
+		return LRU_SKIP;
+	}
+	expired = kprim_cache_expired(e, r->now);
+	if (!expired && READ_ONCE(e->referenced)) {
+		/* Second chance, as for a store's eviction. */
+		WRITE_ONCE(e->referenced, false);
+		spin_unlock(&cache->lock);
+		return LRU_ROTATE;
+	}
+	if (expired) {
+		cache->expirations++;
+	} else {
+		cache->evictions++;
+		cache->shrunk++;
+	}
+	list_lru_isolate(list, item);
+	e->on_lru = false;
+	WARN_ON_ONCE(rhashtable_remove_fast(&cache->ht, &e->node,
+					    kprim_cache_rht_params));
+	trace_kprim_cache_evict(cache, e, expired ? KPRIM_EVICT_EXPIRED :
+				KPRIM_EVICT_SHRINKER);
+	kprim_cache_drop_locked(cache, e);
+	spin_unlock(&cache->lock);
+	/* A reader copying the value out frees it (call_rcu) when done. */
+	if (refcount_dec_and_test(&e->ref))
+		list_add(&e->lru, &r->dispose);
+	return LRU_REMOVED;
+}
+
 static unsigned long kprim_cache_shrink_count(struct shrinker *s,
 					      struct shrink_control *sc)
 {
-	long n = atomic_long_read(&kprim_cache_nr_entries);
+	unsigned long n;
 
-	return n > 0 ? n : SHRINK_EMPTY;
+	/* Pairs with the release in kprim_cache_module_init(). */
+	if (!smp_load_acquire(&kprim_cache_lru_ready))
+		return 0;
+	n = list_lru_shrink_count(&kprim_cache_lru, sc);
+	return n ? n : SHRINK_EMPTY;
 }
 
 static unsigned long kprim_cache_shrink_scan(struct shrinker *s,
 					     struct shrink_control *sc)
 {
-	unsigned long freed = 0, want = sc->nr_to_scan, n;
-	struct kprim_cache *cache;
-	bool progress = true;
-	s64 now = kprim_cache_now();
+	struct kprim_cache_reap r = { .now = kprim_cache_now() };
+	struct kprim_cache_entry *e, *tmp;
+	unsigned long freed;
 
-	mutex_lock(&kprim_cache_list_lock);
-	while (freed < want && progress) {
-		progress = false;
-		list_for_each_entry(cache, &kprim_cache_list, node) {
-			n = min_t(unsigned long, want - freed,
-				  KPRIM_CACHE_SHRINK_BATCH);
-			n = kprim_cache_shrink(cache, n, now);
-			freed += n;
-			progress |= n > 0;
-			if (freed >= want)
-				break;
-		}
-		cond_resched();
+	/* Pairs with the release in kprim_cache_module_init(). */
+	if (!smp_load_acquire(&kprim_cache_lru_ready))
+		return SHRINK_STOP;
+	INIT_LIST_HEAD(&r.dispose);
+	freed = list_lru_shrink_walk(&kprim_cache_lru, sc,
+				     kprim_cache_lru_isolate, &r);
+	if (!list_empty(&r.dispose)) {
+		/* Lockless lookups may still be looking at them. */
+		synchronize_rcu();
+		list_for_each_entry_safe(e, tmp, &r.dispose, lru)
+			kprim_cache_entry_free_now(e);
 	}
-	/* Start with another cache next time. */
-	if (!list_empty(&kprim_cache_list))
-		list_rotate_left(&kprim_cache_list);
-	mutex_unlock(&kprim_cache_list_lock);
-	return freed ? freed : SHRINK_STOP;
+	return freed;
 }
 
 /*
@@ -1719,6 +1873,7 @@ static int kprim_cache_create(struct kprim_object *obj,
 	cache = kprim_cache_alloc(&args->cache, 0);
 	if (IS_ERR(cache))
 		return PTR_ERR(cache);
+	cache->obj = obj;
 	/* Reserve all the cache may come to hold against its owner. */
 	ret = kprim_obj_reserve_bytes(obj,
 				      kprim_cache_reservation(&cache->params));
@@ -1763,6 +1918,8 @@ static void kprim_cache_show_fdinfo(struct kprim_handle *h, struct seq_file *m)
 	seq_printf(m, "kprim-hits:\t%llu\n", info.hits);
 	seq_printf(m, "kprim-misses:\t%llu\n", info.misses);
 	seq_printf(m, "kprim-evictions:\t%llu\n", info.evictions);
+	seq_printf(m, "kprim-shrunk:\t%llu\n",
+		   READ_ONCE(kprim_cache_of(h->obj)->shrunk));
 	seq_printf(m, "kprim-expirations:\t%llu\n", info.expirations);
 }
 
@@ -1813,11 +1970,20 @@ int kprim_cache_module_init(void)
 		return -ENOMEM;
 	kprim_cache_shrinker = kprim_shrinker_create(kprim_cache_shrink_count,
 						     kprim_cache_shrink_scan,
+						     SHRINKER_MEMCG_AWARE |
+						     SHRINKER_NUMA_AWARE,
 						     "kprim-cache");
 	if (!kprim_cache_shrinker)
 		goto destroy_slab;
+	/* After registering: 6.1 gives the shrinker its id there. */
+	if (list_lru_init_memcg(&kprim_cache_lru, kprim_cache_shrinker))
+		goto destroy_shrinker;
+	/* The shrinker sees an initialised list_lru once it sees this. */
+	smp_store_release(&kprim_cache_lru_ready, true);
 	return 0;
 
+destroy_shrinker:
+	kprim_shrinker_destroy(kprim_cache_shrinker);
 destroy_slab:
 	kmem_cache_destroy(kprim_cache_entry_slab);
 	return -ENOMEM;
@@ -1827,11 +1993,13 @@ destroy_slab:
  * kprim_cache_module_exit() - undo kprim_cache_module_init().
  *
  * Every cache is gone (kprim_registry_exit() ran): unregister the shrinker,
- * wait for the RCU frees still pending, destroy the kmem_cache.
+ * destroy its (empty) list_lru, wait for the RCU frees still pending,
+ * destroy the kmem_cache.
  */
 void kprim_cache_module_exit(void)
 {
 	kprim_shrinker_destroy(kprim_cache_shrinker);
+	list_lru_destroy(&kprim_cache_lru);
 	rcu_barrier();
 	kmem_cache_destroy(kprim_cache_entry_slab);
 }

@@ -6,6 +6,7 @@
 #define _KPRIM_CACHE_H
 
 #include <linux/list.h>
+#include <linux/list_lru.h>
 #include <linux/percpu.h>
 #include <linux/rbtree.h>
 #include <linux/rcupdate.h>
@@ -15,6 +16,8 @@
 #include <linux/types.h>
 #include <linux/workqueue.h>
 #include "uapi/kprim.h"
+
+struct kprim_object;
 
 /* Parameter defaults (a 0 field picks them) and hard caps (-EINVAL). */
 #define KPRIM_CACHE_DEF_BYTES		(64ULL << 20)
@@ -47,7 +50,16 @@
  * struct kprim_cache_entry - one key and its value.
  * @node:	in cache->ht; changed under cache->lock
  * @lru:	in cache->lru (most recent first), cache->pinned or
- *		cache->doomed (being flushed); cache->lock
+ *		cache->doomed (being flushed); cache->lock. Once unlinked,
+ *		the shrinker may reuse it for its list of entries to free
+ * @mlru:	in the shrinker's list_lru, on the list of the memory cgroup
+ *		the entry is charged to (and its NUMA node), while @on_lru.
+ *		Lock order: cache->lock, then the list_lru's lock: linking
+ *		adds and unlinking removes it under cache->lock; the
+ *		shrinker's walk holds the list_lru's lock and only
+ *		spin_trylock()s cache->lock (kprim_cache_lru_isolate())
+ * @cache:	the cache the entry was stored in (for the shrinker);
+ *		immutable once published
  * @ref:	one reference for the table while @linked, one per reader
  *		copying the value out; the last put frees after an RCU grace
  *		period (lookups do refcount_inc_not_zero() under RCU)
@@ -56,6 +68,8 @@
  * @linked:	in the table and accounted; cache->lock
  * @pinned:	never evicted: on cache->pinned, not cache->lru; set before
  *		publishing, immutable
+ * @on_lru:	on the shrinker's list_lru (@mlru): linked, not pinned, in
+ *		a shrinkable cache; cache->lock
  * @key_len:	1..KPRIM_KEY_MAX; immutable
  * @value_len:	immutable
  * @mem:	memory the entry costs (KPRIM_CACHE_ENTRY_COST plus its
@@ -75,10 +89,13 @@
 struct kprim_cache_entry {
 	struct rhash_head node;
 	struct list_head lru;
+	struct list_head mlru;
+	struct kprim_cache *cache;
 	refcount_t ref;
 	bool referenced;
 	bool linked;
 	bool pinned;
+	bool on_lru;
 	u8 key_len;
 	u32 value_len;
 	u32 mem;
@@ -125,12 +142,17 @@ struct kprim_cache_pcpu {
  * @sweep_seen:	entries the sweep has looked at, in all (its cost); @lock
  * @next_cas:	last version handed out (kprim_cache_new_cas())
  * @evictions:	entries dropped for space (limits or shrinker); @lock
+ * @shrunk:	of those, the ones the shrinker dropped (memory pressure
+ *		in the memory cgroup they are charged to, or globally); @lock
  * @expirations: expired entries freed (sweep or access); @lock
  * @params:	effective parameters; immutable
  * @flags:	KPRIM_CACHE_F_*; immutable
  * @stats:	hits and misses, per CPU, lockless
  * @sweep:	self-rearming expiry sweep; armed under @lock
- * @node:	in the list the shrinker scans; kprim_cache_list_lock
+ * @dying:	set by kprim_cache_free() before it frees the entries: the
+ *		shrinker leaves the cache alone from then on; @lock
+ * @obj:	the object, for the tracepoints (NULL for a KUnit cache);
+ *		set by ->create, immutable
  */
 struct kprim_cache {
 	struct rhashtable ht;
@@ -150,12 +172,14 @@ struct kprim_cache {
 	u64 sweep_seen;
 	atomic64_t next_cas;
 	u64 evictions;
+	u64 shrunk;
 	u64 expirations;
 	struct kprim_cache_params params;
 	u32 flags;
 	struct kprim_cache_pcpu __percpu *stats;
 	struct delayed_work sweep;
-	struct list_head node;
+	bool dying;
+	const struct kprim_object *obj;
 };
 
 int kprim_cache_module_init(void);

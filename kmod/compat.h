@@ -188,12 +188,17 @@ static inline bool kprim_uring_cmd_orphaned(struct io_uring_cmd *ioucmd)
 }
 #endif
 
-/* ---- shrinker API (cache.c) ---------------------------------------- */
+/* ---- shrinker and list_lru API (cache.c) --------------------------- */
 /*
  * 6.7 replaced register_shrinker() on a caller-owned struct shrinker with
  * shrinker_alloc()/shrinker_register()/shrinker_free(). Both sides here
- * return a registered, heap-allocated shrinker or NULL.
+ * return a registered, heap-allocated shrinker or NULL. A memcg-aware
+ * list_lru is bound to its shrinker's id, which 6.1 hands out only when it
+ * registers the shrinker (prealloc_shrinker() is not exported): so on both
+ * kernels the shrinker is registered first and its callbacks must cope
+ * with a list_lru not initialised yet (cache.c's kprim_cache_lru_ready).
  */
+#include <linux/list_lru.h>
 #include <linux/shrinker.h>
 #include <linux/slab.h>
 
@@ -203,9 +208,10 @@ typedef unsigned long (*kprim_shrink_fn)(struct shrinker *s,
 #ifdef KPRIM_HAVE_SHRINKER_ALLOC
 static inline struct shrinker *kprim_shrinker_create(kprim_shrink_fn count,
 						     kprim_shrink_fn scan,
+						     unsigned int flags,
 						     const char *name)
 {
-	struct shrinker *s = shrinker_alloc(0, "%s", name);
+	struct shrinker *s = shrinker_alloc(flags, "%s", name);
 
 	if (!s)
 		return NULL;
@@ -223,6 +229,7 @@ static inline void kprim_shrinker_destroy(struct shrinker *s)
 #else
 static inline struct shrinker *kprim_shrinker_create(kprim_shrink_fn count,
 						     kprim_shrink_fn scan,
+						     unsigned int flags,
 						     const char *name)
 {
 	struct shrinker *s = kzalloc(sizeof(*s), GFP_KERNEL);
@@ -232,6 +239,7 @@ static inline struct shrinker *kprim_shrinker_create(kprim_shrink_fn count,
 	s->count_objects = count;
 	s->scan_objects = scan;
 	s->seeks = DEFAULT_SEEKS;
+	s->flags = flags;
 	if (register_shrinker(s, "%s", name)) {
 		kfree(s);
 		return NULL;
@@ -245,6 +253,37 @@ static inline void kprim_shrinker_destroy(struct shrinker *s)
 	kfree(s);
 }
 #endif
-/* ---- end shrinker API ---------------------------------------------- */
+
+/*
+ * 6.8 renamed list_lru_add()/list_lru_del() of a slab object (the memory
+ * cgroup and node taken from the object) to list_lru_add_obj()/_del_obj()
+ * and gave the old names explicit nid and memcg arguments.
+ */
+#ifdef KPRIM_HAVE_LIST_LRU_ADD_OBJ
+static inline bool kprim_list_lru_add_obj(struct list_lru *lru,
+					  struct list_head *item)
+{
+	return list_lru_add_obj(lru, item);
+}
+
+static inline bool kprim_list_lru_del_obj(struct list_lru *lru,
+					  struct list_head *item)
+{
+	return list_lru_del_obj(lru, item);
+}
+#else
+static inline bool kprim_list_lru_add_obj(struct list_lru *lru,
+					  struct list_head *item)
+{
+	return list_lru_add(lru, item);
+}
+
+static inline bool kprim_list_lru_del_obj(struct list_lru *lru,
+					  struct list_head *item)
+{
+	return list_lru_del(lru, item);
+}
+#endif
+/* ---- end shrinker and list_lru API --------------------------------- */
 
 #endif /* _KPRIM_COMPAT_H */

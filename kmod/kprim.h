@@ -14,6 +14,8 @@
 #include <linux/seq_file.h>
 #include <linux/wait.h>
 #include <linux/ioctl.h>
+#include <linux/fault-inject-usercopy.h>
+#include <linux/uaccess.h>
 #include "compat.h"
 #include "uapi/kprim.h"
 
@@ -126,6 +128,11 @@ struct kprim_handle {
 
 extern const struct kprim_kind_ops kprim_limiter_ops;
 extern const struct kprim_kind_ops kprim_sem_ops;
+/* Their ioctl handlers, called directly by the object fd's dispatch. */
+long kprim_limiter_ioctl(struct kprim_handle *h, unsigned int cmd,
+			 void __user *arg);
+long kprim_sem_ioctl(struct kprim_handle *h, unsigned int cmd,
+		     void __user *arg);
 extern const struct kprim_kind_ops kprim_cache_ops;
 
 /* object.c */
@@ -154,9 +161,61 @@ struct kprim_uring_pdu {
 };
 
 /* uargs.c */
-int kprim_copy_args(void *dst, size_t ksize, size_t min_size,
-		    const void __user *src);
+int __kprim_copy_args(void *dst, size_t ksize, size_t min_size,
+		      const void __user *src);
 int kprim_copy_args_out(void __user *dst, const void *src, size_t ksize);
+
+/**
+ * kprim_copy_args() - copy a versioned argument struct from userspace.
+ * @dst:	kernel struct, @ksize bytes
+ * @ksize:	size of the struct this module knows (a constant)
+ * @min_size:	first published size of the struct
+ * @src:	user pointer; its first __u32 is the caller's size
+ *
+ * Inline, for the hot commands: a caller built against this module's own
+ * struct is copied a u64 at a time in one user access window, the size
+ * word with the rest (it is read once). Anything else (another size, a
+ * fault on the first word, a range access_ok() refuses) takes the general
+ * path, __kprim_copy_args(), which gives the same results as before.
+ * Fault injection (fail_usercopy) draws once per copy, as for
+ * copy_from_user().
+ *
+ * Return: as __kprim_copy_args().
+ */
+static __always_inline int kprim_copy_args(void *dst, size_t ksize,
+					   size_t min_size,
+					   const void __user *src)
+{
+	const u64 __user *s = src;
+	u64 *d = dst;
+	size_t i;
+
+	if (!IS_ALIGNED(ksize, sizeof(u64)) ||
+	    !user_read_access_begin(src, ksize))
+		goto general;
+	unsafe_get_user(d[0], &s[0], general_end);
+	if (*(u32 *)dst != ksize)
+		goto general_end;
+	if (IS_ENABLED(CONFIG_FAULT_INJECTION_USERCOPY)) {
+		/* No calls inside the window. */
+		user_read_access_end();
+		if (should_fail_usercopy() ||
+		    !user_read_access_begin(src, ksize))
+			return -EFAULT;
+	}
+	for (i = 1; i < ksize / sizeof(u64); i++)
+		unsafe_get_user(d[i], &s[i], efault);
+	user_read_access_end();
+	return 0;
+
+efault:
+	user_read_access_end();
+	return -EFAULT;
+general_end:
+	user_read_access_end();
+general:
+	return __kprim_copy_args(dst, ksize, min_size, src);
+}
 
 /*
  * Commands are matched on magic, number and direction; the size bits are
@@ -179,6 +238,7 @@ int kprim_copy_args_out(void __user *dst, const void *src, size_t ksize);
  * @async:	NULL for a sleeping task; for an io_uring request that holds
  *		no thread, its wait (async.c), which a grant completes
  *		instead of waking @task
+ * @queued_at:	when kprim_waitq_add() queued it (ktime ns; tracepoints)
  */
 struct kprim_waiter {
 	struct list_head node;
@@ -188,6 +248,7 @@ struct kprim_waiter {
 	int result;
 	void *holder;
 	struct kprim_async *async;
+	u64 queued_at;
 };
 
 /**
@@ -196,12 +257,15 @@ struct kprim_waiter {
  * @waiters:	struct kprim_waiter, oldest first
  * @nr_waiters:	length of @waiters
  * @queued:	sum of the waiters' n, saturating at U64_MAX
+ * @obj:	the object it belongs to, for the tracepoints (set by the
+ *		kind's ->create; NULL for a KUnit object); immutable
  */
 struct kprim_waitq {
 	spinlock_t lock;
 	struct list_head waiters;
 	u64 nr_waiters;
 	u64 queued;
+	const struct kprim_object *obj;
 };
 
 /**

@@ -12,6 +12,7 @@
 #include <linux/uaccess.h>
 #include "kprim.h"
 #include "bucket.h"
+#include "kprim_trace.h"
 
 /**
  * struct kprim_limiter - a limiter object's state.
@@ -128,6 +129,7 @@ static int kprim_limiter_create(struct kprim_object *obj,
 	if (!lim)
 		return -ENOMEM;
 	kprim_waitq_init(&lim->q);
+	lim->q.obj = obj;
 	kprim_bucket_init(&lim->bucket, &args->limiter, initial, kprim_now());
 	lim->initial = initial ? args->limiter.initial : args->limiter.burst;
 	hrtimer_init(&lim->timer, CLOCK_MONOTONIC, HRTIMER_MODE_ABS);
@@ -214,22 +216,106 @@ static long kprim_limiter_take_async(struct kprim_limiter *lim,
 		if (ret == -EIOCBQUEUED && queued_first)
 			kprim_limiter_grant(lim, now);
 	}
+	trace_kprim_limiter_take(&lim->q, args->n, ret, true);
 	spin_unlock_irq(&lim->q.lock);
 	if (ret == -EIOCBQUEUED)
 		return ret;
 	return kprim_async_discard(a, ret, issue_flags);
 }
 
-/* @ioucmd: NULL for the ioctl; the io_uring request otherwise. */
-static long kprim_limiter_take(struct kprim_limiter *lim,
-			       struct kprim_limiter_take __user *uargs,
-			       struct io_uring_cmd *ioucmd,
-			       unsigned int issue_flags)
+/*
+ * Take @n tokens now if fair: only when nobody is queued (FIFO: no barging
+ * past a waiter). Return: 0; -EINVAL when @n can never fit; -EAGAIN when
+ * the caller would have to wait (counted as throttled).
+ */
+static inline int kprim_limiter_try_locked(struct kprim_limiter *lim, u64 n,
+					   u64 now)
 {
-	struct kprim_limiter_take args;
+	lockdep_assert_held(&lim->q.lock);
+	if (n > lim->bucket.burst)
+		return -EINVAL;
+	if (list_empty(&lim->q.waiters) &&
+	    kprim_bucket_take(&lim->bucket, n, now)) {
+		lim->admitted += n;
+		return 0;
+	}
+	lim->throttled++;
+	return -EAGAIN;
+}
+
+/*
+ * A take that may wait: the wait context and the waiter live in this frame
+ * only, so that a try-take (kprim_limiter_take()) neither zeroes nor sets
+ * them up.
+ */
+static noinline int kprim_limiter_take_wait(struct kprim_limiter *lim,
+					    struct kprim_limiter_take __user *uargs,
+					    struct kprim_limiter_take *args)
+{
 	struct kprim_wait_ctx ctx;
 	struct kprim_waiter w = { .task = current };
 	bool queued_first;
+	u64 now;
+	int ret;
+
+	ret = kprim_wait_ctx_init(&ctx, &args->wait);
+	if (ret)
+		return ret;
+
+	spin_lock_irq(&lim->q.lock);
+	now = kprim_now();
+	ret = kprim_limiter_try_locked(lim, args->n, now);
+	if (ret != -EAGAIN)
+		goto unlock;
+	if (ctx.nonblock) {
+		args->retry_after_ns = kprim_limiter_retry_after(lim, args->n,
+								 now);
+		ret = -EAGAIN;
+		goto unlock;
+	}
+
+	w.n = args->n;
+	queued_first = list_empty(&lim->q.waiters);
+	kprim_waitq_add(&lim->q, &w);
+	trace_kprim_limiter_take(&lim->q, args->n, -EIOCBQUEUED, false);
+	if (queued_first)
+		kprim_limiter_grant(lim, now);
+	spin_unlock_irq(&lim->q.lock);
+
+	ret = kprim_wait_for_grant(&lim->q, &w, &ctx, kprim_limiter_abandoned,
+				   lim);
+	if (ret == -ERESTARTSYS)
+		ret = kprim_wait_restart(&ctx, &uargs->wait);
+	if (ret == -ETIMEDOUT) {
+		spin_lock_irq(&lim->q.lock);
+		args->retry_after_ns = kprim_limiter_retry_after(lim, args->n,
+								 kprim_now());
+		spin_unlock_irq(&lim->q.lock);
+	}
+	goto out;
+
+unlock:
+	trace_kprim_limiter_take(&lim->q, args->n, ret, false);
+	spin_unlock_irq(&lim->q.lock);
+out:
+	kprim_wait_ctx_destroy(&ctx);
+	return ret;
+}
+
+/*
+ * @ioucmd: NULL for the ioctl; the io_uring request otherwise.
+ *
+ * The hot path is a try-take that names no cancel fd: it needs no wait
+ * context (nothing to validate, no deadline, no eventfd), so it is done
+ * here, with the same checks and accounting in the same order as
+ * kprim_limiter_take_wait() does them for a timeout of 0.
+ */
+static __always_inline long
+kprim_limiter_take(struct kprim_limiter *lim,
+		   struct kprim_limiter_take __user *uargs,
+		   struct io_uring_cmd *ioucmd, unsigned int issue_flags)
+{
+	struct kprim_limiter_take args;
 	u64 now;
 	int ret;
 
@@ -242,52 +328,19 @@ static long kprim_limiter_take(struct kprim_limiter *lim,
 	if (ioucmd && args.wait.timeout_ns)
 		return kprim_limiter_take_async(lim, uargs, &args, ioucmd,
 						issue_flags);
-	ret = kprim_wait_ctx_init(&ctx, &args.wait);
-	if (ret)
-		return ret;
-
-	spin_lock_irq(&lim->q.lock);
-	now = kprim_now();
-	if (args.n > lim->bucket.burst) {
-		ret = -EINVAL;
-		goto unlock;
-	}
-	if (list_empty(&lim->q.waiters) &&
-	    kprim_bucket_take(&lim->bucket, args.n, now)) {
-		lim->admitted += args.n;
-		ret = 0;
-		goto unlock;
-	}
-	lim->throttled++;
-	if (ctx.nonblock) {
-		args.retry_after_ns = kprim_limiter_retry_after(lim, args.n, now);
-		ret = -EAGAIN;
-		goto unlock;
-	}
-
-	w.n = args.n;
-	queued_first = list_empty(&lim->q.waiters);
-	kprim_waitq_add(&lim->q, &w);
-	if (queued_first)
-		kprim_limiter_grant(lim, now);
-	spin_unlock_irq(&lim->q.lock);
-
-	ret = kprim_wait_for_grant(&lim->q, &w, &ctx, kprim_limiter_abandoned,
-				   lim);
-	if (ret == -ERESTARTSYS)
-		ret = kprim_wait_restart(&ctx, &uargs->wait);
-	if (ret == -ETIMEDOUT) {
+	if (args.wait.timeout_ns || args.wait.reserved ||
+	    args.wait.cancel_fd != KPRIM_NO_CANCEL_FD) {
+		ret = kprim_limiter_take_wait(lim, uargs, &args);
+	} else {
 		spin_lock_irq(&lim->q.lock);
-		args.retry_after_ns = kprim_limiter_retry_after(lim, args.n,
-								kprim_now());
+		now = kprim_now();
+		ret = kprim_limiter_try_locked(lim, args.n, now);
+		if (ret == -EAGAIN)
+			args.retry_after_ns =
+				kprim_limiter_retry_after(lim, args.n, now);
+		trace_kprim_limiter_take(&lim->q, args.n, ret, false);
 		spin_unlock_irq(&lim->q.lock);
 	}
-	goto out;
-
-unlock:
-	spin_unlock_irq(&lim->q.lock);
-out:
-	kprim_wait_ctx_destroy(&ctx);
 	if ((ret == -EAGAIN || ret == -ETIMEDOUT) &&
 	    kprim_copy_args_out(uargs, &args, sizeof(args)))
 		return -EFAULT;
@@ -369,8 +422,16 @@ static long kprim_limiter_info(struct kprim_limiter *lim,
 	return kprim_copy_args_out(uargs, &args, sizeof(args));
 }
 
-static long kprim_limiter_ioctl(struct kprim_handle *h, unsigned int cmd,
-				void __user *arg)
+/**
+ * kprim_limiter_ioctl() - the ioctls of a limiter fd.
+ * @h:		the fd's handle
+ * @cmd:	the ioctl command
+ * @arg:	its user argument
+ *
+ * Return: the command's result; -ENOTTY for a command of another kind.
+ */
+long kprim_limiter_ioctl(struct kprim_handle *h, unsigned int cmd,
+			 void __user *arg)
 {
 	struct kprim_limiter *lim = kprim_limiter(h->obj);
 

@@ -15,6 +15,7 @@
 #include <linux/cred.h>
 #include <linux/file.h>
 #include <linux/hashtable.h>
+#include <linux/indirect_call_wrapper.h>
 #include <linux/jhash.h>
 #include <linux/module.h>
 #include <linux/mutex.h>
@@ -703,7 +704,9 @@ static long kprim_obj_ioctl(struct file *file, unsigned int cmd,
 	/* It ends io_uring waits of the ring it is sent through. */
 	if (KPRIM_CMD(cmd) == KPRIM_CMD(KPRIM_IOC_WAIT_CANCEL))
 		return -EOPNOTSUPP;
-	return h->obj->ops->ioctl(h, cmd, (void __user *)arg);
+	/* Direct calls for the kinds whose hot path is an ioctl: no retpoline. */
+	return INDIRECT_CALL_2(h->obj->ops->ioctl, kprim_limiter_ioctl,
+			       kprim_sem_ioctl, h, cmd, (void __user *)arg);
 }
 
 static __poll_t kprim_obj_poll(struct file *file, poll_table *pt)

@@ -31,6 +31,7 @@
 #include <linux/uaccess.h>
 #include "kprim.h"
 #include "sem.h"
+#include "kprim_trace.h"
 
 #define KPRIM_SEM_PERMITS_MAX	U32_MAX
 
@@ -101,6 +102,7 @@ static void kprim_sem_put(struct kprim_sem *sem, struct kprim_sem_fd *fd,
 	lockdep_assert_held(&sem->wq.lock);
 	fd->held -= n;
 	sem->held -= n;
+	trace_kprim_sem_release(&sem->wq, n, sem->held);
 	if (!fd->held) {
 		list_del_init(&fd->node);
 		sem->nr_holders--;
@@ -306,6 +308,7 @@ static int kprim_sem_create(struct kprim_object *obj,
 	if (!sem)
 		return -ENOMEM;
 	kprim_sem_init(sem, p->permits);
+	sem->wq.obj = obj;
 	obj->priv = sem;
 	return 0;
 }
@@ -365,23 +368,65 @@ static long kprim_sem_acquire_async(struct kprim_handle *h, void __user *uarg,
 	ret = kprim_sem_try_acquire(sem, h->priv, args->n);
 	if (ret == -EAGAIN)
 		ret = kprim_async_queue_locked(a, args->n, h->priv);
+	trace_kprim_sem_acquire(&sem->wq, args->n, ret, true);
 	spin_unlock_irq(&sem->wq.lock);
 	if (ret == -EIOCBQUEUED)
 		return ret;
 	return kprim_async_discard(a, ret, issue_flags);
 }
 
-/* @ioucmd: NULL for the ioctl; the io_uring request otherwise. */
-static long kprim_sem_acquire(struct kprim_handle *h, void __user *uarg,
-			      struct io_uring_cmd *ioucmd,
-			      unsigned int issue_flags)
+/*
+ * An acquire that may wait: the wait context and the waiter live in this
+ * frame only, so that a try-acquire (kprim_sem_acquire()) neither zeroes
+ * nor sets them up.
+ */
+static noinline int kprim_sem_acquire_wait(struct kprim_handle *h,
+					   struct kprim_sem_acquire __user *uargs,
+					   const struct kprim_sem_acquire *args)
 {
-	struct kprim_sem_acquire __user *uargs = uarg;
 	struct kprim_sem *sem = h->obj->priv;
 	struct kprim_sem_fd *fd = h->priv;
-	struct kprim_sem_acquire args;
 	struct kprim_waiter w;
 	struct kprim_wait_ctx ctx;
+	int ret;
+
+	ret = kprim_wait_ctx_init(&ctx, &args->wait);
+	if (ret)
+		goto out;
+
+	spin_lock_irq(&sem->wq.lock);
+	ret = kprim_sem_try_acquire(sem, fd, args->n);
+	if (ret != -EAGAIN || ctx.nonblock) {
+		trace_kprim_sem_acquire(&sem->wq, args->n, ret, false);
+		spin_unlock_irq(&sem->wq.lock);
+		goto out;
+	}
+	kprim_sem_enqueue(sem, &w, fd, args->n);
+	trace_kprim_sem_acquire(&sem->wq, args->n, -EIOCBQUEUED, false);
+	spin_unlock_irq(&sem->wq.lock);
+
+	ret = kprim_wait_for_grant(&sem->wq, &w, &ctx, kprim_sem_abandoned,
+				   sem);
+	if (ret == -ERESTARTSYS)
+		ret = kprim_wait_restart(&ctx, &uargs->wait);
+out:
+	kprim_wait_ctx_destroy(&ctx);
+	return ret;
+}
+
+/*
+ * @ioucmd: NULL for the ioctl; the io_uring request otherwise.
+ *
+ * The hot path is a try-acquire that names no cancel fd: it needs no wait
+ * context (nothing to validate, no deadline, no eventfd), so it is done
+ * here, as kprim_sem_acquire_wait() does it for a timeout of 0.
+ */
+static __always_inline long
+kprim_sem_acquire(struct kprim_handle *h, void __user *uarg,
+		  struct io_uring_cmd *ioucmd, unsigned int issue_flags)
+{
+	struct kprim_sem *sem = h->obj->priv;
+	struct kprim_sem_acquire args;
 	int ret;
 
 	ret = kprim_copy_args(&args, sizeof(args), KPRIM_SIZE_SEM_ACQUIRE_VER0,
@@ -393,25 +438,14 @@ static long kprim_sem_acquire(struct kprim_handle *h, void __user *uarg,
 	if (ioucmd && args.wait.timeout_ns)
 		return kprim_sem_acquire_async(h, uarg, &args, ioucmd,
 					       issue_flags);
-	ret = kprim_wait_ctx_init(&ctx, &args.wait);
-	if (ret)
-		goto out;
+	if (args.wait.timeout_ns || args.wait.reserved ||
+	    args.wait.cancel_fd != KPRIM_NO_CANCEL_FD)
+		return kprim_sem_acquire_wait(h, uarg, &args);
 
 	spin_lock_irq(&sem->wq.lock);
-	ret = kprim_sem_try_acquire(sem, fd, args.n);
-	if (ret != -EAGAIN || ctx.nonblock) {
-		spin_unlock_irq(&sem->wq.lock);
-		goto out;
-	}
-	kprim_sem_enqueue(sem, &w, fd, args.n);
+	ret = kprim_sem_try_acquire(sem, h->priv, args.n);
+	trace_kprim_sem_acquire(&sem->wq, args.n, ret, false);
 	spin_unlock_irq(&sem->wq.lock);
-
-	ret = kprim_wait_for_grant(&sem->wq, &w, &ctx, kprim_sem_abandoned,
-				   sem);
-	if (ret == -ERESTARTSYS)
-		ret = kprim_wait_restart(&ctx, &uargs->wait);
-out:
-	kprim_wait_ctx_destroy(&ctx);
 	return ret;
 }
 
@@ -536,8 +570,16 @@ static long kprim_sem_info(struct kprim_handle *h, void __user *uarg)
 	return kprim_copy_args_out(uarg, &args, sizeof(args));
 }
 
-static long kprim_sem_ioctl(struct kprim_handle *h, unsigned int cmd,
-			    void __user *arg)
+/**
+ * kprim_sem_ioctl() - the ioctls of a semaphore fd.
+ * @h:		the fd's handle
+ * @cmd:	the ioctl command
+ * @arg:	its user argument
+ *
+ * Return: the command's result; -ENOTTY for a command of another kind.
+ */
+long kprim_sem_ioctl(struct kprim_handle *h, unsigned int cmd,
+		     void __user *arg)
 {
 	switch (KPRIM_CMD(cmd)) {
 	case KPRIM_CMD(KPRIM_IOC_SEM_ACQUIRE):

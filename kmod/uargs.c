@@ -22,7 +22,8 @@ static bool kprim_args_fast(size_t usize, size_t ksize)
 }
 
 /**
- * kprim_copy_args() - copy a versioned argument struct from userspace.
+ * __kprim_copy_args() - copy a versioned argument struct from userspace:
+ *	the general path of kprim_copy_args() (kprim.h).
  * @dst:	kernel struct, @ksize bytes
  * @ksize:	size of the struct this module knows
  * @min_size:	first published size of the struct
@@ -34,8 +35,8 @@ static bool kprim_args_fast(size_t usize, size_t ksize)
  * Return: 0; -EFAULT on a bad pointer; -EINVAL when the size is below
  * @min_size; -E2BIG when it is above a page or the unknown tail is not zero.
  */
-int kprim_copy_args(void *dst, size_t ksize, size_t min_size,
-		    const void __user *src)
+int __kprim_copy_args(void *dst, size_t ksize, size_t min_size,
+		      const void __user *src)
 {
 	u32 usize;
 	int ret;

@@ -32,6 +32,7 @@
 #include <linux/sched/task.h>
 #include <linux/uaccess.h>
 #include "kprim.h"
+#include "kprim_trace.h"
 
 /**
  * kprim_waitq_init() - initialise an empty waiter queue.
@@ -43,6 +44,7 @@ void kprim_waitq_init(struct kprim_waitq *q)
 	INIT_LIST_HEAD(&q->waiters);
 	q->nr_waiters = 0;
 	q->queued = 0;
+	q->obj = NULL;
 }
 
 /**
@@ -54,6 +56,7 @@ void kprim_waitq_add(struct kprim_waitq *q, struct kprim_waiter *w)
 {
 	lockdep_assert_held(&q->lock);
 	list_add_tail(&w->node, &q->waiters);
+	w->queued_at = ktime_get_ns();
 	q->nr_waiters++;
 	if (check_add_overflow(q->queued, w->n, &q->queued))
 		q->queued = U64_MAX;
@@ -206,6 +209,7 @@ void kprim_waitq_grant(struct kprim_waitq *q, struct kprim_waiter *w)
 	struct task_struct *task = w->task;
 
 	lockdep_assert_held(&q->lock);
+	trace_kprim_wait_grant(q, w, w->result);
 	kprim_waitq_del(q, w);
 	if (w->async) {
 		/* An io_uring request: post its completion instead. */
@@ -295,6 +299,7 @@ abandon:
 		ret = w->result;
 	} else {
 		kprim_waitq_del(q, w);
+		trace_kprim_wait_end(q, w, ret);
 		if (abandoned)
 			abandoned(owner);
 	}

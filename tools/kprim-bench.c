@@ -74,6 +74,9 @@ static int opt_batch = 32;
 static const char *opt_extern[MAX_EXTERN];
 static int n_extern;
 static const char *opt_only;	/* -o: the cases to run, all when NULL */
+/* -I: the guest counts instructions (QEMU -icount shift=0, one vCPU): a
+ * guest ns is one instruction, so the rows read as instructions per op. */
+static bool opt_insn;
 
 /* ------------------------------------------------------------------------
  * Peers that live in the process: the obvious C a user would write instead
@@ -185,6 +188,7 @@ struct bench_case {
 	const char *batched;	/* label gets ", <batched> xBATCH" */
 	const char *external;	/* measured by the -x program of this name */
 	unsigned int ring;	/* io_uring cases: RING_* */
+	bool probe;		/* a breakdown probe: with -I or -o only */
 	int (*setup)(int nthreads);		/* 0 or -errno */
 	void (*teardown)(void);
 	int (*thread_init)(struct worker *w);	/* 0 or -errno */
@@ -911,6 +915,156 @@ static int op_klim_uring(struct worker *w)
 }
 
 /*
+ * --- probes: where an operation's instructions go ---
+ *
+ * Each probe is the operation cut short at a known stage: the kernel
+ * refuses it there with a known errno, so the difference between two
+ * probes is what the stage between their exits costs (read in
+ * instructions, -I: in time they drown in noise). The raw probes make the
+ * same call as the library without the library, so their difference to
+ * the library row is libkprim's own share. Probes run with -I or when -o
+ * names them; make bench-insn prints them as the breakdown table.
+ */
+
+/* Call ioctl(@fd, @cmd, @arg) and count it as one operation if it fails
+ * with @want (0: succeeds). */
+static int probe_ioctl(struct worker *w, int fd, unsigned long cmd, void *arg,
+		       int want, const char *what)
+{
+	int ret = ioctl(fd, cmd, arg) < 0 ? errno : 0;
+
+	if (ret == want)
+		return 1;
+	w->err_what = what;
+	return ret ? -ret : -EBADMSG;
+}
+
+/* clock_gettime() as a syscall, not the vDSO: entry, one clock read, a
+ * 16-byte copy out. Minus the floor: an upper bound of a clock read. */
+static int op_clock_syscall(struct worker *w)
+{
+	struct timespec ts;
+
+	if (syscall(SYS_clock_gettime, CLOCK_MONOTONIC, &ts)) {
+		w->err_what = "clock_gettime syscall";
+		return -errno;
+	}
+	return 1;
+}
+
+static int op_lim_enotty(struct worker *w)
+{
+	return probe_ioctl(w, kprim_limiter_fd(klim), 0, NULL, ENOTTY,
+			   "ioctl 0 (expected ENOTTY)");
+}
+
+static int op_lim_unknown(struct worker *w)
+{
+	return probe_ioctl(w, kprim_limiter_fd(klim),
+			   _IO(KPRIM_IOC_MAGIC, 0x1f), NULL, ENOTTY,
+			   "unknown kprim ioctl (expected ENOTTY)");
+}
+
+/* A take the kernel refuses at @stage: 0 none (a try-take), 2 the flags
+ * (after the whole copy), 4 n above the burst (under the lock, after the
+ * clock read). */
+static int lim_take_probe(struct worker *w, int stage)
+{
+	struct kprim_limiter_take t = {
+		.size = sizeof(t), .n = 1,
+		.wait = { .cancel_fd = KPRIM_NO_CANCEL_FD },
+	};
+
+	switch (stage) {
+	case 2: t.flags = 1; break;
+	case 4: t.n = NSEC + 1; break;
+	}
+	return probe_ioctl(w, kprim_limiter_fd(klim), KPRIM_IOC_LIMITER_TAKE,
+			   &t, stage ? EINVAL : 0, "limiter take probe");
+}
+
+static int op_lim_raw(struct worker *w) { return lim_take_probe(w, 0); }
+static int op_lim_flags(struct worker *w) { return lim_take_probe(w, 2); }
+static int op_lim_big(struct worker *w) { return lim_take_probe(w, 4); }
+
+static int op_lim_info(struct worker *w)
+{
+	struct kprim_limiter_info i = { .size = sizeof(i) };
+
+	return probe_ioctl(w, kprim_limiter_fd(klim), KPRIM_IOC_LIMITER_INFO,
+			   &i, 0, "limiter info");
+}
+
+/* One semaphore: 1 permit per thread (setup_ksem). */
+static int sem_acquire_probe(struct worker *w, int stage)
+{
+	struct kprim_sem_acquire a = {
+		.size = sizeof(a), .n = 1,
+		.wait = { .cancel_fd = KPRIM_NO_CANCEL_FD },
+	};
+
+	switch (stage) {
+	case 2: a.flags = 1; break;
+	case 4: a.n = (uint64_t)UINT32_MAX + 1; break;	/* > permits */
+	}
+	return probe_ioctl(w, kprim_sem_fd(ksem), KPRIM_IOC_SEM_ACQUIRE, &a,
+			   stage ? EINVAL : 0, "sem acquire probe");
+}
+
+static int sem_release_probe(struct worker *w, uint64_t n)
+{
+	struct kprim_sem_release r = { .size = sizeof(r), .n = n };
+
+	return probe_ioctl(w, kprim_sem_fd(ksem), KPRIM_IOC_SEM_RELEASE, &r,
+			   n ? 0 : EINVAL, "sem release probe");
+}
+
+static int op_sem_raw(struct worker *w)
+{
+	int ret = sem_acquire_probe(w, 0);
+
+	return ret < 0 ? ret : sem_release_probe(w, 1);
+}
+
+static int op_sem_flags(struct worker *w) { return sem_acquire_probe(w, 2); }
+static int op_sem_big(struct worker *w) { return sem_acquire_probe(w, 4); }
+static int op_sem_rel0(struct worker *w) { return sem_release_probe(w, 0); }
+
+/* A get refused at @stage: 0 none (a hit), 2 the flags (after the copy),
+ * 5 an absent key (key copied, clock read, looked up), 6 a hit with a
+ * 1-byte buffer (looked up, referenced, the header copied back). */
+static int cache_get_probe(struct worker *w, int stage)
+{
+	static const char absent[] = "bench:absent:key";
+	char buf[64];
+	struct kprim_cache_get g = {
+		.size = sizeof(g),
+		.key = (uintptr_t)w->key, .key_len = (uint32_t)w->klen,
+		.value = (uintptr_t)buf, .value_len = sizeof(buf),
+	};
+	int want = 0;
+
+	switch (stage) {
+	case 2: g.flags = 1; want = EINVAL; break;
+	case 5:
+		/* The same length as the bench keys: the same key copy. */
+		g.key = (uintptr_t)absent;
+		g.key_len = (uint32_t)(w->klen < sizeof(absent) - 1 ?
+				       w->klen : sizeof(absent) - 1);
+		want = ENOENT;
+		break;
+	case 6: g.value_len = 1; want = EMSGSIZE; break;
+	}
+	return probe_ioctl(w, kprim_cache_fd(kcache), KPRIM_IOC_CACHE_GET, &g,
+			   want, "cache get probe");
+}
+
+static int op_cache_raw(struct worker *w) { return cache_get_probe(w, 0); }
+static int op_cache_flags(struct worker *w) { return cache_get_probe(w, 2); }
+static int op_cache_miss(struct worker *w) { return cache_get_probe(w, 5); }
+static int op_cache_small(struct worker *w) { return cache_get_probe(w, 6); }
+
+/*
  * CASE(id, label, setup, teardown, thread_init, thread_fini, op); the
  * batched rows set .batched on top.
  */
@@ -1008,9 +1162,42 @@ static const struct bench_case cases[] = {
 	       setup_kcache, teardown_kcache, init_enotty_uring, fini_ring,
 	       op_enotty_uring), .batched = "io_uring",
 	  .ring = RING_FAST | RING_SQE128 },
+	/* The breakdown probes (above): -I or -o only. */
+#define PROBE(i, l, s, td, ti, o) { CASE(i, l, s, td, ti, NULL, o), .probe = true }
+	PROBE("p-clock", "probe: clock_gettime() syscall",
+	      NULL, NULL, NULL, op_clock_syscall),
+	PROBE("p-lim-enotty", "probe: limiter fd, ioctl 0, -ENOTTY",
+	      setup_klim, teardown_klim, NULL, op_lim_enotty),
+	PROBE("p-lim-unknown", "probe: limiter fd, unknown kprim ioctl",
+	      setup_klim, teardown_klim, NULL, op_lim_unknown),
+	PROBE("p-lim-flags", "probe: take, flags 1, -EINVAL",
+	      setup_klim, teardown_klim, NULL, op_lim_flags),
+	PROBE("p-lim-big", "probe: take, n > burst, -EINVAL",
+	      setup_klim, teardown_klim, NULL, op_lim_big),
+	PROBE("p-lim-raw", "probe: try-take, raw ioctl",
+	      setup_klim, teardown_klim, NULL, op_lim_raw),
+	PROBE("p-lim-info", "probe: limiter info, raw ioctl",
+	      setup_klim, teardown_klim, NULL, op_lim_info),
+	PROBE("p-sem-flags", "probe: acquire, flags 1, -EINVAL",
+	      setup_ksem, teardown_ksem, NULL, op_sem_flags),
+	PROBE("p-sem-big", "probe: acquire, n > permits, -EINVAL",
+	      setup_ksem, teardown_ksem, NULL, op_sem_big),
+	PROBE("p-sem-rel0", "probe: release, n 0, -EINVAL",
+	      setup_ksem, teardown_ksem, NULL, op_sem_rel0),
+	PROBE("p-sem-raw", "probe: try-acquire+release, raw ioctls",
+	      setup_ksem, teardown_ksem, NULL, op_sem_raw),
+	PROBE("p-cache-flags", "probe: get, flags 1, -EINVAL",
+	      setup_kcache, teardown_kcache, init_kcache, op_cache_flags),
+	PROBE("p-cache-miss", "probe: get, absent key, -ENOENT",
+	      setup_kcache, teardown_kcache, init_kcache, op_cache_miss),
+	PROBE("p-cache-small", "probe: get, hit, 1-byte buffer, -EMSGSIZE",
+	      setup_kcache, teardown_kcache, init_kcache, op_cache_small),
+	PROBE("p-cache-raw", "probe: get, hit, 16 B, raw ioctl",
+	      setup_kcache, teardown_kcache, init_kcache, op_cache_raw),
+#undef PROBE
 };
 #define NCASES	((int)(sizeof(cases) / sizeof(cases[0])))
-#define MAX_CASES	48
+#define MAX_CASES	64
 _Static_assert(NCASES <= MAX_CASES, "results[] holds MAX_CASES rows");
 
 /* Rows compared in the ratio table: a / b, below 1 = a is cheaper. */
@@ -1045,6 +1232,54 @@ static const struct {
 	{ "lim-kprim", "redis-incr", "kprim limiter / Redis INCR" },
 };
 #define NRATIOS	((int)(sizeof(ratios) / sizeof(ratios[0])))
+
+/*
+ * The breakdown (-I): each stage is row a minus row b (b NULL: row a), at
+ * 1 thread. A stage runs from b's exit to a's (see the probes above).
+ */
+static const struct {
+	const char *op, *stage, *a, *b;
+} stages[] = {
+	{ "limiter try-take", "syscall entry+exit (getppid)", "floor", NULL },
+	{ NULL, "fd lookup, LSM hook, VFS ioctl switch", "p-lim-enotty", "floor" },
+	{ NULL, "kprim dispatch (object, kind, command)", "p-lim-unknown",
+	  "p-lim-enotty" },
+	{ NULL, "argument copy, flag checks", "p-lim-flags", "p-lim-unknown" },
+	{ NULL, "lock, clock read, burst check, unlock", "p-lim-big",
+	  "p-lim-flags" },
+	{ NULL, "  of which a clock read, at most", "p-clock", "floor" },
+	{ NULL, "the work: refill, take, statistics", "p-lim-raw",
+	  "p-lim-big" },
+	{ NULL, "copy out (none on success)", NULL, NULL },
+	{ NULL, "libkprim wrapper", "lim-kprim", "p-lim-raw" },
+	{ NULL, "total", "lim-kprim", NULL },
+	{ "sem try-acquire+release pair", "2 x syscall entry+exit", "floor", NULL },
+	{ NULL, "2 x fd lookup, LSM, VFS switch, kprim dispatch",
+	  "p-lim-unknown", "floor" },
+	{ NULL, "acquire: argument copy, flag checks", "p-sem-flags",
+	  "p-lim-unknown" },
+	{ NULL, "acquire: lock, checks, unlock", "p-sem-big",
+	  "p-sem-flags" },
+	{ NULL, "release: argument copy, lock, checks, unlock",
+	  "p-sem-rel0", "p-lim-unknown" },
+	{ NULL, "the work: take, put, grant pass, statistics, pollers",
+	  "p-sem-raw", "p-sem-big+p-sem-rel0" },
+	{ NULL, "libkprim wrappers", "sem-kprim", "p-sem-raw" },
+	{ NULL, "total", "sem-kprim", NULL },
+	{ "cache get, 16 B hit", "syscall entry+exit (getppid)", "floor", NULL },
+	{ NULL, "fd lookup, LSM, VFS switch, kprim dispatch",
+	  "p-lim-unknown", "floor" },
+	{ NULL, "argument copy, flag checks", "p-cache-flags",
+	  "p-lim-unknown" },
+	{ NULL, "key copy, clock read, hash lookup (miss), counter",
+	  "p-cache-miss", "p-cache-flags" },
+	{ NULL, "a hit: entry reference, counter, header copy out",
+	  "p-cache-small", "p-cache-miss" },
+	{ NULL, "value copy out, ttl", "p-cache-raw", "p-cache-small" },
+	{ NULL, "libkprim wrapper", "cache-get", "p-cache-raw" },
+	{ NULL, "total", "cache-get", NULL },
+};
+#define NSTAGES	((int)(sizeof(stages) / sizeof(stages[0])))
 
 /* ------------------------------------------------------------------------
  * Running a case: all threads start together, run the operation through
@@ -1267,8 +1502,10 @@ static void print_table(int ti, int nthreads, const struct result *one)
 	const struct result *floor = &row[case_index("floor")];
 	int i;
 
-	printf("\n%d thread%s\n", nthreads, nthreads == 1 ? "" : "s");
-	printf("%-60s %10s %9s %8s%s\n", "operation", "ns/op", "Mops/s",
+	printf("\n%d thread%s%s\n", nthreads, nthreads == 1 ? "" : "s",
+	       opt_insn ? ", instructions" : "");
+	printf("%-60s %10s %9s %8s%s\n", "operation",
+	       opt_insn ? "insn/op" : "ns/op", opt_insn ? "" : "Mops/s",
 	       "x floor", one ? "   scale" : "");
 	for (i = 0; i < NCASES; i++) {
 		const struct result *r = &row[i];
@@ -1283,7 +1520,10 @@ static void print_table(int ti, int nthreads, const struct result *one)
 			       strerror(-r->err));
 			continue;
 		}
-		printf("%10.1f %9.3f", r->ns_per_op, r->mops);
+		if (opt_insn)
+			printf("%10.0f %9s", r->ns_per_op, "");
+		else
+			printf("%10.1f %9.3f", r->ns_per_op, r->mops);
 		if (usable(floor))
 			printf(" %8.2f", r->ns_per_op / floor->ns_per_op);
 		else
@@ -1298,8 +1538,8 @@ static void print_ratios(int ncounts, const int *counts)
 {
 	int i, t;
 
-	printf("\nkprim vs peers: ns/op ratio at each thread count "
-	       "(below 1 = kprim is cheaper)\n");
+	printf("\nkprim vs peers: %s ratio at each thread count "
+	       "(below 1 = kprim is cheaper)\n", opt_insn ? "insn/op" : "ns/op");
 	printf("%-60s", "comparison");
 	for (t = 0; t < ncounts; t++)
 		printf(" %7d thr", counts[t]);
@@ -1323,6 +1563,50 @@ static void print_ratios(int ncounts, const int *counts)
 	}
 }
 
+/* Row @id's 1-thread figure; "a+b" sums rows. Negative: not measured. */
+static double row_value(const char *id)
+{
+	char one[32];
+	const char *plus = strchr(id, '+');
+	int i;
+
+	if (plus) {
+		double a, b;
+
+		snprintf(one, sizeof(one), "%.*s", (int)(plus - id), id);
+		a = row_value(one);
+		b = row_value(plus + 1);
+		return a < 0 || b < 0 ? -1 : a + b;
+	}
+	i = case_index(id);
+	return i >= 0 && usable(&results[0][i]) ? results[0][i].ns_per_op : -1;
+}
+
+/* -I at 1 thread: where each operation's instructions go (stages[]). */
+static void print_breakdown(void)
+{
+	int i;
+
+	printf("\nwhere the instructions go, 1 thread (probe differences; "
+	       "see kprim-bench.c)\n");
+	for (i = 0; i < NSTAGES; i++) {
+		double a = stages[i].a ? row_value(stages[i].a) : 0;
+		double b = stages[i].b ? row_value(stages[i].b) : 0;
+
+		if (stages[i].op)
+			printf("%s\n", stages[i].op);
+		printf("  %-58s", stages[i].stage);
+		if (!strncmp(stages[i].stage, "2 x", 3) && stages[i].a)
+			a *= 2, b *= 2;
+		if (!stages[i].a)
+			printf(" %10d\n", 0);
+		else if (a < 0 || b < 0)
+			printf(" %10s\n", "-");
+		else
+			printf(" %10.0f\n", a - b);
+	}
+}
+
 /* ------------------------------------------------------------------------ */
 
 static int usage(void)
@@ -1343,6 +1627,9 @@ static int usage(void)
 		"      'cache-*:mc-mget'; the floor (getppid) always runs\n"
 		"  -x  after these cases, run PROG for more rows (tools/gobench,\n"
 		"      tools/daemonbench); up to 4 times\n"
+		"  -I  the guest counts instructions (QEMU -icount shift=0, one\n"
+		"      vCPU; also $KPRIM_BENCH_INSN=1): rows in instructions per\n"
+		"      operation, the probes (p-*) run, the breakdown is printed\n"
 		"io_uring rows: +fix the object's fd registered (IOSQE_FIXED_FILE),\n"
 		"+rfd the ring fd registered, +dt SINGLE_ISSUER|DEFER_TASKRUN|\n"
 		"COOP_TASKRUN, +128 128-byte SQEs.\n"
@@ -1378,11 +1665,13 @@ int main(int argc, char **argv)
 	bool setup_failed = false;
 
 	opt_only = getenv("KPRIM_BENCH_ONLY");
+	opt_insn = getenv("KPRIM_BENCH_INSN") && *getenv("KPRIM_BENCH_INSN") &&
+		   strcmp(getenv("KPRIM_BENCH_INSN"), "0");
 	if (tlist && !*tlist)
 		tlist = NULL;
 	if (opt_only && !*opt_only)
 		opt_only = NULL;
-	while ((opt = getopt(argc, argv, "t:w:T:b:o:x:h")) != -1) {
+	while ((opt = getopt(argc, argv, "t:w:T:b:o:x:Ih")) != -1) {
 		switch (opt) {
 		case 't':
 			opt_secs = atof(optarg);
@@ -1398,6 +1687,9 @@ int main(int argc, char **argv)
 			break;
 		case 'o':
 			opt_only = optarg;
+			break;
+		case 'I':
+			opt_insn = true;
 			break;
 		case 'x':
 			if (n_extern == MAX_EXTERN)
@@ -1452,12 +1744,17 @@ int main(int argc, char **argv)
 	       "+fix registered object fd (IOSQE_FIXED_FILE), +rfd registered "
 	       "ring fd,\n+dt SINGLE_ISSUER|DEFER_TASKRUN|COOP_TASKRUN, +128 "
 	       "128-byte SQEs; none: plain fd.\n");
+	if (opt_insn)
+		printf("-I: the guest counts instructions (QEMU -icount shift=0, "
+		       "one vCPU), so\nns/op reads as instructions per operation, "
+		       "the same on every run.\n");
 	fflush(stdout);
 
 	/* Every case first, then the -x program's, then the tables. */
 	for (t = 0; t < ncounts; t++) {
 		for (i = 0; i < NCASES; i++) {
-			if (cases[i].external || !selected(cases[i].id))
+			if (cases[i].external || !selected(cases[i].id) ||
+			    (cases[i].probe && !opt_insn && !opt_only))
 				continue;
 			run_case(&cases[i], counts[t], &results[t][i]);
 			setup_failed |= results[t][i].setup_failed;
@@ -1469,6 +1766,8 @@ int main(int argc, char **argv)
 	for (t = 0; t < ncounts; t++)
 		print_table(t, counts[t], t && counts[0] == 1 ? results[0] : NULL);
 	print_ratios(ncounts, counts);
+	if (opt_insn && counts[0] == 1)
+		print_breakdown();
 	kprim_close(ksess);
 	return setup_failed ? 1 : 0;
 }

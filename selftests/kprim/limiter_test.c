@@ -205,6 +205,43 @@ TEST_F(lim, take_large_struct_nonzero_tail_e2big)
 	close(fd);
 }
 
+/*
+ * The argument copy reads the size word and the struct in one go when the
+ * size is this module's: what it does at the edge of a mapping must be
+ * what a word-by-word copy does. A size word in a page's last 4 bytes is
+ * read (-EINVAL: too small); a struct whose tail is unmapped is -EFAULT; a
+ * struct ending exactly at the edge is taken. Nothing changes on a refusal.
+ */
+TEST_F(lim, take_struct_at_page_edge)
+{
+	size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+	struct kprim_limiter_take t = { .size = sizeof(t), .n = 1,
+					.wait = kt_wait(0, -1) };
+	int fd = open_limiter(self->sess, 1, NSEC, 3, -1);
+	char *map;
+	__u32 small = 4;
+
+	ASSERT_LE(0, fd);
+	map = mmap(NULL, 2 * pg, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, map);
+	ASSERT_EQ(0, mprotect(map + pg, pg, PROT_NONE));
+
+	memcpy(map + pg - sizeof(small), &small, sizeof(small));
+	EXPECT_EQ(-EINVAL, kt_ioctl(fd, KPRIM_IOC_LIMITER_TAKE,
+				    map + pg - sizeof(small)));
+	memcpy(map + pg - 32, &t, 32);
+	EXPECT_EQ(-EFAULT, kt_ioctl(fd, KPRIM_IOC_LIMITER_TAKE, map + pg - 32));
+	EXPECT_EQ(3, info(fd).tokens);
+	EXPECT_EQ(0, info(fd).admitted);
+
+	memcpy(map + pg - sizeof(t), &t, sizeof(t));
+	EXPECT_EQ(0, kt_ioctl(fd, KPRIM_IOC_LIMITER_TAKE, map + pg - sizeof(t)));
+	EXPECT_EQ(2, info(fd).tokens);
+	munmap(map, 2 * pg);
+	close(fd);
+}
+
 TEST_F(lim, take_bad_pointer_efault)
 {
 	int fd = open_limiter(self->sess, 1, NSEC, 3, -1);

@@ -496,6 +496,43 @@ TEST_F(sem, acquire_wait_reserved_is_einval)
 	EXPECT_EQ(-EINVAL, kt_ioctl(self->fd, KPRIM_IOC_SEM_ACQUIRE, &a));
 }
 
+/*
+ * The argument copy at the edge of a mapping (see limiter_test's
+ * take_struct_at_page_edge): a size word in a page's last 4 bytes is read,
+ * an acquire whose tail is unmapped is -EFAULT and takes nothing, one
+ * ending at the edge is granted.
+ */
+TEST_F(sem, acquire_struct_at_page_edge)
+{
+	size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+	struct kprim_sem_acquire a = { .size = sizeof(a), .n = 1,
+				       .wait = kt_wait(0, NOCANCEL) };
+	struct kprim_sem_info info;
+	__u32 small = 4;
+	char *map;
+
+	map = mmap(NULL, 2 * pg, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, map);
+	ASSERT_EQ(0, mprotect(map + pg, pg, PROT_NONE));
+
+	memcpy(map + pg - sizeof(small), &small, sizeof(small));
+	EXPECT_EQ(-EINVAL, kt_ioctl(self->fd, KPRIM_IOC_SEM_ACQUIRE,
+				    map + pg - sizeof(small)));
+	memcpy(map + pg - 24, &a, 24);
+	EXPECT_EQ(-EFAULT, kt_ioctl(self->fd, KPRIM_IOC_SEM_ACQUIRE,
+				    map + pg - 24));
+	ASSERT_EQ(0, sem_info(self->fd, &info, NULL, 0));
+	EXPECT_EQ(0ULL, info.held);
+
+	memcpy(map + pg - sizeof(a), &a, sizeof(a));
+	EXPECT_EQ(0, kt_ioctl(self->fd, KPRIM_IOC_SEM_ACQUIRE,
+			      map + pg - sizeof(a)));
+	ASSERT_EQ(0, sem_info(self->fd, &info, NULL, 0));
+	EXPECT_EQ(1ULL, info.held);
+	munmap(map, 2 * pg);
+}
+
 TEST_F(sem, release_unknown_flags_is_einval)
 {
 	struct kprim_sem_release r = { .size = sizeof(r), .flags = 1, .n = 1 };

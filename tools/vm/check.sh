@@ -17,6 +17,10 @@
 #   check.sh --soak     KPRIM_SOAK_MIN minutes (default 30) of the concurrency
 #                       tests in rounds on the debug kernel (make soak),
 #                       then the judge and tools/vm/soak-report.py's figures
+#   check.sh --bench-insn  the same counting instructions (make bench-insn):
+#                       one vCPU, single-threaded TCG, -icount shift=0, so a
+#                       guest ns is one instruction; 1 thread, with the
+#                       breakdown probes (kprim-bench -I)
 #   check.sh --shell    interactive shell in the VM (make vm-shell);
 #                       KPRIM_KERNELS=debug for the debug kernel
 set -u
@@ -30,10 +34,18 @@ case "${1:-}" in
 --fast) mode=fast ;;
 --demo) mode=demo ;;
 --bench) mode=bench ;;
+--bench-insn)
+	mode=bench
+	# One vCPU and one TCG thread: the instruction counter is exact and
+	# nothing runs beside the measured thread but what it wakes.
+	export KPRIM_ACCEL="tcg,thread=single" KPRIM_VM_CPUS=1
+	export KPRIM_QEMU_ARGS="-icount shift=0,sleep=off ${KPRIM_QEMU_ARGS:-}"
+	export KPRIM_GUEST_ENV="KPRIM_BENCH_INSN=1,KPRIM_BENCH_THREADS=1${KPRIM_GUEST_ENV:+,$KPRIM_GUEST_ENV}"
+	;;
 --shell) mode=shell ;;
 --soak) mode=soak ;;
 "") ;;
-*) die "usage: check.sh [--fast|--demo|--bench|--soak|--shell]" ;;
+*) die "usage: check.sh [--fast|--demo|--bench|--bench-insn|--soak|--shell]" ;;
 esac
 
 case $mode in
@@ -211,7 +223,7 @@ vm_timeout=${KPRIM_VM_TIMEOUT:-1200}
 kcsan_tests=${KPRIM_KCSAN_TESTS:-fuzz_test,cache_race_test,race_pairs_test,kill_loop_test,uring_async_test,attack_async_test,attack_final_test,attack_test,sem_test,limiter_test,cache_mget_test}
 # What a soak repeats, and for how long each run of it goes on.
 soak_tests=fuzz_test,kill_loop_test,race_pairs_test,cache_race_test,uring_async_test,attack_async_test,attack_final_test
-soak_env=KPRIM_FUZZ_SECS=60,KPRIM_KILL_SECS=60,KPRIM_RACE_SECS=60
+soak_env=KPRIM_FUZZ_SECS=60,KPRIM_KILL_SECS=60,KPRIM_RACE_SECS=20
 lists=
 [[ " $kernels " == *" kcsan "* ]] && [ $mode = check ] && lists=$kcsan_tests
 [ $mode = soak ] && lists=${KPRIM_ONLY:-$soak_tests}
@@ -243,6 +255,7 @@ for k in $kernels; do
 		soak_secs=$(( ${KPRIM_SOAK_MIN:-30} * 60 ))
 		say "booting the $k kernel for a $((soak_secs / 60))-minute soak (log: $run/$k.log)"
 		KPRIM_ONLY=${KPRIM_ONLY:-$soak_tests} KPRIM_SOAK_SECS=$soak_secs \
+			KPRIM_TEST_TIMEOUT=${KPRIM_TEST_TIMEOUT:-900} \
 			KPRIM_GUEST_ENV=${KPRIM_GUEST_ENV:-$soak_env} \
 			bash "$here/run-vm.sh" "$(kernel_image "$k")" "$initrd" \
 			"$run/$k.log" soak $((soak_secs + vm_timeout)) &

@@ -31,6 +31,8 @@ append="console=ttyS0 loglevel=7 nokaslr panic=-1 log_buf_len=8M"
 # run at once instead of sitting until the VM time limit.
 append="$append softlockup_panic=1 hung_task_panic=1"
 append="$append sysctl.kernel.panic_on_rcu_stall=1"
+# Debian's 6.1 waits 120 s for a blocked task; the debug config says 60 s.
+append="$append sysctl.kernel.hung_task_timeout_secs=60"
 append="$append kprim.mode=$mode kprim.test_timeout=${KPRIM_TEST_TIMEOUT:-400}"
 [ -n "${KPRIM_ONLY:-}" ] && append="$append kprim.only=$KPRIM_ONLY"
 [ -n "${KPRIM_SOAK_SECS:-}" ] && append="$append kprim.soak_secs=$KPRIM_SOAK_SECS"
