@@ -141,7 +141,7 @@ def parse_kcsan(k, dmesg):
     ours = [b for b in reports if any(KPRIM_FRAME.search(l) for l in b)]
     others = [b for b in reports if b not in ours]
     for b in ours:
-        frames = [l.strip() for l in b if KPRIM_FRAME.search(l)]
+        frames = [l.strip() for l in b[1:] if KPRIM_FRAME.search(l)]
         k.fail(b[0][b[0].index('KCSAN'):] + ' | ' +
                ' | '.join(frames[:4]))
     if reports:
