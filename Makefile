@@ -73,7 +73,7 @@ HOST_TEST_BINS := $(KPRIM_USERLIB_TESTS:%=$(B)/tests/%)
 TOOLS := $(B)/tools/kprimctl $(B)/tools/kprim-bench $(B)/tools/go_peer
 EXAMPLES := $(KPRIM_USERLIB_EXAMPLES:%=$(B)/examples/%)
 
-.PHONY: dkms-install all module lib tools gobench daemonbench selftests examples check demo bench bench-time bench-insn vm-test vm-shell \
+.PHONY: soak dkms-install all module lib tools gobench daemonbench selftests examples check demo bench bench-time bench-insn vm-test vm-shell \
 	host-test host-test-run host-test-tsan host-test-asan check-api lint model-check install modules_install headers_install clean distclean
 
 all: module lib tools selftests examples
@@ -210,6 +210,11 @@ bench-insn:
 
 vm-shell:
 	bash tools/vm/check.sh --shell
+
+# Not part of check: KPRIM_SOAK_MIN minutes (default 30) of the fuzzer, the
+# race and kill loops on the debug kernel (KPRIM_KERNELS=kcsan for KCSAN).
+soak:
+	bash tools/vm/check.sh --soak
 
 host-test: check-api host-test-run
 

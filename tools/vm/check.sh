@@ -5,12 +5,18 @@
 # debug kernel once, build kprim for both kernels, boot each in QEMU with the
 # tests, judge the logs.
 #
-#   check.sh            everything (make check)
+#   check.sh            everything (make check): the debug, stock and kcsan
+#                       kernels (the kcsan one runs the concurrency tests,
+#                       KPRIM_KCSAN_TESTS, only)
 #   check.sh --fast     skip the package check; rebuild module + tests only
-#                       (make vm-test); KPRIM_KERNELS="debug" or "stock" to
-#                       pick one kernel, KPRIM_ONLY=a_test,b_test for tests
+#                       (make vm-test); KPRIM_KERNELS="debug", "stock" or
+#                       "kcsan" to pick kernels (default "debug stock"),
+#                       KPRIM_ONLY=a_test,b_test for tests
 #   check.sh --demo     boot the stock kernel and run the demo (make demo)
 #   check.sh --bench    boot the stock kernel and run kprim-bench (make bench)
+#   check.sh --soak     KPRIM_SOAK_MIN minutes (default 30) of the concurrency
+#                       tests in rounds on the debug kernel (make soak),
+#                       then the judge and tools/vm/soak-report.py's figures
 #   check.sh --bench-insn  the same counting instructions (make bench-insn):
 #                       one vCPU, single-threaded TCG, -icount shift=0, so a
 #                       guest ns is one instruction; 1 thread, with the
@@ -37,12 +43,15 @@ case "${1:-}" in
 	export KPRIM_GUEST_ENV="KPRIM_BENCH_INSN=1,KPRIM_BENCH_THREADS=1${KPRIM_GUEST_ENV:+,$KPRIM_GUEST_ENV}"
 	;;
 --shell) mode=shell ;;
+--soak) mode=soak ;;
 "") ;;
-*) die "usage: check.sh [--fast|--demo|--bench|--bench-insn|--shell]" ;;
+*) die "usage: check.sh [--fast|--demo|--bench|--bench-insn|--soak|--shell]" ;;
 esac
 
 case $mode in
-check|fast) kernels=${KPRIM_KERNELS:-debug stock} ;;
+check) kernels=${KPRIM_KERNELS:-debug stock kcsan} ;;
+fast) kernels=${KPRIM_KERNELS:-debug stock} ;;
+soak) kernels=${KPRIM_KERNELS:-debug} ;;
 *) kernels=${KPRIM_KERNELS:-stock} ;;
 esac
 kernels=$(echo $kernels)
@@ -59,7 +68,8 @@ extra_pkgs=()
 [ $mode = bench ] && extra_pkgs=(golang-go golang-golang-x-time-dev
 	golang-golang-x-sync-dev memcached redis-server libmemcached-dev
 	libhiredis-dev)
-[ $mode = fast ] || bash "$here/deps.sh" "${extra_pkgs[@]}" || exit 1
+[ $mode = fast ] || [ $mode = soak ] ||
+	bash "$here/deps.sh" "${extra_pkgs[@]}" || exit 1
 # The judge of the guest logs must itself judge right.
 bash "$here/test-parse-log.sh" || exit 1
 # The library's interface (exports, headers), on the host: seconds, and
@@ -67,6 +77,14 @@ bash "$here/test-parse-log.sh" || exit 1
 if [ $mode = check ]; then
 	run_logged "$run/check-api.log" "libkprim exports and headers (make check-api)" \
 		make check-api || exit 1
+fi
+
+# 1a'. The manual pages: they render without a warning and document every
+# exported function, ioctl, feature bit, module parameter and kprimctl
+# command (make man-check).
+if [ $mode = check ]; then
+	run_logged "$run/man-check.log" "manual pages (make man-check)" \
+		make man-check || exit 1
 fi
 
 # 1a. The protocol models under spin (models/check.sh): seconds to a
@@ -90,18 +108,31 @@ fi
 kernel_image() {
 	case $1 in
 	debug) echo "$dk/arch/x86/boot/bzImage" ;;
+	kcsan) echo "$kk/arch/x86/boot/bzImage" ;;
 	stock) echo "/boot/vmlinuz-$(stock_kver)" ;;
 	esac
 }
 kernel_kdir() {
 	case $1 in
 	debug) echo "$dk" ;;
+	kcsan) echo "$kk" ;;
 	stock) echo "/lib/modules/$(stock_kver)/build" ;;
 	esac
 }
-dk=
+for k in $kernels; do
+	case $k in
+	debug|stock|kcsan) ;;
+	*) die "unknown kernel '$k' in KPRIM_KERNELS (debug, stock, kcsan)" ;;
+	esac
+done
+dk= kk=
 if [[ " $kernels " == *" debug "* ]]; then
-	dk=$(bash "$here/debug-kernel.sh") || exit 1
+	dk=$(bash "$here/debug-kernel.sh" debug) || exit 1
+fi
+# The KCSAN flavour: the same 6.12 source with the data-race detector
+# instead of KASAN (they exclude each other); built once like the debug one.
+if [[ " $kernels " == *" kcsan "* ]]; then
+	kk=$(bash "$here/debug-kernel.sh" kcsan) || exit 1
 fi
 for k in $kernels; do
 	[ -r "$(kernel_image "$k")" ] || die "kernel image for '$k' missing: $(kernel_image "$k")"
@@ -186,6 +217,20 @@ show_guest_run() {
 
 # 5. Boot.
 vm_timeout=${KPRIM_VM_TIMEOUT:-1200}
+# What the KCSAN guest runs: the tests where threads and processes meet in
+# kmod/ (the detector samples accesses, so it needs many of them); the
+# single-threaded semantics are the other guests' job.
+kcsan_tests=${KPRIM_KCSAN_TESTS:-fuzz_test,cache_race_test,race_pairs_test,kill_loop_test,uring_async_test,attack_async_test,attack_final_test,attack_test,sem_test,limiter_test,cache_mget_test}
+# What a soak repeats, and for how long each run of it goes on.
+soak_tests=fuzz_test,kill_loop_test,race_pairs_test,cache_race_test,uring_async_test,attack_async_test,attack_final_test
+soak_env=KPRIM_FUZZ_SECS=60,KPRIM_KILL_SECS=60,KPRIM_RACE_SECS=20
+lists=
+[[ " $kernels " == *" kcsan "* ]] && [ $mode = check ] && lists=$kcsan_tests
+[ $mode = soak ] && lists=${KPRIM_ONLY:-$soak_tests}
+for t in ${lists//,/ }; do
+	[ -x "$top/build/tests/$t" ] ||
+		die "a test list names $t, which was not built (build/tests/$t)"
+done
 pids=()
 for k in $kernels; do
 	initrd="$top/build/vm/initramfs-$k.cpio.gz"
@@ -206,9 +251,22 @@ for k in $kernels; do
 			KPRIM-BENCH-BEGIN KPRIM-BENCH
 		;;
 	esac
+	if [ $mode = soak ]; then
+		soak_secs=$(( ${KPRIM_SOAK_MIN:-30} * 60 ))
+		say "booting the $k kernel for a $((soak_secs / 60))-minute soak (log: $run/$k.log)"
+		KPRIM_ONLY=${KPRIM_ONLY:-$soak_tests} KPRIM_SOAK_SECS=$soak_secs \
+			KPRIM_TEST_TIMEOUT=${KPRIM_TEST_TIMEOUT:-900} \
+			KPRIM_GUEST_ENV=${KPRIM_GUEST_ENV:-$soak_env} \
+			bash "$here/run-vm.sh" "$(kernel_image "$k")" "$initrd" \
+			"$run/$k.log" soak $((soak_secs + vm_timeout)) &
+		pids+=("$k:$!")
+		continue
+	fi
 	say "booting the $k kernel with the tests (log: $run/$k.log)"
-	bash "$here/run-vm.sh" "$(kernel_image "$k")" "$initrd" "$run/$k.log" \
-		check "$vm_timeout" &
+	only=${KPRIM_ONLY:-}
+	[ $k = kcsan ] && [ -z "$only" ] && only=$kcsan_tests
+	KPRIM_ONLY=$only bash "$here/run-vm.sh" "$(kernel_image "$k")" \
+		"$initrd" "$run/$k.log" check "$vm_timeout" &
 	pids+=("$k:$!")
 done
 
@@ -243,5 +301,10 @@ python3 "$here/parse-log.py" --kunit kprim_limiter,kprim_sem,kprim_cache \
 rc=$?
 say "total time $(( $(date +%s) - start ))s"
 [ "$rc" = 0 ] || say "FAILED: full guest logs in $run"
+if [ $mode = soak ]; then
+	for k in $kernels; do
+		python3 "$here/soak-report.py" "$run/$k.log" | tee "$run/soak-$k.txt"
+	done
+fi
 cat "$run/summary.txt"
 exit $(( rc != 0 ))

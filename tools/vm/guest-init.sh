@@ -4,7 +4,9 @@
 # /init of the kprim test VM (busybox). What it does is chosen on the kernel
 # command line: kprim.mode=check (load, test, unload, leak scan, power off),
 # kprim.mode=demo (load, run /demo/run.sh, power off), kprim.mode=bench
-# (load, run /demo/kprim-bench, power off) or kprim.mode=shell.
+# (load, run /demo/kprim-bench, power off), kprim.mode=soak (the
+# concurrency tests over and over for kprim.soak_secs, then as check) or
+# kprim.mode=shell.
 # Everything the host parses is framed by KPRIM-* marker lines.
 /bin/busybox --install -s /bin
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin:/tests:/usr/local/bin
@@ -117,16 +119,45 @@ if [ -f /lib/kprim/kprim_kunit.ko ]; then
 	echo "KPRIM-KUNIT-INSMOD rc=$?"
 fi
 
+run_test() {
+	echo "KPRIM-TEST-BEGIN $1"
+	start=$(cut -d' ' -f1 /proc/uptime)
+	(cd /tmp && timeout -s KILL "$test_timeout" "/tests/$1" 2>&1)
+	rc=$?
+	end=$(cut -d' ' -f1 /proc/uptime)
+	echo "KPRIM-TEST-END $1 rc=$rc start=$start end=$end"
+}
+
+if [ "$mode" = soak ]; then
+	# Rounds of the tests in kprim.only (every test when empty), each run
+	# judged like a check run, until kprim.soak_secs have passed; the
+	# tests' own knobs (KPRIM_FUZZ_SECS, ...) come in through kprim.env.
+	soak_secs=$(arg kprim.soak_secs)
+	soak_start=$(date +%s)
+	round=0
+	while [ $(( $(date +%s) - soak_start )) -lt "${soak_secs:-1800}" ]; do
+		round=$((round + 1))
+		echo "KPRIM-SOAK-ROUND $round elapsed=$(( $(date +%s) - soak_start ))"
+		for t in /tests/*; do
+			name=${t##*/}
+			if [ -n "$only" ] && ! echo " $only " | grep -q " $name "; then
+				continue
+			fi
+			run_test "$name"
+			[ $(( $(date +%s) - soak_start )) -lt "${soak_secs:-1800}" ] ||
+				break
+		done
+	done
+	echo "KPRIM-SOAK-END rounds=$round secs=$(( $(date +%s) - soak_start ))"
+	mode=check	# unload, leak scan and kernel log as after a check
+	finish
+fi
+
 for t in /tests/*; do
 	name=${t##*/}
 	if [ -n "$only" ] && ! echo " $only " | grep -q " $name "; then
 		continue
 	fi
-	echo "KPRIM-TEST-BEGIN $name"
-	start=$(cut -d' ' -f1 /proc/uptime)
-	(cd /tmp && timeout -s KILL "$test_timeout" "$t" 2>&1)
-	rc=$?
-	end=$(cut -d' ' -f1 /proc/uptime)
-	echo "KPRIM-TEST-END $name rc=$rc start=$start end=$end"
+	run_test "$name"
 done
 finish

@@ -7,7 +7,7 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 
-if dk=$(debug_kernel_dir 2>/dev/null) && [ -f "$dk/.kprim-built" ]; then
+if dk=$(kernel_dir debug 2>/dev/null) && [ -f "$dk/.kprim-built" ]; then
 	echo "$dk/tools/testing/selftests"
 	exit 0
 fi

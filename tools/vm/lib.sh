@@ -43,12 +43,18 @@ stock_kver() {
 	echo "$v"
 }
 
-# Directory of the cached debug kernel build for the current inputs.
-debug_kernel_dir() {
-	local here ver key
+# kernel_dir FLAVOUR: directory of the cached test kernel build of FLAVOUR
+# (debug or kcsan) for the current inputs: the linux-source-6.12 version and
+# the config fragments (kernel-common.config, FLAVOUR-kernel.config).
+kernel_dir() {
+	local here ver key flavour=$1 name
 	here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+	[ -f "$here/$flavour-kernel.config" ] || return 1
 	ver=$(dpkg-query -W -f='${Version}' linux-source-6.12 2>/dev/null)
 	[ -n "$ver" ] || return 1
-	key=$( (echo "$ver"; cat "$here/debug-kernel.config") | sha256sum | cut -c1-12)
-	echo "$KPRIM_CACHE/linux-6.12-$key"
+	key=$( (echo "$ver"; cat "$here/kernel-common.config" \
+		"$here/$flavour-kernel.config") | sha256sum | cut -c1-12)
+	name=linux-6.12
+	[ "$flavour" = debug ] || name="$name-$flavour"
+	echo "$KPRIM_CACHE/$name-$key"
 }

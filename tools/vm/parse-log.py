@@ -114,6 +114,43 @@ def parse_kunit(k, dmesg, expected):
             k.fail(f'kunit suite {suite}: no result in the kernel log')
 
 
+KCSAN_TITLE = re.compile(r'BUG: KCSAN: ')
+# A frame of the module or of its KUnit suites, e.g.
+# " kprim_sem_release+0x4c/0x120 [kprim]".
+KPRIM_FRAME = re.compile(r'\[kprim(_kunit)?\]')
+
+
+def parse_kcsan(k, dmesg):
+    """KCSAN reports: one that names a kprim frame in either access's
+    stack fails the run; one entirely inside the core kernel (races that
+    upstream knows or tolerates, reached under our load) is listed as a
+    note and counted, not judged."""
+    reports = []
+    i = 0
+    while i < len(dmesg):
+        if not KCSAN_TITLE.search(dmesg[i]):
+            i += 1
+            continue
+        block = [dmesg[i]]
+        i += 1
+        while i < len(dmesg) and not dmesg[i].startswith('=====') and \
+                not KCSAN_TITLE.search(dmesg[i]):
+            block.append(dmesg[i])
+            i += 1
+        reports.append(block)
+    ours = [b for b in reports if any(KPRIM_FRAME.search(l) for l in b)]
+    others = [b for b in reports if b not in ours]
+    for b in ours:
+        frames = [l.strip() for l in b[1:] if KPRIM_FRAME.search(l)]
+        k.fail(b[0][b[0].index('KCSAN'):] + ' | ' +
+               ' | '.join(frames[:4]))
+    if reports:
+        k.notes.append(f'KCSAN reports: {len(ours)} in kprim, '
+                       f'{len(others)} in the core kernel only (not judged)')
+    for b in others[:10]:
+        k.notes.append('core-kernel ' + b[0][b[0].index('KCSAN'):])
+
+
 def parse_log(label, path, kunit):
     k = Kernel(label)
     try:
@@ -192,9 +229,13 @@ def parse_log(label, path, kunit):
     if kunit:
         parse_kunit(k, dmesg, kunit)
 
+    parse_kcsan(k, [TS.sub('', l) for l in dmesg])
+
     splats = []
     for l in dmesg + [l for l in lines if TS.match(l)]:
         text = TS.sub('', l)
+        if KCSAN_TITLE.search(text):
+            continue    # judged by parse_kcsan()
         if SPLAT.search(text) and not BENIGN.search(text) and text not in splats:
             splats.append(text)
     for s in splats[:20]:
@@ -219,7 +260,8 @@ def main(argv):
     kernels = []
     for a in args:
         label, path = a.split('=', 1)
-        want = kunit if label.startswith('debug') else []
+        # KUnit (kprim_kunit.ko) exists for the 6.12 kernels only.
+        want = kunit if label.startswith(('debug', 'kcsan')) else []
         kernels.append((parse_log(label, path, want), path))
 
     total = [0, 0, 0]

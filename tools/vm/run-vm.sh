@@ -35,6 +35,7 @@ append="$append sysctl.kernel.panic_on_rcu_stall=1"
 append="$append sysctl.kernel.hung_task_timeout_secs=60"
 append="$append kprim.mode=$mode kprim.test_timeout=${KPRIM_TEST_TIMEOUT:-400}"
 [ -n "${KPRIM_ONLY:-}" ] && append="$append kprim.only=$KPRIM_ONLY"
+[ -n "${KPRIM_SOAK_SECS:-}" ] && append="$append kprim.soak_secs=$KPRIM_SOAK_SECS"
 # KPRIM_GUEST_ENV="A=1,B=2": environment for the guest's test programs
 # (e.g. KPRIM_FUZZ_SEED, KPRIM_FUZZ_SECS for fuzz_test).
 [ -n "${KPRIM_GUEST_ENV:-}" ] && append="$append kprim.env=$KPRIM_GUEST_ENV"

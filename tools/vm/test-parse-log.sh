@@ -75,6 +75,18 @@ expect 1 kunit_suite_missing '/# Subtest: kprim_x/d'
 expect 1 rmmod_busy 's/KPRIM-RMMOD kprim rc=0/KPRIM-RMMOD kprim rc=1/'
 expect 1 insmod_failed 's/KPRIM-INSMOD rc=0/KPRIM-INSMOD rc=1/'
 expect 1 boot_hang '/KPRIM-/d;$a KPRIM-BOOT-HANG: no KPRIM-GUEST-START after 300s; vCPU state:'
+# A KCSAN report with a kprim frame in a stack fails; one wholly in the
+# core kernel is a note.
+expect 1 kcsan_in_kprim '/KPRIM-DMESG-BEGIN/a [    6.0] ==================\n[    6.0] BUG: KCSAN: data-race in kprim_a / kprim_b\n[    6.0] \n[    6.0] write to 0x1 of 8 bytes by task 1 on cpu 0:\n[    6.0]  kprim_a+0x1/0x2 [kprim]\n[    6.0] \n[    6.0] read to 0x1 of 8 bytes by task 2 on cpu 1:\n[    6.0]  kprim_b+0x1/0x2 [kprim]\n[    6.0] =================='
+if ! grep -q 'FAIL: KCSAN: data-race in kprim_a / kprim_b' "$tmp/kcsan_in_kprim.out"; then
+	echo "parse-log: case 'kcsan_in_kprim' did not fail for the KCSAN report"
+	fails=$((fails + 1))
+fi
+expect 0 kcsan_core_only '/KPRIM-DMESG-BEGIN/a [    6.0] ==================\n[    6.0] BUG: KCSAN: data-race in mm_x / mm_y\n[    6.0] \n[    6.0] write to 0x1 of 8 bytes by task 1 on cpu 0:\n[    6.0]  mm_x+0x1/0x2\n[    6.0] ==================\n[    6.1] BUG: KCSAN: data-race in a / b\n[    6.1]  a+0x1/0x2\n[    6.1] =================='
+if ! grep -q 'note: KCSAN reports: 0 in kprim, 2 in the core kernel' "$tmp/kcsan_core_only.out"; then
+	echo "parse-log: case 'kcsan_core_only' did not count the core-kernel reports"
+	fails=$((fails + 1))
+fi
 # A boot that hung before /init and was booted again passes, and says so.
 expect 0 boot_retried '1i KPRIM-BOOT-RETRIES 1 (earlier logs: x.boot-hang-*)'
 if ! grep -q 'note: booted again after a hang before /init: 1' "$tmp/boot_retried.out"; then
@@ -86,4 +98,4 @@ if [ $fails != 0 ]; then
 	echo "parse-log: $fails case(s) judged wrongly"
 	exit 1
 fi
-echo "parse-log: 19 cases judged as expected"
+echo "parse-log: 21 cases judged as expected"
