@@ -87,12 +87,14 @@
  * list), an expired one is freed as an expiration, any other is evicted
  * (counted in evictions and in shrunk) and unlinked from its cache, all
  * under both locks: one entry per cache->lock hold, at most nr_to_scan
- * (SHRINK_BATCH) per walk. Pinned entries and the entries of
- * KPRIM_CACHE_F_MANUAL caches are never on the list_lru. The entries
- * whose last reference the shrinker dropped are freed by the shrinker
- * itself after one synchronize_rcu() per walk rather than by call_rcu():
- * the cgroup's charge is released before the reclaim that is waiting for
- * it gives up and calls the OOM killer.
+ * (KPRIM_CACHE_SHRINK_WALK) per walk. Pinned entries and the entries of
+ * KPRIM_CACHE_F_MANUAL caches are never on the list_lru. A direct
+ * reclaimer frees the entries whose last reference it dropped itself,
+ * after one synchronize_rcu() per walk, rather than by call_rcu(): the
+ * cgroup's charge is released before the reclaim that is waiting for it
+ * gives up and calls the OOM killer. kswapd waits for nobody, so it
+ * does not wait for grace periods either (call_rcu): a user with many
+ * small entries must not slow the machine's background reclaim.
  *
  * Teardown of a cache (kprim_cache_free(), from ->destroy with no fd left):
  * 1. set cache->dying under cache->lock, so the shrinker leaves the
@@ -113,6 +115,7 @@
 #include <linux/rhashtable.h>
 #include <linux/sched.h>
 #include <linux/slab.h>
+#include <linux/swap.h>
 #include <linux/uaccess.h>
 #include "kprim.h"
 #include "cache.h"
@@ -123,6 +126,8 @@
 #define KPRIM_CACHE_SWEEP_BATCH		256
 #define KPRIM_CACHE_FLUSH_BATCH		256
 #define KPRIM_CACHE_SHRINK_BATCH	128
+/* Entries a shrinker walk looks at (shrinker->batch): one grace period each. */
+#define KPRIM_CACHE_SHRINK_WALK		512
 #define KPRIM_CACHE_EVICT_BATCH		64
 #define KPRIM_CACHE_U64_DIGITS		20
 #define KPRIM_CACHE_LOOKUP_RETRIES	8
@@ -1510,12 +1515,17 @@ static unsigned long kprim_cache_shrink_scan(struct shrinker *s,
 	INIT_LIST_HEAD(&r.dispose);
 	freed = list_lru_shrink_walk(&kprim_cache_lru, sc,
 				     kprim_cache_lru_isolate, &r);
-	if (!list_empty(&r.dispose)) {
-		/* Lockless lookups may still be looking at them. */
-		synchronize_rcu();
+	if (list_empty(&r.dispose))
+		return freed;
+	/* Lockless lookups may still be looking at them. */
+	if (current_is_kswapd()) {
 		list_for_each_entry_safe(e, tmp, &r.dispose, lru)
-			kprim_cache_entry_free_now(e);
+			call_rcu(&e->rcu, kprim_cache_entry_free_rcu);
+		return freed;
 	}
+	synchronize_rcu();
+	list_for_each_entry_safe(e, tmp, &r.dispose, lru)
+		kprim_cache_entry_free_now(e);
 	return freed;
 }
 
@@ -1993,6 +2003,7 @@ int kprim_cache_module_init(void)
 						     kprim_cache_shrink_scan,
 						     SHRINKER_MEMCG_AWARE |
 						     SHRINKER_NUMA_AWARE,
+						     KPRIM_CACHE_SHRINK_WALK,
 						     "kprim-cache");
 	if (!kprim_cache_shrinker)
 		goto destroy_slab;

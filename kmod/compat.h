@@ -209,6 +209,7 @@ typedef unsigned long (*kprim_shrink_fn)(struct shrinker *s,
 static inline struct shrinker *kprim_shrinker_create(kprim_shrink_fn count,
 						     kprim_shrink_fn scan,
 						     unsigned int flags,
+						     long batch,
 						     const char *name)
 {
 	struct shrinker *s = shrinker_alloc(flags, "%s", name);
@@ -218,6 +219,7 @@ static inline struct shrinker *kprim_shrinker_create(kprim_shrink_fn count,
 	s->count_objects = count;
 	s->scan_objects = scan;
 	s->seeks = DEFAULT_SEEKS;
+	s->batch = batch;
 	shrinker_register(s);
 	return s;
 }
@@ -230,6 +232,7 @@ static inline void kprim_shrinker_destroy(struct shrinker *s)
 static inline struct shrinker *kprim_shrinker_create(kprim_shrink_fn count,
 						     kprim_shrink_fn scan,
 						     unsigned int flags,
+						     long batch,
 						     const char *name)
 {
 	struct shrinker *s = kzalloc(sizeof(*s), GFP_KERNEL);
@@ -239,6 +242,7 @@ static inline struct shrinker *kprim_shrinker_create(kprim_shrink_fn count,
 	s->count_objects = count;
 	s->scan_objects = scan;
 	s->seeks = DEFAULT_SEEKS;
+	s->batch = batch;
 	s->flags = flags;
 	if (register_shrinker(s, "%s", name)) {
 		kfree(s);
