@@ -265,6 +265,8 @@ FIXTURE_TEARDOWN(six)
 #define M_PINS		64
 #define M_VAL		2048
 #define M_SECS		12
+/* Fewer than the keys stored: the stores evict too. */
+#define M_FULL		2000
 
 struct mshared {
 	atomic_int stop_a;
@@ -273,11 +275,15 @@ struct mshared {
 	atomic_long errs;
 	long last_err;
 	int where;
+	atomic_long reclaims;
+	long long max_reclaim_ns;	/* longest memory.reclaim write */
+	char max_reclaim_cg;		/* 'a', 'b' or 'r'(oot) */
+	atomic_int a_gone;
 };
 
 /* Child: in @cg, store (and get, delete) keys "<tag>-<i>" until told. */
-static int m_child(const char *cg, int fd, char tag, struct mshared *m,
-		   atomic_int *stop, int idx)
+static int m_child(const char *cg, int fd, int fd2, char tag,
+		   struct mshared *m, atomic_int *stop, int idx)
 {
 	static char val[M_VAL], buf[M_VAL];
 	char key[32];
@@ -303,6 +309,11 @@ static int m_child(const char *cg, int fd, char tag, struct mshared *m,
 			continue;
 		}
 		atomic_fetch_add(&m->stores[idx], 1);
+		if (fd2 >= 0) {
+			/* The other cache is flushed under it: no check. */
+			snprintf(key, sizeof(key), "f-%u", i % M_KEYS);
+			c_set(fd2, key, val, 512, i & 1 ? KPRIM_CACHE_PIN : 0);
+		}
 		snprintf(key, sizeof(key), "%c-%u", tag, (i * 7) % M_KEYS);
 		ret = c_get(fd, key, buf, sizeof(buf));
 		if (ret && ret != -ENOENT) {
@@ -325,8 +336,11 @@ static int m_child(const char *cg, int fd, char tag, struct mshared *m,
 }
 
 /* Child: reopen and close the cache by name, get from it, until told. */
-static int m_reopener(int sess, const char *name, struct mshared *m)
+static int m_reopener(int sess, const char *name, int fd2,
+		      struct mshared *m)
 {
+	struct kprim_hdr h = { .size = sizeof(h) };
+
 	char key[32], buf[M_VAL];
 	unsigned int i;
 	long ret;
@@ -349,22 +363,61 @@ static int m_reopener(int sess, const char *name, struct mshared *m)
 			m->where = 5;
 		}
 		close(fd);
+		if (!(i % 16) && kt_ioctl(fd2, KPRIM_IOC_CACHE_FLUSH, &h)) {
+			atomic_fetch_add(&m->errs, 1);
+			m->where = 6;
+		}
+	}
+	return 0;
+}
+
+/* Child: memory.reclaim on a, b and the root in turn, timing each. */
+static int m_reclaimer(const char *cga, const char *cgb, struct mshared *m)
+{
+	const char *cg;
+	char which;
+	uint64_t t0, dt;
+	unsigned int i;
+
+	for (i = 0; !atomic_load(&m->stop); i++) {
+		switch (i % 5) {
+		case 0: case 2:
+			if (atomic_load(&m->a_gone))
+				continue;
+			cg = cga, which = 'a';
+			break;
+		case 1: case 3:
+			cg = cgb, which = 'b';
+			break;
+		default:
+			cg = CG_ROOT, which = 'r';
+			break;
+		}
+		t0 = kt_now_ns();
+		/* -EAGAIN when less could be reclaimed: not an error. */
+		cg_write(cg, "memory.reclaim", which == 'r' ? "1M" : "2M");
+		dt = kt_now_ns() - t0;
+		if ((long long)dt > m->max_reclaim_ns) {
+			m->max_reclaim_ns = dt;
+			m->max_reclaim_cg = which;
+		}
+		atomic_fetch_add(&m->reclaims, 1);
+		usleep(5000);
 	}
 	return 0;
 }
 
 TEST_F_TIMEOUT(six, memcg_rmdir_reclaim_two_cgroups, 300)
 {
-	char cga[128], cgb[128], name[64], key[32];
+	char cga[128], cgb[128], name[64], name2[64], key[32];
 	static char buf[M_VAL];
 	struct kprim_cache_info info;
 	struct mshared *m;
-	pid_t pa, pb, pc;
-	int sess, fd, i, rounds = 0, present = 0, pins = 0;
+	pid_t pa, pb, pc, pr;
+	int sess, fd, fd2, i, present = 0, pins = 0, ret;
 	long long shrunk;
 	const char *why;
-	uint64_t end, half;
-	int rc_rmdir;
+	uint64_t t0;
 
 	sess = kt_session();
 	if (sess < 0)
@@ -377,59 +430,59 @@ TEST_F_TIMEOUT(six, memcg_rmdir_reclaim_two_cgroups, 300)
 	ASSERT_EQ(0, cg_create(cga, sizeof(cga), "kt-six-a"));
 	ASSERT_EQ(0, cg_create(cgb, sizeof(cgb), "kt-six-b"));
 	KT_NAME(name, "six-memcg");
-	fd = obj_new(sess, KPRIM_KIND_CACHE, name, 1 << 20, 0);
+	KT_NAME(name2, "six-memcg2");
+	/* Full: stores evict too, under cache->lock, against the walks. */
+	fd = obj_new(sess, KPRIM_KIND_CACHE, name, M_FULL, 0);
 	ASSERT_LE(0, fd) TH_LOG("create cache: %s", strerror(-fd));
+	fd2 = obj_new(sess, KPRIM_KIND_CACHE, name2, M_FULL, 0);
+	ASSERT_LE(0, fd2) TH_LOG("create cache: %s", strerror(-fd2));
 
 	pa = fork();
 	ASSERT_LE(0, pa);
 	if (!pa)
-		_exit(m_child(cga, fd, 'a', m, &m->stop_a, 0));
+		_exit(m_child(cga, fd, -1, 'a', m, &m->stop_a, 0));
 	pb = fork();
 	ASSERT_LE(0, pb);
 	if (!pb)
-		_exit(m_child(cgb, fd, 'b', m, &m->stop, 1));
+		_exit(m_child(cgb, fd, fd2, 'b', m, &m->stop, 1));
 	pc = fork();
 	ASSERT_LE(0, pc);
 	if (!pc)
-		_exit(m_reopener(sess, name, m));
+		_exit(m_reopener(sess, name, fd2, m));
+	pr = fork();
+	ASSERT_LE(0, pr);
+	if (!pr)
+		_exit(m_reclaimer(cga, cgb, m));
 
-	end = kt_now_ns() + M_SECS * SEC;
-	half = kt_now_ns() + M_SECS * SEC / 2;
-	rc_rmdir = 1;
-	while (kt_now_ns() < end) {
-		/* -EAGAIN when less could be reclaimed: not an error. */
-		if (rc_rmdir)
-			cg_write(cga, "memory.reclaim", "2M");
-		cg_write(cgb, "memory.reclaim", "2M");
-		if (!(rounds % 8))
-			cg_write(CG_ROOT, "memory.reclaim", "1M");
-		rounds++;
-		if (rc_rmdir && kt_now_ns() >= half) {
-			/* Its entries stay in the cache: lists reparented. */
-			atomic_store(&m->stop_a, 1);
-			EXPECT_EQ(0, wait_status(pa));
-			rc_rmdir = cg_rmdir(cga);
-			EXPECT_EQ(0, rc_rmdir) TH_LOG("rmdir %s: %s", cga,
-						      strerror(-rc_rmdir));
-			rc_rmdir = 0;
-		}
-		usleep(20000);
-	}
+	usleep(M_SECS * 1000000 / 2);
+	/* a's entries stay in the cache: its lists get reparented. */
 	atomic_store(&m->stop_a, 1);
+	EXPECT_EQ(0, wait_status(pa));
+	atomic_store(&m->a_gone, 1);
+	ret = cg_rmdir(cga);
+	EXPECT_EQ(0, ret) TH_LOG("rmdir %s: %s", cga, strerror(-ret));
+	usleep(M_SECS * 1000000 / 2);
 	atomic_store(&m->stop, 1);
 	EXPECT_EQ(0, wait_status(pb));
 	EXPECT_EQ(0, wait_status(pc));
+	EXPECT_EQ(0, wait_status(pr));
 	EXPECT_EQ(0, atomic_load(&m->errs))
 		TH_LOG("%ld unexpected errors, last %s at step %d",
 		       atomic_load(&m->errs), strerror(-m->last_err),
 		       m->where);
-	TH_LOG("stores a=%ld b=%ld, %d reclaim rounds",
+	TH_LOG("stores a=%ld b=%ld, %ld memory.reclaim writes, longest %lld ms (%c)",
 	       atomic_load(&m->stores[0]), atomic_load(&m->stores[1]),
-	       rounds);
+	       atomic_load(&m->reclaims), m->max_reclaim_ns / 1000000,
+	       m->max_reclaim_cg);
 
+	info = c_info(fd);
+	TH_LOG("before the last reclaim: %llu entries",
+	       (unsigned long long)info.entries);
 	/* Walk the reparented lists too. */
+	t0 = kt_now_ns();
 	cg_write(CG_ROOT, "memory.reclaim", "8M");
-	cg_write(cgb, "memory.reclaim", "8M");
+	TH_LOG("root memory.reclaim 8M: %llu ms",
+	       (unsigned long long)(kt_now_ns() - t0) / 1000000);
 
 	for (i = 0; i < M_PINS; i++) {
 		snprintf(key, sizeof(key), "pin-%d", i);
@@ -450,11 +503,74 @@ TEST_F_TIMEOUT(six, memcg_rmdir_reclaim_two_cgroups, 300)
 	       (unsigned long long)info.evictions, shrunk);
 	EXPECT_EQ((__u64)(present + pins), info.entries);
 	EXPECT_LT(0, shrunk) TH_LOG("memory.reclaim never reached the cache");
+	EXPECT_GE(info.evictions, (__u64)shrunk);
 	/* Entries charged to the removed cgroup are freed here. */
 	close(fd);
+	close(fd2);
 	EXPECT_EQ(0, cg_rmdir(cgb));
 	close(sess);
 	munmap(m, sizeof(*m));
+}
+
+/*
+ * How long one memory.reclaim takes on a cgroup whose kernel memory is
+ * mostly small cache entries: the shrinker waits one synchronize_rcu()
+ * per walk of at most 128 entries. Logged, and bounded loosely: a write
+ * that takes a minute is a reclaim stall.
+ */
+#define S_ENTRIES	30000
+
+TEST_F_TIMEOUT(six, reclaim_many_small_entries_time, 300)
+{
+	char cg[128], key[32];
+	long long shrunk;
+	const char *why;
+	uint64_t t0, dt;
+	int sess, fd, i, p[2], ret;
+	struct kprim_cache_info info;
+	char c;
+	pid_t pid;
+
+	sess = kt_session();
+	if (sess < 0)
+		SKIP(return, "kprim.ko not loaded");
+	why = cg_setup();
+	if (why)
+		SKIP(return, "%s", why);
+	ASSERT_EQ(0, cg_create(cg, sizeof(cg), "kt-six-small"));
+	fd = obj_new(sess, KPRIM_KIND_CACHE, NULL, 1 << 20, 0);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, pipe(p));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		if (cg_enter(cg))
+			_exit(40);
+		for (i = 0; i < S_ENTRIES; i++) {
+			snprintf(key, sizeof(key), "s-%d", i);
+			if (c_set(fd, key, "v", 1, 0))
+				_exit(41);
+		}
+		_exit(write(p[1], "d", 1) == 1 ? 0 : 42);
+	}
+	ASSERT_EQ(1, read(p[0], &c, 1));
+	EXPECT_EQ(0, wait_status(pid));
+	t0 = kt_now_ns();
+	ret = cg_write(cg, "memory.reclaim", "64M");
+	dt = kt_now_ns() - t0;
+	info = c_info(fd);
+	shrunk = fdinfo_num(fd, "kprim-shrunk");
+	TH_LOG("memory.reclaim 64M: %s after %llu ms; %lld of %d entries shrunk, %llu left",
+	       ret ? strerror(-ret) : "done",
+	       (unsigned long long)dt / 1000000, shrunk, S_ENTRIES,
+	       (unsigned long long)info.entries);
+	EXPECT_LT(0, shrunk);
+	EXPECT_GT(60 * SEC, dt) TH_LOG("one memory.reclaim write stalled");
+	close(fd);
+	close(p[0]);
+	close(p[1]);
+	EXPECT_EQ(0, cg_rmdir(cg));
+	close(sess);
 }
 
 /* ---- 2. tracing on while objects with queued waiters go ---------------- */
@@ -964,8 +1080,8 @@ TEST(size_word_at_page_end)
 	EXPECT_EQ(-EFAULT, kt_ioctl(lim, KPRIM_IOC_LIMITER_TAKE, w));
 	*w = sizeof(struct kprim_sem_acquire);
 	EXPECT_EQ(-EFAULT, kt_ioctl(sem, KPRIM_IOC_SEM_ACQUIRE, w));
-	/* A smaller (older) size is the general path: -EFAULT too. */
-	*w = 24;
+	/* A bigger (newer) size is the general path: -EFAULT too. */
+	*w = 40;
 	EXPECT_EQ(-EFAULT, kt_ioctl(sem, KPRIM_IOC_SEM_ACQUIRE, w));
 	EXPECT_EQ(0, lim_state(lim).admitted);
 	EXPECT_EQ(0, sem_state(sem).held);
