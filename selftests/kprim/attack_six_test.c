@@ -21,7 +21,9 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include <linux/userfaultfd.h>
 #include <liburing.h>
+#include <poll.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -1088,6 +1090,185 @@ TEST(size_word_at_page_end)
 	munmap(base, 2 * page);
 	close(lim);
 	close(sem);
+	close(sess);
+}
+
+/* ---- 4. argument and value pages stalled by userfaultfd ---------------- */
+
+/* A userfaultfd on a fresh 2-page mapping, page 2 missing; -1: skip. */
+static int uffd_setup(char **base, long page)
+{
+	struct uffdio_api api = { .api = UFFD_API };
+	struct uffdio_register reg = { 0 };
+	int uffd = syscall(SYS_userfaultfd, O_CLOEXEC);
+
+	if (uffd < 0)
+		return -1;
+	if (ioctl(uffd, UFFDIO_API, &api)) {
+		close(uffd);
+		return -1;
+	}
+	*base = mmap(NULL, 2 * page, PROT_READ | PROT_WRITE,
+		     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (*base == MAP_FAILED) {
+		close(uffd);
+		return -1;
+	}
+	memset(*base, 0, page);		/* page 1 present */
+	reg.range.start = (uintptr_t)*base + page;
+	reg.range.len = page;
+	reg.mode = UFFDIO_REGISTER_MODE_MISSING;
+	if (ioctl(uffd, UFFDIO_REGISTER, &reg)) {
+		close(uffd);
+		return -1;
+	}
+	return uffd;
+}
+
+/* Wait (up to 10 s) for the kernel to stall on a fault at @addr's page. */
+static bool uffd_stalled(int uffd)
+{
+	struct pollfd pfd = { .fd = uffd, .events = POLLIN };
+	struct uffd_msg msg;
+
+	if (poll(&pfd, 1, 10000) != 1)
+		return false;
+	return read(uffd, &msg, sizeof(msg)) == sizeof(msg) &&
+	       msg.event == UFFD_EVENT_PAGEFAULT;
+}
+
+static int uffd_fill(int uffd, char *dst, const char *src, long page)
+{
+	struct uffdio_copy c = {
+		.dst = (uintptr_t)dst, .src = (uintptr_t)src, .len = page,
+	};
+
+	return ioctl(uffd, UFFDIO_COPY, &c) ? -errno : 0;
+}
+
+struct stall {
+	int fd;
+	unsigned long cmd;
+	void *arg;
+	long ret;
+};
+
+static void *stall_fn(void *arg)
+{
+	struct stall *st = arg;
+
+	st->ret = kt_ioctl(st->fd, st->cmd, st->arg);
+	return NULL;
+}
+
+/*
+ * A try-acquire whose struct's tail is on a page userfaultfd stalls: the
+ * inline copy sleeps in the fault with nothing held, so the semaphore
+ * works for others meanwhile; the fd is closed under it; once the page
+ * comes the acquire succeeds and its permit goes back with the fd.
+ */
+TEST_F_TIMEOUT(six, uffd_stalled_try_acquire, 60)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	struct kprim_sem_acquire a0 = {
+		.size = sizeof(a0), .n = 1,
+		.wait = { .cancel_fd = KPRIM_NO_CANCEL_FD },
+	};
+	struct stall st;
+	char *base, *src, name[64];
+	int sess, uffd, sem, sem2, off = 12;
+	pthread_t th;
+
+	sess = kt_session();
+	if (sess < 0)
+		SKIP(return, "kprim.ko not loaded");
+	uffd = uffd_setup(&base, page);
+	if (uffd < 0)
+		SKIP(return, "no userfaultfd (CONFIG_USERFAULTFD off?)");
+	src = aligned_alloc(page, page);
+	ASSERT_NE(NULL, src);
+	memset(src, 0, page);
+	KT_NAME(name, "six-uffd");
+	sem = obj_new(sess, KPRIM_KIND_SEM, name, 2, 0);
+	ASSERT_LE(0, sem);
+	sem2 = obj_reopen(sess, KPRIM_KIND_SEM, name);
+	ASSERT_LE(0, sem2);
+	/* The first @off bytes on page 1, the rest on the missing page. */
+	memcpy(base + page - off, &a0, off);
+	memcpy(src, (char *)&a0 + off, sizeof(a0) - off);
+	st = (struct stall){ .fd = sem, .cmd = KPRIM_IOC_SEM_ACQUIRE,
+			     .arg = base + page - off, .ret = 1 };
+	ASSERT_EQ(0, pthread_create(&th, NULL, stall_fn, &st));
+	ASSERT_TRUE(uffd_stalled(uffd));
+	/* Nothing is held while it sleeps: the others go on. */
+	EXPECT_EQ(0, kt_ioctl(sem2, KPRIM_IOC_SEM_ACQUIRE, &a0));
+	EXPECT_EQ(1, sem_state(sem2).held);
+	close(sem);
+	ASSERT_EQ(0, uffd_fill(uffd, base + page, src, page));
+	ASSERT_EQ(0, pthread_join(th, NULL));
+	EXPECT_EQ(0, st.ret) TH_LOG("stalled acquire: %s", strerror(-st.ret));
+	/* Its fd is gone, so is its permit. */
+	EXPECT_EQ(1, sem_state(sem2).held);
+	close(sem2);
+	close(uffd);
+	munmap(base, 2 * page);
+	free(src);
+	close(sess);
+}
+
+/*
+ * A get whose value copy-out stalls on a missing page while the entry is
+ * deleted, the cache flushed, memory reclaimed and the cache fd closed:
+ * the get holds its own reference; no use-after-free when it resumes.
+ */
+TEST_F_TIMEOUT(six, uffd_stalled_get_vs_evict, 60)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	struct kprim_hdr h = { .size = sizeof(h) };
+	struct kprim_cache_get g;
+	struct stall st;
+	char *base, *src, *val;
+	int sess, uffd, fd;
+	pthread_t th;
+
+	sess = kt_session();
+	if (sess < 0)
+		SKIP(return, "kprim.ko not loaded");
+	uffd = uffd_setup(&base, page);
+	if (uffd < 0)
+		SKIP(return, "no userfaultfd (CONFIG_USERFAULTFD off?)");
+	src = aligned_alloc(page, page);
+	val = malloc(3000);
+	ASSERT_NE(NULL, src);
+	ASSERT_NE(NULL, val);
+	memset(src, 0, page);
+	memset(val, 'q', 3000);
+	fd = obj_new(sess, KPRIM_KIND_CACHE, NULL, 100, 0);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, c_set(fd, "k", val, 3000, 0));
+	/* The value straddles into the missing page. */
+	g = (struct kprim_cache_get){
+		.size = sizeof(g), .key = (uintptr_t)"k", .key_len = 1,
+		.value = (uintptr_t)(base + page - 1000), .value_len = 3000,
+	};
+	st = (struct stall){ .fd = fd, .cmd = KPRIM_IOC_CACHE_GET,
+			     .arg = &g, .ret = 1 };
+	ASSERT_EQ(0, pthread_create(&th, NULL, stall_fn, &st));
+	ASSERT_TRUE(uffd_stalled(uffd));
+	EXPECT_EQ(0, c_del(fd, "k"));
+	EXPECT_EQ(0, c_set(fd, "k", "new", 3, 0));
+	EXPECT_EQ(0, kt_ioctl(fd, KPRIM_IOC_CACHE_FLUSH, &h));
+	cg_write(CG_ROOT, "memory.reclaim", "1M");
+	close(fd);
+	ASSERT_EQ(0, uffd_fill(uffd, base + page, src, page));
+	ASSERT_EQ(0, pthread_join(th, NULL));
+	EXPECT_EQ(0, st.ret) TH_LOG("stalled get: %s", strerror(-st.ret));
+	EXPECT_EQ(3000, g.value_len);
+	EXPECT_EQ(0, memcmp(base + page - 1000, val, 3000));
+	close(uffd);
+	munmap(base, 2 * page);
+	free(src);
+	free(val);
 	close(sess);
 }
 
