@@ -16,7 +16,13 @@
  *     argument struct straddles (ioctl and io_uring): every call returns
  *     0, -EAGAIN or -EFAULT, and only the calls that returned 0 took
  *     tokens or permits; the size word alone in the last bytes of a page
- *     before an inaccessible one is -EFAULT.
+ *     before an inaccessible one is -EFAULT;
+ *  4. userfaultfd stalls (where the kernel has it): a try-acquire whose
+ *     struct's tail is on a missing page (nothing held while it sleeps,
+ *     its fd closed under it), a get whose value copy-out stalls while
+ *     the entry is deleted, the cache flushed, reclaimed and closed;
+ *  5. how long one memory.reclaim takes on 30000 small entries (the
+ *     shrinker's synchronize_rcu() per walk of 128), loosely bounded.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
