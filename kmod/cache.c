@@ -12,12 +12,18 @@
  * cgroup (GFP_KERNEL_ACCOUNT).
  *
  * Reads. Entries are immutable once published: a set builds a new entry
- * and swaps it in with rhashtable_replace_fast(). A get looks the key up
- * under rcu_read_lock(), takes a reference with refcount_inc_not_zero(),
- * leaves RCU and copies the value to userspace (which may fault); the last
- * reference frees the entry after an RCU grace period. Gets take no lock.
- * A multi-get (KPRIM_IOC_CACHE_MGET) does exactly that for each of its
- * keys in turn, one reference at a time, rescheduling between keys.
+ * and swaps it in with rhashtable_replace_fast(); the last reference
+ * frees an entry after an RCU grace period, so an entry found under
+ * rcu_read_lock() stays readable until rcu_read_unlock(). A get looks the
+ * key up under rcu_read_lock() and, for a value of up to a page, copies it
+ * to userspace right there with page faults disabled (no sleeping under
+ * RCU), taking no reference: it writes no shared cache line, so gets of
+ * one hot key scale across CPUs. A larger value, or a copy that would
+ * fault, takes a reference with refcount_inc_not_zero() (an entry already
+ * released is a miss), leaves RCU and copies with copy_to_user(). The
+ * clock is read only for an entry that expires. Gets take no lock.
+ * A multi-get (KPRIM_IOC_CACHE_MGET) takes a reference for each of its
+ * keys in turn, one at a time, rescheduling between keys.
  *
  * Writes (set/add/replace/cas/delete/touch/incr/flush, eviction, sweep)
  * serialize on the per-cache spinlock. No allocation happens under it but
