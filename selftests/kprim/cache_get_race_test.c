@@ -225,7 +225,7 @@ static void *setter(void *arg)
 
 	while (!atomic_load(&s->stop)) {
 		__u32 len = lens[rnd(&seed, NLENS)];
-		__u64 ttl = rnd(&seed, 4) ? 0 : (1 + rnd(&seed, 3)) * MS;
+		__u64 ttl = rnd(&seed, 4) ? 0 : (5 + rnd(&seed, 16)) * MS;
 
 		make_value(v, len, ++vseed);
 		ret = c_store(s->fd, hot[rnd(&seed, NHOT)], v, len, ttl);
@@ -252,7 +252,7 @@ static void *writer(void *arg)
 		const char *k = hot[rnd(&seed, NHOT)];
 
 		/* Mostly yield, so that most gets hit. */
-		switch (rnd(&seed, 16)) {
+		switch (rnd(&seed, 32)) {
 		case 0:
 			ret = c_key(s->fd, KPRIM_IOC_CACHE_DELETE, k, 0);
 			if (ret && ret != -ENOENT)
@@ -262,7 +262,7 @@ static void *writer(void *arg)
 			break;
 		case 2:
 			ret = c_key(s->fd, KPRIM_IOC_CACHE_TOUCH, k,
-				    (1 + rnd(&seed, 2)) * MS);
+				    (5 + rnd(&seed, 16)) * MS);
 			if (ret && ret != -ENOENT)
 				fail(s, "touch: %ld (%lu)",
 				     (unsigned long)ret, 0);
