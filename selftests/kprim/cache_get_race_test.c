@@ -23,7 +23,10 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <poll.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <linux/userfaultfd.h>
 #include <unistd.h>
 
 #include "kselftest_harness.h"
@@ -387,6 +390,106 @@ TEST_F_TIMEOUT(getrace, get_vs_set_delete_touch_flush_evict, 120)
 	/* Every get counted once, as what it returned. */
 	EXPECT_EQ(atomic_load(&s->hits), after.hits - before.hits);
 	EXPECT_EQ(atomic_load(&s->misses), after.misses - before.misses);
+}
+
+/*
+ * The fallback made deterministic where userfaultfd exists (the stock
+ * kernel; the debug kernel is built without it, and skips): the value's
+ * copy under RCU cannot fault in a missing page, so the get takes a
+ * reference and copies again outside RCU, where it blocks on the page
+ * while the key is deleted, the cache flushed, grace periods pass and
+ * other values are stored in the freed memory. The value the get then
+ * copies must still be the one it found, for an inline value (copied
+ * under RCU when it can be) and one in its own buffer (over a page).
+ */
+struct uf_get {
+	int fd;
+	struct kprim_cache_get g;
+	long ret;
+};
+
+static void *uf_get(void *arg)
+{
+	struct uf_get *r = arg;
+
+	r->ret = kt_ioctl(r->fd, KPRIM_IOC_CACHE_GET, &r->g);
+	return NULL;
+}
+
+TEST_F_TIMEOUT(getrace, get_value_outlives_delete_while_its_copy_blocks, 120)
+{
+	static const __u32 uf_lens[] = { 100, 9000 };
+	static __u8 val[9000], other[9000];
+	struct uffdio_api api = { .api = UFFD_API };
+	int uffd = syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	const size_t pg = 4096, len3 = 3 * pg;
+
+	if (uffd < 0)
+		SKIP(return, "userfaultfd: %s", strerror(errno));
+	ASSERT_EQ(0, ioctl(uffd, UFFDIO_API, &api));
+	for (unsigned int l = 0; l < 2; l++) {
+		struct uffdio_register reg = { 0 };
+		struct uffdio_zeropage zp = { 0 };
+		struct uf_get r = { .fd = self->s.fd };
+		struct uffd_msg msg;
+		struct pollfd pfd = { .fd = uffd, .events = POLLIN };
+		const char *why;
+		char key[16];
+		pthread_t th;
+		__u8 *buf;
+
+		buf = mmap(NULL, len3, PROT_READ | PROT_WRITE,
+			   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		ASSERT_NE(MAP_FAILED, buf);
+		/* Only the first page is missing. */
+		memset(buf + pg, 0, len3 - pg);
+		reg.range.start = (uintptr_t)buf;
+		reg.range.len = len3;
+		reg.mode = UFFDIO_REGISTER_MODE_MISSING;
+		ASSERT_EQ(0, ioctl(uffd, UFFDIO_REGISTER, &reg));
+
+		make_value(val, uf_lens[l], 4242 + l);
+		ASSERT_EQ(0, c_store(self->s.fd, "uf", val, uf_lens[l], 0));
+		r.g = (struct kprim_cache_get){
+			.size = sizeof(r.g), .key = (uintptr_t)"uf",
+			.key_len = 2, .value = (uintptr_t)buf,
+			.value_len = len3,
+		};
+		ASSERT_EQ(0, pthread_create(&th, NULL, uf_get, &r));
+		ASSERT_EQ(1, poll(&pfd, 1, 20000));
+		ASSERT_EQ(sizeof(msg), read(uffd, &msg, sizeof(msg)));
+		ASSERT_EQ(UFFD_EVENT_PAGEFAULT, msg.event);
+
+		/* The get is inside its copy-out now. */
+		ASSERT_EQ(0, c_key(self->s.fd, KPRIM_IOC_CACHE_DELETE, "uf",
+				   0));
+		{
+			struct kprim_hdr h = { .size = sizeof(h) };
+
+			ASSERT_EQ(0, kt_ioctl(self->s.fd,
+					      KPRIM_IOC_CACHE_FLUSH, &h));
+		}
+		usleep(500000);	/* grace periods pass, RCU callbacks run */
+		for (int i = 0; i < 64; i++) {
+			snprintf(key, sizeof(key), "o%d", i);
+			make_value(other, uf_lens[l], 7 + i);
+			ASSERT_EQ(0, c_store(self->s.fd, key, other,
+					     uf_lens[l], 0));
+		}
+
+		zp.range.start = (uintptr_t)buf;
+		zp.range.len = pg;
+		ASSERT_EQ(0, ioctl(uffd, UFFDIO_ZEROPAGE, &zp));
+		pthread_join(th, NULL);
+		ASSERT_EQ(0, r.ret);
+		ASSERT_EQ(uf_lens[l], r.g.value_len);
+		why = bad_value(buf, r.g.value_len);
+		EXPECT_EQ(NULL, why) TH_LOG("value of %u bytes: %s",
+					    uf_lens[l], why);
+		EXPECT_EQ(0, memcmp(buf, val, uf_lens[l]));
+		munmap(buf, len3);
+	}
+	close(uffd);
 }
 
 TEST_HARNESS_MAIN
