@@ -12,12 +12,18 @@
  * cgroup (GFP_KERNEL_ACCOUNT).
  *
  * Reads. Entries are immutable once published: a set builds a new entry
- * and swaps it in with rhashtable_replace_fast(). A get looks the key up
- * under rcu_read_lock(), takes a reference with refcount_inc_not_zero(),
- * leaves RCU and copies the value to userspace (which may fault); the last
- * reference frees the entry after an RCU grace period. Gets take no lock.
- * A multi-get (KPRIM_IOC_CACHE_MGET) does exactly that for each of its
- * keys in turn, one reference at a time, rescheduling between keys.
+ * and swaps it in with rhashtable_replace_fast(); the last reference
+ * frees an entry after an RCU grace period, so an entry found under
+ * rcu_read_lock() stays readable until rcu_read_unlock(). A get looks the
+ * key up under rcu_read_lock() and, for a value of up to a page, copies it
+ * to userspace right there with page faults disabled (no sleeping under
+ * RCU), taking no reference: it writes no shared cache line, so gets of
+ * one hot key scale across CPUs. A larger value, or a copy that would
+ * fault, takes a reference with refcount_inc_not_zero() (an entry already
+ * released is a miss), leaves RCU and copies with copy_to_user(). The
+ * clock is read only for an entry that expires. Gets take no lock.
+ * A multi-get (KPRIM_IOC_CACHE_MGET) takes a reference for each of its
+ * keys in turn, one at a time, rescheduling between keys.
  *
  * Writes (set/add/replace/cas/delete/touch/incr/flush, eviction, sweep)
  * serialize on the per-cache spinlock. No allocation happens under it but
@@ -1542,12 +1548,112 @@ static int kprim_cache_copy_key(u8 *dst, u64 uptr, u32 len)
 	return 0;
 }
 
+/*
+ * A get copies the key with its own user access loop, not copy_from_user():
+ * a variable-size copy onto the stack pays hardened usercopy's object
+ * check per call, and the key buffer is not zero-filled (the kernel may
+ * be built with INIT_STACK_ALL_ZERO) as only its first @len bytes are read.
+ */
+static __always_inline int kprim_cache_get_key(u64 *dst, u64 uptr, u32 len)
+{
+	const u8 __user *src = u64_to_user_ptr(uptr);
+	u32 i;
+
+	if (!len || len > KPRIM_KEY_MAX)
+		return -EINVAL;
+	might_fault();
+	if (should_fail_usercopy() || !user_read_access_begin(src, len))
+		return -EFAULT;
+	for (i = 0; i + sizeof(u64) <= len; i += sizeof(u64))
+		unsafe_get_user(dst[i / sizeof(u64)],
+				(const u64 __user *)(src + i), efault);
+	for (; i < len; i++)
+		unsafe_get_user(((u8 *)dst)[i], src + i, efault);
+	user_read_access_end();
+	return 0;
+efault:
+	user_read_access_end();
+	return -EFAULT;
+}
+
+/*
+ * Copy @e's value to @dst under RCU, without a reference: the entry's
+ * memory stays valid until a grace period after it leaves the table, and
+ * its value never changes. Page faults are off (no sleeping under RCU).
+ * Return: 0; -EFAULT for a range access_ok() refuses (or an injected
+ * fault); 1 for a copy that would have faulted (to be done again with a
+ * reference, outside RCU).
+ */
+static __always_inline int
+kprim_cache_copy_value_rcu(void __user *dst, const struct kprim_cache_entry *e)
+{
+	int ret = 1;
+
+	if (should_fail_usercopy())
+		return -EFAULT;
+	pagefault_disable();
+	if (!user_write_access_begin(dst, e->value_len)) {
+		ret = -EFAULT;
+		goto out;
+	}
+	unsafe_copy_to_user(dst, e->value, e->value_len, efault);
+	ret = 0;
+efault:
+	user_write_access_end();
+out:
+	pagefault_enable();
+	return ret;
+}
+
+/* The out fields of a get that found an entry: value_len, ttl_ns, cas. */
+static __always_inline int
+kprim_cache_get_out(struct kprim_cache_get __user *u, u64 value_len,
+		    u64 ttl_ns, u64 cas)
+{
+	might_fault();
+	if (should_fail_usercopy() ||
+	    !user_write_access_begin(&u->value_len,
+				     sizeof(*u) -
+				     offsetof(struct kprim_cache_get,
+					      value_len)))
+		return -EFAULT;
+	unsafe_put_user(value_len, &u->value_len, efault);
+	unsafe_put_user(ttl_ns, &u->ttl_ns, efault);
+	unsafe_put_user(cas, &u->cas, efault);
+	user_write_access_end();
+	return 0;
+efault:
+	user_write_access_end();
+	return -EFAULT;
+}
+
+/*
+ * A live entry's remaining TTL for a get at @now (0: it does not expire;
+ * @now is only read otherwise).
+ */
+static inline u64 kprim_cache_ttl_left(s64 expires, s64 now)
+{
+	return expires == KPRIM_CACHE_NEVER ? 0 :
+	       expires > now ? expires - now : 1;
+}
+
+/*
+ * KPRIM_IOC_CACHE_GET. As kprim_cache_lookup() (a hit or a miss counted,
+ * the entry marked referenced, kprim_cache_access traced), with the clock
+ * read only for an entry that expires, and no reference taken for a value
+ * of up to a page that can be copied out under RCU: a get then writes no
+ * shared cache line (the counters are per CPU, referenced is stored only
+ * when clear), so gets of one hot key scale. Larger values and copies
+ * that would fault take a reference and copy outside RCU, as before.
+ */
 static long kprim_cache_ioc_get(struct kprim_cache *cache, void __user *uarg)
 {
+	u64 key[DIV_ROUND_UP(KPRIM_KEY_MAX, sizeof(u64))] __uninitialized;
+	struct kprim_cache_lkey k = { .data = (u8 *)key };
+	struct kprim_cache_get args __uninitialized;	/* all copied in */
 	struct kprim_cache_entry *e;
-	struct kprim_cache_get args;
-	u8 key[KPRIM_KEY_MAX];
-	s64 now, expires;
+	s64 now = 0, expires;
+	u64 value_len, cas;
 	int ret;
 
 	ret = kprim_copy_args(&args, sizeof(args), KPRIM_SIZE_CACHE_GET_VER0,
@@ -1556,32 +1662,62 @@ static long kprim_cache_ioc_get(struct kprim_cache *cache, void __user *uarg)
 		return ret;
 	if (args.flags || args.reserved)
 		return -EINVAL;
-	ret = kprim_cache_copy_key(key, args.key, args.key_len);
+	ret = kprim_cache_get_key(key, args.key, args.key_len);
 	if (ret)
 		return ret;
+	k.len = args.key_len;
 
-	now = kprim_cache_now();
-	e = kprim_cache_lookup(cache, key, args.key_len, now);
-	if (IS_ERR(e))
-		return PTR_ERR(e);
-	if (args.value_len < e->value_len) {
-		args.value_len = e->value_len;
+	rcu_read_lock();
+	e = rhashtable_lookup(&cache->ht, &k, kprim_cache_rht_params);
+	if (e) {
+		expires = READ_ONCE(e->expires);
+		if (expires != KPRIM_CACHE_NEVER) {
+			now = kprim_cache_now();
+			if (now >= expires)
+				e = NULL;
+		}
+	}
+	if (!e)
+		goto miss;
+	value_len = e->value_len;
+	cas = e->cas;
+	if (args.value_len < value_len)
+		ret = -EMSGSIZE;
+	else if (value_len <= PAGE_SIZE)
+		ret = kprim_cache_copy_value_rcu(u64_to_user_ptr(args.value), e);
+	else
+		ret = 1;
+	if (ret > 0) {
+		/* A large value, or a copy that would fault: with a reference. */
+		if (!refcount_inc_not_zero(&e->ref))
+			goto miss;	/* unlinked and released meanwhile */
+	}
+	trace_kprim_cache_access(cache, e, k.len);
+	if (!READ_ONCE(e->referenced))
+		WRITE_ONCE(e->referenced, true);
+	rcu_read_unlock();
+	this_cpu_inc(cache->stats->hits);
+	if (ret > 0) {
+		ret = copy_to_user(u64_to_user_ptr(args.value), e->value,
+				   value_len) ? -EFAULT : 0;
 		kprim_cache_entry_put(e);
-		ret = kprim_copy_args_out(uarg, &args, sizeof(args));
+	}
+	if (ret == -EMSGSIZE) {
+		ret = kprim_cache_get_out(uarg, value_len, args.ttl_ns,
+					  args.cas);
 		return ret ? ret : -EMSGSIZE;
 	}
-	if (copy_to_user(u64_to_user_ptr(args.value), e->value, e->value_len))
-		ret = -EFAULT;
-	args.value_len = e->value_len;
-	args.cas = e->cas;
-	expires = READ_ONCE(e->expires);
-	/* A concurrent touch may move the expiry; the entry was live at now. */
-	args.ttl_ns = expires == KPRIM_CACHE_NEVER ? 0 :
-		      expires > now ? expires - now : 1;
-	kprim_cache_entry_put(e);
 	if (ret)
 		return ret;
-	return kprim_copy_args_out(uarg, &args, sizeof(args));
+	/* The expiry as found: the entry was live at now. */
+	return kprim_cache_get_out(uarg, value_len,
+				   kprim_cache_ttl_left(expires, now), cas);
+
+miss:
+	rcu_read_unlock();
+	trace_kprim_cache_access(cache, NULL, k.len);
+	this_cpu_inc(cache->stats->misses);
+	return -ENOENT;
 }
 
 /*
@@ -1839,9 +1975,9 @@ static long kprim_cache_ioc_info(struct kprim_cache *cache, void __user *uarg)
 }
 
 /*
- * Errnos of the cache ioctls (beyond kprim_copy_args()'s -EFAULT, -EINVAL
- * for a size below the first version and -E2BIG for a non-zero unknown
- * tail): -EINVAL for flags, reserved fields, op, or a key of 0 or more
+ * The cache ioctls but GET. Errnos of the cache ioctls (beyond
+ * kprim_copy_args()'s -EFAULT, -EINVAL for a size below the first version
+ * and -E2BIG for a non-zero unknown tail): -EINVAL for flags, reserved fields, op, or a key of 0 or more
  * than 250 bytes; -E2BIG for a value over max_value (or an entry over
  * max_bytes); -EOVERFLOW when now + TTL overflows; -EFAULT for bad key or
  * value pointers; -ENOSPC when a store or INCR could not make room within
@@ -1854,14 +1990,13 @@ static long kprim_cache_ioc_info(struct kprim_cache *cache, void __user *uarg)
  * (-EFAULT) changes nothing, and one that fails otherwise leaves the
  * caller's out fields as they were.
  */
-static long kprim_cache_ioctl(struct kprim_handle *h, unsigned int cmd,
-			      void __user *uarg)
+static noinline long kprim_cache_ioctl_other(struct kprim_handle *h,
+					     unsigned int cmd,
+					     void __user *uarg)
 {
 	struct kprim_cache *cache = kprim_cache_of(h->obj);
 
 	switch (KPRIM_CMD(cmd)) {
-	case KPRIM_CMD(KPRIM_IOC_CACHE_GET):
-		return kprim_cache_ioc_get(cache, uarg);
 	case KPRIM_CMD(KPRIM_IOC_CACHE_STORE):
 		return kprim_cache_ioc_store(cache, uarg);
 	case KPRIM_CMD(KPRIM_IOC_CACHE_DELETE):
@@ -1878,6 +2013,26 @@ static long kprim_cache_ioctl(struct kprim_handle *h, unsigned int cmd,
 	default:
 		return -ENOTTY;
 	}
+}
+
+/**
+ * kprim_cache_ioctl() - the ioctls of a cache fd.
+ * @h:		the fd's handle
+ * @cmd:	the ioctl command
+ * @uarg:	its user argument
+ *
+ * A get, the hot command, goes straight to its handler; the others'
+ * frame (INFO's struct on the stack) is not set up for it.
+ *
+ * Return: the command's result (see kprim_cache_ioctl_other() for the
+ * errnos); -ENOTTY for a command of another kind.
+ */
+long kprim_cache_ioctl(struct kprim_handle *h, unsigned int cmd,
+		       void __user *uarg)
+{
+	if (likely(KPRIM_CMD(cmd) == KPRIM_CMD(KPRIM_IOC_CACHE_GET)))
+		return kprim_cache_ioc_get(kprim_cache_of(h->obj), uarg);
+	return kprim_cache_ioctl_other(h, cmd, uarg);
 }
 
 static int kprim_cache_check(const struct kprim_open *args)

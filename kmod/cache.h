@@ -61,7 +61,8 @@ struct kprim_object;
  * @cache:	the cache the entry was stored in (for the shrinker);
  *		immutable once published
  * @ref:	one reference for the table while @linked, one per reader
- *		copying the value out; the last put frees after an RCU grace
+ *		copying the value out outside RCU (a multi-get; a get of a
+ *		value over a page); the last put frees after an RCU grace
  *		period (lookups do refcount_inc_not_zero() under RCU)
  * @referenced:	set by lockless gets, cleared under cache->lock by eviction
  *		(second chance / CLOCK approximation of LRU)

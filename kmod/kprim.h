@@ -134,6 +134,8 @@ long kprim_limiter_ioctl(struct kprim_handle *h, unsigned int cmd,
 long kprim_sem_ioctl(struct kprim_handle *h, unsigned int cmd,
 		     void __user *arg);
 extern const struct kprim_kind_ops kprim_cache_ops;
+long kprim_cache_ioctl(struct kprim_handle *h, unsigned int cmd,
+		       void __user *arg);
 
 /* object.c */
 void kprim_registry_exit(void);

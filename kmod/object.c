@@ -705,8 +705,9 @@ static long kprim_obj_ioctl(struct file *file, unsigned int cmd,
 	if (KPRIM_CMD(cmd) == KPRIM_CMD(KPRIM_IOC_WAIT_CANCEL))
 		return -EOPNOTSUPP;
 	/* Direct calls for the kinds whose hot path is an ioctl: no retpoline. */
-	return INDIRECT_CALL_2(h->obj->ops->ioctl, kprim_limiter_ioctl,
-			       kprim_sem_ioctl, h, cmd, (void __user *)arg);
+	return INDIRECT_CALL_3(h->obj->ops->ioctl, kprim_limiter_ioctl,
+			       kprim_sem_ioctl, kprim_cache_ioctl, h, cmd,
+			       (void __user *)arg);
 }
 
 static __poll_t kprim_obj_poll(struct file *file, poll_table *pt)
