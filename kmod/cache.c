@@ -20,7 +20,9 @@
  * RCU), taking no reference: it writes no shared cache line, so gets of
  * one hot key scale across CPUs. A larger value, or a copy that would
  * fault, takes a reference with refcount_inc_not_zero() (an entry already
- * released is a miss), leaves RCU and copies with copy_to_user(). The
+ * released was replaced or deleted meanwhile: the key is looked up again,
+ * at most KPRIM_CACHE_LOOKUP_RETRIES times, then it is a miss), leaves RCU
+ * and copies with copy_to_user(). The
  * clock is read only for an entry that expires. Gets take no lock.
  * A multi-get (KPRIM_IOC_CACHE_MGET) takes a reference for each of its
  * keys in turn, one at a time, rescheduling between keys.
@@ -1654,6 +1656,7 @@ static long kprim_cache_ioc_get(struct kprim_cache *cache, void __user *uarg)
 	struct kprim_cache_entry *e;
 	s64 now = 0, expires;
 	u64 value_len, cas;
+	unsigned int tries = 0;
 	int ret;
 
 	ret = kprim_copy_args(&args, sizeof(args), KPRIM_SIZE_CACHE_GET_VER0,
@@ -1668,6 +1671,7 @@ static long kprim_cache_ioc_get(struct kprim_cache *cache, void __user *uarg)
 	k.len = args.key_len;
 
 	rcu_read_lock();
+lookup:
 	e = rhashtable_lookup(&cache->ht, &k, kprim_cache_rht_params);
 	if (e) {
 		expires = READ_ONCE(e->expires);
@@ -1689,8 +1693,16 @@ static long kprim_cache_ioc_get(struct kprim_cache *cache, void __user *uarg)
 		ret = 1;
 	if (ret > 0) {
 		/* A large value, or a copy that would fault: with a reference. */
-		if (!refcount_inc_not_zero(&e->ref))
-			goto miss;	/* unlinked and released meanwhile */
+		if (!refcount_inc_not_zero(&e->ref)) {
+			/*
+			 * Released since we found it: replaced by a store,
+			 * whose entry may hold the key; look again, as
+			 * kprim_cache_lookup() does (bounded likewise).
+			 */
+			if (++tries <= KPRIM_CACHE_LOOKUP_RETRIES)
+				goto lookup;
+			goto miss;
+		}
 	}
 	trace_kprim_cache_access(cache, e, k.len);
 	if (!READ_ONCE(e->referenced))
