@@ -44,84 +44,19 @@
 #include <sys/wait.h>
 #include "kselftest_harness.h"
 #include "kprim_test.h"
+#include "kt_cgroup.h"
 #include "kt_uring.h"
 
 #define MS		1000000ull
 #define SEC		1000000000ull
-#define CG_ROOT		"/sys/fs/cgroup"
 
 /* ---- small helpers ---------------------------------------------------- */
-
-static int write_str(const char *path, const char *val)
-{
-	int fd = open(path, O_WRONLY | O_CLOEXEC), ok;
-
-	if (fd < 0)
-		return -errno;
-	ok = write(fd, val, strlen(val)) == (ssize_t)strlen(val);
-	if (!ok)
-		ok = -errno;
-	close(fd);
-	return ok == 1 ? 0 : ok ? ok : -EIO;
-}
-
-static int read_str(const char *path, char *buf, size_t size)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n;
-
-	if (fd < 0)
-		return -errno;
-	n = read(fd, buf, size - 1);
-	close(fd);
-	if (n < 0)
-		return -errno;
-	buf[n] = '\0';
-	return 0;
-}
-
-static int cg_write(const char *cg, const char *file, const char *val)
-{
-	char path[256];
-
-	snprintf(path, sizeof(path), "%s/%s", cg, file);
-	return write_str(path, val);
-}
-
-static const char *cg_setup(void)
-{
-	char text[256];
-
-	if (getuid())
-		return "needs root for cgroups";
-	if (read_str(CG_ROOT "/cgroup.controllers", text, sizeof(text))) {
-		if (mount("none", CG_ROOT, "cgroup2", 0, NULL) &&
-		    (mkdir(CG_ROOT, 0755) ||
-		     mount("none", CG_ROOT, "cgroup2", 0, NULL)))
-			return "cannot mount cgroup2";
-		if (read_str(CG_ROOT "/cgroup.controllers", text, sizeof(text)))
-			return "no cgroup2";
-	}
-	if (!strstr(text, "memory"))
-		return "cgroup2 without the memory controller";
-	if (cg_write(CG_ROOT, "cgroup.subtree_control", "+memory"))
-		return "cannot enable the memory controller";
-	return NULL;
-}
 
 static int cg_create(char *path, size_t size, const char *name)
 {
 	snprintf(path, size, CG_ROOT "/%s-%d", name, getpid());
 	rmdir(path);
 	return mkdir(path, 0755) ? -errno : 0;
-}
-
-static int cg_enter(const char *cg)
-{
-	char pid[16];
-
-	snprintf(pid, sizeof(pid), "%d", getpid());
-	return cg_write(cg, "cgroup.procs", pid);
 }
 
 static int cg_rmdir(const char *cg)

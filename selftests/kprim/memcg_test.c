@@ -35,11 +35,11 @@
 
 #include "kselftest_harness.h"
 #include "kprim_test.h"
+#include "kt_cgroup.h"
 
 #define MIB		(1ull << 20)
 /* Values fill a 64 KiB kmalloc buffer with their key: no rounding waste. */
 #define BIG_VALUE	(65536 - 256)
-#define CG_ROOT		"/sys/fs/cgroup"
 #define QUOTA_PARAM	"/sys/module/kprim/parameters/max_bytes_per_user"
 #define OBJS_PARAM	"/sys/module/kprim/parameters/max_objects_per_user"
 #define QUOTA_UID	23461
@@ -53,32 +53,6 @@
  */
 #define OBJ_OVERHEAD		2048ull
 #define OBJ_OVERHEAD_DEBUG	4096ull
-
-static int write_str(const char *path, const char *val)
-{
-	int fd = open(path, O_WRONLY | O_CLOEXEC), ok;
-
-	if (fd < 0)
-		return -errno;
-	ok = write(fd, val, strlen(val)) == (ssize_t)strlen(val);
-	close(fd);
-	return ok ? 0 : -EIO;
-}
-
-static int read_str(const char *path, char *buf, size_t size)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n;
-
-	if (fd < 0)
-		return -errno;
-	n = read(fd, buf, size - 1);
-	close(fd);
-	if (n < 0)
-		return -errno;
-	buf[n] = '\0';
-	return 0;
-}
 
 /* The number after "@key " in a flat-keyed cgroup file, or -1. */
 static long long cg_key(const char *cg, const char *file, const char *key)
@@ -107,43 +81,6 @@ static long long cg_num(const char *cg, const char *file)
 	return strtoll(text, NULL, 10);
 }
 
-static int cg_write(const char *cg, const char *file, const char *val)
-{
-	char path[256];
-
-	snprintf(path, sizeof(path), "%s/%s", cg, file);
-	return write_str(path, val);
-}
-
-/*
- * cgroup2 with the memory controller on CG_ROOT, enabled for children.
- * NULL when it is there, else why not.
- */
-static const char *cg_setup(void)
-{
-	static char why[128];
-	char text[256];
-
-	if (getuid())
-		return "needs root for cgroups";
-	if (read_str(CG_ROOT "/cgroup.controllers", text, sizeof(text))) {
-		if (mount("none", CG_ROOT, "cgroup2", 0, NULL) &&
-		    (mkdir(CG_ROOT, 0755) ||
-		     mount("none", CG_ROOT, "cgroup2", 0, NULL))) {
-			snprintf(why, sizeof(why), "cannot mount cgroup2: %s",
-				 strerror(errno));
-			return why;
-		}
-		if (read_str(CG_ROOT "/cgroup.controllers", text, sizeof(text)))
-			return "no cgroup2 on " CG_ROOT;
-	}
-	if (!strstr(text, "memory"))
-		return "cgroup2 without the memory controller (bound to v1?)";
-	if (cg_write(CG_ROOT, "cgroup.subtree_control", "+memory"))
-		return "cannot enable the memory controller";
-	return NULL;
-}
-
 /* Create cgroup @name under CG_ROOT into @path with memory.max @max. */
 static int cg_create(char *path, size_t size, const char *name,
 		     unsigned long long max)
@@ -162,15 +99,6 @@ static int cg_create(char *path, size_t size, const char *name,
 		cg_write(path, "memory.swap.max", "0");
 	}
 	return 0;
-}
-
-/* Move the calling process into @cg. */
-static int cg_enter(const char *cg)
-{
-	char pid[16];
-
-	snprintf(pid, sizeof(pid), "%d", getpid());
-	return cg_write(cg, "cgroup.procs", pid);
 }
 
 static void cg_destroy(const char *cg)
