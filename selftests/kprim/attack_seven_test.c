@@ -228,9 +228,12 @@ TEST_F(a7, value_buffer_ro_and_none)
 		EXPECT_EQ(-EFAULT, c_get(self->fd, "rk", 2, ro, 8 * PG, &g));
 		EXPECT_EQ(8 * PG, g.value_len);	/* out fields untouched */
 		EXPECT_EQ(-EFAULT, c_get(self->fd, "rk", 2, none, 8 * PG, &g));
-		/* Straddling the end of a good page into PROT_NONE. */
-		EXPECT_EQ(-EFAULT, c_get(self->fd, "rk", 2,
-					 ro + PG, 8 * PG, &g));
+		/* Runs from a good page into PROT_NONE: only a longer
+		 * value than the page faults. */
+		EXPECT_EQ(lens[k] > PG ? -EFAULT : 0,
+			  c_get(self->fd, "rk", 2, ro + PG, 8 * PG, &g));
+		if (lens[k] <= PG)
+			EXPECT_EQ(NULL, bad_value(ro + PG, g.value_len));
 		i1 = info(self->fd);
 		calls = 3;
 		TH_LOG("len %u: 3 -EFAULT gets counted hits +%llu misses +%llu",
@@ -386,13 +389,11 @@ TEST_F(a7, key_straddles_unmapped_page)
 	ASSERT_EQ(0, munmap(area + PG, PG));
 	memset(area, 'q', PG);
 	make_value(v, 32, 9);
-	for (len = 1; len <= KPRIM_KEY_MAX; len++)
-		ASSERT_EQ(0, c_store(self->fd, area, len, v, 32, 0, false)) {
-			TH_LOG("store len %u", len);
-		}
 	i0 = info(self->fd);
 	/* @off bytes of the key mapped, the rest past the page end. */
 	for (len = 1; len <= KPRIM_KEY_MAX; len++) {
+		/* One key at a time: the cache holds 64 entries. */
+		ASSERT_EQ(0, c_store(self->fd, area, len, v, 32, 0, false));
 		for (off = 0; off <= len; off++) {
 			long r = c_get(self->fd, area + PG - off, len, buf,
 				       64, &g);
@@ -411,6 +412,8 @@ TEST_F(a7, key_straddles_unmapped_page)
 				EXPECT_EQ(NULL, bad_value(buf, g.value_len));
 			}
 		}
+		ASSERT_EQ(0, c_key(self->fd, KPRIM_IOC_CACHE_DELETE, area, len,
+				   0));
 	}
 out:
 	i1 = info(self->fd);
@@ -456,15 +459,41 @@ TEST_F(a7, value_len_edges)
 	EXPECT_EQ(0, c_get(self->fd, "p", 1, buf + 2 * PG, PG, &g));
 	EXPECT_EQ(NULL, bad_value(buf + 2 * PG, g.value_len));
 
-	/* An empty value: any buffer, even NULL or unmapped. */
+	/* An empty value: NULL or unmapped buffer. */
 	EXPECT_EQ(0, c_get(self->fd, "z", 1, NULL, 0, &g));
 	EXPECT_EQ(0, g.value_len);
-	EXPECT_EQ(0, c_get(self->fd, "z", 1, (void *)-1l, 0, &g));
+	EXPECT_EQ(0, c_get(self->fd, "z", 1, buf + 5 * PG, 0, &g));
 	EXPECT_EQ(0, g.value_len);
 	/* A huge capacity is fine when the value fits. */
 	EXPECT_EQ(0, c_get(self->fd, "p", 1, buf, ~0ull, &g));
 	free(v);
 	munmap(buf, 3 * PG);
+}
+
+/*
+ * An empty value with a buffer pointer access_ok() refuses: GET before the
+ * fast path (copy_to_user() of 0 bytes) and MGET today succeed; a GET
+ * should agree with them.
+ */
+TEST_F(a7, empty_value_non_user_buffer_get_agrees_with_mget)
+{
+	struct kprim_cache_mget_entry ent = {
+		.key = (uintptr_t)"z", .key_len = 1,
+		.value = (uintptr_t)-1l, .value_len = 0,
+	};
+	struct kprim_cache_mget m = {
+		.size = sizeof(m), .entries = (uintptr_t)&ent, .count = 1,
+		.entry_size = sizeof(ent),
+	};
+	struct kprim_cache_get g;
+	long rm, rg;
+
+	ASSERT_EQ(0, c_store(self->fd, "z", 1, "", 0, 0, false));
+	rm = kt_ioctl(self->fd, KPRIM_IOC_CACHE_MGET, &m);
+	rg = c_get(self->fd, "z", 1, (void *)-1l, 0, &g);
+	TH_LOG("mget: %ld (entry result %d); get: %ld", rm, (int)ent.result,
+	       rg);
+	EXPECT_EQ(0, rg);
 }
 
 /* -EMSGSIZE (and success) with the out fields in a read-only page. */
@@ -736,7 +765,7 @@ static void *get_delete(void *arg)
 			break;
 		default:
 			/* 4096 capacity: the other thread's 4097 is -EMSGSIZE. */
-			r = c_get(d->fd, "gd", 2, buf, n % 8 == 1 ? 4096 : 8192,
+			r = c_get(d->fd, "gd", 2, buf, n % 8 == 2 ? 4096 : 8192,
 				  &g);
 			if (r == 0) {
 				d->hits++;
