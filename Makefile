@@ -127,7 +127,8 @@ $(B)/tests/%: selftests/kprim/%.c $(wildcard selftests/kprim/*.h) $(B)/libkprim.
 $(B)/tests/uring_test $(B)/tests/uring_async_test $(B)/tests/fuzz_test $(B)/tests/lifecycle_test \
 	$(B)/tests/attack_test $(B)/tests/attack_mget_test $(B)/tests/attack_async_test \
 	$(B)/tests/fault_test $(B)/tests/uring_lib_test $(B)/tests/attack_final_test \
-	$(B)/tests/kill_loop_test $(B)/tests/trace_test $(B)/tests/attack_six_test: LDLIBS += -luring
+	$(B)/tests/kill_loop_test $(B)/tests/trace_test $(B)/tests/attack_six_test \
+	$(B)/tests/attack_seven_test: LDLIBS += -luring
 
 tools: $(TOOLS)
 

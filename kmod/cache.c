@@ -1591,6 +1591,9 @@ kprim_cache_copy_value_rcu(void __user *dst, const struct kprim_cache_entry *e)
 {
 	int ret = 1;
 
+	/* Nothing to copy: as copy_to_user() of 0 bytes, whatever @dst is. */
+	if (!e->value_len)
+		return 0;
 	if (should_fail_usercopy())
 		return -EFAULT;
 	pagefault_disable();
