@@ -555,6 +555,13 @@ static int race_side(uid_t uid, const char *name, int excl, int rounds,
 	int s, i, wins = 0;
 	char c;
 
+	/*
+	 * Die with the test: a side left running after the harness killed
+	 * a timed-out test would go on creating named objects under the
+	 * tests that follow (fault_test found one in its LIST).
+	 */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL))
+		return 4;
 	s = kt_session();
 	if (s < 0)
 		return 3;
@@ -629,12 +636,20 @@ static void owned_race(struct __test_metadata *_metadata, int excl)
 	close(sess);
 }
 
-TEST(owned_excl_race_two_uids)
+/*
+ * 3000 rounds a side: minutes on a loaded debug VM, not the harness's
+ * default 30 s (a timeout needs a fixture in this harness).
+ */
+FIXTURE(race) {};
+FIXTURE_SETUP(race) {}
+FIXTURE_TEARDOWN(race) {}
+
+TEST_F_TIMEOUT(race, owned_excl_race_two_uids, 300)
 {
 	owned_race(_metadata, 1);
 }
 
-TEST(owned_race_two_uids)
+TEST_F_TIMEOUT(race, owned_race_two_uids, 300)
 {
 	owned_race(_metadata, 0);
 }
