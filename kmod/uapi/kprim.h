@@ -72,6 +72,12 @@ enum kprim_kind {
  * worker thread. KPRIM_IOC_WAIT_CANCEL is understood.
  */
 #define KPRIM_FEAT_URING_ASYNC	(1ULL << 9)
+/*
+ * A limiter fd can be mmap()ed to its shared state page (struct
+ * kprim_limiter_page): a take that finds tokens and no waiter can be done
+ * in userspace with one 16-byte compare-and-swap, without a system call.
+ */
+#define KPRIM_FEAT_LIMITER_PAGE	(1ULL << 10)
 
 /**
  * struct kprim_api - API version handshake (KPRIM_IOC_API).
@@ -390,6 +396,56 @@ struct kprim_limiter_info {
 	__aligned_u64 throttled;
 };
 #define KPRIM_SIZE_LIMITER_INFO_VER0	72
+
+/**
+ * struct kprim_limiter_page - a limiter's shared state page.
+ * @fill:	fill units available at the time in @stamp (one token is
+ *		@period_ns fill units; every nanosecond adds @rate)
+ * @stamp:	KPRIM_LIMITER_PAGE_LAST (the CLOCK_MONOTONIC time @fill was
+ *		computed for, ns), KPRIM_LIMITER_PAGE_GEN (bumped by the
+ *		kernel when the parameters change) and KPRIM_LIMITER_PAGE_SLOW
+ * @rate:	tokens per @period_ns (a copy; the kernel keeps its own)
+ * @period_ns:	refill period (a copy)
+ * @burst:	bucket size in tokens (a copy)
+ * @cap:	@burst * @period_ns (a copy)
+ * @admitted:	tokens taken in userspace, added by the takers themselves
+ *
+ * mmap() of a limiter fd (KPRIM_FEAT_LIMITER_PAGE): one page, offset 0,
+ * MAP_SHARED, not executable. Every mapping of the limiter, in every
+ * process, shows the same page, laid out as this struct at its start.
+ *
+ * A take of n tokens in userspace: read @stamp (acquire); if SLOW is set,
+ * use the ioctl. Read @fill and the parameters; read CLOCK_MONOTONIC; if
+ * that is later than LAST, refill: fill += (now - LAST) * rate, at most
+ * cap, and LAST = now. Take n * period_ns fill units if there are that
+ * many, else use the ioctl (which counts the take as throttled and says
+ * when to retry). Publish {fill, stamp with the new LAST} with one 16-byte
+ * compare-and-swap of {@fill, @stamp} against the values read; if it
+ * fails, start again (or use the ioctl). Then add n to @admitted.
+ *
+ * The kernel sets SLOW before it reads or changes the state and keeps it
+ * set while any taker is queued, so a take in userspace never overtakes
+ * a waiter; it clears it when the queue is empty. A time later than the
+ * kernel's clock or a fill above @cap is treated as garbage: the kernel
+ * clamps it. The page is shared with every process that can use the
+ * limiter; what they write there can only change who of them gets the
+ * tokens, never the kernel's safety, its parameters or its counters
+ * (INFO's @admitted adds this page's count to the kernel's own).
+ */
+struct kprim_limiter_page {
+	__aligned_u64 fill;
+	__aligned_u64 stamp;
+	__aligned_u64 rate;
+	__aligned_u64 period_ns;
+	__aligned_u64 burst;
+	__aligned_u64 cap;
+	__aligned_u64 reserved[2];
+	__aligned_u64 admitted;
+};
+#define KPRIM_LIMITER_PAGE_LAST		((1ULL << 58) - 1)
+#define KPRIM_LIMITER_PAGE_GEN_SHIFT	58
+#define KPRIM_LIMITER_PAGE_GEN		(31ULL << KPRIM_LIMITER_PAGE_GEN_SHIFT)
+#define KPRIM_LIMITER_PAGE_SLOW		(1ULL << 63)
 
 /*
  * Semaphore operations.
