@@ -9,6 +9,7 @@
 #define _KPRIM_COMPAT_H
 
 #include <linux/ipc_namespace.h>
+#include <linux/mm.h>
 #include <linux/nsproxy.h>
 #include <linux/proc_ns.h>
 #include <linux/sched.h>
@@ -289,5 +290,23 @@ static inline bool kprim_list_lru_del_obj(struct list_lru *lru,
 }
 #endif
 /* ---- end shrinker and list_lru API --------------------------------- */
+
+/*
+ * vm_area_struct flags are changed through helpers since 6.3 (the field is
+ * const for everyone else); before, by assignment.
+ */
+#ifdef KPRIM_HAVE_VM_FLAGS_MOD
+static inline void kprim_vm_flags_mod(struct vm_area_struct *vma,
+				      vm_flags_t set, vm_flags_t clear)
+{
+	vm_flags_mod(vma, set, clear);
+}
+#else
+static inline void kprim_vm_flags_mod(struct vm_area_struct *vma,
+				      vm_flags_t set, vm_flags_t clear)
+{
+	vma->vm_flags = (vma->vm_flags | set) & ~clear;
+}
+#endif
 
 #endif /* _KPRIM_COMPAT_H */

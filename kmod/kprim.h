@@ -24,6 +24,7 @@ struct kprim_handle;
 struct kprim_waitq;
 struct kprim_async;
 struct io_uring_cmd;
+struct vm_area_struct;
 
 /**
  * struct kprim_kind_ops - what each object kind implements.
@@ -46,6 +47,7 @@ struct io_uring_cmd;
  *		call returns -EIOCBQUEUED; -ENOIOCTLCMD for a command that
  *		never waits, which then goes to @ioctl
  * @waitq:	optional: the object's waiter queue (KPRIM_IOC_WAIT_CANCEL)
+ * @mmap:	optional: mmap() of an object fd (-ENODEV without)
  */
 struct kprim_kind_ops {
 	u32 kind;
@@ -66,6 +68,7 @@ struct kprim_kind_ops {
 			 void __user *arg, struct io_uring_cmd *ioucmd,
 			 unsigned int issue_flags);
 	struct kprim_waitq *(*waitq)(struct kprim_object *obj);
+	int (*mmap)(struct kprim_handle *h, struct vm_area_struct *vma);
 };
 
 /**

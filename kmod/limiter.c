@@ -6,23 +6,69 @@
  * timed: one hrtimer fires when the head's tokens will have accumulated,
  * grants it and arms itself for the next head. A new taker never overtakes
  * the queue, so a large request is not starved by a stream of small ones.
+ *
+ * A limiter fd can be mapped (KPRIM_FEAT_LIMITER_PAGE): from the first
+ * mmap() on, the bucket's fill and time live in a page shared with every
+ * mapper, where a take that finds tokens and no queue is done in userspace
+ * by compare-and-swap (struct kprim_limiter_page). The kernel's paths work
+ * on them in the same lock as before, bracketed by
+ * kprim_limiter_state_enter() and kprim_limiter_state_leave().
  */
+#include <linux/atomic.h>
 #include <linux/hrtimer.h>
+#include <linux/mm.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
 #include "kprim.h"
 #include "bucket.h"
 #include "kprim_trace.h"
 
+/*
+ * The kernel's view of struct kprim_limiter_page: the same layout, with
+ * the stamp changed atomically against the takers' compare-and-swap.
+ */
+struct kprim_limiter_shared {
+	u64 fill;
+	atomic64_t stamp;
+	u64 rate;
+	u64 period_ns;
+	u64 burst;
+	u64 cap;
+	u64 reserved[2];
+	u64 admitted;
+};
+
+#define KPRIM_LIMITER_SHARED_AT(field)					\
+	static_assert(offsetof(struct kprim_limiter_shared, field) ==	\
+		      offsetof(struct kprim_limiter_page, field))
+KPRIM_LIMITER_SHARED_AT(fill);
+KPRIM_LIMITER_SHARED_AT(stamp);
+KPRIM_LIMITER_SHARED_AT(rate);
+KPRIM_LIMITER_SHARED_AT(period_ns);
+KPRIM_LIMITER_SHARED_AT(burst);
+KPRIM_LIMITER_SHARED_AT(cap);
+KPRIM_LIMITER_SHARED_AT(admitted);
+static_assert(sizeof(struct kprim_limiter_shared) ==
+	      sizeof(struct kprim_limiter_page));
+
 /**
  * struct kprim_limiter - a limiter object's state.
  * @q:		FIFO of blocked takers; q.lock guards every field below
- * @bucket:	the token arithmetic
+ * @bucket:	the token arithmetic; once @shared is set, its fill and last
+ *		are valid only between kprim_limiter_state_enter() and
+ *		kprim_limiter_state_leave() (the page holds them)
  * @initial:	tokens it was created with (reported, never changes)
- * @admitted:	tokens handed out since creation
+ * @admitted:	tokens handed out by the kernel since creation
  * @throttled:	takes that found the bucket short (failed or waited)
  * @timer:	due time of the head waiter, or of one token for pollers
  * @poll_wq:	poll()/epoll waiters
+ * @shared:	the mapped state page, NULL until the first mmap(); then
+ *		never changes until the limiter is destroyed
+ * @shared_page: its struct page
+ * @entered:	depth of kprim_limiter_state_enter() sections
+ * @gen:	parameter generation, published in the page's stamp
+ * @retired:	the clock outgrew the page's time field: the state is the
+ *		kernel's again and the page says SLOW forever
  */
 struct kprim_limiter {
 	struct kprim_waitq q;
@@ -32,6 +78,11 @@ struct kprim_limiter {
 	u64 throttled;
 	struct hrtimer timer;
 	wait_queue_head_t poll_wq;
+	struct kprim_limiter_shared *shared;
+	struct page *shared_page;
+	unsigned int entered;
+	u64 gen;
+	bool retired;
 };
 
 static struct kprim_limiter *kprim_limiter(const struct kprim_object *obj)
@@ -42,6 +93,92 @@ static struct kprim_limiter *kprim_limiter(const struct kprim_object *obj)
 static u64 kprim_now(void)
 {
 	return ktime_get_ns();
+}
+
+/*
+ * Take the state from the page, under q.lock, before the bucket is used.
+ * Setting SLOW first keeps takers in userspace out until the leave, and
+ * makes the compare-and-swap of any taker that read the stamp before fail,
+ * so nothing a taker does is lost. The clock is read after that: any time
+ * a taker published was read before its swap, so a later time in the page
+ * (or a fill above a full bucket) can only be garbage, and is clamped.
+ */
+static u64 kprim_limiter_page_enter(struct kprim_limiter *lim)
+{
+	struct kprim_limiter_shared *sh = lim->shared;
+	u64 stamp, now;
+
+	stamp = atomic64_fetch_or(KPRIM_LIMITER_PAGE_SLOW, &sh->stamp);
+	now = kprim_now();
+	lim->bucket.fill = min(READ_ONCE(sh->fill), lim->bucket.cap);
+	lim->bucket.last = min(stamp & KPRIM_LIMITER_PAGE_LAST, now);
+	return now;
+}
+
+/*
+ * Give the state back to the page. SLOW stays set while a taker is
+ * queued, so a take in userspace never overtakes the queue.
+ */
+static void kprim_limiter_page_leave(struct kprim_limiter *lim)
+{
+	struct kprim_limiter_shared *sh = lim->shared;
+	u64 last = lim->bucket.last;
+	u64 stamp = last | ((lim->gen << KPRIM_LIMITER_PAGE_GEN_SHIFT) &
+			    KPRIM_LIMITER_PAGE_GEN);
+
+	if (!list_empty(&lim->q.waiters))
+		stamp |= KPRIM_LIMITER_PAGE_SLOW;
+	if (unlikely(last > KPRIM_LIMITER_PAGE_LAST)) {
+		/* 2^58 ns (9 years) of uptime: the kernel keeps the state. */
+		lim->retired = true;
+		stamp = KPRIM_LIMITER_PAGE_SLOW;
+	}
+	WRITE_ONCE(sh->fill, lim->bucket.fill);
+	/* Pairs with the takers' acquire of the stamp: fill first. */
+	atomic64_set_release(&sh->stamp, stamp);
+}
+
+/*
+ * Under q.lock, with the state entered: the page's copies of the
+ * parameters, for takers in userspace, under a new generation so that a
+ * taker that read the old ones cannot complete its swap.
+ */
+static void kprim_limiter_publish_params(struct kprim_limiter *lim)
+{
+	struct kprim_limiter_shared *sh = lim->shared;
+
+	if (!sh)
+		return;
+	lim->gen++;
+	WRITE_ONCE(sh->rate, lim->bucket.rate);
+	WRITE_ONCE(sh->period_ns, lim->bucket.period_ns);
+	WRITE_ONCE(sh->burst, lim->bucket.burst);
+	WRITE_ONCE(sh->cap, lim->bucket.cap);
+}
+
+/**
+ * kprim_limiter_state_enter() - make @lim->bucket current, under q.lock.
+ * @lim:	the limiter
+ *
+ * Every use of the bucket is bracketed by this and
+ * kprim_limiter_state_leave(); the sections nest (only the outermost one
+ * touches the page).
+ *
+ * Return: the current time, to use for the bucket.
+ */
+static __always_inline u64 kprim_limiter_state_enter(struct kprim_limiter *lim)
+{
+	lockdep_assert_held(&lim->q.lock);
+	if (likely(!lim->shared) || lim->retired || lim->entered++)
+		return kprim_now();
+	return kprim_limiter_page_enter(lim);
+}
+
+static __always_inline void kprim_limiter_state_leave(struct kprim_limiter *lim)
+{
+	if (likely(!lim->shared) || lim->retired || --lim->entered)
+		return;
+	kprim_limiter_page_leave(lim);
 }
 
 static void kprim_limiter_arm(struct kprim_limiter *lim, u64 now, u64 wait)
@@ -92,7 +229,8 @@ static enum hrtimer_restart kprim_limiter_timer(struct hrtimer *timer)
 	unsigned long flags;
 
 	spin_lock_irqsave(&lim->q.lock, flags);
-	kprim_limiter_grant(lim, kprim_now());
+	kprim_limiter_grant(lim, kprim_limiter_state_enter(lim));
+	kprim_limiter_state_leave(lim);
 	spin_unlock_irqrestore(&lim->q.lock, flags);
 	return HRTIMER_NORESTART;
 }
@@ -102,7 +240,8 @@ static void kprim_limiter_abandoned(void *owner)
 {
 	struct kprim_limiter *lim = owner;
 
-	kprim_limiter_grant(lim, kprim_now());
+	kprim_limiter_grant(lim, kprim_limiter_state_enter(lim));
+	kprim_limiter_state_leave(lim);
 }
 
 static int kprim_limiter_check(const struct kprim_open *args)
@@ -146,6 +285,9 @@ static void kprim_limiter_destroy(struct kprim_object *obj)
 
 	hrtimer_cancel(&lim->timer);
 	WARN_ON_ONCE(!list_empty(&lim->q.waiters));
+	/* Mappings hold their own references to the page. */
+	if (lim->shared_page)
+		__free_page(lim->shared_page);
 	kfree(lim);
 }
 
@@ -170,7 +312,8 @@ static int kprim_limiter_async_finish(struct kprim_async *a, int result)
 		return result;
 	spin_lock_irq(&lim->q.lock);
 	retry_after = kprim_limiter_retry_after(lim, kprim_async_n(a),
-						kprim_now());
+						kprim_limiter_state_enter(lim));
+	kprim_limiter_state_leave(lim);
 	spin_unlock_irq(&lim->q.lock);
 	if (put_user(retry_after, &uargs->retry_after_ns))
 		return -EFAULT;
@@ -199,7 +342,7 @@ static long kprim_limiter_take_async(struct kprim_limiter *lim,
 	kprim_async_set_finish(a, kprim_limiter_async_finish);
 
 	spin_lock_irq(&lim->q.lock);
-	now = kprim_now();
+	now = kprim_limiter_state_enter(lim);
 	if (args->n > lim->bucket.burst) {
 		ret = -EINVAL;
 	} else if (list_empty(&lim->q.waiters) &&
@@ -217,6 +360,7 @@ static long kprim_limiter_take_async(struct kprim_limiter *lim,
 			kprim_limiter_grant(lim, now);
 	}
 	trace_kprim_limiter_take(&lim->q, args->n, ret, true);
+	kprim_limiter_state_leave(lim);
 	spin_unlock_irq(&lim->q.lock);
 	if (ret == -EIOCBQUEUED)
 		return ret;
@@ -263,7 +407,7 @@ static noinline int kprim_limiter_take_wait(struct kprim_limiter *lim,
 		return ret;
 
 	spin_lock_irq(&lim->q.lock);
-	now = kprim_now();
+	now = kprim_limiter_state_enter(lim);
 	ret = kprim_limiter_try_locked(lim, args->n, now);
 	if (ret != -EAGAIN)
 		goto unlock;
@@ -280,6 +424,7 @@ static noinline int kprim_limiter_take_wait(struct kprim_limiter *lim,
 	trace_kprim_limiter_take(&lim->q, args->n, -EIOCBQUEUED, false);
 	if (queued_first)
 		kprim_limiter_grant(lim, now);
+	kprim_limiter_state_leave(lim);
 	spin_unlock_irq(&lim->q.lock);
 
 	ret = kprim_wait_for_grant(&lim->q, &w, &ctx, kprim_limiter_abandoned,
@@ -288,14 +433,17 @@ static noinline int kprim_limiter_take_wait(struct kprim_limiter *lim,
 		ret = kprim_wait_restart(&ctx, &uargs->wait);
 	if (ret == -ETIMEDOUT) {
 		spin_lock_irq(&lim->q.lock);
-		args->retry_after_ns = kprim_limiter_retry_after(lim, args->n,
-								 kprim_now());
+		args->retry_after_ns =
+			kprim_limiter_retry_after(lim, args->n,
+						  kprim_limiter_state_enter(lim));
+		kprim_limiter_state_leave(lim);
 		spin_unlock_irq(&lim->q.lock);
 	}
 	goto out;
 
 unlock:
 	trace_kprim_limiter_take(&lim->q, args->n, ret, false);
+	kprim_limiter_state_leave(lim);
 	spin_unlock_irq(&lim->q.lock);
 out:
 	kprim_wait_ctx_destroy(&ctx);
@@ -333,12 +481,13 @@ kprim_limiter_take(struct kprim_limiter *lim,
 		ret = kprim_limiter_take_wait(lim, uargs, &args);
 	} else {
 		spin_lock_irq(&lim->q.lock);
-		now = kprim_now();
+		now = kprim_limiter_state_enter(lim);
 		ret = kprim_limiter_try_locked(lim, args.n, now);
 		if (ret == -EAGAIN)
 			args.retry_after_ns =
 				kprim_limiter_retry_after(lim, args.n, now);
 		trace_kprim_limiter_take(&lim->q, args.n, ret, false);
+		kprim_limiter_state_leave(lim);
 		spin_unlock_irq(&lim->q.lock);
 	}
 	if ((ret == -EAGAIN || ret == -ETIMEDOUT) &&
@@ -378,12 +527,14 @@ static long kprim_limiter_set(struct kprim_object *obj,
 		p.burst = args.params.burst;
 	ret = kprim_bucket_check(&p, false);
 	if (!ret) {
-		u64 now = kprim_now();
+		u64 now = kprim_limiter_state_enter(lim);
 
 		kprim_bucket_set(&lim->bucket, p.rate, p.period_ns, p.burst,
 				 now);
+		kprim_limiter_publish_params(lim);
 		/* Re-evaluate the head at once under the new rate. */
 		kprim_limiter_grant(lim, now);
+		kprim_limiter_state_leave(lim);
 	}
 	spin_unlock_irq(&lim->q.lock);
 	return ret;
@@ -398,9 +549,14 @@ static void kprim_limiter_snapshot(struct kprim_limiter *lim,
 	p->period_ns = lim->bucket.period_ns;
 	p->burst = lim->bucket.burst;
 	p->initial = lim->initial;
-	*tokens = kprim_bucket_tokens(&lim->bucket, kprim_now());
+	*tokens = kprim_bucket_tokens(&lim->bucket,
+				      kprim_limiter_state_enter(lim));
+	kprim_limiter_state_leave(lim);
 	*waiters = lim->q.nr_waiters;
 	*admitted = lim->admitted;
+	/* Takes done in userspace count themselves there. */
+	if (lim->shared)
+		*admitted += READ_ONCE(lim->shared->admitted);
 	*throttled = lim->throttled;
 	spin_unlock_irq(&lim->q.lock);
 }
@@ -457,7 +613,7 @@ static __poll_t kprim_limiter_poll(struct kprim_handle *h, struct file *file,
 
 	poll_wait(file, &lim->poll_wq, pt);
 	spin_lock_irq(&lim->q.lock);
-	now = kprim_now();
+	now = kprim_limiter_state_enter(lim);
 	if (list_empty(&lim->q.waiters)) {
 		if (kprim_bucket_tokens(&lim->bucket, now))
 			mask = EPOLLIN | EPOLLRDNORM;
@@ -467,8 +623,89 @@ static __poll_t kprim_limiter_poll(struct kprim_handle *h, struct file *file,
 							       now));
 	}
 	/* With waiters queued, the grant path wakes pollers when it drains. */
+	kprim_limiter_state_leave(lim);
 	spin_unlock_irq(&lim->q.lock);
 	return mask;
+}
+
+/*
+ * The state page, allocated by the first mmap() (charged to its caller)
+ * and initialised from the bucket; later calls get the same page.
+ */
+static struct page *kprim_limiter_share(struct kprim_limiter *lim)
+{
+	struct page *page, *spare;
+
+	spin_lock_irq(&lim->q.lock);
+	page = lim->shared_page;
+	spin_unlock_irq(&lim->q.lock);
+	if (page)
+		return page;
+
+	spare = alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO);
+	if (!spare)
+		return ERR_PTR(-ENOMEM);
+	spin_lock_irq(&lim->q.lock);
+	page = lim->shared_page;
+	if (!page) {
+		kprim_bucket_refill(&lim->bucket, kprim_limiter_state_enter(lim));
+		kprim_limiter_state_leave(lim);
+		page = spare;
+		spare = NULL;
+		lim->shared_page = page;
+		lim->shared = page_address(page);
+		kprim_limiter_publish_params(lim);
+		kprim_limiter_page_leave(lim);
+	}
+	spin_unlock_irq(&lim->q.lock);
+	if (spare)
+		__free_page(spare);
+	return page;
+}
+
+/*
+ * A mapping whose page was zapped (madvise(MADV_DONTNEED)) gets it back on
+ * the next access.
+ */
+static vm_fault_t kprim_limiter_page_fault(struct vm_fault *vmf)
+{
+	struct kprim_handle *h = vmf->vma->vm_file->private_data;
+	struct kprim_limiter *lim = kprim_limiter(h->obj);
+	int ret;
+
+	/* Set before the mapping existed; never changes after. */
+	ret = vm_insert_page(vmf->vma, vmf->address & PAGE_MASK,
+			     READ_ONCE(lim->shared_page));
+	if (ret && ret != -EBUSY)
+		return ret == -ENOMEM ? VM_FAULT_OOM : VM_FAULT_SIGBUS;
+	return VM_FAULT_NOPAGE;
+}
+
+static const struct vm_operations_struct kprim_limiter_vm_ops = {
+	.fault		= kprim_limiter_page_fault,
+};
+
+/*
+ * mmap() of a limiter fd: the state page (KPRIM_FEAT_LIMITER_PAGE), one
+ * page at offset 0, shared (a private copy would not be the limiter) and
+ * not executable.
+ */
+static int kprim_limiter_mmap(struct kprim_handle *h,
+			      struct vm_area_struct *vma)
+{
+	struct page *page;
+
+	if (vma->vm_pgoff || vma->vm_end - vma->vm_start != PAGE_SIZE ||
+	    !(vma->vm_flags & VM_SHARED))
+		return -EINVAL;
+	if (vma->vm_flags & VM_EXEC)
+		return -EPERM;
+	page = kprim_limiter_share(kprim_limiter(h->obj));
+	if (IS_ERR(page))
+		return PTR_ERR(page);
+	kprim_vm_flags_mod(vma, VM_DONTEXPAND | VM_MIXEDMAP, VM_MAYEXEC);
+	vma->vm_ops = &kprim_limiter_vm_ops;
+	return vm_insert_page(vma, vma->vm_start, page);
 }
 
 static void kprim_limiter_show_fdinfo(struct kprim_handle *h,
@@ -525,4 +762,5 @@ const struct kprim_kind_ops kprim_limiter_ops = {
 	.fill_info	= kprim_limiter_fill_info,
 	.wait_cmd	= kprim_limiter_wait_cmd,
 	.waitq		= kprim_limiter_waitq,
+	.mmap		= kprim_limiter_mmap,
 };

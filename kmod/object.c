@@ -717,6 +717,15 @@ static __poll_t kprim_obj_poll(struct file *file, poll_table *pt)
 	return h->obj->ops->poll(h, file, pt);
 }
 
+static int kprim_obj_mmap(struct file *file, struct vm_area_struct *vma)
+{
+	struct kprim_handle *h = file->private_data;
+
+	if (!h->obj->ops->mmap)
+		return -ENODEV;
+	return h->obj->ops->mmap(h, vma);
+}
+
 static void kprim_obj_show_fdinfo(struct seq_file *m, struct file *file)
 {
 	struct kprim_handle *h = file->private_data;
@@ -744,6 +753,7 @@ static const struct file_operations kprim_obj_fops = {
 	.unlocked_ioctl	= kprim_obj_ioctl,
 	.compat_ioctl	= compat_ptr_ioctl,
 	.poll		= kprim_obj_poll,
+	.mmap		= kprim_obj_mmap,
 	.show_fdinfo	= kprim_obj_show_fdinfo,
 	.uring_cmd	= kprim_obj_uring_cmd,
 	.llseek		= noop_llseek,

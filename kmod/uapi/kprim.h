@@ -408,6 +408,7 @@ struct kprim_limiter_info {
  * @period_ns:	refill period (a copy)
  * @burst:	bucket size in tokens (a copy)
  * @cap:	@burst * @period_ns (a copy)
+ * @reserved:	zero
  * @admitted:	tokens taken in userspace, added by the takers themselves
  *
  * mmap() of a limiter fd (KPRIM_FEAT_LIMITER_PAGE): one page, offset 0,
@@ -429,8 +430,9 @@ struct kprim_limiter_info {
  * kernel's clock or a fill above @cap is treated as garbage: the kernel
  * clamps it. The page is shared with every process that can use the
  * limiter; what they write there can only change who of them gets the
- * tokens, never the kernel's safety, its parameters or its counters
- * (INFO's @admitted adds this page's count to the kernel's own).
+ * tokens, never the kernel's safety or its parameters. INFO's admitted
+ * is the kernel's own count plus this page's @admitted, so it is only as
+ * true as the takers that share the page.
  */
 struct kprim_limiter_page {
 	__aligned_u64 fill;
