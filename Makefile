@@ -60,7 +60,7 @@ endif
 
 include libuser/userlib.mk
 
-LIB_SRCS := libuser/session.c libuser/limiter.c libuser/sem.c libuser/cache.c \
+LIB_SRCS := libuser/session.c libuser/limiter.c libuser/limiter_page.c libuser/sem.c libuser/cache.c \
 	    libuser/uring.c $(KPRIM_USERLIB_SRCS)
 LIB_OBJS := $(LIB_SRCS:libuser/%.c=$(B)/lib/%.o)
 LIB_HDRS := $(wildcard libuser/include/*.h libuser/include/kprim/*.h libuser/*.h) \

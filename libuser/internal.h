@@ -16,6 +16,7 @@
 /* What the session's handshake said about an object's module. */
 #define KPRIM_OBJ_FEATURES_KNOWN	(1U << 0)	/* opened through a session */
 #define KPRIM_OBJ_URING_ASYNC		(1U << 1)	/* KPRIM_FEAT_URING_ASYNC */
+#define KPRIM_OBJ_LIMITER_PAGE		(1U << 2)	/* KPRIM_FEAT_LIMITER_PAGE */
 
 /*
  * An object handle: the kernel object fd, its kind, and KPRIM_OBJ_* (0 for
@@ -40,12 +41,24 @@ struct kprim {
  */
 #define KPRIM_INTERNAL	__attribute__((visibility("hidden")))
 
-struct kprim_limiter { struct kprim_obj o; };
+struct kprim_limiter {
+	struct kprim_obj o;
+	struct kprim_limiter_page *page;	/* mapped state page, or NULL */
+};
 struct kprim_sem { struct kprim_obj o; };
 struct kprim_cache {
 	struct kprim_obj o;
 	bool mget;	/* the module has KPRIM_IOC_CACHE_MGET (handshake) */
 };
+
+/*
+ * The limiter's state page (limiter_page.c): map it (NULL when it cannot
+ * or must not be used), unmap. The take is in limiter_page.h.
+ */
+KPRIM_INTERNAL
+struct kprim_limiter_page *kprim_limiter_page_map(int fd, uint32_t caps);
+KPRIM_INTERNAL
+void kprim_limiter_page_unmap(struct kprim_limiter_page *pg);
 
 /* ioctl() as 0/positive or a negative errno; restarts nothing. */
 static inline long kprim_do_ioctl(int fd, unsigned long cmd, void *arg)

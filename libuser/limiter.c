@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "internal.h"
+#include "limiter_page.h"
 
 int kprim_limiter_open(struct kprim *k, const char *name, unsigned int flags,
 		       unsigned int mode, const struct kprim_limiter_config *cfg,
@@ -35,6 +35,7 @@ int kprim_limiter_open(struct kprim *k, const char *name, unsigned int flags,
 		free(l);
 		return ret;
 	}
+	l->page = kprim_limiter_page_map(l->o.fd, l->o.caps);
 	*out = l;
 	return 0;
 }
@@ -43,6 +44,7 @@ void kprim_limiter_close(struct kprim_limiter *l)
 {
 	if (!l)
 		return;
+	kprim_limiter_page_unmap(l->page);
 	kprim_obj_close(&l->o);
 	free(l);
 }
@@ -56,6 +58,13 @@ int kprim_limiter_take(struct kprim_limiter *l, uint64_t n,
 
 	if (!l)
 		return -EINVAL;
+	/* Tokens there and nobody queued: no system call (limiter_page.c). */
+	if (l->page && n && (!ctx || !kprim_ctx_err(ctx)) &&
+	    !kprim_limiter_page_take(l->page, n)) {
+		if (retry_after_ns)
+			*retry_after_ns = 0;
+		return 0;
+	}
 	ret = kprim_wait_prepare(&t.wait, ctx, timeout_ns);
 	if (ret)
 		return (int)ret;
@@ -136,6 +145,7 @@ int kprim_limiter_from_fd(int fd, struct kprim_limiter **out)
 		return -ENOMEM;
 	l->o.fd = fd;
 	l->o.kind = KPRIM_KIND_LIMITER;
+	l->page = kprim_limiter_page_map(fd, 0);
 	*out = l;
 	return 0;
 }

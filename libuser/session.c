@@ -190,6 +190,8 @@ int kprim_obj_open(struct kprim *k, uint32_t kind, const char *name,
 	out->caps = KPRIM_OBJ_FEATURES_KNOWN;
 	if (k->features & KPRIM_FEAT_URING_ASYNC)
 		out->caps |= KPRIM_OBJ_URING_ASYNC;
+	if (k->features & KPRIM_FEAT_LIMITER_PAGE)
+		out->caps |= KPRIM_OBJ_LIMITER_PAGE;
 	return 0;
 }
 

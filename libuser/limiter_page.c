@@ -1,0 +1,87 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * libkprim: mapping a limiter's shared state page (the take itself is in
+ * limiter_page.h). The page is mapped when the limiter is
+ * opened; a process that cannot use it (no 16-byte CAS on this
+ * architecture, a time namespace that shifts CLOCK_MONOTONIC, the
+ * KPRIM_NO_LIMITER_PAGE environment variable) uses the ioctl only.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+#include "limiter_page.h"
+
+/*
+ * Whether this process's CLOCK_MONOTONIC is the kernel's: a time namespace
+ * with a monotonic offset would publish times the others do not share.
+ * -1 unknown (checked on first use, again in a forked child, which may be
+ * in another time namespace), 0 no, 1 yes.
+ */
+int kprim_clock_shared = -1;
+static pthread_once_t kprim_atfork_once = PTHREAD_ONCE_INIT;
+
+static void kprim_clock_forget(void)
+{
+	__atomic_store_n(&kprim_clock_shared, -1, __ATOMIC_RELAXED);
+}
+
+static void kprim_atfork_init(void)
+{
+	pthread_atfork(NULL, NULL, kprim_clock_forget);
+}
+
+int kprim_clock_check(void)
+{
+	long long sec = 0, nsec = 0;
+	char line[128];
+	bool shared = true;
+	FILE *f;
+
+	f = fopen("/proc/self/timens_offsets", "re");
+	if (f) {
+		while (fgets(line, sizeof(line), f))
+			if (sscanf(line, "monotonic %lld %lld", &sec, &nsec) == 2 &&
+			    (sec || nsec))
+				shared = false;
+		fclose(f);
+	}
+	/*
+	 * No file: a kernel without time namespaces (trusted), or one with
+	 * them whose offsets cannot be read (not trusted).
+	 */
+	else if (access("/proc/self/ns/time", F_OK) == 0)
+		shared = false;
+	__atomic_store_n(&kprim_clock_shared, shared, __ATOMIC_RELAXED);
+	return shared;
+}
+
+struct kprim_limiter_page *kprim_limiter_page_map(int fd, uint32_t caps)
+{
+	const char *off = getenv("KPRIM_NO_LIMITER_PAGE");
+	void *p;
+
+	if (!KPRIM_HAVE_CAS16 || (off && *off && strcmp(off, "0")))
+		return NULL;
+	/* A module that said it has no page: do not even ask. */
+	if ((caps & KPRIM_OBJ_FEATURES_KNOWN) && !(caps & KPRIM_OBJ_LIMITER_PAGE))
+		return NULL;
+	if (sysconf(_SC_PAGESIZE) < (long)sizeof(struct kprim_limiter_page))
+		return NULL;
+	p = mmap(NULL, (size_t)sysconf(_SC_PAGESIZE), PROT_READ | PROT_WRITE,
+		 MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	pthread_once(&kprim_atfork_once, kprim_atfork_init);
+	return p;
+}
+
+void kprim_limiter_page_unmap(struct kprim_limiter_page *pg)
+{
+	if (pg)
+		munmap(pg, (size_t)sysconf(_SC_PAGESIZE));
+}
+

@@ -1,0 +1,115 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * libkprim: a limiter take in userspace, through the limiter's shared
+ * state page (KPRIM_FEAT_LIMITER_PAGE; the protocol is described with
+ * struct kprim_limiter_page in the uapi header and modelled in
+ * models/limiter_page.pml). Inline: it is the limiter's hot path, and
+ * limiter.c is its only caller.
+ *
+ * A take that finds tokens and no queued taker is a clock read and one
+ * 16-byte compare-and-swap; everything else (waits, takes that find the
+ * bucket short and must be counted and told when to retry, bad arguments)
+ * goes to the kernel as before.
+ */
+#ifndef KPRIM_LIMITER_PAGE_H
+#define KPRIM_LIMITER_PAGE_H
+
+#include <time.h>
+#include "internal.h"
+
+#if defined(__x86_64__)
+#define KPRIM_HAVE_CAS16 1
+
+/* {p[0], p[1]} == {o0, o1} ? {p[0], p[1]} = {n0, n1}, true : false */
+static inline bool kprim_cas16(__u64 *p, uint64_t o0, uint64_t o1,
+			       uint64_t n0, uint64_t n1)
+{
+	bool ok;
+
+	__asm__ __volatile__("lock cmpxchg16b %1"
+			     : "=@ccz"(ok), "+m"(*(unsigned __int128 *)p),
+			       "+a"(o0), "+d"(o1)
+			     : "b"(n0), "c"(n1)
+			     : "memory");
+	return ok;
+}
+#else
+#define KPRIM_HAVE_CAS16 0
+
+static inline bool kprim_cas16(__u64 *p, uint64_t o0, uint64_t o1,
+			       uint64_t n0, uint64_t n1)
+{
+	(void)p; (void)o0; (void)o1; (void)n0; (void)n1;
+	return false;
+}
+#endif
+
+/* Retries of a swap that lost a race before the ioctl decides. */
+#define KPRIM_PAGE_TRIES	4
+
+/* limiter_page.c: whether CLOCK_MONOTONIC here is the kernel's. */
+KPRIM_INTERNAL extern int kprim_clock_shared;
+KPRIM_INTERNAL int kprim_clock_check(void);
+
+static inline bool kprim_clock_ok(void)
+{
+	int v = __atomic_load_n(&kprim_clock_shared, __ATOMIC_RELAXED);
+
+	return v > 0 || (v < 0 && kprim_clock_check());
+}
+
+/*
+ * Take @n tokens in userspace. Return: 0, or -EAGAIN when the ioctl must
+ * decide (the page says SLOW, the bucket is short, the swap kept losing).
+ */
+static inline int kprim_limiter_page_take(struct kprim_limiter_page *pg, uint64_t n)
+{
+	uint64_t stamp, seen, fill, last, now, add, cost, rate, cap;
+	struct timespec ts;
+	int tries;
+
+	if (!kprim_clock_ok())
+		return -EAGAIN;
+	for (tries = 0; tries < KPRIM_PAGE_TRIES; tries++) {
+		/* The kernel stores fill before it releases the stamp. */
+		stamp = __atomic_load_n(&pg->stamp, __ATOMIC_ACQUIRE);
+		if (stamp & KPRIM_LIMITER_PAGE_SLOW)
+			return -EAGAIN;
+		seen = __atomic_load_n(&pg->fill, __ATOMIC_RELAXED);
+		fill = seen;
+		rate = __atomic_load_n(&pg->rate, __ATOMIC_RELAXED);
+		cap = __atomic_load_n(&pg->cap, __ATOMIC_RELAXED);
+		if (fill > cap ||
+		    __builtin_mul_overflow(n, __atomic_load_n(&pg->period_ns,
+							       __ATOMIC_RELAXED),
+					   &cost))
+			return -EAGAIN;
+		if (clock_gettime(CLOCK_MONOTONIC, &ts))
+			return -EAGAIN;
+		now = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+		last = stamp & KPRIM_LIMITER_PAGE_LAST;
+		if (now > last) {
+			if (now > KPRIM_LIMITER_PAGE_LAST)
+				return -EAGAIN;
+			/* The refill of kprim_bucket_refill(), to the letter. */
+			if (__builtin_mul_overflow(now - last, rate, &add) ||
+			    add >= cap - fill)
+				fill = cap;
+			else
+				fill += add;
+			last = now;
+		}
+		/* Short: the kernel counts it and says when to retry. */
+		if (cost > fill)
+			return -EAGAIN;
+		/* Fails if anyone, the kernel included, changed either word. */
+		if (kprim_cas16(&pg->fill, seen, stamp, fill - cost,
+				last | (stamp & KPRIM_LIMITER_PAGE_GEN))) {
+			__atomic_fetch_add(&pg->admitted, n, __ATOMIC_RELAXED);
+			return 0;
+		}
+	}
+	return -EAGAIN;
+}
+
+#endif /* KPRIM_LIMITER_PAGE_H */
