@@ -244,6 +244,17 @@ static int setup_klim(int nthreads)
 	return ret ? fail_at("kprim_limiter_open", ret) : 0;
 }
 
+/* The same limiter without its state page: every take is an ioctl. */
+static int setup_klim_ioctl(int nthreads)
+{
+	int ret;
+
+	setenv("KPRIM_NO_LIMITER_PAGE", "1", 1);
+	ret = setup_klim(nthreads);
+	unsetenv("KPRIM_NO_LIMITER_PAGE");
+	return ret;
+}
+
 static void teardown_klim(void)
 {
 	kprim_limiter_close(klim);
@@ -1078,8 +1089,10 @@ static int op_cache_small(struct worker *w) { return cache_get_probe(w, 6); }
 static const struct bench_case cases[] = {
 	{ CASE("floor", "syscall floor: getppid()",
 	       NULL, NULL, NULL, NULL, op_getppid) },
-	{ CASE("lim-kprim", "limiter: kprim try-take",
+	{ CASE("lim-kprim", "limiter: kprim try-take, state page",
 	       setup_klim, teardown_klim, NULL, NULL, op_klim) },
+	{ CASE("lim-ioctl", "limiter: kprim try-take, ioctl",
+	       setup_klim_ioctl, teardown_klim, NULL, NULL, op_klim) },
 	{ CASE("lim-uring", "limiter: kprim try-take",
 	       setup_klim, teardown_klim, init_klim_uring, fini_ring,
 	       op_klim_uring), .batched = "io_uring", .ring = RING_FAST },
