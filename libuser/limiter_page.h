@@ -58,50 +58,85 @@ static inline bool kprim_clock_ok(void)
 	return v > 0 || (v < 0 && kprim_clock_check());
 }
 
+/* CLOCK_MONOTONIC-based @id in ns; 0 if it cannot be read. */
+static inline uint64_t kprim_page_clock(clockid_t id)
+{
+	struct timespec ts;
+
+	if (clock_gettime(id, &ts))
+		return 0;
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * The bucket {*fill, *last} brought up to @now, as kprim_bucket_refill()
+ * does it in the kernel. False when @now does not fit the page's time.
+ */
+static inline bool kprim_page_refill(uint64_t *fill, uint64_t *last,
+				     uint64_t now, uint64_t rate, uint64_t cap)
+{
+	uint64_t add;
+
+	if (now <= *last)
+		return true;
+	if (now > KPRIM_LIMITER_PAGE_LAST)
+		return false;
+	if (__builtin_mul_overflow(now - *last, rate, &add) ||
+	    add >= cap - *fill)
+		*fill = cap;
+	else
+		*fill += add;
+	*last = now;
+	return true;
+}
+
 /*
  * Take @n tokens in userspace. Return: 0, or -EAGAIN when the ioctl must
  * decide (the page says SLOW, the bucket is short, the swap kept losing).
+ *
+ * The clock is first read coarse (the time of the last tick: a vDSO read
+ * of a few instructions, whatever the clocksource); only a bucket that
+ * looks short then is looked at again with the precise clock. Both are
+ * CLOCK_MONOTONIC, never ahead of the kernel's own reading, so a take at
+ * the coarse time is simply a take a little earlier.
  */
-static inline int kprim_limiter_page_take(struct kprim_limiter_page *pg, uint64_t n)
+static inline int kprim_limiter_page_take(struct kprim_limiter_page *pg,
+					  uint64_t n)
 {
-	uint64_t stamp, seen, fill, last, now, add, cost, rate, cap;
-	struct timespec ts;
+	uint64_t stamp, seen, fill, last, now, cost, rate, cap;
 	int tries;
 
 	if (!kprim_clock_ok())
 		return -EAGAIN;
+	now = kprim_page_clock(CLOCK_MONOTONIC_COARSE);
 	for (tries = 0; tries < KPRIM_PAGE_TRIES; tries++) {
 		/* The kernel stores fill before it releases the stamp. */
 		stamp = __atomic_load_n(&pg->stamp, __ATOMIC_ACQUIRE);
 		if (stamp & KPRIM_LIMITER_PAGE_SLOW)
 			return -EAGAIN;
 		seen = __atomic_load_n(&pg->fill, __ATOMIC_RELAXED);
-		fill = seen;
 		rate = __atomic_load_n(&pg->rate, __ATOMIC_RELAXED);
 		cap = __atomic_load_n(&pg->cap, __ATOMIC_RELAXED);
-		if (fill > cap ||
+		if (seen > cap ||
 		    __builtin_mul_overflow(n, __atomic_load_n(&pg->period_ns,
 							       __ATOMIC_RELAXED),
 					   &cost))
 			return -EAGAIN;
-		if (clock_gettime(CLOCK_MONOTONIC, &ts))
-			return -EAGAIN;
-		now = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+		fill = seen;
 		last = stamp & KPRIM_LIMITER_PAGE_LAST;
-		if (now > last) {
-			if (now > KPRIM_LIMITER_PAGE_LAST)
-				return -EAGAIN;
-			/* The refill of kprim_bucket_refill(), to the letter. */
-			if (__builtin_mul_overflow(now - last, rate, &add) ||
-			    add >= cap - fill)
-				fill = cap;
-			else
-				fill += add;
-			last = now;
-		}
-		/* Short: the kernel counts it and says when to retry. */
-		if (cost > fill)
+		if (!kprim_page_refill(&fill, &last, now, rate, cap))
 			return -EAGAIN;
+		if (cost > fill) {
+			/* Short at the last tick: perhaps not now. */
+			now = kprim_page_clock(CLOCK_MONOTONIC);
+			fill = seen;
+			last = stamp & KPRIM_LIMITER_PAGE_LAST;
+			if (!kprim_page_refill(&fill, &last, now, rate, cap))
+				return -EAGAIN;
+			/* Short: the kernel counts it, says when to retry. */
+			if (cost > fill)
+				return -EAGAIN;
+		}
 		/* Fails if anyone, the kernel included, changed either word. */
 		if (kprim_cas16(&pg->fill, seen, stamp, fill - cost,
 				last | (stamp & KPRIM_LIMITER_PAGE_GEN))) {
