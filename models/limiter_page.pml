@@ -75,8 +75,9 @@
  *      never exceeds cap, nor wraps; an honest page never needs the
  *      kernel's clamp (LAST <= now_k, fill <= cap at ENTER);
  *  (d) every taker ends: a patient waiter is always granted (the end state
- *      is valid only when all takers are done and the queue is empty), no
- *      deadlock; in cycles mode, no cycle;
+ *      is valid only when all takers are done and the queue is empty, and
+ *      without garbage SLOW is clear then), no deadlock; in cycles mode,
+ *      no cycle;
  *  (e) with -DGARBAGE: the kernel's bucket arithmetic only ever sees
  *      fill_k <= cap and last_k <= now_k (kprim_bucket_refill()'s
  *      preconditions), it stores nothing else, the queue still drains
