@@ -84,10 +84,15 @@ check() {
 	what=$(grep -m1 '^pan:1:' "$out" | sed 's/^pan:1: //')
 	t=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
 
-	if grep -qE 'out of memory|max search depth too small|search not completed' "$out" ||
+	# pan stops at its memory bound with "reached -DMEMLIM bound" and
+	# "Warning: Search not completed" yet "errors: 0": incomplete, never a
+	# pass. (A mutation that stops at its first error may say "not
+	# completed" too: that one has its error.)
+	if grep -qE 'out of memory|max search depth too small|reached -DMEMLIM bound' "$out" ||
+	   { grep -qi 'search not completed' "$out" && [ "$errors" = 0 ]; } ||
 	   [ -z "$errors" ]; then
 		echo "FAIL $name [$*] $desc: search incomplete ($states states, ${t}s):"
-		grep -E 'out of memory|depth too small|not completed|error' "$out" |
+		grep -iE 'out of memory|depth too small|MEMLIM|not completed|error' "$out" |
 			head -n 3 | sed 's/^/    /'
 		return 1
 	fi

@@ -429,10 +429,13 @@ struct kprim_limiter_info {
  * a waiter; it clears it when the queue is empty. A time later than the
  * kernel's clock or a fill above @cap is treated as garbage: the kernel
  * clamps it. The page is shared with every process that can use the
- * limiter; what they write there can only change who of them gets the
- * tokens, never the kernel's safety or its parameters. INFO's admitted
- * is the kernel's own count plus this page's @admitted, so it is only as
- * true as the takers that share the page.
+ * limiter, and trusted by none of them: a process that writes there
+ * (rather than following the protocol) can take more than the rate
+ * allows, up to a full bucket per write, and so deny tokens to the
+ * others; it cannot touch the kernel's safety, parameters, queue or
+ * quotas. The rate holds among the processes that follow the protocol.
+ * INFO's admitted is the kernel's own count plus this page's @admitted,
+ * so it is only as true as the takers that share the page.
  */
 struct kprim_limiter_page {
 	__aligned_u64 fill;
