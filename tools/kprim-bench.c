@@ -1269,7 +1269,7 @@ static const struct {
 	  "p-lim-big" },
 	{ NULL, "copy out (none on success)", NULL, NULL },
 	{ NULL, "libkprim wrapper", "lim-ioctl", "p-lim-raw" },
-	{ NULL, "total", "lim-kprim", NULL },
+	{ NULL, "total", "lim-ioctl", NULL },
 	{ "sem try-acquire+release pair", "2 x syscall entry+exit", "floor", NULL },
 	{ NULL, "2 x fd lookup, LSM, VFS switch, kprim dispatch",
 	  "p-lim-unknown", "floor" },
