@@ -183,6 +183,28 @@ static unsigned char *slot(struct kprim_chan *ch, size_t i)
 }
 
 /*
+ * Copy one element. Most channels carry a word or a pointer: a copy of a
+ * size the compiler knows is a move or two, where memcpy() of a run-time
+ * size is a call.
+ */
+static inline void elem_copy(void *dst, const void *src, size_t size)
+{
+	switch (size) {
+	case 8:
+		memcpy(dst, src, 8);
+		break;
+	case 4:
+		memcpy(dst, src, 4);
+		break;
+	case 16:
+		memcpy(dst, src, 16);
+		break;
+	default:
+		memcpy(dst, src, size);
+	}
+}
+
+/*
  * try_send_locked(), try_recv_locked(): complete the operation now if it
  * can be (true, with *@err set), else false. A waiter claimed on the way
  * is returned in *@wake, for wake_node() once the channel is unlocked.
@@ -198,14 +220,14 @@ static bool try_send_locked(struct kprim_chan *ch, const void *elem, int *err,
 	}
 	r = wq_claim(&ch->recvq);
 	if (r) {
-		memcpy(r->elem, elem, ch->esize);
+		elem_copy(r->elem, elem, ch->esize);
 		r->err = 0;
 		*wake = r;
 		*err = 0;
 		return true;
 	}
 	if (ch->count < ch->cap) {
-		memcpy(slot(ch, ch->head + ch->count), elem, ch->esize);
+		elem_copy(slot(ch, ch->head + ch->count), elem, ch->esize);
 		ch->count++;
 		*err = 0;
 		return true;
@@ -220,14 +242,14 @@ static bool try_recv_locked(struct kprim_chan *ch, void *elem, int *err,
 
 	*err = 0;
 	if (ch->count) {
-		memcpy(elem, slot(ch, ch->head), ch->esize);
+		elem_copy(elem, slot(ch, ch->head), ch->esize);
 		ch->head = ch->head + 1 == ch->cap ? 0 : ch->head + 1;
 		ch->count--;
 		/* A slot just freed: move one blocked sender in, FIFO kept. */
 		s = wq_claim(&ch->sendq);
 		if (s) {
-			memcpy(slot(ch, ch->head + ch->count), s->elem,
-			       ch->esize);
+			elem_copy(slot(ch, ch->head + ch->count), s->elem,
+				  ch->esize);
 			ch->count++;
 			s->err = 0;
 			*wake = s;
@@ -236,7 +258,7 @@ static bool try_recv_locked(struct kprim_chan *ch, void *elem, int *err,
 	}
 	s = wq_claim(&ch->sendq);
 	if (s) {
-		memcpy(elem, s->elem, ch->esize);
+		elem_copy(elem, s->elem, ch->esize);
 		s->err = 0;
 		*wake = s;
 		return true;
