@@ -24,7 +24,7 @@ struct kprim_handle;
 struct kprim_waitq;
 struct kprim_async;
 struct io_uring_cmd;
-struct vm_area_struct;
+struct page;
 
 /**
  * struct kprim_kind_ops - what each object kind implements.
@@ -47,7 +47,9 @@ struct vm_area_struct;
  *		call returns -EIOCBQUEUED; -ENOIOCTLCMD for a command that
  *		never waits, which then goes to @ioctl
  * @waitq:	optional: the object's waiter queue (KPRIM_IOC_WAIT_CANCEL)
- * @mmap:	optional: mmap() of an object fd (-ENODEV without)
+ * @map_page:	optional: the page an mmap() of the fd shows (created by
+ *		the first call; the same page after), or an ERR_PTR; without
+ *		it, mmap() fails with -ENODEV (object.c)
  */
 struct kprim_kind_ops {
 	u32 kind;
@@ -68,7 +70,7 @@ struct kprim_kind_ops {
 			 void __user *arg, struct io_uring_cmd *ioucmd,
 			 unsigned int issue_flags);
 	struct kprim_waitq *(*waitq)(struct kprim_object *obj);
-	int (*mmap)(struct kprim_handle *h, struct vm_area_struct *vma);
+	struct page *(*map_page)(struct kprim_handle *h);
 };
 
 /**

@@ -663,49 +663,10 @@ static struct page *kprim_limiter_share(struct kprim_limiter *lim)
 	return page;
 }
 
-/*
- * A mapping whose page was zapped (madvise(MADV_DONTNEED)) gets it back on
- * the next access.
- */
-static vm_fault_t kprim_limiter_page_fault(struct vm_fault *vmf)
+/* &kprim_kind_ops.map_page: the state page (object.c maps it). */
+static struct page *kprim_limiter_map_page(struct kprim_handle *h)
 {
-	struct kprim_handle *h = vmf->vma->vm_file->private_data;
-	struct kprim_limiter *lim = kprim_limiter(h->obj);
-	int ret;
-
-	/* Set before the mapping existed; never changes after. */
-	ret = vm_insert_page(vmf->vma, vmf->address & PAGE_MASK,
-			     READ_ONCE(lim->shared_page));
-	if (ret && ret != -EBUSY)
-		return ret == -ENOMEM ? VM_FAULT_OOM : VM_FAULT_SIGBUS;
-	return VM_FAULT_NOPAGE;
-}
-
-static const struct vm_operations_struct kprim_limiter_vm_ops = {
-	.fault		= kprim_limiter_page_fault,
-};
-
-/*
- * mmap() of a limiter fd: the state page (KPRIM_FEAT_LIMITER_PAGE), one
- * page at offset 0, shared (a private copy would not be the limiter) and
- * not executable.
- */
-static int kprim_limiter_mmap(struct kprim_handle *h,
-			      struct vm_area_struct *vma)
-{
-	struct page *page;
-
-	if (vma->vm_pgoff || vma->vm_end - vma->vm_start != PAGE_SIZE ||
-	    !(vma->vm_flags & VM_SHARED))
-		return -EINVAL;
-	if (vma->vm_flags & VM_EXEC)
-		return -EPERM;
-	page = kprim_limiter_share(kprim_limiter(h->obj));
-	if (IS_ERR(page))
-		return PTR_ERR(page);
-	kprim_vm_flags_mod(vma, VM_DONTEXPAND | VM_MIXEDMAP, VM_MAYEXEC);
-	vma->vm_ops = &kprim_limiter_vm_ops;
-	return vm_insert_page(vma, vma->vm_start, page);
+	return kprim_limiter_share(kprim_limiter(h->obj));
 }
 
 static void kprim_limiter_show_fdinfo(struct kprim_handle *h,
@@ -762,5 +723,5 @@ const struct kprim_kind_ops kprim_limiter_ops = {
 	.fill_info	= kprim_limiter_fill_info,
 	.wait_cmd	= kprim_limiter_wait_cmd,
 	.waitq		= kprim_limiter_waitq,
-	.mmap		= kprim_limiter_mmap,
+	.map_page	= kprim_limiter_map_page,
 };

@@ -17,6 +17,7 @@
 #include <linux/hashtable.h>
 #include <linux/indirect_call_wrapper.h>
 #include <linux/jhash.h>
+#include <linux/mm.h>
 #include <linux/module.h>
 #include <linux/mutex.h>
 #include <linux/slab.h>
@@ -717,13 +718,51 @@ static __poll_t kprim_obj_poll(struct file *file, poll_table *pt)
 	return h->obj->ops->poll(h, file, pt);
 }
 
+/*
+ * A mapping whose page was zapped (madvise(MADV_DONTNEED)) gets it back on
+ * the next access.
+ */
+static vm_fault_t kprim_obj_page_fault(struct vm_fault *vmf)
+{
+	struct kprim_handle *h = vmf->vma->vm_file->private_data;
+	struct page *page = h->obj->ops->map_page(h);
+	int ret;
+
+	if (IS_ERR(page))
+		return VM_FAULT_SIGBUS;
+	ret = vm_insert_page(vmf->vma, vmf->address & PAGE_MASK, page);
+	if (ret && ret != -EBUSY)
+		return ret == -ENOMEM ? VM_FAULT_OOM : VM_FAULT_SIGBUS;
+	return VM_FAULT_NOPAGE;
+}
+
+static const struct vm_operations_struct kprim_obj_vm_ops = {
+	.fault		= kprim_obj_page_fault,
+};
+
+/*
+ * mmap() of an object fd: the kind's page (the limiter's state page, a
+ * semaphore fd's slot), one page at offset 0, shared (a private copy would
+ * not be the object's) and never executable.
+ */
 static int kprim_obj_mmap(struct file *file, struct vm_area_struct *vma)
 {
 	struct kprim_handle *h = file->private_data;
+	struct page *page;
 
-	if (!h->obj->ops->mmap)
+	if (!h->obj->ops->map_page)
 		return -ENODEV;
-	return h->obj->ops->mmap(h, vma);
+	if (vma->vm_pgoff || vma->vm_end - vma->vm_start != PAGE_SIZE ||
+	    !(vma->vm_flags & VM_SHARED))
+		return -EINVAL;
+	if (vma->vm_flags & VM_EXEC)
+		return -EPERM;
+	page = h->obj->ops->map_page(h);
+	if (IS_ERR(page))
+		return PTR_ERR(page);
+	kprim_vm_flags_mod(vma, VM_DONTEXPAND | VM_MIXEDMAP, VM_MAYEXEC);
+	vma->vm_ops = &kprim_obj_vm_ops;
+	return vm_insert_page(vma, vma->vm_start, page);
 }
 
 static void kprim_obj_show_fdinfo(struct seq_file *m, struct file *file)

@@ -23,10 +23,21 @@
  * exactly as it would had it been made after the resize. (It cannot block
  * the queue behind it either: it leaves the queue as it fails.)
  *
+ * Slots (KPRIM_FEAT_SEM_SLOT, struct kprim_sem_slot): an fd that is
+ * mapped keeps the permits its users release, parked in its slot page,
+ * where its next acquires take them without a system call. Parked permits
+ * are held by the fd like any other, so a close returns them; they are
+ * recalled (kprim_sem_recall()) whenever someone else would otherwise wait
+ * or be refused, and while a waiter is queued every slot says SLOW, so the
+ * FIFO holds as without slots. The kernel brackets every use of an fd's
+ * count with kprim_sem_slot_enter() and kprim_sem_slot_leave().
+ *
  * Locking: everything is under the waiter queue's lock (sem->wq.lock),
  * taken with spin_lock_irq() as the common wait routine (wait.c) does. The
  * poll waitqueue's lock nests inside it.
  */
+#include <linux/gfp.h>
+#include <linux/mm.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
 #include "kprim.h"
@@ -51,6 +62,7 @@ void kprim_sem_init(struct kprim_sem *sem, u64 permits)
 	sem->acquired = 0;
 	INIT_LIST_HEAD(&sem->holders);
 	sem->nr_holders = 0;
+	INIT_LIST_HEAD(&sem->lenders);
 	init_waitqueue_head(&sem->pollq);
 }
 EXPORT_SYMBOL_IF_KUNIT(kprim_sem_init);
@@ -65,6 +77,11 @@ void kprim_sem_fd_init(struct kprim_sem_fd *fd, struct pid *pid)
 	INIT_LIST_HEAD(&fd->node);
 	fd->pid = pid;
 	fd->held = 0;
+	fd->slot = NULL;
+	fd->slot_page = NULL;
+	INIT_LIST_HEAD(&fd->lender);
+	fd->parked = 0;
+	fd->entered = 0;
 }
 EXPORT_SYMBOL_IF_KUNIT(kprim_sem_fd_init);
 
@@ -110,6 +127,95 @@ static void kprim_sem_put(struct kprim_sem *sem, struct kprim_sem_fd *fd,
 }
 
 /**
+ * kprim_sem_slot_enter() - take @fd's slot from userspace, under the lock.
+ * @sem:	the semaphore; its lock is held
+ * @fd:		the fd; nothing happens without a slot
+ *
+ * Swapping the slot's word to SLOW keeps userspace out until
+ * kprim_sem_slot_leave() and makes a compare-and-swap in progress fail, so
+ * what the swap returns is exactly what was parked. A count above what the
+ * fd holds can only be garbage and is clamped; a slot already SLOW has
+ * nothing parked (the kernel leaves a slot SLOW only after taking its
+ * permits back). Sections nest.
+ */
+void kprim_sem_slot_enter(struct kprim_sem *sem, struct kprim_sem_fd *fd)
+{
+	u64 old;
+
+	lockdep_assert_held(&sem->wq.lock);
+	if (!fd->slot || fd->entered++)
+		return;
+	old = xchg(&fd->slot->word, KPRIM_SEM_SLOT_SLOW);
+	sem->acquired += xchg(&fd->slot->acquired, 0);
+	list_del_init(&fd->lender);
+	fd->parked = old & KPRIM_SEM_SLOT_SLOW ? 0 :
+		     min(old & KPRIM_SEM_SLOT_FREE, fd->held);
+}
+EXPORT_SYMBOL_IF_KUNIT(kprim_sem_slot_enter);
+
+/* Give @fd's parked permits back to the semaphore. */
+static void kprim_sem_unpark(struct kprim_sem *sem, struct kprim_sem_fd *fd)
+{
+	if (!fd->parked)
+		return;
+	kprim_sem_put(sem, fd, fd->parked);
+	fd->parked = 0;
+}
+
+/**
+ * kprim_sem_slot_leave() - give @fd's slot back to userspace.
+ * @sem:	the semaphore; its lock is held
+ * @fd:		the fd
+ *
+ * With a waiter queued the parked permits go back to the semaphore (and
+ * the grant pass runs) and the slot stays SLOW; otherwise the slot gets
+ * the parked count and the fd's holding, and the fd joins the lenders.
+ */
+void kprim_sem_slot_leave(struct kprim_sem *sem, struct kprim_sem_fd *fd)
+{
+	u64 word = KPRIM_SEM_SLOT_SLOW;
+
+	lockdep_assert_held(&sem->wq.lock);
+	if (!fd->slot || --fd->entered)
+		return;
+	if (!list_empty(&sem->wq.waiters) ||
+	    fd->parked > KPRIM_SEM_SLOT_FREE || fd->held > U32_MAX) {
+		if (fd->parked) {
+			kprim_sem_unpark(sem, fd);
+			kprim_sem_grant(sem);
+		}
+	} else {
+		word = fd->parked | fd->held << KPRIM_SEM_SLOT_HELD_SHIFT;
+		list_add_tail(&fd->lender, &sem->lenders);
+	}
+	/* Pairs with userspace's acquire of the word. */
+	smp_store_release(&fd->slot->word, word);
+}
+EXPORT_SYMBOL_IF_KUNIT(kprim_sem_slot_leave);
+
+/**
+ * kprim_sem_recall() - take every parked permit back.
+ * @sem:	the semaphore; its lock is held
+ *
+ * Every lender's slot becomes SLOW with nothing parked. Bounded: each fd
+ * is visited once and joins the list again only through a system call of
+ * its own (kprim_sem_slot_leave()). The caller runs the grant pass.
+ */
+void kprim_sem_recall(struct kprim_sem *sem)
+{
+	struct kprim_sem_fd *fd, *next;
+
+	lockdep_assert_held(&sem->wq.lock);
+	list_for_each_entry_safe(fd, next, &sem->lenders, lender) {
+		kprim_sem_slot_enter(sem, fd);
+		kprim_sem_unpark(sem, fd);
+		/* Left SLOW: the word stays as the enter swapped it. */
+		fd->entered = 0;
+	}
+}
+EXPORT_SYMBOL_IF_KUNIT(kprim_sem_recall);
+
+/**
  * kprim_sem_try_acquire() - the fast path: grant @n at once if fair.
  * @sem:	the semaphore; its lock is held
  * @fd:		the holder record to account the permits to
@@ -124,13 +230,31 @@ static void kprim_sem_put(struct kprim_sem *sem, struct kprim_sem_fd *fd,
 int kprim_sem_try_acquire(struct kprim_sem *sem, struct kprim_sem_fd *fd,
 			  u64 n)
 {
+	int ret = 0;
+
 	lockdep_assert_held(&sem->wq.lock);
 	if (!n || n > sem->permits)
 		return -EINVAL;
-	if (!list_empty(&sem->wq.waiters) || kprim_sem_available(sem) < n)
-		return -EAGAIN;
-	kprim_sem_take(sem, fd, n);
-	return 0;
+	kprim_sem_slot_enter(sem, fd);
+	/* With a waiter queued nothing is parked anywhere (see the top). */
+	if (!list_empty(&sem->wq.waiters)) {
+		ret = -EAGAIN;
+	} else if (fd->parked >= n) {
+		/* The fd's own parked permits: already held. */
+		fd->parked -= n;
+		sem->acquired++;
+	} else {
+		if (kprim_sem_available(sem) < n) {
+			kprim_sem_unpark(sem, fd);
+			kprim_sem_recall(sem);
+		}
+		if (kprim_sem_available(sem) >= n)
+			kprim_sem_take(sem, fd, n);
+		else
+			ret = -EAGAIN;
+	}
+	kprim_sem_slot_leave(sem, fd);
+	return ret;
 }
 EXPORT_SYMBOL_IF_KUNIT(kprim_sem_try_acquire);
 
@@ -202,12 +326,18 @@ EXPORT_SYMBOL_IF_KUNIT(kprim_sem_grant);
 int kprim_sem_release_locked(struct kprim_sem *sem, struct kprim_sem_fd *fd,
 			     u64 n)
 {
+	int ret = 0;
+
 	lockdep_assert_held(&sem->wq.lock);
-	if (!n || n > fd->held)
-		return -EINVAL;
-	kprim_sem_put(sem, fd, n);
+	kprim_sem_slot_enter(sem, fd);
+	/* Parked permits are held but not in use: they cannot be released. */
+	if (!n || n > fd->held - fd->parked)
+		ret = -EINVAL;
+	else
+		kprim_sem_put(sem, fd, n);
+	kprim_sem_slot_leave(sem, fd);
 	kprim_sem_grant(sem);
-	return 0;
+	return ret;
 }
 EXPORT_SYMBOL_IF_KUNIT(kprim_sem_release_locked);
 
@@ -219,6 +349,9 @@ EXPORT_SYMBOL_IF_KUNIT(kprim_sem_release_locked);
 void kprim_sem_release_all(struct kprim_sem *sem, struct kprim_sem_fd *fd)
 {
 	lockdep_assert_held(&sem->wq.lock);
+	/* No mapping is left (each pins the file): the slot is not read. */
+	list_del_init(&fd->lender);
+	fd->parked = 0;
 	if (!fd->held)
 		return;
 	kprim_sem_put(sem, fd, fd->held);
@@ -343,6 +476,8 @@ static void kprim_sem_release_handle(struct kprim_handle *h)
 	kprim_sem_release_all(sem, fd);
 	spin_unlock_irq(&sem->wq.lock);
 	kprim_sem_wake_pollers(sem);
+	if (fd->slot_page)
+		__free_page(fd->slot_page);
 	kfree(fd);
 	h->priv = NULL;
 }
@@ -365,10 +500,13 @@ static long kprim_sem_acquire_async(struct kprim_handle *h, void __user *uarg,
 	if (IS_ERR(a))
 		return PTR_ERR(a);
 	spin_lock_irq(&sem->wq.lock);
+	/* One section: the slot is SLOW by the time the waiter is queued. */
+	kprim_sem_slot_enter(sem, h->priv);
 	ret = kprim_sem_try_acquire(sem, h->priv, args->n);
 	if (ret == -EAGAIN)
 		ret = kprim_async_queue_locked(a, args->n, h->priv);
 	trace_kprim_sem_acquire(&sem->wq, args->n, ret, true);
+	kprim_sem_slot_leave(sem, h->priv);
 	spin_unlock_irq(&sem->wq.lock);
 	if (ret == -EIOCBQUEUED)
 		return ret;
@@ -395,14 +533,18 @@ static noinline int kprim_sem_acquire_wait(struct kprim_handle *h,
 		goto out;
 
 	spin_lock_irq(&sem->wq.lock);
+	/* One section: the slot is SLOW by the time the waiter is queued. */
+	kprim_sem_slot_enter(sem, fd);
 	ret = kprim_sem_try_acquire(sem, fd, args->n);
 	if (ret != -EAGAIN || ctx.nonblock) {
 		trace_kprim_sem_acquire(&sem->wq, args->n, ret, false);
+		kprim_sem_slot_leave(sem, fd);
 		spin_unlock_irq(&sem->wq.lock);
 		goto out;
 	}
 	kprim_sem_enqueue(sem, &w, fd, args->n);
 	trace_kprim_sem_acquire(&sem->wq, args->n, -EIOCBQUEUED, false);
+	kprim_sem_slot_leave(sem, fd);
 	spin_unlock_irq(&sem->wq.lock);
 
 	ret = kprim_wait_for_grant(&sem->wq, &w, &ctx, kprim_sem_abandoned,
@@ -494,6 +636,18 @@ static long kprim_sem_resize(struct kprim_handle *h, void __user *uarg)
 	return ret;
 }
 
+/*
+ * Before a report (INFO, LIST, fdinfo, poll): parked permits are not in
+ * use, so they are taken back and reported as available.
+ */
+static void kprim_sem_recall_for_report(struct kprim_sem *sem)
+{
+	if (list_empty(&sem->lenders))
+		return;
+	kprim_sem_recall(sem);
+	kprim_sem_grant(sem);
+}
+
 /* Snapshot the counters of struct kprim_sem_info under the lock. */
 static void kprim_sem_fill(struct kprim_sem *sem, struct kprim_sem_fd *fd,
 			   struct kprim_sem_info *args)
@@ -530,6 +684,7 @@ static long kprim_sem_info(struct kprim_handle *h, void __user *uarg)
 	 */
 	for (tries = 0; ; tries++) {
 		spin_lock_irq(&sem->wq.lock);
+		kprim_sem_recall_for_report(sem);
 		total = sem->nr_holders;
 		spin_unlock_irq(&sem->wq.lock);
 		want = min(cap, total);
@@ -549,6 +704,7 @@ static long kprim_sem_info(struct kprim_handle *h, void __user *uarg)
 		}
 		break;
 	}
+	kprim_sem_recall_for_report(sem);
 	kprim_sem_fill(sem, h->priv, &args);
 	args.nr_holders = sem->nr_holders;
 	n = 0;
@@ -603,6 +759,7 @@ static __poll_t kprim_sem_poll(struct kprim_handle *h, struct file *file,
 
 	poll_wait(file, &sem->pollq, pt);
 	spin_lock_irq(&sem->wq.lock);
+	kprim_sem_recall_for_report(sem);
 	if (kprim_sem_poll_ready(sem))
 		mask |= EPOLLIN | EPOLLRDNORM;
 	spin_unlock_irq(&sem->wq.lock);
@@ -621,6 +778,7 @@ static void kprim_sem_show_fdinfo(struct kprim_handle *h, struct seq_file *m)
 	unsigned int n = 0, i;
 
 	spin_lock_irq(&sem->wq.lock);
+	kprim_sem_recall_for_report(sem);
 	permits = sem->permits;
 	available = kprim_sem_available(sem);
 	held = sem->held;
@@ -653,6 +811,7 @@ static void kprim_sem_fill_info(struct kprim_object *obj,
 	struct kprim_sem *sem = obj->priv;
 
 	spin_lock_irq(&sem->wq.lock);
+	kprim_sem_recall_for_report(sem);
 	info->sem.permits = sem->permits;
 	info->sem.available = kprim_sem_available(sem);
 	info->sem.held = sem->held;
@@ -660,6 +819,44 @@ static void kprim_sem_fill_info(struct kprim_object *obj,
 	info->sem.holders = sem->nr_holders;
 	info->sem.acquired = sem->acquired;
 	spin_unlock_irq(&sem->wq.lock);
+}
+
+/*
+ * &kprim_kind_ops.map_page: the fd's slot page, allocated by its first
+ * mmap() (charged to the caller) and handed to userspace with what the fd
+ * holds; later calls get the same page.
+ */
+static struct page *kprim_sem_map_page(struct kprim_handle *h)
+{
+	struct kprim_sem *sem = h->obj->priv;
+	struct kprim_sem_fd *fd = h->priv;
+	struct page *page, *spare;
+
+	spin_lock_irq(&sem->wq.lock);
+	page = fd->slot_page;
+	spin_unlock_irq(&sem->wq.lock);
+	if (page)
+		return page;
+
+	spare = alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO);
+	if (!spare)
+		return ERR_PTR(-ENOMEM);
+	spin_lock_irq(&sem->wq.lock);
+	page = fd->slot_page;
+	if (!page) {
+		page = spare;
+		spare = NULL;
+		fd->slot_page = page;
+		fd->slot = page_address(page);
+		/* Nothing parked yet: publish the holding. */
+		fd->slot->word = KPRIM_SEM_SLOT_SLOW;
+		kprim_sem_slot_enter(sem, fd);
+		kprim_sem_slot_leave(sem, fd);
+	}
+	spin_unlock_irq(&sem->wq.lock);
+	if (spare)
+		__free_page(spare);
+	return page;
 }
 
 static long kprim_sem_wait_cmd(struct kprim_handle *h, unsigned int cmd,
@@ -693,4 +890,5 @@ const struct kprim_kind_ops kprim_sem_ops = {
 	.fill_info	= kprim_sem_fill_info,
 	.wait_cmd	= kprim_sem_wait_cmd,
 	.waitq		= kprim_sem_waitq,
+	.map_page	= kprim_sem_map_page,
 };

@@ -22,6 +22,8 @@
  * @holders:	struct kprim_sem_fd that hold at least one permit, in the
  *		order they started holding; @wq.lock
  * @nr_holders:	length of @holders; @wq.lock
+ * @lenders:	struct kprim_sem_fd whose slot userspace may use (not SLOW):
+ *		the ones a recall must visit; @wq.lock
  * @pollq:	poll() waiters, woken whenever a grant may have become
  *		possible; its own lock (taken inside @wq.lock, never around it)
  */
@@ -32,6 +34,7 @@ struct kprim_sem {
 	u64 acquired;
 	struct list_head holders;
 	u32 nr_holders;
+	struct list_head lenders;
 	wait_queue_head_t pollq;
 };
 
@@ -39,12 +42,26 @@ struct kprim_sem {
  * struct kprim_sem_fd - what one object fd holds (handle->priv).
  * @node:	in kprim_sem.holders while @held > 0; the sem's @wq.lock
  * @pid:	the process that opened the fd (immutable; the handle's)
- * @held:	permits held through this fd; the sem's @wq.lock
+ * @held:	permits held through this fd, @parked ones included; the
+ *		sem's @wq.lock
+ * @slot:	the fd's slot page (mmap, KPRIM_FEAT_SEM_SLOT), or NULL; set
+ *		once under @wq.lock, never changes after
+ * @slot_page:	its struct page
+ * @lender:	in kprim_sem.lenders while userspace may use @slot; @wq.lock
+ * @parked:	of @held, how many sit in the slot unused: valid only
+ *		between kprim_sem_slot_enter() and _leave() (userspace has
+ *		the count otherwise); @wq.lock
+ * @entered:	depth of kprim_sem_slot_enter() sections; @wq.lock
  */
 struct kprim_sem_fd {
 	struct list_head node;
 	struct pid *pid;
 	u64 held;
+	struct kprim_sem_slot *slot;
+	struct page *slot_page;
+	struct list_head lender;
+	u64 parked;
+	unsigned int entered;
 };
 
 void kprim_sem_init(struct kprim_sem *sem, u64 permits);
@@ -60,5 +77,8 @@ int kprim_sem_release_locked(struct kprim_sem *sem, struct kprim_sem_fd *fd,
 void kprim_sem_release_all(struct kprim_sem *sem, struct kprim_sem_fd *fd);
 int kprim_sem_resize_locked(struct kprim_sem *sem, u64 permits);
 bool kprim_sem_poll_ready(const struct kprim_sem *sem);
+void kprim_sem_slot_enter(struct kprim_sem *sem, struct kprim_sem_fd *fd);
+void kprim_sem_slot_leave(struct kprim_sem *sem, struct kprim_sem_fd *fd);
+void kprim_sem_recall(struct kprim_sem *sem);
 
 #endif /* _KPRIM_SEM_H */

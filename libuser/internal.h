@@ -17,6 +17,7 @@
 #define KPRIM_OBJ_FEATURES_KNOWN	(1U << 0)	/* opened through a session */
 #define KPRIM_OBJ_URING_ASYNC		(1U << 1)	/* KPRIM_FEAT_URING_ASYNC */
 #define KPRIM_OBJ_LIMITER_PAGE		(1U << 2)	/* KPRIM_FEAT_LIMITER_PAGE */
+#define KPRIM_OBJ_SEM_SLOT		(1U << 3)	/* KPRIM_FEAT_SEM_SLOT */
 
 /*
  * An object handle: the kernel object fd, its kind, and KPRIM_OBJ_* (0 for
@@ -45,20 +46,30 @@ struct kprim_limiter {
 	struct kprim_obj o;
 	struct kprim_limiter_page *page;	/* mapped state page, or NULL */
 };
-struct kprim_sem { struct kprim_obj o; };
+struct kprim_sem {
+	struct kprim_obj o;
+	struct kprim_sem_slot *slot;		/* the fd's mapped slot, or NULL */
+};
 struct kprim_cache {
 	struct kprim_obj o;
 	bool mget;	/* the module has KPRIM_IOC_CACHE_MGET (handshake) */
 };
 
 /*
- * The limiter's state page (limiter_page.c): map it (NULL when it cannot
- * or must not be used), unmap. The take is in limiter_page.h.
+ * An object's page (mmap of its fd at offset 0: the limiter's state page,
+ * a semaphore fd's slot), or NULL: the module lacks @cap (KPRIM_OBJ_*;
+ * asked anyway for a handle made from a bare fd), the environment
+ * variable @off_env is set (not to "" or "0"), or the mmap() failed.
  */
 KPRIM_INTERNAL
-struct kprim_limiter_page *kprim_limiter_page_map(int fd, uint32_t caps);
+void *kprim_obj_page_map(const struct kprim_obj *o, uint32_t cap,
+			 const char *off_env);
 KPRIM_INTERNAL
-void kprim_limiter_page_unmap(struct kprim_limiter_page *pg);
+void kprim_obj_page_unmap(void *page);
+
+/* The limiter's state page, if this process may use it (limiter_page.c). */
+KPRIM_INTERNAL
+struct kprim_limiter_page *kprim_limiter_page_map(const struct kprim_obj *o);
 
 /* ioctl() as 0/positive or a negative errno; restarts nothing. */
 static inline long kprim_do_ioctl(int fd, unsigned long cmd, void *arg)

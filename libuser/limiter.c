@@ -35,7 +35,7 @@ int kprim_limiter_open(struct kprim *k, const char *name, unsigned int flags,
 		free(l);
 		return ret;
 	}
-	l->page = kprim_limiter_page_map(l->o.fd, l->o.caps);
+	l->page = kprim_limiter_page_map(&l->o);
 	*out = l;
 	return 0;
 }
@@ -44,7 +44,7 @@ void kprim_limiter_close(struct kprim_limiter *l)
 {
 	if (!l)
 		return;
-	kprim_limiter_page_unmap(l->page);
+	kprim_obj_page_unmap(l->page);
 	kprim_obj_close(&l->o);
 	free(l);
 }
@@ -145,7 +145,7 @@ int kprim_limiter_from_fd(int fd, struct kprim_limiter **out)
 		return -ENOMEM;
 	l->o.fd = fd;
 	l->o.kind = KPRIM_KIND_LIMITER;
-	l->page = kprim_limiter_page_map(fd, 0);
+	l->page = kprim_limiter_page_map(&l->o);
 	*out = l;
 	return 0;
 }

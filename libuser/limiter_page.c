@@ -8,9 +8,6 @@
  */
 #include <pthread.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 #include "limiter_page.h"
@@ -59,29 +56,15 @@ int kprim_clock_check(void)
 	return shared;
 }
 
-struct kprim_limiter_page *kprim_limiter_page_map(int fd, uint32_t caps)
+struct kprim_limiter_page *kprim_limiter_page_map(const struct kprim_obj *o)
 {
-	const char *off = getenv("KPRIM_NO_LIMITER_PAGE");
-	void *p;
+	struct kprim_limiter_page *pg;
 
-	if (!KPRIM_HAVE_CAS16 || (off && *off && strcmp(off, "0")))
+	if (!KPRIM_HAVE_CAS16)
 		return NULL;
-	/* A module that said it has no page: do not even ask. */
-	if ((caps & KPRIM_OBJ_FEATURES_KNOWN) && !(caps & KPRIM_OBJ_LIMITER_PAGE))
-		return NULL;
-	if (sysconf(_SC_PAGESIZE) < (long)sizeof(struct kprim_limiter_page))
-		return NULL;
-	p = mmap(NULL, (size_t)sysconf(_SC_PAGESIZE), PROT_READ | PROT_WRITE,
-		 MAP_SHARED, fd, 0);
-	if (p == MAP_FAILED)
-		return NULL;
-	pthread_once(&kprim_atfork_once, kprim_atfork_init);
-	return p;
-}
-
-void kprim_limiter_page_unmap(struct kprim_limiter_page *pg)
-{
+	pg = kprim_obj_page_map(o, KPRIM_OBJ_LIMITER_PAGE,
+				"KPRIM_NO_LIMITER_PAGE");
 	if (pg)
-		munmap(pg, (size_t)sysconf(_SC_PAGESIZE));
+		pthread_once(&kprim_atfork_once, kprim_atfork_init);
+	return pg;
 }
-

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/mman.h>
 #include "internal.h"
 
 _Static_assert(KPRIM_CREATE == KPRIM_OPEN_CREATE, "flag values");
@@ -192,7 +193,34 @@ int kprim_obj_open(struct kprim *k, uint32_t kind, const char *name,
 		out->caps |= KPRIM_OBJ_URING_ASYNC;
 	if (k->features & KPRIM_FEAT_LIMITER_PAGE)
 		out->caps |= KPRIM_OBJ_LIMITER_PAGE;
+	if (k->features & KPRIM_FEAT_SEM_SLOT)
+		out->caps |= KPRIM_OBJ_SEM_SLOT;
 	return 0;
+}
+
+void *kprim_obj_page_map(const struct kprim_obj *o, uint32_t cap,
+			 const char *off_env)
+{
+	const char *off = getenv(off_env);
+	long ps = sysconf(_SC_PAGESIZE);
+	void *p;
+
+	if (off && *off && strcmp(off, "0"))
+		return NULL;
+	/* A module that said it has no page: do not even ask. */
+	if ((o->caps & KPRIM_OBJ_FEATURES_KNOWN) && !(o->caps & cap))
+		return NULL;
+	if (ps < 4096)
+		return NULL;
+	p = mmap(NULL, (size_t)ps, PROT_READ | PROT_WRITE, MAP_SHARED, o->fd,
+		 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+void kprim_obj_page_unmap(void *page)
+{
+	if (page)
+		munmap(page, (size_t)sysconf(_SC_PAGESIZE));
 }
 
 void kprim_obj_close(struct kprim_obj *o)

@@ -78,6 +78,13 @@ enum kprim_kind {
  * in userspace with one 16-byte compare-and-swap, without a system call.
  */
 #define KPRIM_FEAT_LIMITER_PAGE	(1ULL << 10)
+/*
+ * A semaphore fd can be mmap()ed to its own slot page (struct
+ * kprim_sem_slot): permits the fd holds but does not use are parked there,
+ * and an acquire or release that they cover is done in userspace with one
+ * compare-and-swap, without a system call.
+ */
+#define KPRIM_FEAT_SEM_SLOT	(1ULL << 11)
 
 /**
  * struct kprim_api - API version handshake (KPRIM_IOC_API).
@@ -530,6 +537,48 @@ struct kprim_sem_info {
 	__u32 reserved;
 };
 #define KPRIM_SIZE_SEM_INFO_VER0	72
+
+/**
+ * struct kprim_sem_slot - a semaphore fd's slot page.
+ * @word:	KPRIM_SEM_SLOT_FREE: permits this fd holds that nobody uses
+ *		("parked"); KPRIM_SEM_SLOT_HELD: all permits the fd holds,
+ *		parked ones included (a copy); KPRIM_SEM_SLOT_SLOW
+ * @acquired:	acquisitions done in userspace, added by the acquirers
+ *		(the kernel moves them into INFO's acquired)
+ *
+ * mmap() of a semaphore fd (KPRIM_FEAT_SEM_SLOT): one page, offset 0,
+ * MAP_SHARED, not executable. The page belongs to the fd (the open file):
+ * mappings of the same fd, in this process or one that inherited it, share
+ * it; other fds of the semaphore have their own.
+ *
+ * Permits an fd releases stay held by it, parked in its slot, until
+ * someone else needs them: an acquire of n that FREE covers is, in
+ * userspace, a compare-and-swap of @word to FREE - n; a release of n is
+ * one to FREE + n, allowed while FREE + n <= HELD. If SLOW is set, FREE is
+ * short, or the swap keeps failing, use the ioctl. Permits in use and
+ * parked are both held by the fd, so closing it (also by the death of the
+ * last process that has it) returns them all, whatever instruction a
+ * process died at.
+ *
+ * The kernel takes parked permits back ("recall") by swapping @word to
+ * SLOW, which also makes any swap in progress fail: before it queues a
+ * waiter or refuses a try for want of permits, for INFO, LIST, fdinfo and
+ * poll() (which report parked permits as available), and when the fd's
+ * holder leaves. While any waiter is queued every slot stays SLOW, so no
+ * parked permit jumps the FIFO; the kernel clears SLOW at the fd's next
+ * system call once the queue is empty. Values the kernel reads back are
+ * clamped to what it knows the fd holds: a process that writes the page
+ * can break mutual exclusion among the users of this fd, never the
+ * kernel's accounting of what the fd holds.
+ */
+struct kprim_sem_slot {
+	__aligned_u64 word;
+	__aligned_u64 acquired;
+};
+#define KPRIM_SEM_SLOT_FREE		0x7fffffffULL
+#define KPRIM_SEM_SLOT_HELD_SHIFT	31
+#define KPRIM_SEM_SLOT_HELD		(0xffffffffULL << KPRIM_SEM_SLOT_HELD_SHIFT)
+#define KPRIM_SEM_SLOT_SLOW		(1ULL << 63)
 
 /*
  * Cache operations. Keys are 1..KPRIM_KEY_MAX bytes.

@@ -1,0 +1,722 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * kprim semaphore slots (KPRIM_FEAT_SEM_SLOT): an acquire+release pair
+ * without a system call (ptrace counts them), parked permits recalled for
+ * another fd, for a waiter and for reports, crash safety with the
+ * acquirer stopped and killed at every step of the protocol (libkprim's
+ * test hook), mutual exclusion under threads and processes with waiters,
+ * garbage in the slot, fork, close, resize.
+ *
+ * Timing bounds allow a stated slack for the emulated (TCG) VM.
+ */
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <sys/user.h>
+#include <sys/wait.h>
+#include "kselftest_harness.h"
+#include "kprim_test.h"
+#include "kprim.h"
+
+#define NSEC		1000000000ull
+#define MSEC		1000000ull
+
+/* libkprim's hook between the steps of a slot operation (sem_slot.h). */
+extern void (*kprim_test_sem_slot_hook)(int step);
+
+static int reap(pid_t pid)
+{
+	int st;
+
+	if (waitpid(pid, &st, 0) != pid)
+		return -1;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 255 + WTERMSIG(st);
+}
+
+static struct kprim_sem_info sem_info(int fd)
+{
+	struct kprim_sem_info i = { .size = sizeof(i) };
+
+	if (kt_ioctl(fd, KPRIM_IOC_SEM_INFO, &i))
+		memset(&i, 0xff, sizeof(i));
+	return i;
+}
+
+static long raw_acquire(int fd, __u64 n, __u64 timeout_ns)
+{
+	struct kprim_sem_acquire a = {
+		.size = sizeof(a), .n = n,
+		.wait = kt_wait(timeout_ns, KPRIM_NO_CANCEL_FD),
+	};
+
+	return kt_ioctl(fd, KPRIM_IOC_SEM_ACQUIRE, &a);
+}
+
+static long raw_release(int fd, __u64 n)
+{
+	struct kprim_sem_release r = { .size = sizeof(r), .n = n };
+
+	return kt_ioctl(fd, KPRIM_IOC_SEM_RELEASE, &r);
+}
+
+/* A library handle on a new fd of the semaphore @name. */
+static struct kprim_sem *lib_open(struct kprim *k, const char *name,
+				  __u64 permits)
+{
+	struct kprim_sem *s = NULL;
+
+	if (kprim_sem_open(k, name, KPRIM_CREATE | KPRIM_ANY_OWNER, 0600,
+			   permits, &s))
+		return NULL;
+	return s;
+}
+
+struct syscalls {
+	int status;	/* the child's exit status */
+	int ioctls;
+	int others;
+};
+
+/*
+ * @pairs acquire+release pairs of one permit on a new library handle of
+ * @name, in a child traced with ptrace() between two marker getppid()
+ * calls; the first pair, before the marker, parks the permit. Exit status:
+ * the number of pairs that worked.
+ */
+static struct syscalls count_syscalls_of_pairs(const char *name,
+					       __u64 permits, int pairs)
+{
+	struct syscalls c = { .status = -1 };
+	bool inside = false, entry = false;
+	pid_t pid = fork();
+	int st;
+
+	if (!pid) {
+		struct kprim *k;
+		struct kprim_sem *s;
+		int ok = 0;
+
+		if (kprim_open(&k))
+			_exit(254);
+		s = lib_open(k, name, permits);
+		if (!s || kprim_sem_try_acquire(s, 1) || kprim_sem_release(s, 1))
+			_exit(253);
+		if (ptrace(PTRACE_TRACEME, 0, NULL, NULL))
+			_exit(252);
+		raise(SIGSTOP);
+		syscall(SYS_getppid);
+		for (int i = 0; i < pairs; i++)
+			if (!kprim_sem_try_acquire(s, 1) &&
+			    !kprim_sem_release(s, 1))
+				ok++;
+		syscall(SYS_getppid);
+		_exit(ok);
+	}
+	if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFSTOPPED(st))
+		return c;
+	ptrace(PTRACE_SETOPTIONS, pid, NULL,
+	       (void *)(long)(PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL));
+	for (;;) {
+		struct user_regs_struct r;
+		long nr;
+
+		if (ptrace(PTRACE_SYSCALL, pid, NULL, NULL) ||
+		    waitpid(pid, &st, 0) != pid)
+			return c;
+		if (WIFEXITED(st)) {
+			c.status = WEXITSTATUS(st);
+			return c;
+		}
+		if (!WIFSTOPPED(st) || WSTOPSIG(st) != (SIGTRAP | 0x80))
+			continue;
+		entry = !entry;
+		if (!entry)
+			continue;
+		if (ptrace(PTRACE_GETREGS, pid, NULL, &r))
+			return c;
+		nr = (long)r.orig_rax;
+		if (nr == SYS_getppid)
+			inside = !inside;
+		else if (inside && nr == SYS_ioctl)
+			c.ioctls++;
+		else if (inside)
+			c.others++;
+	}
+}
+
+TEST(feature_bit_and_refusals)
+{
+	struct kprim_api a = { .size = sizeof(a) };
+	int sess = kt_session(), fd;
+	struct kprim_open o;
+	long ps = sysconf(_SC_PAGESIZE);
+	void *p;
+
+	ASSERT_LE(0, sess);
+	ASSERT_EQ(0, kt_ioctl(sess, KPRIM_IOC_API, &a));
+	EXPECT_TRUE(a.features & KPRIM_FEAT_SEM_SLOT);
+	o = kt_open_args(KPRIM_KIND_SEM, NULL, KPRIM_OPEN_CREATE);
+	o.sem.permits = 3;
+	fd = kt_open(sess, &o);
+	ASSERT_LE(0, fd);
+	p = mmap(NULL, ps, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+	EXPECT_EQ(MAP_FAILED, p);
+	EXPECT_EQ(EINVAL, errno);
+	p = mmap(NULL, 2 * ps, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	EXPECT_EQ(MAP_FAILED, p);
+	EXPECT_EQ(EINVAL, errno);
+	p = mmap(NULL, ps, PROT_READ | PROT_EXEC, MAP_SHARED, fd, 0);
+	EXPECT_EQ(MAP_FAILED, p);
+	EXPECT_EQ(EPERM, errno);
+	EXPECT_EQ(3, sem_info(fd).available);
+	/* A good mapping shows the fd's holding; nothing parked yet. */
+	EXPECT_EQ(0, raw_acquire(fd, 2, 0));
+	p = mmap(NULL, ps, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	{
+		__u64 w = __atomic_load_n(&((struct kprim_sem_slot *)p)->word,
+					  __ATOMIC_ACQUIRE);
+
+		EXPECT_FALSE(w & KPRIM_SEM_SLOT_SLOW);
+		EXPECT_EQ(0, w & KPRIM_SEM_SLOT_FREE);
+		EXPECT_EQ(2, (w & KPRIM_SEM_SLOT_HELD) >>
+			  KPRIM_SEM_SLOT_HELD_SHIFT);
+	}
+	munmap(p, ps);
+	close(fd);
+	close(sess);
+}
+
+/* The point: once a permit is parked, a pair makes no system call. */
+TEST(pair_without_a_syscall)
+{
+	char name[64];
+	struct syscalls c;
+	int sess = kt_session(), fd;
+	struct kprim_open o;
+
+	ASSERT_LE(0, sess);
+	KT_NAME(name, "slot-pair");
+	o = kt_open_args(KPRIM_KIND_SEM, name, KPRIM_OPEN_CREATE);
+	o.sem.permits = 2;
+	o.mode = 0666;
+	fd = kt_open(sess, &o);
+	ASSERT_LE(0, fd);
+	c = count_syscalls_of_pairs(name, 2, 20);
+	EXPECT_EQ(20, c.status);
+	EXPECT_EQ(0, c.ioctls);
+	TH_LOG("20 pairs: %d ioctl, %d other system calls", c.ioctls,
+	       c.others);
+	/* The child is gone, its fd closed: everything came back. */
+	EXPECT_EQ(0, sem_info(fd).held);
+	EXPECT_EQ(2, sem_info(fd).available);
+	/* 1 + 20 acquisitions, counted by the kernel from the slot. */
+	EXPECT_EQ(21, sem_info(fd).acquired);
+
+	/* Without the slot, every operation is an ioctl. */
+	setenv("KPRIM_NO_SEM_SLOT", "1", 1);
+	c = count_syscalls_of_pairs(name, 2, 5);
+	unsetenv("KPRIM_NO_SEM_SLOT");
+	EXPECT_EQ(5, c.status);
+	EXPECT_EQ(10, c.ioctls);
+	kt_unlink(sess, KPRIM_KIND_SEM, name);
+	close(fd);
+	close(sess);
+}
+
+/*
+ * Permits parked in one fd's slot are taken back when another fd needs
+ * them, and reported as available; the slot then sends its fd's next
+ * acquire to the kernel.
+ */
+TEST(parked_permits_are_recalled)
+{
+	struct kprim *k;
+	struct kprim_sem *a;
+	struct kprim_sem_stats st;
+	char name[64];
+	int sess = kt_session(), b;
+	struct kprim_open o;
+
+	ASSERT_LE(0, sess);
+	ASSERT_EQ(0, kprim_open(&k));
+	KT_NAME(name, "slot-recall");
+	a = lib_open(k, name, 3);
+	ASSERT_NE(NULL, a);
+	ASSERT_EQ(0, kprim_sem_acquire(a, 3, NULL, 0));
+	ASSERT_EQ(0, kprim_sem_release(a, 2));	/* 2 parked, 1 in use */
+	o = kt_open_args(KPRIM_KIND_SEM, name, 0);
+	b = kt_open(sess, &o);
+	ASSERT_LE(0, b);
+	/* INFO recalls: the parked two are available, a holds one. */
+	ASSERT_EQ(0, kprim_sem_stats(a, &st));
+	EXPECT_EQ(1, st.held);
+	EXPECT_EQ(1, st.held_by_me);
+	EXPECT_EQ(2, st.available);
+	EXPECT_EQ(1, st.acquired);
+	/* Park them again; another fd's acquire takes them back. */
+	ASSERT_EQ(0, kprim_sem_acquire(a, 2, NULL, 0));
+	ASSERT_EQ(0, kprim_sem_release(a, 2));
+	EXPECT_EQ(0, raw_acquire(b, 2, 0));
+	EXPECT_EQ(-EAGAIN, raw_acquire(b, 1, 0));
+	EXPECT_EQ(-EAGAIN, kprim_sem_try_acquire(a, 1));
+	/* a cannot release what it does not hold, parked or not. */
+	EXPECT_EQ(-EINVAL, kprim_sem_release(a, 2));
+	EXPECT_EQ(0, kprim_sem_release(a, 1));
+	EXPECT_EQ(0, raw_release(b, 2));
+	EXPECT_EQ(0, sem_info(b).held);
+	EXPECT_EQ(3, sem_info(b).available);
+	kprim_sem_close(a);
+	kt_unlink(sess, KPRIM_KIND_SEM, name);
+	close(b);
+	kprim_close(k);
+	close(sess);
+}
+
+struct waiter {
+	int fd;
+	__u64 n;
+	long ret;
+	__u64 took_ns;
+};
+
+static void *blocking_acquire(void *arg)
+{
+	struct waiter *w = arg;
+	__u64 t0 = kt_now_ns();
+
+	w->ret = raw_acquire(w->fd, w->n, 20 * NSEC);
+	w->took_ns = kt_now_ns() - t0;
+	return NULL;
+}
+
+/*
+ * A queued waiter is neither overtaken by the fd that parks permits nor
+ * forgotten when that fd releases in userspace: the release goes to the
+ * kernel, which grants the waiter.
+ */
+TEST(waiter_is_granted_and_not_overtaken)
+{
+	struct kprim *k;
+	struct kprim_sem *a;
+	struct waiter w;
+	char name[64];
+	int sess = kt_session(), b;
+	struct kprim_open o;
+	pthread_t t;
+
+	ASSERT_LE(0, sess);
+	ASSERT_EQ(0, kprim_open(&k));
+	KT_NAME(name, "slot-fifo");
+	a = lib_open(k, name, 1);
+	ASSERT_NE(NULL, a);
+	/* a's permit parked, then in use again from the slot. */
+	ASSERT_EQ(0, kprim_sem_acquire(a, 1, NULL, 0));
+	ASSERT_EQ(0, kprim_sem_release(a, 1));
+	ASSERT_EQ(0, kprim_sem_acquire(a, 1, NULL, 0));
+	o = kt_open_args(KPRIM_KIND_SEM, name, 0);
+	b = kt_open(sess, &o);
+	ASSERT_LE(0, b);
+	w = (struct waiter){ .fd = b, .n = 1 };
+	ASSERT_EQ(0, pthread_create(&t, NULL, blocking_acquire, &w));
+	for (int i = 0; i < 2000 && sem_info(b).waiters != 1; i++)
+		usleep(2000);
+	ASSERT_EQ(1, sem_info(b).waiters);
+	/* The release wakes the waiter; a's next try finds it ahead. */
+	ASSERT_EQ(0, kprim_sem_release(a, 1));
+	pthread_join(t, NULL);
+	EXPECT_EQ(0, w.ret);
+	EXPECT_GT(2 * NSEC, w.took_ns);
+	EXPECT_EQ(-EAGAIN, kprim_sem_try_acquire(a, 1));
+	EXPECT_EQ(1, sem_info(b).held_by_me);
+	EXPECT_EQ(0, raw_release(b, 1));
+	EXPECT_EQ(0, kprim_sem_try_acquire(a, 1));
+	EXPECT_EQ(0, kprim_sem_release(a, 1));
+	kprim_sem_close(a);
+	EXPECT_EQ(1, sem_info(b).available);
+	kt_unlink(sess, KPRIM_KIND_SEM, name);
+	close(b);
+	kprim_close(k);
+	close(sess);
+}
+
+static int stop_at;
+static void stop_at_step(int step)
+{
+	if (step == stop_at)
+		raise(SIGSTOP);
+}
+
+/*
+ * Crash safety: a process stopped at each step of a slot acquire or
+ * release (before the swap, after it) and killed there leaves nothing
+ * held, and a waiter for every permit is granted.
+ */
+TEST(killed_at_every_step_returns_everything)
+{
+	char name[64];
+	int sess = kt_session(), fd;
+	struct kprim_open o;
+	const __u64 permits = 2;
+
+	ASSERT_LE(0, sess);
+	KT_NAME(name, "slot-kill");
+	o = kt_open_args(KPRIM_KIND_SEM, name, KPRIM_OPEN_CREATE);
+	o.sem.permits = permits;
+	o.mode = 0666;
+	fd = kt_open(sess, &o);
+	ASSERT_LE(0, fd);
+	for (int round = 0; round < 8; round++) {
+		bool release = round & 1;
+		int step = 1 + ((round >> 1) & 1);
+		struct waiter w = { .fd = fd, .n = permits };
+		pthread_t t;
+		pid_t pid;
+		int st;
+
+		pid = fork();
+		ASSERT_LE(0, pid);
+		if (!pid) {
+			struct kprim *k;
+			struct kprim_sem *s;
+
+			if (kprim_open(&k))
+				_exit(1);
+			s = lib_open(k, name, permits);
+			/* One permit in use and one parked before the op. */
+			if (!s || kprim_sem_acquire(s, 2, NULL, 0) ||
+			    kprim_sem_release(s, 1))
+				_exit(2);
+			stop_at = step;
+			kprim_test_sem_slot_hook = stop_at_step;
+			if (release)
+				kprim_sem_release(s, 1);
+			else
+				kprim_sem_acquire(s, 1, NULL, 0);
+			_exit(3);	/* not reached: stopped and killed */
+		}
+		ASSERT_EQ(pid, waitpid(pid, &st, WUNTRACED));
+		ASSERT_TRUE(WIFSTOPPED(st));
+		/* Stopped between the steps: a waiter for everything queues. */
+		ASSERT_EQ(0, pthread_create(&t, NULL, blocking_acquire, &w));
+		for (int i = 0; i < 2000 && sem_info(fd).waiters != 1; i++)
+			usleep(2000);
+		EXPECT_EQ(1, sem_info(fd).waiters);
+		kill(pid, SIGKILL);
+		EXPECT_EQ(255 + SIGKILL, reap(pid));
+		pthread_join(t, NULL);
+		EXPECT_EQ(0, w.ret)
+			TH_LOG("round %d (%s, step %d): waiter %ld", round,
+			       release ? "release" : "acquire", step, w.ret);
+		EXPECT_EQ(permits, sem_info(fd).held);
+		EXPECT_EQ(0, raw_release(fd, permits));
+		EXPECT_EQ(0, sem_info(fd).held);
+		EXPECT_EQ(permits, sem_info(fd).available);
+		EXPECT_EQ(0, sem_info(fd).waiters);
+	}
+	kt_unlink(sess, KPRIM_KIND_SEM, name);
+	close(fd);
+	close(sess);
+}
+
+struct excl {
+	const char *name;
+	atomic_int *in_use;
+	atomic_int *worst;
+	atomic_bool *stop;
+	__u64 permits;
+	long ops;
+	int err;
+};
+
+static void *exclusion_worker(void *arg)
+{
+	struct excl *x = arg;
+	struct kprim *k;
+	struct kprim_sem *s;
+	unsigned int seed = (unsigned int)(uintptr_t)x;
+
+	if (kprim_open(&k)) {
+		x->err = 1;
+		return NULL;
+	}
+	s = lib_open(k, x->name, x->permits);
+	if (!s) {
+		x->err = 2;
+		kprim_close(k);
+		return NULL;
+	}
+	while (!atomic_load(x->stop)) {
+		int ret = rand_r(&seed) & 1 ?
+			  kprim_sem_try_acquire(s, 1) :
+			  kprim_sem_acquire(s, 1, NULL, 50 * MSEC);
+		int now;
+
+		if (ret == -EAGAIN || ret == -ETIMEDOUT)
+			continue;
+		if (ret) {
+			x->err = 3;
+			break;
+		}
+		now = atomic_fetch_add(x->in_use, 1) + 1;
+		for (int w = atomic_load(x->worst);
+		     now > w && !atomic_compare_exchange_weak(x->worst, &w, now);)
+			;
+		if (rand_r(&seed) % 8 == 0)
+			sched_yield();
+		atomic_fetch_sub(x->in_use, 1);
+		if (kprim_sem_release(s, 1)) {
+			x->err = 4;
+			break;
+		}
+		x->ops++;
+		/* Now and then a new fd: a close with permits parked. */
+		if (rand_r(&seed) % 512 == 0) {
+			kprim_sem_close(s);
+			s = lib_open(k, x->name, x->permits);
+			if (!s) {
+				x->err = 5;
+				break;
+			}
+		}
+	}
+	kprim_sem_close(s);
+	kprim_close(k);
+	return NULL;
+}
+
+/*
+ * Threads in two processes, each on its own fd, acquire (try and wait)
+ * and release through their slots while the others wait and recall: never
+ * more than the permits in use at once, and nothing held at the end.
+ */
+TEST(mutual_exclusion_in_threads_and_processes)
+{
+	const __u64 permits = 2;
+	atomic_int *shared;
+	char name[64];
+	int sess = kt_session(), fd;
+	struct kprim_open o;
+	pid_t pid;
+
+	ASSERT_LE(0, sess);
+	KT_NAME(name, "slot-excl");
+	o = kt_open_args(KPRIM_KIND_SEM, name, KPRIM_OPEN_CREATE);
+	o.sem.permits = permits;
+	o.mode = 0666;
+	fd = kt_open(sess, &o);
+	ASSERT_LE(0, fd);
+	shared = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+		      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, shared);
+	shared[0] = 0;	/* in use */
+	shared[1] = 0;	/* worst seen */
+	pid = fork();
+	ASSERT_LE(0, pid);
+	{
+		struct excl x[3];
+		pthread_t t[3];
+		atomic_bool stop = false;
+		long ops = 0;
+		int err = 0;
+
+		for (int i = 0; i < 3; i++) {
+			x[i] = (struct excl){ .name = name,
+					      .in_use = &shared[0],
+					      .worst = &shared[1],
+					      .stop = &stop,
+					      .permits = permits };
+			ASSERT_EQ(0, pthread_create(&t[i], NULL,
+						    exclusion_worker, &x[i]));
+		}
+		sleep(3);
+		atomic_store(&stop, true);
+		for (int i = 0; i < 3; i++) {
+			pthread_join(t[i], NULL);
+			ops += x[i].ops;
+			err |= x[i].err;
+		}
+		if (!pid)
+			_exit(err ? 10 + err : 0);
+		EXPECT_EQ(0, err);
+		EXPECT_EQ(0, reap(pid));
+		EXPECT_LT(0, ops);
+		TH_LOG("%ld pairs here, worst in use %d of %llu", ops,
+		       shared[1], (unsigned long long)permits);
+	}
+	EXPECT_GE((int)permits, shared[1]);
+	EXPECT_EQ(0, sem_info(fd).held);
+	EXPECT_EQ(permits, sem_info(fd).available);
+	EXPECT_EQ(0, sem_info(fd).waiters);
+	munmap(shared, 4096);
+	kt_unlink(sess, KPRIM_KIND_SEM, name);
+	close(fd);
+	close(sess);
+}
+
+struct spray {
+	struct kprim_sem_slot *slot;
+	atomic_bool *stop;
+	unsigned int seed;
+};
+
+static void *spray_slot(void *arg)
+{
+	struct spray *g = arg;
+	const __u64 picks[] = {
+		0, ~0ull, KPRIM_SEM_SLOT_SLOW, KPRIM_SEM_SLOT_FREE,
+		KPRIM_SEM_SLOT_HELD, 5 | 5ull << KPRIM_SEM_SLOT_HELD_SHIFT,
+	};
+
+	while (!atomic_load(g->stop)) {
+		unsigned int r = rand_r(&g->seed);
+		__u64 v = r & 1 ? picks[(r >> 1) % 6] :
+			  ((__u64)rand_r(&g->seed) << 32) ^ rand_r(&g->seed);
+
+		__atomic_store_n(r & 16 ? &g->slot->acquired : &g->slot->word,
+				 v, __ATOMIC_RELAXED);
+		if (r % 64 == 0)
+			usleep(100);
+	}
+	return NULL;
+}
+
+static void *slot_user(void *arg)
+{
+	struct excl *x = arg;
+	struct kprim *k;
+	struct kprim_sem *s;
+
+	if (kprim_open(&k))
+		return NULL;
+	s = lib_open(k, x->name, x->permits);
+	while (s && !atomic_load(x->stop)) {
+		int ret = kprim_sem_acquire(s, 1, NULL, 5 * MSEC);
+
+		if (!ret)
+			ret = kprim_sem_release(s, 1);
+		if (ret && ret != -EAGAIN && ret != -ETIMEDOUT &&
+		    ret != -EINVAL)
+			x->err = ret;
+		x->ops++;
+	}
+	kprim_sem_close(s);
+	kprim_close(k);
+	return NULL;
+}
+
+/*
+ * Garbage in one fd's slot while its threads and another fd's use the
+ * semaphore: the kernel stays consistent, and once the garbage fd is
+ * closed everything is back.
+ */
+TEST(garbage_in_the_slot)
+{
+	const __u64 permits = 4;
+	struct excl u[2];
+	struct spray g;
+	atomic_bool stop = false, stop_users = false;
+	pthread_t ut[2], gt;
+	char name[64];
+	int sess = kt_session(), fd, victim;
+	struct kprim_open o;
+	struct kprim_sem_slot *slot;
+	struct kprim_sem_info i;
+
+	ASSERT_LE(0, sess);
+	KT_NAME(name, "slot-garbage");
+	o = kt_open_args(KPRIM_KIND_SEM, name, KPRIM_OPEN_CREATE);
+	o.sem.permits = permits;
+	fd = kt_open(sess, &o);
+	ASSERT_LE(0, fd);
+	o = kt_open_args(KPRIM_KIND_SEM, name, 0);
+	victim = kt_open(sess, &o);
+	ASSERT_LE(0, victim);
+	slot = mmap(NULL, sysconf(_SC_PAGESIZE), PROT_READ | PROT_WRITE,
+		    MAP_SHARED, victim, 0);
+	ASSERT_NE(MAP_FAILED, slot);
+	for (int k = 0; k < 2; k++) {
+		u[k] = (struct excl){ .name = name, .stop = &stop_users,
+				      .permits = permits };
+		ASSERT_EQ(0, pthread_create(&ut[k], NULL, slot_user, &u[k]));
+	}
+	g = (struct spray){ .slot = slot, .stop = &stop, .seed = 3 };
+	ASSERT_EQ(0, pthread_create(&gt, NULL, spray_slot, &g));
+	for (int r = 0; r < 3000; r++) {
+		long ret = r & 1 ? raw_acquire(victim, 1 + r % 4, 0) :
+				   raw_release(victim, 1 + r % 3);
+
+		EXPECT_TRUE(!ret || ret == -EAGAIN || ret == -EINVAL)
+			TH_LOG("victim op %d: %ld", r, ret);
+		if (r % 100 == 0) {
+			i = sem_info(fd);
+			EXPECT_GE(permits, i.held);
+		}
+	}
+	atomic_store(&stop, true);
+	pthread_join(gt, NULL);
+	atomic_store(&stop_users, true);
+	for (int k = 0; k < 2; k++) {
+		pthread_join(ut[k], NULL);
+		EXPECT_EQ(0, u[k].err);
+		EXPECT_LT(0, u[k].ops);
+	}
+	munmap(slot, sysconf(_SC_PAGESIZE));
+	close(victim);
+	i = sem_info(fd);
+	EXPECT_EQ(0, i.held);
+	EXPECT_EQ(permits, i.available);
+	EXPECT_EQ(0, i.waiters);
+	EXPECT_EQ(0, raw_acquire(fd, permits, 0));
+	EXPECT_EQ(0, raw_release(fd, permits));
+	kt_unlink(sess, KPRIM_KIND_SEM, name);
+	close(fd);
+	close(sess);
+}
+
+/* A forked child shares the fd and its slot; a resize keeps parked ones. */
+TEST(fork_and_resize)
+{
+	struct kprim *k;
+	struct kprim_sem *a;
+	struct kprim_sem_stats st;
+	char name[64];
+	pid_t pid;
+
+	ASSERT_EQ(0, kprim_open(&k));
+	KT_NAME(name, "slot-fork");
+	a = lib_open(k, name, 3);
+	ASSERT_NE(NULL, a);
+	ASSERT_EQ(0, kprim_sem_acquire(a, 3, NULL, 0));
+	ASSERT_EQ(0, kprim_sem_release(a, 3));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		/* The parent's parked permits, taken in the child. */
+		_exit(kprim_sem_try_acquire(a, 2) ? 1 : 0);
+	}
+	EXPECT_EQ(0, reap(pid));
+	/* The fd (shared) holds the child's two; one is still parked. */
+	ASSERT_EQ(0, kprim_sem_stats(a, &st));
+	EXPECT_EQ(2, st.held_by_me);
+	EXPECT_EQ(1, st.available);
+	/* Shrink below what is held: nothing is available until release. */
+	ASSERT_EQ(0, kprim_sem_resize(a, 1));
+	ASSERT_EQ(0, kprim_sem_stats(a, &st));
+	EXPECT_EQ(0, st.available);
+	EXPECT_EQ(0, kprim_sem_release(a, 2));
+	ASSERT_EQ(0, kprim_sem_stats(a, &st));
+	EXPECT_EQ(0, st.held);
+	EXPECT_EQ(1, st.available);
+	kprim_sem_close(a);
+	kprim_unlink(k, KPRIM_KIND_SEM, name);
+	kprim_close(k);
+}
+
+TEST_HARNESS_MAIN
