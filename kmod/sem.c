@@ -349,7 +349,12 @@ EXPORT_SYMBOL_IF_KUNIT(kprim_sem_release_locked);
 void kprim_sem_release_all(struct kprim_sem *sem, struct kprim_sem_fd *fd)
 {
 	lockdep_assert_held(&sem->wq.lock);
-	/* No mapping is left (each pins the file): the slot is not read. */
+	/*
+	 * No mapping is left (each pins the file): the slot's count is not
+	 * read, only its tally of acquisitions.
+	 */
+	if (fd->slot)
+		sem->acquired += xchg(&fd->slot->acquired, 0);
 	list_del_init(&fd->lender);
 	fd->parked = 0;
 	if (!fd->held)

@@ -216,9 +216,11 @@ TEST(map_refusals)
 	EXPECT_EQ(MAP_FAILED, p);
 	EXPECT_EQ(EPERM, errno);
 
-	/* Other fds of kprim have no page. */
-	a = kt_open_args(KPRIM_KIND_SEM, NULL, KPRIM_OPEN_CREATE);
-	a.sem.permits = 1;
+	/* A cache fd and the session fd have no page. */
+	a = kt_open_args(KPRIM_KIND_CACHE, NULL, KPRIM_OPEN_CREATE);
+	a.cache.max_entries = 4;
+	a.cache.max_bytes = 4096;
+	a.cache.max_value = 64;
 	other = kt_open(sess, &a);
 	ASSERT_LE(0, other);
 	p = mmap(NULL, ps, PROT_READ | PROT_WRITE, MAP_SHARED, other, 0);
