@@ -50,10 +50,13 @@ int kprim_clock_check(void)
 		fclose(f);
 	}
 	/*
-	 * No file: a kernel without time namespaces (trusted), or one with
-	 * them whose offsets cannot be read (not trusted).
+	 * No file: a kernel without time namespaces (trusted: /proc/self/ns
+	 * is there without "time"), or one with them whose offsets cannot be
+	 * read, or no /proc at all (a sandbox, which may well be in a time
+	 * namespace): not trusted.
 	 */
-	else if (access("/proc/self/ns/time", F_OK) == 0)
+	else if (access("/proc/self/ns/time", F_OK) == 0 ||
+		 access("/proc/self/ns", F_OK) != 0)
 		shared = false;
 	__atomic_store_n(&kprim_clock_shared, shared, __ATOMIC_RELAXED);
 	return shared;
