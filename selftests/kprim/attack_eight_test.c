@@ -293,7 +293,8 @@ static void *take_at_2048(void *arg)
  * The page as the argument of takes on its own limiter: at offset 0 the
  * struct is the fill and the stamp the kernel rewrites under the call; at
  * 64 its n is the page's admitted; at 2048 a plain struct the kernel
- * writes retry_after_ns into. Plus SET and INFO. Only errnos of bad
+ * writes retry_after_ns into. Plus SET, and INFO whose answer is written
+ * over the fill and stamp (offsets 0 and 8). Only errnos of bad
  * arguments and of the bucket come back; the parameters are the SET's.
  */
 TEST(page_is_the_take_argument)
@@ -317,9 +318,17 @@ TEST(page_is_the_take_argument)
 	ASSERT_EQ(0, pthread_create(&th[2], NULL, take_at_2048, &a));
 	end = kt_now_ns() + 2 * NSEC;
 	for (unsigned int i = 0; kt_now_ns() < end; i++) {
+		struct kprim_limiter_info *in = (void *)((char *)a.pg +
+							 (i & 1 ? 0 : 8));
+
 		EXPECT_EQ(0, set_params(fd, KPRIM_LIMITER_SET_RATE |
 					KPRIM_LIMITER_SET_BURST,
 					1000 + (i & 1), NSEC, 4 + (i & 3)));
+		/* INFO's answer written over the page's own words. */
+		in->size = sizeof(*in);
+		in->flags = 0;
+		EXPECT_TRUE(allowed_errno(kt_ioctl(fd, KPRIM_IOC_LIMITER_INFO,
+						   in)));
 		usleep(1000);
 	}
 	atomic_store(&a.stop, true);
@@ -1143,6 +1152,56 @@ TEST(library_timens_without_proc)
 		SKIP(return, "no time or mount namespaces");
 	EXPECT_EQ(0, st);
 	EXPECT_EQ(0, info(fd).admitted);
+	EXPECT_EQ(0, info(fd).tokens);
+	close(fd);
+	close(sess);
+}
+
+/*
+ * The library in a process that enters a time namespace with a monotonic
+ * offset (setns()) after its clock was checked: its takes must go to the
+ * kernel from then on. A limiter of 1 token an hour with 1 token: the
+ * take before the setns() succeeds, none after it.
+ */
+TEST(library_setns_into_time_namespace)
+{
+	int sess = kt_session(), fd, st;
+	pid_t pid;
+
+	ASSERT_LE(0, sess);
+	if (!have_feature(sess, KPRIM_FEAT_LIMITER_PAGE))
+		SKIP(return, "no KPRIM_FEAT_LIMITER_PAGE");
+	fd = open_limiter(sess, 1, HOUR_NS, 10, 1);
+	ASSERT_LE(0, fd);
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		struct kprim_limiter *l;
+		FILE *f;
+		int ok = 0, ns;
+
+		if (kprim_limiter_from_fd(dup(fd), &l))
+			_exit(105);
+		/* The clock is checked here, and found shared. */
+		ok += !kprim_limiter_try_take(l, 1, NULL);
+		if (unshare(CLONE_NEWUSER | CLONE_NEWTIME) &&
+		    unshare(CLONE_NEWTIME))
+			_exit(100);
+		f = fopen("/proc/self/timens_offsets", "w");
+		if (!f || fprintf(f, "monotonic 86400 0\n") < 0 || fclose(f))
+			_exit(101);
+		ns = open("/proc/self/ns/time_for_children", O_RDONLY);
+		if (ns < 0 || setns(ns, CLONE_NEWTIME))
+			_exit(102);
+		for (int i = 0; i < 3; i++)
+			ok += !kprim_limiter_try_take(l, 1, NULL);
+		_exit(ok);
+	}
+	st = reap_pid(pid);
+	if (st == 100)
+		SKIP(return, "no time namespaces");
+	EXPECT_EQ(1, st);
+	EXPECT_EQ(1, info(fd).admitted);
 	EXPECT_EQ(0, info(fd).tokens);
 	close(fd);
 	close(sess);
