@@ -50,6 +50,15 @@ static inline bool kprim_cas16(__u64 *p, uint64_t o0, uint64_t o1,
 /* limiter_page.c: whether CLOCK_MONOTONIC here is the kernel's. */
 KPRIM_INTERNAL extern int kprim_clock_shared;
 KPRIM_INTERNAL int kprim_clock_check(void);
+KPRIM_INTERNAL bool kprim_clock_recheck(void);
+
+/*
+ * A refill longer than this checks that CLOCK_MONOTONIC has not moved
+ * against CLOCK_REALTIME (which time namespaces do not shift) by more than
+ * as much since the check: a setns() into a time namespace. A shift below
+ * it can go unseen; it is worth at most this much refill.
+ */
+#define KPRIM_CLOCK_RECHECK_NS	10000000ull
 
 static inline bool kprim_clock_ok(void)
 {
@@ -89,7 +98,9 @@ static inline int kprim_limiter_page_take(struct kprim_limiter_page *pg, uint64_
 		now = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 		last = stamp & KPRIM_LIMITER_PAGE_LAST;
 		if (now > last) {
-			if (now > KPRIM_LIMITER_PAGE_LAST)
+			if (now > KPRIM_LIMITER_PAGE_LAST ||
+			    (now - last > KPRIM_CLOCK_RECHECK_NS &&
+			     !kprim_clock_recheck()))
 				return -EAGAIN;
 			/* The refill of kprim_bucket_refill(), to the letter. */
 			if (__builtin_mul_overflow(now - last, rate, &add) ||
