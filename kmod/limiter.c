@@ -554,9 +554,14 @@ static void kprim_limiter_snapshot(struct kprim_limiter *lim,
 	kprim_limiter_state_leave(lim);
 	*waiters = lim->q.nr_waiters;
 	*admitted = lim->admitted;
-	/* Takes done in userspace count themselves there. */
-	if (lim->shared)
-		*admitted += READ_ONCE(lim->shared->admitted);
+	/*
+	 * Takes done in userspace count themselves there. Any mapper can
+	 * write that count: saturate, so that it never hides the kernel's.
+	 */
+	if (lim->shared &&
+	    check_add_overflow(*admitted, READ_ONCE(lim->shared->admitted),
+			       admitted))
+		*admitted = U64_MAX;
 	*throttled = lim->throttled;
 	spin_unlock_irq(&lim->q.lock);
 }

@@ -4,7 +4,8 @@
  * limiter_page.h). The page is mapped when the limiter is
  * opened; a process that cannot use it (no 16-byte CAS on this
  * architecture, a time namespace that shifts CLOCK_MONOTONIC, the
- * KPRIM_NO_LIMITER_PAGE environment variable) uses the ioctl only.
+ * KPRIM_NO_LIMITER_PAGE environment variable) uses the ioctl only; so
+ * does one that enters such a namespace later (kprim_clock_recheck()).
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -20,6 +21,39 @@
  */
 int kprim_clock_shared = -1;
 static pthread_once_t kprim_atfork_once = PTHREAD_ONCE_INIT;
+
+/*
+ * CLOCK_REALTIME - CLOCK_MONOTONIC when the clock was last found shared:
+ * a setns() into a time namespace shifts the second, never the first.
+ */
+static int64_t kprim_clock_base;
+
+static int64_t kprim_clock_offset(void)
+{
+	struct timespec rt, mono;
+
+	if (clock_gettime(CLOCK_REALTIME, &rt) ||
+	    clock_gettime(CLOCK_MONOTONIC, &mono))
+		return INT64_MIN;
+	return ((int64_t)rt.tv_sec - mono.tv_sec) * 1000000000 +
+	       (rt.tv_nsec - mono.tv_nsec);
+}
+
+/*
+ * Before a long refill: the clock still is what was checked, or it is
+ * checked again (a wall-clock step or slow drift gets a new base; a time
+ * namespace entered since turns the page off).
+ */
+bool kprim_clock_recheck(void)
+{
+	int64_t d = kprim_clock_offset() -
+		    __atomic_load_n(&kprim_clock_base, __ATOMIC_RELAXED);
+
+	if (d >= -(int64_t)KPRIM_CLOCK_RECHECK_NS &&
+	    d <= (int64_t)KPRIM_CLOCK_RECHECK_NS)
+		return true;
+	return kprim_clock_check();
+}
 
 static void kprim_clock_forget(void)
 {
@@ -38,6 +72,9 @@ int kprim_clock_check(void)
 	bool shared = true;
 	FILE *f;
 
+	/* Before the offsets are read: a setns() after it is seen later. */
+	__atomic_store_n(&kprim_clock_base, kprim_clock_offset(),
+			 __ATOMIC_RELAXED);
 	f = fopen("/proc/self/timens_offsets", "re");
 	if (f) {
 		while (fgets(line, sizeof(line), f))
@@ -47,10 +84,13 @@ int kprim_clock_check(void)
 		fclose(f);
 	}
 	/*
-	 * No file: a kernel without time namespaces (trusted), or one with
-	 * them whose offsets cannot be read (not trusted).
+	 * No file: a kernel without time namespaces (trusted: /proc/self/ns
+	 * is there without "time"), or one with them whose offsets cannot be
+	 * read, or no /proc at all (a sandbox, which may well be in a time
+	 * namespace): not trusted.
 	 */
-	else if (access("/proc/self/ns/time", F_OK) == 0)
+	else if (access("/proc/self/ns/time", F_OK) == 0 ||
+		 access("/proc/self/ns", F_OK) != 0)
 		shared = false;
 	__atomic_store_n(&kprim_clock_shared, shared, __ATOMIC_RELAXED);
 	return shared;

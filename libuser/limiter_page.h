@@ -50,6 +50,15 @@ static inline bool kprim_cas16(__u64 *p, uint64_t o0, uint64_t o1,
 /* limiter_page.c: whether CLOCK_MONOTONIC here is the kernel's. */
 KPRIM_INTERNAL extern int kprim_clock_shared;
 KPRIM_INTERNAL int kprim_clock_check(void);
+KPRIM_INTERNAL bool kprim_clock_recheck(void);
+
+/*
+ * A refill longer than this checks that CLOCK_MONOTONIC has not moved
+ * against CLOCK_REALTIME (which time namespaces do not shift) by more than
+ * as much since the check: a setns() into a time namespace. A shift below
+ * it can go unseen; it is worth at most this much refill.
+ */
+#define KPRIM_CLOCK_RECHECK_NS	10000000ull
 
 static inline bool kprim_clock_ok(void)
 {
@@ -70,7 +79,8 @@ static inline uint64_t kprim_page_clock(clockid_t id)
 
 /*
  * The bucket {*fill, *last} brought up to @now, as kprim_bucket_refill()
- * does it in the kernel. False when @now does not fit the page's time.
+ * does it in the kernel. False when @now does not fit the page's time, or
+ * a long refill finds this process's clock shifted (kprim_clock_recheck()).
  */
 static inline bool kprim_page_refill(uint64_t *fill, uint64_t *last,
 				     uint64_t now, uint64_t rate, uint64_t cap)
@@ -79,7 +89,8 @@ static inline bool kprim_page_refill(uint64_t *fill, uint64_t *last,
 
 	if (now <= *last)
 		return true;
-	if (now > KPRIM_LIMITER_PAGE_LAST)
+	if (now > KPRIM_LIMITER_PAGE_LAST ||
+	    (now - *last > KPRIM_CLOCK_RECHECK_NS && !kprim_clock_recheck()))
 		return false;
 	if (__builtin_mul_overflow(now - *last, rate, &add) ||
 	    add >= cap - *fill)
