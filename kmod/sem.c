@@ -380,6 +380,11 @@ int kprim_sem_resize_locked(struct kprim_sem *sem, u64 permits)
 	lockdep_assert_held(&sem->wq.lock);
 	if (!permits || permits > KPRIM_SEM_PERMITS_MAX)
 		return -EINVAL;
+	/*
+	 * Parked permits are not in use: after a shrink, taking one from a
+	 * slot would put more in use than the new count. Take them back first.
+	 */
+	kprim_sem_recall(sem);
 	sem->permits = permits;
 	kprim_sem_grant(sem);
 	return 0;

@@ -225,9 +225,11 @@ TEST(mapping_shapes)
 	EXPECT_EQ(0x1234, ((struct kprim_limiter_page *)p)->reserved[0]);
 	munmap(p, PG);
 	munmap(q, 2 * PG);
-	/* Other kinds have no page. */
-	a = kt_open_args(KPRIM_KIND_SEM, NULL, KPRIM_OPEN_CREATE);
-	a.sem.permits = 1;
+	/* A cache has no page (a semaphore fd has its slot: sem_slot_test). */
+	a = kt_open_args(KPRIM_KIND_CACHE, NULL, KPRIM_OPEN_CREATE);
+	a.cache.max_entries = 4;
+	a.cache.max_bytes = 4096;
+	a.cache.max_value = 64;
 	sem = kt_open(sess, &a);
 	ASSERT_LE(0, sem);
 	EXPECT_EQ(MAP_FAILED, mmap(NULL, PG, PROT_READ, MAP_SHARED, sem, 0));

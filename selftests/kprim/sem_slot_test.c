@@ -756,4 +756,36 @@ TEST(fork_and_resize)
 	kprim_close(k);
 }
 
+/*
+ * A shrink below what is held makes parked permits unusable too: they
+ * are not in use, so taking one would put more in use than the new count.
+ */
+TEST(shrink_recalls_parked_permits)
+{
+	struct kprim *k;
+	struct kprim_sem *a;
+	struct kprim_sem_stats st;
+	char name[64];
+
+	ASSERT_EQ(0, kprim_open(&k));
+	KT_NAME(name, "slot-shrink");
+	a = lib_open(k, name, 2);
+	ASSERT_NE(NULL, a);
+	ASSERT_EQ(0, kprim_sem_acquire(a, 2, NULL, 0));
+	ASSERT_EQ(0, kprim_sem_release(a, 1));	/* 1 in use, 1 parked */
+	ASSERT_EQ(0, kprim_sem_resize(a, 1));
+	/* One in use, the new count is one: nothing more to take. */
+	EXPECT_EQ(-EAGAIN, kprim_sem_try_acquire(a, 1));
+	ASSERT_EQ(0, kprim_sem_stats(a, &st));
+	EXPECT_EQ(1, st.held);
+	EXPECT_EQ(0, st.available);
+	EXPECT_EQ(0, kprim_sem_release(a, 1));
+	EXPECT_EQ(0, kprim_sem_try_acquire(a, 1));
+	EXPECT_EQ(-EAGAIN, kprim_sem_try_acquire(a, 1));
+	EXPECT_EQ(0, kprim_sem_release(a, 1));
+	kprim_sem_close(a);
+	kprim_unlink(k, KPRIM_KIND_SEM, name);
+	kprim_close(k);
+}
+
 TEST_HARNESS_MAIN
