@@ -9,25 +9,26 @@
  *
  * The protocol in one paragraph. An fd that mmap()s its semaphore gets a
  * slot page of its own (per open file: shared by the processes that share
- * the fd after fork, never by two fds). The slot holds one 64-bit word:
- * FREE (low bits: permits the fd holds but nobody uses) and RECALL (bit
- * 63). Everything in the slot is part of the fd's kernel-side @held, so
- * closing the fd (death included) gives back exactly what the fd had,
- * with nothing to resolve: no pending record. Userspace acquires n by
- * CAS(word, w, w - n) when !RECALL and FREE >= n, and releases n by
- * fetch_add(word, n); a release whose old word had RECALL then calls the
- * SYNC ioctl, which drains the slot. The kernel, under sem->wq.lock:
- * drains a slot by xchg(word, armed ? 0 : RECALL) and takes FREE
- * (clamped to @held) off @held; "recalls" one by clearing its armed flag
- * and draining it (RECALL set); recalls every armed slot before an
- * acquire fails or queues and before a resize; lends (re-arms: adds
- * "extra - RECALL" to the word, atomically) only when the FIFO is empty.
+ * the fd after fork, never by two fds). The slot holds one 64-bit word,
+ * {LIMIT (high 32 bits), INUSE (low 32 bits)}. LIMIT 0 means the slot is
+ * not lent to ("recalled"); then everything goes through the ioctls. While
+ * it is lent to, the fd's kernel-side @held is LIMIT and INUSE is what the
+ * fd's users have of it, so closing the fd (death included) gives back
+ * exactly @held, with nothing to resolve: no pending record. Userspace
+ * acquires n by CAS(word, {L, U}, {L, U + n}) when L != 0 and U + n <= L,
+ * and releases n by CAS(word, {L, U}, {L, U - n}) when L != 0 (U < n is
+ * -EINVAL); otherwise it uses the acquire or release ioctl. The kernel,
+ * under sem->wq.lock: recalls a lent slot by {L, U} = xchg(word, 0),
+ * keeping min(U, @held) of @held (the rest, L - U, was free); recalls every
+ * lent slot before an acquire fails or queues and before a resize; first
+ * recalls the caller's own slot in every acquire and release ioctl; lends
+ * (xchg(word, {@held + extra, @held})) only when the FIFO is empty.
  *
  * What a process here is:
  *   User(p)     process p on slot fd p (with -DFORK also process NF+1 on
- *               fd 0): NOPS acquire/release pairs of one permit, through
- *               the slot when it can, through the acquire ioctl (which may
- *               queue and sleep) when it cannot; then it closes its fd or
+ *               fd 0, which with -DRAWSHARER uses the ioctls only): NOPS acquire/release pairs of one permit, through
+ *               the slot when it can, through the ioctls when it cannot
+ *               (an acquire may queue and sleep); then it closes its fd or
  *               keeps it open and does nothing more. Killer can kill it at
  *               any step of its userspace code (and while it sleeps in the
  *               kernel); its fd is then released by the kernel.
@@ -45,20 +46,21 @@
  * access to a slot word is a step of its own (users run in between), the
  * kernel's bookkeeping next to it is folded into the same step (nobody
  * reads it without the lock). Userspace steps are the single atomic
- * instructions of the fast path: a load, a CAS, a fetch_add. A process
+ * instructions of the fast path: a 64-bit load, a 64-bit CAS. A process
  * cannot die inside a system call: inker[p] is set while it runs in the
  * kernel, cleared while it sleeps there (a fatal signal ends the sleep).
  *
  * Ghost state: inuse[f], the permits fd f's users have (acquired, not yet
- * released), updated in the same step as the CAS, the fetch_add or the
- * kernel's grant that moves them. A dead process's permits stay in
- * inuse[] (and in @held) until its fd is released.
+ * released), updated in the same step as the CAS or the kernel's grant or
+ * release that moves them. A dead process's permits stay in inuse[] (and
+ * in @held) until its fd is released.
  *
  * Checked (no garbage: every fd honest):
- *   - per fd, in every state: held == inuse + FREE (what the fd's users
- *     have plus what its slot has free): at the fd's release, so at a
- *     death at any instruction, the kernel takes back exactly what the fd
- *     had, no permit lost or duplicated;
+ *   - per fd, in every state: a lent slot has LIMIT == held and INUSE ==
+ *     what the fd's users have; a recalled one is {0, 0} and held == what
+ *     the users have. At the fd's release, so at a death at any
+ *     instruction, the kernel takes back exactly what the fd had, no
+ *     permit lost or duplicated;
  *   - sum of held <= P: in-use + free-in-slots + available == P;
  *   - mutual exclusion: in-use <= P, and at every successful acquire
  *     in-use <= the current permit count (also right after a shrink);
@@ -69,33 +71,38 @@
  *     and every User finishes, some keeping their fd open for ever: a
  *     permit stuck in a slot leaves the Waiter blocked (invalid end
  *     state); at the end, every closed fd holds nothing;
- *   - with -DGARBAGE: the kernel's per-fd @held never underflows (the
- *     drained FREE is clamped), its sum stays <= P, the honest fds keep
- *     all of the above, and the Waiter is still served.
+ *   - with -DGARBAGE: a recall never raises the kernel's per-fd @held
+ *     (INUSE is clamped to it), the sum of @held stays <= P, the honest
+ *     fds keep all of the above, and the Waiter is still served.
  *
  * @check pass safety : 2 slot fds, 1 permit (a mutex), a queued waiter, a death anywhere
  * @check pass safety -DP=2 -DNW=2 : 2 permits, the waiter wants both (head blocks), loans of 0..2
  * @check pass safety -DNF=3 -DNOPS=1 : 3 slot fds, 1 permit
  * @check pass safety -DNKILL=2 -DNOPS=1 : two deaths
  * @check pass safety -DFORK -DUTIMEOUT -DNOPS=1 : fd 0 shared by two processes (fork); waits may time out
+ * @check pass safety -DFORK -DRAWSHARER -DUTIMEOUT -DNOPS=1 : the sharer of fd 0 uses the ioctls only (an exec'd image that does not map the slot)
  * @check pass safety -DP=2 -DRESIZE : shrink 2 -> 1 while loans exist
  * @check pass safety -DP=2 -DGARBAGE : a process writing garbage into its own slot
  * @check pass safety -DWTIMEOUT -DP=2 -DNW=2 : the waiter may time out and leave the queue
- * @check pass cycles -DNOPS=1 : no cycles: every run ends (the CAS retry loop included)
+ * @check pass cycles -DNOPS=1 : no cycles: every run ends (the CAS retry loops included)
  * @check fail safety -DMUT_NO_RECALL : a waiter queues without recalling the loans: a fast acquire overtakes it
- * @check fail safety -DMUT_RELEASE_IGNORES_RECALL : a release into a recalled slot without the SYNC ioctl: the waiter is forgotten
- * @check fail safety -DP=2 -DNW=2 -DMUT_LOAN_WITH_QUEUE : SYNC re-arms a slot while a waiter is queued: a fast acquire overtakes it
- * @check fail safety -DMUT_ACQ_STORE : the fast acquire as load + store, not CAS: a recalled permit is duplicated
- * @check fail safety -DMUT_REL_STORE : the fast release as load + store, not fetch_add: it undoes a recall (RECALL and the drained FREE come back)
+ * @check fail safety -DMUT_RELEASE_IGNORES_RECALL : the fast release as a blind decrement of INUSE that ignores LIMIT 0: a recalled permit never reaches the kernel
+ * @check fail safety -DNO_MONITOR -DMUT_RELEASE_IGNORES_RECALL : the same without the invariant monitor: the forgotten waiter itself (invalid end state)
+ * @check fail safety -DP=2 -DNW=2 -DMUT_LOAN_WITH_QUEUE : the release ioctl lends while a waiter is queued: a fast acquire overtakes it
+ * @check fail safety -DMUT_ACQ_STORE : the fast acquire as load + store, not CAS: it undoes a recall
+ * @check fail safety -DMUT_REL_STORE : the fast release as load + store, not CAS: it undoes a recall
+ * @check fail safety -DFORK -DRAWSHARER -DUTIMEOUT -DNOPS=1 -DMUT_NO_OWN_RECALL : the ioctls not recalling the caller's own slot first: its free permits are counted twice
  * @check fail safety -DP=2 -DRESIZE -DMUT_RESIZE_NO_RECALL : a shrink that leaves the loans: in-use exceeds the new count
- * @check fail safety -DP=2 -DGARBAGE -DMUT_NO_CLAMP : draining a garbage FREE unclamped: the kernel's held underflows
+ * @check fail safety -DP=2 -DGARBAGE -DMUT_NO_CLAMP : a recall taking a garbage INUSE unclamped: the kernel's held grows
  * @check fail safety -DMUT_NAIVE : naive design (shared count + pending record), release resolves "pending = done"
  * @check fail safety -DMUT_NAIVE -DNAIVE_UNDONE : naive design, release resolves "pending = not done"
  *
  * Other flags: NF (slot fds, 2), P (permits, 1), NOPS (pairs per User,
- * 2), NW (permits the Waiter wants, 1), NKILL (deaths, 1), LOANMAX (most
- * the kernel lends beyond the grant, 2: it lends any amount from 0 up to
- * that and what is available, so every batch policy is covered).
+ * 2), NW (permits the Waiter wants, 1), NKILL (deaths, 1), NO_MONITOR
+ * (leave the invariant monitor out: to see that the end-state checks
+ * alone catch a lost permit), LOANMAX (most
+ * the kernel lends beyond what is in use, 2: it lends any amount from 0 up
+ * to that and what is available, so every batch policy is covered).
  */
 
 #ifndef NF
@@ -114,7 +121,7 @@
 #define NKILL	1		/* processes Killer kills at most */
 #endif
 #ifndef LOANMAX
-#define LOANMAX	2		/* most permits lent beyond a grant */
+#define LOANMAX	2		/* most permits lent beyond those in use */
 #endif
 
 #define W	NF		/* the Waiter: its process and fd id */
@@ -142,9 +149,9 @@ bit klock;		/* sem->wq.lock */
 
 /* per fd: struct kprim_sem_fd and its slot page */
 byte kheld[NFD];	/* fd->held: everything the fd holds, slot included */
-bool armed[NF];		/* fd->armed: the kernel lent to the slot */
-byte sfree[NF];		/* the slot word: FREE */
-bool srecall[NF];	/* the slot word: RECALL */
+bool armed[NF];		/* fd->lent: the kernel lent to the slot */
+byte sL[NF];		/* the slot word: LIMIT */
+byte sU[NF];		/* the slot word: INUSE */
 byte refs[NFD];		/* processes that have the fd open */
 bool closed[NFD];	/* released (kprim_sem_release_handle()) */
 byte inuse[NFD];	/* ghost: permits the fd's users have */
@@ -160,20 +167,24 @@ bool kill[NPROC];	/* a fatal signal */
 byte queue[NPROC];	/* sem->wq.waiters, oldest first */
 byte qlen;
 
-byte kF;		/* scratch, only inside an atomic step */
+byte kU;		/* scratch, only inside an atomic step */
 byte kEx;
 byte qi;
 byte gw = NONE;
 
 #define HON(f)		((f) != GFD)
-#define SF(f)		((f) < NF -> sfree[f] : 0)
 #define HELD		(kheld[0] + kheld[1] + (NF > 2 -> kheld[2] : 0) + kheld[W])
 #define AVAIL		(permits > HELD -> permits - HELD : 0)
 #define IU(f)		(HON(f) -> inuse[f] : 0)
 #define INUSE		(IU(0) + IU(1) + (NF > 2 -> IU(2) : 0) + inuse[W])
-/* held == inuse + FREE for an honest fd; 0 once released */
-#define CONS(f)		(!HON(f) || (closed[f] -> kheld[f] == 0 : kheld[f] == inuse[f] + sfree[f]))
+/* an honest slot fd: lent {held, inuse} or recalled {0, 0} with held == inuse */
+#define CONS(f)		(!HON(f) || \
+			 (closed[f] -> kheld[f] == 0 : \
+			  (armed[f] -> (sL[f] == kheld[f] && sU[f] == inuse[f]) : \
+			   (sL[f] == 0 && sU[f] == 0 && kheld[f] == inuse[f]))))
 #define CONSALL		(CONS(0) && CONS(1) && (NF <= 2 || CONS(2)) && kheld[W] == inuse[W])
+/* what an honest fd's users have plus what its slot has free */
+#define HAS(f)		(inuse[f] + ((f) < NF -> sL[f] - sU[f] : 0))
 
 /* ---- the FIFO (kmod/wait.c) ----------------------------------------- */
 
@@ -228,39 +239,37 @@ inline grant_pass()
 }
 
 /*
- * Drain slot f (sem lock held): old = xchg(&slot->word, armed ? 0 :
- * RECALL); FREE of it, at most fd->held, comes off fd->held. Without the
- * clamp (mutation) a garbage FREE would underflow fd->held.
+ * Recall slot f (sem lock held) if it is lent to: {L, U} = xchg(word, 0);
+ * the fd keeps min(U, held) (in use), the rest (free) is the kernel's
+ * again. The kernel never uses L: it knows what it lent. Without the
+ * clamp (mutation) a garbage INUSE would raise fd->held.
  */
-inline drain(f)
-{
-	kF = sfree[f];
-#ifndef MUT_NO_CLAMP
-	if
-	:: kF > kheld[f] -> kF = kheld[f]
-	:: else
-	fi;
-#endif
-	sfree[f] = 0;
-	srecall[f] = !armed[f];
-	assert(kF <= kheld[f]);		/* u64 underflow of fd->held */
-	kheld[f] = kheld[f] - kF;
-	kF = 0
-}
-
-/* Recall slot f: no more lending to it; drain it (RECALL set). */
 inline recall(f)
 {
-	armed[f] = 0;
-	drain(f)
+	if
+	:: armed[f] ->
+		kU = sU[f];
+#ifndef MUT_NO_CLAMP
+		if
+		:: kU > kheld[f] -> kU = kheld[f]
+		:: else
+		fi;
+#endif
+		assert(kU <= kheld[f]);		/* held never grows here */
+		kheld[f] = kU;
+		sL[f] = 0;
+		sU[f] = 0;
+		armed[f] = 0;
+		kU = 0
+	:: else
+	fi
 }
 
 /*
- * Lend to slot f (sem lock held), only while nobody is queued: any amount
- * up to LOANMAX and what is available (every batch policy); the slot is
- * armed again: atomic64_add(&slot->word, extra - (armed ? 0 : RECALL)),
- * which adds to FREE and flips bit 63 off. One step: fd->held grows by
- * the same amount.
+ * Lend to slot f (sem lock held; the slot is recalled), only while nobody
+ * is queued: any amount up to LOANMAX and what is available (every batch
+ * policy): xchg(word, {held + extra, held}). Whatever a garbage writer put
+ * in a recalled slot is overwritten.
  */
 #ifdef MUT_LOAN_WITH_QUEUE
 #define LEND_OK	1
@@ -269,6 +278,7 @@ inline recall(f)
 #endif
 inline lend(f)
 {
+	assert(!armed[f]);
 	if
 	:: LEND_OK ->
 		kEx = 0;
@@ -276,29 +286,37 @@ inline lend(f)
 		:: kEx < LOANMAX && kEx < AVAIL -> kEx++
 		:: break
 		od;
+		sU[f] = kheld[f];
 		kheld[f] = kheld[f] + kEx;
-		sfree[f] = sfree[f] + kEx;
-		if
-		:: !armed[f] -> srecall[f] = !srecall[f]
-		:: else
-		fi;
-		armed[f] = 1;
+		sL[f] = kheld[f];
+		armed[f] = (kheld[f] > 0);	/* {0, 0} is "recalled" */
 		kEx = 0
 	:: else
 	fi
 }
 
-/* Recall every armed slot, one word access per step (lock held). */
+/* Recall every lent slot, one word access per step (lock held). */
 inline recall_all()
 {
 #ifndef MUT_NO_RECALL
 	g = 0;
 	do
-	:: g < NF -> atomic { if :: armed[g] -> recall(g) :: else fi; g++ }
+	:: g < NF -> atomic { recall(g); g++ }
 	:: else -> g = 0; break
 	od
 #else
 	skip
+#endif
+}
+
+/* The caller's own slot, first thing in its acquire and release ioctls. */
+inline recall_own(f)
+{
+#ifndef MUT_NO_OWN_RECALL
+	recall(f)
+#else
+	/* takes the lent fd as recalled, without touching the word */
+	armed[f] = 0
 #endif
 }
 
@@ -310,15 +328,15 @@ inline fd_put(f)
 		refs[f]--;
 		if
 		:: refs[f] == 0 ->
-			/* exact: what its users had plus what its slot had */
-			assert(!HON(f) || kheld[f] == inuse[f] + SF(f));
+			/* exact: what its users had plus what its slot had free */
+			assert(!HON(f) || kheld[f] == HAS(f));
 			kheld[f] = 0;
 			inuse[f] = 0;
 			if
 			:: f < NF ->
 				/* the page dies with the fd (the mapping holds the file) */
-				sfree[f] = 0;
-				srecall[f] = 1;
+				sL[f] = 0;
+				sU[f] = 0;
 				armed[f] = 0
 			:: else
 			fi;
@@ -330,13 +348,14 @@ inline fd_put(f)
 }
 
 /*
- * The acquire ioctl through the slot (KPRIM_IOC_SEM_ACQUIRE, blocking):
- * drain the own slot; grant at once if nobody waits and it fits, and lend;
- * else recall every loan and try again; else queue and sleep.
+ * The acquire ioctl of a slot fd (KPRIM_IOC_SEM_ACQUIRE, blocking):
+ * recall the own slot; grant at once if nobody waits and it fits, and
+ * lend; else recall every loan and try again; else queue and sleep (with
+ * @tmo, the sleep may end by a timeout: @fail).
  */
 inline slow_acquire(p, f)
 {
-	atomic { klock == 0 -> klock = 1; inker[p] = 1; drain(f) };
+	atomic { klock == 0 -> klock = 1; inker[p] = 1; recall_own(f) };
 	atomic {
 		if
 		:: qlen == 0 && AVAIL >= 1 -> take(p, 1); got = 1
@@ -374,15 +393,21 @@ inline slow_acquire(p, f)
 }
 
 /*
- * KPRIM_IOC_SEM_SYNC, after a release that saw RECALL: drain the slot,
- * grant, and lend again (re-arm) if nobody is queued.
+ * The release ioctl of a slot fd (KPRIM_IOC_SEM_RELEASE of 1): recall the
+ * own slot, release (-EINVAL beyond held), grant, lend if nobody waits.
  */
-inline sync(p, f)
+inline slow_release(p, f)
 {
 	atomic {
 		klock == 0 -> klock = 1; inker[p] = 1;
-		drain(f);
-		grant_pass()
+		recall_own(f);
+		if
+		:: kheld[f] >= 1 ->
+			kheld[f]--;
+			inuse[f]--;
+			grant_pass()
+		:: else		/* -EINVAL */
+		fi
 	};
 	atomic { lend(f); klock = 0; inker[p] = 0 }
 }
@@ -405,50 +430,53 @@ inline die(p, f)
 
 proctype User(byte p)
 {
-	byte f = pfd[p], i, ls, g;
-	bool lr, ok, got, fail;
+	byte f = pfd[p], i, lL, lU, g;
+	bool ok, got, fail, raw;
 #ifdef UTIMEOUT
 	bool tmo = 1;
 #else
 	bool tmo = 0;
 #endif
 
+#ifdef RAWSHARER
+	raw = (p == NF + 1);	/* uses the ioctls only */
+#endif
 	{
 		do
 		:: i < NOPS ->
 			/* acquire one: load the word */
-acq:			atomic { ls = sfree[f]; lr = srecall[f] };
+acq:			atomic { lL = sL[f]; lU = sU[f] };
 			if
-			:: !lr && ls >= 1 ->
+			:: !raw && lL != 0 && lU + 1 <= lL ->
 #ifndef MUT_ACQ_STORE
-				/* CAS(word, {ls, lr}, {ls - 1, lr}) */
+				/* CAS(word, {lL, lU}, {lL, lU + 1}) */
 				atomic {
 					if
-					:: sfree[f] == ls && srecall[f] == lr ->
-						sfree[f] = ls - 1;
+					:: sL[f] == lL && sU[f] == lU ->
+						sU[f] = lU + 1;
 						inuse[f]++;
 						assert(qlen == 0);	/* FIFO */
 						assert(INUSE <= permits);
 						ok = 1
 					:: else -> ok = 0
 					fi;
-					ls = 0; lr = 0
+					lL = 0; lU = 0
 				};
 				if
 				:: ok -> ok = 0
 				:: else -> goto acq
 				fi
 #else
-				/* store(word, {ls - 1, lr}) */
+				/* store(word, {lL, lU + 1}) */
 				atomic {
-					sfree[f] = ls - 1;
-					srecall[f] = lr;
+					sL[f] = lL;
+					sU[f] = lU + 1;
 					inuse[f]++;
-					ls = 0; lr = 0
+					lL = 0; lU = 0
 				}
 #endif
 			:: else ->
-				atomic { ls = 0; lr = 0 };
+				atomic { lL = 0; lU = 0 };
 				slow_acquire(p, f)
 			fi;
 
@@ -456,21 +484,43 @@ acq:			atomic { ls = sfree[f]; lr = srecall[f] };
 			:: fail -> fail = 0	/* timed out: nothing to release */
 			:: else ->
 				/* release one */
-#ifndef MUT_REL_STORE
-				/* old = fetch_add(word, 1) */
-				atomic { lr = srecall[f]; sfree[f]++; inuse[f]-- };
+#ifdef MUT_RELEASE_IGNORES_RECALL
+				/* fetch_sub(word, 1): whatever LIMIT says */
+				atomic { sU[f]--; inuse[f]-- }
 #else
-				atomic { ls = sfree[f]; lr = srecall[f] };
-				/* store(word, {ls + 1, lr}) */
-				atomic { sfree[f] = ls + 1; srecall[f] = lr; inuse[f]--; ls = 0 };
-#endif
-#ifndef MUT_RELEASE_IGNORES_RECALL
+rel:				atomic { lL = sL[f]; lU = sU[f] };
 				if
-				:: lr -> lr = 0; sync(p, f)
-				:: else
-				fi;
+				:: !raw && lL != 0 ->
+#ifndef MUT_REL_STORE
+					/* CAS(word, {lL, lU}, {lL, lU - 1}); honest: lU >= 1 */
+					atomic {
+						if
+						:: sL[f] == lL && sU[f] == lU ->
+							assert(lU >= 1);
+							sU[f] = lU - 1;
+							inuse[f]--;
+							ok = 1
+						:: else -> ok = 0
+						fi;
+						lL = 0; lU = 0
+					};
+					if
+					:: ok -> ok = 0
+					:: else -> goto rel
+					fi
 #else
-				lr = 0;
+					/* store(word, {lL, lU - 1}) */
+					atomic {
+						sL[f] = lL;
+						sU[f] = lU - 1;
+						inuse[f]--;
+						lL = 0; lU = 0
+					}
+#endif
+				:: else ->
+					atomic { lL = 0; lU = 0 };
+					slow_release(p, f)
+				fi
 #endif
 			fi;
 			i++
@@ -486,7 +536,7 @@ acq:			atomic { ls = sfree[f]; lr = srecall[f] };
 		fd_put(f)	/* the last close returns what a dead sharer had */
 #endif
 	} unless {
-		atomic { kill[p] && !inker[p] -> ls = 0; lr = 0; ok = 0; got = 0; fail = 0 };
+		atomic { kill[p] && !inker[p] -> lL = 0; lU = 0; ok = 0; got = 0; fail = 0 };
 		die(p, f)
 	}
 }
@@ -495,7 +545,8 @@ acq:			atomic { ls = sfree[f]; lr = srecall[f] };
 /*
  * A malicious process on its own slot fd: any word in its slot, the
  * ioctls in any order; then it closes (holding permits for ever is its
- * right, so it must close for the Waiter to be served).
+ * right, so it must close for the Waiter to be served). Its inuse[] is
+ * not checked.
  */
 proctype Garbage(byte p)
 {
@@ -511,29 +562,17 @@ proctype Garbage(byte p)
 				:: v < P + 2 -> v++
 				:: break
 				od;
-				sfree[f] = v;
-				if
-				:: srecall[f] = 0
-				:: srecall[f] = 1
-				fi;
+				sL[f] = v;
+				v = 0;
+				do
+				:: v < P + 2 -> v++
+				:: break
+				od;
+				sU[f] = v;
 				v = 0
 			}
 		:: slow_acquire(p, f); fail = 0
-		:: atomic {	/* KPRIM_IOC_SEM_RELEASE of 1 or 2 */
-				klock == 0 -> drain(f);
-				if
-				:: v = 1
-				:: v = 2
-				fi;
-				if
-				:: v <= kheld[f] ->
-					kheld[f] = kheld[f] - v;
-					grant_pass()
-				:: else		/* -EINVAL */
-				fi;
-				v = 0
-			}
-		:: sync(p, f)
+		:: slow_release(p, f)
 		fi;
 		steps++
 	:: break
@@ -658,15 +697,16 @@ init {
 		od;
 		f = 0;
 		do
-		:: f < NF -> srecall[f] = 1; refs[f] = 1; f++	/* mmap(): recalled, empty */
+		:: f < NFD -> refs[f] = 1; f++	/* mmap(): a recalled, empty slot */
 		:: else -> break
 		od;
-		refs[W] = 1;
 #ifdef FORK
 		pfd[NF + 1] = 0;
 		refs[0] = 2;
 #endif
+#ifndef NO_MONITOR
 		run Monitor();
+#endif
 		f = 0;
 		do
 		:: f < NF ->
@@ -693,13 +733,17 @@ init {
 	}
 
 	/* everybody is done (Monitor, init): the end state */
+#ifndef NO_MONITOR
 	_nr_pr == 2;
+#else
+	_nr_pr == 1;
+#endif
 	assert(qlen == 0 && klock == 0);
 	f = 0;
 	do
 	:: f < NFD ->
 		assert(!closed[f] || kheld[f] == 0);
-		assert(!HON(f) || closed[f] || kheld[f] == inuse[f] + SF(f));
+		assert(!HON(f) || closed[f] || kheld[f] == HAS(f));
 		f++
 	:: else -> break
 	od
