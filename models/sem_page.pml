@@ -39,6 +39,7 @@
  *               (kprim_sem_acquire_wait(); an io_uring wait is the same to
  *               the FIFO), optionally ending by its timeout, then release.
  *   Resizer     (-DRESIZE) KPRIM_IOC_SEM_RESIZE shrinking P to P - 1.
+ *   Poller      (-DPOLLER) poll() until the semaphore is readable.
  *   Killer      kills up to NKILL processes, at any time.
  *   Monitor     the invariants, in every state.
  *
@@ -70,7 +71,8 @@
  *   - no waiter forgotten: the Waiter has no timeout (unless -DWTIMEOUT)
  *     and every User finishes, some keeping their fd open for ever: a
  *     permit stuck in a slot leaves the Waiter blocked (invalid end
- *     state); at the end, every closed fd holds nothing;
+ *     state); at the end, every closed fd holds nothing; likewise a
+ *     Poller is not left asleep while a permit is free;
  *   - with -DGARBAGE: a recall never raises the kernel's per-fd @held
  *     (INUSE is clamped to it), the sum of @held stays <= P, the honest
  *     fds keep all of the above, and the Waiter is still served.
@@ -84,6 +86,7 @@
  * @check pass safety -DP=2 -DRESIZE : shrink 2 -> 1 while loans exist
  * @check pass safety -DP=2 -DGARBAGE : a process writing garbage into its own slot
  * @check pass safety -DWTIMEOUT -DP=2 -DNW=2 : the waiter may time out and leave the queue
+ * @check pass safety -DPOLLER : a poll() until readable, with lending going on
  * @check pass cycles -DNOPS=1 : no cycles: every run ends (the CAS retry loops included)
  * @check fail safety -DMUT_NO_RECALL : a waiter queues without recalling the loans: a fast acquire overtakes it
  * @check fail safety -DMUT_RELEASE_IGNORES_RECALL : the fast release as a blind decrement of INUSE that ignores LIMIT 0: a recalled permit never reaches the kernel
@@ -94,6 +97,7 @@
  * @check fail safety -DFORK -DRAWSHARER -DUTIMEOUT -DNOPS=1 -DMUT_NO_OWN_RECALL : the ioctls not recalling the caller's own slot first: its free permits are counted twice
  * @check fail safety -DP=2 -DRESIZE -DMUT_RESIZE_NO_RECALL : a shrink that leaves the loans: in-use exceeds the new count
  * @check fail safety -DP=2 -DGARBAGE -DMUT_NO_CLAMP : a recall taking a garbage INUSE unclamped: the kernel's held grows
+ * @check fail safety -DPOLLER -DMUT_POLL_NO_RECALL : a poll that does not recall: it sleeps while a permit is free in a slot
  * @check fail safety -DMUT_NAIVE : naive design (shared count + pending record), release resolves "pending = done"
  * @check fail safety -DMUT_NAIVE -DNAIVE_UNDONE : naive design, release resolves "pending = not done"
  *
@@ -167,6 +171,9 @@ bool kill[NPROC];	/* a fatal signal */
 byte queue[NPROC];	/* sem->wq.waiters, oldest first */
 byte qlen;
 
+bool polled;		/* a poller is on sem->pollq */
+bool woken;		/* it was woken since it registered */
+
 byte kU;		/* scratch, only inside an atomic step */
 byte kEx;
 byte qi;
@@ -177,6 +184,14 @@ byte gw = NONE;
 #define AVAIL		(permits > HELD -> permits - HELD : 0)
 #define IU(f)		(HON(f) -> inuse[f] : 0)
 #define INUSE		(IU(0) + IU(1) + (NF > 2 -> IU(2) : 0) + inuse[W])
+/* kprim_sem_poll_ready() with nobody queued (a grant pass leaves no head that fits) */
+#define READY		(qlen == 0 && AVAIL >= 1)
+/* kprim_sem_wake_pollers(), after the paths that can make permits available */
+#ifdef POLLER
+#define WAKE		if :: polled -> woken = 1 :: else fi
+#else
+#define WAKE		skip
+#endif
 /* an honest slot fd: lent {held, inuse} or recalled {0, 0} with held == inuse */
 #define CONS(f)		(!HON(f) || \
 			 (closed[f] -> kheld[f] == 0 : \
@@ -341,7 +356,8 @@ inline fd_put(f)
 			:: else
 			fi;
 			closed[f] = 1;
-			grant_pass()
+			grant_pass();
+			WAKE
 		:: else
 		fi
 	}
@@ -385,7 +401,7 @@ inline slow_acquire(p, f)
 				klock == 0;
 				if
 				:: granted[p] -> granted[p] = 0
-				:: else -> q_del(p); grant_pass(); fail = 1
+				:: else -> q_del(p); grant_pass(); WAKE; fail = 1
 				fi
 			}
 		fi
@@ -405,7 +421,8 @@ inline slow_release(p, f)
 		:: kheld[f] >= 1 ->
 			kheld[f]--;
 			inuse[f]--;
-			grant_pass()
+			grant_pass();
+			WAKE
 		:: else		/* -EINVAL */
 		fi
 	};
@@ -418,7 +435,7 @@ inline die(p, f)
 	atomic {
 		klock == 0;
 		if
-		:: inq[p] -> q_del(p); grant_pass()
+		:: inq[p] -> q_del(p); grant_pass(); WAKE
 		:: else
 		fi;
 		granted[p] = 0
@@ -616,7 +633,7 @@ proctype Waiter()
 				klock == 0;
 				if
 				:: granted[W] -> granted[W] = 0; got = 1
-				:: else -> q_del(W); grant_pass()
+				:: else -> q_del(W); grant_pass(); WAKE
 				fi
 			}
 #endif
@@ -629,6 +646,7 @@ proctype Waiter()
 			kheld[W] = kheld[W] - NW;
 			inuse[W] = inuse[W] - NW;
 			grant_pass();
+			WAKE;
 			got = 0
 		}
 	:: else
@@ -650,7 +668,37 @@ proctype Resizer()
 #ifndef MUT_RESIZE_NO_RECALL
 	recall_all();
 #endif
-	atomic { permits = P - 1; shrunk = 1; grant_pass(); klock = 0 }
+	atomic { permits = P - 1; shrunk = 1; grant_pass(); WAKE; klock = 0 }
+}
+#endif
+
+#ifdef POLLER
+/*
+ * poll() until readable: kprim_sem_poll(): on the poll wait queue first
+ * (poll_wait()), then under the lock: not ready -> recall every loan (free
+ * loaned permits are available) and look again; then sleep until a wake
+ * and poll again. Lending goes on meanwhile.
+ */
+proctype Poller()
+{
+	byte g;
+	bool rdy;
+
+	do
+	:: atomic { klock == 0 -> klock = 1; polled = 1; woken = 0 };
+#ifndef MUT_POLL_NO_RECALL
+		if
+		:: !READY -> recall_all()
+		:: else
+		fi;
+#endif
+		atomic { rdy = READY; klock = 0 };
+		if
+		:: rdy -> break
+		:: else -> woken	/* sleeps until kprim_sem_wake_pollers() */
+		fi
+	od;
+	atomic { polled = 0; woken = 0; rdy = 0 }
 }
 #endif
 
@@ -725,6 +773,9 @@ init {
 		run User(NF + 1);
 #endif
 		run Waiter();
+#ifdef POLLER
+		run Poller();
+#endif
 #ifdef RESIZE
 		run Resizer();
 #endif
