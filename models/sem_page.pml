@@ -73,6 +73,9 @@
  *     permit stuck in a slot leaves the Waiter blocked (invalid end
  *     state); at the end, every closed fd holds nothing; likewise a
  *     Poller is not left asleep while a permit is free;
+ *   - with -DTRY: a try-acquire fails (-EAGAIN) only when, after its
+ *     recall pass, no slot is lent and the permits are in use or someone
+ *     waits (x/sync's TryAcquire);
  *   - with -DGARBAGE: a recall never raises the kernel's per-fd @held
  *     (INUSE is clamped to it), the sum of @held stays <= P, the honest
  *     fds keep all of the above, and the Waiter is still served.
@@ -84,9 +87,11 @@
  * @check pass safety -DFORK -DUTIMEOUT -DNOPS=1 : fd 0 shared by two processes (fork); waits may time out
  * @check pass safety -DFORK -DRAWSHARER -DUTIMEOUT -DNOPS=1 : the sharer of fd 0 uses the ioctls only (an exec'd image that does not map the slot)
  * @check pass safety -DP=2 -DRESIZE : shrink 2 -> 1 while loans exist
- * @check pass safety -DP=2 -DGARBAGE : a process writing garbage into its own slot
+ * @check pass safety -DP=2 -DGARBAGE -DNOPS=1 : a process writing garbage into its own slot (with NOPS=2 too: 10.5 million states, 30-50 s)
  * @check pass safety -DWTIMEOUT -DP=2 -DNW=2 : the waiter may time out and leave the queue
  * @check pass safety -DPOLLER : a poll() until readable, with lending going on
+ * @check pass safety -DTRY -DP=2 : try-acquires (timeout 0) besides blocking ones: -EAGAIN only when the permits are in use
+ * @check pass safety -DP=2 -DUN=2 -DNOPS=1 : users acquire and release 2 at a time through the slot
  * @check pass cycles -DNOPS=1 : no cycles: every run ends (the CAS retry loops included)
  * @check fail safety -DMUT_NO_RECALL : a waiter queues without recalling the loans: a fast acquire overtakes it
  * @check fail safety -DMUT_RELEASE_IGNORES_RECALL : the fast release as a blind decrement of INUSE that ignores LIMIT 0: a recalled permit never reaches the kernel
@@ -98,11 +103,12 @@
  * @check fail safety -DP=2 -DRESIZE -DMUT_RESIZE_NO_RECALL : a shrink that leaves the loans: in-use exceeds the new count
  * @check fail safety -DP=2 -DGARBAGE -DMUT_NO_CLAMP : a recall taking a garbage INUSE unclamped: the kernel's held grows
  * @check fail safety -DPOLLER -DMUT_POLL_NO_RECALL : a poll that does not recall: it sleeps while a permit is free in a slot
+ * @check fail safety -DTRY -DP=2 -DMUT_TRY_NO_RECALL : a try that fails without recalling: -EAGAIN with a permit free in a slot
  * @check fail safety -DMUT_NAIVE : naive design (shared count + pending record), release resolves "pending = done"
  * @check fail safety -DMUT_NAIVE -DNAIVE_UNDONE : naive design, release resolves "pending = not done"
  *
  * Other flags: NF (slot fds, 2), P (permits, 1), NOPS (pairs per User,
- * 2), NW (permits the Waiter wants, 1), NKILL (deaths, 1), NO_MONITOR
+ * 2), UN (permits per User acquire/release, 1), NW (permits the Waiter wants, 1), NKILL (deaths, 1), NO_MONITOR
  * (leave the invariant monitor out: to see that the end-state checks
  * alone catch a lost permit), LOANMAX (most
  * the kernel lends beyond what is in use, 2: it lends any amount from 0 up
@@ -123,6 +129,9 @@
 #endif
 #ifndef NKILL
 #define NKILL	1		/* processes Killer kills at most */
+#endif
+#ifndef UN
+#define UN	1		/* permits per User acquire/release */
 #endif
 #ifndef LOANMAX
 #define LOANMAX	2		/* most permits lent beyond those in use */
@@ -192,6 +201,7 @@ byte gw = NONE;
 #else
 #define WAKE		skip
 #endif
+#define ALLRECALLED	(sL[0] == 0 && sL[1] == 0 && (NF <= 2 || sL[NF - 1] == 0))
 /* an honest slot fd: lent {held, inuse} or recalled {0, 0} with held == inuse */
 #define CONS(f)		(!HON(f) || \
 			 (closed[f] -> kheld[f] == 0 : \
@@ -374,24 +384,43 @@ inline slow_acquire(p, f)
 	atomic { klock == 0 -> klock = 1; inker[p] = 1; recall_own(f) };
 	atomic {
 		if
-		:: qlen == 0 && AVAIL >= 1 -> take(p, 1); got = 1
+		:: qlen == 0 && AVAIL >= UN -> take(p, UN); got = 1
 		:: else
 		fi
 	};
 	if
 	:: got -> atomic { lend(f) }
 	:: else ->
+#ifdef MUT_TRY_NO_RECALL
+		if
+		:: !istry -> recall_all()
+		:: else
+		fi;
+#else
 		recall_all();
+#endif
 		atomic {
 			if
-			:: qlen == 0 && AVAIL >= 1 -> take(p, 1); got = 1
-			:: else -> q_add(p, 1)
+			:: qlen == 0 && AVAIL >= UN -> take(p, UN); got = 1
+			:: else ->
+				if
+				:: istry ->
+					/*
+					 * -EAGAIN only if the permits are in use
+					 * (or someone waits), none free in a slot
+					 */
+					assert(qlen > 0 || INUSE + UN > permits);
+					assert(ALLRECALLED);
+					fail = 1
+				:: else -> q_add(p, UN)
+				fi
 			fi
 		}
 	fi;
-	atomic { klock = 0; inker[p] = 0 };
+	atomic { klock = 0; inker[p] = 0; istry = 0 };
 	if
 	:: got -> got = 0
+	:: fail
 	:: else ->
 		/* sleeps; may die here */
 		if
@@ -418,9 +447,9 @@ inline slow_release(p, f)
 		klock == 0 -> klock = 1; inker[p] = 1;
 		recall_own(f);
 		if
-		:: kheld[f] >= 1 ->
-			kheld[f]--;
-			inuse[f]--;
+		:: kheld[f] >= UN ->
+			kheld[f] = kheld[f] - UN;
+			inuse[f] = inuse[f] - UN;
 			grant_pass();
 			WAKE
 		:: else		/* -EINVAL */
@@ -448,7 +477,7 @@ inline die(p, f)
 proctype User(byte p)
 {
 	byte f = pfd[p], i, lL, lU, g;
-	bool ok, got, fail, raw;
+	bool ok, got, fail, raw, istry;
 #ifdef UTIMEOUT
 	bool tmo = 1;
 #else
@@ -464,14 +493,14 @@ proctype User(byte p)
 			/* acquire one: load the word */
 acq:			atomic { lL = sL[f]; lU = sU[f] };
 			if
-			:: !raw && lL != 0 && lU + 1 <= lL ->
+			:: !raw && lL != 0 && lU + UN <= lL ->
 #ifndef MUT_ACQ_STORE
-				/* CAS(word, {lL, lU}, {lL, lU + 1}) */
+				/* CAS(word, {lL, lU}, {lL, lU + UN}) */
 				atomic {
 					if
 					:: sL[f] == lL && sU[f] == lU ->
-						sU[f] = lU + 1;
-						inuse[f]++;
+						sU[f] = lU + UN;
+						inuse[f] = inuse[f] + UN;
 						assert(qlen == 0);	/* FIFO */
 						assert(INUSE <= permits);
 						ok = 1
@@ -484,38 +513,44 @@ acq:			atomic { lL = sL[f]; lU = sU[f] };
 				:: else -> goto acq
 				fi
 #else
-				/* store(word, {lL, lU + 1}) */
+				/* store(word, {lL, lU + UN}) */
 				atomic {
 					sL[f] = lL;
-					sU[f] = lU + 1;
-					inuse[f]++;
+					sU[f] = lU + UN;
+					inuse[f] = inuse[f] + UN;
 					lL = 0; lU = 0
 				}
 #endif
 			:: else ->
 				atomic { lL = 0; lU = 0 };
+#ifdef TRY
+				if
+				:: istry = 1	/* a try-acquire (timeout 0) */
+				:: skip
+				fi;
+#endif
 				slow_acquire(p, f)
 			fi;
 
 			if
-			:: fail -> fail = 0	/* timed out: nothing to release */
+			:: fail -> fail = 0	/* timed out or -EAGAIN: nothing to release */
 			:: else ->
 				/* release one */
 #ifdef MUT_RELEASE_IGNORES_RECALL
 				/* fetch_sub(word, 1): whatever LIMIT says */
-				atomic { sU[f]--; inuse[f]-- }
+				atomic { sU[f] = sU[f] - UN; inuse[f] = inuse[f] - UN }
 #else
 rel:				atomic { lL = sL[f]; lU = sU[f] };
 				if
 				:: !raw && lL != 0 ->
 #ifndef MUT_REL_STORE
-					/* CAS(word, {lL, lU}, {lL, lU - 1}); honest: lU >= 1 */
+					/* CAS(word, {lL, lU}, {lL, lU - UN}); honest: lU >= UN */
 					atomic {
 						if
 						:: sL[f] == lL && sU[f] == lU ->
-							assert(lU >= 1);
-							sU[f] = lU - 1;
-							inuse[f]--;
+							assert(lU >= UN);
+							sU[f] = lU - UN;
+							inuse[f] = inuse[f] - UN;
 							ok = 1
 						:: else -> ok = 0
 						fi;
@@ -526,11 +561,11 @@ rel:				atomic { lL = sL[f]; lU = sU[f] };
 					:: else -> goto rel
 					fi
 #else
-					/* store(word, {lL, lU - 1}) */
+					/* store(word, {lL, lU - UN}) */
 					atomic {
 						sL[f] = lL;
-						sU[f] = lU - 1;
-						inuse[f]--;
+						sU[f] = lU - UN;
+						inuse[f] = inuse[f] - UN;
 						lL = 0; lU = 0
 					}
 #endif
@@ -553,7 +588,7 @@ rel:				atomic { lL = sL[f]; lU = sU[f] };
 		fd_put(f)	/* the last close returns what a dead sharer had */
 #endif
 	} unless {
-		atomic { kill[p] && !inker[p] -> lL = 0; lU = 0; ok = 0; got = 0; fail = 0 };
+		atomic { kill[p] && !inker[p] -> lL = 0; lU = 0; ok = 0; got = 0; fail = 0; istry = 0 };
 		die(p, f)
 	}
 }
@@ -568,7 +603,7 @@ rel:				atomic { lL = sL[f]; lU = sU[f] };
 proctype Garbage(byte p)
 {
 	byte f = pfd[p], steps, v, g;
-	bool got, fail, tmo = 1;
+	bool got, fail, istry, tmo = 1;
 
 	do
 	:: steps < 3 ->
