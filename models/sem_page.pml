@@ -26,9 +26,11 @@
  *
  * What a process here is:
  *   User(p)     process p on slot fd p (with -DFORK also process NF+1 on
- *               fd 0, which with -DRAWSHARER uses the ioctls only): NOPS acquire/release pairs of one permit, through
- *               the slot when it can, through the ioctls when it cannot
- *               (an acquire may queue and sleep); then it closes its fd or
+ *               fd 0, which with -DRAWSHARER uses the ioctls only): NOPS
+ *               acquire/release pairs of UN permits, through the slot
+ *               when it can, through the ioctls when it cannot (an
+ *               acquire may queue and sleep; with -DTRY it may be a
+ *               try-acquire instead); then it closes its fd or
  *               keeps it open and does nothing more. Killer can kill it at
  *               any step of its userspace code (and while it sleeps in the
  *               kernel); its fd is then released by the kernel.
