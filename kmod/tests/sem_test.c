@@ -436,7 +436,129 @@ static void sem_poll_ready_follows_head(struct kunit *test)
 	t_check(test, sem);
 }
 
+/* An fd with a slot: a zeroed struct stands in for the mapped page. */
+static struct kprim_sem_slot *t_slot(struct kunit *test, struct kprim_sem *sem,
+				     struct kprim_sem_fd *fd)
+{
+	struct kprim_sem_slot *slot = kunit_kzalloc(test, sizeof(*slot),
+						    GFP_KERNEL);
+
+	KUNIT_ASSERT_NOT_NULL(test, slot);
+	spin_lock_irq(&sem->wq.lock);
+	fd->slot = slot;
+	slot->word = KPRIM_SEM_SLOT_SLOW;
+	kprim_sem_slot_enter(sem, fd);
+	kprim_sem_slot_leave(sem, fd);
+	spin_unlock_irq(&sem->wq.lock);
+	return slot;
+}
+
+static u64 t_word(u64 free, u64 held)
+{
+	return free | held << KPRIM_SEM_SLOT_HELD_SHIFT;
+}
+
+/*
+ * Permits parked in a slot are the fd's own: its try takes them without
+ * touching the semaphore; another fd's try recalls them; a release cannot
+ * give back parked ones.
+ */
+static void sem_slot_park_and_recall(struct kunit *test)
+{
+	struct kprim_sem *sem = t_sem(test, 3);
+	struct kprim_sem_fd *a = t_fd(test), *b = t_fd(test);
+	struct kprim_sem_slot *slot = t_slot(test, sem, a);
+
+	KUNIT_EXPECT_EQ(test, slot->word, t_word(0, 0));
+	KUNIT_ASSERT_EQ(test, t_try(sem, a, 3), 0);
+	KUNIT_EXPECT_EQ(test, slot->word, t_word(0, 3));
+	/* Userspace releases two: parked. */
+	slot->word = t_word(2, 3);
+	KUNIT_EXPECT_EQ(test, t_release(sem, a, 2), -EINVAL);
+	KUNIT_EXPECT_EQ(test, slot->word, t_word(2, 3));
+	/* a's own try: from the slot, the semaphore unchanged. */
+	KUNIT_EXPECT_EQ(test, t_try(sem, a, 1), 0);
+	KUNIT_EXPECT_EQ(test, slot->word, t_word(1, 3));
+	KUNIT_EXPECT_EQ(test, t_avail(sem), 0ULL);
+	/* b needs one: a's parked one is recalled, a's slot left SLOW. */
+	KUNIT_EXPECT_EQ(test, t_try(sem, b, 1), 0);
+	KUNIT_EXPECT_EQ(test, slot->word, KPRIM_SEM_SLOT_SLOW);
+	KUNIT_EXPECT_EQ(test, a->held, 2ULL);
+	KUNIT_EXPECT_EQ(test, b->held, 1ULL);
+	KUNIT_EXPECT_TRUE(test, list_empty(&sem->lenders));
+	t_check(test, sem);
+	/* a's next call publishes its slot again. */
+	KUNIT_EXPECT_EQ(test, t_release(sem, a, 2), 0);
+	KUNIT_EXPECT_EQ(test, slot->word, t_word(0, 0));
+	t_release_all(sem, b);
+	KUNIT_EXPECT_EQ(test, t_avail(sem), 3ULL);
+	t_check(test, sem);
+}
+
+/*
+ * Garbage in a slot is clamped to what the fd holds, a SLOW slot has
+ * nothing parked, and with a waiter queued a slot is never published.
+ */
+static void sem_slot_garbage_and_waiters(struct kunit *test)
+{
+	struct kprim_sem *sem = t_sem(test, 4);
+	struct kprim_sem_fd *a = t_fd(test), *b = t_fd(test);
+	struct kprim_sem_slot *slot = t_slot(test, sem, a);
+	struct kprim_waiter w;
+
+	KUNIT_ASSERT_EQ(test, t_try(sem, a, 2), 0);
+	/* "A billion parked": only the 2 a holds can be. */
+	slot->word = t_word(KPRIM_SEM_SLOT_FREE, 0xffffffffULL);
+	KUNIT_EXPECT_EQ(test, t_try(sem, b, 4), 0);
+	KUNIT_EXPECT_EQ(test, a->held, 0ULL);
+	KUNIT_EXPECT_EQ(test, sem->held, 4ULL);
+	t_check(test, sem);
+	/* SLOW with a count: nothing is parked. */
+	t_release_all(sem, b);
+	KUNIT_ASSERT_EQ(test, t_try(sem, a, 1), 0);
+	slot->word = KPRIM_SEM_SLOT_SLOW | t_word(1, 1);
+	KUNIT_EXPECT_EQ(test, t_release(sem, a, 1), 0);
+	KUNIT_EXPECT_EQ(test, a->held, 0ULL);
+	/* b holds all; a queues: a's slot stays SLOW until the grant. */
+	KUNIT_ASSERT_EQ(test, t_try(sem, b, 4), 0);
+	spin_lock_irq(&sem->wq.lock);
+	kprim_sem_slot_enter(sem, a);
+	KUNIT_EXPECT_EQ(test, kprim_sem_try_acquire(sem, a, 1), -EAGAIN);
+	kprim_sem_enqueue(sem, &w, a, 1);
+	kprim_sem_slot_leave(sem, a);
+	spin_unlock_irq(&sem->wq.lock);
+	KUNIT_EXPECT_EQ(test, slot->word, KPRIM_SEM_SLOT_SLOW);
+	KUNIT_EXPECT_TRUE(test, list_empty(&sem->lenders));
+	KUNIT_EXPECT_EQ(test, t_release(sem, b, 1), 0);
+	KUNIT_EXPECT_TRUE(test, w.granted);
+	KUNIT_EXPECT_EQ(test, a->held, 1ULL);
+	t_release_all(sem, a);
+	t_release_all(sem, b);
+	KUNIT_EXPECT_EQ(test, t_avail(sem), 4ULL);
+	t_check(test, sem);
+}
+
+/* A shrink takes parked permits back before it applies. */
+static void sem_slot_resize_recalls(struct kunit *test)
+{
+	struct kprim_sem *sem = t_sem(test, 2);
+	struct kprim_sem_fd *a = t_fd(test);
+	struct kprim_sem_slot *slot = t_slot(test, sem, a);
+
+	KUNIT_ASSERT_EQ(test, t_try(sem, a, 2), 0);
+	slot->word = t_word(1, 2);	/* one parked */
+	KUNIT_EXPECT_EQ(test, t_resize(sem, 1), 0);
+	KUNIT_EXPECT_EQ(test, slot->word, KPRIM_SEM_SLOT_SLOW);
+	KUNIT_EXPECT_EQ(test, a->held, 1ULL);
+	KUNIT_EXPECT_EQ(test, t_try(sem, a, 1), -EAGAIN);
+	t_release_all(sem, a);
+	t_check(test, sem);
+}
+
 static struct kunit_case kprim_sem_cases[] = {
+	KUNIT_CASE(sem_slot_park_and_recall),
+	KUNIT_CASE(sem_slot_garbage_and_waiters),
+	KUNIT_CASE(sem_slot_resize_recalls),
 	KUNIT_CASE_PARAM(sem_try_acquire_table, sem_try_gen_params),
 	KUNIT_CASE(sem_fifo_big_head_blocks_small),
 	KUNIT_CASE(sem_fifo_grants_in_order),
