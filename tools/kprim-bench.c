@@ -311,6 +311,17 @@ static int setup_ksem(int nthreads)
 	return ret ? fail_at("kprim_sem_open", ret) : 0;
 }
 
+/* The same semaphore without its fd's slot: every call is an ioctl. */
+static int setup_ksem_ioctl(int nthreads)
+{
+	int ret;
+
+	setenv("KPRIM_NO_SEM_SLOT", "1", 1);
+	ret = setup_ksem(nthreads);
+	unsetenv("KPRIM_NO_SEM_SLOT");
+	return ret;
+}
+
 static void teardown_ksem(void)
 {
 	kprim_sem_close(ksem);
@@ -1104,8 +1115,10 @@ static const struct bench_case cases[] = {
 	{ GO_PEER("go-lim", "limiter: Go x/time/rate Allow()") },
 	{ GO_PEER("go-kprim-lim", "limiter: kprim via Go, Allow()") },
 	{ DAEMON_PEER("redis-incr", "limiter: Redis INCR (fixed window), unix") },
-	{ CASE("sem-kprim", "sem pair: kprim try-acquire+release",
+	{ CASE("sem-kprim", "sem pair: kprim try-acquire+release, slot",
 	       setup_ksem, teardown_ksem, NULL, NULL, op_ksem) },
+	{ CASE("sem-ioctl", "sem pair: kprim try-acquire+release, ioctls",
+	       setup_ksem_ioctl, teardown_ksem, NULL, NULL, op_ksem) },
 	{ CASE("sem-sysv", "sem pair: SysV semop, SEM_UNDO",
 	       setup_sysv, teardown_sysv, NULL, NULL, op_sysv) },
 	{ CASE("sem-posix", "sem pair: POSIX named sem_wait+post",
@@ -1194,13 +1207,13 @@ static const struct bench_case cases[] = {
 	PROBE("p-lim-info", "probe: limiter info, raw ioctl",
 	      setup_klim_ioctl, teardown_klim, NULL, op_lim_info),
 	PROBE("p-sem-flags", "probe: acquire, flags 1, -EINVAL",
-	      setup_ksem, teardown_ksem, NULL, op_sem_flags),
+	      setup_ksem_ioctl, teardown_ksem, NULL, op_sem_flags),
 	PROBE("p-sem-big", "probe: acquire, n > permits, -EINVAL",
-	      setup_ksem, teardown_ksem, NULL, op_sem_big),
+	      setup_ksem_ioctl, teardown_ksem, NULL, op_sem_big),
 	PROBE("p-sem-rel0", "probe: release, n 0, -EINVAL",
-	      setup_ksem, teardown_ksem, NULL, op_sem_rel0),
+	      setup_ksem_ioctl, teardown_ksem, NULL, op_sem_rel0),
 	PROBE("p-sem-raw", "probe: try-acquire+release, raw ioctls",
-	      setup_ksem, teardown_ksem, NULL, op_sem_raw),
+	      setup_ksem_ioctl, teardown_ksem, NULL, op_sem_raw),
 	PROBE("p-cache-flags", "probe: get, flags 1, -EINVAL",
 	      setup_kcache, teardown_kcache, init_kcache, op_cache_flags),
 	PROBE("p-cache-miss", "probe: get, absent key, -ENOENT",
@@ -1281,8 +1294,8 @@ static const struct {
 	  "p-sem-rel0", "p-lim-unknown" },
 	{ NULL, "the work: take, put, grant pass, statistics, pollers",
 	  "p-sem-raw", "p-sem-big+p-sem-rel0" },
-	{ NULL, "libkprim wrappers", "sem-kprim", "p-sem-raw" },
-	{ NULL, "total", "sem-kprim", NULL },
+	{ NULL, "libkprim wrappers", "sem-ioctl", "p-sem-raw" },
+	{ NULL, "total", "sem-ioctl", NULL },
 	{ "cache get, 16 B hit", "syscall entry+exit (getppid)", "floor", NULL },
 	{ NULL, "fd lookup, LSM, VFS switch, kprim dispatch",
 	  "p-lim-unknown", "floor" },
