@@ -329,14 +329,17 @@ int kprim_sem_release_locked(struct kprim_sem *sem, struct kprim_sem_fd *fd,
 	int ret = 0;
 
 	lockdep_assert_held(&sem->wq.lock);
+	if (!n)
+		return -EINVAL;
 	kprim_sem_slot_enter(sem, fd);
 	/* Parked permits are held but not in use: they cannot be released. */
-	if (!n || n > fd->held - fd->parked)
+	if (n > fd->held - fd->parked)
 		ret = -EINVAL;
 	else
 		kprim_sem_put(sem, fd, n);
 	kprim_sem_slot_leave(sem, fd);
-	kprim_sem_grant(sem);
+	if (!ret)
+		kprim_sem_grant(sem);
 	return ret;
 }
 EXPORT_SYMBOL_IF_KUNIT(kprim_sem_release_locked);
