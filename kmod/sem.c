@@ -127,9 +127,9 @@ static void kprim_sem_put(struct kprim_sem *sem, struct kprim_sem_fd *fd,
 }
 
 /**
- * kprim_sem_slot_enter() - take @fd's slot from userspace, under the lock.
+ * __kprim_sem_slot_enter() - take @fd's slot from userspace, under the lock.
  * @sem:	the semaphore; its lock is held
- * @fd:		the fd; nothing happens without a slot
+ * @fd:		the fd, which has a slot (kprim_sem_slot_enter() checks)
  *
  * Swapping the slot's word to SLOW keeps userspace out until
  * kprim_sem_slot_leave() and makes a compare-and-swap in progress fail, so
@@ -138,12 +138,12 @@ static void kprim_sem_put(struct kprim_sem *sem, struct kprim_sem_fd *fd,
  * nothing parked (the kernel leaves a slot SLOW only after taking its
  * permits back). Sections nest.
  */
-void kprim_sem_slot_enter(struct kprim_sem *sem, struct kprim_sem_fd *fd)
+void __kprim_sem_slot_enter(struct kprim_sem *sem, struct kprim_sem_fd *fd)
 {
 	u64 old;
 
 	lockdep_assert_held(&sem->wq.lock);
-	if (!fd->slot || fd->entered++)
+	if (fd->entered++)
 		return;
 	old = xchg(&fd->slot->word, KPRIM_SEM_SLOT_SLOW);
 	sem->acquired += xchg(&fd->slot->acquired, 0);
@@ -151,7 +151,7 @@ void kprim_sem_slot_enter(struct kprim_sem *sem, struct kprim_sem_fd *fd)
 	fd->parked = old & KPRIM_SEM_SLOT_SLOW ? 0 :
 		     min(old & KPRIM_SEM_SLOT_FREE, fd->held);
 }
-EXPORT_SYMBOL_IF_KUNIT(kprim_sem_slot_enter);
+EXPORT_SYMBOL_IF_KUNIT(__kprim_sem_slot_enter);
 
 /* Give @fd's parked permits back to the semaphore. */
 static void kprim_sem_unpark(struct kprim_sem *sem, struct kprim_sem_fd *fd)
@@ -163,7 +163,7 @@ static void kprim_sem_unpark(struct kprim_sem *sem, struct kprim_sem_fd *fd)
 }
 
 /**
- * kprim_sem_slot_leave() - give @fd's slot back to userspace.
+ * __kprim_sem_slot_leave() - give @fd's slot back to userspace.
  * @sem:	the semaphore; its lock is held
  * @fd:		the fd
  *
@@ -171,12 +171,12 @@ static void kprim_sem_unpark(struct kprim_sem *sem, struct kprim_sem_fd *fd)
  * the grant pass runs) and the slot stays SLOW; otherwise the slot gets
  * the parked count and the fd's holding, and the fd joins the lenders.
  */
-void kprim_sem_slot_leave(struct kprim_sem *sem, struct kprim_sem_fd *fd)
+void __kprim_sem_slot_leave(struct kprim_sem *sem, struct kprim_sem_fd *fd)
 {
 	u64 word = KPRIM_SEM_SLOT_SLOW;
 
 	lockdep_assert_held(&sem->wq.lock);
-	if (!fd->slot || --fd->entered)
+	if (--fd->entered)
 		return;
 	if (!list_empty(&sem->wq.waiters) ||
 	    fd->parked > KPRIM_SEM_SLOT_FREE || fd->held > U32_MAX) {
@@ -191,7 +191,7 @@ void kprim_sem_slot_leave(struct kprim_sem *sem, struct kprim_sem_fd *fd)
 	/* Pairs with userspace's acquire of the word. */
 	smp_store_release(&fd->slot->word, word);
 }
-EXPORT_SYMBOL_IF_KUNIT(kprim_sem_slot_leave);
+EXPORT_SYMBOL_IF_KUNIT(__kprim_sem_slot_leave);
 
 /**
  * kprim_sem_recall() - take every parked permit back.

@@ -77,8 +77,26 @@ int kprim_sem_release_locked(struct kprim_sem *sem, struct kprim_sem_fd *fd,
 void kprim_sem_release_all(struct kprim_sem *sem, struct kprim_sem_fd *fd);
 int kprim_sem_resize_locked(struct kprim_sem *sem, u64 permits);
 bool kprim_sem_poll_ready(const struct kprim_sem *sem);
-void kprim_sem_slot_enter(struct kprim_sem *sem, struct kprim_sem_fd *fd);
-void kprim_sem_slot_leave(struct kprim_sem *sem, struct kprim_sem_fd *fd);
+void __kprim_sem_slot_enter(struct kprim_sem *sem, struct kprim_sem_fd *fd);
+void __kprim_sem_slot_leave(struct kprim_sem *sem, struct kprim_sem_fd *fd);
 void kprim_sem_recall(struct kprim_sem *sem);
+
+/*
+ * Bracket every use of @fd's count under the lock (sem.c): nothing to do
+ * for an fd without a slot, which is the ioctl's hot path.
+ */
+static inline void kprim_sem_slot_enter(struct kprim_sem *sem,
+					struct kprim_sem_fd *fd)
+{
+	if (fd->slot)
+		__kprim_sem_slot_enter(sem, fd);
+}
+
+static inline void kprim_sem_slot_leave(struct kprim_sem *sem,
+					struct kprim_sem_fd *fd)
+{
+	if (fd->slot)
+		__kprim_sem_slot_leave(sem, fd);
+}
 
 #endif /* _KPRIM_SEM_H */
