@@ -1,0 +1,513 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Attacks on the semaphore slot page (KPRIM_FEAT_SEM_SLOT), as an
+ * unprivileged user and as a malicious co-user of a semaphore: pollers
+ * (poll(), epoll edge-triggered) asleep while an fd re-lends its slot and
+ * parks a permit in userspace, garbage in the slot's acquired tally, a
+ * release ioctl racing a fast release of the same fd, a forked child that
+ * keeps only the mapping, and thousands of mapped fds recalled by one call.
+ *
+ * The slot is driven with raw compare-and-swaps here (the protocol of
+ * libuser/sem_slot.h), so that the test sees the kernel's side only.
+ * Timing bounds allow a stated slack for the emulated (TCG) VM.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include "kselftest_harness.h"
+#include "kprim_test.h"
+
+#define NSEC		1000000000ull
+#define MSEC		1000000ull
+#define PG		4096
+
+static struct kprim_sem_info sem_info(int fd)
+{
+	struct kprim_sem_info i = { .size = sizeof(i) };
+
+	if (kt_ioctl(fd, KPRIM_IOC_SEM_INFO, &i))
+		memset(&i, 0xff, sizeof(i));
+	return i;
+}
+
+static long raw_acquire(int fd, __u64 n, __u64 timeout_ns)
+{
+	struct kprim_sem_acquire a = {
+		.size = sizeof(a), .n = n,
+		.wait = kt_wait(timeout_ns, KPRIM_NO_CANCEL_FD),
+	};
+
+	return kt_ioctl(fd, KPRIM_IOC_SEM_ACQUIRE, &a);
+}
+
+static long raw_release(int fd, __u64 n)
+{
+	struct kprim_sem_release r = { .size = sizeof(r), .n = n };
+
+	return kt_ioctl(fd, KPRIM_IOC_SEM_RELEASE, &r);
+}
+
+static int open_sem(int sess, const char *name, __u32 flags, __u64 permits)
+{
+	struct kprim_open o = kt_open_args(KPRIM_KIND_SEM, name, flags);
+
+	o.sem.permits = permits;
+	return kt_open(sess, &o);
+}
+
+static struct kprim_sem_slot *map_slot(int fd)
+{
+	void *p = mmap(NULL, PG, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+/*
+ * Release @n the way libkprim does: park them in the slot with one
+ * compare-and-swap when the word allows it. Return: 1 when parked, 0 when
+ * the slot sent it to the kernel (-EAGAIN from the protocol), or -1 when
+ * the swap lost a race with the kernel (the word changed under it).
+ */
+static int fast_release(struct kprim_sem_slot *sl, __u64 n)
+{
+	__u64 w = __atomic_load_n(&sl->word, __ATOMIC_RELAXED);
+	__u64 free = w & KPRIM_SEM_SLOT_FREE;
+	__u64 held = (w & KPRIM_SEM_SLOT_HELD) >> KPRIM_SEM_SLOT_HELD_SHIFT;
+
+	if ((w & KPRIM_SEM_SLOT_SLOW) || free > held || n > held - free)
+		return 0;
+	return __atomic_compare_exchange_n(&sl->word, &w, w + n, false,
+					   __ATOMIC_RELEASE,
+					   __ATOMIC_RELAXED) ? 1 : -1;
+}
+
+/* A library-style release of one permit: the slot, else the ioctl. */
+static long release_one(int fd, struct kprim_sem_slot *sl)
+{
+	for (;;) {
+		int r = fast_release(sl, 1);
+
+		if (r > 0)
+			return 0;
+		if (!r)
+			return raw_release(fd, 1);
+	}
+}
+
+/*
+ * What a co-user does while a poller sleeps: after @delay_ms, a failing
+ * try-acquire on its fd (or the fd's first mmap(), if @map_late), then a
+ * library-style release of the one permit it holds.
+ */
+struct releaser {
+	int fd;
+	bool map_late;
+	int delay_ms;
+	struct kprim_sem_slot *slot;
+	long try_ret, rel_ret;
+	int parked;	/* the release was parked in userspace */
+};
+
+static void *releaser_main(void *arg)
+{
+	struct releaser *r = arg;
+
+	usleep(r->delay_ms * 1000);
+	if (r->map_late) {
+		r->slot = map_slot(r->fd);
+		if (!r->slot) {
+			r->rel_ret = -ENOMEM;
+			return NULL;
+		}
+	} else {
+		r->try_ret = raw_acquire(r->fd, 1, 0);
+	}
+	r->parked = fast_release(r->slot, 1) > 0;
+	r->rel_ret = r->parked ? 0 : raw_release(r->fd, 1);
+	return NULL;
+}
+
+enum poller { BY_POLL, BY_EPOLL_ET };
+
+/*
+ * A one-permit semaphore whose permit @a holds; a poller on another fd
+ * goes to sleep (it finds nothing free), then @a's holder releases the
+ * permit as libkprim does. The poller must wake up: a permit is free.
+ * Return: what the poll returned (1: woke with POLLIN; 0: timed out).
+ */
+static int poller_sees_release(struct __test_metadata *_metadata,
+			       enum poller how, bool map_late)
+{
+	struct releaser r = { .delay_ms = 400, .map_late = map_late };
+	int sess = kt_session(), b, ep = -1, ret;
+	struct kprim_sem_info i;
+	char name[64];
+	pthread_t t;
+	uint64_t t0;
+
+	KT_NAME(name, "poll-park");
+	r.fd = open_sem(sess, name, KPRIM_OPEN_CREATE, 1);
+	b = open_sem(sess, name, 0, 0);
+	if (r.fd < 0 || b < 0)
+		return -2;
+	if (!map_late) {
+		r.slot = map_slot(r.fd);
+		if (!r.slot)
+			return -3;
+	}
+	/* Held by a, in use (a lent slot with nothing parked, if mapped). */
+	if (raw_acquire(r.fd, 1, 0))
+		return -4;
+	if (how == BY_EPOLL_ET) {
+		struct epoll_event ev = { .events = EPOLLIN | EPOLLET };
+
+		ep = epoll_create1(EPOLL_CLOEXEC);
+		if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, b, &ev))
+			return -5;
+	}
+	if (pthread_create(&t, NULL, releaser_main, &r))
+		return -6;
+	t0 = kt_now_ns();
+	if (how == BY_POLL) {
+		struct pollfd p = { .fd = b, .events = POLLIN };
+
+		ret = poll(&p, 1, 4000);
+		if (ret == 1 && !(p.revents & POLLIN))
+			ret = -7;
+	} else {
+		struct epoll_event ev;
+
+		ret = epoll_wait(ep, &ev, 1, 4000);
+		if (ret == 1 && !(ev.events & EPOLLIN))
+			ret = -7;
+	}
+	pthread_join(t, NULL);
+	TH_LOG("%s%s: poll %d after %llu ms; try %ld, release %ld (%s)",
+	       how == BY_POLL ? "poll" : "epoll ET",
+	       map_late ? ", mapped late" : "", ret,
+	       (unsigned long long)((kt_now_ns() - t0) / MSEC), r.try_ret,
+	       r.rel_ret, r.parked ? "parked in userspace" : "ioctl");
+	EXPECT_EQ(0, r.rel_ret);
+	if (!map_late)
+		EXPECT_EQ(-EAGAIN, r.try_ret);
+	/* The permit is free indeed (INFO recalls). */
+	i = sem_info(b);
+	EXPECT_EQ(1, i.available);
+	EXPECT_EQ(0, i.held);
+	if (r.slot)
+		munmap(r.slot, PG);
+	if (ep >= 0)
+		close(ep);
+	close(r.fd);
+	close(b);
+	kt_unlink(sess, KPRIM_KIND_SEM, name);
+	close(sess);
+	return ret;
+}
+
+/*
+ * A poller asleep on a busy semaphore left every slot recalled. An fd's
+ * next system call (here a failing try-acquire, or its first mmap()) must
+ * not lend its slot again while the poller sleeps: a release parked there
+ * would free a permit without waking anyone.
+ */
+TEST(poller_wakes_when_a_permit_is_parked)
+{
+	EXPECT_EQ(1, poller_sees_release(_metadata, BY_POLL, false));
+	EXPECT_EQ(1, poller_sees_release(_metadata, BY_POLL, true));
+	EXPECT_EQ(1, poller_sees_release(_metadata, BY_EPOLL_ET, false));
+	EXPECT_EQ(1, poller_sees_release(_metadata, BY_EPOLL_ET, true));
+}
+
+/*
+ * The slot's acquired tally is the userspace's to write: garbage there
+ * must not wrap INFO's acquired (a count since creation), neither when
+ * the fd's next call collects it nor at close; nor may later
+ * acquisitions wrap it once it is saturated.
+ */
+TEST(acquired_tally_garbage_saturates)
+{
+	int sess = kt_session(), a, b;
+	struct kprim_sem_slot *sl;
+	struct kprim_sem_info i;
+	char name[64];
+
+	ASSERT_LE(0, sess);
+	KT_NAME(name, "acq-garbage");
+	a = open_sem(sess, name, KPRIM_OPEN_CREATE, 2);
+	ASSERT_LE(0, a);
+	b = open_sem(sess, name, 0, 0);
+	ASSERT_LE(0, b);
+	sl = map_slot(a);
+	ASSERT_NE(NULL, sl);
+	ASSERT_EQ(0, raw_acquire(a, 1, 0));
+	ASSERT_EQ(0, raw_release(a, 1));
+	EXPECT_EQ(1, sem_info(b).acquired);
+
+	/* Collected by a's next call. */
+	__atomic_store_n(&sl->acquired, UINT64_MAX, __ATOMIC_RELAXED);
+	ASSERT_EQ(0, raw_acquire(a, 1, 0));
+	i = sem_info(b);
+	TH_LOG("acquired after UINT64_MAX in the tally: %llu",
+	       (unsigned long long)i.acquired);
+	EXPECT_EQ(UINT64_MAX, i.acquired);
+	/* Saturated: another grant does not wrap it. */
+	ASSERT_EQ(0, raw_acquire(b, 1, 0));
+	EXPECT_EQ(UINT64_MAX, sem_info(b).acquired);
+	ASSERT_EQ(0, raw_release(b, 1));
+
+	/* Collected at close (the munmap drops the last reference). */
+	__atomic_store_n(&sl->acquired, UINT64_MAX - 5, __ATOMIC_RELAXED);
+	munmap(sl, PG);
+	close(a);
+	i = sem_info(b);
+	EXPECT_EQ(UINT64_MAX, i.acquired);
+	EXPECT_EQ(0, i.held);
+	EXPECT_EQ(2, i.available);
+	close(b);
+	kt_unlink(sess, KPRIM_KIND_SEM, name);
+	close(sess);
+}
+
+/*
+ * One fd, two threads: a release ioctl and a library-style fast release
+ * of the same single permit, at once. Exactly one of them may succeed;
+ * the other gets -EINVAL; the kernel's held stays exact.
+ */
+struct rel_race {
+	int fd;
+	struct kprim_sem_slot *sl;
+	pthread_barrier_t *go;
+	atomic_bool *stop;
+	int wins, einval, other;
+	bool fast;
+};
+
+static void *rel_racer(void *arg)
+{
+	struct rel_race *r = arg;
+
+	for (;;) {
+		long ret;
+
+		pthread_barrier_wait(r->go);
+		if (atomic_load(r->stop))
+			return NULL;
+		ret = r->fast ? release_one(r->fd, r->sl) : raw_release(r->fd, 1);
+		if (!ret)
+			r->wins++;
+		else if (ret == -EINVAL)
+			r->einval++;
+		else
+			r->other++;
+		pthread_barrier_wait(r->go);
+	}
+}
+
+TEST(release_ioctl_races_fast_release)
+{
+	const int rounds = 1500;
+	int sess = kt_session(), a, b, bad = 0;
+	struct rel_race r[2];
+	pthread_barrier_t go;
+	atomic_bool stop = false;
+	pthread_t t[2];
+	struct kprim_sem_slot *sl;
+	struct kprim_sem_info i;
+	char name[64];
+
+	ASSERT_LE(0, sess);
+	KT_NAME(name, "rel-race");
+	a = open_sem(sess, name, KPRIM_OPEN_CREATE, 3);
+	ASSERT_LE(0, a);
+	b = open_sem(sess, name, 0, 0);
+	ASSERT_LE(0, b);
+	sl = map_slot(a);
+	ASSERT_NE(NULL, sl);
+	ASSERT_EQ(0, pthread_barrier_init(&go, NULL, 3));
+	for (int k = 0; k < 2; k++) {
+		r[k] = (struct rel_race){ .fd = a, .sl = sl, .go = &go,
+					  .stop = &stop, .fast = k };
+		ASSERT_EQ(0, pthread_create(&t[k], NULL, rel_racer, &r[k]));
+	}
+	for (int n = 0; n < rounds; n++) {
+		int before = r[0].wins + r[1].wins;
+
+		/* One in use (an INFO every few rounds parks nothing). */
+		ASSERT_EQ(0, raw_acquire(a, 1, 0));
+		if (n % 7 == 0)
+			sem_info(b);
+		pthread_barrier_wait(&go);
+		pthread_barrier_wait(&go);
+		if (r[0].wins + r[1].wins != before + 1)
+			bad++;
+	}
+	atomic_store(&stop, true);
+	pthread_barrier_wait(&go);
+	for (int k = 0; k < 2; k++)
+		pthread_join(t[k], NULL);
+	TH_LOG("%d rounds: ioctl won %d, fast won %d, einval %d+%d",
+	       rounds, r[0].wins, r[1].wins, r[0].einval, r[1].einval);
+	EXPECT_EQ(0, bad);
+	EXPECT_EQ(0, r[0].other + r[1].other);
+	EXPECT_EQ(rounds, r[0].einval + r[1].einval);
+	i = sem_info(b);
+	EXPECT_EQ(0, i.held);
+	EXPECT_EQ(3, i.available);
+	EXPECT_EQ(0, i.holders);
+	/* Nothing in use is left: a cannot release again. */
+	EXPECT_EQ(-EINVAL, raw_release(a, 1));
+	pthread_barrier_destroy(&go);
+	munmap(sl, PG);
+	close(a);
+	close(b);
+	kt_unlink(sess, KPRIM_KIND_SEM, name);
+	close(sess);
+}
+
+/*
+ * A forked child that keeps only the mapping (it closed its copy of the
+ * fd, and the parent closed and unmapped its own) keeps the fd's permits
+ * held; they come back when the child dies, and a waiter gets them.
+ */
+TEST(child_with_only_the_mapping)
+{
+	int sess = kt_session(), a, b, st;
+	struct kprim_sem_slot *sl;
+	struct kprim_sem_info i;
+	int pfd[2];
+	char name[64], c;
+	pid_t pid;
+
+	ASSERT_LE(0, sess);
+	KT_NAME(name, "map-child");
+	a = open_sem(sess, name, KPRIM_OPEN_CREATE, 2);
+	ASSERT_LE(0, a);
+	b = open_sem(sess, name, 0, 0);
+	ASSERT_LE(0, b);
+	sl = map_slot(a);
+	ASSERT_NE(NULL, sl);
+	ASSERT_EQ(0, raw_acquire(a, 2, 0));
+	ASSERT_EQ(1, fast_release(sl, 1));	/* 1 parked, 1 in use */
+	ASSERT_EQ(0, pipe(pfd));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		close(a);
+		close(b);
+		close(sess);
+		close(pfd[0]);
+		if (write(pfd[1], "r", 1) != 1)
+			_exit(1);
+		pause();
+		_exit(0);
+	}
+	close(pfd[1]);
+	ASSERT_EQ(1, read(pfd[0], &c, 1));
+	munmap(sl, PG);
+	close(a);
+	/* The child's mapping pins the fd: the permit in use stays held. */
+	i = sem_info(b);
+	EXPECT_EQ(1, i.held);
+	EXPECT_EQ(1, i.available);
+	EXPECT_EQ(1, i.holders);
+	/* A waiter for both queues; the child's death grants it. */
+	kill(pid, SIGKILL);
+	EXPECT_EQ(0, raw_acquire(b, 2, 10 * NSEC));
+	ASSERT_EQ(pid, waitpid(pid, &st, 0));
+	i = sem_info(b);
+	EXPECT_EQ(2, i.held);
+	EXPECT_EQ(2, i.held_by_me);
+	EXPECT_EQ(0, raw_release(b, 2));
+	EXPECT_EQ(0, sem_info(b).held);
+	close(pfd[0]);
+	close(b);
+	kt_unlink(sess, KPRIM_KIND_SEM, name);
+	close(sess);
+}
+
+/*
+ * Thousands of mapped fds each with a permit parked: one INFO from
+ * another fd recalls them all under the semaphore's spinlock, with
+ * interrupts off. Measure it; the accounting must come out exact.
+ */
+TEST(many_lenders_one_recall)
+{
+	struct rlimit rl;
+	int sess = kt_session(), b, n = 0, want = 8192;
+	struct kprim_sem_slot **sl;
+	struct kprim_sem_info i;
+	uint64_t t0, t1, t2;
+	char name[64];
+	int *fds;
+
+	ASSERT_LE(0, sess);
+	ASSERT_EQ(0, getrlimit(RLIMIT_NOFILE, &rl));
+	rl.rlim_cur = rl.rlim_max;
+	setrlimit(RLIMIT_NOFILE, &rl);
+	if (rl.rlim_cur < (rlim_t)want + 64)
+		want = rl.rlim_cur - 64;
+	KT_NAME(name, "many-lenders");
+	b = open_sem(sess, name, KPRIM_OPEN_CREATE, want);
+	ASSERT_LE(0, b);
+	fds = calloc(want, sizeof(*fds));
+	sl = calloc(want, sizeof(*sl));
+	ASSERT_NE(NULL, fds);
+	ASSERT_NE(NULL, sl);
+	for (n = 0; n < want; n++) {
+		fds[n] = open_sem(sess, name, 0, 0);
+		if (fds[n] < 0)
+			break;
+		sl[n] = map_slot(fds[n]);
+		if (!sl[n]) {
+			close(fds[n]);
+			break;
+		}
+		ASSERT_EQ(0, raw_acquire(fds[n], 1, 0));
+		ASSERT_EQ(1, fast_release(sl[n], 1));
+	}
+	ASSERT_LE(1024, n);
+	t0 = kt_now_ns();
+	i = sem_info(b);	/* recalls all n */
+	t1 = kt_now_ns();
+	sem_info(b);		/* nothing to recall */
+	t2 = kt_now_ns();
+	TH_LOG("%d lenders (nofile %llu): recalling INFO %llu us, next %llu us",
+	       n, (unsigned long long)rl.rlim_cur,
+	       (unsigned long long)((t1 - t0) / 1000),
+	       (unsigned long long)((t2 - t1) / 1000));
+	EXPECT_EQ(0, i.held);
+	EXPECT_EQ((__u64)want, i.available);
+	EXPECT_EQ(0, i.holders);
+	/* Every slot is SLOW now, and its fd holds nothing. */
+	for (int k = 0; k < n; k++) {
+		if (!(__atomic_load_n(&sl[k]->word, __ATOMIC_RELAXED) &
+		      KPRIM_SEM_SLOT_SLOW)) {
+			EXPECT_EQ(-1, k) TH_LOG("slot %d not recalled", k);
+			break;
+		}
+	}
+	/* Generous for TCG: a recall of 8192 slots must not take a second. */
+	EXPECT_GT(NSEC, t1 - t0);
+	for (int k = 0; k < n; k++) {
+		munmap(sl[k], PG);
+		close(fds[k]);
+	}
+	free(sl);
+	free(fds);
+	close(b);
+	kt_unlink(sess, KPRIM_KIND_SEM, name);
+	close(sess);
+}
+
+TEST_HARNESS_MAIN
