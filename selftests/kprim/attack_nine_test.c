@@ -153,7 +153,7 @@ static int poller_sees_release(struct __test_metadata *_metadata,
 	struct kprim_sem_info i;
 	char name[64];
 	pthread_t t;
-	uint64_t t0;
+	uint64_t t0, ms;
 
 	KT_NAME(name, "poll-park");
 	r.fd = open_sem(sess, name, KPRIM_OPEN_CREATE, 1);
@@ -191,12 +191,20 @@ static int poller_sees_release(struct __test_metadata *_metadata,
 		if (ret == 1 && !(ev.events & EPOLLIN))
 			ret = -7;
 	}
+	ms = (kt_now_ns() - t0) / MSEC;
 	pthread_join(t, NULL);
 	TH_LOG("%s%s: poll %d after %llu ms; try %ld, release %ld (%s)",
 	       how == BY_POLL ? "poll" : "epoll ET",
-	       map_late ? ", mapped late" : "", ret,
-	       (unsigned long long)((kt_now_ns() - t0) / MSEC), r.try_ret,
-	       r.rel_ret, r.parked ? "parked in userspace" : "ioctl");
+	       map_late ? ", mapped late" : "", ret, (unsigned long long)ms,
+	       r.try_ret, r.rel_ret,
+	       r.parked ? "parked in userspace" : "ioctl");
+	/*
+	 * poll() looks once more when its timeout ends, and finds the
+	 * permit then: woken only by the timeout is not woken (the release
+	 * comes at 400 ms; 2.6 s of slack for TCG).
+	 */
+	if (ret == 1 && ms >= 3000)
+		ret = 0;
 	EXPECT_EQ(0, r.rel_ret);
 	if (!map_late)
 		EXPECT_EQ(-EAGAIN, r.try_ret);
@@ -364,7 +372,7 @@ TEST(release_ioctl_races_fast_release)
 	i = sem_info(b);
 	EXPECT_EQ(0, i.held);
 	EXPECT_EQ(3, i.available);
-	EXPECT_EQ(0, i.holders);
+	EXPECT_EQ(0, i.nr_holders);
 	/* Nothing in use is left: a cannot release again. */
 	EXPECT_EQ(-EINVAL, raw_release(a, 1));
 	pthread_barrier_destroy(&go);
@@ -420,7 +428,7 @@ TEST(child_with_only_the_mapping)
 	i = sem_info(b);
 	EXPECT_EQ(1, i.held);
 	EXPECT_EQ(1, i.available);
-	EXPECT_EQ(1, i.holders);
+	EXPECT_EQ(1, i.nr_holders);
 	/* A waiter for both queues; the child's death grants it. */
 	kill(pid, SIGKILL);
 	EXPECT_EQ(0, raw_acquire(b, 2, 10 * NSEC));
@@ -488,7 +496,7 @@ TEST(many_lenders_one_recall)
 	       (unsigned long long)((t2 - t1) / 1000));
 	EXPECT_EQ(0, i.held);
 	EXPECT_EQ((__u64)want, i.available);
-	EXPECT_EQ(0, i.holders);
+	EXPECT_EQ(0, i.nr_holders);
 	/* Every slot is SLOW now, and its fd holds nothing. */
 	for (int k = 0; k < n; k++) {
 		if (!(__atomic_load_n(&sl[k]->word, __ATOMIC_RELAXED) &
