@@ -5,7 +5,10 @@
  * (poll(), epoll edge-triggered) asleep while an fd re-lends its slot and
  * parks a permit in userspace, garbage in the slot's acquired tally, a
  * release ioctl racing a fast release of the same fd, a forked child that
- * keeps only the mapping, and thousands of mapped fds recalled by one call.
+ * keeps only the mapping, a resize storm against fast acquires and
+ * releases, a 1-entry io_uring ring whose async acquire
+ * recalls a parked permit and is cancelled, and thousands of mapped fds
+ * recalled by one call.
  *
  * The slot is driven with raw compare-and-swaps here (the protocol of
  * libuser/sem_slot.h), so that the test sees the kernel's side only.
@@ -26,6 +29,7 @@
 #include <sys/wait.h>
 #include "kselftest_harness.h"
 #include "kprim_test.h"
+#include "kt_uring.h"
 
 #define NSEC		1000000000ull
 #define MSEC		1000000ull
@@ -89,6 +93,18 @@ static int fast_release(struct kprim_sem_slot *sl, __u64 n)
 	return __atomic_compare_exchange_n(&sl->word, &w, w + n, false,
 					   __ATOMIC_RELEASE,
 					   __ATOMIC_RELAXED) ? 1 : -1;
+}
+
+/* An acquire of @n from the slot. Return: 1, 0 (use the ioctl), -1 (lost). */
+static int fast_acquire(struct kprim_sem_slot *sl, __u64 n)
+{
+	__u64 w = __atomic_load_n(&sl->word, __ATOMIC_ACQUIRE);
+
+	if ((w & KPRIM_SEM_SLOT_SLOW) || (w & KPRIM_SEM_SLOT_FREE) < n)
+		return 0;
+	return __atomic_compare_exchange_n(&sl->word, &w, w - n, false,
+					   __ATOMIC_ACQUIRE,
+					   __ATOMIC_ACQUIRE) ? 1 : -1;
 }
 
 /* A library-style release of one permit: the slot, else the ioctl. */
@@ -439,6 +455,222 @@ TEST(child_with_only_the_mapping)
 	EXPECT_EQ(0, raw_release(b, 2));
 	EXPECT_EQ(0, sem_info(b).held);
 	close(pfd[0]);
+	close(b);
+	kt_unlink(sess, KPRIM_KIND_SEM, name);
+	close(sess);
+}
+
+/*
+ * Resize storm: six workers on their own mapped fds acquire and release one
+ * permit (from the slot when they can, else a short timed wait) while the
+ * owner resizes between 1 and 4. No more than 4 may ever be in use; no
+ * release of a permit a worker has may fail; at the end all come back.
+ */
+struct storm {
+	int fd;
+	struct kprim_sem_slot *sl;
+	atomic_int *inuse;
+	atomic_bool *stop;
+	int max_seen, fast, slow, bad;
+	long err;
+};
+
+static void *storm_worker(void *arg)
+{
+	struct storm *w = arg;
+
+	while (!atomic_load(w->stop)) {
+		int r = fast_acquire(w->sl, 1), now;
+		long ret = 0;
+
+		if (r < 0)
+			continue;
+		if (r)
+			w->fast++;
+		else
+			ret = raw_acquire(w->fd, 1, 20 * MSEC);
+		if (ret == -ETIMEDOUT || ret == -EINTR)
+			continue;
+		if (ret) {
+			w->err = ret;
+			w->bad++;
+			break;
+		}
+		w->slow += !r;
+		now = atomic_fetch_add(w->inuse, 1) + 1;
+		if (now > w->max_seen)
+			w->max_seen = now;
+		atomic_fetch_sub(w->inuse, 1);
+		ret = release_one(w->fd, w->sl);
+		if (ret) {
+			w->err = ret;
+			w->bad++;
+			break;
+		}
+	}
+	return NULL;
+}
+
+TEST(resize_storm_against_slots)
+{
+	struct kprim_sem_resize rs = { .size = sizeof(rs) };
+	int sess = kt_session(), own, resizes = 0;
+	atomic_int inuse = 0;
+	atomic_bool stop = false;
+	struct storm w[6];
+	pthread_t t[6];
+	struct kprim_sem_info i;
+	char name[64];
+	uint64_t end;
+
+	ASSERT_LE(0, sess);
+	KT_NAME(name, "resize-storm");
+	own = open_sem(sess, name, KPRIM_OPEN_CREATE, 2);
+	ASSERT_LE(0, own);
+	for (int k = 0; k < 6; k++) {
+		w[k] = (struct storm){ .inuse = &inuse, .stop = &stop };
+		w[k].fd = open_sem(sess, name, 0, 0);
+		ASSERT_LE(0, w[k].fd);
+		w[k].sl = map_slot(w[k].fd);
+		ASSERT_NE(NULL, w[k].sl);
+		ASSERT_EQ(0, pthread_create(&t[k], NULL, storm_worker, &w[k]));
+	}
+	end = kt_now_ns() + 3 * NSEC;
+	while (kt_now_ns() < end) {
+		rs.permits = 1 + resizes % 4;
+		ASSERT_EQ(0, kt_ioctl(own, KPRIM_IOC_SEM_RESIZE, &rs));
+		resizes++;
+		if (resizes % 5 == 0) {
+			i = sem_info(own);
+			EXPECT_GE(4, i.held);
+		}
+		usleep(1000);
+	}
+	atomic_store(&stop, true);
+	for (int k = 0; k < 6; k++) {
+		pthread_join(t[k], NULL);
+		TH_LOG("worker %d: %d fast, %d ioctl, max in use %d, err %ld",
+		       k, w[k].fast, w[k].slow, w[k].max_seen, w[k].err);
+		EXPECT_EQ(0, w[k].bad);
+		EXPECT_GE(4, w[k].max_seen);
+		EXPECT_LT(0, w[k].fast + w[k].slow);
+	}
+	TH_LOG("%d resizes", resizes);
+	i = sem_info(own);
+	EXPECT_EQ(0, i.held);
+	EXPECT_EQ(0, i.waiters);
+	EXPECT_EQ(i.permits, i.available);
+	for (int k = 0; k < 6; k++) {
+		munmap(w[k].sl, PG);
+		close(w[k].fd);
+	}
+	close(own);
+	kt_unlink(sess, KPRIM_KIND_SEM, name);
+	close(sess);
+}
+
+/* Reap one CQE; its result in *res. Return: its user_data, or 0. */
+static __u64 reap_cqe(struct io_uring *ring, int *res)
+{
+	struct __kernel_timespec ts = { .tv_sec = 10 };
+	struct io_uring_cqe *cqe;
+	__u64 ud;
+
+	if (io_uring_wait_cqe_timeout(ring, &cqe, &ts))
+		return 0;
+	*res = cqe->res;
+	ud = cqe->user_data;
+	io_uring_cqe_seen(ring, cqe);
+	return ud;
+}
+
+/*
+ * A 1-entry ring: an async acquire on b recalls what a parked, then
+ * queues for the permit a still uses; a's slot stays SLOW meanwhile (no
+ * fast acquire jumps the queued request), a's release goes to the kernel
+ * and grants it. A second one is cancelled with WAIT_CANCEL.
+ */
+TEST(uring_async_acquire_against_a_slot)
+{
+	struct kprim_sem_acquire acq1 = {
+		.size = sizeof(acq1), .n = 2,
+		.wait = kt_wait(20 * NSEC, KPRIM_NO_CANCEL_FD),
+	}, acq2 = acq1;
+	struct kprim_wait_cancel wc = { .size = sizeof(wc), .user_data = 2 };
+	int sess = kt_session(), a, b, res = 0, got = 0;
+	struct kprim_sem_slot *sl;
+	struct kprim_sem_info i;
+	struct io_uring ring;
+	char name[64];
+	__u64 w, ud;
+
+	ASSERT_LE(0, sess);
+	KT_NAME(name, "uring-slot");
+	a = open_sem(sess, name, KPRIM_OPEN_CREATE, 2);
+	ASSERT_LE(0, a);
+	b = open_sem(sess, name, 0, 0);
+	ASSERT_LE(0, b);
+	sl = map_slot(a);
+	ASSERT_NE(NULL, sl);
+	ASSERT_EQ(0, io_uring_queue_init(1, &ring, 0));
+	ASSERT_EQ(0, raw_acquire(a, 2, 0));
+	ASSERT_EQ(1, fast_release(sl, 1));	/* 1 parked, 1 in use */
+
+	prep_kprim(io_uring_get_sqe(&ring), b, KPRIM_IOC_SEM_ACQUIRE, &acq1, 1);
+	ASSERT_EQ(1, io_uring_submit(&ring));
+	/* Queued: the parked one was recalled, a's slot is SLOW. */
+	w = __atomic_load_n(&sl->word, __ATOMIC_ACQUIRE);
+	EXPECT_TRUE(w & KPRIM_SEM_SLOT_SLOW) TH_LOG("word %#llx",
+						    (unsigned long long)w);
+	EXPECT_EQ(-EAGAIN, raw_acquire(a, 1, 0));
+	w = __atomic_load_n(&sl->word, __ATOMIC_ACQUIRE);
+	EXPECT_TRUE(w & KPRIM_SEM_SLOT_SLOW);
+	i = sem_info(a);
+	EXPECT_EQ(1, i.held);
+	EXPECT_EQ(1, i.held_by_me);
+	EXPECT_EQ(1, i.waiters);
+	/* a releases as the library would: SLOW, so the ioctl. */
+	EXPECT_EQ(0, release_one(a, sl));
+	ud = reap_cqe(&ring, &res);
+	EXPECT_EQ(1, ud);
+	EXPECT_EQ(0, res);
+	i = sem_info(b);
+	EXPECT_EQ(2, i.held);
+	EXPECT_EQ(2, i.held_by_me);
+	EXPECT_EQ(0, i.waiters);
+
+	/* A second one queues behind nothing but the permits; cancel it. */
+	acq2.n = 1;
+	prep_kprim(io_uring_get_sqe(&ring), b, KPRIM_IOC_SEM_ACQUIRE, &acq2, 2);
+	ASSERT_EQ(1, io_uring_submit(&ring));
+	EXPECT_EQ(1, sem_info(a).waiters);
+	prep_kprim(io_uring_get_sqe(&ring), a, KPRIM_IOC_WAIT_CANCEL, &wc, 3);
+	ASSERT_EQ(1, io_uring_submit(&ring));
+	for (int k = 0; k < 2; k++) {
+		ud = reap_cqe(&ring, &res);
+		if (ud == 2 && res == -ECANCELED)
+			got |= 1;
+		else if (ud == 3 && res == 1)
+			got |= 2;
+		else
+			TH_LOG("cqe %llu: %d", (unsigned long long)ud, res);
+	}
+	EXPECT_EQ(3, got);
+	i = sem_info(a);
+	EXPECT_EQ(0, i.waiters);
+	EXPECT_EQ(2, i.held);
+	EXPECT_EQ(0, i.held_by_me);
+	EXPECT_EQ(0, raw_release(b, 2));
+	/* a's next call lends its slot again: a fast pair works. */
+	EXPECT_EQ(0, raw_acquire(a, 1, 0));
+	EXPECT_EQ(1, fast_release(sl, 1));
+	i = sem_info(b);
+	EXPECT_EQ(0, i.held);
+	EXPECT_EQ(2, i.available);
+	EXPECT_EQ(0, i.nr_holders);
+	io_uring_queue_exit(&ring);
+	munmap(sl, PG);
+	close(a);
 	close(b);
 	kt_unlink(sess, KPRIM_KIND_SEM, name);
 	close(sess);
