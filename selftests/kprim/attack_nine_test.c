@@ -5,7 +5,9 @@
  * (poll(), epoll edge-triggered) asleep while an fd re-lends its slot and
  * parks a permit in userspace, garbage in the slot's acquired tally, a
  * release ioctl racing a fast release of the same fd, a forked child that
- * keeps only the mapping, a resize storm against fast acquires and
+ * keeps only the mapping, an fd kept across exec (KPRIM_OPEN_INHERIT)
+ * without its mapping, the slot page pinned in a pipe past the fd's end,
+ * a resize storm against fast acquires and
  * releases, a 1-entry io_uring ring whose async acquire
  * recalls a parked permit and is cancelled, and thousands of mapped fds
  * recalled by one call.
@@ -26,6 +28,7 @@
 #include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include "kselftest_harness.h"
 #include "kprim_test.h"
@@ -298,6 +301,149 @@ TEST(acquired_tally_garbage_saturates)
 	EXPECT_EQ(UINT64_MAX, i.acquired);
 	EXPECT_EQ(0, i.held);
 	EXPECT_EQ(2, i.available);
+	close(b);
+	kt_unlink(sess, KPRIM_KIND_SEM, name);
+	close(sess);
+}
+
+/*
+ * Exec probe: re-executed with EXEC_MARK, the new program reports what its
+ * inherited fd holds (INFO recalls the permit the old image parked), maps
+ * the fd again, releases the permit the old image had in use, and exits.
+ */
+#define EXEC_MARK "--attack-nine-exec"
+
+struct exec_report {
+	__u64 held_by_me, word;
+	long release, again;
+	__u64 held_after;
+};
+
+__attribute__((constructor))
+static void exec_probe(int argc, char **argv)
+{
+	struct exec_report rep = { 0 };
+	struct kprim_sem_slot *sl;
+	int fd, out;
+
+	if (argc != 4 || strcmp(argv[1], EXEC_MARK))
+		return;
+	fd = atoi(argv[2]);
+	out = atoi(argv[3]);
+	rep.held_by_me = sem_info(fd).held_by_me;
+	sl = map_slot(fd);
+	rep.word = sl ? __atomic_load_n(&sl->word, __ATOMIC_ACQUIRE) : 0;
+	rep.release = release_one(fd, sl);
+	rep.again = release_one(fd, sl);
+	rep.held_after = sem_info(fd).held_by_me;
+	_exit(write(out, &rep, sizeof(rep)) == sizeof(rep) ? 0 : 1);
+}
+
+/*
+ * KPRIM_OPEN_INHERIT keeps the fd across exec, not the mapping: what the
+ * old image parked and had in use stays held by the fd; the new image
+ * sees it exactly, its new mapping starts recalled, and it can release
+ * what the old image had in use, once.
+ */
+TEST(inherited_fd_across_exec)
+{
+	int sess = kt_session(), a, b, pfd[2], st;
+	struct kprim_sem_slot *sl;
+	struct exec_report rep;
+	struct kprim_sem_info i;
+	char name[64];
+	pid_t pid;
+
+	ASSERT_LE(0, sess);
+	KT_NAME(name, "exec-slot");
+	b = open_sem(sess, name, KPRIM_OPEN_CREATE, 3);
+	ASSERT_LE(0, b);
+	ASSERT_EQ(0, pipe(pfd));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		char fdarg[16], outarg[16];
+
+		a = open_sem(sess, name, KPRIM_OPEN_INHERIT, 0);
+		sl = a < 0 ? NULL : map_slot(a);
+		if (!sl || raw_acquire(a, 2, 0) || fast_release(sl, 1) != 1)
+			_exit(2);
+		snprintf(fdarg, sizeof(fdarg), "%d", a);
+		snprintf(outarg, sizeof(outarg), "%d", pfd[1]);
+		execl("/proc/self/exe", "attack_nine_test", EXEC_MARK, fdarg,
+		      outarg, (char *)NULL);
+		_exit(3);
+	}
+	close(pfd[1]);
+	ASSERT_EQ(sizeof(rep), read(pfd[0], &rep, sizeof(rep)));
+	ASSERT_EQ(pid, waitpid(pid, &st, 0));
+	EXPECT_TRUE(WIFEXITED(st) && !WEXITSTATUS(st));
+	TH_LOG("after exec: held %llu, word %#llx, release %ld then %ld, held %llu",
+	       (unsigned long long)rep.held_by_me,
+	       (unsigned long long)rep.word, rep.release, rep.again,
+	       (unsigned long long)rep.held_after);
+	EXPECT_EQ(1, rep.held_by_me);
+	EXPECT_TRUE(rep.word & KPRIM_SEM_SLOT_SLOW);
+	EXPECT_EQ(0, rep.release);
+	EXPECT_EQ(-EINVAL, rep.again);
+	EXPECT_EQ(0, rep.held_after);
+	i = sem_info(b);
+	EXPECT_EQ(0, i.held);
+	EXPECT_EQ(3, i.available);
+	close(pfd[0]);
+	close(b);
+	kt_unlink(sess, KPRIM_KIND_SEM, name);
+	close(sess);
+}
+
+/*
+ * The slot page spliced into a pipe (vmsplice() takes a reference to the
+ * page) outlives the fd: the kernel frees only its own reference, reads
+ * through the pipe see the last word, and the permits come back at close.
+ */
+TEST(slot_page_pinned_in_a_pipe)
+{
+	int sess = kt_session(), a, b, pfd[2];
+	struct kprim_sem_slot *sl, copy;
+	struct kprim_sem_info i;
+	struct iovec iov;
+	char name[64];
+
+	ASSERT_LE(0, sess);
+	KT_NAME(name, "slot-pipe");
+	a = open_sem(sess, name, KPRIM_OPEN_CREATE, 2);
+	ASSERT_LE(0, a);
+	b = open_sem(sess, name, 0, 0);
+	ASSERT_LE(0, b);
+	sl = map_slot(a);
+	ASSERT_NE(NULL, sl);
+	ASSERT_EQ(0, raw_acquire(a, 2, 0));
+	ASSERT_EQ(1, fast_release(sl, 2));
+	ASSERT_EQ(0, pipe(pfd));
+	iov = (struct iovec){ .iov_base = sl, .iov_len = sizeof(*sl) };
+	ASSERT_EQ((ssize_t)sizeof(*sl), vmsplice(pfd[1], &iov, 1, 0));
+	munmap(sl, PG);
+	close(a);
+	i = sem_info(b);
+	EXPECT_EQ(0, i.held);
+	EXPECT_EQ(2, i.available);
+	/* Let the freed page be reused, then read the pinned one. */
+	for (int k = 0; k < 64; k++) {
+		int c = open_sem(sess, name, 0, 0);
+		void *p = c < 0 ? MAP_FAILED : mmap(NULL, PG, PROT_READ |
+						    PROT_WRITE, MAP_SHARED,
+						    c, 0);
+
+		if (p != MAP_FAILED)
+			munmap(p, PG);
+		if (c >= 0)
+			close(c);
+	}
+	ASSERT_EQ((ssize_t)sizeof(copy), read(pfd[0], &copy, sizeof(copy)));
+	TH_LOG("pinned slot word %#llx", (unsigned long long)copy.word);
+	EXPECT_EQ(2ull | 2ull << KPRIM_SEM_SLOT_HELD_SHIFT, copy.word);
+	close(pfd[0]);
+	close(pfd[1]);
 	close(b);
 	kt_unlink(sess, KPRIM_KIND_SEM, name);
 	close(sess);
