@@ -7,7 +7,8 @@
  * release ioctl racing a fast release of the same fd, a forked child that
  * keeps only the mapping, an fd kept across exec (KPRIM_OPEN_INHERIT)
  * without its mapping, the slot page pinned in a pipe past the fd's end,
- * a resize storm against fast acquires and
+ * garbage from an unprivileged co-user in a user namespace, rmmod while a
+ * slot is mapped, a resize storm against fast acquires and
  * releases, a 1-entry io_uring ring whose async acquire
  * recalls a parked permit and is cancelled, and thousands of mapped fds
  * recalled by one call.
@@ -26,6 +27,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
+#include <grp.h>
+#include <sys/syscall.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/uio.h>
@@ -37,6 +40,7 @@
 #define NSEC		1000000000ull
 #define MSEC		1000000ull
 #define PG		4096
+#define NOBODY		65534
 
 static struct kprim_sem_info sem_info(int fd)
 {
@@ -447,6 +451,125 @@ TEST(slot_page_pinned_in_a_pipe)
 	close(b);
 	kt_unlink(sess, KPRIM_KIND_SEM, name);
 	close(sess);
+}
+
+/*
+ * An unprivileged co-user in a user namespace, on its own mapped fd,
+ * writes garbage into its slot (word and tally) and makes calls, while an
+ * honest fd acquires and releases: the honest fd's accounting stays
+ * exact, nothing is minted, and everything comes back when it exits.
+ */
+TEST(userns_co_user_garbage)
+{
+	int sess = kt_session(), h, evil, st, bad = 0;
+	struct kprim_sem_info i;
+	char name[64];
+	pid_t pid;
+
+	ASSERT_LE(0, sess);
+	KT_NAME(name, "userns-garbage");
+	h = open_sem(sess, name, KPRIM_OPEN_CREATE, 4);
+	ASSERT_LE(0, h);
+	evil = open_sem(sess, name, 0, 0);
+	ASSERT_LE(0, evil);
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		struct kprim_sem_slot *sl;
+		unsigned int seed = 7;
+
+		close(h);
+		if (setgroups(0, NULL) || setresgid(NOBODY, NOBODY, NOBODY) ||
+		    setresuid(NOBODY, NOBODY, NOBODY))
+			_exit(90);
+		if (unshare(CLONE_NEWUSER))
+			_exit(100);
+		sl = map_slot(evil);
+		if (!sl)
+			_exit(1);
+		for (int k = 0; k < 20000; k++) {
+			__u64 g = (__u64)rand_r(&seed) << 33 ^
+				  (__u64)rand_r(&seed) << 2 ^ rand_r(&seed);
+
+			__atomic_store_n(&sl->word, g, __ATOMIC_RELAXED);
+			__atomic_store_n(&sl->acquired, ~0ull - k,
+					 __ATOMIC_RELAXED);
+			if (k % 8 == 0)
+				raw_acquire(evil, 1 + k % 5, 0);
+			else if (k % 8 == 4)
+				raw_release(evil, 1 + k % 3);
+			else if (k % 8 == 6)
+				sem_info(evil);
+		}
+		_exit(0);
+	}
+	close(evil);
+	for (int k = 0; k < 2000; k++) {
+		long ret = raw_acquire(h, 1, 0);
+
+		if (ret == -EAGAIN)
+			continue;
+		if (ret) {
+			bad++;
+			continue;
+		}
+		i = sem_info(h);
+		if (i.held_by_me != 1 || i.held > 4)
+			bad++;
+		if (raw_release(h, 1))
+			bad++;
+	}
+	st = 0;
+	ASSERT_EQ(pid, waitpid(pid, &st, 0));
+	if (WIFEXITED(st) && WEXITSTATUS(st) == 100)
+		SKIP(return, "no unprivileged user namespaces");
+	EXPECT_TRUE(WIFEXITED(st) && !WEXITSTATUS(st));
+	EXPECT_EQ(0, bad);
+	i = sem_info(h);
+	TH_LOG("after the co-user: held %llu, available %llu, acquired %llu",
+	       (unsigned long long)i.held, (unsigned long long)i.available,
+	       (unsigned long long)i.acquired);
+	EXPECT_EQ(0, i.held);
+	EXPECT_EQ(4, i.available);
+	EXPECT_EQ(0, i.waiters);
+	EXPECT_EQ(0, i.nr_holders);
+	EXPECT_EQ(UINT64_MAX, i.acquired);
+	EXPECT_EQ(0, raw_acquire(h, 4, 0));
+	EXPECT_EQ(-EAGAIN, raw_acquire(h, 1, 0));
+	EXPECT_EQ(0, raw_release(h, 4));
+	close(h);
+	kt_unlink(sess, KPRIM_KIND_SEM, name);
+	close(sess);
+}
+
+/*
+ * Only a slot mapping holds the module: rmmod is refused, and the parked
+ * permit is still usable from the mapping; the munmap ends it all.
+ */
+TEST(rmmod_refused_while_a_slot_is_mapped)
+{
+	int sess = kt_session(), a, ret, err;
+	struct kprim_sem_slot *sl;
+
+	ASSERT_LE(0, sess);
+	a = open_sem(sess, NULL, KPRIM_OPEN_CREATE, 1);
+	ASSERT_LE(0, a);
+	sl = map_slot(a);
+	ASSERT_NE(NULL, sl);
+	ASSERT_EQ(0, raw_acquire(a, 1, 0));
+	ASSERT_EQ(1, fast_release(sl, 1));
+	close(a);
+	close(sess);
+	if (geteuid() == 0) {
+		ret = syscall(__NR_delete_module, "kprim", O_NONBLOCK);
+		err = errno;
+		EXPECT_EQ(-1, ret);
+		EXPECT_TRUE(err == EWOULDBLOCK || err == EBUSY)
+			TH_LOG("errno %d", err);
+	}
+	EXPECT_EQ(1, fast_acquire(sl, 1));
+	EXPECT_EQ(1, fast_release(sl, 1));
+	EXPECT_EQ(0, munmap(sl, PG));
 }
 
 /*
