@@ -184,7 +184,9 @@ static void kprim_sem_unpark(struct kprim_sem *sem, struct kprim_sem_fd *fd)
  * A poller asleep on the semaphore counts as a waiter: its poll recalled
  * every slot, and a release parked in a slot lent after that would free
  * a permit without waking it; a SLOW slot sends releases to the kernel,
- * which wakes it.
+ * which wakes it. An fd that holds nothing has nothing to lend: its slot
+ * stays SLOW and off the lenders, so that fds holding no permit cannot
+ * lengthen a recall (which runs with interrupts off).
  */
 void kprim_sem_slot_leave(struct kprim_sem *sem, struct kprim_sem_fd *fd)
 {
@@ -194,7 +196,8 @@ void kprim_sem_slot_leave(struct kprim_sem *sem, struct kprim_sem_fd *fd)
 	if (!fd->slot || --fd->entered)
 		return;
 	if (!list_empty(&sem->wq.waiters) || wq_has_sleeper(&sem->pollq) ||
-	    fd->parked > KPRIM_SEM_SLOT_FREE || fd->held > U32_MAX) {
+	    !fd->held || fd->parked > KPRIM_SEM_SLOT_FREE ||
+	    fd->held > U32_MAX) {
 		if (fd->parked) {
 			kprim_sem_unpark(sem, fd);
 			kprim_sem_grant(sem);
@@ -214,7 +217,8 @@ EXPORT_SYMBOL_IF_KUNIT(kprim_sem_slot_leave);
  *
  * Every lender's slot becomes SLOW with nothing parked. Bounded: each fd
  * is visited once and joins the list again only through a system call of
- * its own (kprim_sem_slot_leave()). The caller runs the grant pass.
+ * its own (kprim_sem_slot_leave()), and only while it holds a permit. The
+ * caller runs the grant pass.
  */
 void kprim_sem_recall(struct kprim_sem *sem)
 {
