@@ -38,6 +38,7 @@
  */
 #include <linux/gfp.h>
 #include <linux/mm.h>
+#include <linux/overflow.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
 #include "kprim.h"
@@ -98,6 +99,16 @@ u64 kprim_sem_available(const struct kprim_sem *sem)
 }
 EXPORT_SYMBOL_IF_KUNIT(kprim_sem_available);
 
+/*
+ * Add @n acquisitions to INFO's count. The slots' tallies are written by
+ * userspace, so the count saturates rather than wrap.
+ */
+static void kprim_sem_count(struct kprim_sem *sem, u64 n)
+{
+	if (check_add_overflow(sem->acquired, n, &sem->acquired))
+		sem->acquired = U64_MAX;
+}
+
 /* Account @n permits to @fd; the caller checked they are available. */
 static void kprim_sem_take(struct kprim_sem *sem, struct kprim_sem_fd *fd,
 			   u64 n)
@@ -109,7 +120,7 @@ static void kprim_sem_take(struct kprim_sem *sem, struct kprim_sem_fd *fd,
 	}
 	fd->held += n;
 	sem->held += n;
-	sem->acquired++;
+	kprim_sem_count(sem, 1);
 }
 
 /* Give back @n of the permits @fd holds; the caller checked @n. */
@@ -146,7 +157,7 @@ void __kprim_sem_slot_enter(struct kprim_sem *sem, struct kprim_sem_fd *fd)
 	if (fd->entered++)
 		return;
 	old = xchg(&fd->slot->word, KPRIM_SEM_SLOT_SLOW);
-	sem->acquired += xchg(&fd->slot->acquired, 0);
+	kprim_sem_count(sem, xchg(&fd->slot->acquired, 0));
 	list_del_init(&fd->lender);
 	fd->parked = old & KPRIM_SEM_SLOT_SLOW ? 0 :
 		     min(old & KPRIM_SEM_SLOT_FREE, fd->held);
@@ -170,6 +181,12 @@ static void kprim_sem_unpark(struct kprim_sem *sem, struct kprim_sem_fd *fd)
  * With a waiter queued the parked permits go back to the semaphore (and
  * the grant pass runs) and the slot stays SLOW; otherwise the slot gets
  * the parked count and the fd's holding, and the fd joins the lenders.
+ * A poller asleep on the semaphore counts as a waiter: its poll recalled
+ * every slot, and a release parked in a slot lent after that would free
+ * a permit without waking it; a SLOW slot sends releases to the kernel,
+ * which wakes it. An fd that holds nothing has nothing to lend: its slot
+ * stays SLOW and off the lenders, so that fds holding no permit cannot
+ * lengthen a recall (which runs with interrupts off).
  */
 void __kprim_sem_slot_leave(struct kprim_sem *sem, struct kprim_sem_fd *fd)
 {
@@ -178,8 +195,9 @@ void __kprim_sem_slot_leave(struct kprim_sem *sem, struct kprim_sem_fd *fd)
 	lockdep_assert_held(&sem->wq.lock);
 	if (--fd->entered)
 		return;
-	if (!list_empty(&sem->wq.waiters) ||
-	    fd->parked > KPRIM_SEM_SLOT_FREE || fd->held > U32_MAX) {
+	if (!list_empty(&sem->wq.waiters) || wq_has_sleeper(&sem->pollq) ||
+	    !fd->held || fd->parked > KPRIM_SEM_SLOT_FREE ||
+	    fd->held > U32_MAX) {
 		if (fd->parked) {
 			kprim_sem_unpark(sem, fd);
 			kprim_sem_grant(sem);
@@ -199,7 +217,8 @@ EXPORT_SYMBOL_IF_KUNIT(__kprim_sem_slot_leave);
  *
  * Every lender's slot becomes SLOW with nothing parked. Bounded: each fd
  * is visited once and joins the list again only through a system call of
- * its own (kprim_sem_slot_leave()). The caller runs the grant pass.
+ * its own (kprim_sem_slot_leave()), and only while it holds a permit. The
+ * caller runs the grant pass.
  */
 void kprim_sem_recall(struct kprim_sem *sem)
 {
@@ -242,7 +261,7 @@ int kprim_sem_try_acquire(struct kprim_sem *sem, struct kprim_sem_fd *fd,
 	} else if (fd->parked >= n) {
 		/* The fd's own parked permits: already held. */
 		fd->parked -= n;
-		sem->acquired++;
+		kprim_sem_count(sem, 1);
 	} else {
 		if (kprim_sem_available(sem) < n) {
 			kprim_sem_unpark(sem, fd);
@@ -357,7 +376,7 @@ void kprim_sem_release_all(struct kprim_sem *sem, struct kprim_sem_fd *fd)
 	 * read, only its tally of acquisitions.
 	 */
 	if (fd->slot)
-		sem->acquired += xchg(&fd->slot->acquired, 0);
+		kprim_sem_count(sem, xchg(&fd->slot->acquired, 0));
 	list_del_init(&fd->lender);
 	fd->parked = 0;
 	if (!fd->held)

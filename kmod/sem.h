@@ -18,7 +18,8 @@
  * @permits:	configured permits, 1..U32_MAX; @wq.lock
  * @held:	permits held by all fds (may exceed @permits after a
  *		shrink); @wq.lock
- * @acquired:	successful acquisitions since creation; @wq.lock
+ * @acquired:	successful acquisitions since creation, saturating at
+ *		U64_MAX (slots add tallies userspace writes); @wq.lock
  * @holders:	struct kprim_sem_fd that hold at least one permit, in the
  *		order they started holding; @wq.lock
  * @nr_holders:	length of @holders; @wq.lock

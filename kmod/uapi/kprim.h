@@ -566,7 +566,10 @@ struct kprim_sem_info {
  * poll() (which report parked permits as available), and when the fd's
  * holder leaves. While any waiter is queued every slot stays SLOW, so no
  * parked permit jumps the FIFO; the kernel clears SLOW at the fd's next
- * system call once the queue is empty. Values the kernel reads back are
+ * system call once the queue is empty, if the fd holds a permit. A poller counts as a waiter (so
+ * that a release wakes it): while a poll(), select() or epoll set waits on
+ * the semaphore (an epoll set, for as long as it has one of its fds),
+ * slots stay SLOW. Values the kernel reads back are
  * clamped to what it knows the fd holds: a process that writes the page
  * can break mutual exclusion among the users of this fd, never the
  * kernel's accounting of what the fd holds.
