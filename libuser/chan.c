@@ -126,7 +126,7 @@ static void wq_remove(struct wnode *n)
  * than once) are unlinked here too: once woken it never locks it again.
  * Called with the channel lock held.
  */
-static struct wnode *wq_claim(struct wq *q)
+static struct wnode *wq_claim_first(struct wq *q)
 {
 	struct wnode *n;
 	struct parker *p;
@@ -145,6 +145,12 @@ static struct wnode *wq_claim(struct wq *q)
 		return n;
 	}
 	return NULL;
+}
+
+/* The common case, nobody queued, without a call. */
+static inline struct wnode *wq_claim(struct wq *q)
+{
+	return q->head ? wq_claim_first(q) : NULL;
 }
 
 /*
@@ -209,8 +215,9 @@ static inline void elem_copy(void *dst, const void *src, size_t size)
  * can be (true, with *@err set), else false. A waiter claimed on the way
  * is returned in *@wake, for wake_node() once the channel is unlocked.
  */
-static bool try_send_locked(struct kprim_chan *ch, const void *elem, int *err,
-			    struct wnode **wake)
+static inline __attribute__((always_inline)) bool
+try_send_locked(struct kprim_chan *ch, const void *elem, int *err,
+		struct wnode **wake)
 {
 	struct wnode *r;
 
@@ -235,8 +242,9 @@ static bool try_send_locked(struct kprim_chan *ch, const void *elem, int *err,
 	return false;
 }
 
-static bool try_recv_locked(struct kprim_chan *ch, void *elem, int *err,
-			    struct wnode **wake)
+static inline __attribute__((always_inline)) bool
+try_recv_locked(struct kprim_chan *ch, void *elem, int *err,
+		struct wnode **wake)
 {
 	struct wnode *s;
 
@@ -579,34 +587,50 @@ int kprim_chan_select(struct kprim_chan_case *cases, size_t n,
 	return ret;
 }
 
-static int chan_op(struct kprim_chan *ch, int dir, void *elem,
-		   struct kprim_ctx *ctx, uint64_t timeout_ns)
+/* The slow path of a send or receive: a select of one case. */
+static __attribute__((noinline)) int chan_wait(struct kprim_chan *ch, int dir,
+					       void *elem,
+					       struct kprim_ctx *ctx,
+					       uint64_t timeout_ns)
 {
 	struct kprim_chan_case c = { .ch = ch, .dir = dir, .elem = elem };
+	int ret;
+
+	ret = kprim_chan_select(&c, 1, ctx, timeout_ns);
+	return ret < 0 ? ret : c.err;
+}
+
+/*
+ * Fast path: an operation that can complete now needs none of select's
+ * machinery (shuffle, lock ordering, parker). Inlined into send and recv
+ * with @dir a constant, so each keeps only its own direction's code.
+ */
+static inline __attribute__((always_inline)) int
+chan_op(struct kprim_chan *ch, int dir, void *elem, struct kprim_ctx *ctx,
+	uint64_t timeout_ns)
+{
 	struct wnode *wake = NULL;
 	bool done;
-	int ret;
+	int err;
 
 	if (!ch || !elem)
 		return -EINVAL;
 	if (ctx) {
-		ret = kprim_ctx_err(ctx);
-		if (ret)
-			return ret;
+		err = kprim_ctx_err(ctx);
+		if (err)
+			return err;
 	}
-	/*
-	 * Fast path: a single case that can complete now needs none of
-	 * select's machinery (shuffle, lock ordering, parker).
-	 */
 	pthread_mutex_lock(&ch->lock);
-	done = try_case_locked(&c, &wake);
+	if (dir == KPRIM_CHAN_SEND)
+		done = try_send_locked(ch, elem, &err, &wake);
+	else
+		done = try_recv_locked(ch, elem, &err, &wake);
 	pthread_mutex_unlock(&ch->lock);
 	if (wake)
 		wake_node(wake);
 	if (done)
-		return c.err;
-	ret = kprim_chan_select(&c, 1, ctx, timeout_ns);
-	return ret < 0 ? ret : c.err;
+		return err;
+	return chan_wait(ch, dir, elem, ctx, timeout_ns);
 }
 
 int kprim_chan_send(struct kprim_chan *ch, const void *elem,
