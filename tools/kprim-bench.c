@@ -1234,6 +1234,7 @@ static const struct {
 } ratios[] = {
 	{ "lim-kprim", "lim-pthread", "kprim limiter / pthread token bucket" },
 	{ "sem-kprim", "sem-sysv", "kprim sem pair / SysV semop pair" },
+	{ "sem-kprim", "sem-ioctl", "kprim sem pair: slot / ioctls" },
 	{ "sem-kprim", "sem-posix", "kprim sem pair / POSIX sem pair" },
 	{ "sem-kprim", "sem-flock", "kprim sem pair / flock pair" },
 	{ "sem-kprim", "sem-pthread", "kprim sem pair / pthread condvar sem" },
@@ -1241,7 +1242,8 @@ static const struct {
 	{ "cache-uring", "cache-uring-fd",
 	  "kprim cache get, io_uring: +fix+rfd+dt / plain fd" },
 	{ "cache-mget", "cache-get", "kprim cache get: multi-get / ioctl" },
-	{ "lim-uring", "lim-kprim", "kprim limiter take: io_uring / ioctl" },
+	{ "lim-kprim", "lim-ioctl", "kprim limiter take: state page / ioctl" },
+	{ "lim-uring", "lim-ioctl", "kprim limiter take: io_uring / ioctl" },
 	{ "lim-uring", "lim-uring-fd",
 	  "kprim limiter take, io_uring: +fix+rfd+dt / plain fd" },
 	{ "chan-kprim", "chan-cvq", "kprim_chan pair / mutex+condvar queue" },
