@@ -78,6 +78,12 @@ static bool have_feature(int sess, __u64 bit)
 	return !kt_ioctl(sess, KPRIM_IOC_API, &api) && (api.features & bit);
 }
 
+/* Skip the test when the module has no limiter page. */
+#define REQUIRE_PAGE(sess) do {						\
+	if (!have_feature(sess, KPRIM_FEAT_LIMITER_PAGE))		\
+		SKIP(return, "no KPRIM_FEAT_LIMITER_PAGE");		\
+} while (0)
+
 static int wait_waiters(int fd, __u64 n, unsigned int ms)
 {
 	for (unsigned int i = 0; i < ms; i++) {
@@ -110,8 +116,7 @@ TEST(mapping_shapes)
 	void *p, *q;
 
 	ASSERT_LE(0, sess);
-	if (!have_feature(sess, KPRIM_FEAT_LIMITER_PAGE))
-		SKIP(return, "no KPRIM_FEAT_LIMITER_PAGE");
+	REQUIRE_PAGE(sess);
 	drop_privileges();
 	fd = open_limiter(sess, 1, HOUR_NS, 7, -1);
 	ASSERT_LE(0, fd);
@@ -232,8 +237,7 @@ TEST(page_is_the_take_argument)
 	uint64_t end;
 
 	ASSERT_LE(0, sess);
-	if (!have_feature(sess, KPRIM_FEAT_LIMITER_PAGE))
-		SKIP(return, "no KPRIM_FEAT_LIMITER_PAGE");
+	REQUIRE_PAGE(sess);
 	drop_privileges();
 	fd = open_limiter(sess, 1000, NSEC, 4, -1);
 	ASSERT_LE(0, fd);
@@ -291,9 +295,7 @@ TEST(page_is_the_async_take_argument)
 		SKIP(return, "no KPRIM_FEAT_LIMITER_PAGE or URING_ASYNC");
 	drop_privileges();
 	fd = open_limiter(sess, 200, NSEC, 2, 0);
-	ASSERT_LE(0, fd);
-	pg = kt_lim_map(fd);
-	ASSERT_NE(NULL, pg);
+	pg = kt_lim_mapped(_metadata, fd);
 	ASSERT_EQ(0, io_uring_queue_init(1, &ring, 0));
 	for (int i = 0; i < 200; i++) {
 		struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
@@ -349,13 +351,10 @@ TEST(page_pinned_past_the_limiter)
 	__u64 ud;
 
 	ASSERT_LE(0, sess);
-	if (!have_feature(sess, KPRIM_FEAT_LIMITER_PAGE))
-		SKIP(return, "no KPRIM_FEAT_LIMITER_PAGE");
+	REQUIRE_PAGE(sess);
 	drop_privileges();
 	fd = open_limiter(sess, 3, NSEC, 3, -1);
-	ASSERT_LE(0, fd);
-	pg = kt_lim_map(fd);
-	ASSERT_NE(NULL, pg);
+	pg = kt_lim_mapped(_metadata, fd);
 	ASSERT_EQ(0, io_uring_queue_init(1, &ring, 0));
 	iov.iov_base = pg;
 	iov.iov_len = PG;
@@ -411,12 +410,9 @@ TEST(process_vm_writev_into_the_page)
 	pid_t pid;
 
 	ASSERT_LE(0, sess);
-	if (!have_feature(sess, KPRIM_FEAT_LIMITER_PAGE))
-		SKIP(return, "no KPRIM_FEAT_LIMITER_PAGE");
+	REQUIRE_PAGE(sess);
 	fd = open_limiter(sess, 1000, NSEC, 10, -1);
-	ASSERT_LE(0, fd);
-	pg = kt_lim_map(fd);
-	ASSERT_NE(NULL, pg);
+	pg = kt_lim_mapped(_metadata, fd);
 	ASSERT_EQ(0, pipe(sync_fd));
 	pid = fork();
 	ASSERT_LE(0, pid);
@@ -501,8 +497,7 @@ TEST(first_map_raced_by_processes)
 	pid_t pid[N];
 
 	ASSERT_LE(0, sess);
-	if (!have_feature(sess, KPRIM_FEAT_LIMITER_PAGE))
-		SKIP(return, "no KPRIM_FEAT_LIMITER_PAGE");
+	REQUIRE_PAGE(sess);
 	drop_privileges();
 	for (int round = 0; round < 10; round++) {
 		char c = 0;
@@ -584,13 +579,10 @@ TEST(slow_kept_while_waiters_remain)
 	__u64 ud;
 
 	ASSERT_LE(0, sess);
-	if (!have_feature(sess, KPRIM_FEAT_LIMITER_PAGE))
-		SKIP(return, "no KPRIM_FEAT_LIMITER_PAGE");
+	REQUIRE_PAGE(sess);
 	drop_privileges();
 	fd = open_limiter(sess, 1, HOUR_NS, 5, 0);
-	ASSERT_LE(0, fd);
-	pg = kt_lim_map(fd);
-	ASSERT_NE(NULL, pg);
+	pg = kt_lim_mapped(_metadata, fd);
 	EXPECT_FALSE(slow(pg));
 
 	/* Sync: the head times out, the second stays. */
@@ -704,8 +696,7 @@ TEST(nasty_stamps_against_waiters_and_pollers)
 	int takes = 0;
 
 	ASSERT_LE(0, sess);
-	if (!have_feature(sess, KPRIM_FEAT_LIMITER_PAGE))
-		SKIP(return, "no KPRIM_FEAT_LIMITER_PAGE");
+	REQUIRE_PAGE(sess);
 	drop_privileges();
 	fd = open_limiter(sess, 1000, NSEC, 3, 0);
 	ASSERT_LE(0, fd);
@@ -753,13 +744,10 @@ TEST(dying_mapper)
 	pid_t victim, heir;
 
 	ASSERT_LE(0, sess);
-	if (!have_feature(sess, KPRIM_FEAT_LIMITER_PAGE))
-		SKIP(return, "no KPRIM_FEAT_LIMITER_PAGE");
+	REQUIRE_PAGE(sess);
 	drop_privileges();
 	fd = open_limiter(sess, 1, HOUR_NS, 2, 0);
-	ASSERT_LE(0, fd);
-	pg = kt_lim_map(fd);
-	ASSERT_NE(NULL, pg);
+	pg = kt_lim_mapped(_metadata, fd);
 	victim = fork();
 	ASSERT_LE(0, victim);
 	if (!victim) {
@@ -813,8 +801,7 @@ TEST(user_namespace_co_user)
 	pid_t pid;
 
 	ASSERT_LE(0, sess);
-	if (!have_feature(sess, KPRIM_FEAT_LIMITER_PAGE))
-		SKIP(return, "no KPRIM_FEAT_LIMITER_PAGE");
+	REQUIRE_PAGE(sess);
 	fd = open_limiter(sess, 1, NSEC, 4, -1);
 	ASSERT_LE(0, fd);
 	pid = fork();
@@ -869,20 +856,15 @@ TEST(unlink_and_rmmod_while_mapped)
 	char name[64];
 
 	ASSERT_LE(0, sess);
-	if (!have_feature(sess, KPRIM_FEAT_LIMITER_PAGE))
-		SKIP(return, "no KPRIM_FEAT_LIMITER_PAGE");
+	REQUIRE_PAGE(sess);
 	KT_NAME(name, "unl8");
 	fd = open_named(sess, name, 1, NSEC, 6, -1);
-	ASSERT_LE(0, fd);
-	pg = kt_lim_map(fd);
-	ASSERT_NE(NULL, pg);
+	pg = kt_lim_mapped(_metadata, fd);
 	pg->reserved[0] = 0xabc;
 	close(fd);
 	EXPECT_EQ(0, kt_unlink(sess, KPRIM_KIND_LIMITER, name));
 	fd2 = open_named(sess, name, 2, NSEC, 8, -1);
-	ASSERT_LE(0, fd2);
-	pg2 = kt_lim_map(fd2);
-	ASSERT_NE(NULL, pg2);
+	pg2 = kt_lim_mapped(_metadata, fd2);
 	EXPECT_EQ(0, pg2->reserved[0]);
 	EXPECT_EQ(8, pg2->burst);
 	EXPECT_EQ(6, pg->burst);
@@ -1002,13 +984,10 @@ TEST(info_admitted_never_below_the_kernels)
 	struct kprim_limiter_page *pg;
 
 	ASSERT_LE(0, sess);
-	if (!have_feature(sess, KPRIM_FEAT_LIMITER_PAGE))
-		SKIP(return, "no KPRIM_FEAT_LIMITER_PAGE");
+	REQUIRE_PAGE(sess);
 	drop_privileges();
 	fd = open_limiter(sess, 1, HOUR_NS, 5, -1);
-	ASSERT_LE(0, fd);
-	pg = kt_lim_map(fd);
-	ASSERT_NE(NULL, pg);
+	pg = kt_lim_mapped(_metadata, fd);
 	EXPECT_EQ(0, kt_lim_take(fd, 2, 0));
 	EXPECT_EQ(2, kt_lim_info(fd).admitted);
 	pg->admitted = ~0ull;
@@ -1034,8 +1013,7 @@ TEST(library_timens_without_proc)
 	pid_t pid;
 
 	ASSERT_LE(0, sess);
-	if (!have_feature(sess, KPRIM_FEAT_LIMITER_PAGE))
-		SKIP(return, "no KPRIM_FEAT_LIMITER_PAGE");
+	REQUIRE_PAGE(sess);
 	if (geteuid() != 0)
 		SKIP(return, "needs root for the mount namespace");
 	fd = open_limiter(sess, 1, HOUR_NS, 10, 0);
@@ -1043,13 +1021,11 @@ TEST(library_timens_without_proc)
 	pid = fork();
 	ASSERT_LE(0, pid);
 	if (!pid) {
-		FILE *f;
 		pid_t g;
 
 		if (unshare(CLONE_NEWTIME | CLONE_NEWNS))
 			_exit(100);
-		f = fopen("/proc/self/timens_offsets", "w");
-		if (!f || fprintf(f, "monotonic 86400 0\n") < 0 || fclose(f))
+		if (kt_timens_day_ahead())
 			_exit(101);
 		if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) ||
 		    umount2("/proc", MNT_DETACH))
@@ -1094,15 +1070,13 @@ TEST(library_setns_into_time_namespace)
 	pid_t pid;
 
 	ASSERT_LE(0, sess);
-	if (!have_feature(sess, KPRIM_FEAT_LIMITER_PAGE))
-		SKIP(return, "no KPRIM_FEAT_LIMITER_PAGE");
+	REQUIRE_PAGE(sess);
 	fd = open_limiter(sess, 1, HOUR_NS, 10, 1);
 	ASSERT_LE(0, fd);
 	pid = fork();
 	ASSERT_LE(0, pid);
 	if (!pid) {
 		struct kprim_limiter *l;
-		FILE *f;
 		int ok = 0, ns;
 
 		if (kprim_limiter_from_fd(dup(fd), &l))
@@ -1112,8 +1086,7 @@ TEST(library_setns_into_time_namespace)
 		if (unshare(CLONE_NEWUSER | CLONE_NEWTIME) &&
 		    unshare(CLONE_NEWTIME))
 			_exit(100);
-		f = fopen("/proc/self/timens_offsets", "w");
-		if (!f || fprintf(f, "monotonic 86400 0\n") < 0 || fclose(f))
+		if (kt_timens_day_ahead())
 			_exit(101);
 		ns = open("/proc/self/ns/time_for_children", O_RDONLY);
 		if (ns < 0 || setns(ns, CLONE_NEWTIME))

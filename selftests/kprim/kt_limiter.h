@@ -2,11 +2,14 @@
 /*
  * Raw limiter ioctls shared by the kprim selftests of the limiter and its
  * shared state page (KPRIM_FEAT_LIMITER_PAGE): open, take, info, set, and
- * the page's mapping.
+ * the page's mapping. kt_lim_mapped() is for kselftest_harness tests (include
+ * the harness first).
  */
 #ifndef KPRIM_KT_LIMITER_H
 #define KPRIM_KT_LIMITER_H
 
+#include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include "kprim_test.h"
@@ -89,5 +92,37 @@ static inline __u64 kt_lim_stamp(struct kprim_limiter_page *pg)
 {
 	return __atomic_load_n(&pg->stamp, __ATOMIC_ACQUIRE);
 }
+
+/*
+ * After unshare(CLONE_NEWTIME): CLOCK_MONOTONIC a day ahead in the new
+ * time namespace (this process's children, or itself after setns()): a
+ * taker whose times the limiter page must not take. Return: 0, or -1.
+ */
+static inline int kt_timens_day_ahead(void)
+{
+	FILE *f = fopen("/proc/self/timens_offsets", "w");
+	bool ok = f && fprintf(f, "monotonic 86400 0\n") >= 0;
+
+	if (f && fclose(f))
+		ok = false;
+	return ok ? 0 : -1;
+}
+
+#ifdef __KSELFTEST_HARNESS_H
+/*
+ * The page of @fd (a limiter just opened, or a negative errno): the test
+ * fails here when the open failed or the page cannot be mapped.
+ */
+static inline struct kprim_limiter_page *
+kt_lim_mapped(struct __test_metadata *_metadata, int fd)
+{
+	struct kprim_limiter_page *pg;
+
+	ASSERT_LE(0, fd);
+	pg = kt_lim_map(fd);
+	ASSERT_NE(NULL, pg);
+	return pg;
+}
+#endif
 
 #endif /* KPRIM_KT_LIMITER_H */

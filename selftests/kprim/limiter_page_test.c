@@ -155,9 +155,7 @@ TEST(page_mirrors_state)
 
 	ASSERT_LE(0, sess);
 	fd = kt_lim_open(sess, 1, period, 7, 5);
-	ASSERT_LE(0, fd);
-	pg = kt_lim_map(fd);
-	ASSERT_NE(NULL, pg);
+	pg = kt_lim_mapped(_metadata, fd);
 	EXPECT_EQ(1, pg->rate);
 	EXPECT_EQ(period, pg->period_ns);
 	EXPECT_EQ(7, pg->burst);
@@ -287,9 +285,7 @@ TEST(queued_taker_sends_everyone_to_the_kernel)
 	ASSERT_LE(0, sess);
 	/* 10 tokens/s, burst 10, empty. */
 	fd = kt_lim_open(sess, 10, NSEC, 10, 0);
-	ASSERT_LE(0, fd);
-	pg = kt_lim_map(fd);
-	ASSERT_NE(NULL, pg);
+	pg = kt_lim_mapped(_metadata, fd);
 	b = (struct blocker){ .fd = fd, .n = 10, .timeout_ns = 30 * NSEC };
 	ASSERT_EQ(0, pthread_create(&t, NULL, blocking_take, &b));
 	ASSERT_EQ(0, wait_waiters(fd, 1));
@@ -623,9 +619,7 @@ TEST(garbage_in_the_page)
 
 	ASSERT_LE(0, sess);
 	fd = kt_lim_open(sess, 1000, NSEC, 50, -1);
-	ASSERT_LE(0, fd);
-	pg = kt_lim_map(fd);
-	ASSERT_NE(NULL, pg);
+	pg = kt_lim_mapped(_metadata, fd);
 	for (int k = 0; k < 4; k++) {
 		m[k] = (struct mixed){ .fd = fd, .stop = &stop_users };
 		if (k & 1)
@@ -695,9 +689,7 @@ TEST(garbage_each_kind)
 
 	ASSERT_LE(0, sess);
 	fd = kt_lim_open(sess, 100, NSEC, 10, 0);
-	ASSERT_LE(0, fd);
-	pg = kt_lim_map(fd);
-	ASSERT_NE(NULL, pg);
+	pg = kt_lim_mapped(_metadata, fd);
 
 	/* Last refill "in 100 years": a wait for 5 tokens still takes 50 ms. */
 	__atomic_store_n(&pg->stamp, (kt_now_ns() + 100 * 365 * 24 * HOUR_NS) &
@@ -764,9 +756,7 @@ TEST(mapping_outlives_the_fd)
 	a.limiter.period_ns = HOUR_NS;
 	a.limiter.burst = 4;
 	fd = kt_open(sess, &a);
-	ASSERT_LE(0, fd);
-	pg = kt_lim_map(fd);
-	ASSERT_NE(NULL, pg);
+	pg = kt_lim_mapped(_metadata, fd);
 	close(fd);
 	/* Still the live limiter: a new open by name finds it. */
 	a = kt_open_args(KPRIM_KIND_LIMITER, name, 0);
@@ -794,9 +784,7 @@ TEST(madvise_and_fork)
 
 	ASSERT_LE(0, sess);
 	fd = kt_lim_open(sess, 1, HOUR_NS, 9, -1);
-	ASSERT_LE(0, fd);
-	pg = kt_lim_map(fd);
-	ASSERT_NE(NULL, pg);
+	pg = kt_lim_mapped(_metadata, fd);
 	/* The debug kernel is built without madvise() (ADVISE_SYSCALLS). */
 	if (madvise(pg, page_size(), MADV_DONTNEED) == 0) {
 		EXPECT_EQ(9, pg->fill / HOUR_NS);
@@ -835,13 +823,11 @@ TEST(time_namespace_uses_the_kernel)
 	pid = fork();
 	ASSERT_LE(0, pid);
 	if (!pid) {
-		FILE *f;
 		pid_t g;
 
 		if (unshare(CLONE_NEWTIME))
 			_exit(100);	/* no time namespaces here: skip */
-		f = fopen("/proc/self/timens_offsets", "w");
-		if (!f || fprintf(f, "monotonic 86400 0\n") < 0 || fclose(f))
+		if (kt_timens_day_ahead())
 			_exit(101);
 		g = fork();
 		if (g < 0)
