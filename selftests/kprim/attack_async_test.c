@@ -38,6 +38,7 @@
 #include <sys/wait.h>
 #include "kselftest_harness.h"
 #include "kprim_test.h"
+#include "kt_sem.h"
 #include "kt_uring.h"
 
 #define MS	1000000ull
@@ -87,23 +88,6 @@ static int lim_new(int sess, const char *name, __u64 rate, __u64 period_ns,
 	a.limiter.burst = burst;
 	a.limiter.initial = 0;
 	return kt_open(sess, &a);
-}
-
-static long sem_acq(int fd, __u64 n, __u64 timeout_ns)
-{
-	struct kprim_sem_acquire a = {
-		.size = sizeof(a), .n = n,
-		.wait = kt_wait(timeout_ns, KPRIM_NO_CANCEL_FD),
-	};
-
-	return kt_ioctl(fd, KPRIM_IOC_SEM_ACQUIRE, &a);
-}
-
-static long sem_rel(int fd, __u64 n)
-{
-	struct kprim_sem_release r = { .size = sizeof(r), .n = n };
-
-	return kt_ioctl(fd, KPRIM_IOC_SEM_RELEASE, &r);
 }
 
 static long sem_resize(int fd, __u64 permits)
@@ -202,24 +186,6 @@ static int submit_wait_cancel(struct io_uring *ring, int fd,
 	return ret == 1 ? 0 : (ret < 0 ? ret : -EIO);
 }
 
-/* One CQE within @ms: 0 and its fields, or -ETIME. */
-static int reap(struct io_uring *ring, unsigned int ms, __u64 *ud, int *res)
-{
-	struct __kernel_timespec ts = {
-		.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000ll,
-	};
-	struct io_uring_cqe *cqe;
-	int ret;
-
-	ret = io_uring_wait_cqe_timeout(ring, &cqe, &ts);
-	if (ret)
-		return ret;
-	*ud = cqe->user_data;
-	*res = cqe->res;
-	io_uring_cqe_seen(ring, cqe);
-	return 0;
-}
-
 enum ring_kind { RING_NORMAL, RING_SQPOLL, RING_DEFER, RING_KINDS };
 
 /* A ring of @entries; -EOPNOTSUPP when the kernel lacks the kind. */
@@ -309,27 +275,27 @@ TEST(cq_eventfd_grant_then_cancel_eventfd_lock_order)
 	ASSERT_EQ(0, io_uring_register_eventfd(&ring, cq_efd));
 
 	/* Grant under the queue lock, signalling the CQ eventfd. */
-	ASSERT_EQ(0, sem_acq(h, 1, 0));
+	ASSERT_EQ(0, kt_sem_acquire(h, 1, 0));
 	a1 = acq_args(1, 5 * SEC, KPRIM_NO_CANCEL_FD);
 	ASSERT_EQ(0, submit_acq(&ring, w, &a1, 1, 0));
-	EXPECT_EQ(-ETIME, reap(&ring, 50, &ud, &res));
+	EXPECT_EQ(-ETIME, kt_cqe_wait(&ring, 50, &ud, &res));
 	ASSERT_TRUE(sem_waiters_reach(h, 1, SEC));
-	ASSERT_EQ(0, sem_rel(h, 1));
-	ASSERT_EQ(0, reap(&ring, 5000, &ud, &res));
+	ASSERT_EQ(0, kt_sem_release(h, 1));
+	ASSERT_EQ(0, kt_cqe_wait(&ring, 5000, &ud, &res));
 	EXPECT_EQ(1, ud);
 	EXPECT_EQ(0, res);
 
 	/* A cancel eventfd written: its lock, then the queue lock. */
 	a2 = acq_args(1, 5 * SEC, cfd);
 	ASSERT_EQ(0, submit_acq(&ring, w, &a2, 2, 0));
-	EXPECT_EQ(-ETIME, reap(&ring, 50, &ud, &res));
+	EXPECT_EQ(-ETIME, kt_cqe_wait(&ring, 50, &ud, &res));
 	ASSERT_TRUE(sem_waiters_reach(h, 1, SEC));
 	ASSERT_EQ(8, write(cfd, &(uint64_t){1}, 8));
-	ASSERT_EQ(0, reap(&ring, 5000, &ud, &res));
+	ASSERT_EQ(0, kt_cqe_wait(&ring, 5000, &ud, &res));
 	EXPECT_EQ(2, ud);
 	EXPECT_EQ(-ECANCELED, res);
 
-	EXPECT_EQ(0, sem_rel(w, 1));
+	EXPECT_EQ(0, kt_sem_release(w, 1));
 	EXPECT_TRUE(sem_settles(h, 0, SEC, &st)) TH_LOG("waiters %llu held %llu",
 		(unsigned long long)st.waiters, (unsigned long long)st.held);
 	io_uring_queue_exit(&ring);
@@ -367,17 +333,17 @@ TEST(cq_eventfd_is_cancel_fd_grant)
 	ASSERT_LE(0, efd);
 	ASSERT_EQ(0, io_uring_register_eventfd(&ring, efd));
 
-	ASSERT_EQ(0, sem_acq(h, 1, 0));
+	ASSERT_EQ(0, kt_sem_acquire(h, 1, 0));
 	a = acq_args(1, 10 * SEC, efd);
 	ASSERT_EQ(0, submit_acq(&ring, w, &a, 7, 0));
-	EXPECT_EQ(-ETIME, reap(&ring, 50, &ud, &res));
+	EXPECT_EQ(-ETIME, kt_cqe_wait(&ring, 50, &ud, &res));
 	ASSERT_TRUE(sem_waiters_reach(h, 1, SEC));
-	ASSERT_EQ(0, sem_rel(h, 1));
-	ASSERT_EQ(0, reap(&ring, 5000, &ud, &res));
+	ASSERT_EQ(0, kt_sem_release(h, 1));
+	ASSERT_EQ(0, kt_cqe_wait(&ring, 5000, &ud, &res));
 	EXPECT_EQ(7, ud);
 	EXPECT_EQ(0, res);
 	EXPECT_EQ(1, sem_state(w).held_by_me);
-	EXPECT_EQ(0, sem_rel(w, 1));
+	EXPECT_EQ(0, kt_sem_release(w, 1));
 	EXPECT_TRUE(sem_settles(h, 0, SEC, &st));
 	io_uring_queue_exit(&ring);
 }
@@ -409,13 +375,13 @@ TEST(cq_eventfd_is_cancel_fd_timeout)
 	ASSERT_LE(0, efd);
 	ASSERT_EQ(0, io_uring_register_eventfd(&ring, efd));
 
-	ASSERT_EQ(0, sem_acq(h, 1, 0));
+	ASSERT_EQ(0, kt_sem_acquire(h, 1, 0));
 	a = acq_args(1, 100 * MS, efd);
 	ASSERT_EQ(0, submit_acq(&ring, w, &a, 8, 0));
-	ASSERT_EQ(0, reap(&ring, 5000, &ud, &res));
+	ASSERT_EQ(0, kt_cqe_wait(&ring, 5000, &ud, &res));
 	EXPECT_EQ(8, ud);
 	EXPECT_EQ(-ETIMEDOUT, res);
-	EXPECT_EQ(0, sem_rel(h, 1));
+	EXPECT_EQ(0, kt_sem_release(h, 1));
 	EXPECT_TRUE(sem_settles(h, 0, SEC, &st));
 	io_uring_queue_exit(&ring);
 }
@@ -448,7 +414,7 @@ static void exec_with_pending_wait(struct __test_metadata *_metadata,
 	KT_NAME(name, "ex");
 	h = sem_new(sess, name, 1);
 	ASSERT_LE(0, h);
-	ASSERT_EQ(0, sem_acq(h, 1, 0));
+	ASSERT_EQ(0, kt_sem_acquire(h, 1, 0));
 
 	pid = fork();
 	ASSERT_LE(0, pid);
@@ -486,7 +452,7 @@ static void exec_with_pending_wait(struct __test_metadata *_metadata,
 				 (unsigned long long)waited);
 	EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
 		TH_LOG("child status %#x", status);
-	EXPECT_EQ(0, sem_rel(h, 1));
+	EXPECT_EQ(0, kt_sem_release(h, 1));
 	EXPECT_TRUE(sem_settles(h, 0, 2 * SEC, &st))
 		TH_LOG("waiters %llu held %llu", (unsigned long long)st.waiters,
 		       (unsigned long long)st.held);
@@ -543,23 +509,23 @@ TEST(submitter_thread_exit_leaves_its_wait_to_the_ring)
 	ASSERT_LE(0, w);
 	drop_privileges();
 	ASSERT_EQ(0, ring_init(&ring, 1, RING_NORMAL));
-	ASSERT_EQ(0, sem_acq(h, 1, 0));
+	ASSERT_EQ(0, kt_sem_acquire(h, 1, 0));
 	e = (struct exiter){ .ring = &ring, .fd = w };
 	ASSERT_EQ(0, pthread_create(&t, NULL, submit_and_exit, &e));
 	ASSERT_EQ(0, pthread_join(t, NULL));
 	ASSERT_EQ(0, e.ret);
 	/* It belongs to the ring: no CQE, still queued, past 6.1's watcher. */
-	ret = reap(&ring, 500, &ud, &res);
+	ret = kt_cqe_wait(&ring, 500, &ud, &res);
 	EXPECT_NE(0, ret) TH_LOG("CQE %d for a wait whose thread only exited",
 				 res);
 	/* The release grants it; the remaining thread reaps it. */
-	EXPECT_EQ(0, sem_rel(h, 1));
+	EXPECT_EQ(0, kt_sem_release(h, 1));
 	if (ret) {
-		ASSERT_EQ(0, reap(&ring, 3000, &ud, &res));
+		ASSERT_EQ(0, kt_cqe_wait(&ring, 3000, &ud, &res));
 		EXPECT_EQ(3, ud);
 		EXPECT_EQ(0, res);
 		if (!res)
-			EXPECT_EQ(0, sem_rel(w, 1));
+			EXPECT_EQ(0, kt_sem_release(w, 1));
 	}
 	EXPECT_TRUE(sem_settles(h, 0, SEC, &st));
 	io_uring_queue_exit(&ring);
@@ -590,7 +556,7 @@ TEST(forked_child_submits_on_parent_ring_and_exits)
 	ASSERT_LE(0, w);
 	drop_privileges();
 	ASSERT_EQ(0, ring_init(&ring, 2, RING_NORMAL));
-	ASSERT_EQ(0, sem_acq(h, 1, 0));
+	ASSERT_EQ(0, kt_sem_acquire(h, 1, 0));
 	pid = fork();
 	ASSERT_LE(0, pid);
 	if (pid == 0) {
@@ -600,13 +566,13 @@ TEST(forked_child_submits_on_parent_ring_and_exits)
 	ASSERT_EQ(pid, waitpid(pid, &status, 0));
 	ASSERT_EQ(0, status);
 	usleep(300000);
-	EXPECT_EQ(0, sem_rel(h, 1));
-	while ((ret = reap(&ring, 2000, &ud, &res)) == 0) {
+	EXPECT_EQ(0, kt_sem_release(h, 1));
+	while ((ret = kt_cqe_wait(&ring, 2000, &ud, &res)) == 0) {
 		n++;
 		EXPECT_EQ(5, ud);
 		EXPECT_TRUE(res == 0 || res == -ECANCELED) TH_LOG("res %d", res);
 		if (res == 0)
-			EXPECT_EQ(0, sem_rel(w, 1));
+			EXPECT_EQ(0, kt_sem_release(w, 1));
 	}
 	EXPECT_EQ(1, n);
 	EXPECT_TRUE(sem_settles(h, 0, SEC, &st));
@@ -644,8 +610,8 @@ static void killed_child(int sess, const char *name, unsigned int seed)
 			continue;
 		if (rand() % 5 == 0)
 			eventfd_write(efd, 1);
-		if (reap(&ring, 20, &ud, &res) == 0 && res == 0)
-			sem_rel(w, a[ud % 64].n);
+		if (kt_cqe_wait(&ring, 20, &ud, &res) == 0 && res == 0)
+			kt_sem_release(w, a[ud % 64].n);
 		if (rand() % 3 == 0)
 			eventfd_read(efd, &(eventfd_t){0});
 	}
@@ -671,9 +637,9 @@ TEST_F_TIMEOUT(slow, sigkill_at_random_moments_returns_everything, 120)
 		if (pid == 0)
 			killed_child(sess, name, rand());
 		/* Let it queue, hold, and be granted some; then kill it. */
-		if (sem_acq(h, 1, 2 * MS) == 0) {
+		if (kt_sem_acquire(h, 1, 2 * MS) == 0) {
 			usleep(rand() % 20000);
-			sem_rel(h, 1);
+			kt_sem_release(h, 1);
 		} else {
 			usleep(rand() % 20000);
 		}
@@ -779,9 +745,9 @@ static void *pair_poker(void *arg)
 			sem_resize(self->h, 1 + rand() % 3);
 			break;
 		case 3:
-			if (sem_acq(self->h, 1, 1 * MS) == 0) {
+			if (kt_sem_acquire(self->h, 1, 1 * MS) == 0) {
 				usleep(rand() % 500);
-				sem_rel(self->h, 1);
+				kt_sem_release(self->h, 1);
 			}
 			break;
 		default:
@@ -829,7 +795,7 @@ TEST_F_TIMEOUT(pair, one_ring_two_threads_every_cqe_once, 120)
 		}
 		if (kt_now_ns() > end + 20 * SEC)
 			break;
-		if (reap(&self->ring, inflight ? 5 : 1, &ud, &res))
+		if (kt_cqe_wait(&self->ring, inflight ? 5 : 1, &ud, &res))
 			continue;
 		if (ud & UD_CANCEL) {
 			self->cancel_cqes++;
@@ -849,14 +815,14 @@ TEST_F_TIMEOUT(pair, one_ring_two_threads_every_cqe_once, 120)
 						   (unsigned long long)ud, res);
 		if (res == 0) {
 			granted++;
-			EXPECT_EQ(0, sem_rel(self->w, a[ud].n));
+			EXPECT_EQ(0, kt_sem_release(self->w, a[ud].n));
 		}
 	}
 	self->stop = true;
 	pthread_join(t, NULL);
 	/* Control CQEs still in flight. */
 	while (self->cancel_cqes < self->cancels_sent &&
-	       reap(&self->ring, 2000, &ud, &res) == 0) {
+	       kt_cqe_wait(&self->ring, 2000, &ud, &res) == 0) {
 		if (ud & UD_CANCEL)
 			self->cancel_cqes++;
 		else
@@ -866,7 +832,7 @@ TEST_F_TIMEOUT(pair, one_ring_two_threads_every_cqe_once, 120)
 	EXPECT_EQ(0, dup) TH_LOG("%u CQEs for no outstanding wait", dup);
 	EXPECT_EQ(self->cancels_sent, self->cancel_cqes);
 	EXPECT_EQ(0, self->cancel_errors);
-	EXPECT_EQ(-ETIME, reap(&self->ring, 100, &ud, &res));
+	EXPECT_EQ(-ETIME, kt_cqe_wait(&self->ring, 100, &ud, &res));
 	for (i = 0; i < 64; i++)
 		EXPECT_EQ(0, outstanding[i]);
 	EXPECT_TRUE(sem_settles(self->h, 0, 2 * SEC, &st))
@@ -908,16 +874,16 @@ TEST(close_fds_and_ring_while_pending)
 	ASSERT_EQ(0, ring_init(&ring, 2, RING_NORMAL));
 	efd = eventfd(0, 0);
 	ASSERT_LE(0, efd);
-	ASSERT_EQ(0, sem_acq(h, 1, 0));
+	ASSERT_EQ(0, kt_sem_acquire(h, 1, 0));
 
 	a1 = acq_args(1, 10 * SEC, efd);
 	ASSERT_EQ(0, submit_acq(&ring, w, &a1, 1, 0));
 	ASSERT_TRUE(sem_waiters_reach(h, 1, SEC));
 	ASSERT_EQ(0, close(w));
 	ASSERT_EQ(0, close(efd));
-	EXPECT_EQ(-ETIME, reap(&ring, 100, &ud, &res));
-	ASSERT_EQ(0, sem_rel(h, 1));
-	ASSERT_EQ(0, reap(&ring, 3000, &ud, &res));
+	EXPECT_EQ(-ETIME, kt_cqe_wait(&ring, 100, &ud, &res));
+	ASSERT_EQ(0, kt_sem_release(h, 1));
+	ASSERT_EQ(0, kt_cqe_wait(&ring, 3000, &ud, &res));
 	EXPECT_EQ(1, ud);
 	EXPECT_EQ(0, res);
 	/* Held by the closed fd until the request lets go of it. */
@@ -925,7 +891,7 @@ TEST(close_fds_and_ring_while_pending)
 		TH_LOG("held %llu waiters %llu", (unsigned long long)st.held,
 		       (unsigned long long)st.waiters);
 
-	ASSERT_EQ(0, sem_acq(h, 1, 0));
+	ASSERT_EQ(0, kt_sem_acquire(h, 1, 0));
 	w = sem_again(sess, name);
 	ASSERT_LE(0, w);
 	a2 = acq_args(1, 30 * SEC, KPRIM_NO_CANCEL_FD);
@@ -935,7 +901,7 @@ TEST(close_fds_and_ring_while_pending)
 	io_uring_queue_exit(&ring);
 	EXPECT_TRUE(sem_waiters_reach(h, 0, 3 * SEC))
 		TH_LOG("the ring is gone, its wait still queued");
-	EXPECT_EQ(0, sem_rel(h, 1));
+	EXPECT_EQ(0, kt_sem_release(h, 1));
 	EXPECT_TRUE(sem_settles(h, 0, 2 * SEC, &st));
 }
 
@@ -1001,7 +967,7 @@ TEST(teardown_while_the_submitter_is_stopped_does_not_spin)
 	w = sem_again(sess, name);
 	ASSERT_LE(0, w);
 	drop_privileges();
-	ASSERT_EQ(0, sem_acq(h, 1, 0));
+	ASSERT_EQ(0, kt_sem_acquire(h, 1, 0));
 	ASSERT_EQ(0, ring_init(&ring, 2, RING_NORMAL));
 	idle_busy = busy_percent(statfd, 1000);
 	ASSERT_LE(0, idle_busy);
@@ -1031,7 +997,7 @@ TEST(teardown_while_the_submitter_is_stopped_does_not_spin)
 	       busy);
 	EXPECT_LE(0, busy);
 	EXPECT_GT(30, busy) TH_LOG("the kernel spins while the task is stopped");
-	EXPECT_EQ(0, sem_rel(h, 1));
+	EXPECT_EQ(0, kt_sem_release(h, 1));
 	EXPECT_TRUE(sem_settles(h, 0, 2 * SEC, &st));
 }
 
@@ -1124,7 +1090,7 @@ static void teardown_ends_waits(struct __test_metadata *_metadata,
 	if (ret == -EOPNOTSUPP)
 		SKIP(return, "ring kind not supported");
 	ASSERT_EQ(0, ret);
-	ASSERT_EQ(0, sem_acq(h, 1, 0));
+	ASSERT_EQ(0, kt_sem_acquire(h, 1, 0));
 	for (i = 0; i < 4; i++) {
 		a[i] = acq_args(1, 60 * SEC, i ? KPRIM_NO_CANCEL_FD : efd);
 		prep_kprim(io_uring_get_sqe(&ring), w, KPRIM_IOC_SEM_ACQUIRE,
@@ -1136,7 +1102,7 @@ static void teardown_ends_waits(struct __test_metadata *_metadata,
 	EXPECT_TRUE(sem_waiters_reach(h, 0, 3 * SEC))
 		TH_LOG("%llu waits still queued after the ring was closed",
 		       (unsigned long long)sem_state(h).waiters);
-	EXPECT_EQ(0, sem_rel(h, 1));
+	EXPECT_EQ(0, kt_sem_release(h, 1));
 	EXPECT_TRUE(sem_settles(h, 0, 2 * SEC, &st));
 }
 
@@ -1171,7 +1137,7 @@ static void *release_later(void *arg)
 	struct releaser *r = arg;
 
 	usleep(r->delay_us);
-	sem_rel(r->fd, 1);
+	kt_sem_release(r->fd, 1);
 	return NULL;
 }
 
@@ -1199,7 +1165,7 @@ TEST(fixed_file_unregistered_while_pending)
 	ASSERT_EQ(0, ring_init(&ring, 2, RING_NORMAL));
 	ASSERT_EQ(0, io_uring_register_files(&ring, &w, 1));
 	ASSERT_EQ(0, close(w));
-	ASSERT_EQ(0, sem_acq(h, 1, 0));
+	ASSERT_EQ(0, kt_sem_acquire(h, 1, 0));
 	a = acq_args(1, 20 * SEC, KPRIM_NO_CANCEL_FD);
 	ASSERT_EQ(0, submit_acq(&ring, 0, &a, 9, IOSQE_FIXED_FILE));
 	ASSERT_TRUE(sem_waiters_reach(h, 1, SEC));
@@ -1211,7 +1177,7 @@ TEST(fixed_file_unregistered_while_pending)
 	EXPECT_EQ(0, ret);
 	EXPECT_GT(5 * SEC, kt_now_ns() - t0);
 	pthread_join(t, NULL);
-	ASSERT_EQ(0, reap(&ring, 3000, &ud, &res));
+	ASSERT_EQ(0, kt_cqe_wait(&ring, 3000, &ud, &res));
 	EXPECT_EQ(9, ud);
 	EXPECT_EQ(0, res);
 	/* Its fd is closed and unregistered: the permit goes back. */
@@ -1248,7 +1214,7 @@ TEST(links_and_link_timeouts_on_waits)
 	ASSERT_LE(0, w);
 	drop_privileges();
 	ASSERT_EQ(0, ring_init(&ring, 8, RING_NORMAL));
-	ASSERT_EQ(0, sem_acq(h, 1, 0));
+	ASSERT_EQ(0, kt_sem_acquire(h, 1, 0));
 
 	a1 = acq_args(1, 300 * MS, KPRIM_NO_CANCEL_FD);
 	sqe = io_uring_get_sqe(&ring);
@@ -1266,12 +1232,12 @@ TEST(links_and_link_timeouts_on_waits)
 	sqe->user_data = 3;
 	ASSERT_EQ(4, io_uring_submit(&ring));
 	for (i = 0; i < 4; i++) {
-		ASSERT_EQ(0, reap(&ring, 3000, &ud, &res));
+		ASSERT_EQ(0, kt_cqe_wait(&ring, 3000, &ud, &res));
 		ASSERT_GT(4, ud);
 		got[ud]++;
 		r[ud] = res;
 	}
-	EXPECT_EQ(-ETIME, reap(&ring, 200, &ud, &res));
+	EXPECT_EQ(-ETIME, kt_cqe_wait(&ring, 200, &ud, &res));
 	for (i = 0; i < 4; i++)
 		EXPECT_EQ(1, got[i]);
 	EXPECT_EQ(-ETIMEDOUT, r[0]);
@@ -1279,7 +1245,7 @@ TEST(links_and_link_timeouts_on_waits)
 		TH_LOG("link timeout res %d", r[1]);
 	EXPECT_EQ(-ETIMEDOUT, r[2]);
 	EXPECT_EQ(-ECANCELED, r[3]);
-	EXPECT_EQ(0, sem_rel(h, 1));
+	EXPECT_EQ(0, kt_sem_release(h, 1));
 	EXPECT_TRUE(sem_settles(h, 0, SEC, &st));
 	io_uring_queue_exit(&ring);
 }
@@ -1295,7 +1261,7 @@ TEST(rmmod_refused_while_wait_pends)
 	struct io_uring_sqe *sqe;
 	struct io_uring ring;
 	char name[64];
-	int sess, l, ret, err, res;
+	int sess, l, err, res;
 	__u64 ud;
 
 	if (geteuid() != 0)
@@ -1314,16 +1280,15 @@ TEST(rmmod_refused_while_wait_pends)
 	sqe = io_uring_get_sqe(&ring);
 	prep_kprim(sqe, l, KPRIM_IOC_LIMITER_TAKE, &t, 1);
 	ASSERT_EQ(1, io_uring_submit(&ring));
-	EXPECT_EQ(-ETIME, reap(&ring, 100, &ud, &res));
+	EXPECT_EQ(-ETIME, kt_cqe_wait(&ring, 100, &ud, &res));
 	EXPECT_EQ(1, lim_state(l).waiters);
 	close(l);
 	close(sess);
 	/* Only the ring's request holds kprim now. */
-	ret = syscall(__NR_delete_module, "kprim", O_NONBLOCK);
-	err = errno;
-	EXPECT_EQ(-1, ret);
-	EXPECT_TRUE(err == EWOULDBLOCK || err == EBUSY) TH_LOG("errno %d", err);
-	EXPECT_EQ(-ETIME, reap(&ring, 100, &ud, &res));
+	err = kt_try_rmmod();
+	EXPECT_TRUE(err == -EWOULDBLOCK || err == -EBUSY)
+		TH_LOG("errno %d", -err);
+	EXPECT_EQ(-ETIME, kt_cqe_wait(&ring, 100, &ud, &res));
 	/* The ring's teardown ends the wait. */
 	io_uring_queue_exit(&ring);
 }
@@ -1452,7 +1417,7 @@ TEST_F_TIMEOUT(slow, many_pending_waits_granted_by_one_resize, 300)
 	p.flags = IORING_SETUP_CQSIZE;
 	p.cq_entries = 32768;
 	ASSERT_EQ(0, io_uring_queue_init_params(batch, &ring, &p));
-	ASSERT_EQ(0, sem_acq(h, 1, 0));
+	ASSERT_EQ(0, kt_sem_acquire(h, 1, 0));
 	a = calloc(total, sizeof(*a));
 	ASSERT_NE(NULL, a);
 	slab0 = slab_kb(memfd);
@@ -1468,7 +1433,7 @@ TEST_F_TIMEOUT(slow, many_pending_waits_granted_by_one_resize, 300)
 	t_resize = kt_now_ns() - t0;
 	gap = ticker_stop(&k);
 	for (i = 0; i < total; i++) {
-		if (reap(&ring, 10000, &ud, &res))
+		if (kt_cqe_wait(&ring, 10000, &ud, &res))
 			break;
 		if (res == 0)
 			granted++;
@@ -1477,10 +1442,10 @@ TEST_F_TIMEOUT(slow, many_pending_waits_granted_by_one_resize, 300)
 	       granted, (unsigned long long)(t_resize / MS),
 	       (unsigned long long)(gap / MS));
 	EXPECT_EQ(total, granted);
-	EXPECT_EQ(-ETIME, reap(&ring, 100, &ud, &res));
+	EXPECT_EQ(-ETIME, kt_cqe_wait(&ring, 100, &ud, &res));
 	EXPECT_GT(SEC, gap);
-	EXPECT_EQ(0, sem_rel(w, total));
-	EXPECT_EQ(0, sem_rel(h, 1));
+	EXPECT_EQ(0, kt_sem_release(w, total));
+	EXPECT_EQ(0, kt_sem_release(h, 1));
 	EXPECT_TRUE(sem_settles(h, 0, 2 * SEC, &st));
 	io_uring_queue_exit(&ring);
 	free(a);
@@ -1526,7 +1491,7 @@ TEST_F_TIMEOUT(slow, many_pending_waits_then_cancel_all, 300)
 	p.flags = IORING_SETUP_CQSIZE;
 	p.cq_entries = 32768;
 	ASSERT_EQ(0, io_uring_queue_init_params(batch, &ring, &p));
-	ASSERT_EQ(0, sem_acq(h, 1, 0));
+	ASSERT_EQ(0, kt_sem_acquire(h, 1, 0));
 	a = calloc(total, sizeof(*a));
 	ASSERT_NE(NULL, a);
 
@@ -1547,12 +1512,12 @@ TEST_F_TIMEOUT(slow, many_pending_waits_then_cancel_all, 300)
 
 		one = acq_args(1, SEC, KPRIM_NO_CANCEL_FD);
 		ASSERT_EQ(0, submit_acq(&ring, other, &one, UD_CANCEL + 1, 0));
-		ASSERT_EQ(0, reap(&ring, 5000, &ud, &res));
+		ASSERT_EQ(0, kt_cqe_wait(&ring, 5000, &ud, &res));
 		ASSERT_EQ(0, res);
 		d = kt_now_ns() - t1;
 		if (d > worst)
 			worst = d;
-		ASSERT_EQ(0, sem_rel(other, 1));
+		ASSERT_EQ(0, kt_sem_release(other, 1));
 		usleep(7000);
 	}
 	TH_LOG("%u pending: %d%% busy; an immediate grant took up to %llu us",
@@ -1567,7 +1532,7 @@ TEST_F_TIMEOUT(slow, many_pending_waits_then_cancel_all, 300)
 	t_walk = kt_now_ns() - t0;
 	gap = ticker_stop(&k);
 	for (i = 0; i < total + 1; i++) {
-		if (reap(&ring, 10000, &ud, &res))
+		if (kt_cqe_wait(&ring, 10000, &ud, &res))
 			break;
 		if (ud == UD_CANCEL)
 			cancel_res = res;
@@ -1586,8 +1551,8 @@ TEST_F_TIMEOUT(slow, many_pending_waits_then_cancel_all, 300)
 	EXPECT_EQ((int)total, cancel_res);
 	EXPECT_EQ(total, cancelled);
 	EXPECT_EQ(0, others);
-	EXPECT_EQ(-ETIME, reap(&ring, 100, &ud, &res));
-	EXPECT_EQ(0, sem_rel(h, 1));
+	EXPECT_EQ(-ETIME, kt_cqe_wait(&ring, 100, &ud, &res));
+	EXPECT_EQ(0, kt_sem_release(h, 1));
 	EXPECT_TRUE(sem_settles(h, 0, 2 * SEC, &st));
 	io_uring_queue_exit(&ring);
 	free(a);
@@ -1669,7 +1634,7 @@ TEST_F_TIMEOUT(slow, limiter_set_storm_while_takes_pend, 120)
 		}
 		if (kt_now_ns() > end + 20 * SEC)
 			break;
-		if (reap(&ring, 2, &ud, &res))
+		if (kt_cqe_wait(&ring, 2, &ud, &res))
 			continue;
 		if (ud >= 32 || !outstanding[ud]) {
 			dup++;
@@ -1692,7 +1657,7 @@ TEST_F_TIMEOUT(slow, limiter_set_storm_while_takes_pend, 120)
 	EXPECT_EQ(0, inflight);
 	EXPECT_EQ(0, dup);
 	EXPECT_EQ(0, bad);
-	EXPECT_EQ(-ETIME, reap(&ring, 100, &ud, &res));
+	EXPECT_EQ(-ETIME, kt_cqe_wait(&ring, 100, &ud, &res));
 	EXPECT_EQ(0, lim_state(l).waiters);
 	io_uring_queue_exit(&ring);
 }

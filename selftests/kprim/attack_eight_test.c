@@ -32,6 +32,7 @@
 #include <sys/wait.h>
 #include "kselftest_harness.h"
 #include "kprim_test.h"
+#include "kt_limiter.h"
 #include "kt_uring.h"
 #include "kt_cgroup.h"
 #include "kprim.h"
@@ -49,20 +50,13 @@ static void drop_privileges(void)
 		_exit(90);
 }
 
+/* Mode 0666: the tests drop their privileges, or share with nobody. */
 static int open_named(int sess, const char *name, __u64 rate, __u64 period,
 		      __u64 burst, long initial)
 {
-	struct kprim_open a = kt_open_args(KPRIM_KIND_LIMITER, name,
-					   KPRIM_OPEN_CREATE);
+	struct kprim_open a = kt_lim_args(name, rate, period, burst, initial);
 
 	a.mode = 0666;
-	a.limiter.rate = rate;
-	a.limiter.period_ns = period;
-	a.limiter.burst = burst;
-	if (initial >= 0) {
-		a.flags |= KPRIM_OPEN_INITIAL;
-		a.limiter.initial = initial;
-	}
 	return kt_open(sess, &a);
 }
 
@@ -72,60 +66,9 @@ static int open_limiter(int sess, __u64 rate, __u64 period, __u64 burst,
 	return open_named(sess, NULL, rate, period, burst, initial);
 }
 
-static long take(int fd, __u64 n, __u64 timeout_ns)
-{
-	struct kprim_limiter_take t = {
-		.size = sizeof(t), .n = n,
-		.wait = kt_wait(timeout_ns, KPRIM_NO_CANCEL_FD),
-	};
-
-	return kt_ioctl(fd, KPRIM_IOC_LIMITER_TAKE, &t);
-}
-
-static struct kprim_limiter_info info(int fd)
-{
-	struct kprim_limiter_info i = { .size = sizeof(i) };
-
-	if (kt_ioctl(fd, KPRIM_IOC_LIMITER_INFO, &i))
-		memset(&i, 0xff, sizeof(i));
-	return i;
-}
-
-static long set_params(int fd, __u32 what, __u64 rate, __u64 period,
-		       __u64 burst)
-{
-	struct kprim_limiter_set s = {
-		.size = sizeof(s), .flags = what,
-		.params = { .rate = rate, .period_ns = period, .burst = burst },
-	};
-
-	return kt_ioctl(fd, KPRIM_IOC_LIMITER_SET, &s);
-}
-
-static struct kprim_limiter_page *map_page(int fd)
-{
-	void *p = mmap(NULL, PG, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-
-	return p == MAP_FAILED ? NULL : p;
-}
-
-static __u64 stamp_of(struct kprim_limiter_page *pg)
-{
-	return __atomic_load_n(&pg->stamp, __ATOMIC_ACQUIRE);
-}
-
 static bool slow(struct kprim_limiter_page *pg)
 {
-	return stamp_of(pg) & KPRIM_LIMITER_PAGE_SLOW;
-}
-
-static int reap_pid(pid_t pid)
-{
-	int st;
-
-	if (waitpid(pid, &st, 0) != pid)
-		return -1;
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 255 + WTERMSIG(st);
+	return kt_lim_stamp(pg) & KPRIM_LIMITER_PAGE_SLOW;
 }
 
 static bool have_feature(int sess, __u64 bit)
@@ -135,37 +78,25 @@ static bool have_feature(int sess, __u64 bit)
 	return !kt_ioctl(sess, KPRIM_IOC_API, &api) && (api.features & bit);
 }
 
+/* Skip the test when the module has no limiter page. */
+#define REQUIRE_PAGE(sess) do {						\
+	if (!have_feature(sess, KPRIM_FEAT_LIMITER_PAGE))		\
+		SKIP(return, "no KPRIM_FEAT_LIMITER_PAGE");		\
+} while (0)
+
 static int wait_waiters(int fd, __u64 n, unsigned int ms)
 {
 	for (unsigned int i = 0; i < ms; i++) {
-		if (info(fd).waiters == n)
+		if (kt_lim_info(fd).waiters == n)
 			return 0;
 		usleep(1000);
 	}
 	return -1;
 }
 
-static int cqe_wait(struct io_uring *ring, unsigned int ms, __u64 *ud,
-		    int *res)
-{
-	struct __kernel_timespec ts = {
-		.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000ll,
-	};
-	struct io_uring_cqe *cqe;
-	int ret;
-
-	ret = io_uring_wait_cqe_timeout(ring, &cqe, &ts);
-	if (ret)
-		return ret;
-	*ud = cqe->user_data;
-	*res = cqe->res;
-	io_uring_cqe_seen(ring, cqe);
-	return 0;
-}
-
 /* Parameters the kernel must keep whatever the page says. */
 #define EXPECT_PARAMS(fd, r, p, b) do {					\
-	struct kprim_limiter_info _i = info(fd);			\
+	struct kprim_limiter_info _i = kt_lim_info(fd);			\
 	EXPECT_EQ((r), _i.params.rate);					\
 	EXPECT_EQ((p), _i.params.period_ns);				\
 	EXPECT_EQ((b), _i.params.burst);				\
@@ -185,8 +116,7 @@ TEST(mapping_shapes)
 	void *p, *q;
 
 	ASSERT_LE(0, sess);
-	if (!have_feature(sess, KPRIM_FEAT_LIMITER_PAGE))
-		SKIP(return, "no KPRIM_FEAT_LIMITER_PAGE");
+	REQUIRE_PAGE(sess);
 	drop_privileges();
 	fd = open_limiter(sess, 1, HOUR_NS, 7, -1);
 	ASSERT_LE(0, fd);
@@ -198,7 +128,7 @@ TEST(mapping_shapes)
 	EXPECT_EQ(EINVAL, errno);
 	EXPECT_EQ(MAP_FAILED, mmap(NULL, PG, PROT_READ | PROT_EXEC,
 				   MAP_SHARED, fd, 0));
-	pg = map_page(fd);
+	pg = kt_lim_map(fd);
 	ASSERT_NE(NULL, pg);
 	/* Never executable, never larger. */
 	EXPECT_EQ(-1, mprotect(pg, PG, PROT_READ | PROT_EXEC));
@@ -216,11 +146,11 @@ TEST(mapping_shapes)
 		   (char *)q + PG);
 	ASSERT_EQ((char *)q + PG, p);
 	pg = p;
-	EXPECT_EQ(0, take(fd, 2, 0));
+	EXPECT_EQ(0, kt_lim_take(fd, 2, 0));
 	EXPECT_EQ(5, pg->fill / HOUR_NS);
 	pg->reserved[0] = 0x1234;
 	/* Another mapping in this process: the same page. */
-	p = map_page(fd);
+	p = kt_lim_map(fd);
 	ASSERT_NE(NULL, p);
 	EXPECT_EQ(0x1234, ((struct kprim_limiter_page *)p)->reserved[0]);
 	munmap(p, PG);
@@ -307,13 +237,12 @@ TEST(page_is_the_take_argument)
 	uint64_t end;
 
 	ASSERT_LE(0, sess);
-	if (!have_feature(sess, KPRIM_FEAT_LIMITER_PAGE))
-		SKIP(return, "no KPRIM_FEAT_LIMITER_PAGE");
+	REQUIRE_PAGE(sess);
 	drop_privileges();
 	fd = open_limiter(sess, 1000, NSEC, 4, -1);
 	ASSERT_LE(0, fd);
 	a.fd = fd;
-	a.pg = map_page(fd);
+	a.pg = kt_lim_map(fd);
 	ASSERT_NE(NULL, a.pg);
 	ASSERT_EQ(0, pthread_create(&th[0], NULL, take_at_0, &a));
 	ASSERT_EQ(0, pthread_create(&th[1], NULL, take_at_64, &a));
@@ -323,7 +252,7 @@ TEST(page_is_the_take_argument)
 		struct kprim_limiter_info *in = (void *)((char *)a.pg +
 							 (i & 1 ? 0 : 8));
 
-		EXPECT_EQ(0, set_params(fd, KPRIM_LIMITER_SET_RATE |
+		EXPECT_EQ(0, kt_lim_set(fd, KPRIM_LIMITER_SET_RATE |
 					KPRIM_LIMITER_SET_BURST,
 					1000 + (i & 1), NSEC, 4 + (i & 3)));
 		/* INFO's answer written over the page's own words. */
@@ -338,10 +267,10 @@ TEST(page_is_the_take_argument)
 		pthread_join(th[i], NULL);
 	EXPECT_EQ(0, atomic_load(&a.bad));
 	EXPECT_LT(100, atomic_load(&a.calls));
-	EXPECT_EQ(0, set_params(fd, KPRIM_LIMITER_SET_RATE |
+	EXPECT_EQ(0, kt_lim_set(fd, KPRIM_LIMITER_SET_RATE |
 				KPRIM_LIMITER_SET_BURST, 5, NSEC, 9));
 	EXPECT_PARAMS(fd, 5, NSEC, 9);
-	EXPECT_EQ(0, info(fd).waiters);
+	EXPECT_EQ(0, kt_lim_info(fd).waiters);
 	close(fd);
 	close(sess);
 }
@@ -366,9 +295,7 @@ TEST(page_is_the_async_take_argument)
 		SKIP(return, "no KPRIM_FEAT_LIMITER_PAGE or URING_ASYNC");
 	drop_privileges();
 	fd = open_limiter(sess, 200, NSEC, 2, 0);
-	ASSERT_LE(0, fd);
-	pg = map_page(fd);
-	ASSERT_NE(NULL, pg);
+	pg = kt_lim_mapped(_metadata, fd);
 	ASSERT_EQ(0, io_uring_queue_init(1, &ring, 0));
 	for (int i = 0; i < 200; i++) {
 		struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
@@ -386,7 +313,7 @@ TEST(page_is_the_async_take_argument)
 		if (i & 4)
 			sqe->flags |= IOSQE_ASYNC;
 		ASSERT_EQ(1, io_uring_submit(&ring));
-		ASSERT_EQ(0, cqe_wait(&ring, 5000, &ud, &res));
+		ASSERT_EQ(0, kt_cqe_wait(&ring, 5000, &ud, &res));
 		EXPECT_EQ((__u64)i, ud);
 		EXPECT_TRUE(allowed_errno(res)) TH_LOG("res %d", res);
 		ok += !res;
@@ -424,13 +351,10 @@ TEST(page_pinned_past_the_limiter)
 	__u64 ud;
 
 	ASSERT_LE(0, sess);
-	if (!have_feature(sess, KPRIM_FEAT_LIMITER_PAGE))
-		SKIP(return, "no KPRIM_FEAT_LIMITER_PAGE");
+	REQUIRE_PAGE(sess);
 	drop_privileges();
 	fd = open_limiter(sess, 3, NSEC, 3, -1);
-	ASSERT_LE(0, fd);
-	pg = map_page(fd);
-	ASSERT_NE(NULL, pg);
+	pg = kt_lim_mapped(_metadata, fd);
 	ASSERT_EQ(0, io_uring_queue_init(1, &ring, 0));
 	iov.iov_base = pg;
 	iov.iov_len = PG;
@@ -452,12 +376,12 @@ TEST(page_pinned_past_the_limiter)
 		sqe = io_uring_get_sqe(&ring);
 		io_uring_prep_read_fixed(sqe, qfd[0], pg, PG, 0, 0);
 		ASSERT_EQ(1, io_uring_submit(&ring));
-		ASSERT_EQ(0, cqe_wait(&ring, 5000, &ud, &res));
+		ASSERT_EQ(0, kt_cqe_wait(&ring, 5000, &ud, &res));
 		EXPECT_EQ(PG, res);
 		sqe = io_uring_get_sqe(&ring);
 		io_uring_prep_write_fixed(sqe, qfd[1], pg, PG, 0, 0);
 		ASSERT_EQ(1, io_uring_submit(&ring));
-		ASSERT_EQ(0, cqe_wait(&ring, 5000, &ud, &res));
+		ASSERT_EQ(0, kt_cqe_wait(&ring, 5000, &ud, &res));
 		EXPECT_EQ(PG, res);
 		EXPECT_EQ(PG, read(qfd[0], buf, PG));
 		EXPECT_EQ(0x5a, (unsigned char)buf[100]);
@@ -486,12 +410,9 @@ TEST(process_vm_writev_into_the_page)
 	pid_t pid;
 
 	ASSERT_LE(0, sess);
-	if (!have_feature(sess, KPRIM_FEAT_LIMITER_PAGE))
-		SKIP(return, "no KPRIM_FEAT_LIMITER_PAGE");
+	REQUIRE_PAGE(sess);
 	fd = open_limiter(sess, 1000, NSEC, 10, -1);
-	ASSERT_LE(0, fd);
-	pg = map_page(fd);
-	ASSERT_NE(NULL, pg);
+	pg = kt_lim_mapped(_metadata, fd);
 	ASSERT_EQ(0, pipe(sync_fd));
 	pid = fork();
 	ASSERT_LE(0, pid);
@@ -504,8 +425,8 @@ TEST(process_vm_writev_into_the_page)
 		drop_privileges();
 		EXPECT_EQ(1, write(sync_fd[1], &c, 1));
 		while (kt_now_ns() < end) {
-			long r = take(fd, 1 + (kt_now_ns() & 3),
-				      kt_now_ns() & 1 ? MSEC : 0);
+			long r = kt_lim_take(fd, 1 + (kt_now_ns() & 3),
+					     kt_now_ns() & 1 ? MSEC : 0);
 
 			bad += !allowed_errno(r);
 		}
@@ -555,10 +476,10 @@ TEST(process_vm_writev_into_the_page)
 		if (mem >= 0)
 			close(mem);
 	}
-	st = reap_pid(pid);
+	st = kt_reap(pid);
 	EXPECT_EQ(0, st);
 	EXPECT_PARAMS(fd, 1000, NSEC, 10);
-	EXPECT_EQ(0, take(fd, 10, NSEC));
+	EXPECT_EQ(0, kt_lim_take(fd, 10, NSEC));
 	close(fd);
 	close(sess);
 }
@@ -576,8 +497,7 @@ TEST(first_map_raced_by_processes)
 	pid_t pid[N];
 
 	ASSERT_LE(0, sess);
-	if (!have_feature(sess, KPRIM_FEAT_LIMITER_PAGE))
-		SKIP(return, "no KPRIM_FEAT_LIMITER_PAGE");
+	REQUIRE_PAGE(sess);
 	drop_privileges();
 	for (int round = 0; round < 10; round++) {
 		char c = 0;
@@ -599,15 +519,15 @@ TEST(first_map_raced_by_processes)
 					_exit(2);
 				if (i == 0) {
 					/* A closer and a taker, no mapping. */
-					_exit(take(f, 1, 0) ? 3 : 0);
+					_exit(kt_lim_take(f, 1, 0) ? 3 : 0);
 				}
-				p = map_page(f);
+				p = kt_lim_map(f);
 				if (!p)
 					_exit(4);
 				__atomic_fetch_add(&p->reserved[1], 1,
 						   __ATOMIC_SEQ_CST);
 				if (i == 1)
-					set_params(f, KPRIM_LIMITER_SET_BURST,
+					kt_lim_set(f, KPRIM_LIMITER_SET_BURST,
 						   0, 0, 90);
 				close(f);
 				_exit(0);
@@ -616,8 +536,8 @@ TEST(first_map_raced_by_processes)
 		close(go[0]);
 		close(go[1]);	/* go */
 		for (int i = 0; i < N; i++)
-			EXPECT_EQ(0, reap_pid(pid[i]));
-		pg = map_page(fd);
+			EXPECT_EQ(0, kt_reap(pid[i]));
+		pg = kt_lim_map(fd);
 		ASSERT_NE(NULL, pg);
 		EXPECT_EQ(N - 1, pg->reserved[1]);
 		EXPECT_EQ(90, pg->burst);
@@ -639,7 +559,7 @@ static void *sync_waiter(void *arg)
 {
 	struct waiter_arg *w = arg;
 
-	w->ret = take(w->fd, w->n, w->timeout);
+	w->ret = kt_lim_take(w->fd, w->n, w->timeout);
 	return NULL;
 }
 
@@ -659,13 +579,10 @@ TEST(slow_kept_while_waiters_remain)
 	__u64 ud;
 
 	ASSERT_LE(0, sess);
-	if (!have_feature(sess, KPRIM_FEAT_LIMITER_PAGE))
-		SKIP(return, "no KPRIM_FEAT_LIMITER_PAGE");
+	REQUIRE_PAGE(sess);
 	drop_privileges();
 	fd = open_limiter(sess, 1, HOUR_NS, 5, 0);
-	ASSERT_LE(0, fd);
-	pg = map_page(fd);
-	ASSERT_NE(NULL, pg);
+	pg = kt_lim_mapped(_metadata, fd);
 	EXPECT_FALSE(slow(pg));
 
 	/* Sync: the head times out, the second stays. */
@@ -678,14 +595,14 @@ TEST(slow_kept_while_waiters_remain)
 	EXPECT_TRUE(slow(pg));
 	pthread_join(ta, NULL);
 	EXPECT_EQ(-ETIMEDOUT, wa.ret);
-	EXPECT_EQ(1, info(fd).waiters);
+	EXPECT_EQ(1, kt_lim_info(fd).waiters);
 	EXPECT_TRUE(slow(pg));
-	EXPECT_EQ(0, set_params(fd, KPRIM_LIMITER_SET_RATE, 1, MSEC, 0));
+	EXPECT_EQ(0, kt_lim_set(fd, KPRIM_LIMITER_SET_RATE, 1, MSEC, 0));
 	pthread_join(tb, NULL);
 	EXPECT_EQ(0, wb.ret);
-	EXPECT_EQ(0, set_params(fd, KPRIM_LIMITER_SET_RATE, 1, HOUR_NS, 0));
+	EXPECT_EQ(0, kt_lim_set(fd, KPRIM_LIMITER_SET_RATE, 1, HOUR_NS, 0));
 	/* Empty again; the queue too: SLOW goes. */
-	while (take(fd, 1, 0) == 0)
+	while (kt_lim_take(fd, 1, 0) == 0)
 		;
 	EXPECT_FALSE(slow(pg));
 
@@ -707,9 +624,9 @@ TEST(slow_kept_while_waiters_remain)
 	ASSERT_EQ(1, io_uring_submit(&ring2));
 	ASSERT_EQ(0, wait_waiters(fd, 2, 5000));
 	EXPECT_TRUE(slow(pg));
-	ASSERT_EQ(0, cqe_wait(&ring1, 5000, &ud, &res));
+	ASSERT_EQ(0, kt_cqe_wait(&ring1, 5000, &ud, &res));
 	EXPECT_EQ(-ETIMEDOUT, res);
-	EXPECT_EQ(1, info(fd).waiters);
+	EXPECT_EQ(1, kt_lim_info(fd).waiters);
 	EXPECT_TRUE(slow(pg));
 	/* A sync waiter behind it, then the async one is cancelled. */
 	wa = (struct waiter_arg){ fd, 1, 300 * MSEC, 1 };
@@ -720,9 +637,9 @@ TEST(slow_kept_while_waiters_remain)
 	EXPECT_TRUE(slow(pg));
 	pthread_join(ta, NULL);
 	EXPECT_EQ(-ETIMEDOUT, wa.ret);
-	EXPECT_EQ(0, info(fd).waiters);
+	EXPECT_EQ(0, kt_lim_info(fd).waiters);
 	/* The last one left: the next kernel pass clears SLOW. */
-	EXPECT_EQ(-EAGAIN, take(fd, 1, 0));
+	EXPECT_EQ(-EAGAIN, kt_lim_take(fd, 1, 0));
 	EXPECT_FALSE(slow(pg));
 	io_uring_queue_exit(&ring1);
 out:
@@ -779,12 +696,11 @@ TEST(nasty_stamps_against_waiters_and_pollers)
 	int takes = 0;
 
 	ASSERT_LE(0, sess);
-	if (!have_feature(sess, KPRIM_FEAT_LIMITER_PAGE))
-		SKIP(return, "no KPRIM_FEAT_LIMITER_PAGE");
+	REQUIRE_PAGE(sess);
 	drop_privileges();
 	fd = open_limiter(sess, 1000, NSEC, 3, 0);
 	ASSERT_LE(0, fd);
-	s.pg = map_page(fd);
+	s.pg = kt_lim_map(fd);
 	ASSERT_NE(NULL, s.pg);
 	ASSERT_EQ(0, pthread_create(&th, NULL, nasty_writer, &s));
 	end = kt_now_ns() + 3 * NSEC;
@@ -793,25 +709,25 @@ TEST(nasty_stamps_against_waiters_and_pollers)
 		long r;
 
 		t0 = kt_now_ns();
-		r = take(fd, 1 + (takes % 3), 20 * MSEC);
+		r = kt_lim_take(fd, 1 + (takes % 3), 20 * MSEC);
 		EXPECT_TRUE(r == 0 || r == -ETIMEDOUT) TH_LOG("take %ld", r);
 		EXPECT_GE(1, poll(&p, 1, 5));
 		if (kt_now_ns() - t0 > worst)
 			worst = kt_now_ns() - t0;
 		if (!(takes % 50))
-			EXPECT_EQ(0, set_params(fd, KPRIM_LIMITER_SET_BURST,
+			EXPECT_EQ(0, kt_lim_set(fd, KPRIM_LIMITER_SET_BURST,
 						0, 0, 3 + (takes & 1)));
 		takes++;
 	}
 	atomic_store(&s.stop, true);
 	pthread_join(th, NULL);
-	EXPECT_EQ(0, set_params(fd, KPRIM_LIMITER_SET_BURST, 0, 0, 3));
+	EXPECT_EQ(0, kt_lim_set(fd, KPRIM_LIMITER_SET_BURST, 0, 0, 3));
 	TH_LOG("%d takes, %ld writes, worst %llu ms", takes,
 	       atomic_load(&s.writes), (unsigned long long)(worst / MSEC));
 	/* 20 ms wait + 5 ms poll, generous for TCG. */
 	EXPECT_GT(2 * NSEC, worst);
 	EXPECT_PARAMS(fd, 1000, NSEC, 3);
-	EXPECT_EQ(0, info(fd).waiters);
+	EXPECT_EQ(0, kt_lim_info(fd).waiters);
 	close(fd);
 	close(sess);
 }
@@ -828,30 +744,27 @@ TEST(dying_mapper)
 	pid_t victim, heir;
 
 	ASSERT_LE(0, sess);
-	if (!have_feature(sess, KPRIM_FEAT_LIMITER_PAGE))
-		SKIP(return, "no KPRIM_FEAT_LIMITER_PAGE");
+	REQUIRE_PAGE(sess);
 	drop_privileges();
 	fd = open_limiter(sess, 1, HOUR_NS, 2, 0);
-	ASSERT_LE(0, fd);
-	pg = map_page(fd);
-	ASSERT_NE(NULL, pg);
+	pg = kt_lim_mapped(_metadata, fd);
 	victim = fork();
 	ASSERT_LE(0, victim);
 	if (!victim) {
-		struct kprim_limiter_page *p = map_page(fd);
+		struct kprim_limiter_page *p = kt_lim_map(fd);
 
 		if (!p)
 			_exit(1);
 		p->reserved[0] = 77;
-		take(fd, 1, 60 * NSEC);
+		kt_lim_take(fd, 1, 60 * NSEC);
 		_exit(2);
 	}
 	ASSERT_EQ(0, wait_waiters(fd, 1, 5000));
 	EXPECT_TRUE(slow(pg));
 	kill(victim, SIGKILL);
-	EXPECT_EQ(255 + SIGKILL, reap_pid(victim));
+	EXPECT_EQ(255 + SIGKILL, kt_reap(victim));
 	EXPECT_EQ(0, wait_waiters(fd, 0, 5000));
-	EXPECT_EQ(-EAGAIN, take(fd, 1, 0));
+	EXPECT_EQ(-EAGAIN, kt_lim_take(fd, 1, 0));
 	EXPECT_FALSE(slow(pg));
 	EXPECT_EQ(77, pg->reserved[0]);
 	ASSERT_EQ(0, pipe(p2c));
@@ -872,7 +785,7 @@ TEST(dying_mapper)
 	EXPECT_EQ(0, munmap(pg, PG));
 	close(fd);
 	close(p2c[1]);
-	EXPECT_EQ(0, reap_pid(heir));
+	EXPECT_EQ(0, kt_reap(heir));
 	close(sess);
 }
 
@@ -888,8 +801,7 @@ TEST(user_namespace_co_user)
 	pid_t pid;
 
 	ASSERT_LE(0, sess);
-	if (!have_feature(sess, KPRIM_FEAT_LIMITER_PAGE))
-		SKIP(return, "no KPRIM_FEAT_LIMITER_PAGE");
+	REQUIRE_PAGE(sess);
 	fd = open_limiter(sess, 1, NSEC, 4, -1);
 	ASSERT_LE(0, fd);
 	pid = fork();
@@ -900,10 +812,10 @@ TEST(user_namespace_co_user)
 		drop_privileges();
 		if (unshare(CLONE_NEWUSER))
 			_exit(100);
-		p = map_page(fd);
+		p = kt_lim_map(fd);
 		if (!p)
 			_exit(1);
-		if (set_params(fd, KPRIM_LIMITER_SET_BURST, 0, 0, 1000) !=
+		if (kt_lim_set(fd, KPRIM_LIMITER_SET_BURST, 0, 0, 1000) !=
 		    -EPERM)
 			_exit(2);
 		for (int i = 0; i < 100000; i++) {
@@ -911,20 +823,20 @@ TEST(user_namespace_co_user)
 			p->stamp = i & 1 ? 0 : ~0ull;
 			p->cap = p->burst = p->rate = ~0ull;
 		}
-		_exit(take(fd, 4, 0) == 0 ? 0 : 3);
+		_exit(kt_lim_take(fd, 4, 0) == 0 ? 0 : 3);
 	}
-	st = reap_pid(pid);
+	st = kt_reap(pid);
 	if (st == 100)
 		SKIP(return, "no unprivileged user namespaces");
 	EXPECT_EQ(0, st);
 	EXPECT_PARAMS(fd, 1, NSEC, 4);
-	pg = map_page(fd);
+	pg = kt_lim_map(fd);
 	ASSERT_NE(NULL, pg);
 	/*
 	 * The next kernel pass clamps the fill to what it holds (the copies
 	 * of the parameters are the co-user's to spoil: SET republishes).
 	 */
-	EXPECT_GE(0, take(fd, 1, 0));
+	EXPECT_GE(0, kt_lim_take(fd, 1, 0));
 	EXPECT_LE(pg->fill, 4 * NSEC);
 	EXPECT_PARAMS(fd, 1, NSEC, 4);
 	munmap(pg, PG);
@@ -939,25 +851,20 @@ TEST(user_namespace_co_user)
  */
 TEST(unlink_and_rmmod_while_mapped)
 {
-	int sess = kt_session(), fd, fd2, ret, err;
+	int sess = kt_session(), fd, fd2, err;
 	struct kprim_limiter_page *pg, *pg2;
 	char name[64];
 
 	ASSERT_LE(0, sess);
-	if (!have_feature(sess, KPRIM_FEAT_LIMITER_PAGE))
-		SKIP(return, "no KPRIM_FEAT_LIMITER_PAGE");
+	REQUIRE_PAGE(sess);
 	KT_NAME(name, "unl8");
 	fd = open_named(sess, name, 1, NSEC, 6, -1);
-	ASSERT_LE(0, fd);
-	pg = map_page(fd);
-	ASSERT_NE(NULL, pg);
+	pg = kt_lim_mapped(_metadata, fd);
 	pg->reserved[0] = 0xabc;
 	close(fd);
 	EXPECT_EQ(0, kt_unlink(sess, KPRIM_KIND_LIMITER, name));
 	fd2 = open_named(sess, name, 2, NSEC, 8, -1);
-	ASSERT_LE(0, fd2);
-	pg2 = map_page(fd2);
-	ASSERT_NE(NULL, pg2);
+	pg2 = kt_lim_mapped(_metadata, fd2);
 	EXPECT_EQ(0, pg2->reserved[0]);
 	EXPECT_EQ(8, pg2->burst);
 	EXPECT_EQ(6, pg->burst);
@@ -968,11 +875,9 @@ TEST(unlink_and_rmmod_while_mapped)
 	close(sess);
 	/* Only the mapping holds kprim now. */
 	if (geteuid() == 0) {
-		ret = syscall(__NR_delete_module, "kprim", O_NONBLOCK);
-		err = errno;
-		EXPECT_EQ(-1, ret);
-		EXPECT_TRUE(err == EWOULDBLOCK || err == EBUSY)
-			TH_LOG("errno %d", err);
+		err = kt_try_rmmod();
+		EXPECT_TRUE(err == -EWOULDBLOCK || err == -EBUSY)
+			TH_LOG("errno %d", -err);
 	}
 	pg->fill = 1;
 	EXPECT_EQ(6, pg->burst);
@@ -1032,7 +937,7 @@ TEST(memcg_charges_the_pages)
 		}
 		objs = memcg_current(cfd);
 		for (int i = 0; i < N; i++) {
-			pages[i] = map_page(fds[i]);
+			pages[i] = kt_lim_map(fds[i]);
 			if (!pages[i])
 				_exit(3);
 		}
@@ -1061,7 +966,7 @@ TEST(memcg_charges_the_pages)
 			_exit(5);
 		_exit(0);
 	}
-	st = reap_pid(pid);
+	st = kt_reap(pid);
 	rmdir(cg);
 	if (st == 100)
 		SKIP(return, "no KPRIM_FEAT_LIMITER_PAGE");
@@ -1079,21 +984,18 @@ TEST(info_admitted_never_below_the_kernels)
 	struct kprim_limiter_page *pg;
 
 	ASSERT_LE(0, sess);
-	if (!have_feature(sess, KPRIM_FEAT_LIMITER_PAGE))
-		SKIP(return, "no KPRIM_FEAT_LIMITER_PAGE");
+	REQUIRE_PAGE(sess);
 	drop_privileges();
 	fd = open_limiter(sess, 1, HOUR_NS, 5, -1);
-	ASSERT_LE(0, fd);
-	pg = map_page(fd);
-	ASSERT_NE(NULL, pg);
-	EXPECT_EQ(0, take(fd, 2, 0));
-	EXPECT_EQ(2, info(fd).admitted);
+	pg = kt_lim_mapped(_metadata, fd);
+	EXPECT_EQ(0, kt_lim_take(fd, 2, 0));
+	EXPECT_EQ(2, kt_lim_info(fd).admitted);
 	pg->admitted = ~0ull;
-	EXPECT_LE(2, info(fd).admitted);
+	EXPECT_LE(2, kt_lim_info(fd).admitted);
 	pg->admitted = ~0ull - 1;
-	EXPECT_LE(2, info(fd).admitted);
+	EXPECT_LE(2, kt_lim_info(fd).admitted);
 	pg->admitted = 7;
-	EXPECT_EQ(9, info(fd).admitted);
+	EXPECT_EQ(9, kt_lim_info(fd).admitted);
 	munmap(pg, PG);
 	close(fd);
 	close(sess);
@@ -1111,8 +1013,7 @@ TEST(library_timens_without_proc)
 	pid_t pid;
 
 	ASSERT_LE(0, sess);
-	if (!have_feature(sess, KPRIM_FEAT_LIMITER_PAGE))
-		SKIP(return, "no KPRIM_FEAT_LIMITER_PAGE");
+	REQUIRE_PAGE(sess);
 	if (geteuid() != 0)
 		SKIP(return, "needs root for the mount namespace");
 	fd = open_limiter(sess, 1, HOUR_NS, 10, 0);
@@ -1120,13 +1021,11 @@ TEST(library_timens_without_proc)
 	pid = fork();
 	ASSERT_LE(0, pid);
 	if (!pid) {
-		FILE *f;
 		pid_t g;
 
 		if (unshare(CLONE_NEWTIME | CLONE_NEWNS))
 			_exit(100);
-		f = fopen("/proc/self/timens_offsets", "w");
-		if (!f || fprintf(f, "monotonic 86400 0\n") < 0 || fclose(f))
+		if (kt_timens_day_ahead())
 			_exit(101);
 		if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) ||
 		    umount2("/proc", MNT_DETACH))
@@ -1147,14 +1046,14 @@ TEST(library_timens_without_proc)
 				ok += !kprim_limiter_try_take(l, 1, NULL);
 			_exit(ok);
 		}
-		_exit(reap_pid(g));
+		_exit(kt_reap(g));
 	}
-	st = reap_pid(pid);
+	st = kt_reap(pid);
 	if (st == 100)
 		SKIP(return, "no time or mount namespaces");
 	EXPECT_EQ(0, st);
-	EXPECT_EQ(0, info(fd).admitted);
-	EXPECT_EQ(0, info(fd).tokens);
+	EXPECT_EQ(0, kt_lim_info(fd).admitted);
+	EXPECT_EQ(0, kt_lim_info(fd).tokens);
 	close(fd);
 	close(sess);
 }
@@ -1171,15 +1070,13 @@ TEST(library_setns_into_time_namespace)
 	pid_t pid;
 
 	ASSERT_LE(0, sess);
-	if (!have_feature(sess, KPRIM_FEAT_LIMITER_PAGE))
-		SKIP(return, "no KPRIM_FEAT_LIMITER_PAGE");
+	REQUIRE_PAGE(sess);
 	fd = open_limiter(sess, 1, HOUR_NS, 10, 1);
 	ASSERT_LE(0, fd);
 	pid = fork();
 	ASSERT_LE(0, pid);
 	if (!pid) {
 		struct kprim_limiter *l;
-		FILE *f;
 		int ok = 0, ns;
 
 		if (kprim_limiter_from_fd(dup(fd), &l))
@@ -1189,8 +1086,7 @@ TEST(library_setns_into_time_namespace)
 		if (unshare(CLONE_NEWUSER | CLONE_NEWTIME) &&
 		    unshare(CLONE_NEWTIME))
 			_exit(100);
-		f = fopen("/proc/self/timens_offsets", "w");
-		if (!f || fprintf(f, "monotonic 86400 0\n") < 0 || fclose(f))
+		if (kt_timens_day_ahead())
 			_exit(101);
 		ns = open("/proc/self/ns/time_for_children", O_RDONLY);
 		if (ns < 0 || setns(ns, CLONE_NEWTIME))
@@ -1199,12 +1095,12 @@ TEST(library_setns_into_time_namespace)
 			ok += !kprim_limiter_try_take(l, 1, NULL);
 		_exit(ok);
 	}
-	st = reap_pid(pid);
+	st = kt_reap(pid);
 	if (st == 100)
 		SKIP(return, "no time namespaces");
 	EXPECT_EQ(1, st);
-	EXPECT_EQ(1, info(fd).admitted);
-	EXPECT_EQ(0, info(fd).tokens);
+	EXPECT_EQ(1, kt_lim_info(fd).admitted);
+	EXPECT_EQ(0, kt_lim_info(fd).tokens);
 	close(fd);
 	close(sess);
 }

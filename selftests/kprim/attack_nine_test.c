@@ -35,6 +35,7 @@
 #include <sys/wait.h>
 #include "kselftest_harness.h"
 #include "kprim_test.h"
+#include "kt_sem.h"
 #include "kt_uring.h"
 
 #define NSEC		1000000000ull
@@ -42,45 +43,23 @@
 #define PG		4096
 #define NOBODY		65534
 
-static struct kprim_sem_info sem_info(int fd)
+/*
+ * The new semaphore @name of @permits, on two fds: *@a with its slot
+ * mapped (returned), and *@b.
+ */
+static struct kprim_sem_slot *open_two(struct __test_metadata *_metadata,
+				       int sess, const char *name,
+				       __u64 permits, int *a, int *b)
 {
-	struct kprim_sem_info i = { .size = sizeof(i) };
+	struct kprim_sem_slot *sl;
 
-	if (kt_ioctl(fd, KPRIM_IOC_SEM_INFO, &i))
-		memset(&i, 0xff, sizeof(i));
-	return i;
-}
-
-static long raw_acquire(int fd, __u64 n, __u64 timeout_ns)
-{
-	struct kprim_sem_acquire a = {
-		.size = sizeof(a), .n = n,
-		.wait = kt_wait(timeout_ns, KPRIM_NO_CANCEL_FD),
-	};
-
-	return kt_ioctl(fd, KPRIM_IOC_SEM_ACQUIRE, &a);
-}
-
-static long raw_release(int fd, __u64 n)
-{
-	struct kprim_sem_release r = { .size = sizeof(r), .n = n };
-
-	return kt_ioctl(fd, KPRIM_IOC_SEM_RELEASE, &r);
-}
-
-static int open_sem(int sess, const char *name, __u32 flags, __u64 permits)
-{
-	struct kprim_open o = kt_open_args(KPRIM_KIND_SEM, name, flags);
-
-	o.sem.permits = permits;
-	return kt_open(sess, &o);
-}
-
-static struct kprim_sem_slot *map_slot(int fd)
-{
-	void *p = mmap(NULL, PG, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-
-	return p == MAP_FAILED ? NULL : p;
+	*a = kt_sem_open(sess, name, KPRIM_OPEN_CREATE, permits);
+	ASSERT_LE(0, *a);
+	*b = kt_sem_open(sess, name, 0, 0);
+	ASSERT_LE(0, *b);
+	sl = kt_sem_map(*a);
+	ASSERT_NE(NULL, sl);
+	return sl;
 }
 
 /*
@@ -123,7 +102,7 @@ static long release_one(int fd, struct kprim_sem_slot *sl)
 		if (r > 0)
 			return 0;
 		if (!r)
-			return raw_release(fd, 1);
+			return kt_sem_release(fd, 1);
 	}
 }
 
@@ -147,16 +126,16 @@ static void *releaser_main(void *arg)
 
 	usleep(r->delay_ms * 1000);
 	if (r->map_late) {
-		r->slot = map_slot(r->fd);
+		r->slot = kt_sem_map(r->fd);
 		if (!r->slot) {
 			r->rel_ret = -ENOMEM;
 			return NULL;
 		}
 	} else {
-		r->try_ret = raw_acquire(r->fd, 1, 0);
+		r->try_ret = kt_sem_acquire(r->fd, 1, 0);
 	}
 	r->parked = fast_release(r->slot, 1) > 0;
-	r->rel_ret = r->parked ? 0 : raw_release(r->fd, 1);
+	r->rel_ret = r->parked ? 0 : kt_sem_release(r->fd, 1);
 	return NULL;
 }
 
@@ -179,17 +158,17 @@ static int poller_sees_release(struct __test_metadata *_metadata,
 	uint64_t t0, ms;
 
 	KT_NAME(name, "poll-park");
-	r.fd = open_sem(sess, name, KPRIM_OPEN_CREATE, 1);
-	b = open_sem(sess, name, 0, 0);
+	r.fd = kt_sem_open(sess, name, KPRIM_OPEN_CREATE, 1);
+	b = kt_sem_open(sess, name, 0, 0);
 	if (r.fd < 0 || b < 0)
 		return -2;
 	if (!map_late) {
-		r.slot = map_slot(r.fd);
+		r.slot = kt_sem_map(r.fd);
 		if (!r.slot)
 			return -3;
 	}
 	/* Held by a, in use (a lent slot with nothing parked, if mapped). */
-	if (raw_acquire(r.fd, 1, 0))
+	if (kt_sem_acquire(r.fd, 1, 0))
 		return -4;
 	if (how == BY_EPOLL_ET) {
 		struct epoll_event ev = { .events = EPOLLIN | EPOLLET };
@@ -232,7 +211,7 @@ static int poller_sees_release(struct __test_metadata *_metadata,
 	if (!map_late)
 		EXPECT_EQ(-EAGAIN, r.try_ret);
 	/* The permit is free indeed (INFO recalls). */
-	i = sem_info(b);
+	i = kt_sem_info(b);
 	EXPECT_EQ(1, i.available);
 	EXPECT_EQ(0, i.held);
 	if (r.slot)
@@ -275,33 +254,28 @@ TEST(acquired_tally_garbage_saturates)
 
 	ASSERT_LE(0, sess);
 	KT_NAME(name, "acq-garbage");
-	a = open_sem(sess, name, KPRIM_OPEN_CREATE, 2);
-	ASSERT_LE(0, a);
-	b = open_sem(sess, name, 0, 0);
-	ASSERT_LE(0, b);
-	sl = map_slot(a);
-	ASSERT_NE(NULL, sl);
-	ASSERT_EQ(0, raw_acquire(a, 1, 0));
-	ASSERT_EQ(0, raw_release(a, 1));
-	EXPECT_EQ(1, sem_info(b).acquired);
+	sl = open_two(_metadata, sess, name, 2, &a, &b);
+	ASSERT_EQ(0, kt_sem_acquire(a, 1, 0));
+	ASSERT_EQ(0, kt_sem_release(a, 1));
+	EXPECT_EQ(1, kt_sem_info(b).acquired);
 
 	/* Collected by a's next call. */
 	__atomic_store_n(&sl->acquired, UINT64_MAX, __ATOMIC_RELAXED);
-	ASSERT_EQ(0, raw_acquire(a, 1, 0));
-	i = sem_info(b);
+	ASSERT_EQ(0, kt_sem_acquire(a, 1, 0));
+	i = kt_sem_info(b);
 	TH_LOG("acquired after UINT64_MAX in the tally: %llu",
 	       (unsigned long long)i.acquired);
 	EXPECT_EQ(UINT64_MAX, i.acquired);
 	/* Saturated: another grant does not wrap it. */
-	ASSERT_EQ(0, raw_acquire(b, 1, 0));
-	EXPECT_EQ(UINT64_MAX, sem_info(b).acquired);
-	ASSERT_EQ(0, raw_release(b, 1));
+	ASSERT_EQ(0, kt_sem_acquire(b, 1, 0));
+	EXPECT_EQ(UINT64_MAX, kt_sem_info(b).acquired);
+	ASSERT_EQ(0, kt_sem_release(b, 1));
 
 	/* Collected at close (the munmap drops the last reference). */
 	__atomic_store_n(&sl->acquired, UINT64_MAX - 5, __ATOMIC_RELAXED);
 	munmap(sl, PG);
 	close(a);
-	i = sem_info(b);
+	i = kt_sem_info(b);
 	EXPECT_EQ(UINT64_MAX, i.acquired);
 	EXPECT_EQ(0, i.held);
 	EXPECT_EQ(2, i.available);
@@ -334,12 +308,12 @@ static void exec_probe(int argc, char **argv)
 		return;
 	fd = atoi(argv[2]);
 	out = atoi(argv[3]);
-	rep.held_by_me = sem_info(fd).held_by_me;
-	sl = map_slot(fd);
+	rep.held_by_me = kt_sem_info(fd).held_by_me;
+	sl = kt_sem_map(fd);
 	rep.word = sl ? __atomic_load_n(&sl->word, __ATOMIC_ACQUIRE) : 0;
 	rep.release = release_one(fd, sl);
 	rep.again = release_one(fd, sl);
-	rep.held_after = sem_info(fd).held_by_me;
+	rep.held_after = kt_sem_info(fd).held_by_me;
 	_exit(write(out, &rep, sizeof(rep)) == sizeof(rep) ? 0 : 1);
 }
 
@@ -360,7 +334,7 @@ TEST(inherited_fd_across_exec)
 
 	ASSERT_LE(0, sess);
 	KT_NAME(name, "exec-slot");
-	b = open_sem(sess, name, KPRIM_OPEN_CREATE, 3);
+	b = kt_sem_open(sess, name, KPRIM_OPEN_CREATE, 3);
 	ASSERT_LE(0, b);
 	ASSERT_EQ(0, pipe(pfd));
 	pid = fork();
@@ -368,9 +342,9 @@ TEST(inherited_fd_across_exec)
 	if (!pid) {
 		char fdarg[16], outarg[16];
 
-		a = open_sem(sess, name, KPRIM_OPEN_INHERIT, 0);
-		sl = a < 0 ? NULL : map_slot(a);
-		if (!sl || raw_acquire(a, 2, 0) || fast_release(sl, 1) != 1)
+		a = kt_sem_open(sess, name, KPRIM_OPEN_INHERIT, 0);
+		sl = a < 0 ? NULL : kt_sem_map(a);
+		if (!sl || kt_sem_acquire(a, 2, 0) || fast_release(sl, 1) != 1)
 			_exit(2);
 		snprintf(fdarg, sizeof(fdarg), "%d", a);
 		snprintf(outarg, sizeof(outarg), "%d", pfd[1]);
@@ -391,7 +365,7 @@ TEST(inherited_fd_across_exec)
 	EXPECT_EQ(0, rep.release);
 	EXPECT_EQ(-EINVAL, rep.again);
 	EXPECT_EQ(0, rep.held_after);
-	i = sem_info(b);
+	i = kt_sem_info(b);
 	EXPECT_EQ(0, i.held);
 	EXPECT_EQ(3, i.available);
 	close(pfd[0]);
@@ -415,25 +389,20 @@ TEST(slot_page_pinned_in_a_pipe)
 
 	ASSERT_LE(0, sess);
 	KT_NAME(name, "slot-pipe");
-	a = open_sem(sess, name, KPRIM_OPEN_CREATE, 2);
-	ASSERT_LE(0, a);
-	b = open_sem(sess, name, 0, 0);
-	ASSERT_LE(0, b);
-	sl = map_slot(a);
-	ASSERT_NE(NULL, sl);
-	ASSERT_EQ(0, raw_acquire(a, 2, 0));
+	sl = open_two(_metadata, sess, name, 2, &a, &b);
+	ASSERT_EQ(0, kt_sem_acquire(a, 2, 0));
 	ASSERT_EQ(1, fast_release(sl, 2));
 	ASSERT_EQ(0, pipe(pfd));
 	iov = (struct iovec){ .iov_base = sl, .iov_len = sizeof(*sl) };
 	ASSERT_EQ((ssize_t)sizeof(*sl), vmsplice(pfd[1], &iov, 1, 0));
 	munmap(sl, PG);
 	close(a);
-	i = sem_info(b);
+	i = kt_sem_info(b);
 	EXPECT_EQ(0, i.held);
 	EXPECT_EQ(2, i.available);
 	/* Let the freed page be reused, then read the pinned one. */
 	for (int k = 0; k < 64; k++) {
-		int c = open_sem(sess, name, 0, 0);
+		int c = kt_sem_open(sess, name, 0, 0);
 		void *p = c < 0 ? MAP_FAILED : mmap(NULL, PG, PROT_READ |
 						    PROT_WRITE, MAP_SHARED,
 						    c, 0);
@@ -468,9 +437,9 @@ TEST(userns_co_user_garbage)
 
 	ASSERT_LE(0, sess);
 	KT_NAME(name, "userns-garbage");
-	h = open_sem(sess, name, KPRIM_OPEN_CREATE, 4);
+	h = kt_sem_open(sess, name, KPRIM_OPEN_CREATE, 4);
 	ASSERT_LE(0, h);
-	evil = open_sem(sess, name, 0, 0);
+	evil = kt_sem_open(sess, name, 0, 0);
 	ASSERT_LE(0, evil);
 	pid = fork();
 	ASSERT_LE(0, pid);
@@ -484,7 +453,7 @@ TEST(userns_co_user_garbage)
 			_exit(90);
 		if (unshare(CLONE_NEWUSER))
 			_exit(100);
-		sl = map_slot(evil);
+		sl = kt_sem_map(evil);
 		if (!sl)
 			_exit(1);
 		for (int k = 0; k < 20000; k++) {
@@ -495,17 +464,17 @@ TEST(userns_co_user_garbage)
 			__atomic_store_n(&sl->acquired, ~0ull - k,
 					 __ATOMIC_RELAXED);
 			if (k % 8 == 0)
-				raw_acquire(evil, 1 + k % 5, 0);
+				kt_sem_acquire(evil, 1 + k % 5, 0);
 			else if (k % 8 == 4)
-				raw_release(evil, 1 + k % 3);
+				kt_sem_release(evil, 1 + k % 3);
 			else if (k % 8 == 6)
-				sem_info(evil);
+				kt_sem_info(evil);
 		}
 		_exit(0);
 	}
 	close(evil);
 	for (int k = 0; k < 2000; k++) {
-		long ret = raw_acquire(h, 1, 0);
+		long ret = kt_sem_acquire(h, 1, 0);
 
 		if (ret == -EAGAIN)
 			continue;
@@ -513,10 +482,10 @@ TEST(userns_co_user_garbage)
 			bad++;
 			continue;
 		}
-		i = sem_info(h);
+		i = kt_sem_info(h);
 		if (i.held_by_me != 1 || i.held > 4)
 			bad++;
-		if (raw_release(h, 1))
+		if (kt_sem_release(h, 1))
 			bad++;
 	}
 	st = 0;
@@ -525,7 +494,7 @@ TEST(userns_co_user_garbage)
 		SKIP(return, "no unprivileged user namespaces");
 	EXPECT_TRUE(WIFEXITED(st) && !WEXITSTATUS(st));
 	EXPECT_EQ(0, bad);
-	i = sem_info(h);
+	i = kt_sem_info(h);
 	TH_LOG("after the co-user: held %llu, available %llu, acquired %llu",
 	       (unsigned long long)i.held, (unsigned long long)i.available,
 	       (unsigned long long)i.acquired);
@@ -534,9 +503,9 @@ TEST(userns_co_user_garbage)
 	EXPECT_EQ(0, i.waiters);
 	EXPECT_EQ(0, i.nr_holders);
 	EXPECT_EQ(UINT64_MAX, i.acquired);
-	EXPECT_EQ(0, raw_acquire(h, 4, 0));
-	EXPECT_EQ(-EAGAIN, raw_acquire(h, 1, 0));
-	EXPECT_EQ(0, raw_release(h, 4));
+	EXPECT_EQ(0, kt_sem_acquire(h, 4, 0));
+	EXPECT_EQ(-EAGAIN, kt_sem_acquire(h, 1, 0));
+	EXPECT_EQ(0, kt_sem_release(h, 4));
 	close(h);
 	kt_unlink(sess, KPRIM_KIND_SEM, name);
 	close(sess);
@@ -548,24 +517,22 @@ TEST(userns_co_user_garbage)
  */
 TEST(rmmod_refused_while_a_slot_is_mapped)
 {
-	int sess = kt_session(), a, ret, err;
+	int sess = kt_session(), a, err;
 	struct kprim_sem_slot *sl;
 
 	ASSERT_LE(0, sess);
-	a = open_sem(sess, NULL, KPRIM_OPEN_CREATE, 1);
+	a = kt_sem_open(sess, NULL, KPRIM_OPEN_CREATE, 1);
 	ASSERT_LE(0, a);
-	sl = map_slot(a);
+	sl = kt_sem_map(a);
 	ASSERT_NE(NULL, sl);
-	ASSERT_EQ(0, raw_acquire(a, 1, 0));
+	ASSERT_EQ(0, kt_sem_acquire(a, 1, 0));
 	ASSERT_EQ(1, fast_release(sl, 1));
 	close(a);
 	close(sess);
 	if (geteuid() == 0) {
-		ret = syscall(__NR_delete_module, "kprim", O_NONBLOCK);
-		err = errno;
-		EXPECT_EQ(-1, ret);
-		EXPECT_TRUE(err == EWOULDBLOCK || err == EBUSY)
-			TH_LOG("errno %d", err);
+		err = kt_try_rmmod();
+		EXPECT_TRUE(err == -EWOULDBLOCK || err == -EBUSY)
+			TH_LOG("errno %d", -err);
 	}
 	EXPECT_EQ(1, fast_acquire(sl, 1));
 	EXPECT_EQ(1, fast_release(sl, 1));
@@ -596,7 +563,8 @@ static void *rel_racer(void *arg)
 		pthread_barrier_wait(r->go);
 		if (atomic_load(r->stop))
 			return NULL;
-		ret = r->fast ? release_one(r->fd, r->sl) : raw_release(r->fd, 1);
+		ret = r->fast ? release_one(r->fd, r->sl) :
+				 kt_sem_release(r->fd, 1);
 		if (!ret)
 			r->wins++;
 		else if (ret == -EINVAL)
@@ -621,12 +589,7 @@ TEST(release_ioctl_races_fast_release)
 
 	ASSERT_LE(0, sess);
 	KT_NAME(name, "rel-race");
-	a = open_sem(sess, name, KPRIM_OPEN_CREATE, 3);
-	ASSERT_LE(0, a);
-	b = open_sem(sess, name, 0, 0);
-	ASSERT_LE(0, b);
-	sl = map_slot(a);
-	ASSERT_NE(NULL, sl);
+	sl = open_two(_metadata, sess, name, 3, &a, &b);
 	ASSERT_EQ(0, pthread_barrier_init(&go, NULL, 3));
 	for (int k = 0; k < 2; k++) {
 		r[k] = (struct rel_race){ .fd = a, .sl = sl, .go = &go,
@@ -637,9 +600,9 @@ TEST(release_ioctl_races_fast_release)
 		int before = r[0].wins + r[1].wins;
 
 		/* One in use (an INFO every few rounds parks nothing). */
-		ASSERT_EQ(0, raw_acquire(a, 1, 0));
+		ASSERT_EQ(0, kt_sem_acquire(a, 1, 0));
 		if (n % 7 == 0)
-			sem_info(b);
+			kt_sem_info(b);
 		pthread_barrier_wait(&go);
 		pthread_barrier_wait(&go);
 		if (r[0].wins + r[1].wins != before + 1)
@@ -654,12 +617,12 @@ TEST(release_ioctl_races_fast_release)
 	EXPECT_EQ(0, bad);
 	EXPECT_EQ(0, r[0].other + r[1].other);
 	EXPECT_EQ(rounds, r[0].einval + r[1].einval);
-	i = sem_info(b);
+	i = kt_sem_info(b);
 	EXPECT_EQ(0, i.held);
 	EXPECT_EQ(3, i.available);
 	EXPECT_EQ(0, i.nr_holders);
 	/* Nothing in use is left: a cannot release again. */
-	EXPECT_EQ(-EINVAL, raw_release(a, 1));
+	EXPECT_EQ(-EINVAL, kt_sem_release(a, 1));
 	pthread_barrier_destroy(&go);
 	munmap(sl, PG);
 	close(a);
@@ -684,13 +647,8 @@ TEST(child_with_only_the_mapping)
 
 	ASSERT_LE(0, sess);
 	KT_NAME(name, "map-child");
-	a = open_sem(sess, name, KPRIM_OPEN_CREATE, 2);
-	ASSERT_LE(0, a);
-	b = open_sem(sess, name, 0, 0);
-	ASSERT_LE(0, b);
-	sl = map_slot(a);
-	ASSERT_NE(NULL, sl);
-	ASSERT_EQ(0, raw_acquire(a, 2, 0));
+	sl = open_two(_metadata, sess, name, 2, &a, &b);
+	ASSERT_EQ(0, kt_sem_acquire(a, 2, 0));
 	ASSERT_EQ(1, fast_release(sl, 1));	/* 1 parked, 1 in use */
 	ASSERT_EQ(0, pipe(pfd));
 	pid = fork();
@@ -710,19 +668,19 @@ TEST(child_with_only_the_mapping)
 	munmap(sl, PG);
 	close(a);
 	/* The child's mapping pins the fd: the permit in use stays held. */
-	i = sem_info(b);
+	i = kt_sem_info(b);
 	EXPECT_EQ(1, i.held);
 	EXPECT_EQ(1, i.available);
 	EXPECT_EQ(1, i.nr_holders);
 	/* A waiter for both queues; the child's death grants it. */
 	kill(pid, SIGKILL);
-	EXPECT_EQ(0, raw_acquire(b, 2, 10 * NSEC));
+	EXPECT_EQ(0, kt_sem_acquire(b, 2, 10 * NSEC));
 	ASSERT_EQ(pid, waitpid(pid, &st, 0));
-	i = sem_info(b);
+	i = kt_sem_info(b);
 	EXPECT_EQ(2, i.held);
 	EXPECT_EQ(2, i.held_by_me);
-	EXPECT_EQ(0, raw_release(b, 2));
-	EXPECT_EQ(0, sem_info(b).held);
+	EXPECT_EQ(0, kt_sem_release(b, 2));
+	EXPECT_EQ(0, kt_sem_info(b).held);
 	close(pfd[0]);
 	close(b);
 	kt_unlink(sess, KPRIM_KIND_SEM, name);
@@ -757,7 +715,7 @@ static void *storm_worker(void *arg)
 		if (r)
 			w->fast++;
 		else
-			ret = raw_acquire(w->fd, 1, 20 * MSEC);
+			ret = kt_sem_acquire(w->fd, 1, 20 * MSEC);
 		if (ret == -ETIMEDOUT || ret == -EINTR)
 			continue;
 		if (ret) {
@@ -794,13 +752,13 @@ TEST(resize_storm_against_slots)
 
 	ASSERT_LE(0, sess);
 	KT_NAME(name, "resize-storm");
-	own = open_sem(sess, name, KPRIM_OPEN_CREATE, 2);
+	own = kt_sem_open(sess, name, KPRIM_OPEN_CREATE, 2);
 	ASSERT_LE(0, own);
 	for (int k = 0; k < 6; k++) {
 		w[k] = (struct storm){ .inuse = &inuse, .stop = &stop };
-		w[k].fd = open_sem(sess, name, 0, 0);
+		w[k].fd = kt_sem_open(sess, name, 0, 0);
 		ASSERT_LE(0, w[k].fd);
-		w[k].sl = map_slot(w[k].fd);
+		w[k].sl = kt_sem_map(w[k].fd);
 		ASSERT_NE(NULL, w[k].sl);
 		ASSERT_EQ(0, pthread_create(&t[k], NULL, storm_worker, &w[k]));
 	}
@@ -810,7 +768,7 @@ TEST(resize_storm_against_slots)
 		ASSERT_EQ(0, kt_ioctl(own, KPRIM_IOC_SEM_RESIZE, &rs));
 		resizes++;
 		if (resizes % 5 == 0) {
-			i = sem_info(own);
+			i = kt_sem_info(own);
 			EXPECT_GE(4, i.held);
 		}
 		usleep(1000);
@@ -825,7 +783,7 @@ TEST(resize_storm_against_slots)
 		EXPECT_LT(0, w[k].fast + w[k].slow);
 	}
 	TH_LOG("%d resizes", resizes);
-	i = sem_info(own);
+	i = kt_sem_info(own);
 	EXPECT_EQ(0, i.held);
 	EXPECT_EQ(0, i.waiters);
 	EXPECT_EQ(i.permits, i.available);
@@ -838,19 +796,15 @@ TEST(resize_storm_against_slots)
 	close(sess);
 }
 
-/* Reap one CQE; its result in *res. Return: its user_data, or 0. */
+/*
+ * Reap one CQE, waiting 10 s at most; its result in *res.
+ * Return: its user_data, or 0.
+ */
 static __u64 reap_cqe(struct io_uring *ring, int *res)
 {
-	struct __kernel_timespec ts = { .tv_sec = 10 };
-	struct io_uring_cqe *cqe;
 	__u64 ud;
 
-	if (io_uring_wait_cqe_timeout(ring, &cqe, &ts))
-		return 0;
-	*res = cqe->res;
-	ud = cqe->user_data;
-	io_uring_cqe_seen(ring, cqe);
-	return ud;
+	return kt_cqe_wait(ring, 10 * 1000, &ud, res) ? 0 : ud;
 }
 
 /*
@@ -875,14 +829,9 @@ TEST(uring_async_acquire_against_a_slot)
 
 	ASSERT_LE(0, sess);
 	KT_NAME(name, "uring-slot");
-	a = open_sem(sess, name, KPRIM_OPEN_CREATE, 2);
-	ASSERT_LE(0, a);
-	b = open_sem(sess, name, 0, 0);
-	ASSERT_LE(0, b);
-	sl = map_slot(a);
-	ASSERT_NE(NULL, sl);
+	sl = open_two(_metadata, sess, name, 2, &a, &b);
 	ASSERT_EQ(0, io_uring_queue_init(1, &ring, 0));
-	ASSERT_EQ(0, raw_acquire(a, 2, 0));
+	ASSERT_EQ(0, kt_sem_acquire(a, 2, 0));
 	ASSERT_EQ(1, fast_release(sl, 1));	/* 1 parked, 1 in use */
 
 	prep_kprim(io_uring_get_sqe(&ring), b, KPRIM_IOC_SEM_ACQUIRE, &acq1, 1);
@@ -891,10 +840,10 @@ TEST(uring_async_acquire_against_a_slot)
 	w = __atomic_load_n(&sl->word, __ATOMIC_ACQUIRE);
 	EXPECT_TRUE(w & KPRIM_SEM_SLOT_SLOW) TH_LOG("word %#llx",
 						    (unsigned long long)w);
-	EXPECT_EQ(-EAGAIN, raw_acquire(a, 1, 0));
+	EXPECT_EQ(-EAGAIN, kt_sem_acquire(a, 1, 0));
 	w = __atomic_load_n(&sl->word, __ATOMIC_ACQUIRE);
 	EXPECT_TRUE(w & KPRIM_SEM_SLOT_SLOW);
-	i = sem_info(a);
+	i = kt_sem_info(a);
 	EXPECT_EQ(1, i.held);
 	EXPECT_EQ(1, i.held_by_me);
 	EXPECT_EQ(1, i.waiters);
@@ -903,7 +852,7 @@ TEST(uring_async_acquire_against_a_slot)
 	ud = reap_cqe(&ring, &res);
 	EXPECT_EQ(1, ud);
 	EXPECT_EQ(0, res);
-	i = sem_info(b);
+	i = kt_sem_info(b);
 	EXPECT_EQ(2, i.held);
 	EXPECT_EQ(2, i.held_by_me);
 	EXPECT_EQ(0, i.waiters);
@@ -912,7 +861,7 @@ TEST(uring_async_acquire_against_a_slot)
 	acq2.n = 1;
 	prep_kprim(io_uring_get_sqe(&ring), b, KPRIM_IOC_SEM_ACQUIRE, &acq2, 2);
 	ASSERT_EQ(1, io_uring_submit(&ring));
-	EXPECT_EQ(1, sem_info(a).waiters);
+	EXPECT_EQ(1, kt_sem_info(a).waiters);
 	prep_kprim(io_uring_get_sqe(&ring), a, KPRIM_IOC_WAIT_CANCEL, &wc, 3);
 	ASSERT_EQ(1, io_uring_submit(&ring));
 	for (int k = 0; k < 2; k++) {
@@ -925,15 +874,15 @@ TEST(uring_async_acquire_against_a_slot)
 			TH_LOG("cqe %llu: %d", (unsigned long long)ud, res);
 	}
 	EXPECT_EQ(3, got);
-	i = sem_info(a);
+	i = kt_sem_info(a);
 	EXPECT_EQ(0, i.waiters);
 	EXPECT_EQ(2, i.held);
 	EXPECT_EQ(0, i.held_by_me);
-	EXPECT_EQ(0, raw_release(b, 2));
+	EXPECT_EQ(0, kt_sem_release(b, 2));
 	/* a's next call lends its slot again: a fast pair works. */
-	EXPECT_EQ(0, raw_acquire(a, 1, 0));
+	EXPECT_EQ(0, kt_sem_acquire(a, 1, 0));
 	EXPECT_EQ(1, fast_release(sl, 1));
-	i = sem_info(b);
+	i = kt_sem_info(b);
 	EXPECT_EQ(0, i.held);
 	EXPECT_EQ(2, i.available);
 	EXPECT_EQ(0, i.nr_holders);
@@ -975,29 +924,29 @@ TEST_F_TIMEOUT(lenders, many_lenders_one_recall, 300)
 	if (rl.rlim_cur < (rlim_t)want + 64)
 		want = rl.rlim_cur - 64;
 	KT_NAME(name, "many-lenders");
-	b = open_sem(sess, name, KPRIM_OPEN_CREATE, want);
+	b = kt_sem_open(sess, name, KPRIM_OPEN_CREATE, want);
 	ASSERT_LE(0, b);
 	fds = calloc(want, sizeof(*fds));
 	sl = calloc(want, sizeof(*sl));
 	ASSERT_NE(NULL, fds);
 	ASSERT_NE(NULL, sl);
 	for (n = 0; n < want; n++) {
-		fds[n] = open_sem(sess, name, 0, 0);
+		fds[n] = kt_sem_open(sess, name, 0, 0);
 		if (fds[n] < 0)
 			break;
-		sl[n] = map_slot(fds[n]);
+		sl[n] = kt_sem_map(fds[n]);
 		if (!sl[n]) {
 			close(fds[n]);
 			break;
 		}
-		ASSERT_EQ(0, raw_acquire(fds[n], 1, 0));
+		ASSERT_EQ(0, kt_sem_acquire(fds[n], 1, 0));
 		ASSERT_EQ(1, fast_release(sl[n], 1));
 	}
 	ASSERT_LE(1024, n);
 	t0 = kt_now_ns();
-	i = sem_info(b);	/* recalls all n */
+	i = kt_sem_info(b);	/* recalls all n */
 	t1 = kt_now_ns();
-	sem_info(b);		/* nothing to recall */
+	kt_sem_info(b);		/* nothing to recall */
 	t2 = kt_now_ns();
 	TH_LOG("%d lenders (nofile %llu): recalling INFO %llu us, next %llu us",
 	       n, (unsigned long long)rl.rlim_cur,
@@ -1024,7 +973,7 @@ TEST_F_TIMEOUT(lenders, many_lenders_one_recall, 300)
 	 * cost an attacker no permit) cannot lengthen every recall.
 	 */
 	for (int k = 0; k < n; k++)
-		ASSERT_EQ(-EINVAL, raw_release(fds[k], 1));
+		ASSERT_EQ(-EINVAL, kt_sem_release(fds[k], 1));
 	for (int k = 0; k < n; k++) {
 		if (!(__atomic_load_n(&sl[k]->word, __ATOMIC_RELAXED) &
 		      KPRIM_SEM_SLOT_SLOW)) {
@@ -1034,7 +983,7 @@ TEST_F_TIMEOUT(lenders, many_lenders_one_recall, 300)
 		}
 	}
 	t0 = kt_now_ns();
-	i = sem_info(b);
+	i = kt_sem_info(b);
 	t1 = kt_now_ns();
 	TH_LOG("%d fds holding nothing, called: INFO %llu us", n,
 	       (unsigned long long)((t1 - t0) / 1000));

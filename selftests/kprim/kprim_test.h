@@ -13,6 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 #include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include "../../kmod/uapi/kprim.h"
 
 #define KT_DEV "/dev/kprim"
@@ -77,6 +79,25 @@ static inline uint64_t kt_now_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
+/*
+ * Unload kprim, never waiting: 0 when it went, else -errno (-EWOULDBLOCK
+ * or -EBUSY while anything holds the module).
+ */
+static inline int kt_try_rmmod(void)
+{
+	return syscall(SYS_delete_module, "kprim", O_NONBLOCK) ? -errno : 0;
+}
+
+/* Wait for the child @pid: its exit status, 255 + its signal, or -1. */
+static inline int kt_reap(pid_t pid)
+{
+	int st;
+
+	if (waitpid(pid, &st, 0) != pid)
+		return -1;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 255 + WTERMSIG(st);
 }
 
 /* A name unique to this process and call site, for tests run in parallel. */

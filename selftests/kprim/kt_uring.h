@@ -21,6 +21,25 @@ static inline void prep_kprim(struct io_uring_sqe *sqe, int fd,
 	sqe->user_data = user_data;
 }
 
+/* One CQE within @ms: 0 and its user_data and res, or -ETIME. */
+static inline int kt_cqe_wait(struct io_uring *ring, unsigned int ms,
+			      __u64 *ud, int *res)
+{
+	struct __kernel_timespec ts = {
+		.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000ll,
+	};
+	struct io_uring_cqe *cqe;
+	int ret;
+
+	ret = io_uring_wait_cqe_timeout(ring, &cqe, &ts);
+	if (ret)
+		return ret;
+	*ud = cqe->user_data;
+	*res = cqe->res;
+	io_uring_cqe_seen(ring, cqe);
+	return 0;
+}
+
 /* Threads of this process named like io_uring's workers ("iou-wrk-N"). */
 static inline int count_io_workers(void)
 {

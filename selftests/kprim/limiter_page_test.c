@@ -19,12 +19,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
-#include <sys/ptrace.h>
-#include <sys/syscall.h>
-#include <sys/user.h>
-#include <sys/wait.h>
 #include "kselftest_harness.h"
 #include "kprim_test.h"
+#include "kt_limiter.h"
+#include "kt_ptrace.h"
 #include "kprim.h"
 
 #define NSEC		1000000000ull
@@ -37,142 +35,40 @@ static long page_size(void)
 	return sysconf(_SC_PAGESIZE);
 }
 
-static int open_limiter(int sess, __u64 rate, __u64 period, __u64 burst,
-			long initial)
-{
-	struct kprim_open a = kt_open_args(KPRIM_KIND_LIMITER, NULL,
-					   KPRIM_OPEN_CREATE);
-
-	a.limiter.rate = rate;
-	a.limiter.period_ns = period;
-	a.limiter.burst = burst;
-	if (initial >= 0) {
-		a.flags |= KPRIM_OPEN_INITIAL;
-		a.limiter.initial = initial;
-	}
-	return kt_open(sess, &a);
-}
-
-static long take(int fd, __u64 n, __u64 timeout_ns)
-{
-	struct kprim_limiter_take t = {
-		.size = sizeof(t), .n = n,
-		.wait = kt_wait(timeout_ns, KPRIM_NO_CANCEL_FD),
-	};
-
-	return kt_ioctl(fd, KPRIM_IOC_LIMITER_TAKE, &t);
-}
-
-static struct kprim_limiter_info info(int fd)
-{
-	struct kprim_limiter_info i = { .size = sizeof(i) };
-
-	if (kt_ioctl(fd, KPRIM_IOC_LIMITER_INFO, &i))
-		memset(&i, 0xff, sizeof(i));
-	return i;
-}
-
-static long set_params(int fd, __u32 what, __u64 rate, __u64 period,
-		       __u64 burst)
-{
-	struct kprim_limiter_set s = {
-		.size = sizeof(s), .flags = what,
-		.params = { .rate = rate, .period_ns = period, .burst = burst },
-	};
-
-	return kt_ioctl(fd, KPRIM_IOC_LIMITER_SET, &s);
-}
-
-static struct kprim_limiter_page *map_page(int fd)
-{
-	void *p = mmap(NULL, page_size(), PROT_READ | PROT_WRITE, MAP_SHARED,
-		       fd, 0);
-
-	return p == MAP_FAILED ? NULL : p;
-}
-
-static __u64 page_stamp(struct kprim_limiter_page *pg)
-{
-	return __atomic_load_n(&pg->stamp, __ATOMIC_ACQUIRE);
-}
-
-/* The child's exit status, or 255 + signal. */
-static int reap(pid_t pid)
-{
-	int st;
-
-	if (waitpid(pid, &st, 0) != pid)
-		return -1;
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 255 + WTERMSIG(st);
-}
-
-/* What a traced child did between its two marker calls of getppid(). */
-struct syscalls {
-	int ok;		/* takes that succeeded (the child's exit status) */
-	int ioctls;	/* ioctl() calls */
-	int others;	/* every other system call */
+/* A library try-take of one token, @tries times, in a traced child. */
+struct takes {
+	int fd;
+	int tries;
+	struct kprim_limiter *l;
 };
 
-/*
- * Count the system calls of @tries library try-takes of one token on @fd,
- * made by a child traced with ptrace(): the kernel's own record of what
- * entered it. (clock_gettime() is a system call only where the clocksource
- * has no vDSO reading, e.g. HPET: counted in @others.)
- */
-static struct syscalls count_syscalls_of_takes(int fd, int tries)
+static int takes_setup(void *arg)
 {
-	struct syscalls c = { .ok = -1 };
-	bool inside = false, entry = false;	/* the last stop was an entry */
-	pid_t pid = fork();
-	int st;
+	struct takes *t = arg;
 
-	if (!pid) {
-		struct kprim_limiter *l;
-		int ok = 0;
+	return kprim_limiter_from_fd(dup(t->fd), &t->l) ? 254 : 0;
+}
 
-		if (kprim_limiter_from_fd(dup(fd), &l))
-			_exit(254);
-		if (ptrace(PTRACE_TRACEME, 0, NULL, NULL))
-			_exit(253);
-		raise(SIGSTOP);
-		syscall(SYS_getppid);
-		for (int i = 0; i < tries; i++)
-			if (!kprim_limiter_try_take(l, 1, NULL))
-				ok++;
-		syscall(SYS_getppid);
-		_exit(ok);
-	}
-	if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFSTOPPED(st))
-		return c;
-	ptrace(PTRACE_SETOPTIONS, pid, NULL,
-	       (void *)(long)(PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL));
-	for (;;) {
-		struct user_regs_struct r;
-		long nr;
+static int takes_body(void *arg)
+{
+	struct takes *t = arg;
+	int ok = 0;
 
-		if (ptrace(PTRACE_SYSCALL, pid, NULL, NULL) ||
-		    waitpid(pid, &st, 0) != pid)
-			return c;
-		if (WIFEXITED(st)) {
-			c.ok = WEXITSTATUS(st);
-			return c;
-		}
-		if (!WIFSTOPPED(st) || WSTOPSIG(st) != (SIGTRAP | 0x80))
-			continue;
-		/* Stops alternate: entry, exit, entry... Count entries. */
-		entry = !entry;
-		if (entry)
-			continue;
-		if (ptrace(PTRACE_GETREGS, pid, NULL, &r))
-			return c;
-		nr = (long)r.orig_rax;
-		if (nr == SYS_getppid)
-			inside = !inside;
-		else if (inside && nr == SYS_ioctl)
-			c.ioctls++;
-		else if (inside)
-			c.others++;
-	}
+	for (int i = 0; i < t->tries; i++)
+		if (!kprim_limiter_try_take(t->l, 1, NULL))
+			ok++;
+	return ok;
+}
+
+/*
+ * Count the system calls of @tries library try-takes of one token on @fd;
+ * status: the takes that succeeded.
+ */
+static struct kt_syscalls count_syscalls_of_takes(int fd, int tries)
+{
+	struct takes t = { .fd = fd, .tries = tries };
+
+	return kt_count_syscalls(takes_setup, takes_body, &t);
 }
 
 TEST(feature_bit)
@@ -196,9 +92,9 @@ TEST(map_refusals)
 	void *p;
 
 	ASSERT_LE(0, sess);
-	fd = open_limiter(sess, 1, HOUR_NS, 7, 5);
+	fd = kt_lim_open(sess, 1, HOUR_NS, 7, 5);
 	ASSERT_LE(0, fd);
-	before = info(fd);
+	before = kt_lim_info(fd);
 
 	p = mmap(NULL, 2 * ps, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	EXPECT_EQ(MAP_FAILED, p);
@@ -231,7 +127,7 @@ TEST(map_refusals)
 	EXPECT_EQ(MAP_FAILED, p);
 	EXPECT_EQ(ENODEV, errno);
 
-	after = info(fd);
+	after = kt_lim_info(fd);
 	EXPECT_EQ(before.tokens, after.tokens);
 	EXPECT_EQ(before.admitted, after.admitted);
 	EXPECT_EQ(before.params.burst, after.params.burst);
@@ -258,42 +154,40 @@ TEST(page_mirrors_state)
 	__u64 stamp, period = HOUR_NS;
 
 	ASSERT_LE(0, sess);
-	fd = open_limiter(sess, 1, period, 7, 5);
-	ASSERT_LE(0, fd);
-	pg = map_page(fd);
-	ASSERT_NE(NULL, pg);
+	fd = kt_lim_open(sess, 1, period, 7, 5);
+	pg = kt_lim_mapped(_metadata, fd);
 	EXPECT_EQ(1, pg->rate);
 	EXPECT_EQ(period, pg->period_ns);
 	EXPECT_EQ(7, pg->burst);
 	EXPECT_EQ(7 * period, pg->cap);
 	/* 1 token an hour: the refill since creation is below one token. */
 	EXPECT_EQ(5, pg->fill / period);
-	stamp = page_stamp(pg);
+	stamp = kt_lim_stamp(pg);
 	EXPECT_FALSE(stamp & KPRIM_LIMITER_PAGE_SLOW);
 	EXPECT_GE(kt_now_ns(), stamp & KPRIM_LIMITER_PAGE_LAST);
 	EXPECT_EQ(0, pg->admitted);
 
 	/* An ioctl take is seen in the page. */
-	EXPECT_EQ(0, take(fd, 2, 0));
+	EXPECT_EQ(0, kt_lim_take(fd, 2, 0));
 	EXPECT_EQ(3, pg->fill / period);
-	EXPECT_EQ(3, info(fd).tokens);
+	EXPECT_EQ(3, kt_lim_info(fd).tokens);
 
 	/* A SET: new copies and a new generation. */
-	EXPECT_EQ(0, set_params(fd, KPRIM_LIMITER_SET_BURST, 0, 0, 20));
+	EXPECT_EQ(0, kt_lim_set(fd, KPRIM_LIMITER_SET_BURST, 0, 0, 20));
 	EXPECT_EQ(20, pg->burst);
 	EXPECT_EQ(20 * period, pg->cap);
 	EXPECT_NE(stamp & KPRIM_LIMITER_PAGE_GEN,
-		  page_stamp(pg) & KPRIM_LIMITER_PAGE_GEN);
+		  kt_lim_stamp(pg) & KPRIM_LIMITER_PAGE_GEN);
 	/* A refused SET changes nothing. */
-	stamp = page_stamp(pg);
-	EXPECT_EQ(-EINVAL, set_params(fd, KPRIM_LIMITER_SET_BURST, 0, 0, 0));
+	stamp = kt_lim_stamp(pg);
+	EXPECT_EQ(-EINVAL, kt_lim_set(fd, KPRIM_LIMITER_SET_BURST, 0, 0, 0));
 	EXPECT_EQ(20, pg->burst);
 	EXPECT_EQ(stamp & KPRIM_LIMITER_PAGE_GEN,
-		  page_stamp(pg) & KPRIM_LIMITER_PAGE_GEN);
+		  kt_lim_stamp(pg) & KPRIM_LIMITER_PAGE_GEN);
 
 	/* A second mapping is the same page. */
 	{
-		struct kprim_limiter_page *pg2 = map_page(fd);
+		struct kprim_limiter_page *pg2 = kt_lim_map(fd);
 
 		ASSERT_NE(NULL, pg2);
 		pg2->reserved[0] = 0x5a5a;
@@ -314,14 +208,14 @@ TEST(page_mirrors_state)
 TEST(takes_without_a_syscall)
 {
 	int sess = kt_session(), fd;
-	struct syscalls c;
+	struct kt_syscalls c;
 
 	ASSERT_LE(0, sess);
-	fd = open_limiter(sess, 1, HOUR_NS, 10, -1);
+	fd = kt_lim_open(sess, 1, HOUR_NS, 10, -1);
 	ASSERT_LE(0, fd);
 	/* 10 tokens: 10 takes in userspace, the 11th needs the kernel. */
 	c = count_syscalls_of_takes(fd, 11);
-	EXPECT_EQ(10, c.ok);
+	EXPECT_EQ(10, c.status);
 	EXPECT_EQ(1, c.ioctls);
 	/*
 	 * Others: the library's one-time read of /proc/self/timens_offsets,
@@ -329,21 +223,21 @@ TEST(takes_without_a_syscall)
 	 */
 	TH_LOG("11 takes: %d ioctl, %d other system calls", c.ioctls,
 	       c.others);
-	EXPECT_EQ(10, info(fd).admitted);
-	EXPECT_EQ(0, info(fd).tokens);
+	EXPECT_EQ(10, kt_lim_info(fd).admitted);
+	EXPECT_EQ(0, kt_lim_info(fd).tokens);
 	/* The kernel counted the 11th, which found the bucket empty. */
-	EXPECT_EQ(1, info(fd).throttled);
+	EXPECT_EQ(1, kt_lim_info(fd).throttled);
 	close(fd);
 
 	/* With the page switched off, every take is an ioctl. */
-	fd = open_limiter(sess, 1, HOUR_NS, 10, -1);
+	fd = kt_lim_open(sess, 1, HOUR_NS, 10, -1);
 	ASSERT_LE(0, fd);
 	setenv("KPRIM_NO_LIMITER_PAGE", "1", 1);
 	c = count_syscalls_of_takes(fd, 3);
 	unsetenv("KPRIM_NO_LIMITER_PAGE");
-	EXPECT_EQ(3, c.ok);
+	EXPECT_EQ(3, c.status);
 	EXPECT_EQ(3, c.ioctls);
-	EXPECT_EQ(3, info(fd).admitted);
+	EXPECT_EQ(3, kt_lim_info(fd).admitted);
 	close(fd);
 	close(sess);
 }
@@ -361,7 +255,7 @@ static void *blocking_take(void *arg)
 	struct blocker *b = arg;
 	__u64 t0 = kt_now_ns();
 
-	b->ret = take(b->fd, b->n, b->timeout_ns);
+	b->ret = kt_lim_take(b->fd, b->n, b->timeout_ns);
 	b->took_ns = kt_now_ns() - t0;
 	return NULL;
 }
@@ -369,7 +263,7 @@ static void *blocking_take(void *arg)
 static int wait_waiters(int fd, __u64 n)
 {
 	for (int i = 0; i < 2000; i++) {
-		if (info(fd).waiters == n)
+		if (kt_lim_info(fd).waiters == n)
 			return 0;
 		usleep(2000);
 	}
@@ -385,28 +279,26 @@ TEST(queued_taker_sends_everyone_to_the_kernel)
 	int sess = kt_session(), fd;
 	struct kprim_limiter_page *pg;
 	struct blocker b;
-	struct syscalls c;
+	struct kt_syscalls c;
 	pthread_t t;
 
 	ASSERT_LE(0, sess);
 	/* 10 tokens/s, burst 10, empty. */
-	fd = open_limiter(sess, 10, NSEC, 10, 0);
-	ASSERT_LE(0, fd);
-	pg = map_page(fd);
-	ASSERT_NE(NULL, pg);
+	fd = kt_lim_open(sess, 10, NSEC, 10, 0);
+	pg = kt_lim_mapped(_metadata, fd);
 	b = (struct blocker){ .fd = fd, .n = 10, .timeout_ns = 30 * NSEC };
 	ASSERT_EQ(0, pthread_create(&t, NULL, blocking_take, &b));
 	ASSERT_EQ(0, wait_waiters(fd, 1));
-	EXPECT_TRUE(page_stamp(pg) & KPRIM_LIMITER_PAGE_SLOW);
+	EXPECT_TRUE(kt_lim_stamp(pg) & KPRIM_LIMITER_PAGE_SLOW);
 	/* Tokens are accumulating (about 1 per 100 ms), but not for us. */
 	usleep(300 * 1000);
 	c = count_syscalls_of_takes(fd, 3);
-	EXPECT_EQ(0, c.ok);
+	EXPECT_EQ(0, c.status);
 	EXPECT_EQ(3, c.ioctls);
 	pthread_join(t, NULL);
 	EXPECT_EQ(0, b.ret);
-	EXPECT_EQ(0, info(fd).waiters);
-	EXPECT_FALSE(page_stamp(pg) & KPRIM_LIMITER_PAGE_SLOW);
+	EXPECT_EQ(0, kt_lim_info(fd).waiters);
+	EXPECT_FALSE(kt_lim_stamp(pg) & KPRIM_LIMITER_PAGE_SLOW);
 	munmap(pg, page_size());
 	close(fd);
 	close(sess);
@@ -442,7 +334,7 @@ TEST(whole_bucket_waiter_is_not_starved)
 	__u64 total = 0;
 
 	ASSERT_LE(0, sess);
-	fd = open_limiter(sess, 1000, NSEC, 100, 0);
+	fd = kt_lim_open(sess, 1000, NSEC, 100, 0);
 	ASSERT_LE(0, fd);
 	for (int i = 0; i < 3; i++) {
 		h[i] = (struct hammer){ .stop = &stop };
@@ -463,7 +355,7 @@ TEST(whole_bucket_waiter_is_not_starved)
 	/* 100 tokens at 1000/s: 100 ms once queued, plus slack. */
 	EXPECT_GT(100 * MSEC + SLACK_NS, b.took_ns);
 	EXPECT_LT(0, total);
-	EXPECT_EQ(total + 100, info(fd).admitted);
+	EXPECT_EQ(total + 100, kt_lim_info(fd).admitted);
 	close(fd);
 	close(sess);
 }
@@ -483,7 +375,7 @@ static void *mixed_take(void *arg)
 		if (m->l) {
 			if (!kprim_limiter_try_take(m->l, 1, NULL))
 				m->ok++;
-		} else if (!take(m->fd, 1, 20 * MSEC)) {
+		} else if (!kt_lim_take(m->fd, 1, 20 * MSEC)) {
 			m->ok++;
 		}
 	}
@@ -507,7 +399,7 @@ TEST(exact_admission_in_userspace_and_kernel)
 
 	ASSERT_LE(0, sess);
 	t0 = kt_now_ns();
-	fd = open_limiter(sess, rate, NSEC, burst, 0);
+	fd = kt_lim_open(sess, rate, NSEC, burst, 0);
 	ASSERT_LE(0, fd);
 	ASSERT_EQ(0, pipe(pipefd));
 	pid = fork();
@@ -542,10 +434,10 @@ TEST(exact_admission_in_userspace_and_kernel)
 	}
 	ASSERT_EQ(sizeof(child_ok), read(pipefd[0], &child_ok,
 					  sizeof(child_ok)));
-	EXPECT_EQ(0, reap(pid));
+	EXPECT_EQ(0, kt_reap(pid));
 	elapsed = kt_now_ns() - t0;
 	total += child_ok;
-	EXPECT_EQ(total, info(fd).admitted);
+	EXPECT_EQ(total, kt_lim_info(fd).admitted);
 	/* Created empty after t0: at most rate * elapsed tokens exist. */
 	EXPECT_GE(rate * elapsed / NSEC + 1, total);
 	/* And the takers did take most of them (not starved). */
@@ -573,7 +465,7 @@ static void *ioctl_drain(void *arg)
 	while (!atomic_load(f->go))
 		;
 	for (int i = 0; i < 200; i++)
-		if (!take(f->fd, 1, 0))
+		if (!kt_lim_take(f->fd, 1, 0))
 			f->ok++;
 	return NULL;
 }
@@ -609,7 +501,7 @@ TEST(first_map_races_ioctl_takes)
 		pthread_t t[4];
 		atomic_int go = 0;
 		__u64 total = 0;
-		int fd = open_limiter(sess, 1, HOUR_NS, 64, -1);
+		int fd = kt_lim_open(sess, 1, HOUR_NS, 64, -1);
 
 		ASSERT_LE(0, fd);
 		for (int i = 0; i < 4; i++) {
@@ -625,7 +517,7 @@ TEST(first_map_races_ioctl_takes)
 			total += f[i].ok;
 		}
 		ASSERT_EQ(64, total);
-		ASSERT_EQ(64, info(fd).admitted);
+		ASSERT_EQ(64, kt_lim_info(fd).admitted);
 		close(fd);
 	}
 	close(sess);
@@ -672,15 +564,16 @@ static void *garbage_users(void *arg)
 		switch (rand_r(&seed) % 6) {
 		case 0:
 			ret = m->l ? kprim_limiter_try_take(m->l, 1, NULL) :
-				     take(m->fd, 1, 0);
+				     kt_lim_take(m->fd, 1, 0);
 			break;
 		case 1:
-			ret = take(m->fd, 1 + rand_r(&seed) % 8, 5 * MSEC);
+			ret = kt_lim_take(m->fd, 1 + rand_r(&seed) % 8,
+					  5 * MSEC);
 			if (ret == -ETIMEDOUT)
 				ret = 0;
 			break;
 		case 2:
-			ret = set_params(m->fd, KPRIM_LIMITER_SET_RATE |
+			ret = kt_lim_set(m->fd, KPRIM_LIMITER_SET_RATE |
 					 KPRIM_LIMITER_SET_BURST,
 					 1 + rand_r(&seed) % 100000, NSEC,
 					 8 + rand_r(&seed) % 100);
@@ -689,11 +582,12 @@ static void *garbage_users(void *arg)
 			ret = poll(&p, 1, 1) < 0 ? -errno : 0;
 			break;
 		case 4:
-			ret = info(m->fd).params.burst > 107 ? -ERANGE : 0;
+			ret = kt_lim_info(m->fd).params.burst > 107 ?
+			      -ERANGE : 0;
 			break;
 		default:
 			ret = m->l ? kprim_limiter_try_take(m->l, 3, NULL) :
-				     take(m->fd, 3, 0);
+				     kt_lim_take(m->fd, 3, 0);
 			break;
 		}
 		if (ret && ret != -EAGAIN) {
@@ -724,10 +618,8 @@ TEST(garbage_in_the_page)
 	__u64 drained;
 
 	ASSERT_LE(0, sess);
-	fd = open_limiter(sess, 1000, NSEC, 50, -1);
-	ASSERT_LE(0, fd);
-	pg = map_page(fd);
-	ASSERT_NE(NULL, pg);
+	fd = kt_lim_open(sess, 1000, NSEC, 50, -1);
+	pg = kt_lim_mapped(_metadata, fd);
 	for (int k = 0; k < 4; k++) {
 		m[k] = (struct mixed){ .fd = fd, .stop = &stop_users };
 		if (k & 1)
@@ -753,7 +645,7 @@ TEST(garbage_in_the_page)
 	}
 
 	/* The kernel's parameters are the last SET's, whatever the page says. */
-	i = info(fd);
+	i = kt_lim_info(fd);
 	EXPECT_EQ(NSEC, i.params.period_ns);
 	EXPECT_LE(8, i.params.burst);
 	EXPECT_GE(107, i.params.burst);
@@ -761,9 +653,9 @@ TEST(garbage_in_the_page)
 	EXPECT_EQ(0, i.waiters);
 
 	/* Back to a known limiter: 1000/s, burst 50; drain it. */
-	ASSERT_EQ(0, set_params(fd, KPRIM_LIMITER_SET_RATE |
+	ASSERT_EQ(0, kt_lim_set(fd, KPRIM_LIMITER_SET_RATE |
 				KPRIM_LIMITER_SET_BURST, 1000, NSEC, 50));
-	while (!take(fd, 1, 0))
+	while (!kt_lim_take(fd, 1, 0))
 		;
 	drained = kt_now_ns();
 	/*
@@ -796,10 +688,8 @@ TEST(garbage_each_kind)
 	pthread_t bt;
 
 	ASSERT_LE(0, sess);
-	fd = open_limiter(sess, 100, NSEC, 10, 0);
-	ASSERT_LE(0, fd);
-	pg = map_page(fd);
-	ASSERT_NE(NULL, pg);
+	fd = kt_lim_open(sess, 100, NSEC, 10, 0);
+	pg = kt_lim_mapped(_metadata, fd);
 
 	/* Last refill "in 100 years": a wait for 5 tokens still takes 50 ms. */
 	__atomic_store_n(&pg->stamp, (kt_now_ns() + 100 * 365 * 24 * HOUR_NS) &
@@ -810,38 +700,39 @@ TEST(garbage_each_kind)
 	EXPECT_EQ(0, b.ret);
 	EXPECT_GT(50 * MSEC + SLACK_NS, b.took_ns);
 	/* The kernel put its own clock back. */
-	EXPECT_GE(kt_now_ns(), page_stamp(pg) & KPRIM_LIMITER_PAGE_LAST);
+	EXPECT_GE(kt_now_ns(), kt_lim_stamp(pg) & KPRIM_LIMITER_PAGE_LAST);
 
 	/* A fill of 2^64 - 1: ten tokens, not 2^64 / period. */
 	__atomic_store_n(&pg->fill, ~0ull, __ATOMIC_RELAXED);
-	EXPECT_EQ(10, info(fd).tokens);
-	EXPECT_EQ(0, take(fd, 10, 0));
-	EXPECT_EQ(-EAGAIN, take(fd, 10, 0));
+	EXPECT_EQ(10, kt_lim_info(fd).tokens);
+	EXPECT_EQ(0, kt_lim_take(fd, 10, 0));
+	EXPECT_EQ(-EAGAIN, kt_lim_take(fd, 10, 0));
 
 	/* Wrong copies: the kernel's own parameters are unchanged. */
 	pg->rate = 0;
 	pg->period_ns = 1;
 	pg->burst = ~0ull;
 	pg->cap = ~0ull;
-	EXPECT_EQ(100, info(fd).params.rate);
-	EXPECT_EQ(NSEC, info(fd).params.period_ns);
-	EXPECT_EQ(10, info(fd).params.burst);
-	EXPECT_EQ(-EINVAL, take(fd, 11, 0));
+	EXPECT_EQ(100, kt_lim_info(fd).params.rate);
+	EXPECT_EQ(NSEC, kt_lim_info(fd).params.period_ns);
+	EXPECT_EQ(10, kt_lim_info(fd).params.burst);
+	EXPECT_EQ(-EINVAL, kt_lim_take(fd, 11, 0));
 
 	/*
 	 * SLOW cleared under a waiter: the next kernel pass sets it again
 	 * (5 tokens/s: the waiter is there for 2 s).
 	 */
-	ASSERT_EQ(0, set_params(fd, KPRIM_LIMITER_SET_RATE, 5, NSEC, 0));
+	ASSERT_EQ(0, kt_lim_set(fd, KPRIM_LIMITER_SET_RATE, 5, NSEC, 0));
 	b = (struct blocker){ .fd = fd, .n = 10, .timeout_ns = 20 * NSEC };
-	while (!take(fd, 1, 0))
+	while (!kt_lim_take(fd, 1, 0))
 		;
 	ASSERT_EQ(0, pthread_create(&bt, NULL, blocking_take, &b));
 	ASSERT_EQ(0, wait_waiters(fd, 1));
 	__atomic_and_fetch(&pg->stamp, ~KPRIM_LIMITER_PAGE_SLOW,
 			   __ATOMIC_RELEASE);
-	EXPECT_EQ(-EAGAIN, take(fd, 1, 0));	/* a kernel pass... */
-	EXPECT_TRUE(page_stamp(pg) & KPRIM_LIMITER_PAGE_SLOW);	/* ...fixed it */
+	EXPECT_EQ(-EAGAIN, kt_lim_take(fd, 1, 0));	/* a kernel pass... */
+	/* ...fixed it */
+	EXPECT_TRUE(kt_lim_stamp(pg) & KPRIM_LIMITER_PAGE_SLOW);
 	pthread_join(bt, NULL);
 	EXPECT_EQ(0, b.ret);
 	munmap(pg, page_size());
@@ -865,16 +756,14 @@ TEST(mapping_outlives_the_fd)
 	a.limiter.period_ns = HOUR_NS;
 	a.limiter.burst = 4;
 	fd = kt_open(sess, &a);
-	ASSERT_LE(0, fd);
-	pg = map_page(fd);
-	ASSERT_NE(NULL, pg);
+	pg = kt_lim_mapped(_metadata, fd);
 	close(fd);
 	/* Still the live limiter: a new open by name finds it. */
 	a = kt_open_args(KPRIM_KIND_LIMITER, name, 0);
 	fd = kt_open(sess, &a);
 	ASSERT_LE(0, fd);
 	EXPECT_EQ(4, pg->fill / HOUR_NS);
-	EXPECT_EQ(0, take(fd, 3, 0));
+	EXPECT_EQ(0, kt_lim_take(fd, 3, 0));
 	EXPECT_EQ(1, pg->fill / HOUR_NS);
 	close(fd);
 	/* The page is usable (and harmless) to the last munmap. */
@@ -894,10 +783,8 @@ TEST(madvise_and_fork)
 	pid_t pid;
 
 	ASSERT_LE(0, sess);
-	fd = open_limiter(sess, 1, HOUR_NS, 9, -1);
-	ASSERT_LE(0, fd);
-	pg = map_page(fd);
-	ASSERT_NE(NULL, pg);
+	fd = kt_lim_open(sess, 1, HOUR_NS, 9, -1);
+	pg = kt_lim_mapped(_metadata, fd);
 	/* The debug kernel is built without madvise() (ADVISE_SYSCALLS). */
 	if (madvise(pg, page_size(), MADV_DONTNEED) == 0) {
 		EXPECT_EQ(9, pg->fill / HOUR_NS);
@@ -910,11 +797,11 @@ TEST(madvise_and_fork)
 	ASSERT_LE(0, pid);
 	if (!pid) {
 		/* The child's take (through the kernel) shows in our page. */
-		_exit(take(fd, 4, 0) ? 1 : 0);
+		_exit(kt_lim_take(fd, 4, 0) ? 1 : 0);
 	}
-	EXPECT_EQ(0, reap(pid));
+	EXPECT_EQ(0, kt_reap(pid));
 	EXPECT_EQ(5, pg->fill / HOUR_NS);
-	EXPECT_EQ(5, info(fd).tokens);
+	EXPECT_EQ(5, kt_lim_info(fd).tokens);
 	munmap(pg, page_size());
 	close(fd);
 	close(sess);
@@ -927,43 +814,41 @@ TEST(madvise_and_fork)
 TEST(time_namespace_uses_the_kernel)
 {
 	int sess = kt_session(), fd, st;
-	struct syscalls c;
+	struct kt_syscalls c;
 	pid_t pid;
 
 	ASSERT_LE(0, sess);
-	fd = open_limiter(sess, 1, HOUR_NS, 10, -1);
+	fd = kt_lim_open(sess, 1, HOUR_NS, 10, -1);
 	ASSERT_LE(0, fd);
 	pid = fork();
 	ASSERT_LE(0, pid);
 	if (!pid) {
-		FILE *f;
 		pid_t g;
 
 		if (unshare(CLONE_NEWTIME))
 			_exit(100);	/* no time namespaces here: skip */
-		f = fopen("/proc/self/timens_offsets", "w");
-		if (!f || fprintf(f, "monotonic 86400 0\n") < 0 || fclose(f))
+		if (kt_timens_day_ahead())
 			_exit(101);
 		g = fork();
 		if (g < 0)
 			_exit(102);
 		if (!g) {
-			struct syscalls c = count_syscalls_of_takes(fd, 3);
+			struct kt_syscalls c = count_syscalls_of_takes(fd, 3);
 
 			/* 3 takes in the kernel, none in userspace: 3. */
-			_exit(c.ok == 3 ? c.ioctls : 50 + c.ok);
+			_exit(c.status == 3 ? c.ioctls : 50 + c.status);
 		}
-		_exit(reap(g));
+		_exit(kt_reap(g));
 	}
-	st = reap(pid);
+	st = kt_reap(pid);
 	if (st == 100)
 		SKIP(return, "no time namespaces (unshare(CLONE_NEWTIME) failed)");
 	/* Three takes, all sent to the kernel. */
 	EXPECT_EQ(3, st);
-	EXPECT_EQ(3, info(fd).admitted);
+	EXPECT_EQ(3, kt_lim_info(fd).admitted);
 	/* Here, without the offset, the page is used. */
 	c = count_syscalls_of_takes(fd, 3);
-	EXPECT_EQ(3, c.ok);
+	EXPECT_EQ(3, c.status);
 	EXPECT_EQ(0, c.ioctls);
 	close(fd);
 	close(sess);

@@ -19,28 +19,13 @@
 #include <sys/wait.h>
 #include "kselftest_harness.h"
 #include "kprim_test.h"
+#include "kt_limiter.h"
 #include "signal_child.h"
 
 #define NSEC	1000000000ull
 #define MSEC	1000000ull
 /* Slack for wake-ups in a slow emulated VM; stated in every bound. */
 #define SLACK_NS	(1500 * MSEC)
-
-static int open_limiter(int sess, __u64 rate, __u64 period, __u64 burst,
-			long initial)
-{
-	struct kprim_open a = kt_open_args(KPRIM_KIND_LIMITER, NULL,
-					   KPRIM_OPEN_CREATE);
-
-	a.limiter.rate = rate;
-	a.limiter.period_ns = period;
-	a.limiter.burst = burst;
-	if (initial >= 0) {
-		a.flags |= KPRIM_OPEN_INITIAL;
-		a.limiter.initial = initial;
-	}
-	return kt_open(sess, &a);
-}
 
 static long take(int fd, __u64 n, __u64 timeout_ns, int cancel_fd,
 		 __u64 *retry_after)
@@ -56,26 +41,17 @@ static long take(int fd, __u64 n, __u64 timeout_ns, int cancel_fd,
 	return ret;
 }
 
-static struct kprim_limiter_info info(int fd)
-{
-	struct kprim_limiter_info i = { .size = sizeof(i) };
-
-	if (kt_ioctl(fd, KPRIM_IOC_LIMITER_INFO, &i))
-		memset(&i, 0xff, sizeof(i));
-	return i;
-}
-
 /* Wait (bounded) until @fd has @n waiters; returns the count seen. */
 static __u64 wait_waiters(int fd, __u64 n)
 {
 	for (int i = 0; i < 1000; i++) {
-		__u64 w = info(fd).waiters;
+		__u64 w = kt_lim_info(fd).waiters;
 
 		if (w == n)
 			return w;
 		usleep(5000);
 	}
-	return info(fd).waiters;
+	return kt_lim_info(fd).waiters;
 }
 
 FIXTURE(lim) {
@@ -97,15 +73,15 @@ FIXTURE_TEARDOWN(lim)
 
 TEST_F(lim, take_until_empty_then_eagain)
 {
-	int fd = open_limiter(self->sess, 1, 3600 * NSEC, 3, -1);
+	int fd = kt_lim_open(self->sess, 1, 3600 * NSEC, 3, -1);
 
 	ASSERT_LE(0, fd);
 	EXPECT_EQ(0, take(fd, 2, 0, -1, NULL));
 	EXPECT_EQ(0, take(fd, 1, 0, -1, NULL));
 	EXPECT_EQ(-EAGAIN, take(fd, 1, 0, -1, NULL));
-	EXPECT_EQ(3, info(fd).admitted);
-	EXPECT_EQ(1, info(fd).throttled);
-	EXPECT_EQ(0, info(fd).tokens);
+	EXPECT_EQ(3, kt_lim_info(fd).admitted);
+	EXPECT_EQ(1, kt_lim_info(fd).throttled);
+	EXPECT_EQ(0, kt_lim_info(fd).tokens);
 	close(fd);
 }
 
@@ -116,7 +92,7 @@ TEST_F(lim, retry_after_is_exact)
 	int fd;
 
 	t0 = kt_now_ns();
-	fd = open_limiter(self->sess, 1, 10 * NSEC, 2, 0);
+	fd = kt_lim_open(self->sess, 1, 10 * NSEC, 2, 0);
 	ASSERT_LE(0, fd);
 	ASSERT_EQ(-EAGAIN, take(fd, 2, 0, -1, &retry));
 	t1 = kt_now_ns();
@@ -127,27 +103,27 @@ TEST_F(lim, retry_after_is_exact)
 
 TEST_F(lim, initial_fill_is_honoured)
 {
-	int fd = open_limiter(self->sess, 1, 3600 * NSEC, 10, 4);
+	int fd = kt_lim_open(self->sess, 1, 3600 * NSEC, 10, 4);
 
 	ASSERT_LE(0, fd);
-	EXPECT_EQ(4, info(fd).tokens);
-	EXPECT_EQ(4, info(fd).params.initial);
+	EXPECT_EQ(4, kt_lim_info(fd).tokens);
+	EXPECT_EQ(4, kt_lim_info(fd).params.initial);
 	close(fd);
 }
 
 TEST_F(lim, more_than_burst_einval)
 {
-	int fd = open_limiter(self->sess, 1, NSEC, 3, -1);
+	int fd = kt_lim_open(self->sess, 1, NSEC, 3, -1);
 
 	ASSERT_LE(0, fd);
 	EXPECT_EQ(-EINVAL, take(fd, 4, KPRIM_TIMEOUT_INFINITE, -1, NULL));
-	EXPECT_EQ(3, info(fd).tokens);
+	EXPECT_EQ(3, kt_lim_info(fd).tokens);
 	close(fd);
 }
 
 TEST_F(lim, take_zero_einval)
 {
-	int fd = open_limiter(self->sess, 1, NSEC, 3, -1);
+	int fd = kt_lim_open(self->sess, 1, NSEC, 3, -1);
 
 	ASSERT_LE(0, fd);
 	EXPECT_EQ(-EINVAL, take(fd, 0, 0, -1, NULL));
@@ -158,11 +134,11 @@ TEST_F(lim, take_unknown_flags_einval)
 {
 	struct kprim_limiter_take t = { .size = sizeof(t), .flags = 1, .n = 1,
 					.wait = kt_wait(0, -1) };
-	int fd = open_limiter(self->sess, 1, NSEC, 3, -1);
+	int fd = kt_lim_open(self->sess, 1, NSEC, 3, -1);
 
 	ASSERT_LE(0, fd);
 	EXPECT_EQ(-EINVAL, kt_ioctl(fd, KPRIM_IOC_LIMITER_TAKE, &t));
-	EXPECT_EQ(3, info(fd).tokens);
+	EXPECT_EQ(3, kt_lim_info(fd).tokens);
 	close(fd);
 }
 
@@ -170,19 +146,19 @@ TEST_F(lim, take_wait_reserved_einval)
 {
 	struct kprim_limiter_take t = { .size = sizeof(t), .n = 1,
 					.wait = kt_wait(0, -1) };
-	int fd = open_limiter(self->sess, 1, NSEC, 3, -1);
+	int fd = kt_lim_open(self->sess, 1, NSEC, 3, -1);
 
 	ASSERT_LE(0, fd);
 	t.wait.reserved = 1;
 	EXPECT_EQ(-EINVAL, kt_ioctl(fd, KPRIM_IOC_LIMITER_TAKE, &t));
-	EXPECT_EQ(3, info(fd).tokens);
+	EXPECT_EQ(3, kt_lim_info(fd).tokens);
 	close(fd);
 }
 
 TEST_F(lim, take_small_struct_einval)
 {
 	struct kprim_limiter_take t = { .size = 16, .n = 1 };
-	int fd = open_limiter(self->sess, 1, NSEC, 3, -1);
+	int fd = kt_lim_open(self->sess, 1, NSEC, 3, -1);
 
 	ASSERT_LE(0, fd);
 	EXPECT_EQ(-EINVAL, kt_ioctl(fd, KPRIM_IOC_LIMITER_TAKE, &t));
@@ -192,7 +168,7 @@ TEST_F(lim, take_small_struct_einval)
 TEST_F(lim, take_large_struct_nonzero_tail_e2big)
 {
 	struct { struct kprim_limiter_take t; __u64 x; } big;
-	int fd = open_limiter(self->sess, 1, NSEC, 3, -1);
+	int fd = kt_lim_open(self->sess, 1, NSEC, 3, -1);
 
 	ASSERT_LE(0, fd);
 	memset(&big, 0, sizeof(big));
@@ -201,7 +177,7 @@ TEST_F(lim, take_large_struct_nonzero_tail_e2big)
 	big.t.wait.cancel_fd = -1;
 	big.x = 1;
 	EXPECT_EQ(-E2BIG, kt_ioctl(fd, KPRIM_IOC_LIMITER_TAKE, &big));
-	EXPECT_EQ(3, info(fd).tokens);
+	EXPECT_EQ(3, kt_lim_info(fd).tokens);
 	close(fd);
 }
 
@@ -217,7 +193,7 @@ TEST_F(lim, take_struct_at_page_edge)
 	size_t pg = (size_t)sysconf(_SC_PAGESIZE);
 	struct kprim_limiter_take t = { .size = sizeof(t), .n = 1,
 					.wait = kt_wait(0, -1) };
-	int fd = open_limiter(self->sess, 1, NSEC, 3, -1);
+	int fd = kt_lim_open(self->sess, 1, NSEC, 3, -1);
 	char *map;
 	__u32 small = 4;
 
@@ -232,19 +208,19 @@ TEST_F(lim, take_struct_at_page_edge)
 				    map + pg - sizeof(small)));
 	memcpy(map + pg - 32, &t, 32);
 	EXPECT_EQ(-EFAULT, kt_ioctl(fd, KPRIM_IOC_LIMITER_TAKE, map + pg - 32));
-	EXPECT_EQ(3, info(fd).tokens);
-	EXPECT_EQ(0, info(fd).admitted);
+	EXPECT_EQ(3, kt_lim_info(fd).tokens);
+	EXPECT_EQ(0, kt_lim_info(fd).admitted);
 
 	memcpy(map + pg - sizeof(t), &t, sizeof(t));
 	EXPECT_EQ(0, kt_ioctl(fd, KPRIM_IOC_LIMITER_TAKE, map + pg - sizeof(t)));
-	EXPECT_EQ(2, info(fd).tokens);
+	EXPECT_EQ(2, kt_lim_info(fd).tokens);
 	munmap(map, 2 * pg);
 	close(fd);
 }
 
 TEST_F(lim, take_bad_pointer_efault)
 {
-	int fd = open_limiter(self->sess, 1, NSEC, 3, -1);
+	int fd = kt_lim_open(self->sess, 1, NSEC, 3, -1);
 
 	ASSERT_LE(0, fd);
 	EXPECT_EQ(-EFAULT, kt_ioctl(fd, KPRIM_IOC_LIMITER_TAKE, (void *)64));
@@ -253,29 +229,29 @@ TEST_F(lim, take_bad_pointer_efault)
 
 TEST_F(lim, cancel_fd_not_open_ebadf)
 {
-	int fd = open_limiter(self->sess, 1, NSEC, 3, -1);
+	int fd = kt_lim_open(self->sess, 1, NSEC, 3, -1);
 
 	ASSERT_LE(0, fd);
 	EXPECT_EQ(-EBADF, take(fd, 1, 0, 9999, NULL));
 	EXPECT_EQ(-EBADF, take(fd, 1, 0, -7, NULL));
-	EXPECT_EQ(3, info(fd).tokens);
+	EXPECT_EQ(3, kt_lim_info(fd).tokens);
 	close(fd);
 }
 
 TEST_F(lim, cancel_fd_not_eventfd_einval)
 {
-	int fd = open_limiter(self->sess, 1, NSEC, 3, -1);
+	int fd = kt_lim_open(self->sess, 1, NSEC, 3, -1);
 
 	ASSERT_LE(0, fd);
 	EXPECT_EQ(-EINVAL, take(fd, 1, 0, self->sess, NULL));
-	EXPECT_EQ(3, info(fd).tokens);
+	EXPECT_EQ(3, kt_lim_info(fd).tokens);
 	close(fd);
 }
 
 TEST_F(lim, unknown_ioctl_enotty)
 {
 	struct kprim_sem_info si = { .size = sizeof(si) };
-	int fd = open_limiter(self->sess, 1, NSEC, 3, -1);
+	int fd = kt_lim_open(self->sess, 1, NSEC, 3, -1);
 
 	ASSERT_LE(0, fd);
 	EXPECT_EQ(-ENOTTY, kt_ioctl(fd, KPRIM_IOC_SEM_INFO, &si));
@@ -286,7 +262,7 @@ TEST_F(lim, unknown_ioctl_enotty)
 TEST_F(lim, info_bad_input)
 {
 	struct kprim_limiter_info i = { .size = sizeof(i), .flags = 1 };
-	int fd = open_limiter(self->sess, 1, NSEC, 3, -1);
+	int fd = kt_lim_open(self->sess, 1, NSEC, 3, -1);
 
 	ASSERT_LE(0, fd);
 	EXPECT_EQ(-EINVAL, kt_ioctl(fd, KPRIM_IOC_LIMITER_INFO, &i));
@@ -304,7 +280,7 @@ TEST_F(lim, blocking_take_admitted_at_due_time)
 	int fd;
 
 	t0 = kt_now_ns();
-	fd = open_limiter(self->sess, 10, NSEC, 1, 0);
+	fd = kt_lim_open(self->sess, 10, NSEC, 1, 0);
 	ASSERT_LE(0, fd);
 	ASSERT_EQ(0, take(fd, 1, 10 * NSEC, -1, NULL));
 	dt = kt_now_ns() - t0;
@@ -316,7 +292,7 @@ TEST_F(lim, blocking_take_admitted_at_due_time)
 TEST_F(lim, blocking_take_times_out)
 {
 	__u64 t0, dt, retry = 0;
-	int fd = open_limiter(self->sess, 1, 3600 * NSEC, 1, 0);
+	int fd = kt_lim_open(self->sess, 1, 3600 * NSEC, 1, 0);
 
 	ASSERT_LE(0, fd);
 	t0 = kt_now_ns();
@@ -326,7 +302,7 @@ TEST_F(lim, blocking_take_times_out)
 	EXPECT_LT(dt, 200 * MSEC + SLACK_NS);
 	/* Nearly an hour still to go, reported on timeout. */
 	EXPECT_GT(retry, 3500 * NSEC);
-	EXPECT_EQ(0, info(fd).waiters);
+	EXPECT_EQ(0, kt_lim_info(fd).waiters);
 	close(fd);
 }
 
@@ -339,7 +315,7 @@ TEST_F(lim, signal_interrupts_wait)
 {
 	struct sigaction sa = { .sa_handler = on_alarm };	/* no SA_RESTART */
 	__u64 t0, dt;
-	int fd = open_limiter(self->sess, 1, 3600 * NSEC, 1, 0);
+	int fd = kt_lim_open(self->sess, 1, 3600 * NSEC, 1, 0);
 
 	ASSERT_LE(0, fd);
 	ASSERT_EQ(0, sigaction(SIGALRM, &sa, NULL));
@@ -348,7 +324,7 @@ TEST_F(lim, signal_interrupts_wait)
 	EXPECT_EQ(-EINTR, take(fd, 1, KPRIM_TIMEOUT_INFINITE, -1, NULL));
 	dt = kt_now_ns() - t0;
 	EXPECT_GE(dt, 900 * MSEC);	/* alarm(1) may fire up to 1 s early */
-	EXPECT_EQ(0, info(fd).waiters);
+	EXPECT_EQ(0, kt_lim_info(fd).waiters);
 	close(fd);
 }
 
@@ -372,7 +348,7 @@ TEST_F(lim, stopped_and_signalled_take_is_admitted)
 	struct kprim_limiter_set s = { .size = sizeof(s),
 				       .flags = KPRIM_LIMITER_SET_RATE };
 	struct kt_child_report *r = kt_report_map();
-	int fd = open_limiter(self->sess, 1, 3600 * NSEC, 1, 0);
+	int fd = kt_lim_open(self->sess, 1, 3600 * NSEC, 1, 0);
 	int status, i;
 	pid_t pid;
 
@@ -387,7 +363,8 @@ TEST_F(lim, stopped_and_signalled_take_is_admitted)
 	for (i = 0; i < 3; i++) {
 		ASSERT_EQ(1, wait_waiters(fd, 1));
 		ASSERT_TRUE(kt_stop(pid));
-		EXPECT_EQ(0, info(fd).waiters);	/* stopped: not queued */
+		/* stopped: not queued */
+		EXPECT_EQ(0, kt_lim_info(fd).waiters);
 		ASSERT_EQ(0, kill(pid, SIGCONT));
 	}
 	for (i = 0; i < 30; i++) {
@@ -402,7 +379,7 @@ TEST_F(lim, stopped_and_signalled_take_is_admitted)
 	ASSERT_EQ(pid, waitpid(pid, &status, 0));
 	EXPECT_TRUE(kt_child_ok(status)) TH_LOG("take: %ld", r->ret);
 	EXPECT_LT(0, r->signals);
-	EXPECT_EQ(1, info(fd).admitted);
+	EXPECT_EQ(1, kt_lim_info(fd).admitted);
 	close(fd);
 }
 
@@ -413,7 +390,7 @@ TEST_F(lim, stopped_and_signalled_take_is_admitted)
 TEST_F(lim, restarted_take_keeps_its_deadline)
 {
 	struct kt_child_report *r = kt_report_map();
-	int fd = open_limiter(self->sess, 1, 3600 * NSEC, 1, 0);
+	int fd = kt_lim_open(self->sess, 1, 3600 * NSEC, 1, 0);
 	__u64 timeout = 500 * MSEC;
 	int status;
 	pid_t pid;
@@ -431,8 +408,8 @@ TEST_F(lim, restarted_take_keeps_its_deadline)
 	EXPECT_LE(timeout, r->elapsed_ns);
 	EXPECT_GT(timeout + SLACK_NS, r->elapsed_ns);
 	EXPECT_LT(5, r->signals);
-	EXPECT_EQ(0, info(fd).waiters);
-	EXPECT_EQ(0, info(fd).admitted);
+	EXPECT_EQ(0, kt_lim_info(fd).waiters);
+	EXPECT_EQ(0, kt_lim_info(fd).admitted);
 	close(fd);
 }
 
@@ -448,7 +425,7 @@ static void *signal_eventfd(void *arg)
 
 TEST_F(lim, cancel_eventfd_ends_wait)
 {
-	int fd = open_limiter(self->sess, 1, 3600 * NSEC, 1, 0);
+	int fd = kt_lim_open(self->sess, 1, 3600 * NSEC, 1, 0);
 	int efd = eventfd(0, EFD_CLOEXEC);
 	pthread_t th;
 	__u64 t0, dt;
@@ -462,14 +439,14 @@ TEST_F(lim, cancel_eventfd_ends_wait)
 	pthread_join(th, NULL);
 	EXPECT_GE(dt, 200 * MSEC);
 	EXPECT_LT(dt, 200 * MSEC + SLACK_NS);
-	EXPECT_EQ(0, info(fd).waiters);
+	EXPECT_EQ(0, kt_lim_info(fd).waiters);
 	close(efd);
 	close(fd);
 }
 
 TEST_F(lim, cancel_eventfd_already_signalled)
 {
-	int fd = open_limiter(self->sess, 1, 3600 * NSEC, 1, 0);
+	int fd = kt_lim_open(self->sess, 1, 3600 * NSEC, 1, 0);
 	int efd = eventfd(1, EFD_CLOEXEC);
 
 	ASSERT_LE(0, fd);
@@ -513,7 +490,7 @@ TEST_F(lim, fifo_order_of_three_waiters)
 	 * a time so their order is known (however slow fork is); then 20/s
 	 * admits them every 50 ms.
 	 */
-	int fd = open_limiter(self->sess, 1, 3600 * NSEC, 1, 0);
+	int fd = kt_lim_open(self->sess, 1, 3600 * NSEC, 1, 0);
 	pid_t pids[3];
 	int i, status;
 
@@ -545,7 +522,7 @@ TEST_F(lim, large_head_not_overtaken_by_small_takes)
 	struct order_log *log = mmap(NULL, sizeof(*log), PROT_READ | PROT_WRITE,
 				     MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	/* 1/hour while they queue (1 token in the bucket), then 20/s. */
-	int fd = open_limiter(self->sess, 1, 3600 * NSEC, 4, 1);
+	int fd = kt_lim_open(self->sess, 1, 3600 * NSEC, 4, 1);
 	pid_t big, small;
 	int status;
 
@@ -578,7 +555,7 @@ TEST_F(lim, large_head_not_overtaken_by_small_takes)
 
 TEST_F(lim, killed_waiter_leaves_nothing_behind)
 {
-	int fd = open_limiter(self->sess, 1, 3600 * NSEC, 1, 0);
+	int fd = kt_lim_open(self->sess, 1, 3600 * NSEC, 1, 0);
 	int status, i;
 
 	ASSERT_LE(0, fd);
@@ -594,7 +571,7 @@ TEST_F(lim, killed_waiter_leaves_nothing_behind)
 		EXPECT_TRUE(WIFSIGNALED(status));
 		EXPECT_EQ(0, wait_waiters(fd, 0));
 	}
-	EXPECT_EQ(0, info(fd).admitted);
+	EXPECT_EQ(0, kt_lim_info(fd).admitted);
 	close(fd);
 }
 
@@ -602,7 +579,7 @@ TEST_F(lim, set_rate_reevaluates_waiter_at_once)
 {
 	struct kprim_limiter_set s = { .size = sizeof(s),
 				       .flags = KPRIM_LIMITER_SET_RATE };
-	int fd = open_limiter(self->sess, 1, 3600 * NSEC, 1, 0);
+	int fd = kt_lim_open(self->sess, 1, 3600 * NSEC, 1, 0);
 	__u64 t0, dt;
 	int status;
 	pid_t pid;
@@ -621,7 +598,7 @@ TEST_F(lim, set_rate_reevaluates_waiter_at_once)
 	dt = kt_now_ns() - t0;
 	EXPECT_EQ(0, WEXITSTATUS(status));
 	EXPECT_LT(dt, 1 * MSEC + SLACK_NS);	/* due 1 ms after the change */
-	EXPECT_EQ(1000, info(fd).params.rate);
+	EXPECT_EQ(1000, kt_lim_info(fd).params.rate);
 	close(fd);
 }
 
@@ -629,7 +606,7 @@ TEST_F(lim, lowering_burst_fails_waiter_that_cannot_fit)
 {
 	struct kprim_limiter_set s = { .size = sizeof(s),
 				       .flags = KPRIM_LIMITER_SET_BURST };
-	int fd = open_limiter(self->sess, 1, 3600 * NSEC, 5, 0);
+	int fd = kt_lim_open(self->sess, 1, 3600 * NSEC, 5, 0);
 	int status;
 	pid_t pid;
 
@@ -643,14 +620,14 @@ TEST_F(lim, lowering_burst_fails_waiter_that_cannot_fit)
 	ASSERT_EQ(0, kt_ioctl(fd, KPRIM_IOC_LIMITER_SET, &s));
 	ASSERT_EQ(pid, waitpid(pid, &status, 0));
 	EXPECT_EQ(0, WEXITSTATUS(status));
-	EXPECT_EQ(2, info(fd).params.burst);
+	EXPECT_EQ(2, kt_lim_info(fd).params.burst);
 	close(fd);
 }
 
 TEST_F(lim, set_bad_input)
 {
 	struct kprim_limiter_set s = { .size = sizeof(s) };
-	int fd = open_limiter(self->sess, 7, NSEC, 5, -1);
+	int fd = kt_lim_open(self->sess, 7, NSEC, 5, -1);
 
 	ASSERT_LE(0, fd);
 	EXPECT_EQ(-EINVAL, kt_ioctl(fd, KPRIM_IOC_LIMITER_SET, &s)); /* no field */
@@ -672,15 +649,15 @@ TEST_F(lim, set_bad_input)
 	s.params.initial = 1;	/* initial cannot be set */
 	EXPECT_EQ(-EINVAL, kt_ioctl(fd, KPRIM_IOC_LIMITER_SET, &s));
 	/* Nothing changed. */
-	EXPECT_EQ(7, info(fd).params.rate);
-	EXPECT_EQ(5, info(fd).params.burst);
+	EXPECT_EQ(7, kt_lim_info(fd).params.rate);
+	EXPECT_EQ(5, kt_lim_info(fd).params.burst);
 	close(fd);
 }
 
 TEST_F(lim, poll_readable_when_a_token_is_there)
 {
 	/* 1/s: a stall of a second would be needed to see a token early. */
-	int fd = open_limiter(self->sess, 1, NSEC, 1, -1);
+	int fd = kt_lim_open(self->sess, 1, NSEC, 1, -1);
 	struct pollfd p = { .events = POLLIN };
 	__u64 t0, dt;
 
@@ -756,8 +733,8 @@ TEST_F(lim, competing_processes_obey_the_bound)
 	TH_LOG("admitted %llu tokens in %.3f s, bound %llu (kernel says %llu)",
 	       (unsigned long long)admitted, (t_end - t0) / 1e9,
 	       (unsigned long long)bound,
-	       (unsigned long long)info(fd).admitted);
-	EXPECT_EQ(admitted, info(fd).admitted);
+	       (unsigned long long)kt_lim_info(fd).admitted);
+	EXPECT_EQ(admitted, kt_lim_info(fd).admitted);
 	EXPECT_LE(admitted, bound);
 	/* And the limiter did admit: at least half the rate. */
 	EXPECT_GE(admitted, rate * run_ns / NSEC / 2);

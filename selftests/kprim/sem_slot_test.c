@@ -16,12 +16,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
-#include <sys/ptrace.h>
-#include <sys/syscall.h>
-#include <sys/user.h>
 #include <sys/wait.h>
 #include "kselftest_harness.h"
 #include "kprim_test.h"
+#include "kt_ptrace.h"
+#include "kt_sem.h"
 #include "kprim.h"
 
 #define NSEC		1000000000ull
@@ -29,41 +28,6 @@
 
 /* libkprim's hook between the steps of a slot operation (sem_slot.h). */
 extern void (*kprim_test_sem_slot_hook)(int step);
-
-static int reap(pid_t pid)
-{
-	int st;
-
-	if (waitpid(pid, &st, 0) != pid)
-		return -1;
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 255 + WTERMSIG(st);
-}
-
-static struct kprim_sem_info sem_info(int fd)
-{
-	struct kprim_sem_info i = { .size = sizeof(i) };
-
-	if (kt_ioctl(fd, KPRIM_IOC_SEM_INFO, &i))
-		memset(&i, 0xff, sizeof(i));
-	return i;
-}
-
-static long raw_acquire(int fd, __u64 n, __u64 timeout_ns)
-{
-	struct kprim_sem_acquire a = {
-		.size = sizeof(a), .n = n,
-		.wait = kt_wait(timeout_ns, KPRIM_NO_CANCEL_FD),
-	};
-
-	return kt_ioctl(fd, KPRIM_IOC_SEM_ACQUIRE, &a);
-}
-
-static long raw_release(int fd, __u64 n)
-{
-	struct kprim_sem_release r = { .size = sizeof(r), .n = n };
-
-	return kt_ioctl(fd, KPRIM_IOC_SEM_RELEASE, &r);
-}
 
 /* A library handle on a new fd of the semaphore @name. */
 static struct kprim_sem *lib_open(struct kprim *k, const char *name,
@@ -77,93 +41,91 @@ static struct kprim_sem *lib_open(struct kprim *k, const char *name,
 	return s;
 }
 
-struct syscalls {
-	int status;	/* the child's exit status */
-	int ioctls;
-	int others;
+/*
+ * A named semaphore of @permits that any user may open (the library
+ * handles of the tests' children open it by name): its fd or -errno.
+ */
+static int open_shared(int sess, const char *name, __u64 permits)
+{
+	struct kprim_open o = kt_open_args(KPRIM_KIND_SEM, name,
+					   KPRIM_OPEN_CREATE);
+
+	o.sem.permits = permits;
+	o.mode = 0666;
+	return kt_open(sess, &o);
+}
+
+/* A library session in *@k and a handle on the new semaphore @name. */
+static struct kprim_sem *lib_session(struct __test_metadata *_metadata,
+				     struct kprim **k, const char *name,
+				     __u64 permits)
+{
+	struct kprim_sem *s;
+
+	ASSERT_EQ(0, kprim_open(k));
+	s = lib_open(*k, name, permits);
+	ASSERT_NE(NULL, s);
+	return s;
+}
+
+/* Pairs of one permit on a library handle, in a traced child. */
+struct pairs {
+	const char *name;
+	__u64 permits;
+	int pairs;
+	struct kprim_sem *s;
 };
 
-/*
- * @pairs acquire+release pairs of one permit on a new library handle of
- * @name, in a child traced with ptrace() between two marker getppid()
- * calls; the first pair, before the marker, parks the permit. Exit status:
- * the number of pairs that worked.
- */
-static struct syscalls count_syscalls_of_pairs(const char *name,
-					       __u64 permits, int pairs)
+/* Before the tracing: a new handle, and a first pair parks the permit. */
+static int pairs_setup(void *arg)
 {
-	struct syscalls c = { .status = -1 };
-	bool inside = false, entry = false;
-	pid_t pid = fork();
-	int st;
+	struct pairs *p = arg;
+	struct kprim *k;
 
-	if (!pid) {
-		struct kprim *k;
-		struct kprim_sem *s;
-		int ok = 0;
+	if (kprim_open(&k))
+		return 254;
+	p->s = lib_open(k, p->name, p->permits);
+	if (!p->s || kprim_sem_try_acquire(p->s, 1) ||
+	    kprim_sem_release(p->s, 1))
+		return 253;
+	return 0;
+}
 
-		if (kprim_open(&k))
-			_exit(254);
-		s = lib_open(k, name, permits);
-		if (!s || kprim_sem_try_acquire(s, 1) || kprim_sem_release(s, 1))
-			_exit(253);
-		if (ptrace(PTRACE_TRACEME, 0, NULL, NULL))
-			_exit(252);
-		raise(SIGSTOP);
-		syscall(SYS_getppid);
-		for (int i = 0; i < pairs; i++)
-			if (!kprim_sem_try_acquire(s, 1) &&
-			    !kprim_sem_release(s, 1))
-				ok++;
-		syscall(SYS_getppid);
-		_exit(ok);
-	}
-	if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFSTOPPED(st))
-		return c;
-	ptrace(PTRACE_SETOPTIONS, pid, NULL,
-	       (void *)(long)(PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL));
-	for (;;) {
-		struct user_regs_struct r;
-		long nr;
+static int pairs_body(void *arg)
+{
+	struct pairs *p = arg;
+	int ok = 0;
 
-		if (ptrace(PTRACE_SYSCALL, pid, NULL, NULL) ||
-		    waitpid(pid, &st, 0) != pid)
-			return c;
-		if (WIFEXITED(st)) {
-			c.status = WEXITSTATUS(st);
-			return c;
-		}
-		if (!WIFSTOPPED(st) || WSTOPSIG(st) != (SIGTRAP | 0x80))
-			continue;
-		entry = !entry;
-		if (!entry)
-			continue;
-		if (ptrace(PTRACE_GETREGS, pid, NULL, &r))
-			return c;
-		nr = (long)r.orig_rax;
-		if (nr == SYS_getppid)
-			inside = !inside;
-		else if (inside && nr == SYS_ioctl)
-			c.ioctls++;
-		else if (inside)
-			c.others++;
-	}
+	for (int i = 0; i < p->pairs; i++)
+		if (!kprim_sem_try_acquire(p->s, 1) &&
+		    !kprim_sem_release(p->s, 1))
+			ok++;
+	return ok;
+}
+
+/*
+ * Count the system calls of @pairs acquire+release pairs of one permit on
+ * a new library handle of @name; status: the number of pairs that worked.
+ */
+static struct kt_syscalls count_syscalls_of_pairs(const char *name,
+						  __u64 permits, int pairs)
+{
+	struct pairs p = { .name = name, .permits = permits, .pairs = pairs };
+
+	return kt_count_syscalls(pairs_setup, pairs_body, &p);
 }
 
 TEST(feature_bit_and_refusals)
 {
 	struct kprim_api a = { .size = sizeof(a) };
 	int sess = kt_session(), fd;
-	struct kprim_open o;
 	long ps = sysconf(_SC_PAGESIZE);
 	void *p;
 
 	ASSERT_LE(0, sess);
 	ASSERT_EQ(0, kt_ioctl(sess, KPRIM_IOC_API, &a));
 	EXPECT_TRUE(a.features & KPRIM_FEAT_SEM_SLOT);
-	o = kt_open_args(KPRIM_KIND_SEM, NULL, KPRIM_OPEN_CREATE);
-	o.sem.permits = 3;
-	fd = kt_open(sess, &o);
+	fd = kt_sem_open(sess, NULL, KPRIM_OPEN_CREATE, 3);
 	ASSERT_LE(0, fd);
 	p = mmap(NULL, ps, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
 	EXPECT_EQ(MAP_FAILED, p);
@@ -174,9 +136,9 @@ TEST(feature_bit_and_refusals)
 	p = mmap(NULL, ps, PROT_READ | PROT_EXEC, MAP_SHARED, fd, 0);
 	EXPECT_EQ(MAP_FAILED, p);
 	EXPECT_EQ(EPERM, errno);
-	EXPECT_EQ(3, sem_info(fd).available);
+	EXPECT_EQ(3, kt_sem_info(fd).available);
 	/* A good mapping shows the fd's holding; nothing parked yet. */
-	EXPECT_EQ(0, raw_acquire(fd, 2, 0));
+	EXPECT_EQ(0, kt_sem_acquire(fd, 2, 0));
 	p = mmap(NULL, ps, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	ASSERT_NE(MAP_FAILED, p);
 	{
@@ -197,16 +159,12 @@ TEST(feature_bit_and_refusals)
 TEST(pair_without_a_syscall)
 {
 	char name[64];
-	struct syscalls c;
+	struct kt_syscalls c;
 	int sess = kt_session(), fd;
-	struct kprim_open o;
 
 	ASSERT_LE(0, sess);
 	KT_NAME(name, "slot-pair");
-	o = kt_open_args(KPRIM_KIND_SEM, name, KPRIM_OPEN_CREATE);
-	o.sem.permits = 2;
-	o.mode = 0666;
-	fd = kt_open(sess, &o);
+	fd = open_shared(sess, name, 2);
 	ASSERT_LE(0, fd);
 	c = count_syscalls_of_pairs(name, 2, 20);
 	EXPECT_EQ(20, c.status);
@@ -214,10 +172,10 @@ TEST(pair_without_a_syscall)
 	TH_LOG("20 pairs: %d ioctl, %d other system calls", c.ioctls,
 	       c.others);
 	/* The child is gone, its fd closed: everything came back. */
-	EXPECT_EQ(0, sem_info(fd).held);
-	EXPECT_EQ(2, sem_info(fd).available);
+	EXPECT_EQ(0, kt_sem_info(fd).held);
+	EXPECT_EQ(2, kt_sem_info(fd).available);
 	/* 1 + 20 acquisitions, counted by the kernel from the slot. */
-	EXPECT_EQ(21, sem_info(fd).acquired);
+	EXPECT_EQ(21, kt_sem_info(fd).acquired);
 
 	/* Without the slot, every operation is an ioctl. */
 	setenv("KPRIM_NO_SEM_SLOT", "1", 1);
@@ -242,17 +200,13 @@ TEST(parked_permits_are_recalled)
 	struct kprim_sem_stats st;
 	char name[64];
 	int sess = kt_session(), b;
-	struct kprim_open o;
 
 	ASSERT_LE(0, sess);
-	ASSERT_EQ(0, kprim_open(&k));
 	KT_NAME(name, "slot-recall");
-	a = lib_open(k, name, 3);
-	ASSERT_NE(NULL, a);
+	a = lib_session(_metadata, &k, name, 3);
 	ASSERT_EQ(0, kprim_sem_acquire(a, 3, NULL, 0));
 	ASSERT_EQ(0, kprim_sem_release(a, 2));	/* 2 parked, 1 in use */
-	o = kt_open_args(KPRIM_KIND_SEM, name, 0);
-	b = kt_open(sess, &o);
+	b = kt_sem_open(sess, name, 0, 0);
 	ASSERT_LE(0, b);
 	/* INFO recalls: the parked two are available, a holds one. */
 	ASSERT_EQ(0, kprim_sem_stats(a, &st));
@@ -263,15 +217,15 @@ TEST(parked_permits_are_recalled)
 	/* Park them again; another fd's acquire takes them back. */
 	ASSERT_EQ(0, kprim_sem_acquire(a, 2, NULL, 0));
 	ASSERT_EQ(0, kprim_sem_release(a, 2));
-	EXPECT_EQ(0, raw_acquire(b, 2, 0));
-	EXPECT_EQ(-EAGAIN, raw_acquire(b, 1, 0));
+	EXPECT_EQ(0, kt_sem_acquire(b, 2, 0));
+	EXPECT_EQ(-EAGAIN, kt_sem_acquire(b, 1, 0));
 	EXPECT_EQ(-EAGAIN, kprim_sem_try_acquire(a, 1));
 	/* a cannot release what it does not hold, parked or not. */
 	EXPECT_EQ(-EINVAL, kprim_sem_release(a, 2));
 	EXPECT_EQ(0, kprim_sem_release(a, 1));
-	EXPECT_EQ(0, raw_release(b, 2));
-	EXPECT_EQ(0, sem_info(b).held);
-	EXPECT_EQ(3, sem_info(b).available);
+	EXPECT_EQ(0, kt_sem_release(b, 2));
+	EXPECT_EQ(0, kt_sem_info(b).held);
+	EXPECT_EQ(3, kt_sem_info(b).available);
 	kprim_sem_close(a);
 	kt_unlink(sess, KPRIM_KIND_SEM, name);
 	close(b);
@@ -291,7 +245,7 @@ static void *blocking_acquire(void *arg)
 	struct waiter *w = arg;
 	__u64 t0 = kt_now_ns();
 
-	w->ret = raw_acquire(w->fd, w->n, 20 * NSEC);
+	w->ret = kt_sem_acquire(w->fd, w->n, 20 * NSEC);
 	w->took_ns = kt_now_ns() - t0;
 	return NULL;
 }
@@ -308,20 +262,16 @@ TEST(waiter_is_granted_and_not_overtaken)
 	struct waiter w;
 	char name[64];
 	int sess = kt_session(), b;
-	struct kprim_open o;
 	pthread_t t;
 
 	ASSERT_LE(0, sess);
-	ASSERT_EQ(0, kprim_open(&k));
 	KT_NAME(name, "slot-fifo");
-	a = lib_open(k, name, 1);
-	ASSERT_NE(NULL, a);
+	a = lib_session(_metadata, &k, name, 1);
 	/* a's permit parked, then in use again from the slot. */
 	ASSERT_EQ(0, kprim_sem_acquire(a, 1, NULL, 0));
 	ASSERT_EQ(0, kprim_sem_release(a, 1));
 	ASSERT_EQ(0, kprim_sem_acquire(a, 1, NULL, 0));
-	o = kt_open_args(KPRIM_KIND_SEM, name, 0);
-	b = kt_open(sess, &o);
+	b = kt_sem_open(sess, name, 0, 0);
 	ASSERT_LE(0, b);
 	w = (struct waiter){ .fd = b, .n = 1 };
 	ASSERT_EQ(0, pthread_create(&t, NULL, blocking_acquire, &w));
@@ -336,12 +286,12 @@ TEST(waiter_is_granted_and_not_overtaken)
 	EXPECT_EQ(0, w.ret);
 	EXPECT_GT(2 * NSEC, w.took_ns);
 	EXPECT_EQ(-EAGAIN, kprim_sem_try_acquire(a, 1));
-	EXPECT_EQ(1, sem_info(b).held_by_me);
-	EXPECT_EQ(0, raw_release(b, 1));
+	EXPECT_EQ(1, kt_sem_info(b).held_by_me);
+	EXPECT_EQ(0, kt_sem_release(b, 1));
 	EXPECT_EQ(0, kprim_sem_try_acquire(a, 1));
 	EXPECT_EQ(0, kprim_sem_release(a, 1));
 	kprim_sem_close(a);
-	EXPECT_EQ(1, sem_info(b).available);
+	EXPECT_EQ(1, kt_sem_info(b).available);
 	kt_unlink(sess, KPRIM_KIND_SEM, name);
 	close(b);
 	kprim_close(k);
@@ -366,15 +316,11 @@ TEST(killed_or_resumed_at_every_step)
 {
 	char name[64];
 	int sess = kt_session(), fd;
-	struct kprim_open o;
 	const __u64 permits = 2;
 
 	ASSERT_LE(0, sess);
 	KT_NAME(name, "slot-kill");
-	o = kt_open_args(KPRIM_KIND_SEM, name, KPRIM_OPEN_CREATE);
-	o.sem.permits = permits;
-	o.mode = 0666;
-	fd = kt_open(sess, &o);
+	fd = open_shared(sess, name, permits);
 	ASSERT_LE(0, fd);
 	for (int round = 0; round < 16; round++) {
 		bool release = round & 1;
@@ -415,39 +361,39 @@ TEST(killed_or_resumed_at_every_step)
 		 * (the child's swap, if still to come, then fails): held and
 		 * available still add up to the permits.
 		 */
-		i = sem_info(fd);
+		i = kt_sem_info(fd);
 		EXPECT_EQ(permits, i.held + i.available)
 			TH_LOG("round %d: held %llu available %llu", round,
 			       (unsigned long long)i.held,
 			       (unsigned long long)i.available);
 		ASSERT_EQ(0, pthread_create(&t, NULL, blocking_acquire, &w));
 		/* Queued, or granted at once if all were parked (recalled). */
-		for (int n = 0; n < 2000 && sem_info(fd).waiters != 1 &&
+		for (int n = 0; n < 2000 && kt_sem_info(fd).waiters != 1 &&
 				    !__atomic_load_n(&w.took_ns, __ATOMIC_RELAXED);
 		     n++)
 			usleep(2000);
 		if (resume) {
 			kill(pid, SIGCONT);
-			st = reap(pid);
+			st = kt_reap(pid);
 			/* The op finished in the kernel or in the slot. */
 			EXPECT_TRUE(st == 0 || st == 11)
 				TH_LOG("round %d: child %d", round, st);
 		} else {
 			kill(pid, SIGKILL);
-			EXPECT_EQ(255 + SIGKILL, reap(pid));
+			EXPECT_EQ(255 + SIGKILL, kt_reap(pid));
 		}
 		pthread_join(t, NULL);
 		EXPECT_EQ(0, w.ret)
 			TH_LOG("round %d (%s, step %d, %s): waiter %ld", round,
 			       release ? "release" : "acquire", step,
 			       resume ? "resumed" : "killed", w.ret);
-		i = sem_info(fd);
+		i = kt_sem_info(fd);
 		EXPECT_EQ(permits, i.held);
 		EXPECT_EQ(permits, i.held_by_me);
 		EXPECT_EQ(0, i.waiters);
-		EXPECT_EQ(0, raw_release(fd, permits));
-		EXPECT_EQ(0, sem_info(fd).held);
-		EXPECT_EQ(permits, sem_info(fd).available);
+		EXPECT_EQ(0, kt_sem_release(fd, permits));
+		EXPECT_EQ(0, kt_sem_info(fd).held);
+		EXPECT_EQ(permits, kt_sem_info(fd).available);
 	}
 	kt_unlink(sess, KPRIM_KIND_SEM, name);
 	close(fd);
@@ -531,15 +477,11 @@ TEST(mutual_exclusion_in_threads_and_processes)
 	atomic_int *shared;
 	char name[64];
 	int sess = kt_session(), fd;
-	struct kprim_open o;
 	pid_t pid;
 
 	ASSERT_LE(0, sess);
 	KT_NAME(name, "slot-excl");
-	o = kt_open_args(KPRIM_KIND_SEM, name, KPRIM_OPEN_CREATE);
-	o.sem.permits = permits;
-	o.mode = 0666;
-	fd = kt_open(sess, &o);
+	fd = open_shared(sess, name, permits);
 	ASSERT_LE(0, fd);
 	shared = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
 		      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -574,15 +516,15 @@ TEST(mutual_exclusion_in_threads_and_processes)
 		if (!pid)
 			_exit(err ? 10 + err : 0);
 		EXPECT_EQ(0, err);
-		EXPECT_EQ(0, reap(pid));
+		EXPECT_EQ(0, kt_reap(pid));
 		EXPECT_LT(0, ops);
 		TH_LOG("%ld pairs here, worst in use %d of %llu", ops,
 		       shared[1], (unsigned long long)permits);
 	}
 	EXPECT_GE((int)permits, shared[1]);
-	EXPECT_EQ(0, sem_info(fd).held);
-	EXPECT_EQ(permits, sem_info(fd).available);
-	EXPECT_EQ(0, sem_info(fd).waiters);
+	EXPECT_EQ(0, kt_sem_info(fd).held);
+	EXPECT_EQ(permits, kt_sem_info(fd).available);
+	EXPECT_EQ(0, kt_sem_info(fd).waiters);
 	munmap(shared, 4096);
 	kt_unlink(sess, KPRIM_KIND_SEM, name);
 	close(fd);
@@ -658,22 +600,17 @@ TEST(garbage_in_the_slot)
 	pthread_t ut[2], gt;
 	char name[64];
 	int sess = kt_session(), fd, victim;
-	struct kprim_open o;
 	struct kprim_sem_slot *slot;
 	struct kprim_sem_info i;
 
 	ASSERT_LE(0, sess);
 	KT_NAME(name, "slot-garbage");
-	o = kt_open_args(KPRIM_KIND_SEM, name, KPRIM_OPEN_CREATE);
-	o.sem.permits = permits;
-	fd = kt_open(sess, &o);
+	fd = kt_sem_open(sess, name, KPRIM_OPEN_CREATE, permits);
 	ASSERT_LE(0, fd);
-	o = kt_open_args(KPRIM_KIND_SEM, name, 0);
-	victim = kt_open(sess, &o);
+	victim = kt_sem_open(sess, name, 0, 0);
 	ASSERT_LE(0, victim);
-	slot = mmap(NULL, sysconf(_SC_PAGESIZE), PROT_READ | PROT_WRITE,
-		    MAP_SHARED, victim, 0);
-	ASSERT_NE(MAP_FAILED, slot);
+	slot = kt_sem_map(victim);
+	ASSERT_NE(NULL, slot);
 	for (int k = 0; k < 2; k++) {
 		u[k] = (struct excl){ .name = name, .stop = &stop_users,
 				      .permits = permits };
@@ -682,13 +619,13 @@ TEST(garbage_in_the_slot)
 	g = (struct spray){ .slot = slot, .stop = &stop, .seed = 3 };
 	ASSERT_EQ(0, pthread_create(&gt, NULL, spray_slot, &g));
 	for (int r = 0; r < 3000; r++) {
-		long ret = r & 1 ? raw_acquire(victim, 1 + r % 4, 0) :
-				   raw_release(victim, 1 + r % 3);
+		long ret = r & 1 ? kt_sem_acquire(victim, 1 + r % 4, 0) :
+				   kt_sem_release(victim, 1 + r % 3);
 
 		EXPECT_TRUE(!ret || ret == -EAGAIN || ret == -EINVAL)
 			TH_LOG("victim op %d: %ld", r, ret);
 		if (r % 100 == 0) {
-			i = sem_info(fd);
+			i = kt_sem_info(fd);
 			EXPECT_GE(permits, i.held);
 		}
 	}
@@ -706,12 +643,12 @@ TEST(garbage_in_the_slot)
 	}
 	munmap(slot, sysconf(_SC_PAGESIZE));
 	close(victim);
-	i = sem_info(fd);
+	i = kt_sem_info(fd);
 	EXPECT_EQ(0, i.held);
 	EXPECT_EQ(permits, i.available);
 	EXPECT_EQ(0, i.waiters);
-	EXPECT_EQ(0, raw_acquire(fd, permits, 0));
-	EXPECT_EQ(0, raw_release(fd, permits));
+	EXPECT_EQ(0, kt_sem_acquire(fd, permits, 0));
+	EXPECT_EQ(0, kt_sem_release(fd, permits));
 	kt_unlink(sess, KPRIM_KIND_SEM, name);
 	close(fd);
 	close(sess);
@@ -726,10 +663,8 @@ TEST(fork_and_resize)
 	char name[64];
 	pid_t pid;
 
-	ASSERT_EQ(0, kprim_open(&k));
 	KT_NAME(name, "slot-fork");
-	a = lib_open(k, name, 3);
-	ASSERT_NE(NULL, a);
+	a = lib_session(_metadata, &k, name, 3);
 	ASSERT_EQ(0, kprim_sem_acquire(a, 3, NULL, 0));
 	ASSERT_EQ(0, kprim_sem_release(a, 3));
 	pid = fork();
@@ -738,7 +673,7 @@ TEST(fork_and_resize)
 		/* The parent's parked permits, taken in the child. */
 		_exit(kprim_sem_try_acquire(a, 2) ? 1 : 0);
 	}
-	EXPECT_EQ(0, reap(pid));
+	EXPECT_EQ(0, kt_reap(pid));
 	/* The fd (shared) holds the child's two; one is still parked. */
 	ASSERT_EQ(0, kprim_sem_stats(a, &st));
 	EXPECT_EQ(2, st.held_by_me);
@@ -767,10 +702,8 @@ TEST(shrink_recalls_parked_permits)
 	struct kprim_sem_stats st;
 	char name[64];
 
-	ASSERT_EQ(0, kprim_open(&k));
 	KT_NAME(name, "slot-shrink");
-	a = lib_open(k, name, 2);
-	ASSERT_NE(NULL, a);
+	a = lib_session(_metadata, &k, name, 2);
 	ASSERT_EQ(0, kprim_sem_acquire(a, 2, NULL, 0));
 	ASSERT_EQ(0, kprim_sem_release(a, 1));	/* 1 in use, 1 parked */
 	ASSERT_EQ(0, kprim_sem_resize(a, 1));

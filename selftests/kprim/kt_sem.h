@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Raw semaphore ioctls shared by the kprim selftests of the semaphore and
+ * its slot page (KPRIM_FEAT_SEM_SLOT): open, acquire, release, info, and
+ * the slot's mapping.
+ */
+#ifndef KPRIM_KT_SEM_H
+#define KPRIM_KT_SEM_H
+
+#include <string.h>
+#include <sys/mman.h>
+#include "kprim_test.h"
+
+/* Open the semaphore @name (NULL: anonymous) with @flags; its fd or -errno. */
+static inline int kt_sem_open(int sess, const char *name, __u32 flags,
+			      __u64 permits)
+{
+	struct kprim_open o = kt_open_args(KPRIM_KIND_SEM, name, flags);
+
+	o.sem.permits = permits;
+	return kt_open(sess, &o);
+}
+
+/* Acquire @n permits, waiting up to @timeout_ns: 0 or a negative errno. */
+static inline long kt_sem_acquire(int fd, __u64 n, __u64 timeout_ns)
+{
+	struct kprim_sem_acquire a = {
+		.size = sizeof(a), .n = n,
+		.wait = kt_wait(timeout_ns, KPRIM_NO_CANCEL_FD),
+	};
+
+	return kt_ioctl(fd, KPRIM_IOC_SEM_ACQUIRE, &a);
+}
+
+static inline long kt_sem_release(int fd, __u64 n)
+{
+	struct kprim_sem_release r = { .size = sizeof(r), .n = n };
+
+	return kt_ioctl(fd, KPRIM_IOC_SEM_RELEASE, &r);
+}
+
+/* The semaphore's INFO; every byte 0xff when the ioctl fails. */
+static inline struct kprim_sem_info kt_sem_info(int fd)
+{
+	struct kprim_sem_info i = { .size = sizeof(i) };
+
+	if (kt_ioctl(fd, KPRIM_IOC_SEM_INFO, &i))
+		memset(&i, 0xff, sizeof(i));
+	return i;
+}
+
+/* The fd's slot page, mapped read-write; NULL on failure. */
+static inline struct kprim_sem_slot *kt_sem_map(int fd)
+{
+	void *p = mmap(NULL, sysconf(_SC_PAGESIZE), PROT_READ | PROT_WRITE,
+		       MAP_SHARED, fd, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+#endif /* KPRIM_KT_SEM_H */
