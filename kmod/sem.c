@@ -64,6 +64,7 @@ void kprim_sem_init(struct kprim_sem *sem, u64 permits)
 	INIT_LIST_HEAD(&sem->holders);
 	sem->nr_holders = 0;
 	INIT_LIST_HEAD(&sem->lenders);
+	sem->nr_lenders = 0;
 	init_waitqueue_head(&sem->pollq);
 }
 EXPORT_SYMBOL_IF_KUNIT(kprim_sem_init);
@@ -144,10 +145,11 @@ static void kprim_sem_put(struct kprim_sem *sem, struct kprim_sem_fd *fd,
  *
  * Swapping the slot's word to SLOW keeps userspace out until
  * kprim_sem_slot_leave() and makes a compare-and-swap in progress fail, so
- * what the swap returns is exactly what was parked. A count above what the
- * fd holds can only be garbage and is clamped; a slot already SLOW has
- * nothing parked (the kernel leaves a slot SLOW only after taking its
- * permits back). Sections nest.
+ * what the swap returns is exactly what was parked. Only a lent slot (on
+ * @sem's lenders) is read: one the kernel left SLOW has nothing parked,
+ * whatever a writer put there since, and a count above what the fd holds
+ * can only be garbage and is clamped. Sections nest; one must not span a
+ * drop of @sem's lock (the count lives in @fd->parked meanwhile).
  */
 void __kprim_sem_slot_enter(struct kprim_sem *sem, struct kprim_sem_fd *fd)
 {
@@ -158,7 +160,13 @@ void __kprim_sem_slot_enter(struct kprim_sem *sem, struct kprim_sem_fd *fd)
 		return;
 	old = xchg(&fd->slot->word, KPRIM_SEM_SLOT_SLOW);
 	kprim_sem_count(sem, xchg(&fd->slot->acquired, 0));
+	/* A slot the kernel did not lend has nothing parked, whatever it says. */
+	if (list_empty(&fd->lender)) {
+		fd->parked = 0;
+		return;
+	}
 	list_del_init(&fd->lender);
+	sem->nr_lenders--;
 	fd->parked = old & KPRIM_SEM_SLOT_SLOW ? 0 :
 		     min(old & KPRIM_SEM_SLOT_FREE, fd->held);
 }
@@ -186,7 +194,10 @@ static void kprim_sem_unpark(struct kprim_sem *sem, struct kprim_sem_fd *fd)
  * a permit without waking it; a SLOW slot sends releases to the kernel,
  * which wakes it. An fd that holds nothing has nothing to lend: its slot
  * stays SLOW and off the lenders, so that fds holding no permit cannot
- * lengthen a recall (which runs with interrupts off).
+ * lengthen a recall (which runs with interrupts off); nor is a slot lent
+ * beyond KPRIM_SEM_SLOT_MAX_LENDERS, which bounds a recall. Shrunk below
+ * what is held, the semaphore lends no slot: permits parked there would
+ * be taken again above the new count.
  */
 void __kprim_sem_slot_leave(struct kprim_sem *sem, struct kprim_sem_fd *fd)
 {
@@ -196,8 +207,9 @@ void __kprim_sem_slot_leave(struct kprim_sem *sem, struct kprim_sem_fd *fd)
 	if (--fd->entered)
 		return;
 	if (!list_empty(&sem->wq.waiters) || wq_has_sleeper(&sem->pollq) ||
-	    !fd->held || fd->parked > KPRIM_SEM_SLOT_FREE ||
-	    fd->held > U32_MAX) {
+	    !fd->held || sem->held > sem->permits ||
+	    sem->nr_lenders >= KPRIM_SEM_SLOT_MAX_LENDERS ||
+	    fd->parked > KPRIM_SEM_SLOT_FREE || fd->held > U32_MAX) {
 		if (fd->parked) {
 			kprim_sem_unpark(sem, fd);
 			kprim_sem_grant(sem);
@@ -205,6 +217,7 @@ void __kprim_sem_slot_leave(struct kprim_sem *sem, struct kprim_sem_fd *fd)
 	} else {
 		word = fd->parked | fd->held << KPRIM_SEM_SLOT_HELD_SHIFT;
 		list_add_tail(&fd->lender, &sem->lenders);
+		sem->nr_lenders++;
 	}
 	/* Pairs with userspace's acquire of the word. */
 	smp_store_release(&fd->slot->word, word);
@@ -215,10 +228,11 @@ EXPORT_SYMBOL_IF_KUNIT(__kprim_sem_slot_leave);
  * kprim_sem_recall() - take every parked permit back.
  * @sem:	the semaphore; its lock is held
  *
- * Every lender's slot becomes SLOW with nothing parked. Bounded: each fd
- * is visited once and joins the list again only through a system call of
- * its own (kprim_sem_slot_leave()), and only while it holds a permit. The
- * caller runs the grant pass.
+ * Every lender's slot becomes SLOW with nothing parked. Bounded: there are
+ * at most KPRIM_SEM_SLOT_MAX_LENDERS, each is visited once and joins the
+ * list again only through a system call of its own (kprim_sem_slot_leave())
+ * and only while it holds a permit. The caller runs the grant pass where
+ * a waiter may be queued (a try finds the queue empty: there is none).
  */
 void kprim_sem_recall(struct kprim_sem *sem)
 {
@@ -228,7 +242,7 @@ void kprim_sem_recall(struct kprim_sem *sem)
 	list_for_each_entry_safe(fd, next, &sem->lenders, lender) {
 		kprim_sem_slot_enter(sem, fd);
 		kprim_sem_unpark(sem, fd);
-		/* Left SLOW: the word stays as the enter swapped it. */
+		/* An enter without a leave: the slot stays SLOW, unlent. */
 		fd->entered = 0;
 	}
 }
@@ -258,7 +272,7 @@ int kprim_sem_try_acquire(struct kprim_sem *sem, struct kprim_sem_fd *fd,
 	/* With a waiter queued nothing is parked anywhere (see the top). */
 	if (!list_empty(&sem->wq.waiters)) {
 		ret = -EAGAIN;
-	} else if (fd->parked >= n) {
+	} else if (fd->parked >= n && sem->held <= sem->permits) {
 		/* The fd's own parked permits: already held. */
 		fd->parked -= n;
 		kprim_sem_count(sem, 1);
@@ -377,7 +391,10 @@ void kprim_sem_release_all(struct kprim_sem *sem, struct kprim_sem_fd *fd)
 	 */
 	if (fd->slot)
 		kprim_sem_count(sem, xchg(&fd->slot->acquired, 0));
-	list_del_init(&fd->lender);
+	if (!list_empty(&fd->lender)) {
+		list_del_init(&fd->lender);
+		sem->nr_lenders--;
+	}
 	fd->parked = 0;
 	if (!fd->held)
 		return;

@@ -25,6 +25,8 @@
  * @nr_holders:	length of @holders; @wq.lock
  * @lenders:	struct kprim_sem_fd whose slot userspace may use (not SLOW):
  *		the ones a recall must visit; @wq.lock
+ * @nr_lenders:	length of @lenders, at most KPRIM_SEM_SLOT_MAX_LENDERS;
+ *		@wq.lock
  * @pollq:	poll() waiters, woken whenever a grant may have become
  *		possible; its own lock (taken inside @wq.lock, never around it)
  */
@@ -36,6 +38,7 @@ struct kprim_sem {
 	struct list_head holders;
 	u32 nr_holders;
 	struct list_head lenders;
+	u32 nr_lenders;
 	wait_queue_head_t pollq;
 };
 
@@ -51,7 +54,8 @@ struct kprim_sem {
  * @lender:	in kprim_sem.lenders while userspace may use @slot; @wq.lock
  * @parked:	of @held, how many sit in the slot unused: valid only
  *		between kprim_sem_slot_enter() and _leave() (userspace has
- *		the count otherwise); @wq.lock
+ *		the count otherwise), which must not span a drop of the
+ *		sem's @wq.lock; @wq.lock
  * @entered:	depth of kprim_sem_slot_enter() sections; @wq.lock
  */
 struct kprim_sem_fd {

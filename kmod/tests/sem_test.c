@@ -558,10 +558,65 @@ static void sem_slot_resize_recalls(struct kunit *test)
 	t_check(test, sem);
 }
 
+/*
+ * Shrunk below what is held, an fd's slot is not lent again: permits its
+ * users released there would otherwise be re-taken without the kernel,
+ * above the new count.
+ */
+static void sem_slot_shrunk_not_lent(struct kunit *test)
+{
+	struct kprim_sem *sem = t_sem(test, 3);
+	struct kprim_sem_fd *a = t_fd(test);
+	struct kprim_sem_slot *slot = t_slot(test, sem, a);
+
+	KUNIT_ASSERT_EQ(test, t_try(sem, a, 3), 0);
+	KUNIT_EXPECT_EQ(test, t_resize(sem, 1), 0);
+	KUNIT_EXPECT_EQ(test, t_release(sem, a, 1), 0);
+	/* Still 2 held for a count of 1: SLOW, not lent. */
+	KUNIT_EXPECT_EQ(test, slot->word, KPRIM_SEM_SLOT_SLOW);
+	KUNIT_EXPECT_TRUE(test, list_empty(&sem->lenders));
+	/* What a parking release would have written: not trusted. */
+	slot->word = t_word(1, 2);
+	KUNIT_EXPECT_EQ(test, t_try(sem, a, 1), -EAGAIN);
+	KUNIT_EXPECT_EQ(test, a->held, 2ULL);
+	KUNIT_EXPECT_EQ(test, t_release(sem, a, 1), 0);
+	/* Back within the count: lent again. */
+	KUNIT_EXPECT_EQ(test, slot->word, t_word(0, 1));
+	t_release_all(sem, a);
+	t_check(test, sem);
+}
+
+/*
+ * A slot the kernel took back (recalled, left SLOW) has nothing parked,
+ * whatever its word says afterwards: only a lent slot is read.
+ */
+static void sem_slot_unlent_word_ignored(struct kunit *test)
+{
+	struct kprim_sem *sem = t_sem(test, 3);
+	struct kprim_sem_fd *a = t_fd(test), *b = t_fd(test);
+	struct kprim_sem_slot *slot = t_slot(test, sem, a);
+
+	KUNIT_ASSERT_EQ(test, t_try(sem, a, 2), 0);
+	/* b wants 2 of the 1 left: a's slot is recalled, b refused. */
+	KUNIT_EXPECT_EQ(test, t_try(sem, b, 2), -EAGAIN);
+	KUNIT_EXPECT_EQ(test, slot->word, KPRIM_SEM_SLOT_SLOW);
+	KUNIT_EXPECT_TRUE(test, list_empty(&sem->lenders));
+	/* A writer claims a's 2 are parked: a's try must not believe it. */
+	slot->word = t_word(2, 2);
+	KUNIT_EXPECT_EQ(test, t_try(sem, a, 2), -EAGAIN);
+	KUNIT_EXPECT_EQ(test, a->held, 2ULL);
+	KUNIT_EXPECT_EQ(test, sem->held, 2ULL);
+	t_release_all(sem, a);
+	KUNIT_EXPECT_EQ(test, t_avail(sem), 3ULL);
+	t_check(test, sem);
+}
+
 static struct kunit_case kprim_sem_cases[] = {
 	KUNIT_CASE(sem_slot_park_and_recall),
 	KUNIT_CASE(sem_slot_garbage_and_waiters),
 	KUNIT_CASE(sem_slot_resize_recalls),
+	KUNIT_CASE(sem_slot_shrunk_not_lent),
+	KUNIT_CASE(sem_slot_unlent_word_ignored),
 	KUNIT_CASE_PARAM(sem_try_acquire_table, sem_try_gen_params),
 	KUNIT_CASE(sem_fifo_big_head_blocks_small),
 	KUNIT_CASE(sem_fifo_grants_in_order),

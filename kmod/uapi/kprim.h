@@ -565,14 +565,18 @@ struct kprim_sem_info {
  * waiter or refuses a try for want of permits, for INFO, LIST, fdinfo and
  * poll() (which report parked permits as available), and when the fd's
  * holder leaves. While any waiter is queued every slot stays SLOW, so no
- * parked permit jumps the FIFO; the kernel clears SLOW at the fd's next
- * system call once the queue is empty, if the fd holds a permit. A poller counts as a waiter (so
- * that a release wakes it): while a poll(), select() or epoll set waits on
- * the semaphore (an epoll set, for as long as it has one of its fds),
- * slots stay SLOW. Values the kernel reads back are
- * clamped to what it knows the fd holds: a process that writes the page
- * can break mutual exclusion among the users of this fd, never the
- * kernel's accounting of what the fd holds.
+ * parked permit jumps the FIFO. The kernel clears SLOW again at the fd's
+ * next system call if the fd holds a permit, nobody waits or polls, the
+ * semaphore is not shrunk below what is held (a resize), and fewer than
+ * KPRIM_SEM_SLOT_MAX_LENDERS other slots are lent. A poller counts as a
+ * waiter (so that a release wakes it): while a poll(), select() or epoll
+ * set waits on the semaphore (an epoll set, for as long as it has one of
+ * its fds), slots stay SLOW. The kernel reads a slot back only if it lent
+ * it, and clamps what it reads to what the fd holds: a process that writes
+ * the page can break mutual exclusion among the users of this fd, or give
+ * back permits the fd holds (as a release would); it cannot take a permit
+ * the fd does not hold, nor make the kernel's counts disagree. The rest of
+ * the page is reserved.
  */
 struct kprim_sem_slot {
 	__aligned_u64 word;
@@ -582,6 +586,12 @@ struct kprim_sem_slot {
 #define KPRIM_SEM_SLOT_HELD_SHIFT	31
 #define KPRIM_SEM_SLOT_HELD		(0xffffffffULL << KPRIM_SEM_SLOT_HELD_SHIFT)
 #define KPRIM_SEM_SLOT_SLOW		(1ULL << 63)
+/*
+ * At most this many fds of one semaphore have their slot lent at a time
+ * (a recall visits each); the slots of others stay SLOW, and their
+ * acquires and releases are system calls.
+ */
+#define KPRIM_SEM_SLOT_MAX_LENDERS	64
 
 /*
  * Cache operations. Keys are 1..KPRIM_KEY_MAX bytes.

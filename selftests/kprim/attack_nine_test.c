@@ -895,9 +895,12 @@ TEST(uring_async_acquire_against_a_slot)
 }
 
 /*
- * Thousands of mapped fds each with a permit parked: one INFO from
- * another fd recalls them all under the semaphore's spinlock, with
- * interrupts off. Measure it; the accounting must come out exact.
+ * Thousands of mapped fds each holding a permit: at most
+ * KPRIM_SEM_SLOT_MAX_LENDERS of them get their slot lent (and park the
+ * permit there), the others stay SLOW and release through the kernel, so
+ * that one INFO from another fd, which recalls every lent slot under the
+ * semaphore's spinlock with interrupts off, visits a bounded number.
+ * Measure it; the accounting must come out exact.
  */
 /*
  * Opening, mapping and closing 4000 fds takes minutes on the debug kernel
@@ -910,7 +913,7 @@ FIXTURE_TEARDOWN(lenders) {}
 TEST_F_TIMEOUT(lenders, many_lenders_one_recall, 300)
 {
 	struct rlimit rl;
-	int sess = kt_session(), b, n = 0, want = 8192;
+	int sess = kt_session(), b, n = 0, want = 8192, lent = 0, r;
 	struct kprim_sem_slot **sl;
 	struct kprim_sem_info i;
 	uint64_t t0, t1, t2;
@@ -940,16 +943,23 @@ TEST_F_TIMEOUT(lenders, many_lenders_one_recall, 300)
 			break;
 		}
 		ASSERT_EQ(0, kt_sem_acquire(fds[n], 1, 0));
-		ASSERT_EQ(1, fast_release(sl[n], 1));
+		r = fast_release(sl[n], 1);
+		ASSERT_LE(0, r);
+		if (r)
+			lent++;
+		else
+			ASSERT_EQ(0, kt_sem_release(fds[n], 1));
 	}
 	ASSERT_LE(1024, n);
+	/* The first ones, up to the bound, were lent; no more. */
+	EXPECT_EQ(KPRIM_SEM_SLOT_MAX_LENDERS, lent);
 	t0 = kt_now_ns();
 	i = kt_sem_info(b);	/* recalls all n */
 	t1 = kt_now_ns();
 	kt_sem_info(b);		/* nothing to recall */
 	t2 = kt_now_ns();
-	TH_LOG("%d lenders (nofile %llu): recalling INFO %llu us, next %llu us",
-	       n, (unsigned long long)rl.rlim_cur,
+	TH_LOG("%d fds, %d lent (nofile %llu): recalling INFO %llu us, next %llu us",
+	       n, lent, (unsigned long long)rl.rlim_cur,
 	       (unsigned long long)((t1 - t0) / 1000),
 	       (unsigned long long)((t2 - t1) / 1000));
 	EXPECT_EQ(0, i.held);
@@ -963,7 +973,10 @@ TEST_F_TIMEOUT(lenders, many_lenders_one_recall, 300)
 			break;
 		}
 	}
-	/* Generous for TCG: a recall of 8192 slots must not take a second. */
+	/*
+	 * Generous for TCG on a shared host (the bound on the walk is the
+	 * lent count above; this catches a recall gone quadratic).
+	 */
 	EXPECT_GT(NSEC, t1 - t0);
 
 	/*

@@ -721,4 +721,36 @@ TEST(shrink_recalls_parked_permits)
 	kprim_close(k);
 }
 
+/*
+ * After a shrink below what the fd holds, releases go to the kernel and
+ * are not parked: a parked one would be re-taken in userspace above the
+ * new count (found by review: 3 held, count 1, two released, one taken
+ * back from the slot = 2 in use).
+ */
+TEST(shrunk_fd_does_not_park)
+{
+	struct kprim *k;
+	struct kprim_sem *a;
+	struct kprim_sem_stats st;
+	char name[64];
+
+	KT_NAME(name, "slot-shrunk");
+	a = lib_session(_metadata, &k, name, 3);
+	ASSERT_EQ(0, kprim_sem_acquire(a, 3, NULL, 0));
+	ASSERT_EQ(0, kprim_sem_resize(a, 1));
+	ASSERT_EQ(0, kprim_sem_release(a, 1));	/* 2 in use */
+	ASSERT_EQ(0, kprim_sem_release(a, 1));	/* 1 in use = the count */
+	EXPECT_EQ(-EAGAIN, kprim_sem_try_acquire(a, 1));
+	ASSERT_EQ(0, kprim_sem_stats(a, &st));
+	EXPECT_EQ(1, st.held);
+	EXPECT_EQ(0, st.available);
+	EXPECT_EQ(0, kprim_sem_release(a, 1));
+	EXPECT_EQ(0, kprim_sem_try_acquire(a, 1));
+	EXPECT_EQ(-EAGAIN, kprim_sem_try_acquire(a, 1));
+	EXPECT_EQ(0, kprim_sem_release(a, 1));
+	kprim_sem_close(a);
+	kprim_unlink(k, KPRIM_KIND_SEM, name);
+	kprim_close(k);
+}
+
 TEST_HARNESS_MAIN
