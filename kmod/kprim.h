@@ -48,8 +48,10 @@ struct page;
  *		never waits, which then goes to @ioctl
  * @waitq:	optional: the object's waiter queue (KPRIM_IOC_WAIT_CANCEL)
  * @map_page:	optional: the page an mmap() of the fd shows (created by
- *		the first call; the same page after), or an ERR_PTR; without
- *		it, mmap() fails with -ENODEV (object.c)
+ *		the first call; the same page for the handle's life after),
+ *		or an ERR_PTR; without it, mmap() fails with -ENODEV
+ *		(object.c). May sleep: called from ->mmap (mmap_lock held
+ *		for writing) and from the fault handler (held for reading)
  */
 struct kprim_kind_ops {
 	u32 kind;
@@ -141,6 +143,17 @@ long kprim_sem_ioctl(struct kprim_handle *h, unsigned int cmd,
 extern const struct kprim_kind_ops kprim_cache_ops;
 long kprim_cache_ioctl(struct kprim_handle *h, unsigned int cmd,
 		       void __user *arg);
+
+/*
+ * Shared pages (the limiter's state page, a semaphore fd's slot): the
+ * kernel changes words a process can write at any moment, under a
+ * spinlock with interrupts off, so each change must be one locked
+ * instruction (xchg, lock bts) that completes whatever the process does.
+ * On load-linked/store-conditional architectures such atomics are loops
+ * a writer can keep failing; the pages are offered on x86-64 only, where
+ * libkprim uses them too.
+ */
+#define KPRIM_SHARED_PAGES	IS_ENABLED(CONFIG_X86_64)
 
 /* object.c */
 void kprim_registry_exit(void);

@@ -110,7 +110,10 @@ DEFINE_EVENT(kprim_request, kprim_sem_acquire,
 	TP_ARGS(q, n, result, async)
 );
 
-/* @n permits given back (a release, or all an fd held when it closes). */
+/*
+ * @n permits given back: a release, all an fd held when it closes, or
+ * permits parked in a slot that the kernel takes back (a recall).
+ */
 TRACE_EVENT(kprim_sem_release,
 	TP_PROTO(const struct kprim_waitq *q, u64 n, u64 held),
 	TP_ARGS(q, n, held),

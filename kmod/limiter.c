@@ -25,11 +25,12 @@
 
 /*
  * The kernel's view of struct kprim_limiter_page: the same layout, with
- * the stamp changed atomically against the takers' compare-and-swap.
+ * the stamp an unsigned long for the bit operation that sets SLOW (the
+ * page exists on 64-bit x86 only, KPRIM_SHARED_PAGES).
  */
 struct kprim_limiter_shared {
 	u64 fill;
-	atomic64_t stamp;
+	unsigned long stamp;
 	u64 rate;
 	u64 period_ns;
 	u64 burst;
@@ -48,6 +49,8 @@ KPRIM_LIMITER_SHARED_AT(period_ns);
 KPRIM_LIMITER_SHARED_AT(burst);
 KPRIM_LIMITER_SHARED_AT(cap);
 KPRIM_LIMITER_SHARED_AT(admitted);
+#define KPRIM_LIMITER_PAGE_SLOW_BIT	63
+static_assert(BIT_ULL(KPRIM_LIMITER_PAGE_SLOW_BIT) == KPRIM_LIMITER_PAGE_SLOW);
 static_assert(sizeof(struct kprim_limiter_shared) ==
 	      sizeof(struct kprim_limiter_page));
 
@@ -108,7 +111,15 @@ static u64 kprim_limiter_page_enter(struct kprim_limiter *lim)
 	struct kprim_limiter_shared *sh = lim->shared;
 	u64 stamp, now;
 
-	stamp = atomic64_fetch_or(KPRIM_LIMITER_PAGE_SLOW, &sh->stamp);
+	/*
+	 * One locked instruction (lock bts on x86-64), fully ordered: not a
+	 * fetch_or, which x86 builds as a compare-and-swap loop that a
+	 * process writing the page could keep failing with interrupts off.
+	 * Once SLOW is set, no taker's swap can succeed, so the stamp read
+	 * after it is what the last taker left (or garbage, clamped below).
+	 */
+	test_and_set_bit(KPRIM_LIMITER_PAGE_SLOW_BIT, &sh->stamp);
+	stamp = READ_ONCE(sh->stamp);
 	now = kprim_now();
 	lim->bucket.fill = min(READ_ONCE(sh->fill), lim->bucket.cap);
 	lim->bucket.last = min(stamp & KPRIM_LIMITER_PAGE_LAST, now);
@@ -135,7 +146,7 @@ static void kprim_limiter_page_leave(struct kprim_limiter *lim)
 	}
 	WRITE_ONCE(sh->fill, lim->bucket.fill);
 	/* Pairs with the takers' acquire of the stamp: fill first. */
-	atomic64_set_release(&sh->stamp, stamp);
+	smp_store_release(&sh->stamp, stamp);
 }
 
 /*

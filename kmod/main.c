@@ -18,9 +18,7 @@
 			 KPRIM_FEAT_CACHE | KPRIM_FEAT_LIST | \
 			 KPRIM_FEAT_URING_CMD | KPRIM_FEAT_OPEN_OWNED | \
 			 KPRIM_FEAT_CLOEXEC_DEFAULT | KPRIM_FEAT_CACHE_MGET | \
-			 KPRIM_FEAT_URING_ASYNC | \
-			 KPRIM_FEAT_LIMITER_PAGE | \
-			 KPRIM_FEAT_SEM_SLOT)
+			 KPRIM_FEAT_URING_ASYNC)
 
 static long kprim_api(struct kprim_api __user *uargs)
 {
@@ -35,6 +33,8 @@ static long kprim_api(struct kprim_api __user *uargs)
 	args.api_version = KPRIM_API_VERSION;
 	args.reserved0 = 0;
 	args.features = KPRIM_FEATURES;
+	if (KPRIM_SHARED_PAGES)
+		args.features |= KPRIM_FEAT_LIMITER_PAGE | KPRIM_FEAT_SEM_SLOT;
 	if (KPRIM_NS_SCOPED)
 		args.features |= KPRIM_FEAT_IPC_NS;
 	args.max_objects = kprim_max_objects();

@@ -750,7 +750,7 @@ static int kprim_obj_mmap(struct file *file, struct vm_area_struct *vma)
 	struct kprim_handle *h = file->private_data;
 	struct page *page;
 
-	if (!h->obj->ops->map_page)
+	if (!KPRIM_SHARED_PAGES || !h->obj->ops->map_page)
 		return -ENODEV;
 	if (vma->vm_pgoff || vma->vm_end - vma->vm_start != PAGE_SIZE ||
 	    !(vma->vm_flags & VM_SHARED))

@@ -104,7 +104,7 @@ EXPORT_SYMBOL_IF_KUNIT(kprim_sem_available);
  * Add @n acquisitions to INFO's count. The slots' tallies are written by
  * userspace, so the count saturates rather than wrap.
  */
-static void kprim_sem_count(struct kprim_sem *sem, u64 n)
+static void kprim_sem_add_acquired(struct kprim_sem *sem, u64 n)
 {
 	if (check_add_overflow(sem->acquired, n, &sem->acquired))
 		sem->acquired = U64_MAX;
@@ -121,7 +121,7 @@ static void kprim_sem_take(struct kprim_sem *sem, struct kprim_sem_fd *fd,
 	}
 	fd->held += n;
 	sem->held += n;
-	kprim_sem_count(sem, 1);
+	kprim_sem_add_acquired(sem, 1);
 }
 
 /* Give back @n of the permits @fd holds; the caller checked @n. */
@@ -159,7 +159,7 @@ void __kprim_sem_slot_enter(struct kprim_sem *sem, struct kprim_sem_fd *fd)
 	if (fd->entered++)
 		return;
 	old = xchg(&fd->slot->word, KPRIM_SEM_SLOT_SLOW);
-	kprim_sem_count(sem, xchg(&fd->slot->acquired, 0));
+	kprim_sem_add_acquired(sem, xchg(&fd->slot->acquired, 0));
 	/* A slot the kernel did not lend has nothing parked, whatever it says. */
 	if (list_empty(&fd->lender)) {
 		fd->parked = 0;
@@ -255,7 +255,12 @@ EXPORT_SYMBOL_IF_KUNIT(kprim_sem_recall);
  * @n:		permits wanted
  *
  * Granted only when nobody is queued (FIFO: an earlier request comes
- * first, even one that does not fit yet) and @n permits are available.
+ * first, even one that does not fit yet) and @n permits are available:
+ * first from the permits parked in @fd's own slot (already held, unless
+ * the semaphore is shrunk below what is held), else from the semaphore,
+ * after recalling every slot's parked permits if it is short. Brackets
+ * the work with a slot section of its own, so the slot is lent again (or
+ * not) on the way out.
  *
  * Return: 0 when granted; -EINVAL when @n is 0 or more than the permit
  * count; -EAGAIN when the caller would have to wait.
@@ -275,7 +280,7 @@ int kprim_sem_try_acquire(struct kprim_sem *sem, struct kprim_sem_fd *fd,
 	} else if (fd->parked >= n && sem->held <= sem->permits) {
 		/* The fd's own parked permits: already held. */
 		fd->parked -= n;
-		kprim_sem_count(sem, 1);
+		kprim_sem_add_acquired(sem, 1);
 	} else {
 		if (kprim_sem_available(sem) < n) {
 			kprim_sem_unpark(sem, fd);
@@ -353,8 +358,8 @@ EXPORT_SYMBOL_IF_KUNIT(kprim_sem_grant);
  *
  * Runs the grant pass afterwards.
  *
- * Return: 0; -EINVAL when @n is 0 or more than @fd holds (permits cannot
- * be minted).
+ * Return: 0; -EINVAL when @n is 0 or more than @fd holds in use (its
+ * parked permits excluded: permits cannot be minted).
  */
 int kprim_sem_release_locked(struct kprim_sem *sem, struct kprim_sem_fd *fd,
 			     u64 n)
@@ -390,7 +395,7 @@ void kprim_sem_release_all(struct kprim_sem *sem, struct kprim_sem_fd *fd)
 	 * read, only its tally of acquisitions.
 	 */
 	if (fd->slot)
-		kprim_sem_count(sem, xchg(&fd->slot->acquired, 0));
+		kprim_sem_add_acquired(sem, xchg(&fd->slot->acquired, 0));
 	if (!list_empty(&fd->lender)) {
 		list_del_init(&fd->lender);
 		sem->nr_lenders--;

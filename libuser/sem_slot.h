@@ -22,7 +22,7 @@
 #define KPRIM_SLOT_TRIES	4
 
 /*
- * Test hook (sem_slot.c): when set, called with 1 between the read of the
+ * Test hook (defined in sem.c): when set, called with 1 between the read of the
  * word and the swap, and with 2 right after a successful swap, so that a
  * test can stop or kill a process at each step of the protocol.
  */
