@@ -60,6 +60,7 @@ package kprim
 
 import (
 	"errors"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -141,10 +142,15 @@ func Features() (uint64, error) {
 	return s.features, nil
 }
 
-// object is what every handle holds: the object fd, -1 once closed.
+// object is what every handle holds: the object fd, -1 once closed, and
+// the fd's shared page when it has one. A call reads the page only inside
+// with(), under mu's read lock, as it uses the fd: Close unmaps it under
+// the write lock, after every call in progress has left, so no call can
+// touch the page once it is gone.
 type object struct {
-	mu      sync.RWMutex // fd against Close
+	mu      sync.RWMutex // fd and page against Close
 	fd      int
+	page    []byte        // the fd's mapping (a semaphore's slot), or nil
 	closing chan struct{} // closed by Close: blocked waits end
 	once    sync.Once
 }
@@ -237,9 +243,38 @@ func (o *object) close() error {
 	if o.fd < 0 {
 		return errClosed
 	}
+	// The mapping holds the fd's file: unmap first, so that the close
+	// is the last reference (it returns a semaphore's permits).
+	if o.page != nil {
+		unix.Munmap(o.page)
+		o.page = nil
+	}
 	err := unix.Close(o.fd)
 	o.fd = -1
 	return err
+}
+
+// mapPage is kprim_obj_page_map(): the fd's page (one page, offset 0,
+// shared, read and write), or nil when env is set to anything but "0"
+// (the switch that turns the page off), the module has no such page
+// (feature bit feat), or the mmap fails (the calls then take the ioctls).
+func mapPage(fd int, feat uint64, env string) []byte {
+	if v := os.Getenv(env); v != "" && v != "0" {
+		return nil
+	}
+	s := sessp.Load()
+	if s == nil || s.features&feat == 0 {
+		return nil
+	}
+	ps := os.Getpagesize()
+	if ps < 4096 {
+		return nil
+	}
+	mem, err := unix.Mmap(fd, 0, ps, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return nil
+	}
+	return mem
 }
 
 // Fd returns the object's fd (for poll/epoll, or to pass to another

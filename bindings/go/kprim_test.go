@@ -10,9 +10,11 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unsafe"
@@ -527,6 +529,19 @@ func helper(what string) int {
 		}
 		fmt.Println("held")
 		select {}
+	case "exclusion":
+		// TestSemSlotMutualExclusion's other process: the counters are
+		// fd 3.
+		cnt, _, err := sharedCounters(3)
+		end, _ := strconv.ParseInt(os.Getenv("KPRIM_GO_END"), 10, 64)
+		if err == nil {
+			err = exclusion(os.Getenv("KPRIM_GO_NAME"), 2, 4, time.Unix(0, end), cnt)
+		}
+		if err != nil {
+			fmt.Println(err)
+			return 1
+		}
+		return 0
 	}
 	return 2
 }
@@ -1041,5 +1056,359 @@ func TestBreakerHammerWithC(t *testing.T) {
 	}
 	if _, err := b1.StateErr(); err != nil {
 		t.Errorf("state after the hammer: %v", err)
+	}
+}
+
+// needFeature skips without the module's feature bit (in the VM the
+// module has them all).
+func needFeature(t *testing.T, bit uint64, what string) {
+	t.Helper()
+	needModule(t)
+	if f, _ := Features(); f&bit == 0 {
+		t.Skipf("the module has no %s", what)
+	}
+}
+
+// Uncontended pairs go through the slot, no ioctl: the slot's tally of
+// userspace acquisitions (which any system call on the fd moves into the
+// kernel's count, and which only the fast path adds to) has all of them.
+func TestSemSlotPairsWithoutIoctl(t *testing.T) {
+	needFeature(t, featSemSlot, "KPRIM_FEAT_SEM_SLOT")
+	t.Setenv("KPRIM_NO_SEM_SLOT", "")
+	s, err := OpenWeighted("", 0, 0, 2)
+	must(t, err, "open")
+	defer s.Close()
+	if s.slot == nil {
+		t.Fatal("no slot mapped, though the module has KPRIM_FEAT_SEM_SLOT")
+	}
+	// The first acquire is the kernel's (nothing is parked yet); the
+	// release parks the permit.
+	if !s.TryAcquire(1) {
+		t.Fatal("TryAcquire 1 of 2: false")
+	}
+	s.Release(1)
+	if w := atomic.LoadUint64(&s.slot.Word); w != 1<<slotHeldShift|1 {
+		t.Fatalf("slot word %#x after the first pair: want 1 held, 1 parked", w)
+	}
+	const pairs = 1000
+	ctx := context.Background()
+	for i := 0; i < pairs; i++ {
+		if i%2 == 0 {
+			if !s.TryAcquire(1) {
+				t.Fatalf("pair %d: TryAcquire: false", i)
+			}
+		} else if err := s.Acquire(ctx, 1); err != nil {
+			t.Fatalf("pair %d: Acquire: %v", i, err)
+		}
+		if err := s.ReleaseErr(1); err != nil {
+			t.Fatalf("pair %d: Release: %v", i, err)
+		}
+	}
+	if got := atomic.LoadUint64(&s.slot.Acquired); got != pairs {
+		t.Errorf("the slot counted %d userspace acquisitions in %d pairs: the others were ioctls", got, pairs)
+	}
+	st, err := s.Stats()
+	must(t, err, "stats")
+	// INFO takes the parked permit back and counts the slot's tally.
+	if st.Acquired != pairs+1 || st.Held != 0 || st.Available != 2 {
+		t.Errorf("stats %+v: want %d acquired, nothing held", st, pairs+1)
+	}
+	// Two permits: one parked, one from the kernel; both go back.
+	if !s.TryAcquire(1) || !s.TryAcquire(1) || s.TryAcquire(1) {
+		t.Error("TryAcquire of 2 of 2, then a third: not true, true, false")
+	}
+	s.Release(2)
+	if err := s.ReleaseErr(1); err != unix.EINVAL {
+		t.Errorf("Release of more than held, with 2 parked: %v, want EINVAL", err)
+	}
+}
+
+// KPRIM_NO_SEM_SLOT set when a handle is opened turns its slot off: the
+// test maps the fd's page itself and sees the package leave it alone.
+func TestSemSlotEnvSwitch(t *testing.T) {
+	needFeature(t, featSemSlot, "KPRIM_FEAT_SEM_SLOT")
+	for _, v := range []string{"1", "yes", "0", ""} {
+		t.Setenv("KPRIM_NO_SEM_SLOT", v)
+		s, err := OpenWeighted("", 0, 0, 1)
+		must(t, err, "open")
+		off := v != "" && v != "0"
+		if (s.slot == nil) != off {
+			t.Errorf("KPRIM_NO_SEM_SLOT=%q: slot mapped %v", v, s.slot != nil)
+		}
+		mem, err := unix.Mmap(s.Fd(), 0, os.Getpagesize(), unix.PROT_READ, unix.MAP_SHARED)
+		must(t, err, "the test's mapping of the slot")
+		sl := (*kSemSlot)(unsafe.Pointer(&mem[0]))
+		var used uint64
+		for i := 0; i < 100; i++ {
+			if !s.TryAcquire(1) {
+				t.Fatalf("KPRIM_NO_SEM_SLOT=%q: TryAcquire %d: false", v, i)
+			}
+			used += atomic.LoadUint64(&sl.Acquired)
+			s.Release(1)
+		}
+		if off && used != 0 {
+			t.Errorf("KPRIM_NO_SEM_SLOT=%q: the slot was used (tally %d)", v, used)
+		} else if !off && used == 0 {
+			t.Errorf("KPRIM_NO_SEM_SLOT=%q: the slot was not used", v)
+		}
+		if st, _ := s.Stats(); st.Acquired != 100 {
+			t.Errorf("KPRIM_NO_SEM_SLOT=%q: %d acquired, want 100", v, st.Acquired)
+		}
+		unix.Munmap(mem)
+		s.Close()
+	}
+}
+
+// A waiter queued in the kernel is woken by a release that would have
+// been parked, and is not overtaken by the releasing handle's next
+// acquire: while it waits, the slots send every call to the kernel.
+func TestSemSlotWaiterNotOvertaken(t *testing.T) {
+	needFeature(t, featSemSlot, "KPRIM_FEAT_SEM_SLOT")
+	n := name(t, "sem")
+	a, err := OpenWeighted(n, Create|Transient, 0600, 2)
+	must(t, err, "open")
+	defer a.Close()
+	b, err := OpenWeighted(n, 0, 0, 0)
+	must(t, err, "second handle")
+	defer b.Close()
+	obs, err := OpenWeighted(n, 0, 0, 0)
+	must(t, err, "observer")
+	defer obs.Close()
+	ctx := context.Background()
+	for round := 0; round < 20; round++ {
+		// a holds both permits, the second one from its slot.
+		must(t, a.Acquire(ctx, 2), "Acquire 2")
+		a.Release(1)
+		if !a.TryAcquire(1) {
+			t.Fatalf("round %d: TryAcquire of the parked permit: false", round)
+		}
+		res := make(chan error, 1)
+		go func() { res <- b.Acquire(ctx, 2) }()
+		waitFor(t, "the waiter", func() bool { st, _ := obs.Stats(); return st.Waiters == 1 })
+		// One permit back: the waiter wants two, and keeps its place.
+		a.Release(1)
+		if a.TryAcquire(1) {
+			t.Fatalf("round %d: a's TryAcquire overtook the waiter", round)
+		}
+		ctx2, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+		if err := a.Acquire(ctx2, 1); err != context.DeadlineExceeded {
+			t.Fatalf("round %d: a's Acquire behind the waiter: %v", round, err)
+		}
+		cancel()
+		a.Release(1)
+		select {
+		case err := <-res:
+			must(t, err, "the waiter's Acquire")
+		case <-time.After(10 * time.Second):
+			st, _ := obs.Stats()
+			t.Fatalf("round %d: the waiter was not woken by the releases (%+v)", round, st)
+		}
+		if st, _ := b.Stats(); st.HeldByMe != 2 {
+			t.Fatalf("round %d: the waiter holds %d", round, st.HeldByMe)
+		}
+		b.Release(2)
+	}
+	if st, _ := obs.Stats(); st.Held != 0 || st.Waiters != 0 {
+		t.Errorf("after the rounds: %+v", st)
+	}
+}
+
+// exclusion runs workers goroutines on two handles of the semaphore name
+// (permits permits) until end, counting in the shared page cnt how many
+// are inside at once: [0] inside now, [1] times more than permits were,
+// [2] entries, [3] samples that saw a slot's tally of userspace acquires
+// above 0 (the fast path is used). Half the acquires block, half try.
+func exclusion(name string, permits int32, workers int, end time.Time, cnt []int32) error {
+	var hs [2]*Weighted
+	for i := range hs {
+		h, err := OpenWeighted(name, 0, 0, 0)
+		if err != nil {
+			return err
+		}
+		defer h.Close()
+		hs[i] = h
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(time.Millisecond):
+			}
+			for _, h := range hs {
+				if h.slot != nil && atomic.LoadUint64(&h.slot.Acquired) > 0 {
+					atomic.AddInt32(&cnt[3], 1)
+				}
+			}
+		}
+	}()
+	for g := 0; g < workers; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			h := hs[g%2]
+			for i := 0; time.Now().Before(end); i++ {
+				if (i+g)%2 == 0 {
+					ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+					err := h.Acquire(ctx, 1)
+					cancel()
+					if err != nil {
+						errs <- fmt.Errorf("Acquire: %v", err)
+						return
+					}
+				} else if !h.TryAcquire(1) {
+					runtime.Gosched()
+					continue
+				}
+				if atomic.AddInt32(&cnt[0], 1) > permits {
+					atomic.AddInt32(&cnt[1], 1)
+				}
+				atomic.AddInt32(&cnt[2], 1)
+				for j := 0; j < (i%4)*50; j++ {
+					runtime.Gosched()
+				}
+				atomic.AddInt32(&cnt[0], -1)
+				if err := h.ReleaseErr(1); err != nil {
+					errs <- fmt.Errorf("Release: %v", err)
+					return
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	close(stop)
+	<-sampled
+	select {
+	case err := <-errs:
+		return err
+	default:
+		return nil
+	}
+}
+
+// sharedCounters maps f (a page) shared: the counters exclusion() keeps.
+func sharedCounters(fd int) ([]int32, []byte, error) {
+	mem, err := unix.Mmap(fd, 0, 4096, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return nil, nil, err
+	}
+	return unsafe.Slice((*int32)(unsafe.Pointer(&mem[0])), 4), mem, nil
+}
+
+// Goroutines in two processes, two handles each, share 2 permits through
+// slots, the kernel and its queue: never more than 2 inside.
+func TestSemSlotMutualExclusion(t *testing.T) {
+	needFeature(t, featSemSlot, "KPRIM_FEAT_SEM_SLOT")
+	n := name(t, "sem")
+	s, err := OpenWeighted(n, Create|Transient, 0600, 2)
+	must(t, err, "open")
+	defer s.Close()
+	f, err := os.CreateTemp("", "kprim-excl")
+	must(t, err, "counter file")
+	os.Remove(f.Name())
+	defer f.Close()
+	must(t, f.Truncate(4096), "truncate")
+	cnt, mem, err := sharedCounters(int(f.Fd()))
+	must(t, err, "map the counters")
+	defer unix.Munmap(mem)
+	end := time.Now().Add(3 * time.Second)
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), "KPRIM_GO_HELPER=exclusion", "KPRIM_GO_NAME="+n,
+		"KPRIM_GO_END="+strconv.FormatInt(end.UnixNano(), 10))
+	cmd.ExtraFiles = []*os.File{f}
+	var cout bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &cout, &cout
+	must(t, cmd.Start(), "start the helper")
+	err = exclusion(n, 2, 4, end, cnt)
+	cerr := cmd.Wait()
+	if out := strings.TrimSpace(cout.String()); out != "" {
+		t.Log(out)
+	}
+	must(t, err, "this process's workers")
+	must(t, cerr, "the helper process")
+	t.Logf("%d entries, %d with more than 2 inside", atomic.LoadInt32(&cnt[2]), atomic.LoadInt32(&cnt[1]))
+	if v := atomic.LoadInt32(&cnt[1]); v != 0 {
+		t.Errorf("%d times more than 2 permits were in use", v)
+	}
+	if atomic.LoadInt32(&cnt[2]) < 100 {
+		t.Errorf("only %d entries: the test did not run", atomic.LoadInt32(&cnt[2]))
+	}
+	if atomic.LoadInt32(&cnt[3]) == 0 {
+		t.Error("no slot was seen used: the fast path was not exercised")
+	}
+	if st, _ := s.Stats(); st.Held != 0 || st.Waiters != 0 || st.Available != 2 {
+		t.Errorf("after the workers: %+v", st)
+	}
+}
+
+// Close while goroutines use the handle (slot and ioctl paths alike):
+// their calls end with the closed error, none faults on the unmapped
+// slot, and the permits come back.
+func TestSemSlotCloseWhileInUse(t *testing.T) {
+	needFeature(t, featSemSlot, "KPRIM_FEAT_SEM_SLOT")
+	n := name(t, "sem")
+	obs, err := OpenWeighted(n, Create|Transient, 0600, 3)
+	must(t, err, "open")
+	defer obs.Close()
+	for round := 0; round < 30; round++ {
+		s, err := OpenWeighted(n, 0, 0, 0)
+		must(t, err, "open a handle")
+		var wg sync.WaitGroup
+		var ops atomic.Int64
+		bad := make(chan error, 4)
+		for g := 0; g < 4; g++ {
+			wg.Add(1)
+			go func(g int) {
+				defer wg.Done()
+				for {
+					if g == 3 {
+						ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+						err := s.Acquire(ctx, 1)
+						cancel()
+						if err == errClosed {
+							return
+						}
+						if err == context.DeadlineExceeded {
+							continue
+						}
+						if err != nil {
+							bad <- err
+							return
+						}
+					} else if !s.TryAcquire(1) {
+						if s.Fd() < 0 {
+							return
+						}
+						continue
+					}
+					ops.Add(1)
+					if err := s.ReleaseErr(1); err == errClosed {
+						return
+					} else if err != nil {
+						bad <- err
+						return
+					}
+				}
+			}(g)
+		}
+		waitFor(t, "the workers", func() bool { return ops.Load() > 50 })
+		must(t, s.Close(), "Close")
+		wg.Wait()
+		select {
+		case err := <-bad:
+			t.Fatalf("round %d: %v", round, err)
+		default:
+		}
+		if s.TryAcquire(1) || s.ReleaseErr(1) != errClosed {
+			t.Fatalf("round %d: the closed handle still works", round)
+		}
+		if st, _ := obs.Stats(); st.Held != 0 {
+			t.Fatalf("round %d: %d permits held after Close", round, st.Held)
+		}
 	}
 }
