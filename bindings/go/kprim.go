@@ -52,6 +52,19 @@
 // need as many threads (Go's limit is 10000, runtime/debug.SetMaxThreads).
 // Their context's cancellation and Close of the handle end the wait.
 //
+// # Fast paths
+//
+// As the C library does, the package leaves out the system call where the
+// module allows it, transparently (same results, same FIFO order): a
+// Weighted's Acquire, TryAcquire and Release use the fd's semaphore slot
+// (KPRIM_FEAT_SEM_SLOT), a Limiter's Allow, AllowN and WaitN the limiter's
+// state page (KPRIM_FEAT_LIMITER_PAGE; amd64 only, and not in a time
+// namespace that shifts CLOCK_MONOTONIC). Each is one page mapped when the
+// handle is opened, used only while nobody waits for the object, and
+// unmapped by Close once no call is using it. Setting KPRIM_NO_SEM_SLOT,
+// resp. KPRIM_NO_LIMITER_PAGE, in the environment (to anything but "0")
+// before a handle is opened turns it off for that handle.
+//
 // # Errors
 //
 // Kernel errors are returned as unix.Errno values (compare with errors.Is,
@@ -150,7 +163,7 @@ func Features() (uint64, error) {
 type object struct {
 	mu      sync.RWMutex // fd and page against Close
 	fd      int
-	page    []byte        // the fd's mapping (a semaphore's slot), or nil
+	page    []byte        // the fd's mapping (slot or limiter page), or nil
 	closing chan struct{} // closed by Close: blocked waits end
 	once    sync.Once
 }

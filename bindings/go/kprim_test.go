@@ -542,6 +542,21 @@ func helper(what string) int {
 			return 1
 		}
 		return 0
+	case "limrate":
+		// TestLimiterPageRateAcrossProcesses's other process.
+		cnt, _, err := sharedCounters(3)
+		end, _ := strconv.ParseInt(os.Getenv("KPRIM_GO_END"), 10, 64)
+		if err == nil {
+			err = limitHammer(os.Getenv("KPRIM_GO_NAME"), 4, time.Unix(0, end), cnt)
+		}
+		if err != nil {
+			fmt.Println(err)
+			return 1
+		}
+		return 0
+	case "timens":
+		// TestLimiterPageTimeNamespace's child, in a time namespace.
+		return timensChild()
 	}
 	return 2
 }
@@ -1273,9 +1288,13 @@ func exclusion(name string, permits int32, workers int, end time.Time, cnt []int
 					runtime.Gosched()
 				}
 				atomic.AddInt32(&cnt[0], -1)
+				// A refused release is reported, and the run goes
+				// on: what it does to exclusion is the point.
 				if err := h.ReleaseErr(1); err != nil {
-					errs <- fmt.Errorf("Release: %v", err)
-					return
+					select {
+					case errs <- fmt.Errorf("Release: %v", err):
+					default:
+					}
 				}
 			}
 		}(g)
@@ -1329,13 +1348,13 @@ func TestSemSlotMutualExclusion(t *testing.T) {
 	if out := strings.TrimSpace(cout.String()); out != "" {
 		t.Log(out)
 	}
-	must(t, err, "this process's workers")
-	must(t, cerr, "the helper process")
 	t.Logf("%d entries, %d with more than 2 inside; %d samples saw a slot used",
 		atomic.LoadInt32(&cnt[2]), atomic.LoadInt32(&cnt[1]), atomic.LoadInt32(&cnt[3]))
 	if v := atomic.LoadInt32(&cnt[1]); v != 0 {
 		t.Errorf("%d times more than 2 permits were in use", v)
 	}
+	must(t, err, "this process's workers")
+	must(t, cerr, "the helper process")
 	if atomic.LoadInt32(&cnt[2]) < 100 {
 		t.Errorf("only %d entries: the test did not run", atomic.LoadInt32(&cnt[2]))
 	}
@@ -1410,6 +1429,368 @@ func TestSemSlotCloseWhileInUse(t *testing.T) {
 		}
 		if st, _ := obs.Stats(); st.Held != 0 {
 			t.Fatalf("round %d: %d permits held after Close", round, st.Held)
+		}
+	}
+}
+
+// cas16 (LOCK CMPXCHG16B on amd64) swaps both words only when both match.
+func TestCAS16(t *testing.T) {
+	if !haveCAS16 {
+		t.Skip("no 16-byte compare-and-swap on this architecture")
+	}
+	var buf [4]uint64
+	p := &buf[0]
+	if uintptr(unsafe.Pointer(p))%16 != 0 {
+		p = &buf[1]
+	}
+	w := unsafe.Slice(p, 2)
+	w[0], w[1] = 1, 2
+	for _, c := range []struct {
+		o0, o1 uint64
+		ok     bool
+	}{{1, 3, false}, {0, 2, false}, {1, 2, true}, {1, 2, false}, {^uint64(0), 1 << 63, true}} {
+		if got := cas16(p, c.o0, c.o1, ^uint64(0), 1<<63); got != c.ok {
+			t.Errorf("cas16 of {%#x %#x} expecting {%#x %#x}: %v", w[0], w[1], c.o0, c.o1, got)
+		}
+	}
+	if w[0] != ^uint64(0) || w[1] != 1<<63 {
+		t.Errorf("after the swaps: {%#x %#x}", w[0], w[1])
+	}
+	// Concurrent increments of both words: none lost.
+	w[0], w[1] = 0, 0
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i, tries := 0, 0; i < 20000; tries++ {
+				a, b := atomic.LoadUint64(&w[0]), atomic.LoadUint64(&w[1])
+				if cas16(p, a, b, a+1, b+2) {
+					i++
+				} else if tries > 1e7 {
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if w[0] != 80000 || w[1] != 160000 {
+		t.Errorf("after 4 x 20000 concurrent swaps: {%d %d}", w[0], w[1])
+	}
+	// runtime.nanotime is CLOCK_MONOTONIC, the clock the kernel stamps
+	// limiter pages with.
+	var a, b unix.Timespec
+	must(t, unix.ClockGettime(unix.CLOCK_MONOTONIC, &a), "clock_gettime")
+	n := nanotime()
+	must(t, unix.ClockGettime(unix.CLOCK_MONOTONIC, &b), "clock_gettime")
+	if n < a.Nano() || n > b.Nano() {
+		t.Errorf("nanotime %d not between two CLOCK_MONOTONIC reads %d, %d", n, a.Nano(), b.Nano())
+	}
+}
+
+// needPage: the module has limiter pages and this machine the swap.
+func needPage(t *testing.T) {
+	t.Helper()
+	needFeature(t, featLimiterPage, "KPRIM_FEAT_LIMITER_PAGE")
+	if !haveCAS16 {
+		t.Skip("no 16-byte compare-and-swap: no limiter page on this architecture")
+	}
+}
+
+// Uncontended Allows are taken in the page, no ioctl: the page's count of
+// tokens taken in userspace (which only takers in userspace add to) has
+// all of them.
+func TestLimiterPageAllowWithoutIoctl(t *testing.T) {
+	needPage(t)
+	t.Setenv("KPRIM_NO_LIMITER_PAGE", "")
+	l, err := OpenLimiter("", 0, 0, 1e5, 100000)
+	must(t, err, "open")
+	defer l.Close()
+	if l.pg == nil {
+		t.Fatal("no page mapped, though the module has KPRIM_FEAT_LIMITER_PAGE")
+	}
+	if !l.Allow() {
+		t.Fatal("Allow on a full bucket: false")
+	}
+	const takes = 1000
+	before := atomic.LoadUint64(&l.pg.Admitted)
+	ctx := context.Background()
+	for i := 0; i < takes; i++ {
+		if i%2 == 0 {
+			if !l.Allow() {
+				t.Fatalf("take %d: Allow: false", i)
+			}
+		} else if err := l.Wait(ctx); err != nil {
+			t.Fatalf("take %d: Wait: %v", i, err)
+		}
+	}
+	if got := atomic.LoadUint64(&l.pg.Admitted) - before; got != takes {
+		t.Errorf("the page counted %d of %d takes: the others were ioctls", got, takes)
+	}
+	st, err := l.Stats()
+	must(t, err, "stats")
+	if st.Admitted != takes+1 || st.Throttled != 0 {
+		t.Errorf("stats %+v: want %d admitted, none throttled", st, takes+1)
+	}
+	// More than the burst, and a bucket too short: the kernel's answers.
+	if l.AllowN(time.Time{}, 100001) {
+		t.Error("AllowN above the burst: true")
+	}
+	if err := l.WaitN(ctx, 100001); err == nil {
+		t.Error("WaitN above the burst: no error")
+	}
+	if !l.AllowN(time.Time{}, 90000) || l.AllowN(time.Time{}, 90000) {
+		t.Error("AllowN of 90000 twice from about 99000 (refill 100 a ms): not true, false")
+	}
+	if st, _ = l.Stats(); st.Throttled == 0 {
+		t.Errorf("stats %+v: the refused take was not counted", st)
+	}
+}
+
+// KPRIM_NO_LIMITER_PAGE set when a handle is opened turns its page off:
+// the test maps the page itself and sees the package leave it alone.
+func TestLimiterPageEnvSwitch(t *testing.T) {
+	needPage(t)
+	for _, v := range []string{"1", "yes", "0", ""} {
+		t.Setenv("KPRIM_NO_LIMITER_PAGE", v)
+		l, err := OpenLimiter("", 0, 0, 1e6, 1000)
+		must(t, err, "open")
+		off := v != "" && v != "0"
+		if (l.pg == nil) != off {
+			t.Errorf("KPRIM_NO_LIMITER_PAGE=%q: page mapped %v", v, l.pg != nil)
+		}
+		mem, err := unix.Mmap(l.Fd(), 0, os.Getpagesize(), unix.PROT_READ, unix.MAP_SHARED)
+		must(t, err, "the test's mapping of the page")
+		pg := (*kLimiterPage)(unsafe.Pointer(&mem[0]))
+		before := atomic.LoadUint64(&pg.Admitted)
+		for i := 0; i < 100; i++ {
+			if !l.Allow() {
+				t.Fatalf("KPRIM_NO_LIMITER_PAGE=%q: Allow %d: false", v, i)
+			}
+		}
+		used := atomic.LoadUint64(&pg.Admitted) - before
+		if off && used != 0 {
+			t.Errorf("KPRIM_NO_LIMITER_PAGE=%q: %d takes in the page", v, used)
+		} else if !off && used == 0 {
+			t.Errorf("KPRIM_NO_LIMITER_PAGE=%q: the page was not used", v)
+		}
+		if st, _ := l.Stats(); st.Admitted != 100 {
+			t.Errorf("KPRIM_NO_LIMITER_PAGE=%q: %d admitted, want 100", v, st.Admitted)
+		}
+		unix.Munmap(mem)
+		l.Close()
+	}
+}
+
+// A taker queued in the kernel gets the next token: Allow in another
+// handle, which would find the token in the page, does not overtake it.
+func TestLimiterPageWaiterNotOvertaken(t *testing.T) {
+	needPage(t)
+	n := name(t, "lim")
+	a, err := OpenLimiter(n, Create|Transient, 0600, Every(100*time.Millisecond), 1)
+	must(t, err, "open")
+	defer a.Close()
+	b, err := OpenLimiter(n, 0, 0, 0, 1)
+	must(t, err, "second handle")
+	defer b.Close()
+	obs, err := OpenLimiter(n, 0, 0, 0, 1)
+	must(t, err, "observer")
+	defer obs.Close()
+	ctx := context.Background()
+	for round := 0; round < 5; round++ {
+		for a.Allow() {
+		}
+		res := make(chan error, 1)
+		go func() { res <- b.Wait(ctx) }()
+		waitFor(t, "the waiter", func() bool { st, _ := obs.Stats(); return st.Waiters == 1 })
+		end := time.Now().Add(2 * time.Second)
+		for !a.Allow() && time.Now().Before(end) {
+			time.Sleep(time.Millisecond)
+		}
+		// a's first token after the waiter's: the waiter has left.
+		if st, _ := obs.Stats(); st.Waiters != 0 {
+			t.Fatalf("round %d: Allow took a token while a taker was queued (%+v)", round, st)
+		}
+		select {
+		case err := <-res:
+			must(t, err, "the waiter's Wait")
+		case <-time.After(10 * time.Second):
+			t.Fatalf("round %d: the waiter was not served", round)
+		}
+	}
+}
+
+// limitHammer takes tokens of the limiter name with workers goroutines
+// until end, counting those allowed in cnt[2] and, in cnt[3], the
+// samples that saw the page's count of userspace takes grow.
+func limitHammer(name string, workers int, end time.Time, cnt []int32) error {
+	l, err := OpenLimiter(name, 0, 0, 0, 1)
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	var wg sync.WaitGroup
+	for g := 0; g < workers; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(end) {
+				if l.Allow() {
+					atomic.AddInt32(&cnt[2], 1)
+				}
+			}
+		}()
+	}
+	for prev := uint64(0); l.pg != nil && time.Now().Before(end); {
+		if a := atomic.LoadUint64(&l.pg.Admitted); prev != 0 && a > prev {
+			atomic.AddInt32(&cnt[3], 1)
+		} else if prev == 0 {
+			prev = a + 1 // the first sample: later ones compare
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	wg.Wait()
+	return nil
+}
+
+// Goroutines in two processes take from one limiter through the page
+// and the kernel: never more than the burst plus the rate allows.
+func TestLimiterPageRateAcrossProcesses(t *testing.T) {
+	needPage(t)
+	n := name(t, "lim")
+	const rate, burst = 2000, 20
+	l, err := OpenLimiter(n, Create|Transient, 0600, rate, burst)
+	must(t, err, "open")
+	defer l.Close()
+	f, err := os.CreateTemp("", "kprim-rate")
+	must(t, err, "counter file")
+	os.Remove(f.Name())
+	defer f.Close()
+	must(t, f.Truncate(4096), "truncate")
+	cnt, mem, err := sharedCounters(int(f.Fd()))
+	must(t, err, "map the counters")
+	defer unix.Munmap(mem)
+	start := time.Now()
+	for l.Allow() {
+	}
+	end := time.Now().Add(2 * time.Second)
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), "KPRIM_GO_HELPER=limrate", "KPRIM_GO_NAME="+n,
+		"KPRIM_GO_END="+strconv.FormatInt(end.UnixNano(), 10))
+	cmd.ExtraFiles = []*os.File{f}
+	var cout bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &cout, &cout
+	must(t, cmd.Start(), "start the helper")
+	err = limitHammer(n, 4, end, cnt)
+	cerr := cmd.Wait()
+	elapsed := time.Since(start)
+	if out := strings.TrimSpace(cout.String()); out != "" {
+		t.Log(out)
+	}
+	got := int64(atomic.LoadInt32(&cnt[2]))
+	// The bucket was emptied (less than a token left) after start: what
+	// came since is the rate's, to the token (+1 for rounding).
+	max := int64(rate*elapsed.Seconds()) + 2
+	t.Logf("%d allowed in %v (at most %d), %d samples saw the page used", got, elapsed, max, atomic.LoadInt32(&cnt[3]))
+	if got > max {
+		t.Errorf("%d allowed in %v: more than %d", got, elapsed, max)
+	}
+	if got < rate/2 {
+		t.Errorf("%d allowed in %v: the takers did not run", got, elapsed)
+	}
+	if atomic.LoadInt32(&cnt[3]) == 0 {
+		t.Error("no sample saw the page used: the fast path was not exercised")
+	}
+	must(t, err, "this process's takers")
+	must(t, cerr, "the helper process")
+	st, _ := l.Stats()
+	if int64(st.Admitted) > max+burst+1 {
+		t.Errorf("the kernel counts %d admitted", st.Admitted)
+	}
+}
+
+// A process whose CLOCK_MONOTONIC a time namespace shifts does not use
+// the page (its times would be wrong for everyone else): a child started
+// (by go_peer) in a new time namespace with a monotonic offset takes by
+// the ioctl.
+func TestLimiterPageTimeNamespace(t *testing.T) {
+	needPage(t)
+	p := peer(t)
+	n := name(t, "lim")
+	l, err := OpenLimiter(n, Create|Transient, 0600, 1e6, 1000)
+	must(t, err, "open")
+	defer l.Close()
+	cmd := exec.Command(p, "timens", os.Args[0])
+	cmd.Env = append(os.Environ(), "KPRIM_GO_HELPER=timens", "KPRIM_GO_NAME="+n)
+	out, err := cmd.CombinedOutput()
+	t.Log(strings.TrimSpace(string(out)))
+	if cmd.ProcessState != nil && cmd.ProcessState.ExitCode() == 77 {
+		t.Skip("no time namespaces")
+	}
+	must(t, err, "the child in the time namespace")
+	if st, _ := l.Stats(); st.Admitted != 100 {
+		t.Errorf("%d admitted, want the child's 100", st.Admitted)
+	}
+}
+
+func timensChild() int {
+	b, _ := os.ReadFile("/proc/self/timens_offsets")
+	fmt.Printf("child's timens_offsets: %q\n", b)
+	l, err := OpenLimiter(os.Getenv("KPRIM_GO_NAME"), 0, 0, 0, 1)
+	if err != nil {
+		fmt.Println(err)
+		return 1
+	}
+	defer l.Close()
+	if l.pg == nil {
+		fmt.Println("no page mapped")
+		return 1
+	}
+	before := atomic.LoadUint64(&l.pg.Admitted)
+	for i := 0; i < 100; i++ {
+		if !l.Allow() {
+			fmt.Printf("Allow %d: false\n", i)
+			return 1
+		}
+	}
+	if d := atomic.LoadUint64(&l.pg.Admitted) - before; d != 0 {
+		fmt.Printf("%d of 100 takes in the page with a shifted clock\n", d)
+		return 1
+	}
+	fmt.Println("100 takes, all by the ioctl")
+	return 0
+}
+
+// Close while goroutines take through the page: their calls fail, none
+// faults on the unmapped page.
+func TestLimiterPageCloseWhileInUse(t *testing.T) {
+	needPage(t)
+	for round := 0; round < 30; round++ {
+		l, err := OpenLimiter("", 0, 0, 1e6, 1000)
+		must(t, err, "open")
+		var wg sync.WaitGroup
+		var ops atomic.Int64
+		for g := 0; g < 4; g++ {
+			wg.Add(1)
+			go func(g int) {
+				defer wg.Done()
+				for l.Fd() >= 0 {
+					if g == 3 {
+						ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+						l.Wait(ctx)
+						cancel()
+					} else {
+						l.Allow()
+					}
+					ops.Add(1)
+				}
+			}(g)
+		}
+		waitFor(t, "the takers", func() bool { return ops.Load() > 50 })
+		must(t, l.Close(), "Close")
+		wg.Wait()
+		if l.Allow() {
+			t.Fatalf("round %d: Allow on the closed handle: true", round)
 		}
 	}
 }
