@@ -149,7 +149,7 @@ $(B)/tools/go_peer: selftests/kprim/go_peer.c $(B)/libkprim.a $(LIB_HDRS)
 # Debian's golang-golang-x-{sys,time}-dev: its tests as one static program
 # that speaks TAP when run without arguments (the VM's kselftest runner).
 GO ?= go
-GO_SRCS := $(wildcard bindings/go/*.go)
+GO_SRCS := $(wildcard bindings/go/*.go bindings/go/*.s)
 GO_ENV := GO111MODULE=off GOPATH=$(CURDIR)/$(B)/gopath:/usr/share/gocode \
 	  CGO_ENABLED=0 GOCACHE=$(CURDIR)/$(B)/go-cache GOFLAGS=
 

@@ -52,6 +52,19 @@
 // need as many threads (Go's limit is 10000, runtime/debug.SetMaxThreads).
 // Their context's cancellation and Close of the handle end the wait.
 //
+// # Fast paths
+//
+// As the C library does, the package leaves out the system call where the
+// module allows it, transparently (same results, same FIFO order): a
+// Weighted's Acquire, TryAcquire and Release use the fd's semaphore slot
+// (KPRIM_FEAT_SEM_SLOT), a Limiter's Allow, AllowN and WaitN the limiter's
+// state page (KPRIM_FEAT_LIMITER_PAGE; amd64 only, and not in a time
+// namespace that shifts CLOCK_MONOTONIC). Each is one page mapped when the
+// handle is opened, used only while nobody waits for the object, and
+// unmapped by Close once no call is using it. Setting KPRIM_NO_SEM_SLOT,
+// resp. KPRIM_NO_LIMITER_PAGE, in the environment (to anything but "0")
+// before a handle is opened turns it off for that handle.
+//
 // # Errors
 //
 // Kernel errors are returned as unix.Errno values (compare with errors.Is,
@@ -60,6 +73,7 @@ package kprim
 
 import (
 	"errors"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -141,10 +155,15 @@ func Features() (uint64, error) {
 	return s.features, nil
 }
 
-// object is what every handle holds: the object fd, -1 once closed.
+// object is what every handle holds: the object fd, -1 once closed, and
+// the fd's shared page when it has one. A call reads the page only inside
+// with(), under mu's read lock, as it uses the fd: Close unmaps it under
+// the write lock, after every call in progress has left, so no call can
+// touch the page once it is gone.
 type object struct {
-	mu      sync.RWMutex // fd against Close
+	mu      sync.RWMutex // fd and page against Close
 	fd      int
+	page    []byte        // the fd's mapping (slot or limiter page), or nil
 	closing chan struct{} // closed by Close: blocked waits end
 	once    sync.Once
 }
@@ -237,9 +256,38 @@ func (o *object) close() error {
 	if o.fd < 0 {
 		return errClosed
 	}
+	// The mapping holds the fd's file: unmap first, so that the close
+	// is the last reference (it returns a semaphore's permits).
+	if o.page != nil {
+		unix.Munmap(o.page)
+		o.page = nil
+	}
 	err := unix.Close(o.fd)
 	o.fd = -1
 	return err
+}
+
+// mapPage is kprim_obj_page_map(): the fd's page (one page, offset 0,
+// shared, read and write), or nil when env is set to anything but "0"
+// (the switch that turns the page off), the module has no such page
+// (feature bit feat), or the mmap fails (the calls then take the ioctls).
+func mapPage(fd int, feat uint64, env string) []byte {
+	if v := os.Getenv(env); v != "" && v != "0" {
+		return nil
+	}
+	s := sessp.Load()
+	if s == nil || s.features&feat == 0 {
+		return nil
+	}
+	ps := os.Getpagesize()
+	if ps < 4096 {
+		return nil
+	}
+	mem, err := unix.Mmap(fd, 0, ps, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return nil
+	}
+	return mem
 }
 
 // Fd returns the object's fd (for poll/epoll, or to pass to another

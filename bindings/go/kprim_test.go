@@ -10,9 +10,11 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unsafe"
@@ -527,6 +529,34 @@ func helper(what string) int {
 		}
 		fmt.Println("held")
 		select {}
+	case "exclusion":
+		// TestSemSlotMutualExclusion's other process: the counters are
+		// fd 3.
+		cnt, _, err := sharedCounters(3)
+		end, _ := strconv.ParseInt(os.Getenv("KPRIM_GO_END"), 10, 64)
+		if err == nil {
+			err = exclusion(os.Getenv("KPRIM_GO_NAME"), 2, 4, time.Unix(0, end), cnt)
+		}
+		if err != nil {
+			fmt.Println(err)
+			return 1
+		}
+		return 0
+	case "limrate":
+		// TestLimiterPageRateAcrossProcesses's other process.
+		cnt, _, err := sharedCounters(3)
+		end, _ := strconv.ParseInt(os.Getenv("KPRIM_GO_END"), 10, 64)
+		if err == nil {
+			err = limitHammer(os.Getenv("KPRIM_GO_NAME"), 4, time.Unix(0, end), cnt)
+		}
+		if err != nil {
+			fmt.Println(err)
+			return 1
+		}
+		return 0
+	case "timens":
+		// TestLimiterPageTimeNamespace's child, in a time namespace.
+		return timensChild()
 	}
 	return 2
 }
@@ -1041,5 +1071,726 @@ func TestBreakerHammerWithC(t *testing.T) {
 	}
 	if _, err := b1.StateErr(); err != nil {
 		t.Errorf("state after the hammer: %v", err)
+	}
+}
+
+// needFeature skips without the module's feature bit (in the VM the
+// module has them all).
+func needFeature(t *testing.T, bit uint64, what string) {
+	t.Helper()
+	needModule(t)
+	if f, _ := Features(); f&bit == 0 {
+		t.Skipf("the module has no %s", what)
+	}
+}
+
+// Uncontended pairs go through the slot, no ioctl: the slot's tally of
+// userspace acquisitions (which any system call on the fd moves into the
+// kernel's count, and which only the fast path adds to) has all of them.
+func TestSemSlotPairsWithoutIoctl(t *testing.T) {
+	needFeature(t, featSemSlot, "KPRIM_FEAT_SEM_SLOT")
+	t.Setenv("KPRIM_NO_SEM_SLOT", "")
+	s, err := OpenWeighted("", 0, 0, 2)
+	must(t, err, "open")
+	defer s.Close()
+	if s.slot == nil {
+		t.Fatal("no slot mapped, though the module has KPRIM_FEAT_SEM_SLOT")
+	}
+	// The first acquire is the kernel's (nothing is parked yet); the
+	// release parks the permit.
+	if !s.TryAcquire(1) {
+		t.Fatal("TryAcquire 1 of 2: false")
+	}
+	s.Release(1)
+	if w := atomic.LoadUint64(&s.slot.Word); w != 1<<slotHeldShift|1 {
+		t.Fatalf("slot word %#x after the first pair: want 1 held, 1 parked", w)
+	}
+	const pairs = 1000
+	ctx := context.Background()
+	for i := 0; i < pairs; i++ {
+		if i%2 == 0 {
+			if !s.TryAcquire(1) {
+				t.Fatalf("pair %d: TryAcquire: false", i)
+			}
+		} else if err := s.Acquire(ctx, 1); err != nil {
+			t.Fatalf("pair %d: Acquire: %v", i, err)
+		}
+		if err := s.ReleaseErr(1); err != nil {
+			t.Fatalf("pair %d: Release: %v", i, err)
+		}
+	}
+	if got := atomic.LoadUint64(&s.slot.Acquired); got != pairs {
+		t.Errorf("the slot counted %d userspace acquisitions in %d pairs: the others were ioctls", got, pairs)
+	}
+	st, err := s.Stats()
+	must(t, err, "stats")
+	// INFO takes the parked permit back and counts the slot's tally.
+	if st.Acquired != pairs+1 || st.Held != 0 || st.Available != 2 {
+		t.Errorf("stats %+v: want %d acquired, nothing held", st, pairs+1)
+	}
+	// Two permits: one parked, one from the kernel; both go back.
+	if !s.TryAcquire(1) || !s.TryAcquire(1) || s.TryAcquire(1) {
+		t.Error("TryAcquire of 2 of 2, then a third: not true, true, false")
+	}
+	s.Release(2)
+	if err := s.ReleaseErr(1); err != unix.EINVAL {
+		t.Errorf("Release of more than held, with 2 parked: %v, want EINVAL", err)
+	}
+}
+
+// KPRIM_NO_SEM_SLOT set when a handle is opened turns its slot off: the
+// test maps the fd's page itself and sees the package leave it alone.
+func TestSemSlotEnvSwitch(t *testing.T) {
+	needFeature(t, featSemSlot, "KPRIM_FEAT_SEM_SLOT")
+	for _, v := range []string{"1", "yes", "0", ""} {
+		t.Setenv("KPRIM_NO_SEM_SLOT", v)
+		s, err := OpenWeighted("", 0, 0, 1)
+		must(t, err, "open")
+		off := v != "" && v != "0"
+		if (s.slot == nil) != off {
+			t.Errorf("KPRIM_NO_SEM_SLOT=%q: slot mapped %v", v, s.slot != nil)
+		}
+		mem, err := unix.Mmap(s.Fd(), 0, os.Getpagesize(), unix.PROT_READ, unix.MAP_SHARED)
+		must(t, err, "the test's mapping of the slot")
+		sl := (*kSemSlot)(unsafe.Pointer(&mem[0]))
+		var used uint64
+		for i := 0; i < 100; i++ {
+			if !s.TryAcquire(1) {
+				t.Fatalf("KPRIM_NO_SEM_SLOT=%q: TryAcquire %d: false", v, i)
+			}
+			used += atomic.LoadUint64(&sl.Acquired)
+			s.Release(1)
+		}
+		if off && used != 0 {
+			t.Errorf("KPRIM_NO_SEM_SLOT=%q: the slot was used (tally %d)", v, used)
+		} else if !off && used == 0 {
+			t.Errorf("KPRIM_NO_SEM_SLOT=%q: the slot was not used", v)
+		}
+		if st, _ := s.Stats(); st.Acquired != 100 {
+			t.Errorf("KPRIM_NO_SEM_SLOT=%q: %d acquired, want 100", v, st.Acquired)
+		}
+		unix.Munmap(mem)
+		s.Close()
+	}
+}
+
+// A waiter queued in the kernel is woken by a release that would have
+// been parked, and is not overtaken by the releasing handle's next
+// acquire: while it waits, the slots send every call to the kernel.
+func TestSemSlotWaiterNotOvertaken(t *testing.T) {
+	needFeature(t, featSemSlot, "KPRIM_FEAT_SEM_SLOT")
+	n := name(t, "sem")
+	a, err := OpenWeighted(n, Create|Transient, 0600, 2)
+	must(t, err, "open")
+	defer a.Close()
+	b, err := OpenWeighted(n, 0, 0, 0)
+	must(t, err, "second handle")
+	defer b.Close()
+	obs, err := OpenWeighted(n, 0, 0, 0)
+	must(t, err, "observer")
+	defer obs.Close()
+	ctx := context.Background()
+	for round := 0; round < 20; round++ {
+		// a holds both permits, the second one from its slot.
+		must(t, a.Acquire(ctx, 2), "Acquire 2")
+		a.Release(1)
+		if !a.TryAcquire(1) {
+			t.Fatalf("round %d: TryAcquire of the parked permit: false", round)
+		}
+		res := make(chan error, 1)
+		go func() { res <- b.Acquire(ctx, 2) }()
+		waitFor(t, "the waiter", func() bool { st, _ := obs.Stats(); return st.Waiters == 1 })
+		// One permit back: the waiter wants two, and keeps its place.
+		a.Release(1)
+		if a.TryAcquire(1) {
+			t.Fatalf("round %d: a's TryAcquire overtook the waiter", round)
+		}
+		ctx2, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+		if err := a.Acquire(ctx2, 1); err != context.DeadlineExceeded {
+			t.Fatalf("round %d: a's Acquire behind the waiter: %v", round, err)
+		}
+		cancel()
+		a.Release(1)
+		select {
+		case err := <-res:
+			must(t, err, "the waiter's Acquire")
+		case <-time.After(10 * time.Second):
+			st, _ := obs.Stats()
+			t.Fatalf("round %d: the waiter was not woken by the releases (%+v)", round, st)
+		}
+		if st, _ := b.Stats(); st.HeldByMe != 2 {
+			t.Fatalf("round %d: the waiter holds %d", round, st.HeldByMe)
+		}
+		b.Release(2)
+	}
+	if st, _ := obs.Stats(); st.Held != 0 || st.Waiters != 0 {
+		t.Errorf("after the rounds: %+v", st)
+	}
+}
+
+// exclusion runs workers goroutines on two handles of the semaphore name
+// (permits permits) until end, counting in the shared page cnt how many
+// are inside at once: [0] inside now, [1] times more than permits were,
+// [2] entries, [3] samples that saw a slot's tally of userspace acquires
+// above 0 (the fast path is used). Half the acquires block, half try.
+func exclusion(name string, permits int32, workers int, end time.Time, cnt []int32) error {
+	var hs [2]*Weighted
+	for i := range hs {
+		h, err := OpenWeighted(name, 0, 0, 0)
+		if err != nil {
+			return err
+		}
+		defer h.Close()
+		hs[i] = h
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(time.Millisecond):
+			}
+			for _, h := range hs {
+				if h.slot != nil && atomic.LoadUint64(&h.slot.Acquired) > 0 {
+					atomic.AddInt32(&cnt[3], 1)
+				}
+			}
+		}
+	}()
+	for g := 0; g < workers; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			h := hs[g%2]
+			for i := 0; time.Now().Before(end); i++ {
+				if (i+g)%2 == 0 {
+					ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+					err := h.Acquire(ctx, 1)
+					cancel()
+					if err != nil {
+						errs <- fmt.Errorf("Acquire: %v", err)
+						return
+					}
+				} else if !h.TryAcquire(1) {
+					runtime.Gosched()
+					continue
+				}
+				if atomic.AddInt32(&cnt[0], 1) > permits {
+					atomic.AddInt32(&cnt[1], 1)
+				}
+				atomic.AddInt32(&cnt[2], 1)
+				for j := 0; j < (i%4)*50; j++ {
+					runtime.Gosched()
+				}
+				atomic.AddInt32(&cnt[0], -1)
+				// A refused release is reported, and the run goes
+				// on: what it does to exclusion is the point.
+				if err := h.ReleaseErr(1); err != nil {
+					select {
+					case errs <- fmt.Errorf("Release: %v", err):
+					default:
+					}
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	close(stop)
+	<-sampled
+	select {
+	case err := <-errs:
+		return err
+	default:
+		return nil
+	}
+}
+
+// sharedCounters maps f (a page) shared: the counters exclusion() keeps.
+func sharedCounters(fd int) ([]int32, []byte, error) {
+	mem, err := unix.Mmap(fd, 0, 4096, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return nil, nil, err
+	}
+	return unsafe.Slice((*int32)(unsafe.Pointer(&mem[0])), 4), mem, nil
+}
+
+// Goroutines in two processes, two handles each, share 2 permits through
+// slots, the kernel and its queue: never more than 2 inside.
+func TestSemSlotMutualExclusion(t *testing.T) {
+	needFeature(t, featSemSlot, "KPRIM_FEAT_SEM_SLOT")
+	n := name(t, "sem")
+	s, err := OpenWeighted(n, Create|Transient, 0600, 2)
+	must(t, err, "open")
+	defer s.Close()
+	f, err := os.CreateTemp("", "kprim-excl")
+	must(t, err, "counter file")
+	os.Remove(f.Name())
+	defer f.Close()
+	must(t, f.Truncate(4096), "truncate")
+	cnt, mem, err := sharedCounters(int(f.Fd()))
+	must(t, err, "map the counters")
+	defer unix.Munmap(mem)
+	end := time.Now().Add(3 * time.Second)
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), "KPRIM_GO_HELPER=exclusion", "KPRIM_GO_NAME="+n,
+		"KPRIM_GO_END="+strconv.FormatInt(end.UnixNano(), 10))
+	cmd.ExtraFiles = []*os.File{f}
+	var cout bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &cout, &cout
+	must(t, cmd.Start(), "start the helper")
+	err = exclusion(n, 2, 4, end, cnt)
+	cerr := cmd.Wait()
+	if out := strings.TrimSpace(cout.String()); out != "" {
+		t.Log(out)
+	}
+	t.Logf("%d entries, %d with more than 2 inside; %d samples saw a slot used",
+		atomic.LoadInt32(&cnt[2]), atomic.LoadInt32(&cnt[1]), atomic.LoadInt32(&cnt[3]))
+	if v := atomic.LoadInt32(&cnt[1]); v != 0 {
+		t.Errorf("%d times more than 2 permits were in use", v)
+	}
+	must(t, err, "this process's workers")
+	must(t, cerr, "the helper process")
+	if atomic.LoadInt32(&cnt[2]) < 100 {
+		t.Errorf("only %d entries: the test did not run", atomic.LoadInt32(&cnt[2]))
+	}
+	if atomic.LoadInt32(&cnt[3]) == 0 {
+		t.Error("no slot was seen used: the fast path was not exercised")
+	}
+	if st, _ := s.Stats(); st.Held != 0 || st.Waiters != 0 || st.Available != 2 {
+		t.Errorf("after the workers: %+v", st)
+	}
+}
+
+// Close while goroutines use the handle (slot and ioctl paths alike):
+// their calls end with the closed error, none faults on the unmapped
+// slot, and the permits come back.
+func TestSemSlotCloseWhileInUse(t *testing.T) {
+	needFeature(t, featSemSlot, "KPRIM_FEAT_SEM_SLOT")
+	n := name(t, "sem")
+	obs, err := OpenWeighted(n, Create|Transient, 0600, 3)
+	must(t, err, "open")
+	defer obs.Close()
+	for round := 0; round < 30; round++ {
+		s, err := OpenWeighted(n, 0, 0, 0)
+		must(t, err, "open a handle")
+		var wg sync.WaitGroup
+		var ops atomic.Int64
+		bad := make(chan error, 4)
+		for g := 0; g < 4; g++ {
+			wg.Add(1)
+			go func(g int) {
+				defer wg.Done()
+				for {
+					if g == 3 {
+						ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+						err := s.Acquire(ctx, 1)
+						cancel()
+						if err == errClosed {
+							return
+						}
+						if err == context.DeadlineExceeded {
+							continue
+						}
+						if err != nil {
+							bad <- err
+							return
+						}
+					} else if !s.TryAcquire(1) {
+						if s.Fd() < 0 {
+							return
+						}
+						continue
+					}
+					ops.Add(1)
+					if err := s.ReleaseErr(1); err == errClosed {
+						return
+					} else if err != nil {
+						bad <- err
+						return
+					}
+				}
+			}(g)
+		}
+		waitFor(t, "the workers", func() bool { return ops.Load() > 50 })
+		must(t, s.Close(), "Close")
+		wg.Wait()
+		select {
+		case err := <-bad:
+			t.Fatalf("round %d: %v", round, err)
+		default:
+		}
+		if s.TryAcquire(1) || s.ReleaseErr(1) != errClosed {
+			t.Fatalf("round %d: the closed handle still works", round)
+		}
+		if st, _ := obs.Stats(); st.Held != 0 {
+			t.Fatalf("round %d: %d permits held after Close", round, st.Held)
+		}
+	}
+}
+
+// cas16 (LOCK CMPXCHG16B on amd64) swaps both words only when both match.
+func TestCAS16(t *testing.T) {
+	if !haveCAS16 {
+		t.Skip("no 16-byte compare-and-swap on this architecture")
+	}
+	var buf [4]uint64
+	p := &buf[0]
+	if uintptr(unsafe.Pointer(p))%16 != 0 {
+		p = &buf[1]
+	}
+	w := unsafe.Slice(p, 2)
+	w[0], w[1] = 1, 2
+	for _, c := range []struct {
+		o0, o1 uint64
+		ok     bool
+	}{{1, 3, false}, {0, 2, false}, {1, 2, true}, {1, 2, false}, {^uint64(0), 1 << 63, true}} {
+		if got := cas16(p, c.o0, c.o1, ^uint64(0), 1<<63); got != c.ok {
+			t.Errorf("cas16 of {%#x %#x} expecting {%#x %#x}: %v", w[0], w[1], c.o0, c.o1, got)
+		}
+	}
+	if w[0] != ^uint64(0) || w[1] != 1<<63 {
+		t.Errorf("after the swaps: {%#x %#x}", w[0], w[1])
+	}
+	// Concurrent increments of both words: none lost.
+	w[0], w[1] = 0, 0
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i, tries := 0, 0; i < 20000; tries++ {
+				a, b := atomic.LoadUint64(&w[0]), atomic.LoadUint64(&w[1])
+				if cas16(p, a, b, a+1, b+2) {
+					i++
+				} else if tries > 1e7 {
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if w[0] != 80000 || w[1] != 160000 {
+		t.Errorf("after 4 x 20000 concurrent swaps: {%d %d}", w[0], w[1])
+	}
+	// runtime.nanotime is CLOCK_MONOTONIC, the clock the kernel stamps
+	// limiter pages with.
+	var a, b unix.Timespec
+	must(t, unix.ClockGettime(unix.CLOCK_MONOTONIC, &a), "clock_gettime")
+	n := nanotime()
+	must(t, unix.ClockGettime(unix.CLOCK_MONOTONIC, &b), "clock_gettime")
+	if n < a.Nano() || n > b.Nano() {
+		t.Errorf("nanotime %d not between two CLOCK_MONOTONIC reads %d, %d", n, a.Nano(), b.Nano())
+	}
+}
+
+// needPage: the module has limiter pages and this machine the swap.
+func needPage(t *testing.T) {
+	t.Helper()
+	needFeature(t, featLimiterPage, "KPRIM_FEAT_LIMITER_PAGE")
+	if !haveCAS16 {
+		t.Skip("no 16-byte compare-and-swap: no limiter page on this architecture")
+	}
+}
+
+// Uncontended Allows are taken in the page, no ioctl: the page's count of
+// tokens taken in userspace (which only takers in userspace add to) has
+// all of them.
+func TestLimiterPageAllowWithoutIoctl(t *testing.T) {
+	needPage(t)
+	t.Setenv("KPRIM_NO_LIMITER_PAGE", "")
+	l, err := OpenLimiter("", 0, 0, 1e5, 100000)
+	must(t, err, "open")
+	defer l.Close()
+	if l.pg == nil {
+		t.Fatal("no page mapped, though the module has KPRIM_FEAT_LIMITER_PAGE")
+	}
+	if !l.Allow() {
+		t.Fatal("Allow on a full bucket: false")
+	}
+	const takes = 1000
+	before := atomic.LoadUint64(&l.pg.Admitted)
+	ctx := context.Background()
+	for i := 0; i < takes; i++ {
+		if i%2 == 0 {
+			if !l.Allow() {
+				t.Fatalf("take %d: Allow: false", i)
+			}
+		} else if err := l.Wait(ctx); err != nil {
+			t.Fatalf("take %d: Wait: %v", i, err)
+		}
+	}
+	if got := atomic.LoadUint64(&l.pg.Admitted) - before; got != takes {
+		t.Errorf("the page counted %d of %d takes: the others were ioctls", got, takes)
+	}
+	st, err := l.Stats()
+	must(t, err, "stats")
+	if st.Admitted != takes+1 || st.Throttled != 0 {
+		t.Errorf("stats %+v: want %d admitted, none throttled", st, takes+1)
+	}
+	// More than the burst, and a bucket too short: the kernel's answers.
+	if l.AllowN(time.Time{}, 100001) {
+		t.Error("AllowN above the burst: true")
+	}
+	if err := l.WaitN(ctx, 100001); err == nil {
+		t.Error("WaitN above the burst: no error")
+	}
+	if !l.AllowN(time.Time{}, 90000) || l.AllowN(time.Time{}, 90000) {
+		t.Error("AllowN of 90000 twice from about 99000 (refill 100 a ms): not true, false")
+	}
+	if st, _ = l.Stats(); st.Throttled == 0 {
+		t.Errorf("stats %+v: the refused take was not counted", st)
+	}
+}
+
+// KPRIM_NO_LIMITER_PAGE set when a handle is opened turns its page off:
+// the test maps the page itself and sees the package leave it alone.
+func TestLimiterPageEnvSwitch(t *testing.T) {
+	needPage(t)
+	for _, v := range []string{"1", "yes", "0", ""} {
+		t.Setenv("KPRIM_NO_LIMITER_PAGE", v)
+		l, err := OpenLimiter("", 0, 0, 1e6, 1000)
+		must(t, err, "open")
+		off := v != "" && v != "0"
+		if (l.pg == nil) != off {
+			t.Errorf("KPRIM_NO_LIMITER_PAGE=%q: page mapped %v", v, l.pg != nil)
+		}
+		mem, err := unix.Mmap(l.Fd(), 0, os.Getpagesize(), unix.PROT_READ, unix.MAP_SHARED)
+		must(t, err, "the test's mapping of the page")
+		pg := (*kLimiterPage)(unsafe.Pointer(&mem[0]))
+		before := atomic.LoadUint64(&pg.Admitted)
+		for i := 0; i < 100; i++ {
+			if !l.Allow() {
+				t.Fatalf("KPRIM_NO_LIMITER_PAGE=%q: Allow %d: false", v, i)
+			}
+		}
+		used := atomic.LoadUint64(&pg.Admitted) - before
+		if off && used != 0 {
+			t.Errorf("KPRIM_NO_LIMITER_PAGE=%q: %d takes in the page", v, used)
+		} else if !off && used == 0 {
+			t.Errorf("KPRIM_NO_LIMITER_PAGE=%q: the page was not used", v)
+		}
+		if st, _ := l.Stats(); st.Admitted != 100 {
+			t.Errorf("KPRIM_NO_LIMITER_PAGE=%q: %d admitted, want 100", v, st.Admitted)
+		}
+		unix.Munmap(mem)
+		l.Close()
+	}
+}
+
+// A taker queued in the kernel gets the next token: Allow in another
+// handle, which would find the token in the page, does not overtake it.
+func TestLimiterPageWaiterNotOvertaken(t *testing.T) {
+	needPage(t)
+	n := name(t, "lim")
+	a, err := OpenLimiter(n, Create|Transient, 0600, Every(100*time.Millisecond), 1)
+	must(t, err, "open")
+	defer a.Close()
+	b, err := OpenLimiter(n, 0, 0, 0, 1)
+	must(t, err, "second handle")
+	defer b.Close()
+	obs, err := OpenLimiter(n, 0, 0, 0, 1)
+	must(t, err, "observer")
+	defer obs.Close()
+	ctx := context.Background()
+	for round := 0; round < 5; round++ {
+		for a.Allow() {
+		}
+		res := make(chan error, 1)
+		go func() { res <- b.Wait(ctx) }()
+		waitFor(t, "the waiter", func() bool { st, _ := obs.Stats(); return st.Waiters == 1 })
+		end := time.Now().Add(2 * time.Second)
+		for !a.Allow() && time.Now().Before(end) {
+			time.Sleep(time.Millisecond)
+		}
+		// a's first token after the waiter's: the waiter has left.
+		if st, _ := obs.Stats(); st.Waiters != 0 {
+			t.Fatalf("round %d: Allow took a token while a taker was queued (%+v)", round, st)
+		}
+		select {
+		case err := <-res:
+			must(t, err, "the waiter's Wait")
+		case <-time.After(10 * time.Second):
+			t.Fatalf("round %d: the waiter was not served", round)
+		}
+	}
+}
+
+// limitHammer takes tokens of the limiter name with workers goroutines
+// until end, counting those allowed in cnt[2] and, in cnt[3], the
+// samples that saw the page's count of userspace takes grow.
+func limitHammer(name string, workers int, end time.Time, cnt []int32) error {
+	l, err := OpenLimiter(name, 0, 0, 0, 1)
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	var wg sync.WaitGroup
+	for g := 0; g < workers; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(end) {
+				if l.Allow() {
+					atomic.AddInt32(&cnt[2], 1)
+				}
+			}
+		}()
+	}
+	for prev := uint64(0); l.pg != nil && time.Now().Before(end); {
+		if a := atomic.LoadUint64(&l.pg.Admitted); prev != 0 && a > prev {
+			atomic.AddInt32(&cnt[3], 1)
+		} else if prev == 0 {
+			prev = a + 1 // the first sample: later ones compare
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	wg.Wait()
+	return nil
+}
+
+// Goroutines in two processes take from one limiter through the page
+// and the kernel: never more than the burst plus the rate allows.
+func TestLimiterPageRateAcrossProcesses(t *testing.T) {
+	needPage(t)
+	n := name(t, "lim")
+	const rate, burst = 2000, 20
+	l, err := OpenLimiter(n, Create|Transient, 0600, rate, burst)
+	must(t, err, "open")
+	defer l.Close()
+	f, err := os.CreateTemp("", "kprim-rate")
+	must(t, err, "counter file")
+	os.Remove(f.Name())
+	defer f.Close()
+	must(t, f.Truncate(4096), "truncate")
+	cnt, mem, err := sharedCounters(int(f.Fd()))
+	must(t, err, "map the counters")
+	defer unix.Munmap(mem)
+	start := time.Now()
+	for l.Allow() {
+	}
+	end := time.Now().Add(2 * time.Second)
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), "KPRIM_GO_HELPER=limrate", "KPRIM_GO_NAME="+n,
+		"KPRIM_GO_END="+strconv.FormatInt(end.UnixNano(), 10))
+	cmd.ExtraFiles = []*os.File{f}
+	var cout bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &cout, &cout
+	must(t, cmd.Start(), "start the helper")
+	err = limitHammer(n, 4, end, cnt)
+	cerr := cmd.Wait()
+	elapsed := time.Since(start)
+	if out := strings.TrimSpace(cout.String()); out != "" {
+		t.Log(out)
+	}
+	got := int64(atomic.LoadInt32(&cnt[2]))
+	// The bucket was emptied (less than a token left) after start: what
+	// came since is the rate's, to the token (+1 for rounding).
+	max := int64(rate*elapsed.Seconds()) + 2
+	t.Logf("%d allowed in %v (at most %d), %d samples saw the page used", got, elapsed, max, atomic.LoadInt32(&cnt[3]))
+	if got > max {
+		t.Errorf("%d allowed in %v: more than %d", got, elapsed, max)
+	}
+	if got < rate/2 {
+		t.Errorf("%d allowed in %v: the takers did not run", got, elapsed)
+	}
+	if atomic.LoadInt32(&cnt[3]) == 0 {
+		t.Error("no sample saw the page used: the fast path was not exercised")
+	}
+	must(t, err, "this process's takers")
+	must(t, cerr, "the helper process")
+	st, _ := l.Stats()
+	if int64(st.Admitted) > max+burst+1 {
+		t.Errorf("the kernel counts %d admitted", st.Admitted)
+	}
+}
+
+// A process whose CLOCK_MONOTONIC a time namespace shifts does not use
+// the page (its times would be wrong for everyone else): a child started
+// (by go_peer) in a new time namespace with a monotonic offset takes by
+// the ioctl.
+func TestLimiterPageTimeNamespace(t *testing.T) {
+	needPage(t)
+	p := peer(t)
+	n := name(t, "lim")
+	l, err := OpenLimiter(n, Create|Transient, 0600, 1e6, 1000)
+	must(t, err, "open")
+	defer l.Close()
+	cmd := exec.Command(p, "timens", os.Args[0])
+	cmd.Env = append(os.Environ(), "KPRIM_GO_HELPER=timens", "KPRIM_GO_NAME="+n)
+	out, err := cmd.CombinedOutput()
+	t.Log(strings.TrimSpace(string(out)))
+	if cmd.ProcessState != nil && cmd.ProcessState.ExitCode() == 77 {
+		t.Skip("no time namespaces")
+	}
+	must(t, err, "the child in the time namespace")
+	if st, _ := l.Stats(); st.Admitted != 100 {
+		t.Errorf("%d admitted, want the child's 100", st.Admitted)
+	}
+}
+
+func timensChild() int {
+	b, _ := os.ReadFile("/proc/self/timens_offsets")
+	fmt.Printf("child's timens_offsets: %q\n", b)
+	l, err := OpenLimiter(os.Getenv("KPRIM_GO_NAME"), 0, 0, 0, 1)
+	if err != nil {
+		fmt.Println(err)
+		return 1
+	}
+	defer l.Close()
+	if l.pg == nil {
+		fmt.Println("no page mapped")
+		return 1
+	}
+	before := atomic.LoadUint64(&l.pg.Admitted)
+	for i := 0; i < 100; i++ {
+		if !l.Allow() {
+			fmt.Printf("Allow %d: false\n", i)
+			return 1
+		}
+	}
+	if d := atomic.LoadUint64(&l.pg.Admitted) - before; d != 0 {
+		fmt.Printf("%d of 100 takes in the page with a shifted clock\n", d)
+		return 1
+	}
+	fmt.Println("100 takes, all by the ioctl")
+	return 0
+}
+
+// Close while goroutines take through the page: their calls fail, none
+// faults on the unmapped page.
+func TestLimiterPageCloseWhileInUse(t *testing.T) {
+	needPage(t)
+	for round := 0; round < 30; round++ {
+		l, err := OpenLimiter("", 0, 0, 1e6, 1000)
+		must(t, err, "open")
+		var wg sync.WaitGroup
+		var ops atomic.Int64
+		for g := 0; g < 4; g++ {
+			wg.Add(1)
+			go func(g int) {
+				defer wg.Done()
+				for l.Fd() >= 0 {
+					if g == 3 {
+						ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+						l.Wait(ctx)
+						cancel()
+					} else {
+						l.Allow()
+					}
+					ops.Add(1)
+				}
+			}(g)
+		}
+		waitFor(t, "the takers", func() bool { return ops.Load() > 50 })
+		must(t, l.Close(), "Close")
+		wg.Wait()
+		if l.Allow() {
+			t.Fatalf("round %d: Allow on the closed handle: true", round)
+		}
 	}
 }

@@ -33,8 +33,21 @@ func Every(interval time.Duration) Limit { return rate.Every(interval) }
 // decides, so the time arguments of AllowN are ignored; Tokens counts
 // whole tokens; and n above the burst fails even at an Inf limit (the
 // bucket holds burst tokens).
+//
+// Where the module has limiter state pages (KPRIM_FEAT_LIMITER_PAGE) and
+// the machine a 16-byte compare-and-swap (amd64), as the C library does,
+// a Limiter maps the limiter's page, shared by every process that uses
+// it, and a take that finds the tokens there while nobody waits (Allow,
+// AllowN, and WaitN when it need not wait) is a clock read and one atomic
+// compare-and-swap, no system call. Everything else (a taker queued, the
+// bucket short, n above the burst) goes to the kernel, with the same FIFO
+// order, counts and results. A process whose CLOCK_MONOTONIC is shifted
+// by a time namespace does not use the page. The environment variable
+// KPRIM_NO_LIMITER_PAGE set (to anything but "0") when a handle is opened
+// turns its page off: every take is then an ioctl.
 type Limiter struct {
 	object
+	pg *kLimiterPage // in object.page, nil without one; read under mu
 }
 
 // OpenLimiter creates or opens the limiter name ("" for an anonymous one)
@@ -70,7 +83,14 @@ func openLimiter(name string, flags Flag, mode uint32, r Limit, b, initial int) 
 	if err != nil {
 		return nil, err
 	}
-	return &Limiter{newObject(fd)}, nil
+	lim := &Limiter{object: newObject(fd)}
+	if haveCAS16 {
+		lim.page = mapPage(fd, featLimiterPage, "KPRIM_NO_LIMITER_PAGE")
+	}
+	if lim.page != nil {
+		lim.pg = (*kLimiterPage)(unsafe.Pointer(&lim.page[0]))
+	}
+	return lim, nil
 }
 
 // Close closes the handle; the limiter lives on while named or open
@@ -138,6 +158,10 @@ func (lim *Limiter) try(n int) (bool, time.Duration, error) {
 	t := kLimiterTake{Size: uint32(unsafe.Sizeof(kLimiterTake{})), N: uint64(n)}
 	t.Wait.CancelFd = noCancelFd
 	err := lim.with(func(fd int) error {
+		// Tokens in the page and nobody queued: no system call.
+		if lim.pg != nil && pageTake(lim.pg, uint64(n)) {
+			return nil
+		}
 		_, err := ioctl(fd, iocLimiterTake, unsafe.Pointer(&t))
 		return err
 	})
@@ -177,7 +201,8 @@ func (lim *Limiter) WaitN(ctx context.Context, n int) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	// The common case takes no eventfd: tokens are there.
+	// The common case takes no eventfd: tokens are there (in the page,
+	// when ctx is live, as here).
 	ok, after, err := lim.try(n)
 	if ok {
 		return nil

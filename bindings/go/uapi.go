@@ -29,6 +29,8 @@ const (
 	featOpenOwned      = 1 << 6
 	featCloexecDefault = 1 << 7
 	featCacheMget      = 1 << 8
+	featLimiterPage    = 1 << 10
+	featSemSlot        = 1 << 11
 	openCreate         = 1 << 0
 	openExcl           = 1 << 1
 	openTransient      = 1 << 2
@@ -209,6 +211,21 @@ var (
 	iocCacheFlush  = ioc(iocWrite, 0x35, unsafe.Sizeof(kHdr{}))
 	iocCacheInfo   = ioc(iocRead|iocWrite, 0x36, unsafe.Sizeof(kCacheInfo{}))
 	iocCacheMget   = ioc(iocWrite, 0x37, unsafe.Sizeof(kCacheMget{}))
+)
+
+// kSemSlot is struct kprim_sem_slot, the page a semaphore fd maps
+// (KPRIM_FEAT_SEM_SLOT); slotFree, slotHeld and slotSlow are the fields of
+// its word (KPRIM_SEM_SLOT_*).
+type kSemSlot struct {
+	Word     uint64
+	Acquired uint64
+}
+
+const (
+	slotFree      = 0x7fffffff
+	slotHeldShift = 31
+	slotHeld      = 0xffffffff << slotHeldShift
+	slotSlow      = 1 << 63
 )
 
 // ioctl runs one command; arg points to its struct (any pointer fields in

@@ -13,14 +13,23 @@
  *                        failures) on the breaker P.hb while the Go side
  *                        does the same: every result must be one the
  *                        state machine may give
+ *   go_peer timens PROG [ARG...]
+ *                        run PROG in a new time namespace whose
+ *                        CLOCK_MONOTONIC is a day ahead (Go cannot: its
+ *                        fork shares the address space, which the kernel
+ *                        refuses across time namespaces); exit 77 when
+ *                        time namespaces are not available
  *
  * One line per check on stdout; "FAIL ..." and exit 1 on the first that
  * does not hold.
  */
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <sys/wait.h>
 #include <kprim.h>
 #include "uapi/kprim.h"
 
@@ -197,6 +206,36 @@ static int hammer(struct kprim *k, const char *p, int secs)
 	return 0;
 }
 
+#ifndef CLONE_NEWTIME
+#define CLONE_NEWTIME 0x00000080
+#endif
+
+static int timens(char **argv)
+{
+	FILE *f;
+	pid_t pid;
+	int st;
+
+	if (unshare(CLONE_NEWTIME)) {
+		printf("SKIP unshare(CLONE_NEWTIME): %s\n", strerror(errno));
+		return 77;
+	}
+	/* Children enter the namespace: its offsets are set before. */
+	f = fopen("/proc/self/timens_offsets", "w");
+	if (!f || fprintf(f, "monotonic 86400 0\n") < 0 || fclose(f)) {
+		printf("FAIL timens_offsets: %s\n", strerror(errno));
+		return 1;
+	}
+	pid = fork();
+	if (!pid) {
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	if (pid < 0 || waitpid(pid, &st, 0) != pid)
+		return 1;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
 int main(int argc, char **argv)
 {
 	struct kprim *k;
@@ -205,13 +244,15 @@ int main(int argc, char **argv)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (argc == 2 && !strcmp(argv[1], "abi"))
 		return abi();
+	if (argc >= 3 && !strcmp(argv[1], "timens"))
+		return timens(argv + 2);
 	if (argc == 4 && !strcmp(argv[1], "hammer")) {
 		rc = kprim_open(&k);
 		CHECK(!rc, "kprim_open (%d)", rc);
 		return hammer(k, argv[2], atoi(argv[3]));
 	}
 	if (argc != 3) {
-		fprintf(stderr, "usage: go_peer abi | check PREFIX | wait PREFIX | hammer PREFIX SECONDS\n");
+		fprintf(stderr, "usage: go_peer abi | check PREFIX | wait PREFIX | hammer PREFIX SECONDS | timens PROG [ARG...]\n");
 		return 2;
 	}
 	rc = kprim_open(&k);
