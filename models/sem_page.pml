@@ -100,11 +100,10 @@
  * semaphore has not; (2) only a lent slot is read back (recall() looks at
  * armed[] only), caught by -DMUT_READ_UNLENT with a garbage writer and a
  * poller (a permit freed without a wake). (3) At most
- * KPRIM_SEM_SLOT_MAX_LENDERS (64) slots are lent: not modelled. It bounds
- * the recall walk (time with interrupts off), no safety property; in the
- * model an fd that may not be lent simply stays recalled, which is what
- * any lend() refused for another reason (queue, poller, shrink) already
- * covers, so a cap of 1 with 2 fds would add no behaviour, only states.
+ * KPRIM_SEM_SLOT_MAX_LENDERS (64) slots are lent: it bounds the recall
+ * walk (time with interrupts off), no safety property of its own;
+ * -DLENDCAP=1 (one slot lent of 2) checks that an fd kept recalled by the
+ * cap while another is lent breaks nothing.
  *
  * @check pass safety : 2 slot fds, 1 permit (a mutex), a queued waiter, a death anywhere
  * @check pass safety -DP=2 -DNW=2 : 2 permits, the waiter wants both (head blocks), loans of 0..2
@@ -120,6 +119,7 @@
  * @check pass safety -DP=2 -DUN=2 -DNOPS=1 : users acquire and release 2 at a time through the slot
  * @check pass safety -DP=3 -DRESIZE -DRESIZE_TO=1 -DFORK -DUTIMEOUT -DNOPS1=0 -DNOPSF=1 : shrink 3 -> 1 with 2 in use on fd 0 (fork) and 1 by the waiter, partial releases after it, a death anywhere: in use <= the new count at every acquire
  * @check pass safety -DGARBAGE -DPOLLER -DNKILL=0 -DNOPS=1 : a garbage writer and a poll(): no permit freed without waking the poller
+ * @check pass safety -DP=2 -DNW=2 -DLENDCAP=1 : at most one slot of 2 lent at a time (KPRIM_SEM_SLOT_MAX_LENDERS, 64 in the code)
  * @check pass cycles -DNOPS=1 : no cycles: every run ends (the CAS retry loops included)
  * @check fail safety -DMUT_NO_RECALL : a waiter queues without recalling the loans: a fast acquire overtakes it
  * @check fail safety -DMUT_RELEASE_IGNORES_RECALL : the fast release as a blind decrement of INUSE that ignores LIMIT 0: a recalled permit never reaches the kernel
@@ -142,7 +142,7 @@
  * (leave the invariant monitor out: to see that the end-state checks
  * alone catch a lost permit), RESIZE_TO (the count a resize sets, P - 1),
  * NOPS1 and NOPSF (pairs of the User on fd 1 and of fd 0's sharer, NOPS),
- * LOANMAX (most
+ * LENDCAP (most slots lent at once, NF), LOANMAX (most
  * the kernel lends beyond what is in use, 2: it lends any amount from 0 up
  * to that and what is available, so every batch policy is covered).
  */
@@ -173,6 +173,9 @@
 #endif
 #ifndef NOPSF
 #define NOPSF	NOPS		/* pairs of the sharer of fd 0 (-DFORK) */
+#endif
+#ifndef LENDCAP
+#define LENDCAP	NF		/* most slots lent at once (the code: 64) */
 #endif
 #ifndef RESIZE_TO
 #define RESIZE_TO (P - 1)	/* the count a resize sets */
@@ -349,10 +352,12 @@ inline recall(f)
 #else
 #define LEND_Q	(qlen == 0 && !polled)
 #endif
+/* slots lent (KPRIM_SEM_SLOT_MAX_LENDERS is LENDCAP here) */
+#define NLENT	(armed[0] + armed[1] + (NF > 2 -> armed[NF - 1] : 0))
 #ifdef MUT_LEND_SHRUNK
-#define LEND_OK	LEND_Q
+#define LEND_OK	(LEND_Q && NLENT < LENDCAP)
 #else
-#define LEND_OK	(LEND_Q && HELD <= permits)
+#define LEND_OK	(LEND_Q && NLENT < LENDCAP && HELD <= permits)
 #endif
 inline lend(f)
 {
@@ -828,7 +833,7 @@ proctype Monitor()
 {
 end:
 	atomic {
-		!(CONSALL && (shrunk || (HELD <= permits && INUSE <= permits)) &&
+		!(CONSALL && NLENT <= LENDCAP && (shrunk || (HELD <= permits && INUSE <= permits)) &&
 		  (klock || !psleep || woken || !READY)) ->
 		assert(false)
 	}
