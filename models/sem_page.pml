@@ -4,8 +4,9 @@
  * models/sem_page.pml - a userspace fast path for the counting semaphore
  * through a per-fd "lending slot" (issue 12; the protocol is described in
  * docs/sem-fast-path.md), checked exhaustively with spin
- * (models/check.sh). Not implemented yet: this is the protocol that
- * kmod/sem.c and libuser/sem.c are to follow.
+ * (models/check.sh). Implemented in kmod/sem.c and libuser/sem_slot.h
+ * with another packing of the same word (docs/sem-fast-path.md, "As
+ * built").
  *
  * The protocol in one paragraph. An fd that mmap()s its semaphore gets a
  * slot page of its own (per open file: shared by the processes that share
@@ -22,7 +23,9 @@
  * keeping min(U, @held) of @held (the rest, L - U, was free); recalls every
  * lent slot before an acquire fails or queues and before a resize; first
  * recalls the caller's own slot in every acquire and release ioctl; lends
- * (xchg(word, {@held + extra, @held})) only when the FIFO is empty.
+ * (xchg(word, {@held + extra, @held})) only when the FIFO is empty, no
+ * poller is on the semaphore and it is not shrunk below what is held
+ * (sem->held <= sem->permits); it reads back only a slot it lent.
  *
  * What a process here is:
  *   User(p)     process p on slot fd p (with -DFORK also process NF+1 on
@@ -40,7 +43,7 @@
  *   Waiter      an fd without a slot: a blocking acquire of NW permits
  *               (kprim_sem_acquire_wait(); an io_uring wait is the same to
  *               the FIFO), optionally ending by its timeout, then release.
- *   Resizer     (-DRESIZE) KPRIM_IOC_SEM_RESIZE shrinking P to P - 1.
+ *   Resizer     (-DRESIZE) KPRIM_IOC_SEM_RESIZE shrinking P to RESIZE_TO.
  *   Poller      (-DPOLLER) poll() until the semaphore is readable.
  *   Killer      kills up to NKILL processes, at any time.
  *   Monitor     the invariants, in every state.
@@ -80,7 +83,27 @@
  *     waits (x/sync's TryAcquire);
  *   - with -DGARBAGE: a recall never raises the kernel's per-fd @held
  *     (INUSE is clamped to it), the sum of @held stays <= P, the honest
- *     fds keep all of the above, and the Waiter is still served.
+ *     fds keep all of the above, and the Waiter is still served;
+ *   - with -DPOLLER: outside the lock, a poller asleep and not woken
+ *     means the semaphore is not ready (no permit became available
+ *     without a wake), garbage writer included.
+ *
+ *
+ * The rules of commit e0004a5 (found by review, not by this model, whose
+ * resize configuration had no fd with 2 in use releasing part of them
+ * after the shrink): (1) no slot is lent while the semaphore is shrunk
+ * below what is held, checked by the P=3 -> 1 configuration with fd 0
+ * shared (2 in use there, 1 by the waiter) and caught by
+ * -DMUT_LEND_SHRUNK; the code's other half of it (its try does not reuse
+ * parked permits then) is implied here: the own recall gives parked
+ * permits back and a grant needs them available, which a shrunk
+ * semaphore has not; (2) only a lent slot is read back (recall() looks at
+ * armed[] only), caught by -DMUT_READ_UNLENT with a garbage writer and a
+ * poller (a permit freed without a wake). (3) At most
+ * KPRIM_SEM_SLOT_MAX_LENDERS (64) slots are lent: it bounds the recall
+ * walk (time with interrupts off), no safety property of its own;
+ * -DLENDCAP=1 (one slot lent of 2) checks that an fd kept recalled by the
+ * cap while another is lent breaks nothing.
  *
  * @check pass safety : 2 slot fds, 1 permit (a mutex), a queued waiter, a death anywhere
  * @check pass safety -DP=2 -DNW=2 : 2 permits, the waiter wants both (head blocks), loans of 0..2
@@ -94,6 +117,9 @@
  * @check pass safety -DPOLLER : a poll() until readable, with lending going on
  * @check pass safety -DTRY -DP=2 : try-acquires (timeout 0) besides blocking ones: -EAGAIN only when the permits are in use
  * @check pass safety -DP=2 -DUN=2 -DNOPS=1 : users acquire and release 2 at a time through the slot
+ * @check pass safety -DP=3 -DRESIZE -DRESIZE_TO=1 -DFORK -DUTIMEOUT -DNOPS1=0 -DNOPSF=1 : shrink 3 -> 1 with 2 in use on fd 0 (fork) and 1 by the waiter, partial releases after it, a death anywhere: in use <= the new count at every acquire
+ * @check pass safety -DGARBAGE -DPOLLER -DNKILL=0 -DNOPS=1 : a garbage writer and a poll(): no permit freed without waking the poller
+ * @check pass safety -DP=2 -DNW=2 -DLENDCAP=1 : at most one slot of 2 lent at a time (KPRIM_SEM_SLOT_MAX_LENDERS, 64 in the code)
  * @check pass cycles -DNOPS=1 : no cycles: every run ends (the CAS retry loops included)
  * @check fail safety -DMUT_NO_RECALL : a waiter queues without recalling the loans: a fast acquire overtakes it
  * @check fail safety -DMUT_RELEASE_IGNORES_RECALL : the fast release as a blind decrement of INUSE that ignores LIMIT 0: a recalled permit never reaches the kernel
@@ -103,6 +129,8 @@
  * @check fail safety -DMUT_REL_STORE : the fast release as load + store, not CAS: it undoes a recall
  * @check fail safety -DFORK -DRAWSHARER -DUTIMEOUT -DNOPS=1 -DMUT_NO_OWN_RECALL : the ioctls not recalling the caller's own slot first: its free permits are counted twice
  * @check fail safety -DP=2 -DRESIZE -DMUT_RESIZE_NO_RECALL : a shrink that leaves the loans: in-use exceeds the new count
+ * @check fail safety -DP=3 -DRESIZE -DRESIZE_TO=1 -DFORK -DUTIMEOUT -DNOPS1=0 -DNOPSF=1 -DMUT_LEND_SHRUNK : the leave before e0004a5, lending while shrunk below what is held: a release parked and taken back puts 2 in use for a count of 1
+ * @check fail safety -DGARBAGE -DPOLLER -DNKILL=0 -DNOPS=1 -DMUT_READ_UNLENT : the enter before e0004a5, reading an unlent slot: a garbage write frees the fd's permits without waking the poller
  * @check fail safety -DP=2 -DGARBAGE -DMUT_NO_CLAMP : a recall taking a garbage INUSE unclamped: the kernel's held grows
  * @check fail safety -DPOLLER -DMUT_POLL_NO_RECALL : a poll that does not recall: it sleeps while a permit is free in a slot
  * @check fail safety -DTRY -DP=2 -DMUT_TRY_NO_RECALL : a try that fails without recalling: -EAGAIN with a permit free in a slot
@@ -112,7 +140,9 @@
  * Other flags: NF (slot fds, 2), P (permits, 1), NOPS (pairs per User,
  * 2), UN (permits per User acquire/release, 1), NW (permits the Waiter wants, 1), NKILL (deaths, 1), NO_MONITOR
  * (leave the invariant monitor out: to see that the end-state checks
- * alone catch a lost permit), LOANMAX (most
+ * alone catch a lost permit), RESIZE_TO (the count a resize sets, P - 1),
+ * NOPS1 and NOPSF (pairs of the User on fd 1 and of fd 0's sharer, NOPS),
+ * LENDCAP (most slots lent at once, NF), LOANMAX (most
  * the kernel lends beyond what is in use, 2: it lends any amount from 0 up
  * to that and what is available, so every batch policy is covered).
  */
@@ -137,6 +167,18 @@
 #endif
 #ifndef LOANMAX
 #define LOANMAX	2		/* most permits lent beyond those in use */
+#endif
+#ifndef NOPS1
+#define NOPS1	NOPS		/* pairs of the User on fd 1 */
+#endif
+#ifndef NOPSF
+#define NOPSF	NOPS		/* pairs of the sharer of fd 0 (-DFORK) */
+#endif
+#ifndef LENDCAP
+#define LENDCAP	NF		/* most slots lent at once (the code: 64) */
+#endif
+#ifndef RESIZE_TO
+#define RESIZE_TO (P - 1)	/* the count a resize sets */
 #endif
 
 #define W	NF		/* the Waiter: its process and fd id */
@@ -164,7 +206,7 @@ bit klock;		/* sem->wq.lock */
 
 /* per fd: struct kprim_sem_fd and its slot page */
 byte kheld[NFD];	/* fd->held: everything the fd holds, slot included */
-bool armed[NF];		/* fd->lent: the kernel lent to the slot */
+bool armed[NF];		/* on sem->lenders: the kernel lent to the slot */
 byte sL[NF];		/* the slot word: LIMIT */
 byte sU[NF];		/* the slot word: INUSE */
 byte refs[NFD];		/* processes that have the fd open */
@@ -184,6 +226,7 @@ byte qlen;
 
 bool polled;		/* a poller is on sem->pollq */
 bool woken;		/* it was woken since it registered */
+bool psleep;		/* ghost: it found the semaphore not ready and sleeps */
 
 byte kU;		/* scratch, only inside an atomic step */
 byte kEx;
@@ -294,14 +337,27 @@ inline recall(f)
 
 /*
  * Lend to slot f (sem lock held; the slot is recalled), only while nobody
- * is queued: any amount up to LOANMAX and what is available (every batch
- * policy): xchg(word, {held + extra, held}). Whatever a garbage writer put
- * in a recalled slot is overwritten.
+ * is queued or polls (kprim_sem_slot_leave(): a poller counts as a
+ * waiter) and the semaphore is not shrunk below what is held (rule 1 of
+ * e0004a5; -DMUT_LEND_SHRUNK is the old leave): any amount up to LOANMAX
+ * and what is available (every batch policy): xchg(word, {held + extra,
+ * held}). Whatever a garbage writer put in a recalled slot is overwritten.
+ * The code decides on sem->held with the fd's parked permits still in it;
+ * here they came back at recall_own() and return as extra, which is
+ * available exactly when the code's sum is within the count: the model
+ * lends at least whenever the code does.
  */
 #ifdef MUT_LOAN_WITH_QUEUE
-#define LEND_OK	1
+#define LEND_Q	1
 #else
-#define LEND_OK	(qlen == 0)
+#define LEND_Q	(qlen == 0 && !polled)
+#endif
+/* slots lent (KPRIM_SEM_SLOT_MAX_LENDERS is LENDCAP here) */
+#define NLENT	(armed[0] + armed[1] + (NF > 2 -> armed[NF - 1] : 0))
+#ifdef MUT_LEND_SHRUNK
+#define LEND_OK	(LEND_Q && NLENT < LENDCAP)
+#else
+#define LEND_OK	(LEND_Q && NLENT < LENDCAP && HELD <= permits)
 #endif
 inline lend(f)
 {
@@ -336,10 +392,22 @@ inline recall_all()
 #endif
 }
 
-/* The caller's own slot, first thing in its acquire and release ioctls. */
+/*
+ * The caller's own slot, first thing in its acquire and release ioctls.
+ * Only a lent slot is read (rule 2 of e0004a5): an unlent one has nothing
+ * parked whatever it says. -DMUT_READ_UNLENT is the old enter: it trusted
+ * any word without SLOW (LIMIT != 0), which only a garbage writer puts in
+ * an unlent slot.
+ */
 inline recall_own(f)
 {
 #ifndef MUT_NO_OWN_RECALL
+#ifdef MUT_READ_UNLENT
+	if
+	:: !armed[f] && sL[f] != 0 -> armed[f] = 1
+	:: else
+	fi;
+#endif
 	recall(f)
 #else
 	/* takes the lent fd as recalled, without touching the word */
@@ -491,7 +559,7 @@ proctype User(byte p)
 #endif
 	{
 		do
-		:: i < NOPS ->
+		:: i < (p == 1 -> NOPS1 : (p == NF + 1 -> NOPSF : NOPS)) ->
 			/* acquire one: load the word */
 acq:			atomic { lL = sL[f]; lU = sU[f] };
 			if
@@ -692,7 +760,7 @@ proctype Waiter()
 }
 
 #ifdef RESIZE
-/* KPRIM_IOC_SEM_RESIZE to P - 1: recall the loans, then grant. */
+/* KPRIM_IOC_SEM_RESIZE to RESIZE_TO: recall the loans, then grant. */
 proctype Resizer()
 {
 	byte g;
@@ -705,16 +773,17 @@ proctype Resizer()
 #ifndef MUT_RESIZE_NO_RECALL
 	recall_all();
 #endif
-	atomic { permits = P - 1; shrunk = 1; grant_pass(); WAKE; klock = 0 }
+	atomic { permits = RESIZE_TO; shrunk = 1; grant_pass(); WAKE; klock = 0 }
 }
 #endif
 
 #ifdef POLLER
 /*
  * poll() until readable: kprim_sem_poll(): on the poll wait queue first
- * (poll_wait()), then under the lock: not ready -> recall every loan (free
- * loaned permits are available) and look again; then sleep until a wake
- * and poll again. Lending goes on meanwhile.
+ * (poll_wait()), then under the lock: recall every loan (free loaned
+ * permits are available; the code does it at every poll, ready or not)
+ * and look; then sleep until a wake and poll again. While it is on the
+ * wait queue (polled) nothing is lent: a poller counts as a waiter.
  */
 proctype Poller()
 {
@@ -724,15 +793,13 @@ proctype Poller()
 	do
 	:: atomic { klock == 0 -> klock = 1; polled = 1; woken = 0 };
 #ifndef MUT_POLL_NO_RECALL
-		if
-		:: !READY -> recall_all()
-		:: else
-		fi;
+		recall_all();
 #endif
-		atomic { rdy = READY; klock = 0 };
+		atomic { rdy = READY; klock = 0; psleep = !rdy };
 		if
 		:: rdy -> break
-		:: else -> woken	/* sleeps until kprim_sem_wake_pollers() */
+		:: else ->	/* sleeps until kprim_sem_wake_pollers() */
+			atomic { woken -> psleep = 0 }
 		fi
 	od;
 	atomic { polled = 0; woken = 0; rdy = 0 }
@@ -766,7 +833,8 @@ proctype Monitor()
 {
 end:
 	atomic {
-		!(CONSALL && (shrunk || (HELD <= permits && INUSE <= permits))) ->
+		!(CONSALL && NLENT <= LENDCAP && (shrunk || (HELD <= permits && INUSE <= permits)) &&
+		  (klock || !psleep || woken || !READY)) ->
 		assert(false)
 	}
 }
