@@ -340,23 +340,20 @@ struct shrink_shared {
 	atomic_int bad, worst, acquires, fast;
 };
 
+/* The threads of one process share one fd and its slot. */
 struct shrink_worker {
 	struct shrink_shared *sh;
-	const char *name;
-	int sess;
+	struct kprim_sem_slot *sl;
+	int fd;
 };
 
 static void *shrink_worker_main(void *arg)
 {
 	struct shrink_worker *w = arg;
 	struct shrink_shared *sh = w->sh;
-	struct kprim_sem_slot *sl;
-	int fd = open_mapped(w->sess, w->name, &sl);
+	struct kprim_sem_slot *sl = w->sl;
+	int fd = w->fd;
 
-	if (fd < 0) {
-		atomic_fetch_add(&sh->bad, 1000);
-		return NULL;
-	}
 	while (!atomic_load(&sh->stop)) {
 		unsigned int g1 = atomic_load(&sh->gen), g2;
 		int lim = atomic_load(&sh->limit), r, now;
@@ -365,10 +362,16 @@ static void *shrink_worker_main(void *arg)
 		r = fast_acquire(sl, 1);
 		if (r < 0)
 			continue;
+		/*
+		 * A try, not a wait: a queued waiter keeps every slot SLOW
+		 * and would hide a slot lent while the count is shrunk.
+		 */
 		if (!r)
-			ret = kt_sem_acquire(fd, 1, 5 * MSEC);
-		if (ret == -ETIMEDOUT || ret == -EINTR)
+			ret = kt_sem_acquire(fd, 1, 0);
+		if (ret == -EAGAIN) {
+			usleep(50);
 			continue;
+		}
 		if (ret) {
 			atomic_fetch_add(&sh->bad, 1000);
 			break;
@@ -388,7 +391,8 @@ static void *shrink_worker_main(void *arg)
 		}
 		atomic_fetch_add(&sh->acquires, 1);
 		atomic_fetch_add(&sh->fast, r);
-		for (volatile int k = 0; k < 200; k++)
+		/* Hold it a while: a shrink must find fds holding several. */
+		for (volatile int k = 0; k < 20000; k++)
 			;
 		atomic_fetch_sub(&sh->inuse, 1);
 		if (release_one(fd, sl)) {
@@ -396,25 +400,47 @@ static void *shrink_worker_main(void *arg)
 			break;
 		}
 	}
-	close_mapped(fd, sl);
 	return NULL;
 }
 
-static void shrink_workers(struct shrink_shared *sh, int sess,
-			   const char *name, int n)
+/* @n threads on one new fd of @name: 0, or -1. */
+static int shrink_workers(struct shrink_shared *sh, int sess,
+			  const char *name, int n)
 {
-	struct shrink_worker w = { .sh = sh, .name = name, .sess = sess };
+	struct shrink_worker w = { .sh = sh };
 	pthread_t t[4];
 
+	w.fd = open_mapped(sess, name, &w.sl);
+	if (w.fd < 0)
+		return -1;
 	for (int k = 0; k < n; k++)
-		pthread_create(&t[k], NULL, shrink_worker_main, &w);
+		if (pthread_create(&t[k], NULL, shrink_worker_main, &w))
+			return -1;
 	for (int k = 0; k < n; k++)
 		pthread_join(t[k], NULL);
+	close_mapped(w.fd, w.sl);
+	return 0;
+}
+
+struct shrink_proc {
+	struct shrink_shared *sh;
+	const char *name;
+	int sess;
+};
+
+/* The parent's workers, from a thread while the parent resizes. */
+static void *shrink_workers_main(void *arg)
+{
+	struct shrink_proc *p = arg;
+
+	if (shrink_workers(p->sh, p->sess, p->name, 2))
+		atomic_fetch_add(&p->sh->bad, 1000);
+	return NULL;
 }
 
 /*
- * Threads of two processes, each on its own mapped fd, acquire and
- * release one permit (the slot first, as libkprim does) while the owner
+ * Threads of two processes (three on one fd, two on another, so that an
+ * fd holds several permits) acquire and release one permit (the slot first, as libkprim does) while the owner
  * resizes between 4 and 1. After a shrink, no acquire that starts under
  * the new count may put more than it in use: not from a slot lent again
  * while held > permits (the fd's releases parked there and taken back),
@@ -446,13 +472,12 @@ TEST_F_TIMEOUT(slow_ones, shrink_never_exceeded, 120)
 	pid = fork();
 	ASSERT_LE(0, pid);
 	if (!pid) {
-		shrink_workers(sh, sess, name, 3);
-		_exit(0);
+		_exit(shrink_workers(sh, sess, name, 3) ? 1 : 0);
 	}
 	pthread_t t;
-	struct shrink_worker w = { .sh = sh, .name = name, .sess = sess };
+	struct shrink_proc w = { .sh = sh, .name = name, .sess = sess };
 
-	ASSERT_EQ(0, pthread_create(&t, NULL, shrink_worker_main, &w));
+	ASSERT_EQ(0, pthread_create(&t, NULL, shrink_workers_main, &w));
 	end = kt_now_ns() + 4 * NSEC;
 	while (kt_now_ns() < end) {
 		/* Grow: the generation moves before the count does. */
