@@ -561,7 +561,7 @@ static void *poller_main(void *arg)
 	p->ret = poll(&pf, 1, 5000);
 	if (p->ret == 1 && !(pf.revents & POLLIN))
 		p->ret = -1;
-	p->ms = (kt_now_ns() - t0) / MSEC;
+	__atomic_store_n(&p->ms, (kt_now_ns() - t0) / MSEC, __ATOMIC_RELEASE);
 	return NULL;
 }
 
@@ -605,7 +605,8 @@ TEST(garbage_in_recalled_slot_vs_poller)
 	/* A release of 2 is refused; the permit a holds is still its own. */
 	EXPECT_EQ(-EINVAL, kt_sem_release(a, 2));
 	usleep(100 * 1000);
-	EXPECT_EQ(0, p.ms) TH_LOG("the poller woke with nothing free");
+	EXPECT_EQ(0, __atomic_load_n(&p.ms, __ATOMIC_ACQUIRE))
+		TH_LOG("the poller woke with nothing free");
 	EXPECT_EQ(0, kt_sem_release(a, 1));
 	pthread_join(tp, NULL);
 	atomic_store(&g.stop, true);
