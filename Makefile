@@ -129,7 +129,7 @@ $(B)/tests/uring_test $(B)/tests/uring_async_test $(B)/tests/fuzz_test $(B)/test
 	$(B)/tests/fault_test $(B)/tests/uring_lib_test $(B)/tests/attack_final_test \
 	$(B)/tests/kill_loop_test $(B)/tests/trace_test $(B)/tests/attack_six_test \
 	$(B)/tests/attack_seven_test $(B)/tests/attack_eight_test \
-	$(B)/tests/attack_nine_test: LDLIBS += -luring
+	$(B)/tests/attack_nine_test $(B)/tests/attack_ten_test: LDLIBS += -luring
 
 tools: $(TOOLS)
 

@@ -554,6 +554,25 @@ func helper(what string) int {
 			return 1
 		}
 		return 0
+	case "inherit":
+		// TestSemSlotInheritedAcrossExec's child: the fd only, by number,
+		// no mapping; raw ioctls, told when to release on stdin.
+		fd, _ := strconv.Atoi(os.Getenv("KPRIM_GO_FD"))
+		a := kSemAcquire{Size: uint32(unsafe.Sizeof(kSemAcquire{})), N: 1}
+		a.Wait.CancelFd = noCancelFd
+		if _, err := ioctl(fd, iocSemAcquire, unsafe.Pointer(&a)); err != nil {
+			fmt.Println("acquire:", err)
+			return 1
+		}
+		fmt.Println("got")
+		bufio.NewReader(os.Stdin).ReadString('\n')
+		r := kSemRelease{Size: uint32(unsafe.Sizeof(kSemRelease{})), N: 1}
+		if _, err := ioctl(fd, iocSemRelease, unsafe.Pointer(&r)); err != nil {
+			fmt.Println("release:", err)
+			return 1
+		}
+		fmt.Println("released")
+		return 0
 	case "timens":
 		// TestLimiterPageTimeNamespace's child, in a time namespace.
 		return timensChild()
@@ -1792,5 +1811,65 @@ func TestLimiterPageCloseWhileInUse(t *testing.T) {
 		if l.Allow() {
 			t.Fatalf("round %d: Allow on the closed handle: true", round)
 		}
+	}
+}
+
+// An fd kept across exec (Inherit) is shared with a program that has no
+// mapping of its slot: the parent parks a permit, the child takes it
+// through the kernel (which recalls the slot first), and the parent's
+// next TryAcquire must not take it again from the slot: two permits, two
+// in use. The child's release through the kernel frees one for the parent.
+func TestSemSlotInheritedAcrossExec(t *testing.T) {
+	needFeature(t, featSemSlot, "KPRIM_FEAT_SEM_SLOT")
+	n := name(t, "sem")
+	s, err := OpenWeighted(n, Create|Transient|Inherit, 0600, 2)
+	must(t, err, "open")
+	defer s.Close()
+	obs, err := OpenWeighted(n, 0, 0, 0)
+	must(t, err, "open an observer")
+	defer obs.Close()
+	if s.slot == nil {
+		t.Fatal("no slot mapped")
+	}
+	if !s.TryAcquire(2) {
+		t.Fatal("TryAcquire 2: false")
+	}
+	s.Release(1) // parked in the slot
+	if w := atomic.LoadUint64(&s.slot.Word); w&slotSlow != 0 || w&slotFree != 1 {
+		t.Fatalf("slot word %#x: want lent with 1 parked", w)
+	}
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), "KPRIM_GO_HELPER=inherit",
+		fmt.Sprintf("KPRIM_GO_FD=%d", s.Fd()))
+	in, err := cmd.StdinPipe()
+	must(t, err, "stdin pipe")
+	out, err := cmd.StdoutPipe()
+	must(t, err, "stdout pipe")
+	must(t, cmd.Start(), "start the child")
+	defer cmd.Wait()
+	defer in.Close()
+	rd := bufio.NewReader(out)
+	if line, _ := rd.ReadString('\n'); line != "got\n" {
+		t.Fatalf("child said %q", line)
+	}
+	if s.TryAcquire(1) {
+		t.Fatal("TryAcquire took the permit the child holds: 3 in use of 2")
+	}
+	if st, _ := obs.Stats(); st.Held != 2 || st.Available != 0 {
+		t.Errorf("held %d available %d, want 2 and 0", st.Held, st.Available)
+	}
+	fmt.Fprintln(in, "release")
+	if line, _ := rd.ReadString('\n'); line != "released\n" {
+		t.Fatalf("child said %q", line)
+	}
+	if !s.TryAcquire(1) {
+		t.Fatal("TryAcquire after the child's release: false")
+	}
+	if s.ReleaseErr(3) != unix.EINVAL {
+		t.Error("release of 3 (2 held): not EINVAL")
+	}
+	s.Release(2)
+	if st, _ := obs.Stats(); st.Held != 0 {
+		t.Errorf("held %d after every release", st.Held)
 	}
 }

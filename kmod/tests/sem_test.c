@@ -109,7 +109,7 @@ static bool t_ready(struct kprim_sem *sem)
 static void t_check(struct kunit *test, struct kprim_sem *sem)
 {
 	struct kprim_sem_fd *fd;
-	u32 nr = 0, idle = 0;
+	u32 nr = 0, idle = 0, lent = 0, lent_idle = 0;
 	u64 sum = 0;
 
 	spin_lock_irq(&sem->wq.lock);
@@ -119,7 +119,16 @@ static void t_check(struct kunit *test, struct kprim_sem *sem)
 		if (!fd->held)
 			idle++;
 	}
+	list_for_each_entry(fd, &sem->lenders, lender) {
+		lent++;
+		if (!fd->held)
+			lent_idle++;
+	}
 	spin_unlock_irq(&sem->wq.lock);
+	/* The bound on a recall's walk counts the list it walks. */
+	KUNIT_EXPECT_EQ(test, lent, sem->nr_lenders);
+	KUNIT_EXPECT_LE(test, lent, (u32)KPRIM_SEM_SLOT_MAX_LENDERS);
+	KUNIT_EXPECT_EQ(test, lent_idle, 0U);	/* lenders hold a permit */
 	KUNIT_EXPECT_EQ(test, sum, sem->held);
 	KUNIT_EXPECT_EQ(test, nr, sem->nr_holders);
 	KUNIT_EXPECT_EQ(test, idle, 0U);	/* only fds that hold are listed */

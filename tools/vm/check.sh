@@ -223,7 +223,7 @@ vm_timeout=${KPRIM_VM_TIMEOUT:-2400}
 # What the KCSAN guest runs: the tests where threads and processes meet in
 # kmod/ (the detector samples accesses, so it needs many of them); the
 # single-threaded semantics are the other guests' job.
-kcsan_tests=${KPRIM_KCSAN_TESTS:-fuzz_test,cache_race_test,race_pairs_test,kill_loop_test,uring_async_test,attack_async_test,attack_final_test,attack_test,sem_test,limiter_test,limiter_page_test,sem_slot_test,cache_mget_test,memcg_test,go_test}
+kcsan_tests=${KPRIM_KCSAN_TESTS:-fuzz_test,cache_race_test,race_pairs_test,kill_loop_test,uring_async_test,attack_async_test,attack_final_test,attack_test,sem_test,limiter_test,limiter_page_test,sem_slot_test,cache_mget_test,memcg_test,go_test,attack_ten_test}
 # What a soak repeats, and for how long each run of it goes on.
 soak_tests=fuzz_test,kill_loop_test,race_pairs_test,cache_race_test,uring_async_test,attack_async_test,attack_final_test
 soak_env=KPRIM_FUZZ_SECS=60,KPRIM_KILL_SECS=60,KPRIM_RACE_SECS=20
