@@ -63,50 +63,6 @@ static struct kprim_sem_slot *open_two(struct __test_metadata *_metadata,
 }
 
 /*
- * Release @n the way libkprim does: park them in the slot with one
- * compare-and-swap when the word allows it. Return: 1 when parked, 0 when
- * the slot sent it to the kernel (-EAGAIN from the protocol), or -1 when
- * the swap lost a race with the kernel (the word changed under it).
- */
-static int fast_release(struct kprim_sem_slot *sl, __u64 n)
-{
-	__u64 w = __atomic_load_n(&sl->word, __ATOMIC_RELAXED);
-	__u64 free = w & KPRIM_SEM_SLOT_FREE;
-	__u64 held = (w & KPRIM_SEM_SLOT_HELD) >> KPRIM_SEM_SLOT_HELD_SHIFT;
-
-	if ((w & KPRIM_SEM_SLOT_SLOW) || free > held || n > held - free)
-		return 0;
-	return __atomic_compare_exchange_n(&sl->word, &w, w + n, false,
-					   __ATOMIC_RELEASE,
-					   __ATOMIC_RELAXED) ? 1 : -1;
-}
-
-/* An acquire of @n from the slot. Return: 1, 0 (use the ioctl), -1 (lost). */
-static int fast_acquire(struct kprim_sem_slot *sl, __u64 n)
-{
-	__u64 w = __atomic_load_n(&sl->word, __ATOMIC_ACQUIRE);
-
-	if ((w & KPRIM_SEM_SLOT_SLOW) || (w & KPRIM_SEM_SLOT_FREE) < n)
-		return 0;
-	return __atomic_compare_exchange_n(&sl->word, &w, w - n, false,
-					   __ATOMIC_ACQUIRE,
-					   __ATOMIC_ACQUIRE) ? 1 : -1;
-}
-
-/* A library-style release of one permit: the slot, else the ioctl. */
-static long release_one(int fd, struct kprim_sem_slot *sl)
-{
-	for (;;) {
-		int r = fast_release(sl, 1);
-
-		if (r > 0)
-			return 0;
-		if (!r)
-			return kt_sem_release(fd, 1);
-	}
-}
-
-/*
  * What a co-user does while a poller sleeps: after @delay_ms, a failing
  * try-acquire on its fd (or the fd's first mmap(), if @map_late), then a
  * library-style release of the one permit it holds.
@@ -134,7 +90,7 @@ static void *releaser_main(void *arg)
 	} else {
 		r->try_ret = kt_sem_acquire(r->fd, 1, 0);
 	}
-	r->parked = fast_release(r->slot, 1) > 0;
+	r->parked = kt_slot_release(r->slot, 1) > 0;
 	r->rel_ret = r->parked ? 0 : kt_sem_release(r->fd, 1);
 	return NULL;
 }
@@ -311,8 +267,8 @@ static void exec_probe(int argc, char **argv)
 	rep.held_by_me = kt_sem_info(fd).held_by_me;
 	sl = kt_sem_map(fd);
 	rep.word = sl ? __atomic_load_n(&sl->word, __ATOMIC_ACQUIRE) : 0;
-	rep.release = release_one(fd, sl);
-	rep.again = release_one(fd, sl);
+	rep.release = kt_slot_release_one(fd, sl);
+	rep.again = kt_slot_release_one(fd, sl);
 	rep.held_after = kt_sem_info(fd).held_by_me;
 	_exit(write(out, &rep, sizeof(rep)) == sizeof(rep) ? 0 : 1);
 }
@@ -344,7 +300,7 @@ TEST(inherited_fd_across_exec)
 
 		a = kt_sem_open(sess, name, KPRIM_OPEN_INHERIT, 0);
 		sl = a < 0 ? NULL : kt_sem_map(a);
-		if (!sl || kt_sem_acquire(a, 2, 0) || fast_release(sl, 1) != 1)
+		if (!sl || kt_sem_acquire(a, 2, 0) || kt_slot_release(sl, 1) != 1)
 			_exit(2);
 		snprintf(fdarg, sizeof(fdarg), "%d", a);
 		snprintf(outarg, sizeof(outarg), "%d", pfd[1]);
@@ -391,7 +347,7 @@ TEST(slot_page_pinned_in_a_pipe)
 	KT_NAME(name, "slot-pipe");
 	sl = open_two(_metadata, sess, name, 2, &a, &b);
 	ASSERT_EQ(0, kt_sem_acquire(a, 2, 0));
-	ASSERT_EQ(1, fast_release(sl, 2));
+	ASSERT_EQ(1, kt_slot_release(sl, 2));
 	ASSERT_EQ(0, pipe(pfd));
 	iov = (struct iovec){ .iov_base = sl, .iov_len = sizeof(*sl) };
 	ASSERT_EQ((ssize_t)sizeof(*sl), vmsplice(pfd[1], &iov, 1, 0));
@@ -526,7 +482,7 @@ TEST(rmmod_refused_while_a_slot_is_mapped)
 	sl = kt_sem_map(a);
 	ASSERT_NE(NULL, sl);
 	ASSERT_EQ(0, kt_sem_acquire(a, 1, 0));
-	ASSERT_EQ(1, fast_release(sl, 1));
+	ASSERT_EQ(1, kt_slot_release(sl, 1));
 	close(a);
 	close(sess);
 	if (geteuid() == 0) {
@@ -534,8 +490,8 @@ TEST(rmmod_refused_while_a_slot_is_mapped)
 		EXPECT_TRUE(err == -EWOULDBLOCK || err == -EBUSY)
 			TH_LOG("errno %d", -err);
 	}
-	EXPECT_EQ(1, fast_acquire(sl, 1));
-	EXPECT_EQ(1, fast_release(sl, 1));
+	EXPECT_EQ(1, kt_slot_acquire(sl, 1));
+	EXPECT_EQ(1, kt_slot_release(sl, 1));
 	EXPECT_EQ(0, munmap(sl, PG));
 }
 
@@ -563,7 +519,7 @@ static void *rel_racer(void *arg)
 		pthread_barrier_wait(r->go);
 		if (atomic_load(r->stop))
 			return NULL;
-		ret = r->fast ? release_one(r->fd, r->sl) :
+		ret = r->fast ? kt_slot_release_one(r->fd, r->sl) :
 				 kt_sem_release(r->fd, 1);
 		if (!ret)
 			r->wins++;
@@ -649,7 +605,7 @@ TEST(child_with_only_the_mapping)
 	KT_NAME(name, "map-child");
 	sl = open_two(_metadata, sess, name, 2, &a, &b);
 	ASSERT_EQ(0, kt_sem_acquire(a, 2, 0));
-	ASSERT_EQ(1, fast_release(sl, 1));	/* 1 parked, 1 in use */
+	ASSERT_EQ(1, kt_slot_release(sl, 1));	/* 1 parked, 1 in use */
 	ASSERT_EQ(0, pipe(pfd));
 	pid = fork();
 	ASSERT_LE(0, pid);
@@ -707,7 +663,7 @@ static void *storm_worker(void *arg)
 	struct storm *w = arg;
 
 	while (!atomic_load(w->stop)) {
-		int r = fast_acquire(w->sl, 1), now;
+		int r = kt_slot_acquire(w->sl, 1), now;
 		long ret = 0;
 
 		if (r < 0)
@@ -728,7 +684,7 @@ static void *storm_worker(void *arg)
 		if (now > w->max_seen)
 			w->max_seen = now;
 		atomic_fetch_sub(w->inuse, 1);
-		ret = release_one(w->fd, w->sl);
+		ret = kt_slot_release_one(w->fd, w->sl);
 		if (ret) {
 			w->err = ret;
 			w->bad++;
@@ -832,7 +788,7 @@ TEST(uring_async_acquire_against_a_slot)
 	sl = open_two(_metadata, sess, name, 2, &a, &b);
 	ASSERT_EQ(0, io_uring_queue_init(1, &ring, 0));
 	ASSERT_EQ(0, kt_sem_acquire(a, 2, 0));
-	ASSERT_EQ(1, fast_release(sl, 1));	/* 1 parked, 1 in use */
+	ASSERT_EQ(1, kt_slot_release(sl, 1));	/* 1 parked, 1 in use */
 
 	prep_kprim(io_uring_get_sqe(&ring), b, KPRIM_IOC_SEM_ACQUIRE, &acq1, 1);
 	ASSERT_EQ(1, io_uring_submit(&ring));
@@ -848,7 +804,7 @@ TEST(uring_async_acquire_against_a_slot)
 	EXPECT_EQ(1, i.held_by_me);
 	EXPECT_EQ(1, i.waiters);
 	/* a releases as the library would: SLOW, so the ioctl. */
-	EXPECT_EQ(0, release_one(a, sl));
+	EXPECT_EQ(0, kt_slot_release_one(a, sl));
 	ud = reap_cqe(&ring, &res);
 	EXPECT_EQ(1, ud);
 	EXPECT_EQ(0, res);
@@ -881,7 +837,7 @@ TEST(uring_async_acquire_against_a_slot)
 	EXPECT_EQ(0, kt_sem_release(b, 2));
 	/* a's next call lends its slot again: a fast pair works. */
 	EXPECT_EQ(0, kt_sem_acquire(a, 1, 0));
-	EXPECT_EQ(1, fast_release(sl, 1));
+	EXPECT_EQ(1, kt_slot_release(sl, 1));
 	i = kt_sem_info(b);
 	EXPECT_EQ(0, i.held);
 	EXPECT_EQ(2, i.available);
@@ -943,7 +899,7 @@ TEST_F_TIMEOUT(lenders, many_lenders_one_recall, 300)
 			break;
 		}
 		ASSERT_EQ(0, kt_sem_acquire(fds[n], 1, 0));
-		r = fast_release(sl[n], 1);
+		r = kt_slot_release(sl[n], 1);
 		ASSERT_LE(0, r);
 		if (r)
 			lent++;

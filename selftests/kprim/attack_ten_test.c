@@ -36,45 +36,6 @@
 #define PG		4096
 #define MAXL		KPRIM_SEM_SLOT_MAX_LENDERS
 
-/* A release of @n parked in the slot. 1: parked; 0: SLOW; -1: lost a race. */
-static int fast_release(struct kprim_sem_slot *sl, __u64 n)
-{
-	__u64 w = __atomic_load_n(&sl->word, __ATOMIC_RELAXED);
-	__u64 free = w & KPRIM_SEM_SLOT_FREE;
-	__u64 held = (w & KPRIM_SEM_SLOT_HELD) >> KPRIM_SEM_SLOT_HELD_SHIFT;
-
-	if ((w & KPRIM_SEM_SLOT_SLOW) || free > held || n > held - free)
-		return 0;
-	return __atomic_compare_exchange_n(&sl->word, &w, w + n, false,
-					   __ATOMIC_RELEASE,
-					   __ATOMIC_RELAXED) ? 1 : -1;
-}
-
-/* An acquire of @n from the slot. 1: taken; 0: use the ioctl; -1: lost. */
-static int fast_acquire(struct kprim_sem_slot *sl, __u64 n)
-{
-	__u64 w = __atomic_load_n(&sl->word, __ATOMIC_ACQUIRE);
-
-	if ((w & KPRIM_SEM_SLOT_SLOW) || (w & KPRIM_SEM_SLOT_FREE) < n)
-		return 0;
-	return __atomic_compare_exchange_n(&sl->word, &w, w - n, false,
-					   __ATOMIC_ACQUIRE,
-					   __ATOMIC_ACQUIRE) ? 1 : -1;
-}
-
-/* A library-style release of one permit: the slot, else the ioctl. */
-static long release_one(int fd, struct kprim_sem_slot *sl)
-{
-	for (;;) {
-		int r = fast_release(sl, 1);
-
-		if (r > 0)
-			return 0;
-		if (!r)
-			return kt_sem_release(fd, 1);
-	}
-}
-
 static bool slow(struct kprim_sem_slot *sl)
 {
 	return __atomic_load_n(&sl->word, __ATOMIC_ACQUIRE) &
@@ -126,7 +87,7 @@ static int lendable(int sess, const char *name, int own)
 			return -1;
 		if (kt_sem_acquire(fds[k], 1, 0))
 			return -2;
-		ret = fast_release(sl[k], 1);
+		ret = kt_slot_release(sl[k], 1);
 		if (ret < 0)
 			return -3;
 		parked[k] = ret;
@@ -153,7 +114,7 @@ static int close_while_lent(int sess, const char *name, int take, int park)
 	if (fd < 0 || kt_sem_acquire(fd, take, 0))
 		return -1;
 	for (int k = 0; k < park; k++)
-		if (fast_release(sl, 1) != 1)
+		if (kt_slot_release(sl, 1) != 1)
 			return -2;
 	close_mapped(fd, sl);
 	return 0;
@@ -204,7 +165,7 @@ TEST(lenders_count_survives_every_path)
 			int f = open_mapped(sess, name, &s);
 
 			if (f < 0 || kt_sem_acquire(f, 2, 0) ||
-			    fast_release(s, 1) != 1)
+			    kt_slot_release(s, 1) != 1)
 				_exit(1);
 			raise(SIGKILL);
 		}
@@ -221,11 +182,11 @@ TEST(lenders_count_survives_every_path)
 		struct pollfd p = { .fd = own, .events = POLLIN };
 
 		ASSERT_EQ(0, kt_sem_acquire(x, 2, 0));
-		ASSERT_EQ(1, fast_release(sx, 1));
+		ASSERT_EQ(1, kt_slot_release(sx, 1));
 		ASSERT_EQ(0, kt_ioctl(own, KPRIM_IOC_SEM_RESIZE, &rs));
 		EXPECT_TRUE(slow(sx));
 		ASSERT_EQ(0, kt_sem_acquire(x, 1, 0));
-		ASSERT_EQ(1, fast_release(sx, 1));
+		ASSERT_EQ(1, kt_slot_release(sx, 1));
 		ASSERT_EQ(1, poll(&p, 1, 0));
 		EXPECT_TRUE(slow(sx));
 		ASSERT_EQ(0, kt_sem_release(x, 1));
@@ -251,7 +212,7 @@ TEST(lenders_count_survives_every_path)
 
 		ASSERT_EQ(0, kt_sem_acquire(own, 198, 0));
 		ASSERT_EQ(0, kt_sem_acquire(x, 2, 0));
-		ASSERT_EQ(1, fast_release(sx, 1));
+		ASSERT_EQ(1, kt_slot_release(sx, 1));
 		prep_kprim(io_uring_get_sqe(&ring), y, KPRIM_IOC_SEM_ACQUIRE,
 			   &acq, 1);
 		ASSERT_EQ(1, io_uring_submit(&ring));
@@ -311,7 +272,7 @@ TEST(lenders_count_survives_every_path)
 			fds[n] = open_mapped(sess, name, &sl[n]);
 			ASSERT_LE(0, fds[n]);
 			ASSERT_EQ(0, kt_sem_acquire(fds[n], 1, 0));
-			fast_release(sl[n], 1);
+			kt_slot_release(sl[n], 1);
 		}
 		for (n = 0; n < PROBE; n++)
 			close_mapped(fds[n], sl[n]);
@@ -359,7 +320,7 @@ static void *shrink_worker_main(void *arg)
 		int lim = atomic_load(&sh->limit), r, now;
 		long ret = 0;
 
-		r = fast_acquire(sl, 1);
+		r = kt_slot_acquire(sl, 1);
 		if (r < 0)
 			continue;
 		/*
@@ -395,7 +356,7 @@ static void *shrink_worker_main(void *arg)
 		for (volatile int k = 0; k < 20000; k++)
 			;
 		atomic_fetch_sub(&sh->inuse, 1);
-		if (release_one(fd, sl)) {
+		if (kt_slot_release_one(fd, sl)) {
 			atomic_fetch_add(&sh->bad, 1000);
 			break;
 		}
@@ -654,7 +615,7 @@ TEST(lent_cap_hog_costs_speed_only)
 		fds[k] = open_mapped(sess, name, &sl[k]);
 		ASSERT_LE(0, fds[k]);
 		ASSERT_EQ(0, kt_sem_acquire(fds[k], 1, 0));
-		ASSERT_EQ(1, fast_release(sl[k], 1));
+		ASSERT_EQ(1, kt_slot_release(sl[k], 1));
 	}
 	b = open_mapped(sess, name, &bs);
 	ASSERT_LE(0, b);
@@ -662,11 +623,11 @@ TEST(lent_cap_hog_costs_speed_only)
 	for (int r = 0; r < 50; r++) {
 		ASSERT_EQ(0, kt_sem_acquire(b, 1 + r % 10, 0));
 		EXPECT_TRUE(slow(bs));
-		EXPECT_EQ(0, fast_release(bs, 1));
+		EXPECT_EQ(0, kt_slot_release(bs, 1));
 		EXPECT_EQ(-EINVAL, kt_sem_release(b, 2 + r % 10));
 		ASSERT_EQ(0, kt_sem_release(b, 1 + r % 10));
 	}
-	EXPECT_EQ(0, fast_acquire(bs, 1));
+	EXPECT_EQ(0, kt_slot_acquire(bs, 1));
 	/* Eleven: one more than is free; the hog's parked ones come back. */
 	ASSERT_EQ(0, kt_sem_acquire(b, 11, 0));
 	for (int k = 0; k < MAXL; k++) {
@@ -674,8 +635,8 @@ TEST(lent_cap_hog_costs_speed_only)
 	}
 	/* b holds 11: it was lent now (the bound has room again). */
 	EXPECT_FALSE(slow(bs));
-	EXPECT_EQ(1, fast_release(bs, 1));
-	EXPECT_EQ(1, fast_acquire(bs, 1));
+	EXPECT_EQ(1, kt_slot_release(bs, 1));
+	EXPECT_EQ(1, kt_slot_acquire(bs, 1));
 	/* The hog's fds hold nothing: their calls do not lend them. */
 	for (int k = 0; k < MAXL; k++) {
 		EXPECT_EQ(-EINVAL, kt_sem_release(fds[k], 1));

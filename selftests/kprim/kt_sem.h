@@ -58,4 +58,48 @@ static inline struct kprim_sem_slot *kt_sem_map(int fd)
 	return p == MAP_FAILED ? NULL : p;
 }
 
+/*
+ * The slot protocol as libkprim runs it, for tests that drive a mapped slot
+ * by hand. A release of @n parked in the slot with one compare-and-swap.
+ * Return: 1 when parked, 0 when the word sends it to the kernel, -1 when
+ * the swap lost a race (the word changed under it).
+ */
+static inline int kt_slot_release(struct kprim_sem_slot *sl, __u64 n)
+{
+	__u64 w = __atomic_load_n(&sl->word, __ATOMIC_RELAXED);
+	__u64 free = w & KPRIM_SEM_SLOT_FREE;
+	__u64 held = (w & KPRIM_SEM_SLOT_HELD) >> KPRIM_SEM_SLOT_HELD_SHIFT;
+
+	if ((w & KPRIM_SEM_SLOT_SLOW) || free > held || n > held - free)
+		return 0;
+	return __atomic_compare_exchange_n(&sl->word, &w, w + n, false,
+					   __ATOMIC_RELEASE,
+					   __ATOMIC_RELAXED) ? 1 : -1;
+}
+
+/* An acquire of @n from the slot. Return: 1, 0 (use the ioctl), -1 (lost). */
+static inline int kt_slot_acquire(struct kprim_sem_slot *sl, __u64 n)
+{
+	__u64 w = __atomic_load_n(&sl->word, __ATOMIC_ACQUIRE);
+
+	if ((w & KPRIM_SEM_SLOT_SLOW) || (w & KPRIM_SEM_SLOT_FREE) < n)
+		return 0;
+	return __atomic_compare_exchange_n(&sl->word, &w, w - n, false,
+					   __ATOMIC_ACQUIRE,
+					   __ATOMIC_ACQUIRE) ? 1 : -1;
+}
+
+/* A library-style release of one permit: the slot, else the ioctl. */
+static inline long kt_slot_release_one(int fd, struct kprim_sem_slot *sl)
+{
+	for (;;) {
+		int r = kt_slot_release(sl, 1);
+
+		if (r > 0)
+			return 0;
+		if (!r)
+			return kt_sem_release(fd, 1);
+	}
+}
+
 #endif /* KPRIM_KT_SEM_H */
